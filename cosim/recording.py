@@ -1,0 +1,253 @@
+"""The output file: one HDF5 file per run.
+
+Layout (all times in ms)::
+
+    /                       attrs: format="cosim", format_version, status ("running" |
+                            "completed" | "failed"), seed, duration_ms, sync_interval_ms,
+                            windows_completed, t_completed_ms, created, message
+    /scenario               the scenario file's text (UTF-8 string)
+    /provenance             attrs: python, platform and versions of cosim, numpy, numba, …
+    /connectome/            weights (target, source), tract_lengths_mm, region_labels,
+                            centres_mm; attrs: source
+    /engines/<engine>/<dataset>           float64 (time, variable, region); attrs:
+                            axes, variables, units, regions, period_ms, time_unit
+    /engines/<engine>/<dataset>_time_ms   float64 (time,), the dimension scale of axis 0
+    /spikes/<population>/timestamps       float64 ms   (SONATA layout)
+    /spikes/<population>/node_ids         uint64
+    /timing/window_seconds  float64 (window, rank, phase) with phase = compute,
+                            communicate, wait; attrs: phases, ranks
+
+Data are buffered in memory and written every ``flush_every`` windows (and at the end), each
+write followed by an HDF5 flush, so a crash loses at most the last ``flush_every`` windows and
+leaves a readable file whose ``windows_completed`` attribute says how far it got.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import platform
+import sys
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from .engines.base import RecordSpec
+from .errors import CosimError
+
+FORMAT_VERSION = 1
+PHASES = ("compute", "communicate", "wait")
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of cosim and the libraries whose behaviour shapes the numbers."""
+    out = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for dist in ("cosim", "numpy", "scipy", "numba", "llvmlite", "h5py", "mpi4py", "pyzmq",
+                 "tvb-data"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def check_output_path(path: Path, overwrite: bool) -> None:
+    """Refuse to clobber an existing file unless ``overwrite``; check the folder is writable."""
+    if path.exists() and not overwrite:
+        raise CosimError("output file exists; pass --overwrite to replace it, or choose "
+                         "another --output", file=str(path))
+    if path.is_dir():
+        raise CosimError("output path is a directory", file=str(path))
+
+
+@dataclass
+class _Series:
+    spec: RecordSpec
+    chunks: list = field(default_factory=list)
+    n_written: int = 0
+
+
+class Recorder:
+    """Writes one run's outputs into one HDF5 file (see module docstring).
+
+    Parameters
+    ----------
+    path : Path
+        Output file.  Parent folders are created.
+    scenario : cosim.scenario.Scenario
+        For the scenario text, seed, connectome and provenance.
+    specs : dict engine name → list of RecordSpec
+        What each engine will record.
+    n_ranks : int
+        Number of ranks whose timing is stored per window.
+    flush_every : int
+        Windows between writes to disk.
+    """
+
+    def __init__(self, path: Path, scenario, specs: dict[str, list[RecordSpec]], *,
+                 n_ranks: int = 1, flush_every: int = 100, overwrite: bool = False):
+        self.path = Path(path)
+        check_output_path(self.path, overwrite)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.f = h5py.File(self.path, "w")
+        except OSError as exc:
+            raise CosimError(f"cannot create output file ({exc})", file=str(self.path)) from None
+        self.flush_every = int(flush_every)
+        self.n_ranks = int(n_ranks)
+        self._series: dict[tuple[str, str], _Series] = {}
+        self._spikes: dict[str, list] = {}          # dataset → buffered (ids, times)
+        self._populations: dict[str, str] = {}      # dataset → SONATA population name
+        self._t_end: float | None = None
+        self._timing: list[np.ndarray] = []
+        self._windows_buffered = 0
+        self.windows_completed = 0
+        self._write_header(scenario, specs)
+
+    # -- header --------------------------------------------------------------------------
+    def _write_header(self, scenario, specs) -> None:
+        f = self.f
+        sim = scenario.simulation
+        f.attrs.update(format="cosim", format_version=FORMAT_VERSION, status="running",
+                       seed=sim.seed, duration_ms=sim.duration_ms,
+                       sync_interval_ms=sim.sync_interval_ms, windows_completed=0,
+                       t_completed_ms=0.0, message="",
+                       created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                       scenario_file=str(scenario.path))
+        f.create_dataset("scenario", data=scenario.text, dtype=h5py.string_dtype("utf-8"))
+        prov = f.create_group("provenance")
+        prov.attrs.update(package_versions())
+        c = scenario.connectome
+        g = f.create_group("connectome")
+        g.attrs["source"] = c.source
+        g.attrs["weights_axes"] = "target, source"
+        g.create_dataset("weights", data=c.weights)
+        g.create_dataset("tract_lengths_mm", data=c.tract_lengths_mm)
+        g.create_dataset("region_labels", data=list(c.region_labels),
+                         dtype=h5py.string_dtype("utf-8"))
+        if c.centres_mm is not None:
+            g.create_dataset("centres_mm", data=c.centres_mm)
+        for engine, engine_specs in specs.items():
+            eg = f.require_group(f"engines/{engine}")
+            eg.attrs["type"] = scenario.engine_types.get(engine, "")
+            for spec in engine_specs:
+                if spec.attrs.get("kind") == "spikes":
+                    self._spikes[spec.dataset] = []
+                    self._populations[spec.dataset] = spec.attrs.get("population", spec.dataset)
+                    self._create_spikes(self._populations[spec.dataset])
+                else:
+                    self._create_series(eg, engine, spec)
+        tg = f.create_group("timing")
+        tg.create_dataset("window_seconds", shape=(0, self.n_ranks, len(PHASES)),
+                          maxshape=(None, self.n_ranks, len(PHASES)), dtype="f8",
+                          chunks=(256, self.n_ranks, len(PHASES)))
+        tg["window_seconds"].attrs.update(axes="window, rank, phase", phases=list(PHASES),
+                                          unit="s")
+        f.flush()
+
+    def _create_series(self, group, engine: str, spec: RecordSpec) -> None:
+        nv, nr = len(spec.variables), len(spec.regions)
+        rows = max(1, min(4096, (1 << 20) // max(1, 8 * nv * nr)))
+        d = group.create_dataset(spec.dataset, shape=(0, nv, nr), maxshape=(None, nv, nr),
+                                 dtype="f8", chunks=(rows, nv, nr))
+        d.attrs.update(axes="time, variable, region", variables=list(spec.variables),
+                       units=list(spec.units), regions=list(spec.regions),
+                       period_ms=spec.period_ms, start_ms=spec.start_ms, time_unit="ms",
+                       **spec.attrs)
+        t = group.create_dataset(f"{spec.dataset}_time_ms", shape=(0,), maxshape=(None,),
+                                 dtype="f8", chunks=(max(rows, 256),))
+        t.attrs["unit"] = "ms"
+        t.make_scale("time_ms")
+        d.dims[0].attach_scale(t)
+        d.dims[0].label = "time"
+        d.dims[1].label = "variable"
+        d.dims[2].label = "region"
+        self._series[(engine, spec.dataset)] = _Series(spec)
+
+    def _create_spikes(self, population: str) -> None:
+        g = self.f.require_group(f"spikes/{population}")
+        g.attrs["sorting"] = "time"
+        ts = g.create_dataset("timestamps", shape=(0,), maxshape=(None,), dtype="f8",
+                              chunks=(65536,))
+        ts.attrs["units"] = "ms"
+        g.create_dataset("node_ids", shape=(0,), maxshape=(None,), dtype="u8", chunks=(65536,))
+
+    # -- per window ----------------------------------------------------------------------
+    def write_window(self, outputs: dict, timing: np.ndarray | None = None,
+                     t_end_ms: float | None = None) -> None:
+        """Buffer one window: ``outputs[engine].records[dataset]`` arrays and timing
+        ``(n_ranks, 3)`` seconds; writes to disk every ``flush_every`` windows."""
+        for engine, out in outputs.items():
+            for dataset, value in out.records.items():
+                key = (engine, dataset)
+                if key in self._series:
+                    arr = np.asarray(value, dtype=np.float64)
+                    if arr.size:
+                        self._series[key].chunks.append(arr)
+                elif dataset in self._spikes:
+                    self._spikes[dataset].append(value)
+                else:
+                    raise KeyError(f"engine {engine!r} recorded undeclared dataset {dataset!r}")
+        if timing is not None:
+            self._timing.append(np.asarray(timing, dtype=np.float64).reshape(self.n_ranks, len(PHASES)))
+        self._windows_buffered += 1
+        if t_end_ms is not None:
+            self._t_end = t_end_ms
+        if self._windows_buffered >= self.flush_every:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write buffered windows to disk and flush the HDF5 file."""
+        for (engine, dataset), s in self._series.items():
+            if not s.chunks:
+                continue
+            block = np.concatenate(s.chunks, axis=0)
+            s.chunks.clear()
+            d = self.f[f"engines/{engine}/{dataset}"]
+            t = self.f[f"engines/{engine}/{dataset}_time_ms"]
+            n0, n1 = s.n_written, s.n_written + block.shape[0]
+            d.resize(n1, axis=0)
+            d[n0:n1] = block
+            t.resize(n1, axis=0)
+            t[n0:n1] = s.spec.start_ms + s.spec.period_ms * np.arange(n0 + 1, n1 + 1)
+            s.n_written = n1
+        for pop_key, parts in self._spikes.items():
+            if not parts:
+                continue
+            ids = np.concatenate([np.asarray(p[0], dtype=np.uint64) for p in parts])
+            ts = np.concatenate([np.asarray(p[1], dtype=np.float64) for p in parts])
+            parts.clear()
+            g = self.f[f"spikes/{self._populations[pop_key]}"]
+            n0 = g["timestamps"].shape[0]
+            for name, arr in (("timestamps", ts), ("node_ids", ids)):
+                g[name].resize(n0 + arr.size, axis=0)
+                g[name][n0:] = arr
+        if self._timing:
+            block = np.stack(self._timing)
+            self._timing.clear()
+            d = self.f["timing/window_seconds"]
+            n0 = d.shape[0]
+            d.resize(n0 + block.shape[0], axis=0)
+            d[n0:] = block
+        self.windows_completed += self._windows_buffered
+        self._windows_buffered = 0
+        self.f.attrs["windows_completed"] = self.windows_completed
+        if self._t_end is not None:
+            self.f.attrs["t_completed_ms"] = self._t_end
+        self.f.flush()
+
+    def close(self, status: str = "completed", message: str = "") -> None:
+        """Flush what is buffered, set the status attribute and close the file."""
+        if not self.f:
+            return
+        self.flush()
+        self.f.attrs["status"] = status
+        self.f.attrs["message"] = message
+        self.f.close()
+
+
+def default_output_path(scenario) -> Path:
+    """``results/<scenario stem>.h5`` when the scenario names no output."""
+    return Path("results") / f"{Path(scenario.path).stem}.h5"

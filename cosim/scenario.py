@@ -1,0 +1,215 @@
+"""Scenario files: one TOML file describes a whole co-simulation.
+
+Units everywhere in a scenario: time in **ms**, length in **mm**, conduction speed in
+**mm/ms** (= m/s), rates in **Hz**.  Paths to input data (connectome files) are relative to
+the scenario file's folder; the output path is relative to the current directory.
+
+Layout::
+
+    [simulation]
+    duration = 10000.0           # ms, > 0, a whole multiple of sync_interval
+    sync_interval = 1.0          # ms, the exchange step Δ between engines; a whole multiple
+                                 # of every engine's dt
+    seed = 42                    # master seed (integer ≥ 0); every random stream derives from it
+    output = "results/run.h5"    # HDF5 file written by `cosim run`
+
+    [connectome]
+    source = "tvb:connectivity_76"   # or a TVB zip/folder, an .npz, or
+                                     # {weights = "w.csv", tract_lengths = "l.csv", labels = "n.txt"}
+
+    [engines.cortex]             # one table per engine; `type` selects the engine class,
+    type = "neural_mass"         # the rest is validated by that class (see its docs)
+    ...
+
+    [adapters.<name>]            # scale-boundary converters (co-simulation runtime)
+
+    [record]
+    period = 1.0                 # ms, sample period of region time series
+    flush_every = 100            # windows between writes to disk
+    [record.cortex]
+    variables = ["y0", "y1"]     # which state variables of engine `cortex` to store
+
+:func:`load_scenario` validates everything once, at the edge, and raises
+:class:`~cosim.errors.CosimError` (``file: key: problem``) on the first problem.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .connectome import Connectome, load_connectome
+from .engines import ENGINE_TYPES, engine_class
+from .engines.base import BuildContext
+from .errors import CosimError
+from .schema import Reader
+
+#: Relative tolerance when checking that one time step divides another.
+_MULTIPLE_RTOL = 1e-9
+
+
+@dataclass(frozen=True)
+class SimulationSpec:
+    """``[simulation]``: run length, exchange step, seed, output file."""
+
+    duration_ms: float
+    sync_interval_ms: float
+    seed: int
+    output: Path | None
+
+    @property
+    def n_windows(self) -> int:
+        return int(round(self.duration_ms / self.sync_interval_ms))
+
+
+@dataclass(frozen=True)
+class RecordSpecGlobal:
+    """``[record]``: sampling period and flush cadence shared by all engines."""
+
+    period_ms: float
+    flush_every: int
+
+
+@dataclass
+class Scenario:
+    """A validated scenario: everything needed to plan and run a simulation."""
+
+    path: Path
+    text: str
+    simulation: SimulationSpec
+    connectome: Connectome
+    engines: dict[str, Any]            # name → engine object (not yet built)
+    engine_types: dict[str, str]       # name → scenario `type`
+    record: RecordSpecGlobal
+    adapters: dict[str, dict] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+def whole_multiple(big: float, small: float) -> bool:
+    """True if ``big / small`` is a whole number (within a relative 1e-9)."""
+    q = big / small
+    return abs(q - round(q)) <= _MULTIPLE_RTOL * max(1.0, abs(q)) and round(q) >= 1
+
+
+def read_toml(path: str | Path) -> tuple[str, dict]:
+    """Read and parse a TOML file; errors become :class:`CosimError`."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CosimError("no such file", file=str(p)) from None
+    except IsADirectoryError:
+        raise CosimError("is a directory, expected a scenario .toml file", file=str(p)) from None
+    except UnicodeDecodeError:
+        raise CosimError("not a UTF-8 text file", file=str(p)) from None
+    except OSError as exc:
+        raise CosimError(f"cannot read ({exc.strerror})", file=str(p)) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise CosimError(f"invalid TOML: {exc}", file=str(p)) from None
+    return text, data
+
+
+def load_scenario(path: str | Path, *, output: str | Path | None = None) -> Scenario:
+    """Load and validate the scenario at ``path``.
+
+    ``output`` overrides ``[simulation] output``.  Engines are constructed (parameters
+    checked) but not built; no kernel is compiled and nothing is written.
+    """
+    p = Path(path)
+    text, data = read_toml(p)
+    file = str(p)
+    top = Reader(data, file)
+
+    sim = _read_simulation(top.table("simulation"), output)
+    conn_r = top.table("connectome")
+    source = conn_r.any("source")
+    connectome = load_connectome(source, base_dir=p.parent, file=file, key="connectome.source")
+    conn_r.done()
+
+    record_r = top.table("record", {})
+    period = record_r.number("period", 1.0, gt=0, unit="ms")
+    flush_every = record_r.integer("flush_every", 100, ge=1)
+
+    engines_r = top.table("engines")
+    if not engines_r.keys():
+        raise engines_r.error(None, "no engines declared; add e.g. [engines.cortex] with type = \"neural_mass\"")
+    engines: dict[str, Any] = {}
+    types: dict[str, str] = {}
+    claimed: set[int] = set()
+    owner: dict[int, str] = {}
+    for name in engines_r.keys():
+        er = engines_r.table(name)
+        type_name = er.string("type", choices=sorted(ENGINE_TYPES))
+        rec_vars = None
+        if record_r.has(name):
+            rr = record_r.table(name)
+            rec_vars = rr.string_list("variables", None)
+            rr.done()
+        ctx = BuildContext(file=file, connectome=connectome, seed=sim.seed,
+                           duration_ms=sim.duration_ms, sync_interval_ms=sim.sync_interval_ms,
+                           record_period_ms=period, record_variables=rec_vars,
+                           claimed_regions=frozenset(claimed))
+        engine = engine_class(type_name).from_config(name, er, ctx)
+        er.done()
+        _check_dt(engine, name, sim, period, file)
+        for r in getattr(engine, "region_indices", ()):
+            if r in owner:
+                raise CosimError(f"region {connectome.region_labels[r]!r} is already simulated by "
+                                 f"engine {owner[r]!r}", file=file, key=f"engines.{name}.regions")
+            owner[r] = name
+        claimed |= set(owner)
+        engines[name] = engine
+        types[name] = type_name
+    engines_r.done()
+    record_r.done(allowed_extra=engines.keys())
+
+    adapters: dict[str, dict] = {}
+    if top.has("adapters"):
+        ar = top.table("adapters")
+        for name in ar.keys():
+            ar.table(name)
+            raise ar.error(name, "adapters need the co-simulation runtime, which this version "
+                                 "of cosim does not have yet")
+    top.done()
+    return Scenario(p, text, sim, connectome, engines, types,
+                    RecordSpecGlobal(period, flush_every), adapters)
+
+
+def _read_simulation(r: Reader, output_override) -> SimulationSpec:
+    duration = r.number("duration", gt=0, unit="ms")
+    sync = r.number("sync_interval", gt=0, unit="ms")
+    seed = r.integer("seed", 0, ge=0, le=2**63 - 1)
+    out = r.string("output", None)
+    r.done()
+    if not whole_multiple(duration, sync):
+        raise r.error("duration", f"{duration:g} ms is not a whole multiple of "
+                                  f"simulation.sync_interval = {sync:g} ms")
+    if output_override is not None:
+        output = Path(output_override)
+    elif out is not None:
+        if not out.strip():
+            raise r.error("output", "must not be empty")
+        output = Path(out)
+    else:
+        output = None
+    return SimulationSpec(duration, sync, seed, output)
+
+
+def _check_dt(engine, name: str, sim: SimulationSpec, period_ms: float, file: str) -> None:
+    dt = float(engine.dt_ms)
+    if not math.isfinite(dt) or dt <= 0:
+        raise CosimError(f"must be > 0, got {dt:g}", file=file, key=f"engines.{name}.dt")
+    if not whole_multiple(sim.sync_interval_ms, dt):
+        raise CosimError(f"{sim.sync_interval_ms:g} ms is not a whole multiple of "
+                         f"engines.{name}.dt = {dt:g} ms", file=file, key="simulation.sync_interval")
+    if not whole_multiple(period_ms, dt):
+        raise CosimError(f"{period_ms:g} ms is not a whole multiple of engines.{name}.dt = "
+                         f"{dt:g} ms", file=file, key="record.period")
