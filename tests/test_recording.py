@@ -1,0 +1,111 @@
+"""The HDF5 recorder and the single-process loop, driven by a clock engine whose exact
+output is known: every sample must carry the value of sin(ω·t) at its own time stamp."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import h5py
+import numpy as np
+import pytest
+
+from cosim.connectome import load_connectome
+from cosim.engines.base import RecordSpec, WindowOutput
+from cosim.errors import CosimError
+from cosim.recording import Recorder
+from cosim.runtime import run_scenario
+from cosim.scenario import RecordSpecGlobal, SimulationSpec
+
+OMEGA = 2 * np.pi * 0.01  # rad/ms
+
+
+class ClockEngine:
+    """Records sin(ω t) for two 'regions' every period; spikes every 2.5 ms from node 7."""
+
+    def __init__(self, period_ms=0.5, dt_ms=0.25, fail_at_ms=None):
+        self.name = "clock"
+        self.dt_ms = dt_ms
+        self.period_ms = period_ms
+        self.fail_at_ms = fail_at_ms
+
+    def record_specs(self):
+        return [RecordSpec("timeseries", ("x",), ("mV",), ("a", "b"), self.period_ms),
+                RecordSpec("spikes", (), (), (), 0.0, attrs={"kind": "spikes", "population": "exc"})]
+
+    def build(self):
+        pass
+
+    def advance(self, t0, t1, inputs):
+        if self.fail_at_ms is not None and t1 > self.fail_at_ms:
+            raise RuntimeError("boom")
+        k0 = int(round(t0 / self.period_ms)) + 1
+        k1 = int(round(t1 / self.period_ms))
+        t = self.period_ms * np.arange(k0, k1 + 1)
+        x = np.stack([np.sin(OMEGA * t), -np.sin(OMEGA * t)], axis=1)[:, None, :]
+        s = np.arange(np.ceil(t0 / 2.5), np.ceil(t1 / 2.5)) * 2.5
+        s = s[(s >= t0) & (s < t1)]
+        return WindowOutput(records={"timeseries": x,
+                                     "spikes": (np.full(s.size, 7), s)})
+
+
+def _scenario(tmp_path, engine, duration=100.0, sync=1.0, flush_every=7):
+    return SimpleNamespace(
+        path=tmp_path / "s.toml", text="# scenario text\n",
+        simulation=SimulationSpec(duration, sync, 5, None),
+        connectome=load_connectome("tvb:connectivity_66"),
+        engines={"clock": engine}, engine_types={"clock": "test"},
+        record=RecordSpecGlobal(engine.period_ms, flush_every), adapters={})
+
+
+def test_timeseries_values_sit_at_their_time_stamps(tmp_path):
+    sc = _scenario(tmp_path, ClockEngine())
+    out = tmp_path / "o.h5"
+    summary = run_scenario(sc, output=out, progress_stream=None)
+    assert summary.simulated_ms == 100.0
+    with h5py.File(out) as f:
+        assert f.attrs["status"] == "completed"
+        assert f.attrs["windows_completed"] == 100
+        assert f.attrs["t_completed_ms"] == 100.0
+        d = f["engines/clock/timeseries"]
+        t = f["engines/clock/timeseries_time_ms"][:]
+        assert d.shape == (200, 1, 2)
+        np.testing.assert_allclose(t, 0.5 * np.arange(1, 201))
+        np.testing.assert_allclose(d[:, 0, 0], np.sin(OMEGA * t), rtol=0, atol=1e-15)
+        np.testing.assert_allclose(d[:, 0, 1], -np.sin(OMEGA * t), rtol=0, atol=1e-15)
+        assert list(d.attrs["regions"]) == ["a", "b"]
+        assert d.dims[0][0].name.endswith("timeseries_time_ms")
+        ts = f["spikes/exc/timestamps"][:]
+        np.testing.assert_allclose(ts, 2.5 * np.arange(40))
+        assert (f["spikes/exc/node_ids"][:] == 7).all()
+        assert f["spikes/exc/timestamps"].attrs["units"] == "ms"
+        assert f["scenario"][()].decode() == "# scenario text\n"
+        assert f["timing/window_seconds"].shape == (100, 1, 3)
+        assert f["connectome/weights"].shape == (66, 66)
+        assert "numpy" in f["provenance"].attrs
+
+
+def test_failed_run_keeps_every_flushed_window(tmp_path):
+    sc = _scenario(tmp_path, ClockEngine(fail_at_ms=50.5), flush_every=7)
+    out = tmp_path / "o.h5"
+    with pytest.raises(RuntimeError):
+        run_scenario(sc, output=out, progress_stream=None)
+    with h5py.File(out) as f:
+        assert f.attrs["status"] == "failed"
+        assert "boom" in f.attrs["message"]
+        # windows 0..49 completed; the failure closes the file after flushing them all
+        assert f.attrs["windows_completed"] == 50
+        t = f["engines/clock/timeseries_time_ms"][:]
+        assert t[-1] == 50.0
+        np.testing.assert_allclose(f["engines/clock/timeseries"][:, 0, 0], np.sin(OMEGA * t), atol=1e-15)
+
+
+def test_existing_output_is_not_overwritten(tmp_path):
+    out = tmp_path / "o.h5"
+    out.write_bytes(b"precious")
+    sc = _scenario(tmp_path, ClockEngine())
+    with pytest.raises(CosimError, match="output file exists; pass --overwrite"):
+        Recorder(out, sc, {"clock": ClockEngine().record_specs()})
+    assert out.read_bytes() == b"precious"
+    run_scenario(sc, output=out, overwrite=True, progress_stream=None)
+    with h5py.File(out) as f:
+        assert f.attrs["status"] == "completed"
