@@ -1,0 +1,184 @@
+"""Rate → Poisson spike trains on N synapses.
+
+The rate ``r(t)`` (Hz) is piecewise constant over bins of ``bin_ms``.  Every synapse gets an
+inhomogeneous Poisson process with that intensity, generated **exactly** (no per-step
+Bernoulli approximation) by time rescaling: with ``Λ(t) = ∫ r dt`` the event times are where
+``Λ`` crosses the partial sums of i.i.d. Exp(1) variates.  Each synapse carries one number
+between windows, the intensity still needed before its next event, so a run cut into
+windows equals a run in one go.
+
+Independent trains (``correlation = 0``): synapse ``s`` draws its k-th Exp(1) from the
+counter-based stream ``philox(counter=(k, s), key(seed, engine, receptor))``; the result is a
+function of the synapse id only, not of which rank generates it.
+
+Correlated trains (``0 < c ≤ 1``), the multiple-interaction process: a mother train of rate
+``r/c`` is generated from its own stream; synapse ``s`` copies mother event ``m`` when
+``U(m, s) < c``.  Each synapse is then Poisson with rate ``r``, and the spike-count
+correlation of any two synapses is ``c``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from cosim.philox import exponential, key_array, uniform4
+
+
+@njit(cache=True)
+def _cumulative(rate_hz, bin_ms, scale, out):
+    """``out[n] = Λ`` at the n-th bin edge (dimensionless), ``out[0] = 0``."""
+    out[0] = 0.0
+    for n in range(rate_hz.size):
+        r = rate_hz[n] * scale
+        if r < 0.0:
+            r = 0.0
+        out[n + 1] = out[n] + r * bin_ms / 1000.0
+
+
+@njit(cache=True)
+def _time_at(cum, target, t0, bin_ms):
+    """Time where the piecewise-linear Λ reaches ``target`` (binary search over edges)."""
+    lo, hi = 0, cum.size - 1
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if cum[mid] < target:
+            lo = mid
+        else:
+            hi = mid
+    width = cum[hi] - cum[lo]
+    frac = (target - cum[lo]) / width if width > 0.0 else 0.0
+    return t0 + (lo + frac) * bin_ms
+
+
+@njit(cache=True)
+def _independent(cum, t0, bin_ms, syn_ids, residual, counter, k0, k1, out_syn, out_t):
+    """Events of every synapse in the window; returns how many were written."""
+    total = cum[cum.size - 1]
+    n = 0
+    for i in range(syn_ids.size):
+        need = residual[i]
+        used = 0.0
+        while need <= total - used:
+            used += need
+            if n < out_syn.size:
+                out_syn[n] = syn_ids[i]
+                out_t[n] = _time_at(cum, used, t0, bin_ms)
+            n += 1
+            need = exponential(counter[i], syn_ids[i], k0, k1)
+            counter[i] += 1
+        residual[i] = need - (total - used)
+    return n
+
+
+@njit(cache=True)
+def _mother_events(cum, t0, bin_ms, state, k0, k1, out_t):
+    """Mother-train events (state = [residual, counter]); returns their count."""
+    total = cum[cum.size - 1]
+    need = state[0]
+    used = 0.0
+    n = 0
+    while need <= total - used:
+        used += need
+        if n < out_t.size:
+            out_t[n] = _time_at(cum, used, t0, bin_ms)
+        n += 1
+        need = exponential(np.uint64(state[1]), np.uint64(0), k0, k1)
+        state[1] += 1.0
+    state[0] = need - (total - used)
+    return n
+
+
+@njit(cache=True)
+def _copy_events(mother_t, mother_index0, c, syn_ids, k0, k1, out_syn, out_t):
+    n = 0
+    for m in range(mother_t.size):
+        for i in range(syn_ids.size):
+            u, _, _, _ = uniform4(mother_index0 + m, syn_ids[i], k0, k1)
+            if u < c:
+                out_syn[n] = syn_ids[i]
+                out_t[n] = mother_t[m]
+                n += 1
+    return n
+
+
+class RateToPoisson:
+    """Poisson spike trains for the synapses ``syn_ids`` of one receptor.
+
+    Parameters
+    ----------
+    syn_ids : array of int
+        Global ids of the synapses this instance drives (any subset: results per synapse do
+        not depend on which other synapses are in the same instance).
+    seed, engine, receptor : int, str, str
+        Key the random streams.
+    correlation : float in [0, 1]
+        Fraction of shared spikes (0 = independent trains).
+    """
+
+    def __init__(self, syn_ids, seed: int, engine: str, receptor: str, correlation: float = 0.0):
+        self.syn_ids = np.ascontiguousarray(syn_ids, dtype=np.uint64)
+        if not 0.0 <= correlation <= 1.0:
+            raise ValueError("correlation must be within [0, 1]")
+        self.correlation = float(correlation)
+        self._key = key_array(seed, engine, f"poisson:{receptor}")
+        self._key_mother = key_array(seed, engine, f"poisson-mother:{receptor}")
+        self._key_copy = key_array(seed, engine, f"poisson-copy:{receptor}")
+        n = self.syn_ids.size
+        self._counter = np.ones(n, dtype=np.uint64)
+        self._residual = np.empty(n)
+        for i in range(n):  # first Exp(1) of every synapse: counter 0
+            self._residual[i] = exponential(np.uint64(0), self.syn_ids[i], self._key[0], self._key[1])
+        self._mother = np.array([exponential(np.uint64(0), np.uint64(0), self._key_mother[0],
+                                             self._key_mother[1]), 1.0])
+
+    def generate(self, t0_ms: float, rate_hz: np.ndarray, bin_ms: float) -> tuple[np.ndarray, np.ndarray]:
+        """Events for the window starting at ``t0_ms`` with per-bin rates ``rate_hz`` (Hz).
+
+        Returns ``(syn_ids, times_ms)`` sorted by time (ties by synapse id).
+        """
+        rate = np.ascontiguousarray(rate_hz, dtype=np.float64)
+        cum = np.empty(rate.size + 1)
+        c = self.correlation
+        if c == 0.0:
+            _cumulative(rate, bin_ms, 1.0, cum)
+            cap = int(cum[-1] * self.syn_ids.size + 10 * np.sqrt(cum[-1] * self.syn_ids.size + 1) + 16)
+            while True:
+                snapshot = (self._residual.copy(), self._counter.copy())
+                out_syn = np.empty(cap, dtype=np.uint64)
+                out_t = np.empty(cap)
+                n = _independent(cum, float(t0_ms), float(bin_ms), self.syn_ids, self._residual,
+                                 self._counter, self._key[0], self._key[1], out_syn, out_t)
+                if n <= cap:
+                    break
+                self._residual, self._counter = snapshot  # rare: buffer too small, redo
+                cap = n
+        else:
+            _cumulative(rate, bin_ms, 1.0 / c, cum)
+            cap_m = int(cum[-1] + 10 * np.sqrt(cum[-1] + 1) + 16)
+            while True:
+                snapshot = self._mother.copy()
+                mother_t = np.empty(cap_m)
+                first = int(self._mother[1]) - 1
+                m = _mother_events(cum, float(t0_ms), float(bin_ms), self._mother,
+                                   self._key_mother[0], self._key_mother[1], mother_t)
+                if m <= cap_m:
+                    break
+                self._mother = snapshot
+                cap_m = m
+            out_syn = np.empty(m * self.syn_ids.size, dtype=np.uint64)
+            out_t = np.empty(m * self.syn_ids.size)
+            n = _copy_events(mother_t[:m], np.uint64(first), c, self.syn_ids,
+                             self._key_copy[0], self._key_copy[1], out_syn, out_t)
+        syn, t = out_syn[:n].astype(np.int64), out_t[:n]
+        order = np.lexsort((syn, t))
+        return syn[order], t[order]
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {"residual": self._residual.copy(), "counter": self._counter.copy(),
+                "mother": self._mother.copy()}
+
+    def restore(self, state: dict[str, np.ndarray]) -> None:
+        self._residual[:] = state["residual"]
+        self._counter[:] = state["counter"]
+        self._mother[:] = state["mother"]
