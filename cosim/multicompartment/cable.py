@@ -1,0 +1,223 @@
+"""The time-stepping kernel: cable equation on trees (Hines), HH gates, synapses, spikes.
+
+Scheme — NEURON's default fixed step (``secondorder = 0``), so results compare closely:
+
+1. deliver the synaptic events due at this step (``A += w·f, B += w·f``);
+2. linearise the membrane current at ``v_n`` with the gates of the previous update and
+   solve the backward-Euler cable equations for ``Δv`` with the Hines algorithm::
+
+       (C/dt + g_ion + Σ g_ax) Δv_i − Σ_j g_ax,ij Δv_j
+           = −i_ion(v_n) + Σ_j g_ax,ij (v_j − v_i) + i_stim(t_n + dt/2)
+
+   (C nF, g µS, i nA; ``g_ion = ∂i/∂v``);
+3. ``v_{n+1} = v_n + Δv``; HH gates by exponential Euler at ``v_{n+1}`` (staggered);
+   synaptic ``A, B`` decay by ``exp(−dt/τ)``;
+4. threshold detection: a spike at ``t_{n+1}`` when ``v`` rises above threshold; the
+   spike's outgoing connections put ``w_eff`` (after short-term plasticity) into the event
+   ring at step ``n+1+delay``;
+5. record sampled voltages.
+
+Layout: cells that share a morphology form a *batch*; a batch's node arrays are
+``(node, cell)`` with the cell axis contiguous, so every loop over cells vectorises
+(including the Hines sweeps, which run over nodes in the outer loop).  All batches live
+in flat 1-D arrays at offsets given by ``batches[b] = (node_off, n_nodes, n_cells,
+state_off)``: entry ``state_off + i·n_cells + c`` is node ``i`` of cell ``c``.
+
+The kernel is a pure function of arrays and scalars, grouped in tuples, and does not
+allocate.  It returns the number of steps done: fewer than asked when the spike buffer
+is about to overflow — the caller enlarges it and calls again from there.
+"""
+
+from __future__ import annotations
+
+from numba import njit
+
+from .channels import hh_gate_step, hh_rates
+from .compartments import CAP, EK, EL, ENA, EPAS, GAX, GK, GL, GNA, GPAS, GSUM
+from .stp import tm_transmit
+from .synapses import DEC1, DEC2, EREV, FACTOR, MGC, syn_current
+
+# Rows of the state array.
+V, M, H, N = 0, 1, 2, 3
+N_STATE = 4
+
+
+@njit(cache=True, fastmath={"contract"})
+def init_state(v_init, q10, tmpl, batches, state):
+    """Set ``v = v_init`` (mV) everywhere and the HH gates to their steady state."""
+    parent, node_par, has_hh = tmpl
+    for b in range(batches.shape[0]):
+        noff, nn, nc, soff = batches[b, 0], batches[b, 1], batches[b, 2], batches[b, 3]
+        for i in range(nn):
+            base = soff + i * nc
+            minf, hinf, ninf, km, kh, kn = hh_rates(v_init, q10)
+            for c in range(nc):
+                state[V, base + c] = v_init
+                state[M, base + c] = minf
+                state[H, base + c] = hinf
+                state[N, base + c] = ninf
+
+
+@njit(cache=True, fastmath={"contract"})
+def run_window(n_steps, step0, dt, q10, tmpl, batches, state, work, syn, ring, conn,
+               detect, spikes, stims, rec):
+    """Advance ``n_steps`` steps starting at global step ``step0`` (t = step0·dt ms).
+
+    Argument groups (tuples of arrays):
+
+    * ``tmpl = (parent int64[n], node_par float64[11, n], has_hh uint8[n])`` — all batches'
+      node templates, concatenated;
+    * ``batches int64[n_batches, 4]``; ``state float64[4, n_state]`` (v mV, m, h, n);
+      ``work float64[2, n_state]`` (diagonal, right-hand side);
+    * ``syn = (site_k int64[s], site_par float64[s, 5], site_ab float64[s, 2])`` — flat
+      state index, parameters (:data:`.synapses.SYN_PARAMS`), A and B (µS);
+    * ``ring float64[n_slots, s]`` — summed event weights (µS) due at step ``k`` in row
+      ``k % n_slots``;
+    * ``conn = (ptr int64[n_cells+1], site int64[q], delay_steps int64[q], w float64[q],
+      stp_par float64[q, 3], stp_state float64[q, 3])`` — outgoing connections of each
+      cell (CSR);
+    * ``detect = (det_k int64[n_cells], gid int64[n_cells], threshold_mV, above uint8[])``;
+    * ``spikes = (gid int64[cap], t_ms float64[cap], count int64[1])``;
+    * ``stims = (stim_k int64[j], stim_par float64[j, 3])`` — current clamps
+      (delay ms, duration ms, amplitude nA), on during ``del ≤ t + dt/2 < del + dur``;
+    * ``rec = (rec_k int64[r], every, out float64[rows, r], first_row)`` — ``v`` at global
+      step ``k`` (multiple of ``every``) goes to row ``k // every − first_row``.
+    """
+    parent, node_par, has_hh = tmpl
+    d = work[0]
+    rhs = work[1]
+    site_k, site_par, site_ab = syn
+    c_ptr, c_site, c_delay, c_w, stp_par, stp_state = conn
+    det_k, det_gid, threshold, above = detect
+    sp_gid, sp_t, sp_count = spikes
+    st_k, st_par = stims
+    rec_k, rec_every, rec_out, rec_first = rec
+    n_slots = ring.shape[0]
+    n_sites = site_k.size
+    n_batches = batches.shape[0]
+    inv_dt = 1.0 / dt
+    for s in range(n_steps):
+        step = step0 + s
+        if sp_count[0] + det_k.size > sp_gid.size:
+            return s
+        # 1. events due now
+        slot = step % n_slots
+        for j in range(n_sites):
+            w = ring[slot, j]
+            if w != 0.0:
+                f = w * site_par[j, FACTOR]
+                site_ab[j, 0] += f
+                site_ab[j, 1] += f
+                ring[slot, j] = 0.0
+        # 2. membrane currents and axial terms
+        for b in range(n_batches):
+            noff, nn, nc, soff = batches[b, 0], batches[b, 1], batches[b, 2], batches[b, 3]
+            for i in range(nn):
+                ni = noff + i
+                base = soff + i * nc
+                d0 = node_par[CAP, ni] * inv_dt + node_par[GSUM, ni]
+                gpas = node_par[GPAS, ni]
+                epas = node_par[EPAS, ni]
+                if has_hh[ni]:
+                    gnab = node_par[GNA, ni]
+                    gkb = node_par[GK, ni]
+                    gl = node_par[GL, ni]
+                    el = node_par[EL, ni]
+                    ena = node_par[ENA, ni]
+                    ek = node_par[EK, ni]
+                    for c in range(nc):
+                        k = base + c
+                        vi = state[V, k]
+                        mi = state[M, k]
+                        ng = state[N, k]
+                        ng2 = ng * ng
+                        gna = gnab * mi * mi * mi * state[H, k]
+                        gk = gkb * ng2 * ng2
+                        rhs[k] = -(gna * (vi - ena) + gk * (vi - ek) + gl * (vi - el)
+                                   + gpas * (vi - epas))
+                        d[k] = d0 + gna + gk + gl + gpas
+                else:
+                    for c in range(nc):
+                        k = base + c
+                        rhs[k] = -gpas * (state[V, k] - epas)
+                        d[k] = d0 + gpas
+                if i > 0:
+                    pbase = soff + parent[ni] * nc
+                    gax = node_par[GAX, ni]
+                    for c in range(nc):
+                        flow = gax * (state[V, pbase + c] - state[V, base + c])
+                        rhs[base + c] += flow
+                        rhs[pbase + c] -= flow
+        # 3. synaptic and stimulus currents
+        for j in range(n_sites):
+            k = site_k[j]
+            i_syn, g_syn = syn_current(site_ab[j, 1] - site_ab[j, 0], state[V, k],
+                                       site_par[j, EREV], site_par[j, MGC])
+            rhs[k] -= i_syn
+            d[k] += g_syn
+        t_mid = (step + 0.5) * dt
+        for j in range(st_k.size):
+            if st_par[j, 0] <= t_mid < st_par[j, 0] + st_par[j, 1]:
+                rhs[st_k[j]] += st_par[j, 2]
+        # 4. Hines: eliminate leaves towards the root, then substitute back
+        for b in range(n_batches):
+            noff, nn, nc, soff = batches[b, 0], batches[b, 1], batches[b, 2], batches[b, 3]
+            for i in range(nn - 1, 0, -1):
+                ni = noff + i
+                base = soff + i * nc
+                pbase = soff + parent[ni] * nc
+                gax = node_par[GAX, ni]
+                for c in range(nc):
+                    f = gax / d[base + c]
+                    d[pbase + c] -= f * gax
+                    rhs[pbase + c] += f * rhs[base + c]
+            for c in range(nc):
+                rhs[soff + c] /= d[soff + c]
+            for i in range(1, nn):
+                ni = noff + i
+                base = soff + i * nc
+                pbase = soff + parent[ni] * nc
+                gax = node_par[GAX, ni]
+                for c in range(nc):
+                    rhs[base + c] = (rhs[base + c] + gax * rhs[pbase + c]) / d[base + c]
+        # 5. new voltages, then gates at the new voltage
+        for b in range(n_batches):
+            noff, nn, nc, soff = batches[b, 0], batches[b, 1], batches[b, 2], batches[b, 3]
+            for i in range(nn):
+                base = soff + i * nc
+                if has_hh[noff + i]:
+                    for c in range(nc):
+                        k = base + c
+                        vn = state[V, k] + rhs[k]
+                        state[V, k] = vn
+                        minf, hinf, ninf, km, kh, kn = hh_rates(vn, q10)
+                        state[M, k] = hh_gate_step(state[M, k], minf, km, dt)
+                        state[H, k] = hh_gate_step(state[H, k], hinf, kh, dt)
+                        state[N, k] = hh_gate_step(state[N, k], ninf, kn, dt)
+                else:
+                    for c in range(nc):
+                        state[V, base + c] += rhs[base + c]
+        for j in range(n_sites):
+            site_ab[j, 0] *= site_par[j, DEC1]
+            site_ab[j, 1] *= site_par[j, DEC2]
+        # 6. spikes and their outgoing events
+        t_new = (step + 1) * dt
+        for c in range(det_k.size):
+            if state[V, det_k[c]] > threshold:
+                if above[c] == 0:
+                    above[c] = 1
+                    n = sp_count[0]
+                    sp_gid[n] = det_gid[c]
+                    sp_t[n] = t_new
+                    sp_count[0] = n + 1
+                    for q in range(c_ptr[c], c_ptr[c + 1]):
+                        w = c_w[q] * tm_transmit(stp_state, stp_par, q, t_new)
+                        ring[(step + 1 + c_delay[q]) % n_slots, c_site[q]] += w
+            else:
+                above[c] = 0
+        # 7. samples
+        if rec_every > 0 and (step + 1) % rec_every == 0:
+            row = (step + 1) // rec_every - rec_first
+            for r in range(rec_k.size):
+                rec_out[row, r] = state[V, rec_k[r]]
+    return n_steps

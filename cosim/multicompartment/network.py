@@ -1,0 +1,325 @@
+"""A population of multicompartment cells with synapses, connections, stimuli and probes.
+
+:class:`Network` is the plain Python API (no scenario file needed)::
+
+    net = Network(dt_ms=0.025)
+    gids = net.add_cells(discretise(ball_and_stick()), 10)
+    site = net.add_site(gids[0], ("dend", 0.5), "AMPA")
+    net.connect(gids[1], site, weight_uS=0.002, delay_ms=1.5, stp=(0.5, 800.0, 0.0))
+    ext = net.add_external(site, weight_uS=0.001)
+    net.add_probe(gids[0], ("soma", 0.5))
+    net.build()
+    spikes, v = net.run(100.0, events=(np.array([ext]), np.array([5.0])))
+
+Cells added together share a :class:`~.compartments.CellTemplate` and form one batch of
+the kernel (:mod:`.cable`).  Events (external inputs, spikes + delays) take effect at the
+step boundary nearest to their time (ties go to the earlier step), NEURON's rule for
+its fixed step: an event at ``te`` acts from the step starting at ``t_k`` with
+``t_k − dt/2 < te ≤ t_k + dt/2``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..errors import CosimError
+from . import cable
+from .channels import hh_q10
+from .compartments import CellTemplate
+from .stp import NO_STP, initial_state
+from .synapses import RECEPTOR_DEFAULTS, SYN_PARAMS, site_params
+
+
+def event_step(t_ms, dt_ms: float):
+    """Step index at whose start an event at ``t_ms`` is delivered (see module doc)."""
+    return np.ceil(np.asarray(t_ms, dtype=float) / dt_ms - 0.5 - 1e-9).astype(np.int64)
+
+
+class Network:
+    """Cells, synaptic sites, connections, current clamps and voltage probes.
+
+    Parameters: ``dt_ms`` time step; ``celsius`` temperature (°C, HH Q10 = 3); ``v_init_mV``
+    initial voltage; ``spike_threshold_mV`` detection threshold; ``max_window_ms`` the
+    longest single kernel call (sizes the event ring together with the longest delay).
+    """
+
+    def __init__(self, dt_ms: float = 0.025, *, celsius: float = 6.3, v_init_mV: float = -65.0,
+                 spike_threshold_mV: float = 0.0, max_window_ms: float = 10.0,
+                 record_every_steps: int = 1):
+        self.dt_ms = float(dt_ms)
+        self.celsius = float(celsius)
+        self.v_init_mV = float(v_init_mV)
+        self.threshold_mV = float(spike_threshold_mV)
+        self.max_window_steps = max(1, int(round(max_window_ms / self.dt_ms)))
+        self.record_every = int(record_every_steps)
+        self._batches: list[tuple[CellTemplate, int, int]] = []   # template, n, first gid
+        self._detect: list[int] = []            # node per gid
+        self._sites: list[tuple[int, int, str]] = []
+        self._site_index: dict[tuple[int, int, str], int] = {}
+        self._receptors: dict[str, dict[str, float]] = {k: dict(v) for k, v in RECEPTOR_DEFAULTS.items()}
+        self._conns: list[tuple[int, int, float, int, tuple[float, float, float]]] = []
+        self._ext: list[tuple[int, float]] = []
+        self._stims: list[tuple[int, int, float, float, float]] = []
+        self._probes: list[tuple[int, int]] = []
+        self.probe_names: list[str] = []
+        self._built = False
+
+    # -- description ------------------------------------------------------------------
+    @property
+    def n_cells(self) -> int:
+        return len(self._detect)
+
+    def set_receptor(self, name: str, **params: float) -> None:
+        """Define or change a receptor type (see :data:`.synapses.RECEPTOR_DEFAULTS`)."""
+        base = dict(self._receptors.get(name, {"tau_rise_ms": 0.2, "tau_decay_ms": 2.0, "e_rev_mV": 0.0}))
+        base.update({k: float(v) for k, v in params.items()})
+        self._receptors[name] = base
+
+    def add_cells(self, template: CellTemplate, n: int, *, detect_at=("soma", 0.5)) -> range:
+        """Add ``n`` cells of ``template``; spikes are detected at ``detect_at``. Returns gids."""
+        self._check_open()
+        first = self.n_cells
+        self._batches.append((template, int(n), first))
+        node = self._node(template, detect_at)
+        self._detect.extend([node] * int(n))
+        return range(first, first + int(n))
+
+    def template_of(self, gid: int) -> CellTemplate:
+        for tmpl, n, first in self._batches:
+            if first <= gid < first + n:
+                return tmpl
+        raise CosimError(f"no cell with gid {gid} (have {self.n_cells})")
+
+    @staticmethod
+    def _node(template: CellTemplate, where) -> int:
+        if isinstance(where, (int, np.integer)):
+            return int(where)
+        sec, x = where
+        return template.node(sec, x)
+
+    def add_site(self, gid: int, where, receptor: str) -> int:
+        """Synaptic site of ``receptor`` on cell ``gid`` at ``where`` (node or (section, x))."""
+        self._check_open()
+        if receptor not in self._receptors:
+            raise CosimError(f"unknown receptor {receptor!r}; known: {', '.join(self._receptors)}")
+        key = (int(gid), self._node(self.template_of(gid), where), receptor)
+        if key not in self._site_index:
+            self._site_index[key] = len(self._sites)
+            self._sites.append(key)
+        return self._site_index[key]
+
+    def connect(self, pre_gid: int, site: int, weight_uS: float, delay_ms: float,
+                stp: tuple[float, float, float] | None = None) -> None:
+        """Spikes of ``pre_gid`` reach ``site`` after ``delay_ms`` (≥ dt) with weight µS.
+
+        ``stp = (U, tau_rec_ms, tau_fac_ms)`` enables Tsodyks–Markram plasticity.
+        """
+        self._check_open()
+        steps = int(round(delay_ms / self.dt_ms))
+        if steps < 1:
+            raise CosimError(f"delay must be >= dt = {self.dt_ms} ms, got {delay_ms}")
+        self._conns.append((int(pre_gid), int(site), float(weight_uS), steps,
+                            tuple(stp) if stp is not None else NO_STP))
+
+    def add_external(self, site: int, weight_uS: float) -> int:
+        """An external input line onto ``site``; returns its index for ``run(events=…)``."""
+        self._check_open()
+        self._ext.append((int(site), float(weight_uS)))
+        return len(self._ext) - 1
+
+    def add_current_clamp(self, gid: int, where, delay_ms: float, dur_ms: float, amp_nA: float):
+        """A NEURON-``IClamp``-like square current pulse (nA, positive = depolarising)."""
+        self._check_open()
+        node = self._node(self.template_of(gid), where)
+        self._stims.append((int(gid), node, float(delay_ms), float(dur_ms), float(amp_nA)))
+
+    def add_probe(self, gid: int, where, name: str | None = None) -> int:
+        """Record ``v`` (mV) of cell ``gid`` at ``where`` every ``record_every_steps``."""
+        self._check_open()
+        tmpl = self.template_of(gid)
+        node = self._node(tmpl, where)
+        self._probes.append((int(gid), node))
+        if name is None:
+            sec = tmpl.morphology.sections[tmpl.section[node]].name
+            name = f"{gid}:{sec}({tmpl.x[node]:.4g})"
+        self.probe_names.append(name)
+        return len(self._probes) - 1
+
+    def _check_open(self):
+        if self._built:
+            raise CosimError("network is already built; describe it completely before build()")
+
+    # -- assembly ---------------------------------------------------------------------
+    def flat_index(self, gid: int, node: int) -> int:
+        for b, (tmpl, n, first) in enumerate(self._batches):
+            if first <= gid < first + n:
+                return int(self._batch_arr[b, 3] + node * n + (gid - first))
+        raise CosimError(f"no cell with gid {gid}")
+
+    def build(self) -> "Network":
+        """Freeze the description into kernel arrays and set the initial state."""
+        if self._built:
+            return self
+        if not self._batches:
+            raise CosimError("network has no cells")
+        batches, parents, pars, hh = [], [], [], []
+        noff = soff = 0
+        for tmpl, n, _ in self._batches:
+            batches.append((noff, tmpl.n_nodes, n, soff))
+            parents.append(tmpl.parent)
+            pars.append(tmpl.node_par)
+            hh.append(tmpl.has_hh)
+            noff += tmpl.n_nodes
+            soff += tmpl.n_nodes * n
+        self._batch_arr = np.array(batches, dtype=np.int64).reshape(-1, 4)
+        self._tmpl = (np.concatenate(parents).astype(np.int64), np.ascontiguousarray(np.concatenate(pars, axis=1)),
+                      np.concatenate(hh).astype(np.uint8))
+        self.n_state = soff
+        self.state_arr = np.zeros((cable.N_STATE, soff))
+        self._work = np.zeros((2, soff))
+        self.q10 = hh_q10(self.celsius)
+        # synaptic sites
+        ns = len(self._sites)
+        self._site_k = np.array([self.flat_index(g, nd) for g, nd, _ in self._sites], dtype=np.int64)
+        self._site_par = np.array([site_params(self._receptors[r], self.dt_ms) for _, _, r in self._sites]
+                                  ).reshape(ns, len(SYN_PARAMS))
+        self._site_ab = np.zeros((ns, 2))
+        # connections in CSR by presynaptic cell
+        conns = sorted(self._conns, key=lambda c: c[0])
+        pre = np.array([c[0] for c in conns], dtype=np.int64)
+        self._c_ptr = np.searchsorted(pre, np.arange(self.n_cells + 1)).astype(np.int64)
+        self._c_site = np.array([c[1] for c in conns], dtype=np.int64)
+        self._c_w = np.array([c[2] for c in conns], dtype=np.float64)
+        self._c_delay = np.array([c[3] for c in conns], dtype=np.int64)
+        self._stp_par = np.array([c[4] for c in conns], dtype=np.float64).reshape(-1, 3)
+        self._stp_state = initial_state(len(conns))
+        max_delay = int(self._c_delay.max()) if conns else 0
+        self.n_slots = max_delay + self.max_window_steps + 2
+        self._ring = np.zeros((self.n_slots, max(ns, 1)))
+        self._ext_site = np.array([e[0] for e in self._ext], dtype=np.int64)
+        self._ext_w = np.array([e[1] for e in self._ext], dtype=np.float64)
+        # detection, stimuli, probes
+        self._det_k = np.array([self.flat_index(g, nd) for g, nd in enumerate(self._detect)], dtype=np.int64)
+        self._det_gid = np.arange(self.n_cells, dtype=np.int64)
+        self._above = np.zeros(self.n_cells, dtype=np.uint8)
+        self._st_k = np.array([self.flat_index(g, nd) for g, nd, *_ in self._stims], dtype=np.int64)
+        self._st_par = np.array([s[2:] for s in self._stims], dtype=np.float64).reshape(-1, 3)
+        self._rec_k = np.array([self.flat_index(g, nd) for g, nd in self._probes], dtype=np.int64)
+        self._sp_gid = np.zeros(max(64, 4 * self.n_cells), dtype=np.int64)
+        self._sp_t = np.zeros(self._sp_gid.size)
+        self._sp_count = np.zeros(1, dtype=np.int64)
+        self._built = True
+        self.reset()
+        return self
+
+    def reset(self) -> None:
+        """NEURON's ``finitialize(v_init)``: rest state, no pending events, t = 0."""
+        cable.init_state(self.v_init_mV, self.q10, self._tmpl, self._batch_arr, self.state_arr)
+        self._site_ab[:] = 0.0
+        self._ring[:] = 0.0
+        self._stp_state[:] = initial_state(self._stp_state.shape[0])
+        self._above[:] = self.state_arr[cable.V, self._det_k] > self.threshold_mV
+        self.step = 0
+
+    # -- running ----------------------------------------------------------------------
+    def schedule(self, ext_index, t_ms) -> None:
+        """Queue external events (input line index, time ms) at or after the current step."""
+        ext_index = np.asarray(ext_index, dtype=np.int64).ravel()
+        t_ms = np.asarray(t_ms, dtype=np.float64).ravel()
+        if ext_index.size != t_ms.size:
+            raise ValueError("events: index and time arrays differ in length")
+        if ext_index.size == 0:
+            return
+        if ext_index.min() < 0 or ext_index.max() >= len(self._ext):
+            raise ValueError(f"events: input index out of range [0, {len(self._ext)})")
+        k = event_step(t_ms, self.dt_ms)
+        if k.min() < self.step or k.max() >= self.step + self.n_slots - 1:
+            raise ValueError(f"events: times must lie in [{self.step * self.dt_ms}, "
+                             f"{(self.step + self.n_slots - 1) * self.dt_ms}) ms")
+        np.add.at(self._ring, (k % self.n_slots, self._ext_site[ext_index]), self._ext_w[ext_index])
+
+    def advance(self, n_steps: int, events=None):
+        """Advance ``n_steps``; return spikes ``(gids, times_ms)`` and ``v`` samples
+        ``(n_samples, n_probes)`` of the steps that end in this call.
+
+        ``events = (input_index int64[], time_ms float64[])`` must fall within this call.
+        """
+        if not self._built:
+            self.build()
+        if events is not None:
+            if n_steps > self.max_window_steps:
+                raise ValueError("events are accepted only for calls of at most max_window_ms")
+            self.schedule(*events)
+        every = self.record_every if self._probes else 0
+        if every:
+            first_row = self.step // every + 1
+            n_rows = (self.step + n_steps) // every - self.step // every
+        else:
+            first_row, n_rows = 0, 0
+        v_out = np.zeros((n_rows, len(self._probes)))
+        self._sp_count[0] = 0
+        done = 0
+        while done < n_steps:
+            chunk = min(n_steps - done, self.max_window_steps)
+            got = cable.run_window(
+                chunk, self.step, self.dt_ms, self.q10, self._tmpl, self._batch_arr, self.state_arr,
+                self._work, (self._site_k, self._site_par, self._site_ab), self._ring,
+                (self._c_ptr, self._c_site, self._c_delay, self._c_w, self._stp_par, self._stp_state),
+                (self._det_k, self._det_gid, self.threshold_mV, self._above),
+                (self._sp_gid, self._sp_t, self._sp_count), (self._st_k, self._st_par),
+                (self._rec_k, every, v_out, first_row))
+            self.step += got
+            done += got
+            if got < chunk:  # spike buffer nearly full: enlarge and go on
+                self._sp_gid = np.concatenate([self._sp_gid, np.zeros_like(self._sp_gid)])
+                self._sp_t = np.concatenate([self._sp_t, np.zeros_like(self._sp_t)])
+        n = int(self._sp_count[0])
+        return (self._sp_gid[:n].copy(), self._sp_t[:n].copy()), v_out
+
+    def run(self, t_stop_ms: float, events=None):
+        """From the current time to ``t_stop_ms``; events may span the whole run."""
+        if not self._built:
+            self.build()
+        n_total = int(round(t_stop_ms / self.dt_ms)) - self.step
+        spikes_g, spikes_t, vs = [], [], []
+        ev_i, ev_t = (np.asarray(events[0], np.int64), np.asarray(events[1], float)) if events else (None, None)
+        done = 0
+        while done < n_total:
+            chunk = min(self.max_window_steps, n_total - done)
+            window_events = None
+            if ev_i is not None:
+                k = event_step(ev_t, self.dt_ms)
+                sel = (k >= self.step) & (k < self.step + chunk)
+                window_events = (ev_i[sel], ev_t[sel])
+            (g, t), v = self.advance(chunk, window_events)
+            spikes_g.append(g)
+            spikes_t.append(t)
+            vs.append(v)
+            done += chunk
+        cat = np.concatenate
+        return (cat(spikes_g) if spikes_g else np.zeros(0, np.int64),
+                cat(spikes_t) if spikes_t else np.zeros(0)), (cat(vs) if vs else np.zeros((0, len(self._probes))))
+
+    @property
+    def t_ms(self) -> float:
+        return self.step * self.dt_ms
+
+    def v_of(self, gid: int, node: int) -> float:
+        """Current voltage (mV) of one node."""
+        return float(self.state_arr[cable.V, self.flat_index(gid, node)])
+
+    # -- checkpoints ------------------------------------------------------------------
+    def state(self) -> dict[str, np.ndarray]:
+        return {"step": np.array([self.step], dtype=np.int64), "cable": self.state_arr.copy(),
+                "site_ab": self._site_ab.copy(), "ring": self._ring.copy(),
+                "stp": self._stp_state.copy(), "above": self._above.copy()}
+
+    def restore(self, st: dict[str, np.ndarray]) -> None:
+        self.step = int(st["step"][0])
+        self.state_arr[:] = st["cable"]
+        self._site_ab[:] = st["site_ab"]
+        self._ring[:] = st["ring"]
+        self._stp_state[:] = st["stp"]
+        self._above[:] = st["above"]

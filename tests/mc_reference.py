@@ -1,0 +1,85 @@
+"""Helpers for the multicompartment tests: the same model built in NEURON.
+
+Everything here uses NEURON's own Python API (h.Section, pt3dadd, hh, pas, IClamp,
+Exp2Syn, NetCon) so that the reference is independent of cosim's kernels.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+DATA = Path(__file__).parent / "data"
+
+
+def neuron_h():
+    from neuron import h
+    h.load_file("stdrun.hoc")
+    h.usetable_hh = 0          # exact HH rates, no 200-point interpolation table
+    h.secondorder = 0
+    return h
+
+
+def compile_nmda(tmpdir: Path) -> bool:
+    """Compile tests/data/nmda_mg.mod with nrnivmodl and load it (False if impossible)."""
+    from neuron import h, load_mechanisms
+    if hasattr(h, "NMDAMg"):
+        return True
+    exe = shutil.which("nrnivmodl", path=os.path.dirname(sys.executable) + os.pathsep
+                       + os.environ.get("PATH", ""))
+    if exe is None:
+        return False
+    shutil.copy(DATA / "nmda_mg.mod", tmpdir / "nmda_mg.mod")
+    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+    res = subprocess.run([exe], cwd=tmpdir, capture_output=True, text=True, env=env, timeout=300)
+    if res.returncode != 0:
+        return False
+    return bool(load_mechanisms(str(tmpdir), warn_if_already_loaded=False)) and hasattr(h, "NMDAMg")
+
+
+def build_neuron(h, morph):
+    """NEURON sections mirroring a cosim Morphology (3-D points, nseg, Ra, cm, mechanisms)."""
+    secs = []
+    for s in morph.sections:
+        sec = h.Section(name=s.name)
+        for x, y, z, d in s.points:
+            h.pt3dadd(float(x), float(y), float(z), float(d), sec=sec)
+        sec.nseg = s.nseg
+        sec.Ra = s.Ra_ohm_cm
+        sec.cm = s.cm_uF_per_cm2
+        for mech, p in s.mechanisms.items():
+            sec.insert(mech)
+            for seg in sec:
+                if mech == "hh":
+                    seg.hh.gnabar, seg.hh.gkbar = p["gnabar"], p["gkbar"]
+                    seg.hh.gl, seg.hh.el = p["gl"], p["el"]
+                    seg.ena, seg.ek = p["ena"], p["ek"]
+                elif mech == "pas":
+                    seg.pas.g, seg.pas.e = p["g"], p["e"]
+        if s.parent >= 0:
+            sec.connect(secs[s.parent](s.parent_x), 0)
+        secs.append(sec)
+    return secs
+
+
+def run_neuron(h, tstop_ms, dt_ms, v_init=-65.0, celsius=6.3):
+    h.dt = dt_ms
+    h.steps_per_ms = 1.0 / dt_ms
+    h.celsius = celsius
+    h.finitialize(v_init)
+    n = int(round(tstop_ms / dt_ms))
+    for _ in range(n):
+        h.fadvance()
+
+
+def spike_recorder(h, seg, threshold=0.0):
+    vec = h.Vector()
+    nc = h.NetCon(seg._ref_v, None, sec=seg.sec)
+    nc.threshold = threshold
+    nc.record(vec)
+    return nc, vec
