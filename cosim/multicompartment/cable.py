@@ -42,7 +42,7 @@ V, M, H, N = 0, 1, 2, 3
 N_STATE = 4
 
 
-@njit(cache=True, fastmath={"contract"})
+@njit(cache=True, fastmath={"contract"}, error_model="numpy")
 def init_state(v_init, q10, tmpl, batches, state):
     """Set ``v = v_init`` (mV) everywhere and the HH gates to their steady state."""
     parent, node_par, has_hh = tmpl
@@ -58,7 +58,7 @@ def init_state(v_init, q10, tmpl, batches, state):
                 state[N, base + c] = ninf
 
 
-@njit(cache=True, fastmath={"contract"})
+@njit(cache=True, fastmath={"contract"}, error_model="numpy")
 def run_window(n_steps, step0, dt, q10, tmpl, batches, state, work, syn, ring, conn,
                detect, spikes, stims, rec):
     """Advance ``n_steps`` steps starting at global step ``step0`` (t = step0·dt ms).
@@ -84,6 +84,10 @@ def run_window(n_steps, step0, dt, q10, tmpl, batches, state, work, syn, ring, c
       step ``k`` (multiple of ``every``) goes to row ``k // every − first_row``.
     """
     parent, node_par, has_hh = tmpl
+    v = state[V]
+    gm = state[M]
+    gh = state[H]
+    gn = state[N]
     d = work[0]
     rhs = work[1]
     site_k, site_par, site_ab = syn
@@ -109,12 +113,16 @@ def run_window(n_steps, step0, dt, q10, tmpl, batches, state, work, syn, ring, c
                 site_ab[j, 0] += f
                 site_ab[j, 1] += f
                 ring[slot, j] = 0.0
-        # 2. membrane currents and axial terms
+        # 2. membrane currents and axial terms.  Loops over cells use per-node slices
+        # (non-negative indices) so that LLVM vectorises them.
         for b in range(n_batches):
             noff, nn, nc, soff = batches[b, 0], batches[b, 1], batches[b, 2], batches[b, 3]
             for i in range(nn):
                 ni = noff + i
-                base = soff + i * nc
+                lo = soff + i * nc
+                vv = v[lo:lo + nc]
+                dd = d[lo:lo + nc]
+                rr = rhs[lo:lo + nc]
                 d0 = node_par[CAP, ni] * inv_dt + node_par[GSUM, ni]
                 gpas = node_par[GPAS, ni]
                 epas = node_par[EPAS, ni]
@@ -125,33 +133,35 @@ def run_window(n_steps, step0, dt, q10, tmpl, batches, state, work, syn, ring, c
                     el = node_par[EL, ni]
                     ena = node_par[ENA, ni]
                     ek = node_par[EK, ni]
+                    mm = gm[lo:lo + nc]
+                    hh = gh[lo:lo + nc]
+                    nn_ = gn[lo:lo + nc]
                     for c in range(nc):
-                        k = base + c
-                        vi = state[V, k]
-                        mi = state[M, k]
-                        ng = state[N, k]
-                        ng2 = ng * ng
-                        gna = gnab * mi * mi * mi * state[H, k]
+                        vi = vv[c]
+                        mi = mm[c]
+                        ng2 = nn_[c] * nn_[c]
+                        gna = gnab * mi * mi * mi * hh[c]
                         gk = gkb * ng2 * ng2
-                        rhs[k] = -(gna * (vi - ena) + gk * (vi - ek) + gl * (vi - el)
-                                   + gpas * (vi - epas))
-                        d[k] = d0 + gna + gk + gl + gpas
+                        rr[c] = -(gna * (vi - ena) + gk * (vi - ek) + gl * (vi - el)
+                                  + gpas * (vi - epas))
+                        dd[c] = d0 + gna + gk + gl + gpas
                 else:
                     for c in range(nc):
-                        k = base + c
-                        rhs[k] = -gpas * (state[V, k] - epas)
-                        d[k] = d0 + gpas
+                        rr[c] = -gpas * (vv[c] - epas)
+                        dd[c] = d0 + gpas
                 if i > 0:
-                    pbase = soff + parent[ni] * nc
+                    plo = soff + parent[ni] * nc
+                    vp = v[plo:plo + nc]
+                    rp = rhs[plo:plo + nc]
                     gax = node_par[GAX, ni]
                     for c in range(nc):
-                        flow = gax * (state[V, pbase + c] - state[V, base + c])
-                        rhs[base + c] += flow
-                        rhs[pbase + c] -= flow
+                        flow = gax * (vp[c] - vv[c])
+                        rr[c] += flow
+                        rp[c] -= flow
         # 3. synaptic and stimulus currents
         for j in range(n_sites):
             k = site_k[j]
-            i_syn, g_syn = syn_current(site_ab[j, 1] - site_ab[j, 0], state[V, k],
+            i_syn, g_syn = syn_current(site_ab[j, 1] - site_ab[j, 0], v[k],
                                        site_par[j, EREV], site_par[j, MGC])
             rhs[k] -= i_syn
             d[k] += g_syn
@@ -164,46 +174,59 @@ def run_window(n_steps, step0, dt, q10, tmpl, batches, state, work, syn, ring, c
             noff, nn, nc, soff = batches[b, 0], batches[b, 1], batches[b, 2], batches[b, 3]
             for i in range(nn - 1, 0, -1):
                 ni = noff + i
-                base = soff + i * nc
-                pbase = soff + parent[ni] * nc
+                lo = soff + i * nc
+                plo = soff + parent[ni] * nc
+                dd = d[lo:lo + nc]
+                rr = rhs[lo:lo + nc]
+                dp = d[plo:plo + nc]
+                rp = rhs[plo:plo + nc]
                 gax = node_par[GAX, ni]
                 for c in range(nc):
-                    f = gax / d[base + c]
-                    d[pbase + c] -= f * gax
-                    rhs[pbase + c] += f * rhs[base + c]
+                    f = gax / dd[c]
+                    dp[c] -= f * gax
+                    rp[c] += f * rr[c]
+            dd = d[soff:soff + nc]
+            rr = rhs[soff:soff + nc]
             for c in range(nc):
-                rhs[soff + c] /= d[soff + c]
+                rr[c] /= dd[c]
             for i in range(1, nn):
                 ni = noff + i
-                base = soff + i * nc
-                pbase = soff + parent[ni] * nc
+                lo = soff + i * nc
+                plo = soff + parent[ni] * nc
+                dd = d[lo:lo + nc]
+                rr = rhs[lo:lo + nc]
+                rp = rhs[plo:plo + nc]
                 gax = node_par[GAX, ni]
                 for c in range(nc):
-                    rhs[base + c] = (rhs[base + c] + gax * rhs[pbase + c]) / d[base + c]
+                    rr[c] = (rr[c] + gax * rp[c]) / dd[c]
         # 5. new voltages, then gates at the new voltage
         for b in range(n_batches):
             noff, nn, nc, soff = batches[b, 0], batches[b, 1], batches[b, 2], batches[b, 3]
             for i in range(nn):
-                base = soff + i * nc
+                lo = soff + i * nc
+                vv = v[lo:lo + nc]
+                rr = rhs[lo:lo + nc]
                 if has_hh[noff + i]:
+                    mm = gm[lo:lo + nc]
+                    hh = gh[lo:lo + nc]
+                    nn_ = gn[lo:lo + nc]
                     for c in range(nc):
-                        k = base + c
-                        vn = state[V, k] + rhs[k]
-                        state[V, k] = vn
+                        vn = vv[c] + rr[c]
+                        vv[c] = vn
                         minf, hinf, ninf, km, kh, kn = hh_rates(vn, q10)
-                        state[M, k] = hh_gate_step(state[M, k], minf, km, dt)
-                        state[H, k] = hh_gate_step(state[H, k], hinf, kh, dt)
-                        state[N, k] = hh_gate_step(state[N, k], ninf, kn, dt)
+                        mm[c] = hh_gate_step(mm[c], minf, km, dt)
+                        hh[c] = hh_gate_step(hh[c], hinf, kh, dt)
+                        nn_[c] = hh_gate_step(nn_[c], ninf, kn, dt)
                 else:
                     for c in range(nc):
-                        state[V, base + c] += rhs[base + c]
+                        vv[c] += rr[c]
         for j in range(n_sites):
             site_ab[j, 0] *= site_par[j, DEC1]
             site_ab[j, 1] *= site_par[j, DEC2]
         # 6. spikes and their outgoing events
         t_new = (step + 1) * dt
         for c in range(det_k.size):
-            if state[V, det_k[c]] > threshold:
+            if v[det_k[c]] > threshold:
                 if above[c] == 0:
                     above[c] = 1
                     n = sp_count[0]
@@ -219,5 +242,5 @@ def run_window(n_steps, step0, dt, q10, tmpl, batches, state, work, syn, ring, c
         if rec_every > 0 and (step + 1) % rec_every == 0:
             row = (step + 1) // rec_every - rec_first
             for r in range(rec_k.size):
-                rec_out[row, r] = state[V, rec_k[r]]
+                rec_out[row, r] = v[rec_k[r]]
     return n_steps

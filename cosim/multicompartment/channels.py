@@ -47,7 +47,7 @@ def hh_q10(celsius: float) -> float:
     return 3.0 ** ((celsius - 6.3) / 10.0)
 
 
-@njit(inline="always", fastmath={"contract"}, cache=True)
+@njit(inline="always", fastmath={"contract"}, error_model="numpy", cache=True)
 def _vtrap10(x, ex):
     """``x / (exp(x/10) − 1)`` given ``ex = exp(x/10)`` (NEURON's vtrap with y = 10)."""
     if abs(x * 0.1) < 1e-6:
@@ -55,7 +55,7 @@ def _vtrap10(x, ex):
     return x / (ex - 1.0)
 
 
-@njit(inline="always", fastmath={"contract"}, cache=True)
+@njit(inline="always", fastmath={"contract"}, error_model="numpy", cache=True)
 def hh_rates(v, q10):
     """HH steady states and rates at ``v`` (mV).
 
@@ -79,7 +79,7 @@ def hh_rates(v, q10):
     return am / sm, ah / sh, an / sn, q10 * sm, q10 * sh, q10 * sn
 
 
-@njit(inline="always", fastmath={"contract"}, cache=True)
+@njit(inline="always", fastmath={"contract"}, error_model="numpy", cache=True)
 def hh_gate_step(x, xinf, k, dt):
     """Exponential-Euler (NEURON ``cnexp``) update of one gate over ``dt`` at fixed v."""
     return x + (1.0 - fexp(-dt * k)) * (xinf - x)

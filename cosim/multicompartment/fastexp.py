@@ -22,7 +22,7 @@ _LN2_HI = 6.93147180369123816490e-01
 _LN2_LO = 1.90821492927058770002e-10
 
 
-@njit(inline="always", fastmath={"contract"}, cache=True)
+@njit(inline="always", fastmath={"contract"}, error_model="numpy", cache=True)
 def fexp(x):
     """``exp(x)`` for float64 ``x``; relative error ≈ 2e-16 on [-708, 709]."""
     x = min(max(x, -708.0), 709.0)

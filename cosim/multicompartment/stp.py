@@ -27,7 +27,7 @@ STP_STATE = ("u", "x", "t_last_ms")
 NO_STP = (1.0, 0.0, 0.0)
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", error_model="numpy", cache=True)
 def tm_transmit(state, par, q, t_ms):
     """Update connection ``q``'s TM state for a spike at ``t_ms``; return the factor u·x."""
     U = par[q, 0]

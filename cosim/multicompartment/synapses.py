@@ -71,7 +71,7 @@ def mg_block(v_mV, mg_mM: float = 1.0):
     return 1.0 / (1.0 + mg_mM / 3.57 * np.exp(-0.062 * np.asarray(v_mV, dtype=float)))
 
 
-@njit(inline="always", fastmath={"contract"}, cache=True)
+@njit(inline="always", fastmath={"contract"}, error_model="numpy", cache=True)
 def syn_current(g, v, e_rev, mgc):
     """Current (nA, outward positive) and its derivative di/dv (µS) of one site."""
     if mgc > 0.0:
