@@ -10,7 +10,8 @@ Scheme — NEURON's default fixed step (``secondorder = 0``), so results compare
            = −i_ion(v_n) + Σ_j g_ax,ij (v_j − v_i) + i_stim(t_n + dt/2)
 
    (C nF, g µS, i nA; ``g_ion = ∂i/∂v``);
-3. ``v_{n+1} = v_n + Δv``; HH gates by exponential Euler at ``v_{n+1}`` (staggered);
+3. ``v_{n+1} = v_n + Δv``; HH gates by exponential Euler at ``v_{n+1}`` (staggered),
+   node by node during the back substitution;
    synaptic ``A, B`` decay by ``exp(−dt/τ)``;
 4. threshold detection: a spike at ``t_{n+1}`` when ``v`` rises above threshold; the
    spike's outgoing connections put ``w_eff`` (after short-term plasticity) into the event
@@ -185,28 +186,24 @@ def run_window(n_steps, step0, dt, q10, tmpl, batches, state, work, syn, ring, c
                     f = gax / dd[c]
                     dp[c] -= f * gax
                     rp[c] += f * rr[c]
-            dd = d[soff:soff + nc]
-            rr = rhs[soff:soff + nc]
-            for c in range(nc):
-                rr[c] /= dd[c]
-            for i in range(1, nn):
+            # 5. back substitution gives Δv; update v and (at the new v) the HH gates of
+            # each node as soon as its Δv is known — one pass over memory instead of two.
+            for i in range(nn):
                 ni = noff + i
                 lo = soff + i * nc
-                plo = soff + parent[ni] * nc
                 dd = d[lo:lo + nc]
                 rr = rhs[lo:lo + nc]
-                rp = rhs[plo:plo + nc]
-                gax = node_par[GAX, ni]
-                for c in range(nc):
-                    rr[c] = (rr[c] + gax * rp[c]) / dd[c]
-        # 5. new voltages, then gates at the new voltage
-        for b in range(n_batches):
-            noff, nn, nc, soff = batches[b, 0], batches[b, 1], batches[b, 2], batches[b, 3]
-            for i in range(nn):
-                lo = soff + i * nc
                 vv = v[lo:lo + nc]
-                rr = rhs[lo:lo + nc]
-                if has_hh[noff + i]:
+                if i == 0:
+                    for c in range(nc):
+                        rr[c] /= dd[c]
+                else:
+                    plo = soff + parent[ni] * nc
+                    rp = rhs[plo:plo + nc]
+                    gax = node_par[GAX, ni]
+                    for c in range(nc):
+                        rr[c] = (rr[c] + gax * rp[c]) / dd[c]
+                if has_hh[ni]:
                     mm = gm[lo:lo + nc]
                     hh = gh[lo:lo + nc]
                     nn_ = gn[lo:lo + nc]
