@@ -1,0 +1,449 @@
+"""Multicompartment benchmark: cosim vs NEURON vs Arbor, side by side in one run.
+
+The model (identical in all three simulators)
+---------------------------------------------
+``--cells`` (100) independent ball-and-stick cells, each:
+
+* soma: cylinder L = diam = 20 µm, 1 compartment;
+* dendrite: cylinder L = 1000 µm, diam = 2 µm, 100 compartments (10 µm each), attached
+  to the soma's 1-end;
+* Ra = 100 Ω·cm, cm = 1 µF/cm², Hodgkin–Huxley in **every** compartment with NEURON's
+  ``hh`` kinetics and defaults (gnabar 0.12, gkbar 0.036, gl 0.0003 S/cm², el −54.3,
+  ena 50, ek −77 mV) at **6.3 °C**; v_init −65 mV;
+* a current clamp at the soma centre, 0.5 nA from 5 ms to the end (≈ 80 Hz firing);
+* spikes detected at the soma, upward crossing of 0 mV.
+
+Fixed step dt = 0.025 ms, 1000 ms simulated, one thread.  So 101 compartments per cell,
+10 100 in all, and 40 000 steps: **ns per compartment-step** = run wall time / (10 100 ×
+40 000).  The same count (the model's compartments) is used for every simulator.
+
+How each simulator is run (each in a worker process of its own, see ``_common``)
+-------------------------------------------------------------------------------
+* **NEURON**: ``nseg`` as above, ``cvode`` off, ``CVode.cache_efficient(1)``,
+  ``finitialize(-65)`` (not timed) then ``ParallelContext.psolve(tstop)`` (timed);
+  ``celsius = 6.3``; spikes by ``NetCon(soma(0.5)._ref_v).record``.
+* **Arbor**: a segment tree of 1 soma segment + 100 dendrite segments of 10 µm and
+  ``cv_policy_every_segment`` — 101 CVs on the same boundaries as NEURON's segments
+  (the soma and dendrite form one unbranched branch in Arbor, so ``fixed_per_branch``
+  would not place a CV boundary at the soma end); ``hh`` from the default catalogue,
+  tempK = 279.45 K, ``context(threads=1)``; all cells in one cell group
+  (``partition_hint(cpu_group_size=n)``, measured slightly faster than Arbor's default
+  of one cell per group — the peer gets its better setting).  Spikes by a
+  ``threshold_detector`` at the soma centre.  (Arbor 0.12 without MPI records nothing
+  with ``spike_recording.all``; ``local`` is the same set in one process.)
+* **cosim**: :class:`cosim.multicompartment.Network` (the population API the scenario
+  engine :mod:`cosim.engines.multicompartment` is built on) with ``ball_and_stick`` of the
+  same geometry, ``hh`` in soma and dendrite, ``add_current_clamp``, ``Network.run(tstop)``
+  after ``reset()``; its kernels are compiled by a warm-up run of a one-cell model first.
+
+Timed: one call that advances the built model by 1000 ms.  Not timed: building the
+model, initialisation, and the warm-up (JIT compilation), which is reported as
+``jit_seconds``.  Runs are interleaved across simulators; the minimum over ``--repeats``
+rounds is reported.
+
+Memory: peak resident memory added by building and running the model, in each
+simulator's own process (Linux ``VmHWM`` reset after warm-up; see ``_common``), divided
+by the number of compartments.  It includes everything the simulator allocates for the
+model (matrices, mechanism state, event queues, spike buffers), not the interpreter or
+the libraries.
+
+Agreement: cell 0's spike train must match between each pair of simulators: equal spike
+counts (±1) and every paired spike time within ``--spike-tol-ms`` (1 ms over 1 s; the
+simulators interpolate crossing times differently and NEURON staggers gating states by
+dt/2, so times drift apart by a fraction of a millisecond over 80 spikes).
+
+Usage::
+
+    python bench/multicompartment.py [--repeats 3] [--duration-ms 1000] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _common as C  # noqa: E402
+
+SIMULATORS = ("cosim", "neuron", "arbor")
+TARGETS = {"neuron": 2.0, "arbor": 1.0}  # peer ÷ ours must be ≥ (neuron) / > (arbor) this
+
+MODEL = {
+    "n_cells": 100,
+    "soma_L_um": 20.0,
+    "soma_diam_um": 20.0,
+    "dend_L_um": 1000.0,
+    "dend_diam_um": 2.0,
+    "dend_nseg": 100,
+    "Ra_ohm_cm": 100.0,
+    "cm_uF_per_cm2": 1.0,
+    "celsius": 6.3,
+    "v_init_mV": -65.0,
+    "ena_mV": 50.0,
+    "ek_mV": -77.0,
+    "iclamp_amp_nA": 0.5,
+    "iclamp_delay_ms": 5.0,
+    "threshold_mV": 0.0,
+    "dt_ms": 0.025,
+    "duration_ms": 1000.0,
+}
+
+#: The warm-up model: one cell, a few ms — enough to compile every kernel.
+WARMUP = {"n_cells": 1, "duration_ms": 10.0}
+
+
+def n_compartments_per_cell(m: dict) -> int:
+    return 1 + int(m["dend_nseg"])
+
+
+# =========================================================================== NEURON
+
+class NeuronRunner:
+    def __init__(self, config: dict):
+        try:
+            import neuron  # noqa: F401
+        except ImportError as exc:
+            raise C.PeerUnavailable(f"NEURON is not installed ({exc}); pip install neuron") from None
+        from neuron import h
+        self.h = h
+        self.m = config
+        self.cells = []
+
+    def versions(self):
+        import neuron
+        return {"neuron": neuron.__version__}
+
+    def _build(self, m: dict, n_cells: int):
+        h = self.h
+        cells = []
+        for i in range(n_cells):
+            soma = h.Section(name=f"soma_{i}")
+            dend = h.Section(name=f"dend_{i}")
+            soma.L, soma.diam, soma.nseg = m["soma_L_um"], m["soma_diam_um"], 1
+            dend.L, dend.diam, dend.nseg = m["dend_L_um"], m["dend_diam_um"], m["dend_nseg"]
+            dend.connect(soma(1.0), 0.0)
+            for sec in (soma, dend):
+                sec.Ra, sec.cm = m["Ra_ohm_cm"], m["cm_uF_per_cm2"]
+                sec.insert("hh")
+                sec.ena, sec.ek = m["ena_mV"], m["ek_mV"]
+            clamp = h.IClamp(soma(0.5))
+            clamp.delay, clamp.dur, clamp.amp = m["iclamp_delay_ms"], 1e9, m["iclamp_amp_nA"]
+            times = h.Vector()
+            nc = h.NetCon(soma(0.5)._ref_v, None, sec=soma)
+            nc.threshold = m["threshold_mV"]
+            nc.record(times)
+            cells.append((soma, dend, clamp, nc, times))
+        return cells
+
+    def _simulate(self, cells, m: dict, duration_ms: float) -> float:
+        h = self.h
+        h.celsius = m["celsius"]
+        h.dt = m["dt_ms"]
+        h.steps_per_ms = 1.0 / m["dt_ms"]
+        cv = h.CVode()
+        cv.active(0)
+        cv.cache_efficient(1)
+        pc = h.ParallelContext()
+        pc.set_maxstep(10)
+        for c in cells:
+            c[4].resize(0)
+        h.finitialize(m["v_init_mV"])
+        tic = time.perf_counter()
+        pc.psolve(duration_ms)
+        return time.perf_counter() - tic
+
+    def warmup(self):
+        h = self.h
+        h.load_file("stdrun.hoc")
+        cells = self._build(self.m, WARMUP["n_cells"])
+        self._simulate(cells, self.m, WARMUP["duration_ms"])
+        del cells
+
+    def build(self):
+        self.cells = self._build(self.m, self.m["n_cells"])
+        n_nodes = sum(sec.nseg for c in self.cells[:1] for sec in c[:2])
+        return {"compartments_per_cell": int(n_nodes)}
+
+    def run(self):
+        import numpy as np
+        wall = self._simulate(self.cells, self.m, self.m["duration_ms"])
+        cell0 = np.array(self.cells[0][4], dtype=float)
+        total = sum(len(c[4]) for c in self.cells)
+        return wall, {"spikes_cell0_ms": cell0, "total_spikes": np.array(total)}
+
+
+# =========================================================================== Arbor
+
+class ArborRunner:
+    def __init__(self, config: dict):
+        try:
+            import arbor  # noqa: F401
+        except ImportError as exc:
+            raise C.PeerUnavailable(f"Arbor is not installed ({exc}); pip install arbor") from None
+        import arbor
+        self.A = arbor
+        self.U = arbor.units
+        self.m = config
+        self.sim = None
+
+    def versions(self):
+        return {"arbor": self.A.__version__}
+
+    def _cell(self, m: dict):
+        A, U = self.A, self.U
+        tree = A.segment_tree()
+        r_soma, r_dend = m["soma_diam_um"] / 2.0, m["dend_diam_um"] / 2.0
+        L0 = m["soma_L_um"]
+        parent = tree.append(A.mnpos, A.mpoint(0, 0, 0, r_soma), A.mpoint(L0, 0, 0, r_soma), tag=1)
+        n = int(m["dend_nseg"])
+        seg = m["dend_L_um"] / n
+        for k in range(n):
+            parent = tree.append(parent, A.mpoint(L0 + k * seg, 0, 0, r_dend),
+                                 A.mpoint(L0 + (k + 1) * seg, 0, 0, r_dend), tag=3)
+        # The soma is the first segment of the single branch: its centre is at this
+        # fraction of the branch.
+        soma_mid = f"(location 0 {0.5 * L0 / (L0 + m['dend_L_um']):.12g})"
+        decor = (A.decor()
+                 .set_property(Vm=m["v_init_mV"] * U.mV,
+                               cm=m["cm_uF_per_cm2"] * 0.01 * U.F / U.m2,
+                               rL=m["Ra_ohm_cm"] * U.Ohm * U.cm,
+                               tempK=(m["celsius"] + 273.15) * U.Kelvin)
+                 .set_ion("na", rev_pot=m["ena_mV"] * U.mV)
+                 .set_ion("k", rev_pot=m["ek_mV"] * U.mV)
+                 .paint("(all)", A.density("hh"))
+                 .place(soma_mid, A.i_clamp(m["iclamp_delay_ms"] * U.ms, 1e9 * U.ms,
+                                            m["iclamp_amp_nA"] * U.nA))
+                 .place(soma_mid, A.threshold_detector(m["threshold_mV"] * U.mV), "detector"))
+        return A.cable_cell(tree, decor, A.label_dict(), A.cv_policy_every_segment())
+
+    def _simulation(self, m: dict, n_cells: int):
+        A = self.A
+        cell = self._cell(m)
+
+        class Recipe(A.recipe):
+            def __init__(rec):
+                super().__init__()
+                rec.props = A.neuron_cable_properties()
+
+            def num_cells(rec):
+                return n_cells
+
+            def cell_kind(rec, gid):
+                return A.cell_kind.cable
+
+            def cell_description(rec, gid):
+                return cell
+
+            def global_properties(rec, kind):
+                return rec.props
+
+        recipe = Recipe()
+        ctx = A.context(threads=1)
+        hints = {A.cell_kind.cable: A.partition_hint(cpu_group_size=n_cells)}
+        decomp = A.partition_load_balance(recipe, ctx, hints)
+        sim = A.simulation(recipe, ctx, decomp)
+        sim.record(A.spike_recording.local)
+        return sim, A.cv_data(cell).num_cv
+
+    def _simulate(self, sim, duration_ms: float) -> float:
+        sim.reset()
+        tic = time.perf_counter()
+        sim.run(duration_ms * self.U.ms, self.m["dt_ms"] * self.U.ms)
+        return time.perf_counter() - tic
+
+    def warmup(self):
+        sim, _ = self._simulation(self.m, WARMUP["n_cells"])
+        self._simulate(sim, WARMUP["duration_ms"])
+
+    def build(self):
+        self.sim, num_cv = self._simulation(self.m, self.m["n_cells"])
+        return {"compartments_per_cell": int(num_cv)}
+
+    def run(self):
+        import numpy as np
+        wall = self._simulate(self.sim, self.m["duration_ms"])
+        spikes = self.sim.spikes()
+        gids = spikes["source"]["gid"]
+        times = spikes["time"]
+        cell0 = np.sort(times[gids == 0])
+        return wall, {"spikes_cell0_ms": cell0, "total_spikes": np.array(len(times))}
+
+
+# =========================================================================== cosim
+
+class CosimRunner:
+    """cosim's multicompartment kernel through its population API
+    (:class:`cosim.multicompartment.Network`), the layer under the scenario engine."""
+
+    def __init__(self, config: dict):
+        try:
+            from cosim.multicompartment import Network, ball_and_stick, discretise  # noqa: F401
+        except ImportError as exc:
+            raise C.PeerUnavailable(f"cosim's multicompartment engine is not available ({exc})") from None
+        self.m = config
+        self.net = None
+
+    def versions(self):
+        from importlib.metadata import version
+        return {"cosim": version("cosim"), "numba": version("numba"), "numpy": version("numpy")}
+
+    def _network(self, m: dict, n_cells: int):
+        from cosim.multicompartment import Network, ball_and_stick, discretise
+        hh = {"hh": {"ena": m["ena_mV"], "ek": m["ek_mV"]}}
+        morph = ball_and_stick(soma_L_um=m["soma_L_um"], soma_diam_um=m["soma_diam_um"],
+                               dend_L_um=m["dend_L_um"], dend_diam_um=m["dend_diam_um"],
+                               dend_nseg=m["dend_nseg"], Ra_ohm_cm=m["Ra_ohm_cm"],
+                               cm_uF_per_cm2=m["cm_uF_per_cm2"],
+                               soma_mechanisms=hh, dend_mechanisms=hh)
+        template = discretise(morph)
+        net = Network(dt_ms=m["dt_ms"], celsius=m["celsius"], v_init_mV=m["v_init_mV"],
+                      spike_threshold_mV=m["threshold_mV"])
+        for gid in net.add_cells(template, n_cells, detect_at=("soma", 0.5)):
+            net.add_current_clamp(gid, ("soma", 0.5), m["iclamp_delay_ms"], 1e9, m["iclamp_amp_nA"])
+        net.build()
+        return net, template
+
+    def _simulate(self, net, duration_ms: float):
+        net.reset()
+        tic = time.perf_counter()
+        spikes, _ = net.run(duration_ms)
+        return time.perf_counter() - tic, spikes
+
+    def warmup(self):
+        net, _ = self._network(self.m, WARMUP["n_cells"])
+        self._simulate(net, WARMUP["duration_ms"])
+
+    def build(self):
+        self.net, template = self._network(self.m, self.m["n_cells"])
+        return {"compartments_per_cell": int(template.n_compartments)}
+
+    def run(self):
+        import numpy as np
+        wall, (gids, times) = self._simulate(self.net, self.m["duration_ms"])
+        cell0 = np.sort(times[gids == 0])
+        return wall, {"spikes_cell0_ms": cell0, "total_spikes": np.array(len(times))}
+
+
+FACTORIES = {"cosim": CosimRunner, "neuron": NeuronRunner, "arbor": ArborRunner}
+
+
+# =========================================================================== driver
+
+def compare_spikes(a, b, tol_ms: float) -> dict:
+    """Spike-train agreement of two sorted arrays of times (ms)."""
+    import numpy as np
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    n = min(len(a), len(b))
+    max_dt = float(np.max(np.abs(a[:n] - b[:n]))) if n else 0.0
+    ok = abs(len(a) - len(b)) <= 1 and max_dt <= tol_ms and (len(a) > 0) == (len(b) > 0)
+    return {"counts": [int(len(a)), int(len(b))], "max_abs_dt_ms": max_dt, "agree": bool(ok)}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--duration-ms", type=float, default=MODEL["duration_ms"],
+                   help="simulated time per run (default 1000)")
+    p.add_argument("--cells", type=int, default=MODEL["n_cells"], help="number of cells (default 100)")
+    p.add_argument("--spike-tol-ms", type=float, default=1.0,
+                   help="largest allowed difference of paired spike times (default 1 ms)")
+    C.add_common_args(p, repeats=3)
+    args = p.parse_args(argv)
+    if args.worker:
+        C.worker_main(FACTORIES, args.worker)
+        return 0
+
+    model = dict(MODEL, duration_ms=args.duration_ms, n_cells=args.cells)
+    names = [s for s in SIMULATORS if not args.only or s in args.only]
+    n_comp = model["n_cells"] * n_compartments_per_cell(model)
+    n_steps = round(model["duration_ms"] / model["dt_ms"])
+    info = C.machine_info()
+    print(f"multicompartment benchmark: {model['n_cells']} cells × {n_compartments_per_cell(model)} "
+          f"compartments = {n_comp}, HH everywhere, {model['celsius']} °C, dt {model['dt_ms']} ms, "
+          f"{model['duration_ms']:g} ms simulated ({n_steps} steps), 1 thread, "
+          f"min over {args.repeats} interleaved rounds", flush=True)
+
+    plan = [{"name": n, "config": model} for n in names]
+    results = C.run_interleaved(__file__, plan, args.repeats, verbose=args.verbose,
+                                log=lambda s: print(s, file=sys.stderr, flush=True))
+
+    ns, jit, build, mem, versions, skipped, cpc = {}, {}, {}, {}, {}, {}, {}
+    for name in names:
+        r = results[name]
+        if r["status"] != "ok":
+            skipped[name] = r["reason"]
+            continue
+        wall = min(r["walls_s"])
+        ns[name] = wall / (n_comp * n_steps) * 1e9
+        jit[name] = r["setup"]["warmup_s"]
+        build[name] = r["setup"]["build_s"]
+        mem[name] = r["peak_rss_delta_bytes"] / n_comp
+        versions.update(r["setup"]["versions"])
+        cpc[name] = r["setup"]["info"].get("compartments_per_cell")
+
+    ratios = {peer: C.ratio(ns.get(peer), ns.get("cosim")) for peer in ("neuron", "arbor")}
+
+    agreement = {}
+    ok_names = [n for n in names if results[n]["status"] == "ok"]
+    for i, a in enumerate(ok_names):
+        for b in ok_names[i + 1:]:
+            agreement[f"{a}-{b}"] = compare_spikes(results[a]["arrays"]["spikes_cell0_ms"],
+                                                   results[b]["arrays"]["spikes_cell0_ms"],
+                                                   args.spike_tol_ms)
+
+    rows = []
+    for name in names:
+        if name in skipped:
+            rows.append([name, "skipped", None, None, None, None, None, None])
+            continue
+        arr = results[name]["arrays"]
+        rows.append([name, ns[name], ratios.get(name) if name != "cosim" else 1.0,
+                     mem[name], jit[name], build[name], int(arr["total_spikes"]),
+                     cpc[name]])
+    print()
+    C.print_table(["simulator", "ns/comp-step", "peer÷ours", "peak B/comp",
+                   "warm-up/JIT s", "build s", "spikes (all)", "comp/cell"], rows)
+    for name, reason in skipped.items():
+        print(f"  {name}: skipped — {reason}")
+    print()
+    for pair, a in agreement.items():
+        print(f"agreement {pair:<14} cell-0 spikes {a['counts'][0]} vs {a['counts'][1]}, "
+              f"max |Δt| {a['max_abs_dt_ms']:.3f} ms → {'AGREE' if a['agree'] else 'DISAGREE'}")
+    targets = {}
+    for peer, need in TARGETS.items():
+        rr = ratios.get(peer)
+        targets[peer] = None if rr is None else bool(rr >= need if peer == "neuron" else rr > need)
+        if rr is not None:
+            print(f"target vs {peer}: {'≥' if peer == 'neuron' else '>'}{need:g}× → {rr:.2f}× "
+                  f"{'met' if targets[peer] else 'NOT met'}")
+
+    if args.json:
+        C.write_json(args.json, {
+            "benchmark": "multicompartment",
+            "ratios": ratios,
+            "ns_per_compartment_step": ns,
+            "jit_seconds": jit.get("cosim"),
+            "warmup_seconds": jit,
+            "build_seconds": build,
+            "peak_memory_bytes_per_compartment": mem,
+            "memory_method": next((results[n]["setup"]["memory_method"] for n in ok_names), None),
+            "agreement": agreement,
+            "all_agree": all(a["agree"] for a in agreement.values()) if agreement else None,
+            "targets_met": targets,
+            "skipped": skipped,
+            "wall_seconds_all_rounds": {n: results[n]["walls_s"] for n in ok_names},
+            "model": model,
+            "n_compartments": n_comp,
+            "n_steps": n_steps,
+            "repeats": args.repeats,
+            "versions": versions,
+            "machine": info,
+        })
+    return 0 if all(a["agree"] for a in agreement.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

