@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture
 def write_scenario(tmp_path):
@@ -23,11 +17,3 @@ def write_scenario(tmp_path):
         return p
 
     return _write
-
-
-def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run ``python -m cosim ARGS`` in a subprocess (as a user would run ``cosim``)."""
-    env = dict(os.environ)
-    env.pop("COSIM_DEBUG", None)
-    return subprocess.run([sys.executable, "-m", "cosim", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
