@@ -52,7 +52,11 @@ def test_swc_matches_neuron_import3d(import3d, fname):
         if s.parent >= 0:
             assert ps.sec.name() == morph.sections[s.parent].name and ps.x == s.parent_x
         assert ns.L == pytest.approx(s.length_um, rel=1e-6)
-        ns.nseg, ns.Ra, ns.cm = s.nseg, s.Ra_ohm_cm, s.cm_uF_per_cm2
+        ns.Ra, ns.cm = s.Ra_ohm_cm, s.cm_uF_per_cm2
+        # d_lambda rule with NEURON's own lambda_f (stdlib.hoc) on the 3-D section
+        lam = h.lambda_f(100.0, sec=ns)
+        assert s.nseg == int((ns.L / (0.05 * lam) + 0.9) / 2) * 2 + 1
+        ns.nseg = s.nseg
         ns.insert("hh")
         for seg in ns:
             seg.hh.gnabar = 0.1

@@ -22,7 +22,8 @@ with spike events.  Scenario keys (units in brackets; defaults after ``=``)::
     d_lambda = 0.1                      # optional, instead of nseg (at 100 Hz)
     Ra = 100.0  cm = 1.0                # [Ω·cm] [µF/cm²]
     detect = "soma"
-    [engines.spiking.cells.exc.mechanisms]      # by section kind / name / "all"
+    [engines.spiking.cells.exc.mechanisms]      # by section kind / name / "all"; each
+                                                # entry replaces the mechanisms it selects
     soma = { hh = {} }                          # NEURON hh defaults
     dend = { pas = { g = 0.0001, e = -65.0 } }  # [S/cm², mV]
 
