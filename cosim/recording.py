@@ -65,6 +65,8 @@ def check_output_path(path: Path, overwrite: bool) -> None:
 @dataclass
 class _Series:
     spec: RecordSpec
+    data: "h5py.Dataset"
+    time: "h5py.Dataset"
     chunks: list = field(default_factory=list)
     n_written: int = 0
 
@@ -143,6 +145,7 @@ class Recorder:
         tg.create_dataset("window_seconds", shape=(0, self.n_ranks, len(PHASES)),
                           maxshape=(None, self.n_ranks, len(PHASES)), dtype="f8",
                           chunks=(256, self.n_ranks, len(PHASES)))
+        self._timing_ds = tg["window_seconds"]
         tg["window_seconds"].attrs.update(axes="window, rank, phase", phases=list(PHASES),
                                           unit="s")
         f.flush()
@@ -164,7 +167,7 @@ class Recorder:
         d.dims[0].label = "time"
         d.dims[1].label = "variable"
         d.dims[2].label = "region"
-        self._series[(engine, spec.dataset)] = _Series(spec)
+        self._series[(engine, spec.dataset)] = _Series(spec, d, t)
 
     def _create_spikes(self, population: str) -> None:
         g = self.f.require_group(f"spikes/{population}")
@@ -205,8 +208,7 @@ class Recorder:
                 continue
             block = np.concatenate(s.chunks, axis=0)
             s.chunks.clear()
-            d = self.f[f"engines/{engine}/{dataset}"]
-            t = self.f[f"engines/{engine}/{dataset}_time_ms"]
+            d, t = s.data, s.time
             n0, n1 = s.n_written, s.n_written + block.shape[0]
             d.resize(n1, axis=0)
             d[n0:n1] = block
@@ -227,7 +229,7 @@ class Recorder:
         if self._timing:
             block = np.stack(self._timing)
             self._timing.clear()
-            d = self.f["timing/window_seconds"]
+            d = self._timing_ds
             n0 = d.shape[0]
             d.resize(n0 + block.shape[0], axis=0)
             d[n0:] = block
