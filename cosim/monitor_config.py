@@ -1,0 +1,343 @@
+"""Monitors chosen in a scenario's ``[record]`` section, applied to an engine's outputs.
+
+Keys read from the ``[record.<engine>]`` table (besides ``variables``, which the scenario
+loader reads)::
+
+    [record.cortex]
+    variables = ["y0", "y1", "y2"]   # what the engine samples every [record] period
+    raw = true                  # store those samples too (false: store only monitors)
+    source = "state"            # dataset the monitors read (default: the engine's first)
+
+    [record.cortex.average]     # temporal average …
+    period = 10.0               # ms, whole multiple of [record] period
+    variables = ["y0"]          # optional subset
+    [record.cortex.subsample]   # … or every k-th sample (same keys)
+    period = 10.0
+
+    [record.cortex.bold]        # Balloon–Windkessel BOLD (cosim.analysis.hemodynamics)
+    tr = 2000.0                 # ms
+    input = "rate"              # "rate": the region firing rate ([record.cortex.rate]'s
+                                #   transfer, else the model's default) or a recorded variable
+    scale = 1.0                 # z = scale * (input - offset), in 1/s
+    offset = 0.0
+    preset = "stephan2007"      # or "friston2000"
+
+    [record.cortex.eeg]         # Jansen–Rit pyramidal potential y1 - y2 (mV)
+    variable = "y1"             # defaults y1 and y2; subtract = "" for no subtraction
+    subtract = "y2"
+    period = 4.0                # ms, optional block average (250 Hz here)
+    leadfield = "leadfield.npy" # optional (sensor, region) matrix: .npy, .npz, .csv, .txt;
+                                #   columns = the engine's regions or all connectome regions
+    sensors = ["Fz", "Cz"]      # optional names (or a .txt file, one per line)
+    unit = "uV"                 # optional unit of the projected signal
+
+    [record.cortex.rate]        # neural mass: the model's transfer function
+    transfer = "jansen_rit"     # sigmoid of y1 - y2 with the engine's nu_max, v0, r (or set
+                                #   e0 [Hz], v0 [mV], r [1/mV]); or "variable" (+ variable =
+                                #   "E", scale = 1.0, unit = "Hz").  Defaults by model:
+                                #   jansen_rit -> "jansen_rit", wilson_cowan -> E
+    period = 10.0               # ms, optional block average
+    [record.hippocampus.rate]   # spiking engine: population rates from the spikes
+    bin = 5.0                   # ms
+    neurons = {exc = 800}       # population sizes, when the engine does not declare them
+
+Paths are relative to the scenario file's folder.  :func:`monitors_from_config` validates
+all of it and returns an :class:`EngineMonitors` that the runtime applies to every window.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .analysis.hemodynamics import BalloonParams
+from .analysis.io import load_matrix
+from .engines.base import RecordSpec
+from .errors import CosimError
+from .monitors import (AverageMonitor, BoldMonitor, EegMonitor, Monitor, RateMonitor, Signal,
+                       SpikeRateMonitor, difference_signal, jansen_rit_rate_signal,
+                       variable_signal)
+from .schema import Reader
+
+#: Default firing-rate transfer per neural-mass model name: (transfer, variable).
+DEFAULT_RATE_TRANSFER: dict[str, tuple[str, str | None]] = {
+    "jansen_rit": ("jansen_rit", None),
+    "wilson_cowan": ("variable", "E"),
+}
+
+MONITOR_TABLES = ("average", "subsample", "bold", "eeg", "rate")
+
+
+def _is_spikes(spec: RecordSpec) -> bool:
+    return spec.attrs.get("kind") == "spikes"
+
+
+class EngineMonitors:
+    """The monitors of one engine, applied to its :class:`WindowOutput` records.
+
+    ``record_specs()`` is what the recorder must create for this engine (the engine's own
+    datasets unless ``raw`` is false — spikes are always kept — plus one per monitor);
+    ``apply(records, t_end_ms)`` maps one window's records to the records to write.
+    """
+
+    def __init__(self, engine: str, engine_specs: Sequence[RecordSpec],
+                 series: Sequence[tuple[str, Monitor]] = (),
+                 spike_rate: SpikeRateMonitor | None = None, raw: bool = True):
+        self.engine = engine
+        self.engine_specs = list(engine_specs)
+        self.series = list(series)
+        self.spike_rate = spike_rate
+        self.raw = raw
+        self._spike_pop = {s.dataset: s.attrs.get("population", s.dataset)
+                           for s in self.engine_specs if _is_spikes(s)}
+        names = [m.spec.dataset for _, m in self.series]
+        if spike_rate is not None:
+            names.append(spike_rate.spec.dataset)
+        own = {s.dataset for s in self.engine_specs}
+        for n in names:
+            if names.count(n) > 1 or n in own:
+                raise ValueError(f"monitor dataset {n!r} of engine {engine!r} is not unique")
+
+    @property
+    def passthrough(self) -> bool:
+        """True when nothing is changed (no monitors, raw samples kept)."""
+        return self.raw and not self.series and self.spike_rate is None
+
+    def record_specs(self) -> list[RecordSpec]:
+        out = [s for s in self.engine_specs if self.raw or _is_spikes(s)]
+        out += [m.spec for _, m in self.series]
+        if self.spike_rate is not None:
+            out.append(self.spike_rate.spec)
+        return out
+
+    def apply(self, records: dict, t_end_ms: float) -> dict:
+        """Records to write for one window ending at ``t_end_ms`` (ms)."""
+        if self.passthrough:
+            return records
+        out = {k: v for k, v in records.items() if self.raw or k in self._spike_pop}
+        for source, mon in self.series:
+            if source in records:
+                out[mon.spec.dataset] = mon.update(records[source])
+        if self.spike_rate is not None:
+            spikes = {self._spike_pop[k]: v for k, v in records.items() if k in self._spike_pop}
+            out[self.spike_rate.spec.dataset] = self.spike_rate.update_spikes(spikes, t_end_ms)
+        return out
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Checkpoint of every monitor: ``"<dataset>/<key>" → array``."""
+        out = {}
+        mons = [m for _, m in self.series] + ([self.spike_rate] if self.spike_rate else [])
+        for m in mons:
+            out.update({f"{m.spec.dataset}/{k}": v for k, v in m.state().items()})
+        return out
+
+    def restore(self, saved: dict[str, np.ndarray]) -> None:
+        mons = [m for _, m in self.series] + ([self.spike_rate] if self.spike_rate else [])
+        for m in mons:
+            prefix = m.spec.dataset + "/"
+            m.restore({k[len(prefix):]: v for k, v in saved.items() if k.startswith(prefix)})
+
+
+def monitors_from_config(reader: Reader | None, engine: str, engine_specs: Sequence[RecordSpec],
+                         *, model: str | None = None,
+                         region_labels: Sequence[str] | None = None,
+                         engine_object=None) -> EngineMonitors:
+    """Read the monitors of ``engine`` from its ``[record.<engine>]`` table.
+
+    ``reader``: that table (``None`` when absent); ``engine_specs``: the engine's
+    ``record_specs()``; ``model``: the neural-mass model name for the default rate
+    transfer (default: the ``model`` attribute of the engine's record spec);
+    ``region_labels``: all connectome region labels (lead fields with one column per
+    connectome region); ``engine_object``: the engine, whose per-region model parameters
+    (``model.parameter_names``, ``params``) the Jansen–Rit rate transfer uses.  Reads only
+    the keys in the module docstring besides ``variables``; the caller calls
+    ``reader.done()`` afterwards.  Problems raise :class:`CosimError` naming the key.
+    """
+    if reader is None:
+        return EngineMonitors(engine, engine_specs)
+    raw = reader.boolean("raw", True)
+    series_specs = [s for s in engine_specs if not _is_spikes(s)]
+    spike_specs = [s for s in engine_specs if _is_spikes(s)]
+    wanted = [t for t in MONITOR_TABLES if reader.has(t)]
+    source = None
+    src_name = reader.string("source", None, choices=[s.dataset for s in series_specs] or None)
+    if series_specs:
+        source = next(s for s in series_specs if src_name in (None, s.dataset))
+        model = model or source.attrs.get("model")
+    params = engine_parameters(engine_object)
+    series: list[tuple[str, Monitor]] = []
+    spike_rate = None
+    readers = {t: reader.table(t) for t in wanted}
+    rate_signal = None          # the region firing rate, shared by `rate` and `bold`
+    if "rate" in readers and source is not None and not spike_specs:
+        rate_signal = _rate_signal(readers["rate"], source, model, params)
+    for table, r in readers.items():
+        if table == "rate" and spike_specs:
+            spike_rate = _spike_rate(r, spike_specs)
+        else:
+            if source is None:
+                raise r.error(None, f"engine {engine!r} records no region time series")
+            series.append((source.dataset, _series_monitor(table, r, source, model,
+                                                           region_labels, rate_signal, params)))
+        r.done()
+    try:
+        return EngineMonitors(engine, engine_specs, series, spike_rate, raw)
+    except ValueError as exc:
+        raise reader.error(None, str(exc)) from None
+
+
+def _guard(r: Reader, key: str | None, fn):
+    """Run ``fn()``; a ValueError/KeyError becomes a CosimError at ``key`` of ``r``."""
+    try:
+        return fn()
+    except (ValueError, KeyError) as exc:
+        raise r.error(key, exc.args[0] if exc.args else str(exc)) from None
+
+
+def engine_parameters(engine) -> dict[str, np.ndarray]:
+    """Model parameters of a neural-mass engine by name, each ``(region,)`` (empty for
+    engines without ``model.parameter_names`` and ``params (region, parameter)``)."""
+    model, params = getattr(engine, "model", None), getattr(engine, "params", None)
+    names = getattr(model, "parameter_names", None)
+    if names is None or params is None:
+        return {}
+    params = np.asarray(params, dtype=np.float64)
+    return {n: params[:, j] for j, n in enumerate(names)}
+
+
+def _jansen_rit_defaults(params: dict) -> tuple:
+    """(e0 Hz, v0 mV, r 1/mV) from the engine's parameters, else the model defaults."""
+    if not params:
+        from .models import get_model
+
+        params = {p.name: p.default for p in get_model("jansen_rit").parameters}
+    return 1000.0 * np.asarray(params["nu_max"]), params["v0"], params["r"]
+
+
+def _rate_signal(r: Reader, source: RecordSpec, model: str | None, params: dict) -> Signal:
+    """The firing-rate signal described by a ``[record.<engine>.rate]`` table."""
+    default, default_var = DEFAULT_RATE_TRANSFER.get(model or "", (None, None))
+    transfer = r.string("transfer", default, choices=("jansen_rit", "variable"))
+    if transfer is None:
+        raise r.error("transfer", f"missing: no default firing-rate transfer for "
+                                  f"model {model!r}; set \"jansen_rit\" or \"variable\"")
+    if transfer == "jansen_rit":
+        e0_d, v0_d, r_d = _jansen_rit_defaults(params if model == "jansen_rit" else {})
+        e0 = r.number("e0", None, gt=0, unit="Hz")
+        v0 = r.number("v0", None, unit="mV")
+        slope = r.number("r", None, gt=0, unit="1/mV")
+        return _guard(r, "transfer", lambda: jansen_rit_rate_signal(
+            source, e0_d if e0 is None else e0, v0_d if v0 is None else v0,
+            r_d if slope is None else slope))
+    var = r.string("variable", default_var)
+    if var is None:
+        raise r.error("variable", "missing required key (transfer = \"variable\")")
+    scale = r.number("scale", 1.0)
+    unit = r.string("unit", None)
+    return _guard(r, "variable", lambda: variable_signal(source, var, scale, unit))
+
+
+def _default_rate_signal(r: Reader, key: str, source: RecordSpec, model: str | None,
+                         params: dict) -> Signal:
+    transfer, var = DEFAULT_RATE_TRANSFER.get(model or "", (None, None))
+    if transfer is None:
+        raise r.error(key, f"\"rate\" needs a [record.<engine>.rate] table with a transfer "
+                           f"(no default for model {model!r}), or name a recorded variable")
+    if transfer == "jansen_rit":
+        return _guard(r, key, lambda: jansen_rit_rate_signal(source, *_jansen_rit_defaults(params)))
+    return _guard(r, key, lambda: variable_signal(source, var))
+
+
+def _series_monitor(table: str, r: Reader, source: RecordSpec, model, region_labels,
+                    rate_signal: Signal | None, params: dict) -> Monitor:
+    if table in ("average", "subsample"):
+        period = r.number("period", gt=0, unit="ms")
+        variables = r.string_list("variables", None)
+        return _guard(r, "period", lambda: AverageMonitor(source, period, mode=table,
+                                                          variables=variables))
+    if table == "bold":
+        tr = r.number("tr", 2000.0, gt=0, unit="ms")
+        inp = r.string("input", "rate")
+        scale = r.number("scale", 1.0)
+        offset = r.number("offset", 0.0)
+        preset = r.string("preset", "stephan2007", choices=("stephan2007", "friston2000"))
+        if inp == "rate":
+            sig = rate_signal or _default_rate_signal(r, "input", source, model, params)
+        else:
+            sig = _guard(r, "input", lambda: variable_signal(source, inp))
+        return _guard(r, "tr", lambda: BoldMonitor(source, sig, tr_ms=tr, scale=scale,
+                                                   offset=offset,
+                                                   params=BalloonParams.preset(preset)))
+    if table == "eeg":
+        plus = r.string("variable", "y1")
+        minus = r.string("subtract", "y2")
+        period = r.number("period", None, gt=0, unit="ms")
+        unit = r.string("unit", None)
+        sig = _guard(r, "variable", lambda: (difference_signal(source, plus, minus) if minus
+                                            else variable_signal(source, plus)))
+        lf, sensors = None, None
+        if r.has("leadfield"):
+            lf = _leadfield(r, source, region_labels)
+            sensors = _sensors(r)
+        return _guard(r, "leadfield" if lf is not None else "period",
+                      lambda: EegMonitor(source, sig, leadfield=lf, sensors=sensors,
+                                         period_ms=period, unit=unit))
+    # rate of a neural mass (its signal was read first, see monitors_from_config)
+    period = r.number("period", None, gt=0, unit="ms")
+    return _guard(r, "period", lambda: RateMonitor(source, rate_signal, period_ms=period))
+
+
+def _base_dir(r: Reader) -> Path:
+    return Path(r.file).parent if r.file else Path(".")
+
+
+def _leadfield(r: Reader, source: RecordSpec, region_labels) -> np.ndarray:
+    name = r.string("leadfield")
+    lf = load_matrix(_base_dir(r) / name, file=r.file, key=r.key("leadfield"))
+    n = len(source.regions)
+    if lf.shape[1] == n:
+        return lf
+    if region_labels is not None and lf.shape[1] == len(region_labels):
+        labels = list(region_labels)
+        return lf[:, [labels.index(g) for g in source.regions]]
+    total = f" or {len(region_labels)} (all connectome regions)" if region_labels else ""
+    raise r.error("leadfield", f"{name}: has {lf.shape[1]} columns; expected {n} (the "
+                               f"engine's regions){total}")
+
+
+def _sensors(r: Reader) -> list[str] | None:
+    value = r.any("sensors", None)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            return [ln.strip() for ln in (_base_dir(r) / value).read_text().splitlines()
+                    if ln.strip()]
+        except OSError as exc:
+            raise r.error("sensors", f"cannot read {value}: {exc.strerror}") from None
+    return r.string_list("sensors")
+
+
+def _spike_rate(r: Reader, spike_specs: list[RecordSpec]) -> SpikeRateMonitor:
+    bin_ms = r.number("bin", gt=0, unit="ms")
+    pops = [s.attrs.get("population", s.dataset) for s in spike_specs]
+    sizes_cfg = r.any("neurons", None)
+    sizes = []
+    for s, pop in zip(spike_specs, pops):
+        n = s.attrs.get("n_nodes", s.attrs.get("n_neurons"))
+        if isinstance(sizes_cfg, int) and not isinstance(sizes_cfg, bool) and len(pops) == 1:
+            n = sizes_cfg
+        elif isinstance(sizes_cfg, dict) and pop in sizes_cfg:
+            n = sizes_cfg[pop]
+        elif sizes_cfg is not None and not isinstance(sizes_cfg, dict):
+            raise r.error("neurons", "must be an integer (one population) or a table "
+                                     "population = size")
+        if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n <= 0:
+            raise r.error("neurons", f"size of population {pop!r} unknown or invalid ({n!r}); "
+                                     f"set neurons = {{{pop} = N}}")
+        sizes.append(int(n))
+    region = spike_specs[0].regions[0] if spike_specs[0].regions else "spiking"
+    return _guard(r, "bin", lambda: SpikeRateMonitor(pops, sizes, bin_ms, region=region,
+                                                     start_ms=spike_specs[0].start_ms))

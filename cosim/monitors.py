@@ -1,0 +1,411 @@
+"""Streaming monitors: what is computed from an engine's samples *during* the run.
+
+Each window an engine returns its sampled region time series ``(n, variable, region)``
+(sample ``k`` at ``start + k·period``, see :class:`~cosim.engines.base.RecordSpec`).  A
+monitor turns those samples into another series, keeping its own state across windows,
+so that feeding a run window by window gives exactly what one call on the whole series
+gives (the chunked-equals-one-shot invariant; tested).  Every monitor has
+
+- ``spec`` — the :class:`RecordSpec` of its output dataset (``/engines/<engine>/<name>``);
+- ``update(samples) -> (m, variable', region')`` — the output samples completed so far;
+- ``state()`` / ``restore(saved)`` — checkpoints.
+
+Monitors here: :class:`AverageMonitor` (temporal average or subsampling),
+:class:`BoldMonitor` (Balloon–Windkessel BOLD at a TR), :class:`EegMonitor` (Jansen–Rit
+pyramidal potential y1 − y2, optionally through a lead field), :class:`RateMonitor`
+(a neural mass's firing rate through its transfer function) and :class:`SpikeRateMonitor`
+(population rate of a spiking region from its spikes).  :mod:`cosim.monitor_config` reads
+them from a scenario's ``[record.<engine>.<monitor>]`` tables.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, replace
+
+import numpy as np
+
+from .analysis.hemodynamics import BalloonIntegrator, BalloonParams, bold_signal
+from .engines.base import RecordSpec
+
+_RTOL = 1e-9
+
+
+def whole_ratio(big: float, small: float) -> int | None:
+    """``big / small`` if it is a whole number ≥ 1 (relative 1e-9), else ``None``."""
+    q = big / small
+    k = round(q)
+    return int(k) if k >= 1 and abs(q - k) <= _RTOL * max(1.0, q) else None
+
+
+class BlockMean:
+    """Streaming mean over consecutive blocks of ``k`` samples along axis 0.
+
+    ``push(x)`` returns the means of the blocks completed by ``x`` (possibly none); the
+    samples of a partial block wait for the next call.  Each block is summed sample by
+    sample in time order, so the result does not depend on how the series was chunked
+    (bitwise).
+    """
+
+    def __init__(self, k: int):
+        self.k = int(k)
+        self._pending: np.ndarray | None = None     # (< k, ...) samples of a partial block
+
+    def push(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        if self.k == 1:
+            return x
+        if self._pending is not None and self._pending.shape[0]:
+            x = np.concatenate([self._pending, x])
+        full = x.shape[0] // self.k
+        self._pending = x[full * self.k:].copy()
+        blocks = x[:full * self.k].reshape((full, self.k) + x.shape[1:])
+        total = blocks[:, 0].copy()
+        for j in range(1, self.k):
+            total += blocks[:, j]
+        return total / self.k
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {"pending": np.zeros(0) if self._pending is None else self._pending.copy()}
+
+    def restore(self, saved: dict[str, np.ndarray]) -> None:
+        pending = np.asarray(saved["pending"])
+        self._pending = pending.copy() if pending.size else None
+
+
+class Monitor:
+    """Base class: a streaming transform of one engine dataset (see module docstring)."""
+
+    kind = "monitor"
+    spec: RecordSpec
+
+    def record_spec(self) -> RecordSpec:
+        """The output dataset's :class:`RecordSpec`."""
+        return self.spec
+
+    def update(self, samples: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def restore(self, saved: dict[str, np.ndarray]) -> None:
+        pass
+
+
+def _var_index(source: RecordSpec, name: str) -> int:
+    try:
+        return source.variables.index(name)
+    except ValueError:
+        raise KeyError(f"variable {name!r} is not recorded (recorded: "
+                       f"{', '.join(source.variables)})") from None
+
+
+class Signal:
+    """A per-region signal computed sample by sample from an engine's samples.
+
+    ``signal(samples (n, variable, region)) -> (n, region)``; ``description`` is stored in
+    the output attributes, ``unit`` is the signal's unit.
+    """
+
+    def __init__(self, fn, description: str, unit: str):
+        self.fn = fn
+        self.description = description
+        self.unit = unit
+
+    def __call__(self, samples: np.ndarray) -> np.ndarray:
+        return self.fn(np.asarray(samples, dtype=np.float64))
+
+
+def variable_signal(source: RecordSpec, name: str, scale: float = 1.0,
+                    unit: str | None = None) -> Signal:
+    """``scale · <name>``; unit ``unit`` or the variable's own."""
+    i = _var_index(source, name)
+    desc = name if scale == 1.0 else f"{scale:g} * {name}"
+    return Signal(lambda x: scale * x[:, i, :], desc, unit or source.units[i])
+
+
+def difference_signal(source: RecordSpec, plus: str, minus: str) -> Signal:
+    """``<plus> − <minus>`` (e.g. Jansen–Rit y1 − y2, the pyramidal membrane potential)."""
+    i, j = _var_index(source, plus), _var_index(source, minus)
+    return Signal(lambda x: x[:, i, :] - x[:, j, :], f"{plus} - {minus}", source.units[i])
+
+
+def jansen_rit_rate(y1: np.ndarray, y2: np.ndarray, e0_hz=2.5, v0_mv=5.52,
+                    r_per_mv=0.56) -> np.ndarray:
+    """Jansen & Rit (1995) sigmoid ``2 e0 / (1 + exp(r (v0 − (y1 − y2))))`` in Hz: the
+    firing rate of the pyramidal population from its membrane potential y1 − y2 (mV).
+    Defaults: TVB's / :mod:`cosim.models.jansen_rit` (ν_max = 2.5 Hz, v0 = 5.52 mV,
+    r = 0.56 /mV; Jansen & Rit used v0 = 6 mV).  Parameters may be per-region arrays."""
+    return 2.0 * e0_hz / (1.0 + np.exp(r_per_mv * (v0_mv - (y1 - y2))))
+
+
+def _show(value) -> str:
+    v = np.asarray(value, dtype=np.float64)
+    return f"{float(v.flat[0]):g}" if v.size and np.all(v == v.flat[0]) else "<per region>"
+
+
+def jansen_rit_rate_signal(source: RecordSpec, e0_hz=2.5, v0_mv=5.52, r_per_mv=0.56) -> Signal:
+    """:func:`jansen_rit_rate` of the recorded ``y1`` and ``y2`` (Hz); parameters are
+    scalars or arrays ``(region,)``."""
+    i, j = _var_index(source, "y1"), _var_index(source, "y2")
+    e0, v0, r = (np.asarray(a, dtype=np.float64) for a in (e0_hz, v0_mv, r_per_mv))
+    for a in (e0, v0, r):
+        if a.ndim and a.shape != (len(source.regions),):
+            raise ValueError(f"per-region parameter of shape {a.shape} for "
+                             f"{len(source.regions)} regions")
+    return Signal(lambda x: jansen_rit_rate(x[:, i, :], x[:, j, :], e0, v0, r),
+                  f"2*{_show(e0)}/(1+exp({_show(r)}*({_show(v0)}-(y1-y2))))", "Hz")
+
+
+class AverageMonitor(Monitor):
+    """Temporal average (``mode="average"``) or subsampling (``mode="subsample"``).
+
+    Output sample ``j`` (at ``start + j·period_ms``) is the mean of the source samples in
+    ``(start + (j−1)·period_ms, start + j·period_ms]``, or the source sample at that time.
+    ``period_ms`` must be a whole multiple of the source period.
+    """
+
+    def __init__(self, source: RecordSpec, period_ms: float, *, mode: str = "average",
+                 variables: list[str] | None = None, dataset: str | None = None):
+        k = whole_ratio(period_ms, source.period_ms)
+        if k is None:
+            raise ValueError(f"period {period_ms:g} ms is not a whole multiple of the record "
+                             f"period {source.period_ms:g} ms")
+        if mode not in ("average", "subsample"):
+            raise ValueError(f"mode must be 'average' or 'subsample', got {mode!r}")
+        self.kind = mode
+        self.k = k
+        names = list(source.variables) if variables is None else list(variables)
+        self.index = [_var_index(source, v) for v in names]
+        self.mode = mode
+        self._mean = BlockMean(k)
+        self._phase = 0                              # samples seen modulo k (subsample)
+        self.spec = replace(source, dataset=dataset or mode, variables=tuple(names),
+                            units=tuple(source.units[i] for i in self.index),
+                            period_ms=k * source.period_ms,
+                            attrs={"monitor": mode, "source": source.dataset,
+                                   "source_period_ms": source.period_ms})
+
+    def update(self, samples: np.ndarray) -> np.ndarray:
+        x = np.asarray(samples, dtype=np.float64)[:, self.index, :]
+        if self.mode == "average":
+            return self._mean.push(x)
+        first = (self.k - 1 - self._phase) % self.k   # index of the next k-th sample
+        self._phase = (self._phase + x.shape[0]) % self.k
+        return x[first::self.k]
+
+    def state(self):
+        return {**self._mean.state(), "phase": np.array(self._phase)}
+
+    def restore(self, saved):
+        self._mean.restore(saved)
+        self._phase = int(saved["phase"])
+
+
+class BoldMonitor(Monitor):
+    """BOLD signal (% change) of each region, sampled every ``tr_ms``.
+
+    Input ``z = scale · (x − offset)`` (1/s) where ``x`` is the :class:`Signal` ``signal``
+    (a variable, a firing rate…);
+    the Balloon–Windkessel ODE (:mod:`cosim.analysis.hemodynamics`, RK4 on the samples,
+    input linear between them) starts from rest at ``source.start_ms`` and runs on every
+    sample; output sample ``j`` is the BOLD signal at ``start + j·tr_ms`` (point value).
+    ``tr_ms`` must be a whole multiple of the source period.
+    """
+
+    kind = "bold"
+
+    def __init__(self, source: RecordSpec, signal: Signal, *, tr_ms: float = 2000.0,
+                 params: BalloonParams = BalloonParams(), scale: float = 1.0,
+                 offset: float = 0.0, dataset: str = "bold"):
+        k = whole_ratio(tr_ms, source.period_ms)
+        if k is None:
+            raise ValueError(f"tr {tr_ms:g} ms is not a whole multiple of the record period "
+                             f"{source.period_ms:g} ms")
+        self.k = k
+        self.signal = signal
+        self.scale, self.offset = float(scale), float(offset)
+        self.params = params
+        self.integrator = BalloonIntegrator(len(source.regions), source.period_ms, params)
+        self._phase = 0
+        self.spec = replace(source, dataset=dataset, variables=("bold",), units=("%",),
+                            period_ms=k * source.period_ms,
+                            attrs={"monitor": "bold", "source": source.dataset,
+                                   "input": f"{self.scale:g} * ({signal.description} - {self.offset:g})",
+                                   "model": "Balloon-Windkessel (Friston et al. 2000 "
+                                            "equations; signal per `coefficients`)",
+                                   "integration": "RK4 at the record period, input linear "
+                                                  "between samples",
+                                   "parameters": json.dumps(asdict(params))})
+
+    def update(self, samples: np.ndarray) -> np.ndarray:
+        x = self.signal(samples)
+        v, q = self.integrator.step(self.scale * (x - self.offset))
+        first = (self.k - 1 - self._phase) % self.k
+        self._phase = (self._phase + x.shape[0]) % self.k
+        y = bold_signal(v[first::self.k], q[first::self.k], self.params)
+        return y[:, None, :]
+
+    def state(self):
+        return {**self.integrator.get_state(), "phase": np.array(self._phase)}
+
+    def restore(self, saved):
+        self.integrator.set_state(saved)
+        self._phase = int(saved["phase"])
+
+
+def _block(source: RecordSpec, period_ms: float | None) -> int:
+    k = 1 if period_ms is None else whole_ratio(period_ms, source.period_ms)
+    if k is None:
+        raise ValueError(f"period {period_ms:g} ms is not a whole multiple of the record "
+                         f"period {source.period_ms:g} ms")
+    return k
+
+
+class EegMonitor(Monitor):
+    """EEG-like signal of each region (default :func:`difference_signal` y1 − y2, the
+    Jansen–Rit pyramidal membrane potential in mV), optionally averaged over ``period_ms``
+    blocks and projected through a lead field ``(sensor, region)`` to sensors.
+
+    Without a lead field the output regions are the source regions; with one they are the
+    sensor names and the unit is ``unit`` (default "a.u.").
+    """
+
+    kind = "eeg"
+
+    def __init__(self, source: RecordSpec, signal: Signal | None = None, *,
+                 leadfield: np.ndarray | None = None, sensors: list[str] | None = None,
+                 period_ms: float | None = None, unit: str | None = None,
+                 dataset: str = "eeg"):
+        self.signal = signal if signal is not None else difference_signal(source, "y1", "y2")
+        k = _block(source, period_ms)
+        self._mean = BlockMean(k)
+        regions = source.regions
+        self.leadfield = None
+        if leadfield is not None:
+            lf = np.asarray(leadfield, dtype=np.float64)
+            if lf.ndim != 2 or lf.shape[1] != len(source.regions):
+                raise ValueError(f"lead field must be (sensor, region) with {len(source.regions)} "
+                                 f"columns, got shape {lf.shape}")
+            self.leadfield = lf
+            if sensors is None:
+                sensors = [f"sensor{i}" for i in range(lf.shape[0])]
+            if len(sensors) != lf.shape[0]:
+                raise ValueError(f"{len(sensors)} sensor names for a lead field of "
+                                 f"{lf.shape[0]} rows")
+            regions = tuple(sensors)
+        self.spec = replace(source, dataset=dataset, variables=("eeg",),
+                            units=(unit or (self.signal.unit if self.leadfield is None else "a.u."),),
+                            regions=tuple(regions), period_ms=k * source.period_ms,
+                            attrs={"monitor": "eeg", "source": source.dataset,
+                                   "signal": self.signal.description,
+                                   "channels": "regions" if self.leadfield is None else "sensors"})
+
+    def update(self, samples: np.ndarray) -> np.ndarray:
+        sig = self._mean.push(self.signal(samples))
+        if self.leadfield is not None:
+            sig = sig @ self.leadfield.T
+        return sig[:, None, :]
+
+    def state(self):
+        return self._mean.state()
+
+    def restore(self, saved):
+        self._mean.restore(saved)
+
+
+class RateMonitor(Monitor):
+    """Firing rate of each neural-mass region: a :class:`Signal` through the model's
+    transfer function (e.g. :func:`jansen_rit_rate_signal`; Wilson–Cowan ``E`` times a
+    maximal rate), optionally averaged over ``period_ms`` blocks."""
+
+    kind = "rate"
+
+    def __init__(self, source: RecordSpec, signal: Signal, *, period_ms: float | None = None,
+                 dataset: str = "rate"):
+        self.signal = signal
+        k = _block(source, period_ms)
+        self._mean = BlockMean(k)
+        self.spec = replace(source, dataset=dataset, variables=("rate",), units=(signal.unit,),
+                            period_ms=k * source.period_ms,
+                            attrs={"monitor": "rate", "source": source.dataset,
+                                   "transfer": signal.description})
+
+    def update(self, samples: np.ndarray) -> np.ndarray:
+        return self._mean.push(self.signal(samples))[:, None, :]
+
+    def state(self):
+        return self._mean.state()
+
+    def restore(self, saved):
+        self._mean.restore(saved)
+
+
+class SpikeRateMonitor(Monitor):
+    """Population firing rate (Hz per neuron) of a spiking region from its spikes.
+
+    ``populations``: names (one output variable each) with their sizes ``n_neurons``;
+    spikes of population ``p`` arrive as ``(node_ids, times_ms)``.  Output sample ``j``
+    (at ``start + j·bin_ms``) is ``count / (n_neurons · bin_ms / 1000)`` over the spikes
+    with ``start + (j−1)·bin_ms ≤ t < start + j·bin_ms``; a bin is emitted once the window
+    end has passed its end.  Output shape ``(m, population, 1)``.
+    """
+
+    kind = "rate"
+
+    def __init__(self, populations: list[str], n_neurons: list[int], bin_ms: float, *,
+                 region: str = "spiking", start_ms: float = 0.0, dataset: str = "rate"):
+        if bin_ms <= 0:
+            raise ValueError(f"bin must be > 0 ms, got {bin_ms:g}")
+        if any(n <= 0 for n in n_neurons):
+            raise ValueError(f"population sizes must be > 0, got {n_neurons}")
+        self.populations = list(populations)
+        self.n_neurons = np.asarray(n_neurons, dtype=np.float64)
+        self.bin_ms = float(bin_ms)
+        self.start_ms = float(start_ms)
+        self._pending: list[list[np.ndarray]] = [[] for _ in self.populations]
+        self._emitted = 0                      # bins already returned
+        self.spec = RecordSpec(dataset, tuple(self.populations), ("Hz",) * len(self.populations),
+                               (region,), self.bin_ms, self.start_ms,
+                               {"monitor": "rate", "source": "spikes",
+                                "n_neurons": list(map(int, n_neurons))})
+
+    def update_spikes(self, spikes: dict[str, tuple], t_end_ms: float) -> np.ndarray:
+        """Add this window's spikes (population → ``(node_ids, times_ms)``) and return the
+        rates of the bins that end at or before ``t_end_ms``: ``(m, population, 1)``."""
+        for p, name in enumerate(self.populations):
+            if name in spikes:
+                times = np.asarray(spikes[name][1], dtype=np.float64).ravel()
+                if times.size:
+                    self._pending[p].append(times)
+        n_done = int(math.floor((t_end_ms - self.start_ms) / self.bin_ms * (1 + _RTOL) + _RTOL))
+        m = n_done - self._emitted
+        if m <= 0:
+            return np.empty((0, len(self.populations), 1))
+        out = np.zeros((m, len(self.populations), 1))
+        for p in range(len(self.populations)):
+            times = np.concatenate(self._pending[p]) if self._pending[p] else np.zeros(0)
+            # half-open bins [start + b·bin, start + (b+1)·bin)
+            b = np.floor((times - self.start_ms) / self.bin_ms).astype(np.int64) - self._emitted
+            counts = np.bincount(b[(b >= 0) & (b < m)], minlength=m)
+            out[:, p, 0] = counts / (self.n_neurons[p] * self.bin_ms / 1000.0)
+            later = times[b >= m]
+            self._pending[p] = [later] if later.size else []
+        self._emitted = n_done
+        return out
+
+    def update(self, samples):  # pragma: no cover - spikes use update_spikes
+        raise TypeError("SpikeRateMonitor takes spikes: use update_spikes()")
+
+    def state(self):
+        out = {"emitted": np.array(self._emitted)}
+        for p, name in enumerate(self.populations):
+            out[f"pending/{name}"] = (np.concatenate(self._pending[p]) if self._pending[p]
+                                      else np.zeros(0))
+        return out
+
+    def restore(self, saved):
+        self._emitted = int(saved["emitted"])
+        self._pending = [[np.asarray(saved[f"pending/{n}"])] for n in self.populations]

@@ -1,0 +1,260 @@
+"""Paper-ready figures of a run: raster + population rate, region time series, power
+spectra, FC and FCD matrices, BOLD.
+
+Each function writes one PNG with labelled axes and units, sized for a journal column
+(:data:`SINGLE_COLUMN_IN` = 3.5 in ≈ 89 mm, :data:`DOUBLE_COLUMN_IN` = 7.2 in ≈ 183 mm)
+with 8-pt text.  matplotlib is an optional dependency (``pip install cosim[plot]``),
+imported only when a figure is drawn; figures are built with
+:class:`matplotlib.figure.Figure` (no pyplot state, no display needed).
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .errors import CosimError
+
+SINGLE_COLUMN_IN = 3.5
+DOUBLE_COLUMN_IN = 7.2
+
+_RC = {"font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "xtick.labelsize": 7,
+       "ytick.labelsize": 7, "legend.fontsize": 7, "lines.linewidth": 0.8,
+       "axes.spines.top": False, "axes.spines.right": False, "image.interpolation": "nearest"}
+
+
+def _matplotlib():
+    try:
+        import matplotlib
+    except ImportError:
+        raise CosimError("plots need matplotlib: pip install cosim[plot]") from None
+    return matplotlib
+
+
+def _paper_style(fn):
+    """Run a plotting function inside the paper style (8-pt text, tight bounding box)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with _matplotlib().rc_context(_RC):
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def _figure(width_in: float, height_in: float):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width_in, height_in), layout="constrained")
+
+
+def _save(fig, path: Path, dpi: int) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    return path
+
+
+def _label(name: str, unit: str) -> str:
+    return f"{name} ({unit})" if unit and unit not in ("1", "") else name
+
+
+def _time_axis(t_ms: np.ndarray) -> tuple[np.ndarray, str]:
+    """Seconds for spans over 5 s, else ms."""
+    if t_ms.size and t_ms[-1] - t_ms[0] > 5000.0:
+        return t_ms / 1000.0, "time (s)"
+    return t_ms, "time (ms)"
+
+
+@_paper_style
+def plot_raster(path: Path, times_ms: np.ndarray, node_ids: np.ndarray, *, population: str,
+                rate: tuple[np.ndarray, np.ndarray] | None = None, bin_ms: float = 5.0,
+                n_neurons: int | None = None, t_range: tuple[float, float] | None = None,
+                max_neurons: int = 500, dpi: int = 300) -> Path:
+    """Spike raster (top) and population rate (bottom, Hz per neuron).
+
+    ``rate``: ``(time_ms, rate_hz)`` from the rate monitor; otherwise spikes are binned in
+    ``bin_ms`` and divided by ``n_neurons`` (default: the number of distinct ids that
+    spiked, stated in the axis label).  At most ``max_neurons`` ids (evenly chosen) are
+    drawn.
+    """
+    t = np.asarray(times_ms, dtype=float)
+    ids = np.asarray(node_ids)
+    lo, hi = t_range if t_range else ((0.0, float(t.max())) if t.size else (0.0, 1.0))
+    keep = (t >= lo) & (t <= hi)
+    t, ids = t[keep], ids[keep]
+    uniq = np.unique(ids)
+    shown = uniq if uniq.size <= max_neurons else uniq[np.linspace(0, uniq.size - 1, max_neurons).astype(int)]
+    sel = np.isin(ids, shown)
+    fig = _figure(SINGLE_COLUMN_IN, 3.0)
+    ax1, ax2 = fig.subplots(2, 1, sharex=True, height_ratios=(2.2, 1))
+    ax1.scatter(t[sel], ids[sel], s=0.6, marker="|", linewidths=0.4, color="k", rasterized=True)
+    ax1.set_ylabel("neuron id")
+    note = f" ({shown.size} of {uniq.size} shown)" if shown.size < uniq.size else ""
+    ax1.set_title(f"{population}: {t.size} spikes{note}")
+    if rate is not None:
+        rt, rv = rate
+        m = (rt >= lo) & (rt <= hi)
+        ax2.plot(rt[m], rv[m], color="k")
+        ax2.set_ylabel("rate (Hz)")
+    else:
+        n = n_neurons or max(1, uniq.size)
+        edges = np.arange(lo, hi + bin_ms, bin_ms)
+        counts, _ = np.histogram(t, edges)
+        ax2.step(edges[:-1], counts / (n * bin_ms / 1000.0), where="post", color="k")
+        ax2.set_ylabel("rate (Hz)" if n_neurons else "rate (Hz/active n.)")
+    ax2.set_xlabel("time (ms)")
+    ax2.set_xlim(lo, hi)
+    return _save(fig, path, dpi)
+
+
+@_paper_style
+def plot_timeseries(path: Path, time_ms: np.ndarray, data: np.ndarray, regions: Sequence[str],
+                    *, variables: Sequence[str], units: Sequence[str], title: str = "",
+                    max_traces: int = 12, max_variables: int = 6, dpi: int = 300) -> Path:
+    """Region time series ``data (time, variable, region)``, one panel per variable (at
+    most ``max_variables``): overlaid traces for up to ``max_traces`` regions, otherwise a
+    region × time image with a colour bar."""
+    x, xlabel = _time_axis(np.asarray(time_ms, dtype=float))
+    data = np.asarray(data, dtype=float)
+    n_var = min(data.shape[1], max_variables)
+    fig = _figure(DOUBLE_COLUMN_IN, 0.4 + 1.35 * n_var if n_var > 1 else 2.6)
+    axes = np.atleast_1d(fig.subplots(n_var, 1, sharex=True))
+    for v, ax in enumerate(axes):
+        d = data[:, v, :]
+        label = _label(variables[v], units[v])
+        if d.shape[1] <= max_traces:
+            for r in range(d.shape[1]):
+                ax.plot(x, d[:, r], label=regions[r] if r < len(regions) else str(r))
+            ax.set_ylabel(label)
+            if v == 0 and 1 < d.shape[1] <= 8:
+                ax.legend(frameon=False, ncols=min(8, d.shape[1]), loc="lower left",
+                          bbox_to_anchor=(0.0, 1.0), borderaxespad=0.1)
+        else:
+            im = ax.imshow(d.T, aspect="auto", origin="lower", cmap="viridis",
+                           extent=(x[0], x[-1], -0.5, d.shape[1] - 0.5))
+            ax.set_ylabel("region index")
+            fig.colorbar(im, ax=ax, label=label, shrink=0.9)
+        ax.set_xlim(x[0], x[-1])
+    axes[-1].set_xlabel(xlabel)
+    if title:
+        fig.suptitle(title, fontsize=8)
+    return _save(fig, path, dpi)
+
+
+@_paper_style
+def plot_spectra(path: Path, freq_hz: np.ndarray, psd: np.ndarray, *, unit: str,
+                 peaks_hz: np.ndarray | None = None, title: str = "",
+                 fmax_hz: float | None = None, dpi: int = 300) -> Path:
+    """Welch PSD of every region (grey) and their mean (black), log power axis; the median
+    peak frequency is marked."""
+    f = np.asarray(freq_hz)
+    psd = np.asarray(psd)
+    fmax = fmax_hz or min(f[-1], 100.0)
+    band = (f > 0) & (f <= fmax)
+    top = float(psd[band].max()) if band.any() else 0.0
+    fig = _figure(SINGLE_COLUMN_IN, 2.6)
+    ax = fig.subplots()
+    ax.semilogy(f[band], psd[band], color="0.7", linewidth=0.4)
+    ax.semilogy(f[band], psd[band].mean(axis=1), color="k", linewidth=1.2, label="mean")
+    if top > 0:
+        ax.set_ylim(top * 1e-6, top * 2.0)              # six decades below the peak
+    if peaks_hz is not None and np.isfinite(peaks_hz).any():
+        med = float(np.nanmedian(peaks_hz))
+        ax.axvline(med, color="tab:red", linestyle="--", linewidth=0.8,
+                   label=f"median peak {med:.1f} Hz")
+    ax.set_xlabel("frequency (Hz)")
+    ax.set_ylabel(f"PSD ({unit}²/Hz)" if unit and unit != "1" else "PSD (1/Hz)")
+    ax.set_xlim(0, fmax)
+    ax.legend(frameon=False)
+    if title:
+        ax.set_title(title)
+    return _save(fig, path, dpi)
+
+
+def _matrix_axes(fig, ax, m, *, label: str, cmap: str, vmin: float, vmax: float,
+                 extent=None):
+    im = ax.imshow(m, cmap=cmap, vmin=vmin, vmax=vmax, origin="upper", extent=extent)
+    fig.colorbar(im, ax=ax, label=label, shrink=0.85)
+    return im
+
+
+@_paper_style
+def plot_fc(path: Path, fc: np.ndarray, *, empirical: np.ndarray | None = None,
+            agreement: float | None = None, source: str = "BOLD",
+            regions: Sequence[str] = (), dpi: int = 300) -> Path:
+    """FC matrix (Pearson r, −1…1); with ``empirical``, the two side by side and the
+    agreement in the title.  Up to 20 regions are labelled by name, more by index."""
+    from matplotlib.ticker import MaxNLocator
+
+    panels = [(f"simulated FC ({source})", fc)]
+    if empirical is not None:
+        panels.append(("empirical FC", empirical))
+    fig = _figure(SINGLE_COLUMN_IN * (1.0 if len(panels) == 1 else 1.9), 2.8)
+    axes = np.atleast_1d(fig.subplots(1, len(panels)))
+    n = fc.shape[0]
+    for ax, (title, m) in zip(axes, panels):
+        _matrix_axes(fig, ax, m, label="Pearson r", cmap="RdBu_r", vmin=-1, vmax=1)
+        if len(regions) == n and n <= 20:
+            ax.set_xticks(range(n), regions, rotation=90)
+            ax.set_yticks(range(n), regions)
+            ax.set_xlabel("region")
+            ax.set_ylabel("region")
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.set_xlabel("region index")
+            ax.set_ylabel("region index")
+        ax.set_title(title)
+    if agreement is not None:
+        fig.suptitle(f"FC agreement r = {agreement:.2f}", fontsize=8)
+    return _save(fig, path, dpi)
+
+
+@_paper_style
+def plot_fcd(path: Path, fcd: np.ndarray, window_start_ms: np.ndarray, *,
+             window_ms: float, dpi: int = 300) -> Path:
+    """FCD matrix: correlation between windowed FCs, axes in window start time (s)."""
+    s = np.asarray(window_start_ms) / 1000.0
+    half = (s[1] - s[0]) / 2 if s.size > 1 else 0.5
+    fig = _figure(SINGLE_COLUMN_IN, 2.9)
+    ax = fig.subplots()
+    _matrix_axes(fig, ax, fcd, label="FC correlation", cmap="viridis", vmin=-1, vmax=1,
+                 extent=(s[0] - half, s[-1] + half, s[-1] + half, s[0] - half))
+    ax.set_xlabel("window start (s)")
+    ax.set_ylabel("window start (s)")
+    ax.set_title(f"FCD ({window_ms / 1000.0:g} s windows)")
+    return _save(fig, path, dpi)
+
+
+@_paper_style
+def plot_bold(path: Path, time_ms: np.ndarray, bold: np.ndarray, regions: Sequence[str], *,
+              dpi: int = 300) -> Path:
+    """BOLD signal (% change) of every region against time in s (as traces up to 12
+    regions; beyond, an image of each region's deviation from its mean)."""
+    t = np.asarray(time_ms) / 1000.0
+    bold = np.asarray(bold)
+    fig = _figure(DOUBLE_COLUMN_IN, 2.6)
+    ax = fig.subplots()
+    if bold.shape[1] <= 12:
+        for r in range(bold.shape[1]):
+            ax.plot(t, bold[:, r], marker="." if t.size < 60 else None, markersize=2,
+                    label=regions[r] if r < len(regions) else str(r))
+        if 1 < bold.shape[1] <= 8:
+            ax.legend(frameon=False, ncols=min(4, bold.shape[1]))
+        ax.set_ylabel("BOLD (% signal change)")
+    else:
+        half = (t[1] - t[0]) / 2 if t.size > 1 else 0.5
+        dev = bold - bold.mean(axis=0)                  # fluctuations around each mean
+        lim = float(np.abs(dev).max()) or 1.0
+        im = ax.imshow(dev.T, aspect="auto", origin="lower", cmap="RdBu_r",
+                       extent=(t[0] - half, t[-1] + half, -0.5, bold.shape[1] - 0.5),
+                       vmin=-lim, vmax=lim)
+        ax.set_ylabel("region index")
+        fig.colorbar(im, ax=ax, label="BOLD − region mean (%)", shrink=0.9)
+    ax.set_xlabel("time (s)")
+    ax.set_title("BOLD (Balloon–Windkessel)")
+    return _save(fig, path, dpi)
