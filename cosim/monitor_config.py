@@ -37,8 +37,8 @@ loader reads)::
                                 #   "E", scale = 1.0, unit = "Hz").  Defaults by model:
                                 #   jansen_rit -> "jansen_rit", wilson_cowan -> E
     period = 10.0               # ms, optional block average
-    [record.hippocampus.rate]   # spiking engine: population rates from the spikes
-    bin = 5.0                   # ms
+    [record.hippocampus.rate]   # spiking engine: population rates from the spikes, one
+    bin = 5.0                   #   variable per cell group of the engine (ms)
     neurons = {exc = 800}       # population sizes, when the engine does not declare them
 
 Paths are relative to the scenario file's folder.  :func:`monitors_from_config` validates
@@ -57,7 +57,7 @@ from .analysis.io import load_matrix
 from .engines.base import RecordSpec
 from .errors import CosimError
 from .monitors import (AverageMonitor, BoldMonitor, EegMonitor, Monitor, RateMonitor, Signal,
-                       SpikeRateMonitor, difference_signal, jansen_rit_rate_signal,
+                       SpikeGroup, SpikeRateMonitor, difference_signal, jansen_rit_rate_signal,
                        variable_signal)
 from .schema import Reader
 
@@ -175,7 +175,7 @@ def monitors_from_config(reader: Reader | None, engine: str, engine_specs: Seque
         rate_signal = _rate_signal(readers["rate"], source, model, params)
     for table, r in readers.items():
         if table == "rate" and spike_specs:
-            spike_rate = _spike_rate(r, spike_specs)
+            spike_rate = _spike_rate(r, spike_specs, engine_object, region_labels)
         else:
             if source is None:
                 raise r.error(None, f"engine {engine!r} records no region time series")
@@ -320,24 +320,37 @@ def _sensors(r: Reader) -> list[str] | None:
     return r.string_list("sensors")
 
 
-def _spike_rate(r: Reader, spike_specs: list[RecordSpec]) -> SpikeRateMonitor:
+def _spike_rate(r: Reader, spike_specs: list[RecordSpec], engine_object,
+                region_labels) -> SpikeRateMonitor:
+    """Groups: the engine's cell groups (``engine.groups``: name → range of node ids) when
+    it has them, else one group per spike population; sizes from the engine, the spike
+    spec's ``n_nodes`` attribute, or the ``neurons`` key."""
     bin_ms = r.number("bin", gt=0, unit="ms")
-    pops = [s.attrs.get("population", s.dataset) for s in spike_specs]
     sizes_cfg = r.any("neurons", None)
-    sizes = []
-    for s, pop in zip(spike_specs, pops):
-        n = s.attrs.get("n_nodes", s.attrs.get("n_neurons"))
-        if isinstance(sizes_cfg, int) and not isinstance(sizes_cfg, bool) and len(pops) == 1:
-            n = sizes_cfg
-        elif isinstance(sizes_cfg, dict) and pop in sizes_cfg:
-            n = sizes_cfg[pop]
-        elif sizes_cfg is not None and not isinstance(sizes_cfg, dict):
-            raise r.error("neurons", "must be an integer (one population) or a table "
-                                     "population = size")
-        if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n <= 0:
-            raise r.error("neurons", f"size of population {pop!r} unknown or invalid ({n!r}); "
-                                     f"set neurons = {{{pop} = N}}")
-        sizes.append(int(n))
+    if sizes_cfg is not None and (isinstance(sizes_cfg, bool)
+                                  or not isinstance(sizes_cfg, (int, dict))):
+        raise r.error("neurons", "must be an integer (one population) or a table "
+                                 "population = size")
+    pops = [s.attrs.get("population", s.dataset) for s in spike_specs]
+    cell_groups = getattr(engine_object, "groups", None)
+    groups: list[SpikeGroup] = []
+    if isinstance(cell_groups, dict) and cell_groups and len(pops) == 1:
+        for name, ids in cell_groups.items():
+            groups.append(SpikeGroup(str(name), pops[0], len(ids), ids.start, ids.stop))
+    else:
+        for s, pop in zip(spike_specs, pops):
+            n = s.attrs.get("n_nodes", s.attrs.get("n_neurons"))
+            if isinstance(sizes_cfg, int) and len(pops) == 1:
+                n = sizes_cfg
+            elif isinstance(sizes_cfg, dict) and pop in sizes_cfg:
+                n = sizes_cfg[pop]
+            if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n <= 0:
+                raise r.error("neurons", f"size of population {pop!r} unknown or invalid "
+                                         f"({n!r}); set neurons = {{{pop} = N}}")
+            groups.append(SpikeGroup(pop, pop, int(n)))
     region = spike_specs[0].regions[0] if spike_specs[0].regions else "spiking"
-    return _guard(r, "bin", lambda: SpikeRateMonitor(pops, sizes, bin_ms, region=region,
+    idx = getattr(engine_object, "region_indices", None)
+    if region_labels is not None and idx is not None and len(idx) == 1:
+        region = region_labels[idx[0]]
+    return _guard(r, "bin", lambda: SpikeRateMonitor(groups, bin_ms, region=region,
                                                      start_ms=spike_specs[0].start_ms))

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -343,56 +343,76 @@ class RateMonitor(Monitor):
         self._mean.restore(saved)
 
 
-class SpikeRateMonitor(Monitor):
-    """Population firing rate (Hz per neuron) of a spiking region from its spikes.
+@dataclass(frozen=True)
+class SpikeGroup:
+    """Neurons whose spikes make one rate: node ids ``first_id … stop_id − 1`` (all ids
+    when ``stop_id`` is None) of spike population ``population``; ``n_neurons`` of them."""
 
-    ``populations``: names (one output variable each) with their sizes ``n_neurons``;
-    spikes of population ``p`` arrive as ``(node_ids, times_ms)``.  Output sample ``j``
-    (at ``start + j·bin_ms``) is ``count / (n_neurons · bin_ms / 1000)`` over the spikes
-    with ``start + (j−1)·bin_ms ≤ t < start + j·bin_ms``; a bin is emitted once the window
-    end has passed its end.  Output shape ``(m, population, 1)``.
+    name: str
+    population: str
+    n_neurons: int
+    first_id: int = 0
+    stop_id: int | None = None
+
+
+class SpikeRateMonitor(Monitor):
+    """Population firing rates (Hz per neuron) of a spiking region from its spikes.
+
+    One output variable per :class:`SpikeGroup` (e.g. the excitatory and inhibitory cells
+    of a multicompartment engine).  Spikes arrive per population as
+    ``(node_ids, times_ms)``.  Output sample ``j`` (at ``start + j·bin_ms``) is
+    ``count / (n_neurons · bin_ms / 1000)`` over the group's spikes with
+    ``start + (j−1)·bin_ms ≤ t < start + j·bin_ms``; a bin is emitted once the window end
+    has reached its end.  Output shape ``(m, group, 1)``.
     """
 
     kind = "rate"
 
-    def __init__(self, populations: list[str], n_neurons: list[int], bin_ms: float, *,
-                 region: str = "spiking", start_ms: float = 0.0, dataset: str = "rate"):
+    def __init__(self, groups: list[SpikeGroup], bin_ms: float, *, region: str = "spiking",
+                 start_ms: float = 0.0, dataset: str = "rate"):
         if bin_ms <= 0:
             raise ValueError(f"bin must be > 0 ms, got {bin_ms:g}")
-        if any(n <= 0 for n in n_neurons):
-            raise ValueError(f"population sizes must be > 0, got {n_neurons}")
-        self.populations = list(populations)
-        self.n_neurons = np.asarray(n_neurons, dtype=np.float64)
+        for g in groups:
+            if g.n_neurons <= 0:
+                raise ValueError(f"group {g.name!r} has {g.n_neurons} neurons")
+        self.groups = list(groups)
         self.bin_ms = float(bin_ms)
         self.start_ms = float(start_ms)
-        self._pending: list[list[np.ndarray]] = [[] for _ in self.populations]
+        self._pending: list[list[np.ndarray]] = [[] for _ in self.groups]
         self._emitted = 0                      # bins already returned
-        self.spec = RecordSpec(dataset, tuple(self.populations), ("Hz",) * len(self.populations),
-                               (region,), self.bin_ms, self.start_ms,
+        names = tuple(g.name for g in self.groups)
+        self.spec = RecordSpec(dataset, names, ("Hz",) * len(names), (region,), self.bin_ms,
+                               self.start_ms,
                                {"monitor": "rate", "source": "spikes",
-                                "n_neurons": list(map(int, n_neurons))})
+                                "n_neurons": [g.n_neurons for g in self.groups]})
 
     def update_spikes(self, spikes: dict[str, tuple], t_end_ms: float) -> np.ndarray:
         """Add this window's spikes (population → ``(node_ids, times_ms)``) and return the
-        rates of the bins that end at or before ``t_end_ms``: ``(m, population, 1)``."""
-        for p, name in enumerate(self.populations):
-            if name in spikes:
-                times = np.asarray(spikes[name][1], dtype=np.float64).ravel()
-                if times.size:
-                    self._pending[p].append(times)
+        rates of the bins that end at or before ``t_end_ms``: ``(m, group, 1)``."""
+        for k, g in enumerate(self.groups):
+            if g.population not in spikes:
+                continue
+            ids, times = spikes[g.population]
+            ids = np.asarray(ids).ravel()
+            times = np.asarray(times, dtype=np.float64).ravel()
+            mine = ids >= g.first_id
+            if g.stop_id is not None:
+                mine &= ids < g.stop_id
+            if mine.any():
+                self._pending[k].append(times[mine])
         n_done = int(math.floor((t_end_ms - self.start_ms) / self.bin_ms * (1 + _RTOL) + _RTOL))
         m = n_done - self._emitted
         if m <= 0:
-            return np.empty((0, len(self.populations), 1))
-        out = np.zeros((m, len(self.populations), 1))
-        for p in range(len(self.populations)):
-            times = np.concatenate(self._pending[p]) if self._pending[p] else np.zeros(0)
+            return np.empty((0, len(self.groups), 1))
+        out = np.zeros((m, len(self.groups), 1))
+        for k, g in enumerate(self.groups):
+            times = np.concatenate(self._pending[k]) if self._pending[k] else np.zeros(0)
             # half-open bins [start + b·bin, start + (b+1)·bin)
             b = np.floor((times - self.start_ms) / self.bin_ms).astype(np.int64) - self._emitted
             counts = np.bincount(b[(b >= 0) & (b < m)], minlength=m)
-            out[:, p, 0] = counts / (self.n_neurons[p] * self.bin_ms / 1000.0)
+            out[:, k, 0] = counts / (g.n_neurons * self.bin_ms / 1000.0)
             later = times[b >= m]
-            self._pending[p] = [later] if later.size else []
+            self._pending[k] = [later] if later.size else []
         self._emitted = n_done
         return out
 
@@ -401,11 +421,11 @@ class SpikeRateMonitor(Monitor):
 
     def state(self):
         out = {"emitted": np.array(self._emitted)}
-        for p, name in enumerate(self.populations):
-            out[f"pending/{name}"] = (np.concatenate(self._pending[p]) if self._pending[p]
-                                      else np.zeros(0))
+        for k, g in enumerate(self.groups):
+            out[f"pending/{g.name}"] = (np.concatenate(self._pending[k]) if self._pending[k]
+                                        else np.zeros(0))
         return out
 
     def restore(self, saved):
         self._emitted = int(saved["emitted"])
-        self._pending = [[np.asarray(saved[f"pending/{n}"])] for n in self.populations]
+        self._pending = [[np.asarray(saved[f"pending/{g.name}"])] for g in self.groups]

@@ -59,3 +59,38 @@ def test_leading_mode_sets_the_stability_threshold():
         assert m.stable is stable
         assert m.growth_rate[0] == pytest.approx(-1 + G * lam_max)
         np.testing.assert_allclose(np.abs(m.vectors[:, 0]), 1 / np.sqrt(10))
+
+
+def test_linearised_wilson_cowan_network_from_cosim_model():
+    """Node and coupling Jacobians of cosim's Wilson–Cowan (linear coupling on E) give mode
+    spectra equal to the eigenvalues of the whole network's numerical Jacobian."""
+    pytest.importorskip("cosim.models")
+    from cosim.analysis.stability import fixed_points, input_jacobian, jacobian, node_rhs
+
+    f = node_rhs("wilson_cowan")
+    params = {"P_e": 0.5}
+    x0 = fixed_points(f, params, bounds=[(0, 1), (0, 1)], n_starts=8)[0].x
+    A = jacobian(f, x0, params)
+    B = np.zeros((2, 2))
+    B[:, 0] = input_jacobian(f, x0, params)[:, 0]          # c = G Σ W E_j
+    rng = np.random.default_rng(3)
+    w = rng.random((5, 5))
+    w = (w + w.T) / 2
+    np.fill_diagonal(w, 0)
+    G = 0.05
+    # network equilibrium with every node at x0 needs Σ_j W_ij E_j equal across i:
+    # use a row-normalised W and shift P_e so the coupled node sits at x0
+    w = w / w.sum(axis=1, keepdims=True)
+    p_net = {"P_e": 0.5 - G * x0[0]}
+
+    def net(X, _=None):
+        X = X.reshape(5, 2)
+        c = G * w @ X[:, 0]
+        return np.concatenate([f(X[i], {**p_net, "coupling_input": c[i]}) for i in range(5)])
+
+    X0 = np.tile(x0, 5)
+    assert np.abs(net(X0)).max() < 1e-10
+    full = np.linalg.eigvals(jacobian(net, X0))
+    modes = linear_network_modes(A, B, w, G)
+    np.testing.assert_allclose(np.sort_complex(modes.eigenvalues.ravel()), np.sort_complex(full),
+                               atol=1e-7)

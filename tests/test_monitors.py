@@ -1,5 +1,8 @@
 """Streaming monitors: numbers, window-by-window = one shot, scenario configuration."""
 
+from dataclasses import replace
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -8,7 +11,7 @@ from cosim.engines.base import RecordSpec
 from cosim.errors import CosimError
 from cosim.monitor_config import EngineMonitors, monitors_from_config
 from cosim.monitors import (AverageMonitor, BlockMean, BoldMonitor, EegMonitor, RateMonitor,
-                            SpikeRateMonitor, difference_signal, jansen_rit_rate,
+                            SpikeGroup, SpikeRateMonitor, difference_signal, jansen_rit_rate,
                             jansen_rit_rate_signal, variable_signal)
 from cosim.schema import Reader
 
@@ -116,14 +119,16 @@ def test_jansen_rit_rate_transfer():
 
 
 def test_spike_rate_bins_across_windows():
-    mon = SpikeRateMonitor(["exc", "inh"], [10, 4], bin_ms=2.0)
+    mon = SpikeRateMonitor([SpikeGroup("exc", "hc", 10, 0, 10), SpikeGroup("inh", "hc", 4, 10, 14)],
+                           bin_ms=2.0)
     # window 1: (0, 3] -- one complete bin [0, 2); spikes at 2.0 and 2.5 wait for the next.
-    r1 = mon.update_spikes({"exc": (np.array([0, 1, 2, 3]), np.array([0.0, 1.9, 2.0, 2.5])),
-                            "inh": (np.array([0]), np.array([1.0]))}, t_end_ms=3.0)
+    r1 = mon.update_spikes({"hc": (np.array([0, 1, 2, 3, 12]),
+                                   np.array([0.0, 1.9, 2.0, 2.5, 1.0]))}, t_end_ms=3.0)
     np.testing.assert_allclose(r1[:, :, 0], [[2 / (10 * 0.002), 1 / (4 * 0.002)]])
-    r2 = mon.update_spikes({"exc": (np.array([4]), np.array([3.99]))}, t_end_ms=6.0)
+    r2 = mon.update_spikes({"hc": (np.array([4]), np.array([3.99]))}, t_end_ms=6.0)
     np.testing.assert_allclose(r2[:, 0, 0], [3 / (10 * 0.002), 0.0])
     assert mon.spec.units == ("Hz", "Hz") and mon.spec.period_ms == 2.0
+    assert mon.spec.variables == ("exc", "inh")
 
 
 # -- configuration ------------------------------------------------------------------------
@@ -156,15 +161,26 @@ def test_config_builds_monitors_and_applies_them(tmp_path):
 
 
 def test_config_spiking_engine_rate():
-    spikes = RecordSpec("spikes_exc", (), (), ("hc",), 0.025,
-                        attrs={"kind": "spikes", "population": "exc", "n_nodes": 50})
+    spikes = RecordSpec("spikes", (), (), ("hc",), 0.025,
+                        attrs={"kind": "spikes", "population": "hc", "n_nodes": 50})
     em = monitors_from_config(Reader({"rate": {"bin": 5.0}}, "s.toml", "record.hc"), "hc",
                               [spikes])
     specs = em.record_specs()
-    assert [s.dataset for s in specs] == ["spikes_exc", "rate"]
-    out = em.apply({"spikes_exc": (np.arange(5), np.linspace(0, 4.9, 5))}, t_end_ms=5.0)
+    assert [s.dataset for s in specs] == ["spikes", "rate"]
+    out = em.apply({"spikes": (np.arange(5), np.linspace(0, 4.9, 5))}, t_end_ms=5.0)
     np.testing.assert_allclose(out["rate"][:, 0, 0], [5 / (50 * 0.005)])
-    assert out["spikes_exc"][0].size == 5
+    assert out["spikes"][0].size == 5
+    # an engine with cell groups (multicompartment: name -> range of gids) and a region
+    engine = SimpleNamespace(groups={"exc": range(0, 8), "inh": range(8, 10)}, region_indices=(2,))
+    em = monitors_from_config(Reader({"rate": {"bin": 5.0}}, "s.toml", "record.hc"), "hc",
+                              [spikes], engine_object=engine, region_labels=["a", "b", "CA1"])
+    spec = em.record_specs()[-1]
+    assert spec.variables == ("exc", "inh") and spec.regions == ("CA1",)
+    out = em.apply({"spikes": (np.array([0, 7, 8, 9, 9]), np.full(5, 1.0))}, t_end_ms=5.0)
+    np.testing.assert_allclose(out["rate"][0, :, 0], [2 / (8 * 0.005), 3 / (2 * 0.005)])
+    with pytest.raises(CosimError, match="size of population 'hc' unknown"):
+        monitors_from_config(Reader({"rate": {"bin": 5.0}}, "s.toml", "record.hc"), "hc",
+                             [replace(spikes, attrs={"kind": "spikes", "population": "hc"})])
 
 
 def test_no_table_is_passthrough():

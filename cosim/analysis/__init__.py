@@ -17,7 +17,7 @@ _EXPORTS = {
     "hemodynamics": ("BalloonParams", "balloon_windkessel", "impulse_response"),
     "spectra": ("power_spectra", "peak_frequencies", "band_power"),
     "stability": ("jacobian", "fixed_points", "analyse_point", "find_hopf", "FixedPoint",
-                  "HopfPoint"),
+                  "HopfPoint", "node_rhs", "input_jacobian"),
     "modes": ("connectome_modes", "laplacian", "mode_growth_rates", "linear_network_modes",
               "network_jacobian", "ModeSpectrum"),
 }

@@ -11,7 +11,15 @@ that unit (×1000 for Hz when time is in ms).
   real part is negative);
 - :func:`find_hopf` — along a swept parameter, continues each fixed point and reports
   where a complex-conjugate pair of eigenvalues crosses the imaginary axis (for a 2-D
-  system: trace J = 0 with det J > 0, frequency √det J / 2π), refined by Brent's method.
+  system: trace J = 0 with det J > 0, frequency √det J / 2π), refined by Brent's method;
+- :func:`node_rhs` — a model of :mod:`cosim.models` as such an ``f`` (one uncoupled node,
+  its long-range input as a parameter), and :func:`input_jacobian` for the coupling
+  Jacobian used by :mod:`cosim.analysis.modes`.
+
+Equilibria are found by local root finding from many starts: a start far from every
+equilibrium may fail (sigmoids saturate), so give ``bounds`` around where equilibria lie
+(e.g. Jansen–Rit: derivative variables 0) or ``starts``; :func:`find_hopf` also continues
+each equilibrium from one parameter value to the next.
 """
 
 from __future__ import annotations
@@ -73,16 +81,23 @@ class FixedPoint:
         return float(self.eigenvalues.real.max())
 
     @property
+    def n_unstable(self) -> int:
+        """Number of eigenvalues with positive real part (unstable directions)."""
+        return int(np.sum(self.eigenvalues.real > 0))
+
+    @property
     def kind(self) -> str:
-        """``stable/unstable node/focus``, ``saddle`` or ``non-hyperbolic``."""
-        re = self.eigenvalues.real
-        tol = 1e-9 * max(1.0, np.abs(self.eigenvalues).max())
-        if np.any(np.abs(re) <= tol):
+        """``stable/unstable node/focus``, ``saddle``, ``saddle-focus`` or
+        ``non-hyperbolic``; node/focus and saddle/saddle-focus tell whether the leading
+        eigenvalue (largest real part) is real or a complex pair."""
+        ev = self.eigenvalues
+        tol = 1e-9 * max(1.0, np.abs(ev).max())
+        if np.any(np.abs(ev.real) <= tol):
             return "non-hyperbolic"
-        if np.any(re > 0) and np.any(re < 0):
-            return "saddle"
-        spiral = np.any(np.abs(self.eigenvalues.imag) > tol)
-        return ("stable " if re.max() < 0 else "unstable ") + ("focus" if spiral else "node")
+        spiral = abs(ev[0].imag) > tol                # ev is sorted, leading first
+        if np.any(ev.real > 0) and np.any(ev.real < 0):
+            return "saddle-focus" if spiral else "saddle"
+        return ("stable " if ev.real.max() < 0 else "unstable ") + ("focus" if spiral else "node")
 
 
 def analyse_point(f: Rhs, x: np.ndarray, params: dict | None = None, *,
@@ -111,10 +126,7 @@ def fixed_points(f: Rhs, params: dict | None = None, *,
         raise ValueError("give starts or bounds")
     found: list[np.ndarray] = []
     for x0 in pts:
-        with np.errstate(over="ignore", invalid="ignore"):   # far-off trial steps
-            sol = optimize.root(lambda x: f(x, params), x0, method="hybr",
-                                jac=lambda x: jacobian(f, x, params, method=method))
-        x = sol.x
+        x = _solve(f, params, x0, method)
         if not np.all(np.isfinite(x)):
             continue
         if np.abs(f(x, params)).max() > tol * max(1.0, np.abs(x).max()):
@@ -126,6 +138,23 @@ def fixed_points(f: Rhs, params: dict | None = None, *,
         found.append(x)
     found.sort(key=lambda x: tuple(x))
     return [analyse_point(f, x, params, method=method) for x in found]
+
+
+def _solve(f: Rhs, params, x0, method: str = "central") -> np.ndarray:
+    """A root of ``f`` near ``x0``: MINPACK's hybrid method, then Levenberg–Marquardt
+    (more robust far from the root) followed by a hybrid polish if that stalled."""
+    def fun(x):
+        return f(x, params)
+
+    def jac(x):
+        return jacobian(f, x, params, method=method)
+
+    with np.errstate(over="ignore", invalid="ignore"):      # far-off trial steps
+        sol = optimize.root(fun, x0, method="hybr", jac=jac)
+        if not sol.success:
+            sol = optimize.root(fun, x0, method="lm", jac=jac)
+            sol = optimize.root(fun, sol.x, method="hybr", jac=jac)
+    return sol.x
 
 
 @dataclass
@@ -200,11 +229,9 @@ def _refine(f, params, name, p0, p1, x0, x1, xtol) -> HopfPoint | None:
         frac = (p - p0) / (p1 - p0)
         start = guess["x"] if np.isfinite(guess["x"]).all() else x0 + frac * (x1 - x0)
         q = {**params, name: float(p)}
-        with np.errstate(over="ignore", invalid="ignore"):
-            sol = optimize.root(lambda x: f(x, q), start, method="hybr",
-                                jac=lambda x: jacobian(f, x, q))
-        guess["x"] = sol.x
-        return analyse_point(f, sol.x, q)
+        x = _solve(f, q, start)
+        guess["x"] = x
+        return analyse_point(f, x, q)
 
     def g(p):
         r = _pair_real(solve(p))
@@ -219,3 +246,58 @@ def _refine(f, params, name, p0, p1, x0, x1, xtol) -> HopfPoint | None:
     pair = ev[np.abs(ev.imag) > 0]
     omega = float(np.abs(pair[np.argmax(pair.real)].imag)) if pair.size else float("nan")
     return HopfPoint(float(p), fp.x, omega, 1 if g1 > g0 else -1, ev)
+
+
+def node_rhs(model, options: dict | None = None, n_inputs: int | None = None) -> Rhs:
+    """A cosim neural-mass model (:mod:`cosim.models`, name or declaration) as one
+    uncoupled node ``f(x, params) -> dx/dt`` (per ms) for the functions above.
+
+    ``params`` maps model parameter names to values (the others take the model
+    defaults) and may hold ``"coupling_input"``: the long-range input ``c`` (scalar or
+    one value per coupling input; default 0), so that bifurcations can also be followed
+    along the input a node receives.  Eigenvalues are then in 1/ms and Hopf frequencies
+    in cycles per ms (kHz).
+    """
+    from ..models import get_model
+
+    m = get_model(model) if isinstance(model, str) else model
+    dfun = m.dfun(m.resolve_options(options))
+    names = m.parameter_names
+    defaults = m.default_parameters()
+    n_c = len(m.coupling_variables) if n_inputs is None else int(n_inputs)
+
+    def f(x, params=None):
+        params = params or {}
+        unknown = set(params) - set(names) - {"coupling_input"}
+        if unknown:
+            raise KeyError(f"unknown parameter(s) of {m.name}: {', '.join(sorted(unknown))}")
+        p = defaults.copy()
+        for k, v in params.items():
+            if k != "coupling_input":
+                p[names.index(k)] = v
+        c = np.zeros((1, n_c))
+        c[0, :] = params.get("coupling_input", 0.0)
+        dx = np.zeros((1, m.n_state))
+        dfun(np.asarray(x, dtype=np.float64).reshape(1, -1), c, p.reshape(1, -1), 0, dx)
+        return dx[0]
+
+    return f
+
+
+def input_jacobian(f: Rhs, x: np.ndarray, params: dict | None = None, *,
+                   n_inputs: int = 1, step: float = 1e-6) -> np.ndarray:
+    """``∂f/∂c`` ``(n_state, n_inputs)``: response of a :func:`node_rhs` node to its
+    long-range input ``params["coupling_input"]`` (central differences around the given
+    input, default 0).  For linear coupling ``c_k = G Σ_j W_ij x_j[v_k]`` the coupling
+    Jacobian of :mod:`cosim.analysis.modes` is ``B[:, v_k] = ∂f/∂c_k``."""
+    params = dict(params or {})
+    c0 = np.broadcast_to(np.asarray(params.get("coupling_input", 0.0), dtype=np.float64),
+                         (n_inputs,)).copy()
+    out = np.empty((np.asarray(x).size, n_inputs))
+    for k in range(n_inputs):
+        cp, cm = c0.copy(), c0.copy()
+        cp[k] += step
+        cm[k] -= step
+        out[:, k] = (np.asarray(f(x, {**params, "coupling_input": cp}))
+                     - np.asarray(f(x, {**params, "coupling_input": cm}))) / (2 * step)
+    return out
