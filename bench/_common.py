@@ -183,10 +183,10 @@ class Worker:
     """One simulator's worker process, seen from the benchmark driver."""
 
     def __init__(self, script: str | Path, name: str, python: str | None = None,
-                 verbose: bool = False):
+                 verbose: bool = False, env: dict | None = None):
         self.name = name
         self.python = python or sys.executable
-        env = dict(os.environ, **SINGLE_THREAD_ENV)
+        env = dict(os.environ, **SINGLE_THREAD_ENV, **(env or {}))
         self._stderr = None if verbose else tempfile.TemporaryFile(mode="w+b")
         self.proc = subprocess.Popen(
             [self.python, str(script), "--worker", name],
@@ -232,12 +232,17 @@ class Worker:
 
 
 def run_interleaved(script: str | Path, plan: list[dict], repeats: int, *, verbose: bool = False,
-                    log=print) -> dict[str, dict]:
+                    cold_jit: bool = False, log=print) -> dict[str, dict]:
     """Set up every simulator in ``plan`` in order, then time them round-robin.
 
     ``plan`` items: ``{"name", "config", "python" (optional), "before_setup" (optional
     callable(results_so_far, out_dir) -> config updates; raises PeerUnavailable to skip)}``.
-    Every config gets ``out_dir``, a scratch folder shared by the workers of this run.  Returns, per
+    Every config gets ``out_dir``, a scratch folder shared by the workers of this run.
+    ``cold_jit``: first set up each simulator once in a throw-away worker with an empty
+    numba cache, so that warm-up is the full compilation (reported as ``setup.jit_cold_s``);
+    the timed worker then loads the kernels from that cache.  (Doing it in the timed worker
+    would let the model reuse the compiler's freed memory and spoil the memory figure.)
+    Without it, kernels numba cached on disk earlier are loaded, as in a user's second run.  Returns, per
     name, either ``{"status": "skipped", "reason"}`` or ``{"status": "ok", "setup",
     "walls_s", "peak_rss_delta_bytes", "arrays"}`` where ``arrays`` are the loaded outputs
     of the first timed run.
@@ -247,6 +252,7 @@ def run_interleaved(script: str | Path, plan: list[dict], repeats: int, *, verbo
     results: dict[str, dict] = {}
     workers: dict[str, Worker] = {}
     out_dir = Path(tempfile.mkdtemp(prefix="cosim-bench-"))
+    env = {"NUMBA_CACHE_DIR": str(out_dir / "numba-cache")} if cold_jit else {}
     try:
         for item in plan:
             name = item["name"]
@@ -259,9 +265,17 @@ def run_interleaved(script: str | Path, plan: list[dict], repeats: int, *, verbo
                     results[name] = {"status": "skipped", "reason": str(exc)}
                     log(f"  {name:<14} skipped: {exc}")
                     continue
+            jit_cold = None
+            if cold_jit:
+                log(f"  {name:<14} compiling from an empty numba cache …")
+                w0 = Worker(script, name, item.get("python"), verbose=verbose, env=env)
+                rep0 = w0.request("setup", config=config, out_dir=str(out_dir))
+                w0.close()
+                jit_cold = rep0.get("warmup_s")
             log(f"  {name:<14} setting up (warm-up / JIT, build) …")
-            w = Worker(script, name, item.get("python"), verbose=verbose)
+            w = Worker(script, name, item.get("python"), verbose=verbose, env=env)
             rep = w.request("setup", config=config, out_dir=str(out_dir))
+            rep["jit_cold_s"] = jit_cold
             if not rep["ok"]:
                 w.close()
                 if rep.get("unavailable"):
@@ -327,6 +341,9 @@ def add_common_args(p: argparse.ArgumentParser, *, repeats: int) -> None:
     p.add_argument("--only", nargs="+", metavar="SIM",
                    help="run only these simulators (names as in the table)")
     p.add_argument("--verbose", action="store_true", help="show the workers' stderr")
+    p.add_argument("--cold-jit", action="store_true",
+                   help="start from an empty numba cache, so jit_seconds is the full compile "
+                        "time (default: numba's on-disk cache as it is, like a user's later runs)")
     p.add_argument("--worker", help=argparse.SUPPRESS)
 
 

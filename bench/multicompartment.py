@@ -368,6 +368,7 @@ def main(argv=None) -> int:
 
     plan = [{"name": n, "config": model} for n in names]
     results = C.run_interleaved(__file__, plan, args.repeats, verbose=args.verbose,
+                                cold_jit=args.cold_jit,
                                 log=lambda s: print(s, file=sys.stderr, flush=True))
 
     ns, jit, build, mem, versions, skipped, cpc = {}, {}, {}, {}, {}, {}, {}
@@ -378,7 +379,7 @@ def main(argv=None) -> int:
             continue
         wall = min(r["walls_s"])
         ns[name] = wall / (n_comp * n_steps) * 1e9
-        jit[name] = r["setup"]["warmup_s"]
+        jit[name] = r["setup"]["jit_cold_s"] if args.cold_jit else r["setup"]["warmup_s"]
         build[name] = r["setup"]["build_s"]
         mem[name] = r["peak_rss_delta_bytes"] / n_comp
         versions.update(r["setup"]["versions"])
@@ -439,6 +440,7 @@ def main(argv=None) -> int:
             "n_compartments": n_comp,
             "n_steps": n_steps,
             "repeats": args.repeats,
+            "numba_cache": "cold (empty)" if args.cold_jit else "as found on disk",
             "versions": versions,
             "machine": info,
         })
