@@ -186,7 +186,7 @@ class Worker:
                  verbose: bool = False, env: dict | None = None):
         self.name = name
         self.python = python or sys.executable
-        env = dict(os.environ, **SINGLE_THREAD_ENV, **(env or {}))
+        env = {**os.environ, **SINGLE_THREAD_ENV, **(env or {})}
         self._stderr = None if verbose else tempfile.TemporaryFile(mode="w+b")
         self.proc = subprocess.Popen(
             [self.python, str(script), "--worker", name],

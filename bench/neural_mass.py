@@ -61,6 +61,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import sys
 import time
 from pathlib import Path
@@ -73,12 +74,14 @@ SIMULATORS = ("cosim-jr", "tvb", "neurolib", "cosim-wc")  # set-up order matters
 TARGETS = {"tvb": 10.0, "neurolib": 1.0}  # peer ÷ ours must be ≥ (tvb) / > (neurolib)
 
 JR = {
+    "state": ["y0", "y1", "y2", "y3", "y4", "y5"],
     "dt_ms": 0.1,
     "speed_mm_per_ms": 3.0,
     "record_period_ms": 1.0,
     "variables": ["y0", "y1", "y2", "y3"],
 }
 WC = {
+    "state": ["E", "I"],
     "dt_ms": 0.1,
     "speed_mm_per_ms": 20.0,
     "record_period_ms": 1.0,
@@ -113,12 +116,8 @@ class TvbRunner:
         self.sim = None
 
     def versions(self):
-        import tvb.basic.config.settings as s
-        try:
-            from importlib.metadata import version
-            return {"tvb-library": version("tvb-library"), "tvb-data": version("tvb-data")}
-        except Exception:
-            return {"tvb-library": getattr(s, "VERSION", "?")}
+        from importlib.metadata import version
+        return {"tvb-library": version("tvb-library"), "tvb-data": version("tvb-data")}
 
     def _simulator(self, duration_ms: float):
         import numpy as np
@@ -276,14 +275,13 @@ class CosimRunner:
         c = self.c
         conn = load_connectome(c["connectome"])
         x0 = self._initial_state(conn.n_regions)
-        names = c["variables"] if c["model"] == "wilson_cowan" else ["y0", "y1", "y2", "y3", "y4", "y5"]
         lines = [
             "[simulation]",
             f"duration = {duration_ms!r}",
             f"sync_interval = {c['sync_interval_ms']!r}",
             "seed = 0",
             "[connectome]",
-            f"source = {c['connectome']!r}".replace("'", '"'),
+            f"source = {json.dumps(c['connectome'])}",  # a JSON string is a TOML string
             "[engines.brain]",
             'type = "neural_mass"',
             f'model = "{c["model"]}"',
@@ -301,10 +299,10 @@ class CosimRunner:
                       "[engines.brain.parameters]", f"P_e = {c['exc_ext']!r}",
                       "[engines.brain.coupling]", 'type = "linear"', f"G = {c['K_gl']!r}"]
         lines.append("[engines.brain.initial]")
-        for k, name in enumerate(names):
+        for k, name in enumerate(c["state"]):
             lines.append(f"{name} = [{', '.join(repr(float(v)) for v in x0[k])}]")
         lines += ["[record]", f"period = {c['record_period_ms']!r}", "[record.brain]",
-                  f"variables = [{', '.join(chr(34) + v + chr(34) for v in c['variables'])}]"]
+                  f"variables = {json.dumps(c['variables'])}"]
         path = folder / f"bench_{c['model']}_{duration_ms:g}.toml"
         path.write_text("\n".join(lines) + "\n")
         self._x0 = x0
@@ -330,8 +328,10 @@ class CosimRunner:
         return wall, np.concatenate(chunks)
 
     def warmup(self):
-        engine, _ = self._engine(WARMUP_MS)
-        self._advance_all(engine, WARMUP_MS)
+        sync = self.c["sync_interval_ms"]
+        warm_ms = sync * max(1, round(WARMUP_MS / sync))  # whole windows
+        engine, _ = self._engine(warm_ms)
+        self._advance_all(engine, warm_ms)
 
     def build(self):
         import numpy as np
