@@ -21,6 +21,7 @@ loader reads)::
     scale = 1.0                 # z = scale * (input - offset), in 1/s
     offset = 0.0
     preset = "stephan2007"      # or "friston2000"
+    step = 10.0                 # ms, integration step (input averaged over it; 0: every sample)
 
     [record.cortex.eeg]         # Jansen–Rit pyramidal potential y1 - y2 (mV)
     variable = "y1"             # defaults y1 and y2; subtract = "" for no subtraction
@@ -263,12 +264,13 @@ def _series_monitor(table: str, r: Reader, source: RecordSpec, model, region_lab
         scale = r.number("scale", 1.0)
         offset = r.number("offset", 0.0)
         preset = r.string("preset", "stephan2007", choices=("stephan2007", "friston2000"))
+        step = r.number("step", 10.0, ge=0, unit="ms")
         if inp == "rate":
             sig = rate_signal or _default_rate_signal(r, "input", source, model, params)
         else:
             sig = _guard(r, "input", lambda: variable_signal(source, inp))
         return _guard(r, "tr", lambda: BoldMonitor(source, sig, tr_ms=tr, scale=scale,
-                                                   offset=offset,
+                                                   offset=offset, step_ms=step,
                                                    params=BalloonParams.preset(preset)))
     if table == "eeg":
         plus = r.string("variable", "y1")

@@ -75,23 +75,60 @@ class BlockMean:
 
 
 class Monitor:
-    """Base class: a streaming transform of one engine dataset (see module docstring)."""
+    """Base class: a streaming transform of one engine dataset (see module docstring).
+
+    A monitor emits one output sample per ``k`` source samples.  :meth:`update` only
+    buffers samples until the next output sample is complete, then hands the buffered
+    block to the subclass's ``_process`` — so per-window cost stays small when windows are
+    short, and (because ``_process`` gives the same result however the series is cut)
+    the output does not depend on the window length.
+    """
 
     kind = "monitor"
     spec: RecordSpec
+
+    def __init__(self, k: int):
+        self.k = int(k)
+        self._buffer: list[np.ndarray] = []
+        self._pending = 0            # samples since the last output sample
 
     def record_spec(self) -> RecordSpec:
         """The output dataset's :class:`RecordSpec`."""
         return self.spec
 
-    def update(self, samples: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+    def update(self, samples: np.ndarray) -> np.ndarray:
+        """Take samples ``(n, variable, region)``; return the completed output samples
+        ``(m, variable', region')`` (``m`` may be 0)."""
+        x = np.asarray(samples, dtype=np.float64)
+        if x.shape[0]:
+            self._buffer.append(x)
+            self._pending += x.shape[0]
+        if self._pending < self.k:
+            return np.empty((0, len(self.spec.variables), len(self.spec.regions)))
+        block = self._buffer[0] if len(self._buffer) == 1 else np.concatenate(self._buffer)
+        self._buffer = []
+        self._pending %= self.k
+        return self._process(block)
+
+    def _process(self, samples: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def state(self) -> dict[str, np.ndarray]:
+    def _state(self) -> dict[str, np.ndarray]:
         return {}
 
-    def restore(self, saved: dict[str, np.ndarray]) -> None:
+    def _restore(self, saved: dict[str, np.ndarray]) -> None:
         pass
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Checkpoint: the subclass state plus the samples not yet processed."""
+        buf = np.concatenate(self._buffer) if self._buffer else np.zeros(0)
+        return {**self._state(), "buffer": buf, "pending": np.array(self._pending)}
+
+    def restore(self, saved: dict[str, np.ndarray]) -> None:
+        buf = np.asarray(saved["buffer"])
+        self._buffer = [buf.copy()] if buf.size else []
+        self._pending = int(saved["pending"])
+        self._restore(saved)
 
 
 def _var_index(source: RecordSpec, name: str) -> int:
@@ -138,7 +175,8 @@ def jansen_rit_rate(y1: np.ndarray, y2: np.ndarray, e0_hz=2.5, v0_mv=5.52,
     firing rate of the pyramidal population from its membrane potential y1 − y2 (mV).
     Defaults: TVB's / :mod:`cosim.models.jansen_rit` (ν_max = 2.5 Hz, v0 = 5.52 mV,
     r = 0.56 /mV; Jansen & Rit used v0 = 6 mV).  Parameters may be per-region arrays."""
-    return 2.0 * e0_hz / (1.0 + np.exp(r_per_mv * (v0_mv - (y1 - y2))))
+    with np.errstate(over="ignore"):               # exp → inf gives the limit rate 0
+        return 2.0 * e0_hz / (1.0 + np.exp(r_per_mv * (v0_mv - (y1 - y2))))
 
 
 def _show(value) -> str:
@@ -175,8 +213,8 @@ class AverageMonitor(Monitor):
                              f"period {source.period_ms:g} ms")
         if mode not in ("average", "subsample"):
             raise ValueError(f"mode must be 'average' or 'subsample', got {mode!r}")
+        super().__init__(k)
         self.kind = mode
-        self.k = k
         names = list(source.variables) if variables is None else list(variables)
         self.index = [_var_index(source, v) for v in names]
         self.mode = mode
@@ -188,7 +226,7 @@ class AverageMonitor(Monitor):
                             attrs={"monitor": mode, "source": source.dataset,
                                    "source_period_ms": source.period_ms})
 
-    def update(self, samples: np.ndarray) -> np.ndarray:
+    def _process(self, samples: np.ndarray) -> np.ndarray:
         x = np.asarray(samples, dtype=np.float64)[:, self.index, :]
         if self.mode == "average":
             return self._mean.push(x)
@@ -196,10 +234,10 @@ class AverageMonitor(Monitor):
         self._phase = (self._phase + x.shape[0]) % self.k
         return x[first::self.k]
 
-    def state(self):
+    def _state(self):
         return {**self._mean.state(), "phase": np.array(self._phase)}
 
-    def restore(self, saved):
+    def _restore(self, saved):
         self._mean.restore(saved)
         self._phase = int(saved["phase"])
 
@@ -208,52 +246,64 @@ class BoldMonitor(Monitor):
     """BOLD signal (% change) of each region, sampled every ``tr_ms``.
 
     Input ``z = scale · (x − offset)`` (1/s) where ``x`` is the :class:`Signal` ``signal``
-    (a variable, a firing rate…);
-    the Balloon–Windkessel ODE (:mod:`cosim.analysis.hemodynamics`, RK4 on the samples,
-    input linear between them) starts from rest at ``source.start_ms`` and runs on every
-    sample; output sample ``j`` is the BOLD signal at ``start + j·tr_ms`` (point value).
-    ``tr_ms`` must be a whole multiple of the source period.
+    (a variable, a firing rate…).  The input is averaged over blocks of ``m`` samples —
+    the most that fit in ``step_ms`` and divide the TR — and the Balloon–Windkessel ODE
+    (:mod:`cosim.analysis.hemodynamics`: RK4, input linear between block means) is
+    integrated at that step ``m·period`` from rest at ``source.start_ms``.  Block means are
+    placed at the block ends, a lag of ``(m − 1)/2`` sample periods (4.5 ms for 1-ms
+    samples and the default 10-ms step), negligible against hemodynamic time scales (s);
+    ``step_ms = 0`` integrates every sample.  Output sample ``j`` is the BOLD signal at
+    ``start + j·tr_ms`` (point value).  ``tr_ms`` must be a whole multiple of the source
+    period.
     """
 
     kind = "bold"
 
     def __init__(self, source: RecordSpec, signal: Signal, *, tr_ms: float = 2000.0,
                  params: BalloonParams = BalloonParams(), scale: float = 1.0,
-                 offset: float = 0.0, dataset: str = "bold"):
+                 offset: float = 0.0, step_ms: float = 10.0, dataset: str = "bold"):
         k = whole_ratio(tr_ms, source.period_ms)
         if k is None:
             raise ValueError(f"tr {tr_ms:g} ms is not a whole multiple of the record period "
                              f"{source.period_ms:g} ms")
-        self.k = k
+        super().__init__(k)
+        m = max(1, int(step_ms / source.period_ms + 1e-9))
+        while k % m:
+            m -= 1
+        self.m = m
         self.signal = signal
         self.scale, self.offset = float(scale), float(offset)
         self.params = params
-        self.integrator = BalloonIntegrator(len(source.regions), source.period_ms, params)
-        self._phase = 0
+        self._mean = BlockMean(m)
+        self.integrator = BalloonIntegrator(len(source.regions), m * source.period_ms, params)
+        self._phase = 0                               # integration steps modulo k/m
         self.spec = replace(source, dataset=dataset, variables=("bold",), units=("%",),
                             period_ms=k * source.period_ms,
                             attrs={"monitor": "bold", "source": source.dataset,
                                    "input": f"{self.scale:g} * ({signal.description} - {self.offset:g})",
                                    "model": "Balloon-Windkessel (Friston et al. 2000 "
                                             "equations; signal per `coefficients`)",
-                                   "integration": "RK4 at the record period, input linear "
-                                                  "between samples",
+                                   "integration": f"RK4, step {m * source.period_ms:g} ms, input "
+                                                  f"= means of {m} samples, linear between them",
                                    "parameters": json.dumps(asdict(params))})
 
-    def update(self, samples: np.ndarray) -> np.ndarray:
-        x = self.signal(samples)
-        v, q = self.integrator.step(self.scale * (x - self.offset))
-        first = (self.k - 1 - self._phase) % self.k
-        self._phase = (self._phase + x.shape[0]) % self.k
-        y = bold_signal(v[first::self.k], q[first::self.k], self.params)
+    def _process(self, samples: np.ndarray) -> np.ndarray:
+        z = self._mean.push(self.scale * (self.signal(samples) - self.offset))
+        v, q = self.integrator.step(z)
+        per = self.k // self.m                         # integration steps per TR
+        first = (per - 1 - self._phase) % per
+        self._phase = (self._phase + z.shape[0]) % per
+        y = bold_signal(v[first::per], q[first::per], self.params)
         return y[:, None, :]
 
-    def state(self):
-        return {**self.integrator.get_state(), "phase": np.array(self._phase)}
+    def _state(self):
+        return {**self.integrator.get_state(), "phase": np.array(self._phase),
+                "block": self._mean.state()["pending"]}
 
-    def restore(self, saved):
+    def _restore(self, saved):
         self.integrator.set_state(saved)
         self._phase = int(saved["phase"])
+        self._mean.restore({"pending": saved["block"]})
 
 
 def _block(source: RecordSpec, period_ms: float | None) -> int:
@@ -281,6 +331,7 @@ class EegMonitor(Monitor):
                  dataset: str = "eeg"):
         self.signal = signal if signal is not None else difference_signal(source, "y1", "y2")
         k = _block(source, period_ms)
+        super().__init__(k)
         self._mean = BlockMean(k)
         regions = source.regions
         self.leadfield = None
@@ -303,16 +354,16 @@ class EegMonitor(Monitor):
                                    "signal": self.signal.description,
                                    "channels": "regions" if self.leadfield is None else "sensors"})
 
-    def update(self, samples: np.ndarray) -> np.ndarray:
+    def _process(self, samples: np.ndarray) -> np.ndarray:
         sig = self._mean.push(self.signal(samples))
         if self.leadfield is not None:
             sig = sig @ self.leadfield.T
         return sig[:, None, :]
 
-    def state(self):
+    def _state(self):
         return self._mean.state()
 
-    def restore(self, saved):
+    def _restore(self, saved):
         self._mean.restore(saved)
 
 
@@ -327,19 +378,20 @@ class RateMonitor(Monitor):
                  dataset: str = "rate"):
         self.signal = signal
         k = _block(source, period_ms)
+        super().__init__(k)
         self._mean = BlockMean(k)
         self.spec = replace(source, dataset=dataset, variables=("rate",), units=(signal.unit,),
                             period_ms=k * source.period_ms,
                             attrs={"monitor": "rate", "source": source.dataset,
                                    "transfer": signal.description})
 
-    def update(self, samples: np.ndarray) -> np.ndarray:
+    def _process(self, samples: np.ndarray) -> np.ndarray:
         return self._mean.push(self.signal(samples))[:, None, :]
 
-    def state(self):
+    def _state(self):
         return self._mean.state()
 
-    def restore(self, saved):
+    def _restore(self, saved):
         self._mean.restore(saved)
 
 
@@ -375,6 +427,7 @@ class SpikeRateMonitor(Monitor):
         for g in groups:
             if g.n_neurons <= 0:
                 raise ValueError(f"group {g.name!r} has {g.n_neurons} neurons")
+        super().__init__(1)
         self.groups = list(groups)
         self.bin_ms = float(bin_ms)
         self.start_ms = float(start_ms)

@@ -41,6 +41,7 @@ def _stream(make, x):
     lambda: AverageMonitor(JR, 10.0),
     lambda: AverageMonitor(JR, 7.0, mode="subsample", variables=["y2"]),
     lambda: BoldMonitor(JR, variable_signal(JR, "y1", 0.05), tr_ms=720.0),
+    lambda: BoldMonitor(JR, variable_signal(JR, "y1", 0.05), tr_ms=720.0, step_ms=0.0),
     lambda: EegMonitor(JR, period_ms=4.0, leadfield=np.arange(6.0).reshape(2, 3)),
     lambda: RateMonitor(JR, jansen_rit_rate_signal(JR), period_ms=3.0),
 ])
@@ -80,12 +81,20 @@ def test_block_mean_partial_blocks():
 
 def test_bold_monitor_equals_offline_model_at_tr():
     x = _samples(6000)
-    mon = BoldMonitor(JR, variable_signal(JR, "y1"), tr_ms=500.0, scale=0.1, offset=9.0)
-    y = mon.update(x)
-    ref = balloon_windkessel(0.1 * (x[:, 1, :] - 9.0), 1.0, BalloonParams())[499::500]
+    z = 0.1 * (x[:, 1, :] - 9.0)
+    exact = BoldMonitor(JR, variable_signal(JR, "y1"), tr_ms=500.0, scale=0.1, offset=9.0,
+                        step_ms=0.0)
+    y = exact.update(x)
+    ref = balloon_windkessel(z, 1.0, BalloonParams())[499::500]
     np.testing.assert_allclose(y[:, 0, :], ref, rtol=1e-12, atol=1e-14)
-    assert mon.spec.period_ms == 500.0 and mon.spec.units == ("%",)
+    assert exact.spec.period_ms == 500.0 and exact.spec.units == ("%",)
     assert y.shape == (12, 1, 3)
+    # default: input averaged over 10-ms blocks, RK4 at 10 ms
+    fast = BoldMonitor(JR, variable_signal(JR, "y1"), tr_ms=500.0, scale=0.1, offset=9.0)
+    assert fast.m == 10
+    coarse = balloon_windkessel(z.reshape(600, 10, 3).mean(axis=1), 10.0)[49::50]
+    np.testing.assert_allclose(fast.update(x)[:, 0, :], coarse, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(coarse, ref, atol=2e-3 * np.abs(ref).max())
 
 
 def test_eeg_is_pyramidal_potential_projected_by_leadfield():
