@@ -41,6 +41,8 @@ loader reads)::
     [record.hippocampus.rate]   # spiking engine: population rates from the spikes, one
     bin = 5.0                   #   variable per cell group of the engine (ms)
     neurons = {exc = 800}       # population sizes, when the engine does not declare them
+    [record.hippocampus.bold]   # spiking engine: BOLD driven by the population rate (Hz) of
+    tr = 2000.0                 #   all its cells (needs the rate table; tr a multiple of bin)
 
 Paths are relative to the scenario file's folder.  :func:`monitors_from_config` validates
 all of it and returns an :class:`EngineMonitors` that the runtime applies to every window.
@@ -108,22 +110,24 @@ class EngineMonitors:
 
     def record_specs(self) -> list[RecordSpec]:
         out = [s for s in self.engine_specs if self.raw or _is_spikes(s)]
-        out += [m.spec for _, m in self.series]
         if self.spike_rate is not None:
             out.append(self.spike_rate.spec)
-        return out
+        return out + [m.spec for _, m in self.series]
 
     def apply(self, records: dict, t_end_ms: float) -> dict:
         """Records to write for one window ending at ``t_end_ms`` (ms)."""
         if self.passthrough:
             return records
         out = {k: v for k, v in records.items() if self.raw or k in self._spike_pop}
-        for source, mon in self.series:
-            if source in records:
-                out[mon.spec.dataset] = mon.update(records[source])
+        inputs = records
         if self.spike_rate is not None:
             spikes = {self._spike_pop[k]: v for k, v in records.items() if k in self._spike_pop}
-            out[self.spike_rate.spec.dataset] = self.spike_rate.update_spikes(spikes, t_end_ms)
+            rates = self.spike_rate.update_spikes(spikes, t_end_ms)
+            out[self.spike_rate.spec.dataset] = rates
+            inputs = {**records, self.spike_rate.spec.dataset: rates}   # feeds e.g. BOLD
+        for source, mon in self.series:
+            if source in inputs:
+                out[mon.spec.dataset] = mon.update(inputs[source])
         return out
 
     def state(self) -> dict[str, np.ndarray]:
@@ -172,12 +176,20 @@ def monitors_from_config(reader: Reader | None, engine: str, engine_specs: Seque
     spike_rate = None
     readers = {t: reader.table(t) for t in wanted}
     rate_signal = None          # the region firing rate, shared by `rate` and `bold`
-    if "rate" in readers and source is not None and not spike_specs:
+    if "rate" in readers and spike_specs:
+        spike_rate = _spike_rate(readers["rate"], spike_specs, engine_object, region_labels)
+    elif "rate" in readers and source is not None:
         rate_signal = _rate_signal(readers["rate"], source, model, params)
     for table, r in readers.items():
-        if table == "rate" and spike_specs:
-            spike_rate = _spike_rate(r, spike_specs, engine_object, region_labels)
-        else:
+        if table == "bold" and spike_specs and r.any("input", "rate") == "rate":
+            # spiking region: BOLD driven by its population rate (all cells)
+            if spike_rate is None:
+                raise r.error("input", f"BOLD of spiking engine {engine!r} is driven by its "
+                                       f"population rate: add [record.{engine}.rate] bin = …")
+            src, sig = spike_rate.spec, _spike_rate_signal(spike_rate)
+            series.append((src.dataset, _series_monitor(table, r, src, model, region_labels,
+                                                        sig, params)))
+        elif not (table == "rate" and spike_specs):
             if source is None:
                 raise r.error(None, f"engine {engine!r} records no region time series")
             series.append((source.dataset, _series_monitor(table, r, source, model,
@@ -320,6 +332,16 @@ def _sensors(r: Reader) -> list[str] | None:
         except OSError as exc:
             raise r.error("sensors", f"cannot read {value}: {exc.strerror}") from None
     return r.string_list("sensors")
+
+
+def _spike_rate_signal(mon: SpikeRateMonitor) -> Signal:
+    """Rate of all neurons of a :class:`SpikeRateMonitor` output: the group rates
+    weighted by group size (Hz)."""
+    n = np.array([g.n_neurons for g in mon.groups], dtype=np.float64)
+    w = n / n.sum()
+    names = "+".join(g.name for g in mon.groups)
+    return Signal(lambda x: np.tensordot(x, w, axes=([1], [0])),
+                  f"population rate ({names})", "Hz")
 
 
 def _spike_rate(r: Reader, spike_specs: list[RecordSpec], engine_object,

@@ -58,8 +58,8 @@ def output(tmp_path_factory):
         Reader({"bold": {"tr": 500.0, "preset": "stephan2007"}, "eeg": {"period": 2.0},
                 "rate": {"period": 10.0}}, str(sc.path), "record.cortex"),
         "cortex", [state], model="jansen_rit", region_labels=LABELS)
-    hc = monitors_from_config(Reader({"rate": {"bin": 5.0}}, str(sc.path), "record.hc"),
-                              "hc", [spikes])
+    hc = monitors_from_config(Reader({"rate": {"bin": 5.0}, "bold": {"tr": 500.0, "scale": 0.05}},
+                                     str(sc.path), "record.hc"), "hc", [spikes])
     rec = Recorder(tmp / "run.h5", sc, {"cortex": cortex.record_specs(),
                                         "hc": hc.record_specs()}, flush_every=50)
     n_per = int(WINDOW_MS)
@@ -113,13 +113,15 @@ def test_analyze_summary_numbers(output, capsys):
     assert peaks[("eeg", "eeg")]["min"] == pytest.approx(F_ALPHA, abs=0.1)
     assert peaks[("eeg", "eeg")]["max"] == pytest.approx(F_ALPHA, abs=0.1)
     fc = s["fc"]
-    assert fc["dataset"] == "bold" and fc["n_regions"] == 4 and fc["n_samples"] == 60
+    # whole-brain BOLD: the cortex engine's 4 regions and the spiking region H, joined
+    assert fc["dataset"] == "bold" and fc["engines"] == ["cortex", "hc"]
+    assert fc["n_regions"] == 5 and fc["n_samples"] == 60
     assert fc["fcd"]["n_windows"] == 11
     with Output(output / "run.h5") as out:
-        bold = out.series("cortex", "bold").after(10000.0).variable()
+        bold = np.hstack([out.series(e, "bold").after(10000.0).variable() for e in ("cortex", "hc")])
     mine = functional_connectivity(bold)
     assert mine[0, 1] > 0.9                                          # shared slow drive
-    emp = np.loadtxt(output / "emp_fc.csv", delimiter=",")[:4, :4]
+    emp = np.loadtxt(output / "emp_fc.csv", delimiter=",")
     assert fc["fc_agreement"] == pytest.approx(fc_agreement(mine, emp), abs=1e-12)
     import h5py
     with h5py.File(output / "analysis.h5") as f:
@@ -131,7 +133,7 @@ def test_analyze_summary_numbers(output, capsys):
 def test_analyze_text_output(output, capsys):
     assert analyze_main(_args(add_analyze_arguments, [str(output / "run.h5")])) == 0
     text = capsys.readouterr().out
-    assert "FC on bold (bold): 4 regions" in text and "cortex/eeg/eeg: 10.0" in text
+    assert "FC on bold (bold) of cortex, hc: 5 regions" in text and "cortex/eeg/eeg: 10.0" in text
 
 
 def test_plot_writes_labelled_pngs(output, capsys):
@@ -162,3 +164,21 @@ def test_missing_matplotlib_says_how_to_install(output, monkeypatch):
     args = _args(add_plot_arguments, [str(output / "run.h5"), "--out", str(output / "p2")])
     with pytest.raises(CosimError, match=r"pip install cosim\[plot\]"):
         plot_main(args)
+
+
+def test_join_regions_puts_engines_in_connectome_order(tmp_path):
+    from cosim.analysis.report import join_regions
+
+    sc = _fake_scenario(tmp_path)
+    sc.connectome.region_labels = ("A", "H", "B", "C", "D")
+    specs = {"cortex": [RecordSpec("bold", ("bold",), ("%",), ("D", "A", "C", "B"), 500.0)],
+             "hc": [RecordSpec("bold", ("bold",), ("%",), ("H",), 500.0)]}
+    rec = Recorder(tmp_path / "j.h5", sc, specs)
+    rec.write_window({"cortex": WindowOutput({"bold": np.array([[[4.0, 1.0, 3.0, 2.0]]] * 3)}),
+                      "hc": WindowOutput({"bold": np.array([[[9.0]]] * 4)})})
+    rec.close()
+    with Output(tmp_path / "j.h5") as out:
+        j = join_regions(out, "bold")
+    assert j.regions == ("A", "H", "B", "C", "D")
+    np.testing.assert_array_equal(j.connectome_index, [0, 1, 2, 3, 4])
+    np.testing.assert_array_equal(j.data, [[1.0, 9.0, 2.0, 3.0, 4.0]] * 3)   # 3 common samples

@@ -253,3 +253,29 @@ def test_jansen_rit_engine_eeg_alpha_and_rate_monitor():
     freq, psd = power_spectra(eeg[1000:], 1.0)
     peaks = peak_frequencies(freq, psd, fmin=2.0)
     np.testing.assert_allclose(peaks, 10.93, atol=0.3)
+
+
+def test_spiking_engine_bold_is_driven_by_its_population_rate():
+    spikes = RecordSpec("spikes", (), (), ("hc",), 0.025,
+                        attrs={"kind": "spikes", "population": "hc"})
+    engine = SimpleNamespace(groups={"exc": range(0, 8), "inh": range(8, 10)})
+    table = {"rate": {"bin": 10.0}, "bold": {"tr": 100.0, "scale": 0.1, "step": 0.0}}
+    em = monitors_from_config(Reader(table, "s.toml", "record.hc"), "hc", [spikes],
+                              engine_object=engine)
+    assert [s.dataset for s in em.record_specs()] == ["spikes", "rate", "bold"]
+    rng = np.random.default_rng(0)
+    rates, bold = [], []
+    for k in range(20):                                  # 20 windows of 25 ms
+        t = np.sort(rng.uniform(25.0 * k, 25.0 * (k + 1), 30))
+        out = em.apply({"spikes": (rng.integers(0, 10, 30), t)}, 25.0 * (k + 1))
+        rates.append(out["rate"])
+        bold.append(out["bold"])
+    rates, bold = np.concatenate(rates), np.concatenate(bold)
+    assert rates.shape == (50, 2, 1) and bold.shape == (5, 1, 1)
+    total = (8 * rates[:, 0, 0] + 2 * rates[:, 1, 0]) / 10      # all cells, Hz
+    np.testing.assert_allclose(total.mean(), 30 / (10 * 0.025), rtol=0.1)   # 120 Hz
+    ref = balloon_windkessel(0.1 * total, 10.0)[9::10]
+    np.testing.assert_allclose(bold[:, 0, 0], ref, rtol=1e-12)
+    with pytest.raises(CosimError, match=r"add \[record.hc.rate\]"):
+        monitors_from_config(Reader({"bold": {}}, "s.toml", "record.hc"), "hc", [spikes],
+                             engine_object=engine)

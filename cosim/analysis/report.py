@@ -49,6 +49,7 @@ class Joined:
     period_ms: float
     regions: tuple[str, ...]
     connectome_index: np.ndarray | None      # region → connectome row, when all are known
+    engines: tuple[str, ...] = ()
 
 
 def join_regions(out: Output, dataset: str, discard_ms: float = 0.0) -> Joined | None:
@@ -75,7 +76,7 @@ def join_regions(out: Output, dataset: str, discard_ms: float = 0.0) -> Joined |
         order = np.argsort(index, kind="stable")
         data, regions, index = data[:, order], tuple(regions[i] for i in order), index[order]
     return Joined(dataset, parts[0].variables[0], parts[0].units[0], data,
-                  parts[0].time_ms[:n], period, regions, index)
+                  parts[0].time_ms[:n], period, regions, index, tuple(p.engine for p in parts))
 
 
 def _fc_signal(out: Output, opts: AnalysisOptions) -> Joined | None:
@@ -155,7 +156,8 @@ def _fc_summary(out: Output, opts: AnalysisOptions, arrays: dict) -> dict | None
         return None
     fc = fcmod.functional_connectivity(sig.data)
     arrays["fc/matrix"] = fc
-    res: dict = {"dataset": sig.dataset, "variable": sig.variable, "n_regions": len(sig.regions),
+    res: dict = {"dataset": sig.dataset, "variable": sig.variable, "engines": list(sig.engines),
+                 "n_regions": len(sig.regions),
                  "n_samples": int(sig.data.shape[0]), "period_ms": sig.period_ms,
                  "mean_fc": float(np.nanmean(fcmod.upper_triangle(fc)))}
     labels = out.region_labels()
@@ -208,7 +210,8 @@ def format_summary(summary: dict) -> str:
     if fc is None:
         lines.append("FC: no region signal long enough")
         return "\n".join(lines)
-    lines.append(f"FC on {fc['dataset']} ({fc['variable']}): {fc['n_regions']} regions, "
+    lines.append(f"FC on {fc['dataset']} ({fc['variable']}) of {', '.join(fc['engines'])}: "
+                 f"{fc['n_regions']} regions, "
                  f"{fc['n_samples']} samples every {fc['period_ms']:g} ms; "
                  f"mean FC {fc['mean_fc']:.3f}")
     if "sc_fc_correlation" in fc:
