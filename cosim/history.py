@@ -1,0 +1,196 @@
+"""Delay history: a ring buffer of afferent values and the delayed weighted sums over it.
+
+Afferent values ``a_j(t_m)`` (see :mod:`cosim.coupling`) of step ``m`` are stored at ring
+position ``m & (L − 1)`` *and* ``(m & (L − 1)) + L`` of ``hist`` ``(n_nodes, n_afferent,
+2L + PAD)`` (``L`` a power of two; see :func:`ring_shape`).  The copy makes every run of up to ``L`` consecutive samples
+contiguous, so it can be read without a wrap test.
+
+Delays are whole steps ``d = rint(τ / dt)`` (TVB's rule).  The nonzero weights are split into
+three sparse row lists (CSR, sorted by source within a row):
+
+``far``      ``d > BLOCK``: their sum ``D_i(m) = Σ_e w_e a_{j_e}(t_{m − d_e})`` is computed for
+             ``BLOCK`` future steps at once (:func:`far_block`), reading one contiguous run per
+             edge — the cache line fetched serves ``BLOCK`` steps.  All far sums are
+             therefore known up to ``t_{n+2}`` when step ``n`` starts.
+``near``     ``1 ≤ d ≤ BLOCK``: read per stage (:func:`near_sum`).
+``instant``  ``d = 0``: read from the afferent values of the stage state itself.
+
+Stage times (``when``): ``AT_START`` ``t_n``, ``AT_HALF`` ``t_n + dt/2``, ``AT_END`` ``t_{n+1}``.
+At ``t_n`` and ``t_{n+1}`` delayed values are exact samples.  At ``t_n + dt/2`` the delayed
+input is cubic Lagrange interpolation of the four samples around it — weights
+(−1, 9, 9, −1)/16 at steps ``n − d − 1 … n − d + 2``; for ``d = 1`` the stencil
+``n − 3 … n`` with weights (1, −5, 15, 5)/16 — an O(dt⁴) error, enough for RK4.  Because
+interpolation is linear it is applied to the far sum ``D_i`` directly.
+
+Block boundaries are multiples of ``BLOCK`` in the *global* step count and each sum is
+accumulated in edge order, so results do not depend on how a run is cut into windows, nor
+on whether the far sums are kept between windows or recomputed (after a restore).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+AT_START = 0
+AT_HALF = 1
+AT_END = 2
+
+BLOCK = 8                 # steps of far sums computed per pass
+D_RING = 4 * BLOCK        # ring length of the far sums (power of two)
+PAD = 8                   # extra samples per row: a row stride that is not a power of two
+                          # keeps rows from mapping onto the same cache sets
+
+
+def ring_shape(n_nodes: int, n_afferent: int, max_delay_steps: int) -> tuple[int, int, int]:
+    """Shape of ``hist`` for these sizes (see module docstring)."""
+    return (n_nodes, n_afferent, 2 * ring_length(max_delay_steps) + PAD)
+
+
+def far_start(n: int) -> int:
+    """First far-sum block to compute when the ring of far sums is empty at step ``n``
+    (it must cover ``n − 1``, the first step the half-step stencil reads)."""
+    return ((n - 1) // BLOCK) * BLOCK
+
+
+def ring_length(max_delay_steps: int) -> int:
+    """Ring length ``L`` (power of two) for delays up to ``max_delay_steps``: far blocks
+    read back to ``n − d − BLOCK`` and the cubic stencil to ``n − d − 1``."""
+    need = int(max_delay_steps) + BLOCK + 4
+    return 1 << (need - 1).bit_length()
+
+
+def edge_lists(weights: np.ndarray, delay_steps: np.ndarray):
+    """Split the nonzero weights into far, near and instant CSR lists.
+
+    ``weights[i, j]``: from ``j`` to ``i``; ``delay_steps`` (n, n) int.  Returns
+    ``(far, near, instant, rowsum)`` with ``far = (ptr, src, lag, w)``, ``near`` likewise,
+    ``instant = (ptr, src, w)`` and ``rowsum[i] = Σ_j w_ij`` over all edges.
+    """
+    w = np.asarray(weights, dtype=np.float64)
+    d = np.asarray(delay_steps, dtype=np.int64)
+    n = w.shape[0]
+    nz = w != 0.0
+
+    def csr(mask):
+        rows, cols = np.nonzero(mask)          # row-major: by target, then source
+        counts = np.bincount(rows, minlength=n)
+        ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        return ptr, cols.astype(np.int64), d[rows, cols].astype(np.int64), w[rows, cols].copy()
+
+    far = csr(nz & (d > BLOCK))
+    near = csr(nz & (d >= 1) & (d <= BLOCK))
+    ptr, src, _, wi = csr(nz & (d == 0))
+    rowsum = np.where(nz, w, 0.0).sum(axis=1)
+    return far, near, (ptr, src, wi), rowsum
+
+
+@njit(cache=True)
+def push(hist, m, aff):
+    """Store the afferent values ``aff`` (n, n_afferent) of step ``m`` (both copies)."""
+    L = (hist.shape[2] - PAD) // 2
+    p = m & (L - 1)
+    for j in range(aff.shape[0]):
+        for k in range(aff.shape[1]):
+            hist[j, k, p] = aff[j, k]
+            hist[j, k, p + L] = aff[j, k]
+
+
+@njit(cache=True)
+def far_block(hist, mb, ptr, src, lag, w, dring, acc):
+    """``D_i(m)`` for ``m = mb … mb + BLOCK − 1`` into ``dring[i, k, m & (D_RING − 1)]``
+    (``acc``: scratch of length ``BLOCK``)."""
+    L = (hist.shape[2] - PAD) // 2
+    mask = L - 1
+    q0 = mb & (D_RING - 1)
+    for i in range(dring.shape[0]):
+        for k in range(dring.shape[1]):
+            for b in range(BLOCK):
+                acc[b] = 0.0
+            for e in range(ptr[i], ptr[i + 1]):
+                p = (mb - lag[e]) & mask
+                we = w[e]
+                j = src[e]
+                for b in range(BLOCK):
+                    acc[b] += we * hist[j, k, p + b]
+            for b in range(BLOCK):
+                dring[i, k, (q0 + b) & (D_RING - 1)] = acc[b]
+
+
+@njit(cache=True)
+def far_value(dring, n, when, i, k):
+    """The far sum of node ``i``, component ``k`` at stage time ``when`` of step ``n``."""
+    r = D_RING - 1
+    if when == AT_START:
+        return dring[i, k, n & r]
+    if when == AT_END:
+        return dring[i, k, (n + 1) & r]
+    return (0.5625 * (dring[i, k, n & r] + dring[i, k, (n + 1) & r])
+            - 0.0625 * (dring[i, k, (n - 1) & r] + dring[i, k, (n + 2) & r]))
+
+
+@njit(cache=True)
+def near_sum(hist, n, when, ptr, src, lag, w, out):
+    """``out[i, k] = Σ_e w_e a_{src_e, k}`` at stage time ``when`` over the near edges."""
+    L = (hist.shape[2] - PAD) // 2
+    mask = L - 1
+    for i in range(out.shape[0]):
+        for k in range(out.shape[1]):
+            acc = 0.0
+            for e in range(ptr[i], ptr[i + 1]):
+                j = src[e]
+                d = lag[e]
+                if when == AT_START:
+                    acc += w[e] * hist[j, k, (n - d) & mask]
+                elif when == AT_END:
+                    acc += w[e] * hist[j, k, (n + 1 - d) & mask]
+                elif d >= 2:
+                    p = (n - d - 1) & mask
+                    acc += w[e] * (0.5625 * (hist[j, k, p + 1] + hist[j, k, p + 2])
+                                   - 0.0625 * (hist[j, k, p] + hist[j, k, p + 3]))
+                else:
+                    p = (n - 3) & mask
+                    acc += w[e] * (0.0625 * hist[j, k, p] - 0.3125 * hist[j, k, p + 1]
+                                   + 0.9375 * hist[j, k, p + 2] + 0.3125 * hist[j, k, p + 3])
+            out[i, k] = acc
+
+
+@njit(cache=True)
+def instant_sum(aff, ptr, src, w, out):
+    """``out[i, k] = Σ_e w_e aff[src_e, k]`` over the zero-delay edges of row ``i``."""
+    for i in range(out.shape[0]):
+        for k in range(out.shape[1]):
+            acc = 0.0
+            for e in range(ptr[i], ptr[i + 1]):
+                acc += w[e] * aff[src[e], k]
+            out[i, k] = acc
+
+
+@njit(cache=True)
+def instant_sum_stored(hist, n, ptr, src, w, out):
+    """As :func:`instant_sum`, reading the stored afferent values of step ``n``."""
+    p = n & ((hist.shape[2] - PAD) // 2 - 1)
+    for i in range(out.shape[0]):
+        for k in range(out.shape[1]):
+            acc = 0.0
+            for e in range(ptr[i], ptr[i + 1]):
+                acc += w[e] * hist[src[e], k, p]
+            out[i, k] = acc
+
+
+def initial_states(values: np.ndarray, length: int) -> np.ndarray:
+    """History of states ``(length, n_state, n_nodes)`` for steps ``−(length−1) … 0``.
+
+    ``values`` is either one state ``(n_state, n_nodes)`` (held constant for t ≤ 0) or a
+    chronological history ``(T, n_state, n_nodes)`` whose last sample is ``t = 0`` and
+    sample ``T − 1 − k`` is ``t = −k dt`` (TVB's ``initial_conditions`` layout).  A
+    history shorter than ``length`` is extended backwards by repeating its first sample;
+    a longer one is cut to its last ``length`` samples.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim == 2:
+        v = v[np.newaxis]
+    if v.shape[0] >= length:
+        return v[-length:].copy()
+    pad = np.repeat(v[:1], length - v.shape[0], axis=0)
+    return np.concatenate([pad, v], axis=0)

@@ -1,0 +1,26 @@
+"""Neural-mass models, by scenario name.
+
+``MODELS`` maps the scenario's ``model = "…"`` to a :class:`~cosim.models.base.Model`
+declaration; :func:`get_model` looks one up with a helpful error.
+"""
+
+from __future__ import annotations
+
+from .base import Model, Option, Parameter, StateVariable
+from . import jansen_rit, linear, stuart_landau, wilson_cowan, wong_wang
+
+MODELS: dict[str, Model] = {m.name: m for m in (
+    wilson_cowan.MODEL,
+    jansen_rit.MODEL,
+    stuart_landau.MODEL,
+    wong_wang.MODEL,
+    linear.MODEL,
+)}
+
+
+def get_model(name: str) -> Model:
+    """The model called ``name``; ``KeyError`` if there is none."""
+    return MODELS[name]
+
+
+__all__ = ["MODELS", "Model", "Option", "Parameter", "StateVariable", "get_model"]
