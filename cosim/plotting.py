@@ -71,12 +71,14 @@ def _time_axis(t_ms: np.ndarray) -> tuple[np.ndarray, str]:
 
 @_paper_style
 def plot_raster(path: Path, times_ms: np.ndarray, node_ids: np.ndarray, *, population: str,
-                rate: tuple[np.ndarray, np.ndarray] | None = None, bin_ms: float = 5.0,
+                rate: tuple[np.ndarray, np.ndarray, Sequence[str]] | None = None,
+                bin_ms: float = 5.0,
                 n_neurons: int | None = None, t_range: tuple[float, float] | None = None,
                 max_neurons: int = 500, dpi: int = 300) -> Path:
     """Spike raster (top) and population rate (bottom, Hz per neuron).
 
-    ``rate``: ``(time_ms, rate_hz)`` from the rate monitor; otherwise spikes are binned in
+    ``rate``: ``(time_ms, rate_hz (time, group), group names)`` from the rate monitor (one
+    line per cell group); otherwise spikes are binned in
     ``bin_ms`` and divided by ``n_neurons`` (default: the number of distinct ids that
     spiked, stated in the axis label).  At most ``max_neurons`` ids (evenly chosen) are
     drawn.
@@ -91,14 +93,21 @@ def plot_raster(path: Path, times_ms: np.ndarray, node_ids: np.ndarray, *, popul
     sel = np.isin(ids, shown)
     fig = _figure(SINGLE_COLUMN_IN, 3.0)
     ax1, ax2 = fig.subplots(2, 1, sharex=True, height_ratios=(2.2, 1))
-    ax1.scatter(t[sel], ids[sel], s=0.6, marker="|", linewidths=0.4, color="k", rasterized=True)
+    size = float(np.clip(1500.0 / max(1, shown.size), 0.6, 30.0))   # tick height ~ row
+    ax1.scatter(t[sel], ids[sel], s=size, marker="|", linewidths=0.5, color="k", rasterized=True)
     ax1.set_ylabel("neuron id")
     note = f" ({shown.size} of {uniq.size} shown)" if shown.size < uniq.size else ""
     ax1.set_title(f"{population}: {t.size} spikes{note}")
     if rate is not None:
-        rt, rv = rate
+        rt, rv, names = rate
+        rv = np.asarray(rv).reshape(len(rt), -1)
         m = (rt >= lo) & (rt <= hi)
-        ax2.plot(rt[m], rv[m], color="k")
+        for g in range(rv.shape[1]):      # sample j is the rate over the bin ending at t_j
+            ax2.step(rt[m], rv[m, g], where="pre", color="k" if rv.shape[1] == 1 else None,
+                     label=names[g] if g < len(names) else str(g))
+        if rv.shape[1] > 1:
+            ax2.legend(frameon=False, ncols=rv.shape[1], loc="lower right",
+                       bbox_to_anchor=(1.0, 1.0), borderaxespad=0.1)
         ax2.set_ylabel("rate (Hz)")
     else:
         n = n_neurons or max(1, uniq.size)

@@ -35,18 +35,25 @@ def plot_output(path: str | Path, out_dir: str | Path, opts: AnalysisOptions = A
     written: list[Path] = []
     summary, arrays = analyze_output(path, opts)
     with Output(path) as out:
-        rates = {}
+        rates = []                           # spike-rate monitor outputs
         for e in out.engines():
             if "rate" in out.datasets(e):
                 s = out.series(e, "rate")
-                for i, v in enumerate(s.variables):
-                    rates[v] = (s.time_ms, s.data[:, i, 0])
+                if s.attrs.get("source") == "spikes":
+                    rates.append((e, s))
         for sp in out.spikes():
+            match = [s for e, s in rates if sp.population == e or sp.population in s.variables]
+            rate = None
+            if match:
+                s = match[0]
+                cols = [i for i, v in enumerate(s.variables) if v == sp.population] or \
+                    list(range(len(s.variables)))
+                rate = (s.time_ms, s.data[:, cols, 0], [s.variables[i] for i in cols])
             lo = opts.discard_ms
             rng = t_range_ms or (lo, min(lo + 2000.0, float(sp.timestamps_ms.max(initial=lo + 1.0))))
             written.append(plotting.plot_raster(
                 out_dir / f"raster_{_slug(sp.population)}.png", sp.timestamps_ms, sp.node_ids,
-                population=sp.population, rate=rates.get(sp.population), t_range=rng, dpi=dpi))
+                population=sp.population, rate=rate, t_range=rng, dpi=dpi))
         for s in out.all_series():
             if (engines and s.engine not in engines) or s.dataset == "bold":
                 continue
