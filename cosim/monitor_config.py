@@ -58,7 +58,6 @@ import numpy as np
 from .analysis.hemodynamics import BalloonParams
 from .analysis.io import load_matrix
 from .engines.base import RecordSpec
-from .errors import CosimError
 from .monitors import (AverageMonitor, BoldMonitor, EegMonitor, Monitor, RateMonitor, Signal,
                        SpikeGroup, SpikeRateMonitor, difference_signal, jansen_rit_rate_signal,
                        variable_signal)
@@ -158,7 +157,7 @@ def monitors_from_config(reader: Reader | None, engine: str, engine_specs: Seque
     connectome region); ``engine_object``: the engine, whose per-region model parameters
     (``model.parameter_names``, ``params``) the Jansen–Rit rate transfer uses.  Reads only
     the keys in the module docstring besides ``variables``; the caller calls
-    ``reader.done()`` afterwards.  Problems raise :class:`CosimError` naming the key.
+    ``reader.done()`` afterwards.  Problems raise :class:`~cosim.errors.CosimError` naming the key.
     """
     if reader is None:
         return EngineMonitors(engine, engine_specs)

@@ -9,9 +9,9 @@ import pytest
 from cosim.analysis.hemodynamics import BalloonParams, balloon_windkessel
 from cosim.engines.base import RecordSpec
 from cosim.errors import CosimError
-from cosim.monitor_config import EngineMonitors, monitors_from_config
+from cosim.monitor_config import monitors_from_config
 from cosim.monitors import (AverageMonitor, BlockMean, BoldMonitor, EegMonitor, RateMonitor,
-                            SpikeGroup, SpikeRateMonitor, difference_signal, jansen_rit_rate,
+                            SpikeGroup, SpikeRateMonitor, jansen_rit_rate,
                             jansen_rit_rate_signal, variable_signal)
 from cosim.schema import Reader
 
