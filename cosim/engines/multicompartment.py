@@ -59,77 +59,46 @@ Outputs of a window: ``exports["spikes"]`` and ``records["spikes"]`` =
 by the recorder as SONATA ``/spikes/<engine>/…``; node id = gid), spike time = first
 grid time with ``v > spike_threshold``; ``records["v"]`` ``(time, 1, probe)`` in mV at the
 ``[record] period``.
+
+**A region over several ranks** (the engine never sees MPI).  ``engine.partition(p, K,
+exchange)`` simulates partition ``p`` of ``K``: a contiguous block of every population
+(:func:`cosim.multicompartment.partition.block`), with the incoming connections, input
+lines, clamps and probes of those cells only; gids, line ids and probe indices stay
+global.  :meth:`~MulticompartmentEngine.advance` steps the window in sub-intervals of at
+most the shortest recurrent delay ``d_min`` (≥ dt, checked per projection); after each it
+calls ``exchange(gids, times_ms) -> (all_gids, all_times)`` — an Allgatherv over the
+region's ranks — and delivers all spikes, its own included, through the same path.
+Partitions only differ in which cells they hold, so every partition calls ``exchange``
+equally often.  In one process, :func:`~cosim.multicompartment.partition.advance_in_lockstep`
+drives the partitions through ``begin_window / run_interval / deliver / end_window``.
+
+*Layout independence, bitwise.*  Floating-point sums happen at a synapse site (one per
+cell, compartment and receptor, so always inside one partition) and are made canonical:
+spikes are delivered in (spike time, source gid, connection order) — connection order is
+the target-side order of creation, the same in every layout — and external events are
+added in (time, line) order into a separate layer of the event ring, so neither the
+partitioning nor the cut into windows or sub-intervals changes a bit.  Cell arithmetic
+is per cell.  Merge rule for outputs: spikes of all partitions, sorted by (time, gid),
+are the single-process spikes; a partition's ``records["v"]`` holds the columns
+:attr:`~MulticompartmentEngine.probe_ids` of the layout of :meth:`record_specs` (the same
+on every partition); :func:`~cosim.multicompartment.partition.merge_outputs` does both.
+Input events of lines owned by other partitions are ignored (so a runtime may hand every
+partition the same events); :meth:`local_input_lines` tells a rate→Poisson adapter which
+lines to generate.  Spike counts summed over partitions are exact (integers).
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field
-from typing import Any
-
 import numpy as np
 
 from ..errors import CosimError
-from ..multicompartment import Network, apply_d_lambda, ball_and_stick, discretise, y_shaped
-from ..multicompartment.channels import MECHANISM_DEFAULTS
-from ..multicompartment.synapses import RECEPTOR_DEFAULTS
+from ..multicompartment import Network, discretise
+from ..multicompartment.network import probe_name
+from ..multicompartment.partition import Exchange, block, gather_spikes, identity_exchange
 from ..rng import stream
 from .base import BuildContext, RecordSpec, WindowOutput
-
-TEMPLATES = {"ball_and_stick": ball_and_stick, "y_shaped": y_shaped}
-_RECEPTOR_KEYS = {"tau_rise": "tau_rise_ms", "tau_decay": "tau_decay_ms", "e_rev": "e_rev_mV",
-                  "mg": "mg_mM"}
-
-
-@dataclass
-class CellGroup:
-    """A population of identical cells: ``n`` copies of one morphology."""
-
-    name: str
-    n: int
-    morphology: Any
-    detect: str = "soma"
-
-
-@dataclass
-class Projection:
-    """Fixed in-degree random connections from ``source`` cells onto ``target`` cells."""
-
-    name: str
-    source: str
-    target: str
-    indegree: int
-    receptors: list[str]
-    weights_uS: list[float]
-    section: str = "dend"
-    x: float = 0.5
-    delay_ms: tuple[float, float] = (1.0, 1.0)
-    autapses: bool = False
-    stp: tuple[float, float, float] | None = None
-
-
-@dataclass
-class InputGroup:
-    """External input lines onto every cell of ``target``."""
-
-    name: str
-    target: str
-    receptor: str
-    weight_uS: float
-    section: str = "dend"
-    x: float = 0.5
-    per_cell: int = 1
-
-
-@dataclass
-class Clamp:
-    target: str
-    cells: list[int] | None
-    section: str
-    x: float
-    delay_ms: float
-    duration_ms: float
-    amplitude_nA: float
+from .multicompartment_config import (TEMPLATES, CellGroup, Clamp, InputGroup, Projection,  # noqa: F401
+                                      engine_kwargs)
 
 
 class MulticompartmentEngine:
@@ -141,6 +110,9 @@ class MulticompartmentEngine:
                                      projections=[...], inputs=[...], seed=1)
         eng.build()
         out = eng.advance(0.0, 5.0, {"events": (lines, times)})
+
+    ``part``/``n_parts``/``exchange``: simulate only partition ``part`` of ``n_parts``
+    (see :meth:`partition`).
     """
 
     def __init__(self, name: str, *, cells: list[CellGroup], projections: list[Projection] = (),
@@ -149,8 +121,15 @@ class MulticompartmentEngine:
                  dt_ms: float = 0.025, celsius: float = 6.3, v_init_mV: float = -65.0,
                  spike_threshold_mV: float = 0.0, seed: int = 0, sync_interval_ms: float = 1.0,
                  record_period_ms: float = 1.0, record_variables: list[str] | None = None,
-                 region_indices: tuple[int, ...] = ()):
+                 region_indices: tuple[int, ...] = (), part: int = 0, n_parts: int = 1,
+                 exchange: Exchange | None = None):
+        self._args = {k: v for k, v in locals().items()
+                      if k not in ("self", "part", "n_parts", "exchange", "__class__")}
+        if not 0 <= part < n_parts:
+            raise CosimError(f"engine {name!r}: partition {part} outside [0, {n_parts})")
         self.name = name
+        self.part, self.n_parts = int(part), int(n_parts)
+        self.exchange = exchange if exchange is not None or n_parts > 1 else identity_exchange
         self.dt_ms = float(dt_ms)
         self.seed = int(seed)
         self.cells = list(cells)
@@ -170,45 +149,140 @@ class MulticompartmentEngine:
                 raise CosimError(f"engine {name!r} records 'spikes' and 'v', not {v!r}")
         if "v" in self.record_variables and not self.probes:
             raise CosimError(f"engine {name!r}: recording 'v' needs [engines.{name}.probes]")
-        self.net = Network(self.dt_ms, celsius=celsius, v_init_mV=v_init_mV,
-                           spike_threshold_mV=spike_threshold_mV,
-                           max_window_ms=max(self.sync_interval_ms, self.dt_ms),
-                           record_every_steps=int(round(every)))
+        self._net = Network(self.dt_ms, celsius=celsius, v_init_mV=v_init_mV,
+                            spike_threshold_mV=spike_threshold_mV,
+                            max_window_ms=max(self.sync_interval_ms, self.dt_ms),
+                            record_every_steps=int(round(every)))
         for rname, params in (receptors or {}).items():
-            self.net.set_receptor(rname, **params)
-        self._describe()
+            self._net.set_receptor(rname, **params)
+        self._layout()
+        self._described = False
+        self._window = None
+
+    def partition(self, part: int, n_parts: int, exchange: Exchange | None = None
+                  ) -> "MulticompartmentEngine":
+        """The same region, restricted to partition ``part`` of ``n_parts``.
+
+        Every population is cut into ``n_parts`` contiguous blocks of gids in order, the
+        first ``n mod n_parts`` blocks one cell longer (:func:`.partition.block`); the
+        partition owns its blocks, their incoming connections, input lines, clamps and
+        probes, and builds nothing else.  Gids, input-line ids and probe indices stay
+        global.  ``exchange(gids, times_ms) -> (all_gids, all_times)`` gathers the spikes
+        of all partitions (an MPI Allgatherv over the region's ranks); it is called once
+        per sub-interval of :meth:`advance`, in the same sequence on every partition.
+        """
+        return type(self)(**self._args, part=part, n_parts=n_parts, exchange=exchange)
 
     # -- description --------------------------------------------------------------------
-    def _describe(self) -> None:
-        net = self.net
-        self.groups: dict[str, range] = {}
+    def _layout(self) -> None:
+        """Global numbering (gids, input lines, probes) and checks; no cell is built here."""
+        self.groups: dict[str, range] = {}      # population -> global gids
+        self.templates = {}
+        self._local: dict[str, range] = {}      # population -> gids of this partition
         for g in self.cells:
             if g.name in self.groups:
                 raise CosimError(f"cell population {g.name!r} declared twice")
-            tmpl = discretise(g.morphology)
-            self.groups[g.name] = net.add_cells(tmpl, g.n, detect_at=(g.detect, 0.5))
-        self.n_cells = net.n_cells
+            first = sum(len(r) for r in self.groups.values())
+            self.templates[g.name] = discretise(g.morphology)
+            self.groups[g.name] = range(first, first + g.n)
+            b = block(g.n, self.part, self.n_parts)
+            self._local[g.name] = range(first + b.start, first + b.stop)
+        self.n_cells = sum(len(r) for r in self.groups.values())
+        known = set(self._net._receptors)
+        self.min_delay_steps = None
         for p in self.projections:
-            self._connect(p)
+            self._check_projection(p, known)
         self.input_lines: dict[str, range] = {}
         for grp in self.inputs:
-            first = len(net._ext)
-            for gid in self._group(grp.target, f"input {grp.name!r}"):
-                site = net.add_site(gid, (grp.section, grp.x), grp.receptor)
-                for _ in range(grp.per_cell):
-                    net.add_external(site, grp.weight_uS)
-            self.input_lines[grp.name] = range(first, len(net._ext))
-        self.n_input_lines = len(net._ext)
+            pop = self._group(grp.target, f"input {grp.name!r}")
+            if grp.receptor not in known:
+                raise CosimError(f"input {grp.name!r}: unknown receptor {grp.receptor!r}")
+            self._node(grp.target, grp.section, grp.x, f"input {grp.name!r}")
+            first = sum(len(r) for r in self.input_lines.values())
+            self.input_lines[grp.name] = range(first, first + len(pop) * grp.per_cell)
+        self.n_input_lines = sum(len(r) for r in self.input_lines.values())
+        line_local = np.full(self.n_input_lines, -1, dtype=np.int64)
+        k = 0
+        for grp in self.inputs:
+            mine = self.local_input_lines(grp.name)
+            line_local[mine] = np.arange(k, k + mine.size)
+            k += mine.size
+        self._line_local = line_local
         for c in self.clamps:
             gids = self._group(c.target, "clamp")
             for j in (c.cells if c.cells is not None else range(len(gids))):
                 if not 0 <= j < len(gids):
                     raise CosimError(f"clamp cell {j} outside population {c.target!r} (n = {len(gids)})")
-                net.add_current_clamp(gids[j], (c.section, c.x), c.delay_ms, c.duration_ms, c.amplitude_nA)
-        for gid, sec, x in self.probes:
+            self._node(c.target, c.section, c.x, "clamp")
+        self.probe_names, local = [], []
+        for i, (gid, sec, x) in enumerate(self.probes):
             if not 0 <= gid < self.n_cells:
                 raise CosimError(f"probe cell {gid} outside [0, {self.n_cells})")
-            net.add_probe(gid, (sec, x))
+            pop = self.population_of(gid)
+            node = self._node(pop, sec, x, f"probe of cell {gid}")
+            self.probe_names.append(probe_name(self.templates[pop], gid, node))
+            if gid in self._local[pop]:
+                local.append(i)
+        #: Global indices (into :attr:`probes`) of this partition's probes, in order.
+        self.probe_ids = np.array(local, dtype=np.int64)
+
+    def _check_projection(self, p: Projection, known: set[str]) -> None:
+        src = self._group(p.source, f"projection {p.name!r}")
+        self._group(p.target, f"projection {p.name!r}")
+        n_cand = len(src) - (1 if p.source == p.target and not p.autapses else 0)
+        if p.indegree > n_cand:
+            raise CosimError(f"projection {p.name!r}: indegree {p.indegree} exceeds the "
+                             f"{n_cand} possible sources")
+        for rc in p.receptors:
+            if rc not in known:
+                raise CosimError(f"projection {p.name!r}: unknown receptor {rc!r}")
+        self._node(p.target, p.section, p.x, f"projection {p.name!r}")
+        if p.indegree == 0 or not p.receptors:
+            return
+        lo = p.delay_ms[0]
+        if lo < self.dt_ms * (1.0 - 1e-9):
+            raise CosimError(f"delay {lo} ms is shorter than dt = {self.dt_ms} ms; a spike needs at "
+                             f"least one step to arrive (and partitions exchange spikes once per "
+                             f"shortest delay)", key=f"engines.{self.name}.projections.{p.name}.delay")
+        steps = int(round(lo / self.dt_ms))
+        self.min_delay_steps = steps if self.min_delay_steps is None else min(self.min_delay_steps, steps)
+
+    def _describe(self) -> None:
+        """Build this partition's cells, incoming connections, inputs, clamps and probes."""
+        net = self._net
+        for g in self.cells:
+            loc = self._local[g.name]
+            net.add_cells(self.templates[g.name], len(loc), detect_at=(g.detect, 0.5), first_gid=loc.start)
+        for p in self.projections:
+            self._connect(p)
+        for grp in self.inputs:
+            for gid in self._local[grp.target]:
+                site = net.add_site(gid, (grp.section, grp.x), grp.receptor)
+                for _ in range(grp.per_cell):
+                    net.add_external(site, grp.weight_uS)
+        for c in self.clamps:
+            gids = self.groups[c.target]
+            for j in (c.cells if c.cells is not None else range(len(gids))):
+                if gids[j] in self._local[c.target]:
+                    net.add_current_clamp(gids[j], (c.section, c.x), c.delay_ms, c.duration_ms,
+                                          c.amplitude_nA)
+        for i in self.probe_ids:
+            gid, sec, x = self.probes[i]
+            net.add_probe(gid, (sec, x), name=self.probe_names[i])
+        self._described = True
+
+    @property
+    def net(self) -> Network:
+        """This partition's :class:`~cosim.multicompartment.Network` (described on first use)."""
+        if not self._described:
+            self._describe()
+        return self._net
+
+    def _node(self, population: str, section: str, x: float, what: str) -> int:
+        try:
+            return self.templates[population].node(section, x)
+        except CosimError as exc:
+            raise CosimError(f"{what}: {exc.reason}") from None
 
     def _group(self, name: str, what: str) -> range:
         if name not in self.groups:
@@ -216,54 +290,131 @@ class MulticompartmentEngine:
         return self.groups[name]
 
     def _connect(self, p: Projection) -> None:
-        src = self._group(p.source, f"projection {p.name!r}")
-        tgt = self._group(p.target, f"projection {p.name!r}")
+        src = self.groups[p.source]
         same = p.source == p.target
         n_cand = len(src) - (1 if same and not p.autapses else 0)
-        if p.indegree > n_cand:
-            raise CosimError(f"projection {p.name!r}: indegree {p.indegree} exceeds the "
-                             f"{n_cand} possible sources")
         lo, hi = p.delay_ms
-        for gid in tgt:
+        for gid in self._local[p.target]:
             rng = stream(self.seed, "multicompartment", self.name, p.name, gid)
             pick = rng.choice(n_cand, size=p.indegree, replace=False)
             if same and not p.autapses:
                 pick = pick + (pick >= gid - src.start)
             delays = rng.uniform(lo, hi, size=p.indegree) if hi > lo else np.full(p.indegree, lo)
             for receptor, w in zip(p.receptors, p.weights_uS):
-                site = self.net.add_site(gid, (p.section, p.x), receptor)
+                site = self._net.add_site(gid, (p.section, p.x), receptor)
                 for j, d in zip(pick, delays):
-                    self.net.connect(src.start + int(j), site, w, float(d), p.stp)
+                    self._net.connect(src.start + int(j), site, w, float(d), p.stp)
+
+    # -- partition queries --------------------------------------------------------------
+    def population_of(self, gid: int) -> str:
+        for name, r in self.groups.items():
+            if gid in r:
+                return name
+        raise CosimError(f"no cell with gid {gid} (have {self.n_cells})")
+
+    def local_gids(self, population: str) -> np.ndarray:
+        """Global gids of ``population`` simulated by this partition (int64, ascending)."""
+        self._group(population, "local_gids")
+        r = self._local[population]
+        return np.arange(r.start, r.stop, dtype=np.int64)
+
+    def local_input_lines(self, group: str) -> np.ndarray:
+        """Global ids of the input lines of ``group`` that end on this partition's cells."""
+        if group not in self.input_lines:
+            raise CosimError(f"unknown input group {group!r}; have {', '.join(self.input_lines)}")
+        grp = next(g for g in self.inputs if g.name == group)
+        pop, loc, first = self.groups[grp.target], self._local[grp.target], self.input_lines[group].start
+        return np.arange(first + (loc.start - pop.start) * grp.per_cell,
+                         first + (loc.stop - pop.start) * grp.per_cell, dtype=np.int64)
 
     # -- engine contract ----------------------------------------------------------------
     def record_specs(self) -> list[RecordSpec]:
+        """The single-process layout (all probes), the same on every partition."""
         specs = []
         if "spikes" in self.record_variables:
             specs.append(RecordSpec("spikes", ("spikes",), ("ms",), (self.name,), self.dt_ms,
                                     attrs={"kind": "spikes", "population": self.name}))
         if "v" in self.record_variables:
-            specs.append(RecordSpec("v", ("v",), ("mV",), tuple(self.net.probe_names),
+            specs.append(RecordSpec("v", ("v",), ("mV",), tuple(self.probe_names),
                                     self.record_period_ms))
         return specs
 
     def build(self) -> None:
         """Allocate the kernel arrays and JIT-compile (a zero-step call)."""
         self.net.build()
-        self.net.advance(0)
+        self._net.advance(0)
+        self._net.deliver(np.zeros(0, np.int64), np.zeros(0))     # compiles the delivery
 
     def advance(self, t0_ms: float, t1_ms: float, inputs: dict) -> WindowOutput:
+        """Advance over ``[t0, t1)``: sub-intervals of at most the shortest recurrent
+        delay, each followed by ``exchange`` of the spikes and their delivery."""
+        if self.exchange is None:
+            raise CosimError(f"engine {self.name!r}: partition {self.part} of {self.n_parts} "
+                             f"needs an exchange function to advance")
+        self.begin_window(t0_ms, t1_ms, inputs)
+        while not self.window_done:
+            gids, times = self.run_interval()
+            if self.min_delay_steps is not None:
+                self.deliver(*self.exchange(gids, times))
+        return self.end_window()
+
+    # The steps of advance(), for runtimes that drive partitions themselves (in lock step).
+    def begin_window(self, t0_ms: float, t1_ms: float, inputs: dict | None) -> None:
+        """Start a window: check the time, schedule this partition's input events
+        (events of other partitions' lines are ignored)."""
         net = self.net
         if abs(t0_ms - net.t_ms) > 1e-6 * self.dt_ms + 1e-9:
             raise RuntimeError(f"engine {self.name!r} is at t = {net.t_ms} ms, asked to start at {t0_ms}")
         n = int(round((t1_ms - t0_ms) / self.dt_ms))
         events = inputs.get("events") if inputs else None
-        (gids, times), v = net.advance(n, events)
+        if events is not None:
+            lines = np.asarray(events[0], dtype=np.int64).ravel()
+            times = np.asarray(events[1], dtype=np.float64).ravel()
+            if lines.size != times.size:
+                raise ValueError("events: line and time arrays differ in length")
+            if lines.size and (lines.min() < 0 or lines.max() >= self.n_input_lines):
+                raise ValueError(f"events: input line out of range [0, {self.n_input_lines})")
+            if n > net.max_window_steps:
+                raise ValueError("events are accepted only for windows of at most the sync interval")
+            local = self._line_local[lines]
+            mine = local >= 0
+            net.schedule(local[mine], times[mine])
+        self._window = (net.step + n, [], [], [])
+
+    @property
+    def window_done(self) -> bool:
+        return self._window is None or self._net.step >= self._window[0]
+
+    def run_interval(self) -> tuple[np.ndarray, np.ndarray]:
+        """Advance the next sub-interval; return this partition's spikes (gids, times ms),
+        which must reach every partition's :meth:`deliver` before the next call."""
+        end, sp_g, sp_t, vs = self._window
+        n = end - self._net.step
+        if self.min_delay_steps is not None:
+            n = min(n, self.min_delay_steps)
+        (g, t), v = self._net.advance(n, deliver=False)
+        sp_g.append(g)
+        sp_t.append(t)
+        vs.append(v)
+        return g, t
+
+    def deliver(self, gids: np.ndarray, times_ms: np.ndarray) -> None:
+        """Deliver the spikes of all partitions of the last sub-interval (any order)."""
+        self._net.deliver(gids, times_ms)
+
+    def end_window(self) -> WindowOutput:
+        """Close the window: this partition's spikes and probe samples."""
+        end, sp_g, sp_t, vs = self._window
+        if self._net.step != end:
+            raise RuntimeError(f"engine {self.name!r}: window closed before its end")
+        self._window = None
+        gids, times = gather_spikes(list(zip(sp_g, sp_t)))
         out = WindowOutput()
         out.exports["spikes"] = (gids, times)
         if "spikes" in self.record_variables:
             out.records["spikes"] = (gids, times)
         if "v" in self.record_variables:
-            out.records["v"] = v[:, None, :]
+            out.records["v"] = np.concatenate(vs)[:, None, :]
         return out
 
     def state(self) -> dict[str, np.ndarray]:
@@ -273,158 +424,11 @@ class MulticompartmentEngine:
         self.net.restore(state)
 
     # -- scenario -----------------------------------------------------------------------
+
     @classmethod
     def from_config(cls, name: str, reader, ctx: BuildContext) -> "MulticompartmentEngine":
-        r = reader
-        kw: dict[str, Any] = dict(
-            dt_ms=r.number("dt", 0.025, gt=0, unit="ms"),
-            celsius=r.number("celsius", 6.3, unit="°C"),
-            v_init_mV=r.number("v_init", -65.0, unit="mV"),
-            spike_threshold_mV=r.number("spike_threshold", 0.0, unit="mV"),
-        )
-        region = r.string("region", None)
-        if region is not None:
-            labels = list(ctx.connectome.region_labels)
-            if region not in labels:
-                raise r.error("region", f"no region {region!r} in the connectome")
-            kw["region_indices"] = (labels.index(region),)
-        base = os.path.dirname(ctx.file) if ctx.file else "."
-        cells_r = r.table("cells")
-        if not cells_r.keys():
-            raise cells_r.error(None, "declare at least one cell population, e.g. [engines.x.cells.exc]")
-        cells = [_read_cells(cells_r.table(k), k, base) for k in cells_r.keys()]
-        receptors = {}
-        rec_r = r.table("receptors", {})
-        for k in rec_r.keys():
-            t = rec_r.table(k)
-            receptors[k] = {v: t.number(key, None) for key, v in _RECEPTOR_KEYS.items()}
-            receptors[k] = {a: b for a, b in receptors[k].items() if b is not None}
-            if k not in RECEPTOR_DEFAULTS and not {"tau_rise_ms", "tau_decay_ms", "e_rev_mV"} <= set(receptors[k]):
-                raise t.error(None, "a new receptor needs tau_rise, tau_decay and e_rev")
-            t.done()
-        known = set(RECEPTOR_DEFAULTS) | set(receptors)
-        proj_r = r.table("projections", {})
-        projections = [_read_projection(proj_r.table(k), k, known) for k in proj_r.keys()]
-        in_r = r.table("inputs", {})
-        inputs = [_read_input(in_r.table(k), k, known) for k in in_r.keys()]
-        cl_r = r.table("clamps", {})
-        clamps = [_read_clamp(cl_r.table(k)) for k in cl_r.keys()]
-        probes = []
-        if r.has("probes"):
-            pr = r.table("probes")
-            gids = [int(g) for g in pr.number_list("cells")]
-            secs = pr.string_list("sections", ["soma"])
-            x = pr.number("x", 0.5, ge=0, le=1)
-            pr.done()
-            probes = [(g, s, x) for g in gids for s in secs]
+        kw = engine_kwargs(name, reader, ctx)
         try:
-            return cls(name, cells=cells, projections=projections, inputs=inputs, clamps=clamps,
-                       probes=probes, receptors=receptors, seed=ctx.seed,
-                       sync_interval_ms=ctx.sync_interval_ms, record_period_ms=ctx.record_period_ms,
-                       record_variables=ctx.record_variables, **kw)
+            return cls(name, **kw)
         except CosimError as exc:
             raise exc.at(file=ctx.file, key=f"engines.{name}")
-
-
-def _read_cells(t, name: str, base_dir: str) -> CellGroup:
-    from ..multicompartment.swc import load_swc
-    n = t.integer("n", ge=1)
-    morph_name = t.string("morphology", "ball_and_stick")
-    if morph_name in TEMPLATES:
-        morph = TEMPLATES[morph_name]()
-    elif morph_name.lower().endswith(".swc"):
-        morph = load_swc(os.path.join(base_dir, morph_name))
-    else:
-        raise t.error("morphology", f"must be one of {', '.join(TEMPLATES)} or a .swc file, got {morph_name!r}")
-    Ra = t.number("Ra", None, gt=0, unit="Ω·cm")
-    cm = t.number("cm", None, gt=0, unit="µF/cm²")
-    morph.set(Ra_ohm_cm=Ra, cm_uF_per_cm2=cm)
-    nseg = t.integer("nseg", None, ge=1)
-    d_lambda = t.number("d_lambda", None, gt=0)
-    if nseg is not None and d_lambda is not None:
-        raise t.error("d_lambda", "give either nseg or d_lambda, not both")
-    if nseg is not None:
-        for sec in morph.sections:
-            if sec.kind != "soma":
-                sec.nseg = nseg
-    if t.has("mechanisms"):
-        mr = t.table("mechanisms")
-        for where in mr.keys():
-            wr = mr.table(where)
-            mechs = {}
-            for mech in wr.keys():
-                if mech not in MECHANISM_DEFAULTS:
-                    raise wr.error(mech, f"unknown mechanism; known: {', '.join(MECHANISM_DEFAULTS)}")
-                pr = wr.table(mech)
-                mechs[mech] = {k: pr.number(k) for k in pr.keys() if k in MECHANISM_DEFAULTS[mech]}
-                pr.done()
-            wr.done()
-            try:
-                for i in morph.select(where):
-                    morph.sections[i].mechanisms.clear()
-                morph.set(where, mechanisms=mechs)
-            except CosimError as exc:
-                raise mr.error(where, exc.reason)
-    if d_lambda is not None:
-        apply_d_lambda(morph, d_lambda)
-    detect = t.string("detect", "soma")
-    t.done()
-    try:
-        morph.index(detect)
-    except CosimError as exc:
-        raise t.error("detect", exc.reason)
-    return CellGroup(name, n, morph, detect)
-
-
-def _delay(t) -> tuple[float, float]:
-    raw = t.any("delay", 1.0)
-    if isinstance(raw, list):
-        vals = t.number_list("delay")
-        if len(vals) != 2 or not 0 < vals[0] <= vals[1]:
-            raise t.error("delay", f"must be a number or [min, max] with 0 < min <= max, got {raw!r}")
-        return vals[0], vals[1]
-    d = t.number("delay", 1.0, gt=0, unit="ms")
-    return d, d
-
-
-def _read_projection(t, name: str, known: set[str]) -> Projection:
-    receptors = t.string_list("receptors")
-    for rc in receptors:
-        if rc not in known:
-            raise t.error("receptors", f"unknown receptor {rc!r}; known: {', '.join(sorted(known))}")
-    weights = t.number_list("weights")
-    if len(weights) != len(receptors) or any(w < 0 for w in weights):
-        raise t.error("weights", "needs one non-negative weight (µS) per receptor")
-    stp = None
-    if t.has("stp"):
-        s = t.table("stp")
-        stp = (s.number("U", gt=0, le=1), s.number("tau_rec", 0.0, ge=0, unit="ms"),
-               s.number("tau_fac", 0.0, ge=0, unit="ms"))
-        s.done()
-    p = Projection(name, t.string("source"), t.string("target"), t.integer("indegree", ge=0),
-                   receptors, weights, t.string("section", "dend"), t.number("x", 0.5, ge=0, le=1),
-                   _delay(t), t.boolean("autapses", False), stp)
-    t.done()
-    return p
-
-
-def _read_input(t, name: str, known: set[str]) -> InputGroup:
-    rc = t.string("receptor", "AMPA")
-    if rc not in known:
-        raise t.error("receptor", f"unknown receptor {rc!r}; known: {', '.join(sorted(known))}")
-    g = InputGroup(name, t.string("target"), rc, t.number("weight", ge=0, unit="µS"),
-                   t.string("section", "dend"), t.number("x", 0.5, ge=0, le=1),
-                   t.integer("per_cell", 1, ge=1))
-    t.done()
-    return g
-
-
-def _read_clamp(t) -> Clamp:
-    cells = t.any("cells", None)
-    if cells is not None:
-        cells = [int(c) for c in t.number_list("cells")]
-    c = Clamp(t.string("target"), cells, t.string("section", "soma"), t.number("x", 0.5, ge=0, le=1),
-              t.number("delay", 0.0, ge=0, unit="ms"), t.number("duration", gt=0, unit="ms"),
-              t.number("amplitude", unit="nA"))
-    t.done()
-    return c

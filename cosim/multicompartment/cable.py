@@ -15,8 +15,15 @@ Scheme — NEURON's default fixed step (``secondorder = 0``), so results compare
    synaptic ``A, B`` decay by ``exp(−dt/τ)``;
 4. threshold detection: a spike at ``t_{n+1}`` when ``v`` rises above threshold; the
    spike's outgoing connections put ``w_eff`` (after short-term plasticity) into the event
-   ring at step ``n+1+delay``;
+   ring at step ``n+1+delay`` — at once (``inline``), or later through
+   :func:`deliver_spikes` once the spikes of all partitions are known;
 5. record sampled voltages.
+
+The event ring has two layers, ``ring[0]`` for external events and ``ring[1]`` for
+spikes; a step's input to a site is ``ring[0] + ring[1]``.  Each layer is filled in a
+canonical order — external events by (time, line), spikes by (spike time, source gid,
+connection index) — so the floating-point sums, hence the results, do not depend on how
+a run is cut into windows or how the cells are split over partitions.
 
 Layout: cells that share a morphology form a *batch*; a batch's node arrays are
 ``(node, cell)`` with the cell axis contiguous, so every loop over cells vectorises
@@ -59,6 +66,35 @@ def init_state(v_init, q10, tmpl, batches, state):
                 state[N, base + c] = ninf
 
 
+# A function of its own (not inline="always"): the caller's fastmath must not contract
+# ``ring += w·u·x`` into an FMA, so inline and deferred delivery give the same bits.
+@njit(error_model="numpy", cache=True)
+def _transmit(gid, step, t_ms, ring, conn):
+    """Put the events of a spike of ``gid`` at ``t_ms`` (= ``step``·dt) into ``ring[1]``."""
+    c_ptr, c_site, c_delay, c_w, stp_par, stp_state = conn
+    if gid < 0 or gid >= c_ptr.size - 1:
+        return
+    n_slots = ring.shape[1]
+    for q in range(c_ptr[gid], c_ptr[gid + 1]):
+        w = c_w[q] * tm_transmit(stp_state, stp_par, q, t_ms)
+        ring[1, (step + c_delay[q]) % n_slots, c_site[q]] += w
+
+
+@njit(cache=True, error_model="numpy")
+def deliver_spikes(gids, steps, times_ms, ring, conn):
+    """Deliver spikes (``gids``, grid ``steps``, ``times_ms``), given in canonical order
+    (time, then gid), to the local connections — what ``inline`` delivery does at once."""
+    for i in range(gids.size):
+        _transmit(gids[i], steps[i], times_ms[i], ring, conn)
+
+
+@njit(cache=True, error_model="numpy")
+def add_events(ring, slots, sites, weights):
+    """Add external events to ``ring[0]`` one by one, in the order given (canonical)."""
+    for i in range(slots.size):
+        ring[0, slots[i], sites[i]] += weights[i]
+
+
 @njit(cache=True, fastmath={"contract"}, error_model="numpy")
 def run_window(n_steps, step0, dt, q10, tmpl, batches, state, work, syn, ring, conn,
                detect, spikes, stims, rec):
@@ -72,12 +108,13 @@ def run_window(n_steps, step0, dt, q10, tmpl, batches, state, work, syn, ring, c
       ``work float64[2, n_state]`` (diagonal, right-hand side);
     * ``syn = (site_k int64[s], site_par float64[s, 5], site_ab float64[s, 2])`` — flat
       state index, parameters (:data:`.synapses.SYN_PARAMS`), A and B (µS);
-    * ``ring float64[n_slots, s]`` — summed event weights (µS) due at step ``k`` in row
-      ``k % n_slots``;
-    * ``conn = (ptr int64[n_cells+1], site int64[q], delay_steps int64[q], w float64[q],
+    * ``ring float64[2, n_slots, s]`` — summed event weights (µS) due at step ``k`` in
+      row ``k % n_slots`` (layer 0 external events, layer 1 spikes);
+    * ``conn = (ptr int64[n_gids+1], site int64[q], delay_steps int64[q], w float64[q],
       stp_par float64[q, 3], stp_state float64[q, 3])`` — outgoing connections of each
-      cell (CSR);
-    * ``detect = (det_k int64[n_cells], gid int64[n_cells], threshold_mV, above uint8[])``;
+      (global) gid onto local sites (CSR);
+    * ``detect = (det_k int64[n_cells], gid int64[n_cells], threshold_mV, above uint8[],
+      inline)`` — ``inline = False`` leaves the delivery of the spikes to the caller;
     * ``spikes = (gid int64[cap], t_ms float64[cap], count int64[1])``;
     * ``stims = (stim_k int64[j], stim_par float64[j, 3])`` — current clamps
       (delay ms, duration ms, amplitude nA), on during ``del ≤ t + dt/2 < del + dur``;
@@ -92,12 +129,11 @@ def run_window(n_steps, step0, dt, q10, tmpl, batches, state, work, syn, ring, c
     d = work[0]
     rhs = work[1]
     site_k, site_par, site_ab = syn
-    c_ptr, c_site, c_delay, c_w, stp_par, stp_state = conn
-    det_k, det_gid, threshold, above = detect
+    det_k, det_gid, threshold, above, inline = detect
     sp_gid, sp_t, sp_count = spikes
     st_k, st_par = stims
     rec_k, rec_every, rec_out, rec_first = rec
-    n_slots = ring.shape[0]
+    n_slots = ring.shape[1]
     n_sites = site_k.size
     n_batches = batches.shape[0]
     inv_dt = 1.0 / dt
@@ -108,12 +144,13 @@ def run_window(n_steps, step0, dt, q10, tmpl, batches, state, work, syn, ring, c
         # 1. events due now
         slot = step % n_slots
         for j in range(n_sites):
-            w = ring[slot, j]
+            w = ring[0, slot, j] + ring[1, slot, j]
             if w != 0.0:
                 f = w * site_par[j, FACTOR]
                 site_ab[j, 0] += f
                 site_ab[j, 1] += f
-                ring[slot, j] = 0.0
+                ring[0, slot, j] = 0.0
+                ring[1, slot, j] = 0.0
         # 2. membrane currents and axial terms.  Loops over cells use per-node slices
         # (non-negative indices) so that LLVM vectorises them.
         for b in range(n_batches):
@@ -230,9 +267,8 @@ def run_window(n_steps, step0, dt, q10, tmpl, batches, state, work, syn, ring, c
                     sp_gid[n] = det_gid[c]
                     sp_t[n] = t_new
                     sp_count[0] = n + 1
-                    for q in range(c_ptr[c], c_ptr[c + 1]):
-                        w = c_w[q] * tm_transmit(stp_state, stp_par, q, t_new)
-                        ring[(step + 1 + c_delay[q]) % n_slots, c_site[q]] += w
+                    if inline:
+                        _transmit(det_gid[c], step + 1, t_new, ring, conn)
             else:
                 above[c] = 0
         # 7. samples

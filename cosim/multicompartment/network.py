@@ -16,6 +16,13 @@ the kernel (:mod:`.cable`).  Events (external inputs, spikes + delays) take effe
 step boundary nearest to their time (ties go to the earlier step), NEURON's rule for
 its fixed step: an event at ``te`` acts from the step starting at ``t_k`` with
 ``t_k − dt/2 < te ≤ t_k + dt/2``.
+
+A network may hold only part of a larger one: cells keep *global* gids
+(``add_cells(..., first_gid=…)``), connections may come from gids that are not local,
+and spikes can be delivered later, from outside, with :meth:`Network.deliver`
+(``advance(..., deliver=False)``) — the building blocks of a partitioned region.  Sums
+of events at a site are formed in a canonical order (see :mod:`.cable`), so the bits do
+not depend on the partitioning or on how a run is cut into calls.
 """
 
 from __future__ import annotations
@@ -55,7 +62,8 @@ class Network:
         self.max_window_steps = max(1, int(round(max_window_ms / self.dt_ms)))
         self.record_every = int(record_every_steps)
         self._batches: list[tuple[CellTemplate, int, int]] = []   # template, n, first gid
-        self._detect: list[int] = []            # node per gid
+        self._detect: list[int] = []            # node per local cell
+        self._gids: list[int] = []              # global gid per local cell (ascending)
         self._sites: list[tuple[int, int, str]] = []
         self._site_index: dict[tuple[int, int, str], int] = {}
         self._receptors: dict[str, dict[str, float]] = {k: dict(v) for k, v in RECEPTOR_DEFAULTS.items()}
@@ -77,20 +85,29 @@ class Network:
         base.update({k: float(v) for k, v in params.items()})
         self._receptors[name] = base
 
-    def add_cells(self, template: CellTemplate, n: int, *, detect_at=("soma", 0.5)) -> range:
-        """Add ``n`` cells of ``template``; spikes are detected at ``detect_at``. Returns gids."""
+    def add_cells(self, template: CellTemplate, n: int, *, detect_at=("soma", 0.5),
+                  first_gid: int | None = None) -> range:
+        """Add ``n`` cells of ``template``; spikes are detected at ``detect_at``. Returns gids.
+
+        Gids are consecutive from ``first_gid`` (default: after the last cell added) and
+        must increase from batch to batch; a partial network skips the gids of others.
+        """
         self._check_open()
-        first = self.n_cells
+        end = self._gids[-1] + 1 if self._gids else 0
+        first = end if first_gid is None else int(first_gid)
+        if first < end:
+            raise CosimError(f"cells must be added in increasing gid order: first gid {first} < {end}")
         self._batches.append((template, int(n), first))
         node = self._node(template, detect_at)
         self._detect.extend([node] * int(n))
+        self._gids.extend(range(first, first + int(n)))
         return range(first, first + int(n))
 
     def template_of(self, gid: int) -> CellTemplate:
         for tmpl, n, first in self._batches:
             if first <= gid < first + n:
                 return tmpl
-        raise CosimError(f"no cell with gid {gid} (have {self.n_cells})")
+        raise CosimError(f"no cell with gid {gid} in this network")
 
     @staticmethod
     def _node(template: CellTemplate, where) -> int:
@@ -114,7 +131,9 @@ class Network:
                 stp: tuple[float, float, float] | None = None) -> None:
         """Spikes of ``pre_gid`` reach ``site`` after ``delay_ms`` (≥ dt) with weight µS.
 
-        ``stp = (U, tau_rec_ms, tau_fac_ms)`` enables Tsodyks–Markram plasticity.
+        ``pre_gid`` need not be a cell of this network (its spikes then come through
+        :meth:`deliver`).  ``stp = (U, tau_rec_ms, tau_fac_ms)`` enables Tsodyks–Markram
+        plasticity.  Connections from one cell onto one site keep the order of the calls.
         """
         self._check_open()
         steps = int(round(delay_ms / self.dt_ms))
@@ -141,10 +160,7 @@ class Network:
         tmpl = self.template_of(gid)
         node = self._node(tmpl, where)
         self._probes.append((int(gid), node))
-        if name is None:
-            sec = tmpl.morphology.sections[tmpl.section[node]].name
-            name = f"{gid}:{sec}({tmpl.x[node]:.4g})"
-        self.probe_names.append(name)
+        self.probe_names.append(probe_name(tmpl, gid, node) if name is None else name)
         return len(self._probes) - 1
 
     def _check_open(self):
@@ -156,7 +172,7 @@ class Network:
         for b, (tmpl, n, first) in enumerate(self._batches):
             if first <= gid < first + n:
                 return int(self._batch_arr[b, 3] + node * n + (gid - first))
-        raise CosimError(f"no cell with gid {gid}")
+        raise CosimError(f"no cell with gid {gid} in this network")
 
     def build(self) -> "Network":
         """Freeze the description into kernel arrays and set the initial state."""
@@ -186,23 +202,27 @@ class Network:
         self._site_par = np.array([site_params(self._receptors[r], self.dt_ms) for _, _, r in self._sites]
                                   ).reshape(ns, len(SYN_PARAMS))
         self._site_ab = np.zeros((ns, 2))
-        # connections in CSR by presynaptic cell
+        # connections in CSR by presynaptic gid (a stable sort keeps the order of connect())
         conns = sorted(self._conns, key=lambda c: c[0])
         pre = np.array([c[0] for c in conns], dtype=np.int64)
-        self._c_ptr = np.searchsorted(pre, np.arange(self.n_cells + 1)).astype(np.int64)
+        n_gid = max([self._gids[-1] + 1 if self._gids else 0] + [c[0] + 1 for c in conns[-1:]])
+        self._c_ptr = np.searchsorted(pre, np.arange(n_gid + 1)).astype(np.int64)
         self._c_site = np.array([c[1] for c in conns], dtype=np.int64)
         self._c_w = np.array([c[2] for c in conns], dtype=np.float64)
         self._c_delay = np.array([c[3] for c in conns], dtype=np.int64)
         self._stp_par = np.array([c[4] for c in conns], dtype=np.float64).reshape(-1, 3)
         self._stp_state = initial_state(len(conns))
+        self._conn = (self._c_ptr, self._c_site, self._c_delay, self._c_w, self._stp_par, self._stp_state)
         max_delay = int(self._c_delay.max()) if conns else 0
+        self.min_delay_steps = int(self._c_delay.min()) if conns else None
         self.n_slots = max_delay + self.max_window_steps + 2
-        self._ring = np.zeros((self.n_slots, max(ns, 1)))
+        self._ring = np.zeros((2, self.n_slots, max(ns, 1)))     # (external | spikes, slot, site)
         self._ext_site = np.array([e[0] for e in self._ext], dtype=np.int64)
         self._ext_w = np.array([e[1] for e in self._ext], dtype=np.float64)
         # detection, stimuli, probes
-        self._det_k = np.array([self.flat_index(g, nd) for g, nd in enumerate(self._detect)], dtype=np.int64)
-        self._det_gid = np.arange(self.n_cells, dtype=np.int64)
+        self._det_k = np.array([self.flat_index(g, nd) for g, nd in zip(self._gids, self._detect)],
+                               dtype=np.int64)
+        self._det_gid = np.array(self._gids, dtype=np.int64)
         self._above = np.zeros(self.n_cells, dtype=np.uint8)
         self._st_k = np.array([self.flat_index(g, nd) for g, nd, *_ in self._stims], dtype=np.int64)
         self._st_par = np.array([s[2:] for s in self._stims], dtype=np.float64).reshape(-1, 3)
@@ -225,7 +245,11 @@ class Network:
 
     # -- running ----------------------------------------------------------------------
     def schedule(self, ext_index, t_ms) -> None:
-        """Queue external events (input line index, time ms) at or after the current step."""
+        """Queue external events (input line index, time ms) at or after the current step.
+
+        Events are added in the order (time, line) whatever order they come in, so that
+        the sum at a site does not depend on how the caller grouped them.
+        """
         ext_index = np.asarray(ext_index, dtype=np.int64).ravel()
         t_ms = np.asarray(t_ms, dtype=np.float64).ravel()
         if ext_index.size != t_ms.size:
@@ -238,13 +262,42 @@ class Network:
         if k.min() < self.step or k.max() >= self.step + self.n_slots - 1:
             raise ValueError(f"events: times must lie in [{self.step * self.dt_ms}, "
                              f"{(self.step + self.n_slots - 1) * self.dt_ms}) ms")
-        np.add.at(self._ring, (k % self.n_slots, self._ext_site[ext_index]), self._ext_w[ext_index])
+        order = np.lexsort((ext_index, t_ms))
+        ext_index = ext_index[order]
+        cable.add_events(self._ring, k[order] % self.n_slots, self._ext_site[ext_index],
+                         self._ext_w[ext_index])
 
-    def advance(self, n_steps: int, events=None):
+    def deliver(self, gids, t_ms) -> None:
+        """Deliver spikes ``(gid int64[], time_ms float64[])`` of any cells (local or not)
+        to this network's connections, in the canonical order (time, gid, connection).
+
+        For runs with ``advance(..., deliver=False)``: every spike must be delivered
+        before the network advances more than the shortest delay past it, and all spikes
+        of one time step in one call, calls in time order (as after each sub-interval).
+        """
+        gids = np.asarray(gids, dtype=np.int64).ravel()
+        t_ms = np.asarray(t_ms, dtype=np.float64).ravel()
+        if gids.size != t_ms.size:
+            raise ValueError("spikes: gid and time arrays differ in length")
+        if self.min_delay_steps is None:
+            return
+        steps = np.rint(t_ms / self.dt_ms).astype(np.int64)
+        if gids.size and steps.min() + self.min_delay_steps < self.step:
+            raise ValueError(f"spike at {t_ms[steps.argmin()]} ms delivered too late: the network "
+                             f"is at {self.t_ms} ms and the shortest delay is "
+                             f"{self.min_delay_steps * self.dt_ms} ms")
+        if gids.size and steps.max() > self.step:
+            raise ValueError(f"spike at {t_ms.max()} ms lies ahead of the network ({self.t_ms} ms)")
+        order = np.lexsort((gids, t_ms))
+        cable.deliver_spikes(gids[order], steps[order], t_ms[order], self._ring, self._conn)
+
+    def advance(self, n_steps: int, events=None, deliver: bool = True):
         """Advance ``n_steps``; return spikes ``(gids, times_ms)`` and ``v`` samples
         ``(n_samples, n_probes)`` of the steps that end in this call.
 
         ``events = (input_index int64[], time_ms float64[])`` must fall within this call.
+        ``deliver = False``: spikes are not sent to the connections; pass them (and those
+        of other partitions) to :meth:`deliver` — same bits as ``deliver = True``.
         """
         if not self._built:
             self.build()
@@ -252,7 +305,7 @@ class Network:
             if n_steps > self.max_window_steps:
                 raise ValueError("events are accepted only for calls of at most max_window_ms")
             self.schedule(*events)
-        every = self.record_every if self._probes else 0
+        every = self.record_every
         if every:
             first_row = self.step // every + 1
             n_rows = (self.step + n_steps) // every - self.step // every
@@ -266,8 +319,7 @@ class Network:
             got = cable.run_window(
                 chunk, self.step, self.dt_ms, self.q10, self._tmpl, self._batch_arr, self.state_arr,
                 self._work, (self._site_k, self._site_par, self._site_ab), self._ring,
-                (self._c_ptr, self._c_site, self._c_delay, self._c_w, self._stp_par, self._stp_state),
-                (self._det_k, self._det_gid, self.threshold_mV, self._above),
+                self._conn, (self._det_k, self._det_gid, self.threshold_mV, self._above, bool(deliver)),
                 (self._sp_gid, self._sp_t, self._sp_count), (self._st_k, self._st_par),
                 (self._rec_k, every, v_out, first_row))
             self.step += got
@@ -306,6 +358,11 @@ class Network:
     def t_ms(self) -> float:
         return self.step * self.dt_ms
 
+    @property
+    def gids(self) -> np.ndarray:
+        """Global gids of the local cells, ascending."""
+        return np.array(self._gids, dtype=np.int64)
+
     def v_of(self, gid: int, node: int) -> float:
         """Current voltage (mV) of one node."""
         return float(self.state_arr[cable.V, self.flat_index(gid, node)])
@@ -323,3 +380,9 @@ class Network:
         self._ring[:] = st["ring"]
         self._stp_state[:] = st["stp"]
         self._above[:] = st["above"]
+
+
+def probe_name(template: CellTemplate, gid: int, node: int) -> str:
+    """Default name of a voltage probe: ``"<gid>:<section>(<x>)"``."""
+    sec = template.morphology.sections[template.section[node]].name
+    return f"{gid}:{sec}({template.x[node]:.4g})"
