@@ -2,6 +2,8 @@
 
 ``cosim validate FILE``            check a scenario without running it
 ``cosim run FILE [--output PATH]`` run it in this process and write one HDF5 file
+``cosim analyze OUTPUT``           FC, FCD, spectral peaks and rates of an output file
+``cosim plot OUTPUT [--out DIR]``  paper-ready PNG figures of an output file
 
 Exit codes: 0 success; 2 bad input (scenario, data files, existing output) with exactly
 one line ``file: key: problem`` on stderr and no traceback; 1 an internal error (one line;
@@ -30,6 +32,11 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--output", "-o", help="output .h5 file (overrides [simulation] output)")
     r.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     r.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
+
+    from .analysis.cli import add_analyze_arguments, add_plot_arguments
+
+    add_analyze_arguments(sub.add_parser("analyze", help="FC, FCD, spectral peaks and rates of an output file"))
+    add_plot_arguments(sub.add_parser("plot", help="paper-ready PNG figures of an output file"))
     return p
 
 
@@ -64,7 +71,10 @@ def _run(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handler = {"validate": _validate, "run": _run}[args.command]
+    from .analysis.cli import analyze_main, plot_main
+
+    handler = {"validate": _validate, "run": _run, "analyze": analyze_main,
+               "plot": plot_main}[args.command]
     try:
         return handler(args)
     except CosimError as exc:

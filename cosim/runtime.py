@@ -71,7 +71,9 @@ def run_scenario(scenario, *, output: Path | None = None, overwrite: bool = Fals
     """
     sim = scenario.simulation
     out_path = Path(output) if output is not None else (sim.output or default_output_path(scenario))
-    specs = {name: e.record_specs() for name, e in scenario.engines.items()}
+    monitors = getattr(scenario, "monitors", None) or {}
+    specs = {name: (monitors[name].record_specs() if name in monitors else e.record_specs())
+             for name, e in scenario.engines.items()}
     recorder = Recorder(out_path, scenario, specs, n_ranks=1,
                         flush_every=scenario.record.flush_every, overwrite=overwrite)
     try:
@@ -91,7 +93,10 @@ def run_scenario(scenario, *, output: Path | None = None, overwrite: bool = Fals
             timing[:] = 0.0
             for name, engine in scenario.engines.items():
                 tic = time.perf_counter()
-                outputs[name] = engine.advance(t0, t1, {})
+                out = engine.advance(t0, t1, {})
+                if name in monitors:
+                    out.records = monitors[name].apply(out.records, t1)
+                outputs[name] = out
                 spent = time.perf_counter() - tic
                 compute[name] += spent
                 timing[0, 0] += spent

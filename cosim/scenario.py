@@ -45,6 +45,7 @@ from .connectome import Connectome, load_connectome
 from .engines import ENGINE_TYPES, engine_class
 from .engines.base import BuildContext
 from .errors import CosimError
+from .monitor_config import monitors_from_config
 from .schema import Reader
 
 #: Relative tolerance when checking that one time step divides another.
@@ -85,6 +86,7 @@ class Scenario:
     engine_types: dict[str, str]       # name → scenario `type`
     record: RecordSpecGlobal
     adapters: dict[str, dict] = field(default_factory=dict)
+    monitors: dict[str, Any] = field(default_factory=dict)   # name → EngineMonitors
 
     @property
     def name(self) -> str:
@@ -143,22 +145,27 @@ def load_scenario(path: str | Path, *, output: str | Path | None = None) -> Scen
         raise engines_r.error(None, "no engines declared; add e.g. [engines.cortex] with type = \"neural_mass\"")
     engines: dict[str, Any] = {}
     types: dict[str, str] = {}
+    monitors: dict[str, Any] = {}
     claimed: set[int] = set()
     owner: dict[int, str] = {}
     for name in engines_r.keys():
         er = engines_r.table(name)
         type_name = er.string("type", choices=sorted(ENGINE_TYPES))
-        rec_vars = None
+        rec_vars, rr = None, None
         if record_r.has(name):
             rr = record_r.table(name)
             rec_vars = rr.string_list("variables", None)
-            rr.done()
         ctx = BuildContext(file=file, connectome=connectome, seed=sim.seed,
                            duration_ms=sim.duration_ms, sync_interval_ms=sim.sync_interval_ms,
                            record_period_ms=period, record_variables=rec_vars,
                            claimed_regions=frozenset(claimed))
         engine = engine_class(type_name).from_config(name, er, ctx)
         er.done()
+        monitors[name] = monitors_from_config(rr, name, engine.record_specs(),
+                                              region_labels=connectome.region_labels,
+                                              engine_object=engine)
+        if rr is not None:
+            rr.done()
         _check_dt(engine, name, sim, period, file)
         for r in getattr(engine, "region_indices", ()):
             if r in owner:
@@ -180,7 +187,7 @@ def load_scenario(path: str | Path, *, output: str | Path | None = None) -> Scen
                                  "of cosim does not have yet")
     top.done()
     return Scenario(p, text, sim, connectome, engines, types,
-                    RecordSpecGlobal(period, flush_every), adapters)
+                    RecordSpecGlobal(period, flush_every), adapters, monitors)
 
 
 def _read_simulation(r: Reader, output_override) -> SimulationSpec:
