@@ -1,17 +1,20 @@
 """Delay history: a ring buffer of afferent values and the delayed weighted sums over it.
 
 Afferent values ``a_j(t_m)`` (see :mod:`cosim.coupling`) of step ``m`` are stored at ring
-position ``m & (L − 1)`` *and* ``(m & (L − 1)) + L`` of ``hist`` ``(n_nodes, n_afferent,
-2L + PAD)`` (``L`` a power of two; see :func:`ring_shape`).  The copy makes every run of up to ``L`` consecutive samples
-contiguous, so it can be read without a wrap test.
+position ``p = m & (L − 1)`` of ``hist`` ``(n_nodes, n_afferent, L + MIRROR)`` (``L`` a power
+of two, see :func:`ring_shape`); positions ``p < MIRROR`` are also written at ``p + L``, so
+that every run of up to ``MIRROR`` consecutive samples is contiguous and is read without a
+wrap test.  (The mirror also makes the row stride not a power of two, which keeps the rows
+of different nodes from competing for the same cache sets.)
 
 Delays are whole steps ``d = rint(τ / dt)`` (TVB's rule).  The nonzero weights are split into
 three sparse row lists (CSR, sorted by source within a row):
 
 ``far``      ``d > BLOCK``: their sum ``D_i(m) = Σ_e w_e a_{j_e}(t_{m − d_e})`` is computed for
              ``BLOCK`` future steps at once (:func:`far_block`), reading one contiguous run per
-             edge — the cache line fetched serves ``BLOCK`` steps.  All far sums are
-             therefore known up to ``t_{n+2}`` when step ``n`` starts.
+             edge — the cache line fetched serves ``BLOCK`` steps — into the ring ``dring``
+             ``(D_RING, n_nodes, n_afferent)``.  All far sums are known up to ``t_{n+2}``
+             when step ``n`` starts.
 ``near``     ``1 ≤ d ≤ BLOCK``: read per stage (:func:`near_sum`).
 ``instant``  ``d = 0``: read from the afferent values of the stage state itself.
 
@@ -36,15 +39,19 @@ AT_START = 0
 AT_HALF = 1
 AT_END = 2
 
-BLOCK = 8                 # steps of far sums computed per pass
+BLOCK = 8                 # steps of far sums computed per pass (far_block is unrolled for 8)
 D_RING = 4 * BLOCK        # ring length of the far sums (power of two)
-PAD = 8                   # extra samples per row: a row stride that is not a power of two
-                          # keeps rows from mapping onto the same cache sets
+MIRROR = 2 * BLOCK        # ring positions repeated after the end (≥ BLOCK − 1 and ≥ 3)
 
 
 def ring_shape(n_nodes: int, n_afferent: int, max_delay_steps: int) -> tuple[int, int, int]:
     """Shape of ``hist`` for these sizes (see module docstring)."""
-    return (n_nodes, n_afferent, 2 * ring_length(max_delay_steps) + PAD)
+    return (n_nodes, n_afferent, ring_length(max_delay_steps) + MIRROR)
+
+
+def dring_shape(n_nodes: int, n_afferent: int) -> tuple[int, int, int]:
+    """Shape of the ring of far sums."""
+    return (D_RING, n_nodes, n_afferent)
 
 
 def far_start(n: int) -> int:
@@ -87,34 +94,49 @@ def edge_lists(weights: np.ndarray, delay_steps: np.ndarray):
 
 @njit(cache=True)
 def push(hist, m, aff):
-    """Store the afferent values ``aff`` (n, n_afferent) of step ``m`` (both copies)."""
-    L = (hist.shape[2] - PAD) // 2
+    """Store the afferent values ``aff`` (n, n_afferent) of step ``m``."""
+    L = hist.shape[2] - MIRROR
     p = m & (L - 1)
     for j in range(aff.shape[0]):
         for k in range(aff.shape[1]):
             hist[j, k, p] = aff[j, k]
-            hist[j, k, p + L] = aff[j, k]
+    if p < MIRROR:
+        for j in range(aff.shape[0]):
+            for k in range(aff.shape[1]):
+                hist[j, k, p + L] = aff[j, k]
 
 
 @njit(cache=True)
-def far_block(hist, mb, ptr, src, lag, w, dring, acc):
-    """``D_i(m)`` for ``m = mb … mb + BLOCK − 1`` into ``dring[i, k, m & (D_RING − 1)]``
-    (``acc``: scratch of length ``BLOCK``)."""
-    L = (hist.shape[2] - PAD) // 2
+def far_block(hist, mb, ptr, src, lag, w, dring):
+    """``D_i(m)`` for ``m = mb … mb + BLOCK − 1`` into ``dring[m & (D_RING − 1), i, k]``."""
+    L = hist.shape[2] - MIRROR
     mask = L - 1
-    q0 = mb & (D_RING - 1)
-    for i in range(dring.shape[0]):
-        for k in range(dring.shape[1]):
-            for b in range(BLOCK):
-                acc[b] = 0.0
+    q = mb & (D_RING - 1)          # BLOCK divides D_RING and mb: q … q + 7 do not wrap
+    for i in range(dring.shape[1]):
+        for k in range(dring.shape[2]):
+            # eight scalar accumulators (BLOCK = 8) stay in registers; an array here would
+            # be reloaded and stored for every edge
+            a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = 0.0
             for e in range(ptr[i], ptr[i + 1]):
                 p = (mb - lag[e]) & mask
                 we = w[e]
-                j = src[e]
-                for b in range(BLOCK):
-                    acc[b] += we * hist[j, k, p + b]
-            for b in range(BLOCK):
-                dring[i, k, (q0 + b) & (D_RING - 1)] = acc[b]
+                h = hist[src[e], k]
+                a0 += we * h[p]
+                a1 += we * h[p + 1]
+                a2 += we * h[p + 2]
+                a3 += we * h[p + 3]
+                a4 += we * h[p + 4]
+                a5 += we * h[p + 5]
+                a6 += we * h[p + 6]
+                a7 += we * h[p + 7]
+            dring[q, i, k] = a0
+            dring[q + 1, i, k] = a1
+            dring[q + 2, i, k] = a2
+            dring[q + 3, i, k] = a3
+            dring[q + 4, i, k] = a4
+            dring[q + 5, i, k] = a5
+            dring[q + 6, i, k] = a6
+            dring[q + 7, i, k] = a7
 
 
 @njit(cache=True)
@@ -122,17 +144,17 @@ def far_value(dring, n, when, i, k):
     """The far sum of node ``i``, component ``k`` at stage time ``when`` of step ``n``."""
     r = D_RING - 1
     if when == AT_START:
-        return dring[i, k, n & r]
+        return dring[n & r, i, k]
     if when == AT_END:
-        return dring[i, k, (n + 1) & r]
-    return (0.5625 * (dring[i, k, n & r] + dring[i, k, (n + 1) & r])
-            - 0.0625 * (dring[i, k, (n - 1) & r] + dring[i, k, (n + 2) & r]))
+        return dring[(n + 1) & r, i, k]
+    return (0.5625 * (dring[n & r, i, k] + dring[(n + 1) & r, i, k])
+            - 0.0625 * (dring[(n - 1) & r, i, k] + dring[(n + 2) & r, i, k]))
 
 
 @njit(cache=True)
 def near_sum(hist, n, when, ptr, src, lag, w, out):
     """``out[i, k] = Σ_e w_e a_{src_e, k}`` at stage time ``when`` over the near edges."""
-    L = (hist.shape[2] - PAD) // 2
+    L = hist.shape[2] - MIRROR
     mask = L - 1
     for i in range(out.shape[0]):
         for k in range(out.shape[1]):
@@ -169,7 +191,7 @@ def instant_sum(aff, ptr, src, w, out):
 @njit(cache=True)
 def instant_sum_stored(hist, n, ptr, src, w, out):
     """As :func:`instant_sum`, reading the stored afferent values of step ``n``."""
-    p = n & ((hist.shape[2] - PAD) // 2 - 1)
+    p = n & (hist.shape[2] - MIRROR - 1)
     for i in range(out.shape[0]):
         for k in range(out.shape[1]):
             acc = 0.0

@@ -93,7 +93,7 @@ MAX_STAGES = max(len(v.a) for v in SCHEMES.values())
 # Templates.  Free names bound per kernel: model_dfun, coupling_afferent, coupling_post.
 # Argument groups (tuples keep the signatures short):
 #   scheme = Scheme.arrays()
-#   ring   = (hist, dring, acc)                     history.py buffers
+#   ring   = (hist, dring)                          history.py buffers
 #   net    = (far ptr, src, lag, w, near ptr, src, lag, w, instant ptr, src, w, rowsum)
 #   model  = (p, cvar, cp, lo, hi, bounded)         parameters and bounds
 #   drive  = (ext, xi, amp, nvar)                   external input, noise
@@ -111,7 +111,7 @@ def _t_afferent(x, cvar, cp, aff):
 def _t_far_ready(n, dnext, ring, net):
     """Compute far-edge sums block by block until they are known up to step n + 2."""
     while dnext <= n + 2:
-        far_block(ring[0], dnext, net[0], net[1], net[2], net[3], ring[1], ring[2])
+        far_block(ring[0], dnext, net[0], net[1], net[2], net[3], ring[1])
         dnext += BLOCK
     return dnext
 

@@ -63,7 +63,7 @@ import numpy as np
 
 from ..coupling import COUPLINGS, Coupling
 from ..errors import CosimError
-from ..history import BLOCK, D_RING, edge_lists, far_start, initial_states, ring_length, ring_shape
+from ..history import dring_shape, edge_lists, far_start, initial_states, ring_length, ring_shape
 from ..integrators import (EVALUATIONS, INTEGRATORS, MAX_STAGES, SCHEMES, STOCHASTIC,
                            get_kernels, noise_scale)
 from ..models import MODELS, Model
@@ -493,13 +493,15 @@ class NeuralMassEngine:
         self._hist = np.zeros(ring_shape(n, self.n_afferent, self.max_delay_steps))
         self._kernels.fill(states, self._model_args[1], self.coupling_params, self._hist,
                            self._cw[4])
-        self._ring = (self._hist, np.zeros((n, self.n_afferent, D_RING)), np.zeros(BLOCK))
+        self._ring = (self._hist, np.zeros(dring_shape(n, self.n_afferent)))
         self._x = states[-1].copy()
         # global step number; first step whose far sum is not in the ring yet
         self._clock = np.array([0, far_start(0)], dtype=np.int64)
         self._ks = np.zeros((MAX_STAGES, n, nsv))     # stage derivatives
         self._xs = np.zeros((n, nsv))                 # stage state
         self._no_input = np.zeros((1, n, self.n_inputs))
+        self._no_noise = np.zeros((n, 0, 0))
+        self._no_export = np.zeros((0, n, self.n_afferent))
         self._amp = np.ascontiguousarray(noise_scale(self.noise_sigma, self.dt_ms))
         self._built = True
 
@@ -521,17 +523,18 @@ class NeuralMassEngine:
             raise ValueError(f"window [{t0_ms:g}, {t1_ms:g}) ms is not a whole number of steps "
                              f"of dt = {self.dt_ms:g} ms")
         n = self.n_regions
-        ext = self._external_input(inputs or {}, n_steps)
+        ext = self._external_input(inputs, n_steps) if inputs else self._no_input
         if self._streams is not None:
             xi = np.empty((n, n_steps, self.noise_vars.size))
             self._streams.standard_normal(xi)
         else:
-            xi = np.zeros((n, 0, 0))
+            xi = self._no_noise
         every = self.record_every
         n_rec = (step0 + n_steps) // every - step0 // every
         first = every - step0 % every
         rec = np.empty((n_rec, self._rec_vars.size, n))
-        exp_aff = np.empty((n_steps if self.export_afferent else 0, n, self.n_afferent))
+        exp_aff = (np.empty((n_steps, n, self.n_afferent)) if self.export_afferent
+                   else self._no_export)
         self._kernels.step(n_steps, self.dt_ms, self.coupling_evaluation == "step", self._scheme,
                            self._x, self._ring, self._clock, self._net, self._model_args,
                            (ext, xi, self._amp, self.noise_vars),
