@@ -4,7 +4,6 @@ independence, per-region settings, inputs/exports, scenario validation, kernel c
 from __future__ import annotations
 
 import json
-import math
 import subprocess
 import sys
 import textwrap

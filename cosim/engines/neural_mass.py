@@ -51,71 +51,27 @@ input ``c`` of every step; with ``export_afferent=True`` the window output carri
 
 Noise streams are keyed by ``(seed, "neural_mass", engine name, "noise", region index)``
 (:mod:`cosim.rng`), so results do not depend on region order or on how regions are split.
+
+Values are validated once, in the constructor (:mod:`cosim.engines.neural_mass_config`);
+:meth:`NeuralMassEngine.from_config` only parses the table and names the scenario key in
+errors.  Nothing is compiled before :meth:`~NeuralMassEngine.build`.
 """
 
 from __future__ import annotations
 
-import difflib
-import math
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..coupling import COUPLINGS, Coupling
 from ..errors import CosimError
-from ..history import dring_shape, edge_lists, far_start, initial_states, ring_length, ring_shape
-from ..integrators import (EVALUATIONS, INTEGRATORS, MAX_STAGES, SCHEMES, STOCHASTIC,
-                           get_kernels, noise_scale)
-from ..models import MODELS, Model
+from ..history import dring_shape, edge_lists, far_start, ring_length, ring_shape
+from ..integrators import MAX_STAGES, SCHEMES, get_kernels, noise_scale
+from ..models import Model
 from ..rng import NodeStreams
+from . import neural_mass_config as cfg
 from .base import BuildContext, RecordSpec, WindowOutput
 
 DATASET = "timeseries"
-
-
-def _suggest(word: str, choices: Sequence[str]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.5)
-    return f"; did you mean {close[0]!r}?" if close else ""
-
-
-def _fail(key: str | None, reason: str) -> CosimError:
-    return CosimError(reason, key=key)
-
-
-def _whole_multiple(a: float, b: float) -> int | None:
-    """``a / b`` if it is (within 1e-9 relative) a whole number, else ``None``."""
-    q = a / b
-    k = round(q)
-    return int(k) if abs(q - k) <= 1e-9 * max(1.0, abs(q)) else None
-
-
-def per_region(value: Any, labels: Sequence[str], default: float, key: str) -> np.ndarray:
-    """One float per region from a scalar, a sequence (one per region) or a mapping
-    ``{"default": v, label: v, ...}``; raises :class:`CosimError` naming ``key``."""
-    n = len(labels)
-
-    def number(v, k):
-        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
-            raise _fail(k, f"must be a number, got {type(v).__name__} {v!r}")
-        if not math.isfinite(float(v)):
-            raise _fail(k, f"must be finite, got {v!r}")
-        return float(v)
-
-    if isinstance(value, Mapping):
-        out = np.full(n, number(value.get("default", default), f"{key}.default"))
-        index = {lab: i for i, lab in enumerate(labels)}
-        for lab, v in value.items():
-            if lab == "default":
-                continue
-            if lab not in index:
-                raise _fail(f"{key}.{lab}", "not a region of this engine" + _suggest(lab, labels))
-            out[index[lab]] = number(v, f"{key}.{lab}")
-        return out
-    if isinstance(value, (list, tuple, np.ndarray)):
-        if len(value) != n:
-            raise _fail(key, f"has {len(value)} values, expected one per region ({n})")
-        return np.array([number(v, f"{key}[{i}]") for i, v in enumerate(value)], dtype=np.float64)
-    return np.full(n, number(value, key))
 
 
 class NeuralMassEngine:
@@ -185,135 +141,42 @@ class NeuralMassEngine:
                  initial_seed: int | None = None, initial_history: np.ndarray | None = None,
                  model_options: Mapping[str, str] | None = None, export_afferent: bool = False):
         self.name = str(name)
-        self.model = self._resolve_model(model)
-        self.options = self._resolve_options(model_options)
+        self.model = cfg.resolve_model(model)
+        self.options = cfg.resolve_options(self.model, model_options)
         self.dt_ms = float(dt_ms)
-        if not (math.isfinite(self.dt_ms) and self.dt_ms > 0):
-            raise _fail("dt", f"must be > 0 ms, got {dt_ms!r}")
-        if integrator not in INTEGRATORS:
-            raise _fail("integrator", f"must be one of {', '.join(INTEGRATORS)}, got {integrator!r}"
-                        + _suggest(str(integrator), INTEGRATORS))
+        self.speed_mm_per_ms = float(speed_mm_per_ms)
+        cfg.check_choices(integrator, coupling_evaluation, self.dt_ms, self.speed_mm_per_ms)
         self.integrator = integrator
-        if coupling_evaluation not in EVALUATIONS:
-            raise _fail("coupling_evaluation", f"must be 'stage' or 'step', got {coupling_evaluation!r}")
         self.coupling_evaluation = coupling_evaluation
         self.seed = int(seed)
         self.export_afferent = bool(export_afferent)
 
-        self.region_indices = self._resolve_regions(connectome, regions)
+        self.region_indices = cfg.resolve_regions(connectome, regions)
         self.region_labels = tuple(connectome.region_labels[i] for i in self.region_indices)
         self.n_regions = len(self.region_indices)
 
-        self.coupling = self._resolve_coupling(coupling)
-        self.coupling_params = self._coupling_parameters(coupling_parameters or {})
-        self.params = self._model_parameters(parameters or {})
-        self._setup_network(connectome, speed_mm_per_ms)
-        self._setup_noise(noise or {})
-        self._setup_recording(record_period_ms, record_variables)
-        self._initial = self._initial_history(initial or {}, random_initial,
-                                              self.seed if initial_seed is None else initial_seed,
-                                              initial_history)
+        self.coupling = cfg.resolve_coupling(self.model, coupling)
+        self.coupling_params = cfg.coupling_parameters(self.coupling, coupling_parameters or {})
+        self.params = cfg.model_parameters(self.model, self.region_labels, parameters or {})
+        self._setup_network(connectome)
+        self.noise_vars, self.noise_sigma = cfg.noise_sigmas(self.model, self.region_labels,
+                                                             integrator, noise or {})
+        self._streams = (NodeStreams(self.seed, ("neural_mass", self.name, "noise"), self.region_indices)
+                         if self.noise_vars.size else None)
+        (self.record_period_ms, self.record_every, self.record_variables,
+         self._rec_vars) = cfg.record_selection(self.model, self.dt_ms, record_period_ms, record_variables)
+        self._initial = cfg.initial_history(
+            self.model, self.region_labels, ("neural_mass", self.name, "initial"), self.region_indices,
+            self.history_length, initial or {}, random_initial,
+            self.seed if initial_seed is None else initial_seed, initial_history)
         self._built = False
 
-    # ------------------------------------------------------------------------------------
-    # construction helpers (validation happens here, once)
-    # ------------------------------------------------------------------------------------
-    @staticmethod
-    def _resolve_model(model) -> Model:
-        if isinstance(model, Model):
-            return model
-        if model not in MODELS:
-            raise _fail("model", f"unknown model {model!r}; known: {', '.join(MODELS)}"
-                        + _suggest(str(model), list(MODELS)))
-        return MODELS[model]
-
-    def _resolve_options(self, given) -> tuple[str, ...]:
-        given = dict(given or {})
-        names = [o.name for o in self.model.options]
-        for k in given:
-            if k not in names:
-                raise _fail(f"options.{k}", f"unknown option of {self.model.name}"
-                            + (_suggest(k, names) if names else " (it has none)"))
-        for opt in self.model.options:
-            if opt.name in given and given[opt.name] not in opt.choices:
-                raise _fail(f"options.{opt.name}", f"must be one of {', '.join(map(repr, opt.choices))}, "
-                                                   f"got {given[opt.name]!r}")
-        return self.model.resolve_options(given)
-
-    @staticmethod
-    def _resolve_regions(connectome, regions) -> tuple[int, ...]:
-        labels = tuple(connectome.region_labels)
-        n = len(labels)
-        if regions is None or (isinstance(regions, str) and regions == "all"):
-            return tuple(range(n))
-        if isinstance(regions, str):
-            raise _fail("regions", f"must be \"all\", \"rest\" or an array of region labels, got {regions!r}")
-        out: list[int] = []
-        for k, r in enumerate(regions):
-            if isinstance(r, (int, np.integer)) and not isinstance(r, bool):
-                if not 0 <= r < n:
-                    raise _fail(f"regions[{k}]", f"region index {r} out of range 0..{n - 1}")
-                idx = int(r)
-            elif isinstance(r, str):
-                if r not in labels:
-                    raise _fail(f"regions[{k}]", f"unknown region {r!r} in the connectome"
-                                + _suggest(r, labels))
-                idx = labels.index(r)
-            else:
-                raise _fail(f"regions[{k}]", f"must be a region label, got {r!r}")
-            if idx in out:
-                raise _fail(f"regions[{k}]", f"region {labels[idx]!r} listed twice")
-            out.append(idx)
-        if not out:
-            raise _fail("regions", "selects no region")
-        return tuple(out)
-
-    def _resolve_coupling(self, coupling) -> Coupling:
-        name = self.model.default_coupling if coupling is None else coupling
-        if name not in COUPLINGS:
-            raise _fail("coupling.type", f"unknown coupling {name!r}; known: {', '.join(COUPLINGS)}"
-                        + _suggest(str(name), list(COUPLINGS)))
-        c = COUPLINGS[name]
-        ncv = len(self.model.coupling_variables)
-        if c.n_cvar is not None and c.n_cvar != ncv:
-            raise _fail("coupling.type", f"{name} needs a model with {c.n_cvar} coupling variables; "
-                                         f"{self.model.name} has {ncv} ({', '.join(self.model.coupling_variables)})")
-        return c
-
-    def _coupling_parameters(self, given) -> np.ndarray:
-        values = self.coupling.default_parameters()
-        names = self.coupling.parameter_names
-        for k, v in given.items():
-            if k not in names:
-                raise _fail(f"coupling.{k}", f"unknown parameter of coupling {self.coupling.name}"
-                            + _suggest(k, names))
-            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) \
-                    or not math.isfinite(float(v)):
-                raise _fail(f"coupling.{k}", f"must be a finite number, got {v!r}")
-            values[names.index(k)] = float(v)
-        return values
-
-    def _model_parameters(self, given) -> np.ndarray:
-        names = self.model.parameter_names
-        p = np.tile(self.model.default_parameters(), (self.n_regions, 1))
-        for k, v in given.items():
-            if k not in names:
-                raise _fail(f"parameters.{k}", f"unknown parameter of {self.model.name}"
-                            + _suggest(k, names))
-            j = names.index(k)
-            p[:, j] = per_region(v, self.region_labels, self.model.parameters[j].default,
-                                 f"parameters.{k}")
-        return np.ascontiguousarray(p)
-
-    def _setup_network(self, connectome, speed) -> None:
-        speed = float(speed)
-        if not (math.isfinite(speed) and speed > 0):
-            raise _fail("speed", f"must be > 0 mm/ms, got {speed!r}")
-        self.speed_mm_per_ms = speed
+    def _setup_network(self, connectome) -> None:
+        """Sparse edge lists of the engine's own regions, delays in whole steps."""
         idx = np.asarray(self.region_indices, dtype=np.int64)
         w = np.asarray(connectome.weights, dtype=np.float64)[np.ix_(idx, idx)]
         lengths = np.asarray(connectome.tract_lengths_mm, dtype=np.float64)[np.ix_(idx, idx)]
-        steps = np.rint(lengths / speed / self.dt_ms).astype(np.int64)   # TVB's rule
+        steps = np.rint(lengths / self.speed_mm_per_ms / self.dt_ms).astype(np.int64)  # TVB's rule
         self.max_delay_steps = int(steps[w != 0].max()) if (w != 0).any() else 0
         self.history_length = ring_length(self.max_delay_steps)
         far, near, instant, rowsum = edge_lists(w, steps)
@@ -323,140 +186,20 @@ class NeuralMassEngine:
         self.n_afferent = self.coupling.n_afferent(ncv)
         self.n_inputs = self.coupling.n_inputs(ncv)
 
-    def _setup_noise(self, noise) -> None:
-        names = self.model.state_names
-        stochastic = self.integrator in STOCHASTIC
-        if noise and not stochastic:
-            raise _fail("noise", f"noise needs a stochastic integrator (euler_maruyama or "
-                                 f"stochastic_heun), not {self.integrator}")
-        sig = {}
-        for k, v in noise.items():
-            if k not in names:
-                raise _fail(f"noise.{k}", f"not a state variable of {self.model.name}" + _suggest(k, names))
-            s = per_region(v, self.region_labels, 0.0, f"noise.{k}")
-            if (s < 0).any():
-                raise _fail(f"noise.{k}", "must be >= 0")
-            sig[k] = s
-        self.noise_vars = np.array([names.index(k) for k in names if k in sig and sig[k].any()],
-                                   dtype=np.int64)
-        sigma = np.array([sig[names[v]] for v in self.noise_vars]).T.reshape(self.n_regions, -1)
-        self.noise_sigma = np.ascontiguousarray(sigma, dtype=np.float64)
-        self._streams = (NodeStreams(self.seed, ("neural_mass", self.name, "noise"), self.region_indices)
-                         if self.noise_vars.size else None)
-
-    def _setup_recording(self, period, variables) -> None:
-        period = self.dt_ms if period is None else float(period)
-        every = _whole_multiple(period, self.dt_ms) if period > 0 else None
-        if not every:
-            raise _fail("record.period", f"{period:g} ms is not a whole multiple of dt = {self.dt_ms:g} ms")
-        self.record_period_ms = period
-        self.record_every = every
-        names = self.model.state_names
-        variables = list(names if variables is None else variables)
-        for v in variables:
-            if v not in names:
-                raise _fail("record.variables", f"{v!r} is not a state variable of {self.model.name} "
-                                                f"({', '.join(names)})" + _suggest(v, names))
-        if not variables:
-            raise _fail("record.variables", "is empty")
-        self.record_variables = tuple(variables)
-        self._rec_vars = np.array([names.index(v) for v in variables], dtype=np.int64)
-
-    def _initial_history(self, initial, random_initial, seed, history) -> np.ndarray:
-        nsv, n = self.model.n_state, self.n_regions
-        if history is not None:
-            h = np.asarray(history, dtype=np.float64)
-            if h.ndim != 3 or h.shape[1:] != (nsv, n):
-                raise _fail("initial_history", f"must have shape (T, {nsv}, {n}), got {h.shape}")
-            if not np.isfinite(h).all():
-                raise _fail("initial_history", "contains NaN/Inf")
-            return initial_states(h, self.history_length)
-        names = self.model.state_names
-        for k in initial:
-            if k not in names:
-                raise _fail(f"initial.{k}", f"not a state variable of {self.model.name}" + _suggest(k, names))
-        x0 = np.empty((nsv, n))
-        if random_initial:
-            lo = np.array([v.range[0] for v in self.model.state_variables])
-            hi = np.array([v.range[1] for v in self.model.state_variables])
-            x0[:] = NodeStreams(seed, ("neural_mass", self.name, "initial"),
-                                self.region_indices).uniform(lo, hi).T
-        else:
-            x0[:] = np.array([[v.initial] for v in self.model.state_variables])
-        for k, v in initial.items():
-            j = names.index(k)
-            x0[j] = per_region(v, self.region_labels, self.model.state_variables[j].initial, f"initial.{k}")
-        return initial_states(x0, self.history_length)
-
-    # ------------------------------------------------------------------------------------
-    # scenario
-    # ------------------------------------------------------------------------------------
     @classmethod
     def from_config(cls, name: str, reader, ctx: BuildContext) -> "NeuralMassEngine":
         """Build from the ``[engines.<name>]`` table (see the module docstring for keys)."""
-        r = reader
-        model = r.string("model", choices=sorted(MODELS))
-        n_all = len(ctx.connectome.region_labels)
-        regions_raw = r.any("regions", "all")
-        if regions_raw == "rest":
-            regions = [i for i in range(n_all) if i not in ctx.claimed_regions]
-            if not regions:
-                raise r.error("regions", "\"rest\" selects no region: earlier engines claim them all")
-        elif isinstance(regions_raw, str) and regions_raw == "all":
-            regions = None
-        elif isinstance(regions_raw, list) and all(isinstance(v, str) for v in regions_raw):
-            regions = regions_raw
-        else:
-            raise r.error("regions", f"must be \"all\", \"rest\" or an array of region labels, "
-                                     f"got {regions_raw!r}")
-        kwargs: dict[str, Any] = dict(
-            dt_ms=r.number("dt", 0.1, gt=0, unit="ms"),
-            integrator=r.string("integrator", "heun", choices=INTEGRATORS),
-            coupling_evaluation=r.string("coupling_evaluation", "stage", choices=EVALUATIONS),
-            speed_mm_per_ms=r.number("speed", 3.0, gt=0, unit="mm/ms"),
-        )
-        opt_r = r.table("options", {})
-        kwargs["model_options"] = {k: opt_r.string(k) for k in opt_r.keys()}
-        kwargs["parameters"] = cls._read_values(r.table("parameters", {}))
-        coup_r = r.table("coupling", {})
-        kwargs["coupling"] = coup_r.string("type", None, choices=sorted(COUPLINGS))
-        kwargs["coupling_parameters"] = {k: coup_r.number(k) for k in coup_r.keys() if k != "type"}
-        kwargs["noise"] = cls._read_values(r.table("noise", {})) if r.has("noise") else None
-        if r.has("noise") and kwargs["integrator"] not in STOCHASTIC:
-            raise r.error("noise", f"noise needs a stochastic integrator (euler_maruyama or "
-                                   f"stochastic_heun), not {kwargs['integrator']!r}")
-        init_r = r.table("initial", {})
-        kwargs["random_initial"] = init_r.boolean("random", False)
-        kwargs["initial_seed"] = init_r.integer("seed", None, ge=0)
-        kwargs["initial"] = {k: v for k, v in cls._read_values(init_r, skip=("random", "seed")).items()}
+        model, regions, kwargs, subs = cfg.read_section(reader, ctx)
         try:
             engine = cls(name, model, ctx.connectome, regions=regions, seed=ctx.seed,
                          record_period_ms=ctx.record_period_ms,
                          record_variables=ctx.record_variables, **kwargs)
         except CosimError as exc:
-            key = exc.key or ""
-            if key.startswith("record."):
-                full = f"record.{name}.variables" if key == "record.variables" else "record.period"
-            else:
-                full = r.key(key) if key else (r.prefix or None)
-            raise CosimError(exc.reason, file=exc.file or r.file, key=full) from None
-        for sub in (opt_r, coup_r, init_r):
+            raise cfg.locate(exc, name, reader) from None
+        for sub in subs:
             sub.done()
-        r.done(allowed_extra=("type",))
+        reader.done(allowed_extra=("type",))
         return engine
-
-    @staticmethod
-    def _read_values(tr, skip: Sequence[str] = ()) -> dict[str, Any]:
-        """Raw per-region values of a table (validated by the constructor)."""
-        out = {}
-        for k in tr.keys():
-            if k in skip:
-                continue
-            v = tr.any(k)
-            if isinstance(v, dict):
-                v = {kk: vv for kk, vv in v.items()}
-            out[k] = v
-        return out
 
     # ------------------------------------------------------------------------------------
     # engine contract
@@ -518,7 +261,7 @@ class NeuralMassEngine:
         if abs(t0_ms - step0 * self.dt_ms) > 1e-6 * self.dt_ms:
             raise ValueError(f"engine {self.name!r} is at t = {step0 * self.dt_ms:g} ms, "
                              f"asked to advance from {t0_ms:g} ms")
-        n_steps = _whole_multiple(t1_ms - t0_ms, self.dt_ms)
+        n_steps = cfg.whole_multiple(t1_ms - t0_ms, self.dt_ms)
         if n_steps is None or n_steps < 0:
             raise ValueError(f"window [{t0_ms:g}, {t1_ms:g}) ms is not a whole number of steps "
                              f"of dt = {self.dt_ms:g} ms")
