@@ -98,3 +98,6 @@ def test_multicompartment_peer_agrees(multicompartment, peer):
     a = d["agreement"][f"cosim-{peer}"]
     assert a["counts"][0] == a["counts"][1] >= 2, a   # 0.5 nA fires twice in 25 ms
     assert a["agree"], a
+    if peer == "neuron":
+        exact = d["agreement"]["cosim-neuron_exact_rates"]
+        assert exact["agree"], exact   # same spike steps as NEURON with exact rates
