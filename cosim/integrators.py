@@ -272,11 +272,28 @@ _FLAGS = dict(_nrt=False, error_model="numpy")
 
 
 def _source_hash(*funcs) -> str:
+    """Hash of the functions' code and of their source files (if they have one): the
+    on-disk kernel is reused only while none of the sources it was built from changed."""
     h = hashlib.sha256()
-    files = sorted({inspect.getsourcefile(getattr(f, "py_func", f)) for f in funcs})
-    for path in files:
-        with open(path, "rb") as fh:
-            h.update(fh.read())
+    files = set()
+    for f in funcs:
+        py = getattr(f, "py_func", f)
+        code = py.__code__
+        h.update(f"{py.__module__}.{py.__qualname__}".encode())
+        h.update(code.co_code)
+        h.update(repr(code.co_consts).encode())
+        try:
+            path = inspect.getsourcefile(py)
+        except TypeError:
+            path = None
+        if path:
+            files.add(path)
+    for path in sorted(files):
+        try:
+            with open(path, "rb") as fh:
+                h.update(fh.read())
+        except OSError:
+            pass
     return h.hexdigest()[:10]
 
 
@@ -302,7 +319,7 @@ def get_kernels(model_name: str, option_values: tuple[str, ...], dfun: Callable,
     ``dfun`` is the model's numba dfun for ``option_values``; ``coupling`` a
     :class:`cosim.coupling.Coupling`.  Memoised per process.
     """
-    key = (model_name, tuple(option_values), coupling.name)
+    key = (model_name, dfun, coupling.afferent, coupling.post)
     if key in _KERNELS:
         return _KERNELS[key]
     digest = _source_hash(dfun, coupling.afferent, coupling.post, far_block, _t_integrate)

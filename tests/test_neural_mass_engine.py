@@ -287,3 +287,28 @@ def test_second_process_loads_kernels_from_cache():
             for _ in range(2)]
     assert runs[1]["misses"] == 0 and runs[1]["hits"] == 2, runs
     assert runs[1]["seconds"] < 3.0, runs
+
+
+# -- a model declared outside cosim -------------------------------------------------------------
+
+def test_user_declared_model_runs_through_the_same_kernels():
+    """A harmonic oscillator x'' = −ω² x written as a Model here: RK4 gives cos(ωt)."""
+    from numba import njit
+
+    from cosim.models import Model, Parameter, StateVariable
+
+    @njit
+    def dfun(x, c, p, i, dx):
+        dx[i, 0] = x[i, 1]
+        dx[i, 1] = -p[i, 0] * p[i, 0] * x[i, 0] + c[i, 0]
+
+    model = Model(name="harmonic", doc="x'' = −ω² x + c",
+                  state_variables=(StateVariable("x", "1", "position", 1.0),
+                                   StateVariable("v", "1/ms", "velocity", 0.0)),
+                  parameters=(Parameter("omega", 0.5, "rad/ms", "angular frequency"),),
+                  coupling_variables=("x",), default_coupling="linear", dfuns={(): dfun})
+    conn = make_connectome([[0.0]], [[0.0]], ["n"])
+    e = NeuralMassEngine("osc", model, conn, dt_ms=0.01, integrator="rk4", record_period_ms=0.5)
+    y = e.advance(0.0, 20.0, {}).records["timeseries"][:, 0, 0]
+    t = np.arange(1, 41) * 0.5
+    np.testing.assert_allclose(y, np.cos(0.5 * t), atol=1e-9)
