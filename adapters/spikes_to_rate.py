@@ -113,10 +113,16 @@ class SpikesToRate:
     def convert(self, t0_ms: float, t1_ms: float, gids: np.ndarray, times_ms: np.ndarray) -> np.ndarray:
         """Rates ``(n_bins, n_populations)`` in Hz for the spikes of window ``[t0, t1)``."""
         n_bins = self.n_bins(t0_ms, t1_ms)
-        out = np.empty((n_bins, len(self.names)))
+        counts = np.empty((n_bins, len(self.names)))
         self.dropped += _bin_counts(np.asarray(gids, dtype=np.int64),
                                     np.asarray(times_ms, dtype=np.float64), float(t0_ms),
-                                    self.bin_ms, n_bins, self._pop_of_gid, len(self.names), out)
+                                    self.bin_ms, n_bins, self._pop_of_gid, len(self.names), counts)
+        return self.from_counts(counts)
+
+    def from_counts(self, counts: np.ndarray) -> np.ndarray:
+        """Rates (Hz) from spike counts ``(n_bins, n_populations)`` already binned (e.g.
+        summed over the ranks of a region: integer sums are exact), filtered in time order."""
+        out = np.array(counts, dtype=np.float64, copy=True).reshape(-1, len(self.names))
         out /= self.sizes[None, :] * (self.bin_ms / 1000.0)
         _filter(out, self._kind, self._a, self.bin_ms / self.tau_ms, self._y, self._z)
         return out

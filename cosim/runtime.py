@@ -1,9 +1,27 @@
-"""The main loop: advance every engine over sync windows, record, report progress.
+"""The main loop: engines advance over sync windows and exchange data through the bus.
 
-This module runs a scenario in **one process** (the in-process case of DESIGN.md); the
-MPI runtime distributes the same loop over ranks.  Window ``k`` covers
-``[k·Δ, (k+1)·Δ)`` ms; times are computed as ``k·Δ`` (never accumulated) so no rounding
-drift builds up over long runs.
+One protocol, two transports.  Window ``k`` covers ``[kΔ, (k+1)Δ)`` ms (times are
+computed as ``k·Δ``, never accumulated):
+
+1. the **coordinator** (the bus; rank 0 under MPI) sends every engine part its input for
+   window k (:mod:`cosim.bus`: delayed afferent samples for neural masses, the delayed
+   weighted drive for spiking regions);
+2. every **part** (:mod:`cosim.parts`) advances its engine over the window and sends back
+   its exports (afferents, spike counts), records and timing;
+3. the coordinator stores the exports in the bus history (spike counts of all parts of a
+   region are summed — integers, exact — and turned into the region's rate by the
+   spikes → rate adapter), merges the parts' records into the single-process layout,
+   applies the monitors and hands the window to the recorder.
+
+Every number is computed by the same code in the same order whatever the number of
+processes, so one process, ``mpiexec -n 3`` and ``mpiexec -n 4`` give identical bits.
+Because every connection between parts is delayed by at least Δ, step 1 of window k+1
+needs only window k's exports (the MUSIC / NEST min-delay argument).
+
+Sends are non-blocking (``Isend``); a part posts its window-k output and immediately
+waits for its window-(k+1) input, so its message travels while the other parts finish.
+Each rank times *compute* (its engine or the bus), *communicate* (packing, posting,
+receiving, unpacking) and *wait* (blocked until a slower partner's message arrives).
 """
 
 from __future__ import annotations
@@ -16,22 +34,44 @@ from typing import Callable, TextIO
 
 import numpy as np
 
+from .bus import Bus
+from .coupling_layout import CouplingLayout, coupling_layout
+from .parts import NeuralMassPart, PlainPart, SpikingPart
+from .plan import BUS_RANK, Plan, make_plan
 from .recording import Recorder, default_output_path
+from .transport import InProcessTransport, MPITransport
+
+TAG_INIT, TAG_INPUT, TAG_OUTPUT = 10, 11, 12
 
 
 @dataclass
 class RunSummary:
-    """What a finished run reports (all times in seconds of wall-clock time)."""
+    """What a finished run reports (wall-clock seconds)."""
 
     output: Path
     simulated_ms: float
     wall_s: float
     build_s: float
     compute_s: dict[str, float] = field(default_factory=dict)
+    timing: np.ndarray | None = None            # (window, rank, phase) seconds
+    n_ranks: int = 1
 
     @property
     def wall_per_simulated_s(self) -> float:
         return self.wall_s / (self.simulated_ms / 1000.0) if self.simulated_ms else float("nan")
+
+    def timing_lines(self) -> list[str]:
+        """Per-rank totals of compute / communicate / wait and the communication share."""
+        if self.timing is None or not len(self.timing):
+            return []
+        tot = self.timing.sum(axis=0)          # (rank, phase)
+        lines = []
+        for r in range(tot.shape[0]):
+            c, m, w = tot[r]
+            lines.append(f"rank {r}: compute {c:.2f} s, communicate {m:.3f} s, wait {w:.2f} s")
+        share = tot[:, 1].sum() / max(self.wall_s * tot.shape[0], 1e-12)
+        lines.append(f"communication: {100 * share:.2f} % of wall time (all ranks)")
+        return lines
 
 
 class Progress:
@@ -60,47 +100,186 @@ class Progress:
               f"  ETA {eta:.1f} s", file=self.stream, flush=True)
 
 
+# --------------------------------------------------------------------------------------
+# Building parts (every rank does this the same way)
+# --------------------------------------------------------------------------------------
+
+def make_part(scenario, layout: CouplingLayout, name: str, part: int, n_parts: int,
+              exchange=None):
+    """The part object for partition ``part`` of engine ``name``."""
+    engine = scenario.engines[name]
+    if n_parts > 1:
+        engine = engine.partition(part, n_parts, exchange)
+    if not layout.uses_bus or name not in layout.coupled:
+        return PlainPart(engine)
+    if scenario.engine_types[name] == "neural_mass":
+        return NeuralMassPart(engine)
+    return SpikingPart(engine, layout.inputs_of.get(name, ()), scenario.simulation.seed,
+                       layout.bus_dt_ms, layout.populations[name])
+
+
+# --------------------------------------------------------------------------------------
+# The coordinator: bus, spikes→rate adapters, record merging, monitors, recorder
+# --------------------------------------------------------------------------------------
+
+class Coordinator:
+    """Everything rank 0 (or the only process) does besides running engines."""
+
+    def __init__(self, scenario, layout: CouplingLayout, plan: Plan, recorder: Recorder | None):
+        self.sc = scenario
+        self.layout = layout
+        self.plan = plan
+        self.recorder = recorder
+        self.keys = [(g.name, p) for g in plan.groups for p in range(g.n_parts)]
+        self.monitors = getattr(scenario, "monitors", None) or {}
+        self.bus = None
+        if layout.uses_bus:
+            self.bus = Bus(scenario.connectome, layout.steps, layout.window_steps, layout.n_afferent)
+            self._bus_parts = {}
+            for name in layout.coupled:
+                eng = scenario.engines[name]
+                kind = "neural_mass" if scenario.engine_types[name] == "neural_mass" else "spiking"
+                from .bus import BusPart
+                self._bus_parts[name] = self.bus.add_part(
+                    BusPart(name, 0, kind, np.asarray(eng.region_indices, dtype=np.int64)))
+            self.bus.finalise()
+            self.rates = layout.make_rate_adapters(scenario)
+        # probe columns of every part of split spiking engines (for merging records)
+        self._probe_ids = {}
+        for g in plan.groups:
+            if g.n_parts > 1:
+                for p in range(g.n_parts):
+                    self._probe_ids[(g.name, p)] = scenario.engines[g.name].partition(p, g.n_parts).probe_ids
+        self._records: dict = {}
+        self._counts: dict = {}
+
+    # -- set-up ---------------------------------------------------------------------
+    def initial(self, key, msg: dict) -> None:
+        """Initial afferent history exported by a part (neural masses)."""
+        if self.bus is None or "afferent" not in msg:
+            return
+        name = key[0]
+        regions = self._bus_parts[name].regions
+        self.bus.put_initial(regions, msg["afferent"])
+
+    def initial_spiking(self) -> None:
+        if self.bus is None:
+            return
+        for name, adapter in self.rates.items():
+            regions = self._bus_parts[name].regions
+            L = self.bus.initial_length()
+            value = adapter.initial_afferent()
+            self.bus.put_initial(regions, np.full((L, self.bus.n_aff, 1), value))
+
+    # -- per window -----------------------------------------------------------------
+    def inputs(self, k: int, key) -> dict:
+        if self.bus is None:
+            return {}
+        part = self._bus_parts.get(key[0])
+        if part is None:
+            return {}
+        if part.kind == "neural_mass":
+            return {"sources": self.bus.neural_mass_input(k, part)}
+        return {"drive": self.bus.spiking_input(k, part)}
+
+    def take(self, k: int, key, exports: dict, records: dict) -> None:
+        name = key[0]
+        self._records.setdefault(name, {})[key[1]] = records
+        if self.bus is None:
+            return
+        if "afferent" in exports:
+            self.bus.put_window(k, self._bus_parts[name].regions, exports["afferent"])
+        elif "counts" in exports:
+            c = self._counts.get(name)
+            self._counts[name] = exports["counts"] if c is None else c + exports["counts"]
+
+    def finish(self, k: int, t1: float, timing: np.ndarray) -> None:
+        if self.bus is not None:
+            for name, counts in self._counts.items():
+                if name in self.rates:
+                    aff = self.rates[name].afferent(counts)          # (S,)
+                    self.bus.put_window(k, self._bus_parts[name].regions,
+                                        aff.reshape(-1, 1, 1) * np.ones((1, self.bus.n_aff, 1)))
+            self._counts.clear()
+        outputs = {}
+        for g in self.plan.groups:
+            recs = self._merge(g, self._records.pop(g.name, {}))
+            if g.name in self.monitors:
+                recs = self.monitors[g.name].apply(recs, t1)
+            outputs[g.name] = _Out(recs)
+        if self.recorder is not None:
+            self.recorder.write_window(outputs, timing, t_end_ms=t1)
+
+    def _merge(self, g, by_part: dict) -> dict:
+        if g.n_parts == 1:
+            return by_part.get(0, {})
+        merged = {}
+        first = by_part[0]
+        for ds, value in first.items():
+            if isinstance(value, tuple):                       # spikes (gids, times)
+                gids = np.concatenate([np.asarray(by_part[p][ds][0]) for p in range(g.n_parts)])
+                ts = np.concatenate([np.asarray(by_part[p][ds][1]) for p in range(g.n_parts)])
+                order = np.lexsort((gids, ts))
+                merged[ds] = (gids[order], ts[order])
+            else:                                              # (time, 1, probe) columns
+                n_probe = sum(by_part[p][ds].shape[2] for p in range(g.n_parts))
+                out = np.empty(first[ds].shape[:2] + (n_probe,))
+                for p in range(g.n_parts):
+                    out[:, :, self._probe_ids[(g.name, p)]] = by_part[p][ds]
+                merged[ds] = out
+        return merged
+
+    def state(self) -> dict:
+        st = {}
+        if self.bus is not None:
+            st.update({f"bus/{k}": v for k, v in self.bus.state().items()})
+            for name, a in self.rates.items():
+                st.update({f"rate/{name}/{k}": v for k, v in a.state().items()})
+        return st
+
+
+@dataclass
+class _Out:
+    records: dict
+
+
+# --------------------------------------------------------------------------------------
+# Running
+# --------------------------------------------------------------------------------------
+
 def run_scenario(scenario, *, output: Path | None = None, overwrite: bool = False,
                  progress_stream: TextIO | None = sys.stderr,
                  on_window: Callable[[int, float], None] | None = None) -> RunSummary:
-    """Run ``scenario`` in this process and write its HDF5 output.
-
-    Engines are built first (kernels compiled; time reported as ``build_s``), then the
-    loop advances every engine window by window.  On an exception the output file is
-    closed with ``status = "failed"`` and the exception propagates.
-    """
+    """Run ``scenario`` in this process (every engine and the bus) and write its output."""
     sim = scenario.simulation
+    layout = coupling_layout(scenario)
+    plan = make_plan(scenario, 1)
     out_path = Path(output) if output is not None else (sim.output or default_output_path(scenario))
-    monitors = getattr(scenario, "monitors", None) or {}
-    specs = {name: (monitors[name].record_specs() if name in monitors else e.record_specs())
-             for name, e in scenario.engines.items()}
-    recorder = Recorder(out_path, scenario, specs, n_ranks=1,
+    recorder = Recorder(out_path, scenario, _record_specs(scenario), n_ranks=1,
                         flush_every=scenario.record.flush_every, overwrite=overwrite)
     try:
+        coord = Coordinator(scenario, layout, plan, recorder)
         t_build = time.perf_counter()
-        for engine in scenario.engines.values():
-            engine.build()
+        parts = {key: make_part(scenario, layout, key[0], 0, 1) for key in coord.keys}
+        for key, part in parts.items():
+            part.build()
+            coord.initial(key, part.initial())
+        coord.initial_spiking()
         build_s = time.perf_counter() - t_build
-
         progress = Progress(sim.duration_ms, progress_stream)
-        compute = {name: 0.0 for name in scenario.engines}
+        compute = {key[0]: 0.0 for key in parts}
         timing = np.zeros((1, 3))
         t_loop = time.perf_counter()
         dt_sync = sim.sync_interval_ms
         for k in range(sim.n_windows):
             t0, t1 = k * dt_sync, (k + 1) * dt_sync
-            outputs = {}
             timing[:] = 0.0
-            for name, engine in scenario.engines.items():
-                tic = time.perf_counter()
-                out = engine.advance(t0, t1, {})
-                if name in monitors:
-                    out.records = monitors[name].apply(out.records, t1)
-                outputs[name] = out
-                spent = time.perf_counter() - tic
-                compute[name] += spent
+            for key, part in parts.items():
+                exports, records, spent = part.step(k, t0, t1, coord.inputs(k, key))
+                compute[key[0]] += spent
                 timing[0, 0] += spent
-            recorder.write_window(outputs, timing, t_end_ms=t1)
+                coord.take(k, key, exports, records)
+            coord.finish(k, t1, timing)
             progress.update(t1)
             if on_window is not None:
                 on_window(k, t1)
@@ -111,3 +290,143 @@ def run_scenario(scenario, *, output: Path | None = None, overwrite: bool = Fals
         raise
     recorder.close("completed")
     return RunSummary(out_path, sim.duration_ms, wall, build_s, compute)
+
+
+def _record_specs(scenario) -> dict:
+    monitors = getattr(scenario, "monitors", None) or {}
+    return {name: (monitors[name].record_specs() if name in monitors else e.record_specs())
+            for name, e in scenario.engines.items()}
+
+
+def run_mpi(scenario, comm, *, output: Path | None = None, overwrite: bool = False,
+            progress_stream: TextIO | None = sys.stderr) -> RunSummary | None:
+    """Run ``scenario`` over the ranks of ``comm`` (rank 0: bus and output file).
+
+    Returns the summary on rank 0, ``None`` elsewhere.  Any exception on any rank aborts
+    the whole job (``MPI_Abort``) after a one-line message naming engine and rank, so no
+    rank is left waiting.
+    """
+    rank, size = comm.Get_rank(), comm.Get_size()
+    sim = scenario.simulation
+    layout = coupling_layout(scenario)
+    plan = make_plan(scenario, size)
+    role, name, part_idx = plan.role(rank)
+    # one communicator per engine (for the spike exchange of split regions)
+    colour = 0 if role == "bus" else 1 + [g.name for g in plan.groups].index(name)
+    ecomm = comm.Split(colour, rank)
+    transport = MPITransport(comm)
+    who = "bus" if role == "bus" else f"engine {name}"
+    try:
+        if role == "bus":
+            return _run_bus(scenario, layout, plan, transport, output, overwrite, progress_stream)
+        _run_part(scenario, layout, plan, transport, name, part_idx, ecomm)
+        return None
+    except BaseException as exc:  # one line, then take every rank down: never a hang
+        print(f"cosim: {who} (rank {rank}) failed: {type(exc).__name__}: {exc}",
+              file=sys.stderr, flush=True)
+        comm.Abort(1)
+        raise
+
+
+def _allgather_exchange(ecomm):
+    """``exchange(gids, times)`` for a split spiking region: Allgatherv over ``ecomm``."""
+    from mpi4py import MPI
+
+    def exchange(gids, times):
+        gids = np.ascontiguousarray(gids, dtype=np.int64)
+        times = np.ascontiguousarray(times, dtype=np.float64)
+        counts = np.array(ecomm.allgather(gids.size), dtype=np.int64)
+        displ = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        all_g = np.empty(counts.sum(), dtype=np.int64)
+        all_t = np.empty(counts.sum(), dtype=np.float64)
+        ecomm.Allgatherv(gids, [all_g, counts, displ, MPI.INT64_T])
+        ecomm.Allgatherv(times, [all_t, counts, displ, MPI.DOUBLE])
+        return all_g, all_t
+
+    return exchange
+
+
+def _run_part(scenario, layout, plan, transport, name, part_idx, ecomm):
+    g = plan.group(name)
+    exchange = _allgather_exchange(ecomm) if g.n_parts > 1 else None
+    part = make_part(scenario, layout, name, part_idx, g.n_parts, exchange)
+    part.build()
+    transport.send(None, BUS_RANK, TAG_INIT, part.initial())
+    sim = scenario.simulation
+    dt_sync = sim.sync_interval_ms
+    for k in range(sim.n_windows):
+        c0, w0 = transport.comm_s, transport.wait_s
+        inputs = transport.recv(BUS_RANK, None, TAG_INPUT)
+        t0, t1 = k * dt_sync, (k + 1) * dt_sync
+        exports, records, spent = part.step(k, t0, t1, inputs)
+        msg = {f"x:{k2}": v for k2, v in exports.items()}
+        for ds, value in records.items():
+            if isinstance(value, tuple):
+                msg[f"s:{ds}:g"] = np.asarray(value[0], dtype=np.int64)
+                msg[f"s:{ds}:t"] = np.asarray(value[1], dtype=np.float64)
+            else:
+                msg[f"r:{ds}"] = np.asarray(value)
+        msg["timing"] = np.array([spent, transport.comm_s - c0, transport.wait_s - w0])
+        transport.send(None, BUS_RANK, TAG_OUTPUT, msg)
+        transport.flush_sends()
+    transport.close()
+
+
+def _split_message(msg):
+    exports, records = {}, {}
+    for key, v in msg.items():
+        kind, _, rest = key.partition(":")
+        if kind == "x":
+            exports[rest] = v
+        elif kind == "r":
+            records[rest] = v
+        elif kind == "s" and rest.endswith(":g"):
+            ds = rest[:-2]
+            records[ds] = (v, msg[f"s:{ds}:t"])
+    return exports, records, msg["timing"]
+
+
+def _run_bus(scenario, layout, plan, transport, output, overwrite, progress_stream):
+    sim = scenario.simulation
+    out_path = Path(output) if output is not None else (sim.output or default_output_path(scenario))
+    recorder = Recorder(out_path, scenario, _record_specs(scenario), n_ranks=plan.world_size,
+                        flush_every=scenario.record.flush_every, overwrite=overwrite)
+    try:
+        coord = Coordinator(scenario, layout, plan, recorder)
+        t_build = time.perf_counter()
+        ranks = {(g.name, p): r for g in plan.groups for p, r in enumerate(g.ranks)}
+        for key in coord.keys:
+            coord.initial(key, transport.recv(ranks[key], None, TAG_INIT))
+        coord.initial_spiking()
+        build_s = time.perf_counter() - t_build
+        progress = Progress(sim.duration_ms, progress_stream)
+        timing = np.zeros((plan.world_size, 3))
+        all_timing = []
+        t_loop = time.perf_counter()
+        dt_sync = sim.sync_interval_ms
+        for k in range(sim.n_windows):
+            c0, w0 = transport.comm_s, transport.wait_s
+            tic = time.perf_counter()
+            for key in coord.keys:
+                transport.send(None, ranks[key], TAG_INPUT, coord.inputs(k, key))
+            for key in coord.keys:
+                exports, records, t = _split_message(transport.recv(ranks[key], None, TAG_OUTPUT))
+                timing[ranks[key]] = t
+                coord.take(k, key, exports, records)
+            t1 = (k + 1) * dt_sync
+            coord_spent = time.perf_counter() - tic - (transport.comm_s - c0) - (transport.wait_s - w0)
+            timing[BUS_RANK] = (coord_spent, transport.comm_s - c0, transport.wait_s - w0)
+            coord.finish(k, t1, timing)
+            all_timing.append(timing.copy())
+            transport.flush_sends()
+            progress.update(t1)
+        wall = time.perf_counter() - t_loop
+        progress.update(sim.duration_ms, force=True)
+        transport.close()
+    except BaseException as exc:
+        recorder.close("failed", f"{type(exc).__name__}: {exc}")
+        raise
+    recorder.close("completed")
+    tarr = np.array(all_timing)
+    compute = {g.name: float(tarr[:, list(g.ranks), 0].sum()) for g in plan.groups}
+    return RunSummary(out_path, sim.duration_ms, wall, build_s, compute, tarr, plan.world_size)

@@ -21,7 +21,8 @@ Layout::
     type = "neural_mass"         # the rest is validated by that class (see its docs)
     ...
 
-    [adapters.<name>]            # scale-boundary converters (co-simulation runtime)
+    [adapters.<name>]            # scale-boundary converters: rate_to_poisson, spikes_to_rate
+                                 # (see adapters.config)
 
     [record]
     period = 1.0                 # ms, sample period of region time series
@@ -41,7 +42,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from adapters.config import adapters_from_config
+
 from .connectome import Connectome, load_connectome
+from .coupling_layout import coupling_layout
 from .engines import ENGINE_TYPES, engine_class
 from .engines.base import BuildContext
 from .errors import CosimError
@@ -146,9 +150,12 @@ def load_scenario(path: str | Path, *, output: str | Path | None = None) -> Scen
     engines: dict[str, Any] = {}
     types: dict[str, str] = {}
     monitors: dict[str, Any] = {}
-    claimed: set[int] = set()
     owner: dict[int, str] = {}
-    for name in engines_r.keys():
+    # engines taking the regions "rest" are built last, whatever their place in the file
+    names = engines_r.keys()
+    rest = [n for n in names if isinstance(engines_r.raw[n], dict)
+            and engines_r.raw[n].get("regions") == "rest"]
+    for name in [n for n in names if n not in rest] + rest:
         er = engines_r.table(name)
         type_name = er.string("type", choices=sorted(ENGINE_TYPES))
         rec_vars, rr = None, None
@@ -158,36 +165,35 @@ def load_scenario(path: str | Path, *, output: str | Path | None = None) -> Scen
         ctx = BuildContext(file=file, connectome=connectome, seed=sim.seed,
                            duration_ms=sim.duration_ms, sync_interval_ms=sim.sync_interval_ms,
                            record_period_ms=period, record_variables=rec_vars,
-                           claimed_regions=frozenset(claimed))
+                           claimed_regions=frozenset(owner))
         engine = engine_class(type_name).from_config(name, er, ctx)
         er.done()
+        _check_dt(engine, name, sim, period, file)
         monitors[name] = monitors_from_config(rr, name, engine.record_specs(),
                                               region_labels=connectome.region_labels,
                                               engine_object=engine)
         if rr is not None:
             rr.done()
-        _check_dt(engine, name, sim, period, file)
         for r in getattr(engine, "region_indices", ()):
             if r in owner:
                 raise CosimError(f"region {connectome.region_labels[r]!r} is already simulated by "
                                  f"engine {owner[r]!r}", file=file, key=f"engines.{name}.regions")
             owner[r] = name
-        claimed |= set(owner)
         engines[name] = engine
         types[name] = type_name
+    engines = {n: engines[n] for n in names}          # declaration order (the plan's order)
+    types = {n: types[n] for n in names}
     engines_r.done()
     record_r.done(allowed_extra=engines.keys())
 
-    adapters: dict[str, dict] = {}
+    adapters: dict[str, Any] = {}
     if top.has("adapters"):
-        ar = top.table("adapters")
-        for name in ar.keys():
-            ar.table(name)
-            raise ar.error(name, "adapters need the co-simulation runtime, which this version "
-                                 "of cosim does not have yet")
+        adapters = adapters_from_config(top.table("adapters"), engines, types)
     top.done()
-    return Scenario(p, text, sim, connectome, engines, types,
-                    RecordSpecGlobal(period, flush_every), adapters, monitors)
+    scenario = Scenario(p, text, sim, connectome, engines, types,
+                        RecordSpecGlobal(period, flush_every), adapters, monitors)
+    coupling_layout(scenario)       # bus resolution and causality of cross-engine delays
+    return scenario
 
 
 def _read_simulation(r: Reader, output_override) -> SimulationSpec:

@@ -1,0 +1,103 @@
+"""``[adapters.<name>]`` sections of a scenario: the scale boundary of a spiking region.
+
+Two types, both attached to a multicompartment engine that stands for one connectome
+region (``[engines.<e>] region = "rV1"``)::
+
+    [adapters.v1_in]
+    type = "rate_to_poisson"
+    engine = "v1"            # the spiking engine it feeds
+    input = "background"     # its [engines.v1.inputs.<group>]; every line gets a train
+    gain = 20000.0           # Hz per unit of the region's delayed weighted input
+                             #   s_R(t) = Σ_j w_Rj a_j(t − d_Rj) (a_j: afferent, see cosim.bus)
+    offset = 5.0             # Hz, added before clipping at 0
+    correlation = 0.0        # shared fraction of spikes between lines (0: independent)
+
+    [adapters.v1_out]
+    type = "spikes_to_rate"
+    engine = "v1"
+    populations = ["exc"]    # pooled rate of these cell populations (default: all)
+    kernel = "exponential"   # none | exponential | alpha (causal smoothing)
+    tau = 5.0                # ms
+    [adapters.v1_out.map]    # Hz → the afferent units the neural masses use
+    type = "linear"          # linear | sigmoid | inverse_sigmoid (see adapters.maps)
+    gain = 0.001             # e.g. Jansen–Rit's sigmoidal coupling sends rates in 1/ms
+
+The rate → Poisson rate per bus bin is ``max(0, gain · s_R + offset)``; the spikes → rate
+output, sampled at the end of every bus bin, becomes region R's afferent on the bus.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cosim.schema import Reader
+
+from .maps import RateMap, map_from_config
+from .spikes_to_rate import KERNELS
+
+TYPES = ("rate_to_poisson", "spikes_to_rate")
+
+
+@dataclass(frozen=True)
+class RateToPoissonSpec:
+    name: str
+    engine: str
+    input: str
+    gain: float
+    offset: float
+    correlation: float
+
+
+@dataclass(frozen=True)
+class SpikesToRateSpec:
+    name: str
+    engine: str
+    populations: tuple[str, ...] | None
+    kernel: str
+    tau_ms: float
+    map: RateMap
+
+
+def adapters_from_config(r: Reader, engines: dict, engine_types: dict) -> dict:
+    """Validate ``[adapters]``; returns name → spec.  ``engines``: name → engine object."""
+    out: dict = {}
+    outputs_of: dict[str, str] = {}
+    for name in r.keys():
+        ar = r.table(name)
+        kind = ar.string("type", choices=TYPES)
+        engine = ar.string("engine", choices=sorted(engines))
+        if engine_types[engine] != "multicompartment":
+            raise ar.error("engine", f"engine {engine!r} is a {engine_types[engine]} engine; "
+                                     "adapters attach to a multicompartment engine")
+        eng = engines[engine]
+        if not getattr(eng, "region_indices", ()):
+            raise ar.error("engine", f"engine {engine!r} stands for no connectome region; set "
+                                     f"engines.{engine}.region")
+        if kind == "rate_to_poisson":
+            group = ar.string("input")
+            if group not in eng.input_lines:
+                raise ar.error("input", f"engine {engine!r} has no input group {group!r} "
+                                        f"(has: {', '.join(eng.input_lines) or 'none'})")
+            spec = RateToPoissonSpec(name, engine, group, ar.number("gain", 1.0),
+                                     ar.number("offset", 0.0),
+                                     ar.number("correlation", 0.0, ge=0.0, le=1.0))
+        else:
+            pops = ar.string_list("populations", None)
+            for p in pops or ():
+                if p not in eng.groups:
+                    raise ar.error("populations", f"engine {engine!r} has no cell population "
+                                                  f"{p!r} (has: {', '.join(eng.groups)})")
+            if pops is not None and not pops:
+                raise ar.error("populations", "must name at least one population")
+            if engine in outputs_of:
+                raise ar.error("engine", f"engine {engine!r} already has an output adapter "
+                                         f"({outputs_of[engine]!r})")
+            outputs_of[engine] = name
+            kernel = ar.string("kernel", "exponential", choices=KERNELS)
+            tau = ar.number("tau", 5.0, gt=0, unit="ms")
+            mr = ar.table("map", {})
+            spec = SpikesToRateSpec(name, engine, None if pops is None else tuple(pops),
+                                    kernel, tau, map_from_config(mr))
+        ar.done()
+        out[name] = spec
+    return out

@@ -1,0 +1,181 @@
+"""The delayed connectome bus: every region's afferent history, delivered with delays.
+
+Each region ``j`` exports one *afferent* signal ``a_j(t)`` per bus step (``bus_dt``): for a
+neural mass the value its coupling function sends along its fibres (see
+:mod:`cosim.coupling`: e.g. the Jansen–Rit sigmoid of y1 − y2), for a spiking region its
+population rate mapped into the same units by an adapter.  The bus keeps the history of all
+of them in a ring buffer ``(slot, afferent, region)`` long enough for the largest delay, and
+each sync window ``k`` (``S`` bus steps, ``[kSΔt, (k+1)SΔt)``) it sends
+
+* to a **neural-mass part**: the new samples ``a_j(t)``, ``t ∈ ((k−1)SΔt, kSΔt]``, of every
+  source ``j`` outside the part that projects into it (the whole initial history for
+  ``k = 0``).  The part keeps them in its own delay ring next to its own regions, so its
+  kernel reads an external source exactly as it would read an internal one: same stage
+  times (Heun/RK4 order is kept across engines), same summation order (a run split into
+  engines gives the same bits as one engine).
+* to a **spiking part**: the delayed, weighted input of its region ``R`` at the start of each
+  bus step of the window, ``s_R(t) = Σ_j w_Rj a_j(t − d_Rj)`` (sum over ``j`` in index
+  order), which the rate → Poisson adapter turns into input spike trains.
+
+Delays are ``d_ij = rint(L_ij / speed / bus_dt)`` bus steps.  Every connection between
+different parts must have ``d_ij ≥ S`` (``Δ ≤ delay``), so the data a window needs were
+complete at the end of the previous window; :func:`check_cross_delays` enforces it at load
+time, naming the offending connection.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import CosimError
+
+
+@dataclass
+class BusPart:
+    """What the bus knows of one engine part.
+
+    ``kind``: ``"neural_mass"`` or ``"spiking"``; ``regions``: global indices of the regions
+    it simulates (exports afferents of); ``sources``: global indices of outside regions
+    whose samples it receives (neural mass), computed by :meth:`Bus.add_part`.
+    """
+
+    engine: str
+    part: int
+    kind: str
+    regions: np.ndarray
+    sources: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    extra_lag: int = 0
+
+
+def delay_steps(connectome, speed_mm_per_ms: float, bus_dt_ms: float) -> np.ndarray:
+    """Delays in bus steps, ``rint(L / speed / dt)`` (TVB's rule), int64 (n, n)."""
+    return connectome.delay_steps(speed_mm_per_ms, bus_dt_ms)
+
+
+def check_cross_delays(connectome, owner: np.ndarray, names: list[str], steps: np.ndarray,
+                       window_steps: int, bus_dt_ms: float, speed: float, file: str | None,
+                       extra_lag: dict[int, int] | None = None) -> None:
+    """Raise :class:`CosimError` if a connection between different parts is shorter than
+    the sync interval.  ``owner[r]``: index into ``names`` of the part simulating region
+    ``r`` (−1: nobody); ``extra_lag[p]``: additional steps part ``p`` reads ahead (RK4)."""
+    w = connectome.weights
+    tgt, src = np.nonzero(w)
+    cross = (owner[tgt] >= 0) & (owner[src] >= 0) & (owner[tgt] != owner[src])
+    need = window_steps + np.array([(extra_lag or {}).get(int(owner[t]), 0) for t in tgt],
+                                   dtype=np.int64)
+    short = cross & (steps[tgt, src] < need)
+    if not short.any():
+        return
+    # report the shortest offending connection
+    k = np.flatnonzero(short)
+    k = k[np.argmin(steps[tgt[k], src[k]])]
+    i, j = int(tgt[k]), int(src[k])
+    labels = connectome.region_labels
+    raise CosimError(
+        f"{window_steps * bus_dt_ms:g} ms is longer than the delay of the connection "
+        f"{labels[j]} → {labels[i]} ({steps[i, j] * bus_dt_ms:g} ms: "
+        f"{connectome.tract_lengths_mm[i, j]:g} mm at {speed:g} mm/ms), which crosses from "
+        f"engine {names[owner[j]]} to engine {names[owner[i]]}; shorten the sync interval "
+        f"to at most {max(steps[i, j] - (need[k] - window_steps), 0) * bus_dt_ms:g} ms",
+        file=file, key="simulation.sync_interval")
+
+
+class Bus:
+    """History and delivery of afferents (see module docstring).
+
+    Parameters
+    ----------
+    connectome : Connectome
+    steps : int ndarray (n, n)
+        Delays in bus steps.
+    window_steps : int
+        Bus steps per sync window (S).
+    n_afferent : int
+        Afferent channels per region.
+    """
+
+    def __init__(self, connectome, steps: np.ndarray, window_steps: int, n_afferent: int):
+        self.weights = np.asarray(connectome.weights, dtype=np.float64)
+        self.steps = np.asarray(steps, dtype=np.int64)
+        self.S = int(window_steps)
+        self.n_aff = int(n_afferent)
+        self.n_regions = self.weights.shape[0]
+        nz = self.weights != 0
+        self.max_delay = int(self.steps[nz].max()) if nz.any() else 0
+        # slots for steps t − max_delay … t + S (one window ahead is written before it is read)
+        self.H = self.max_delay + 2 * self.S + 1
+        self.hist = np.zeros((self.H, self.n_aff, self.n_regions))
+        self.parts: list[BusPart] = []
+        self._owner = np.full(self.n_regions, -1, dtype=np.int64)
+
+    # -- set-up ----------------------------------------------------------------------
+    def add_part(self, part: BusPart) -> BusPart:
+        """Register a part; its ``sources`` are filled in by :meth:`finalise`."""
+        self.parts.append(part)
+        return part
+
+    def finalise(self) -> None:
+        """Compute each part's external sources once all parts are known."""
+        for p, part in enumerate(self.parts):
+            self._owner[part.regions] = p
+        for p, part in enumerate(self.parts):
+            rows = self.weights[part.regions] != 0
+            srcs = np.flatnonzero(rows.any(axis=0))
+            part.sources = srcs[self._owner[srcs] != p].astype(np.int64)
+        for part in self.parts:
+            if part.kind == "spiking" and part.regions.size != 1:
+                raise ValueError("a spiking part simulates exactly one region")
+
+    def initial_length(self) -> int:
+        """Samples of initial history (t ≤ 0) every exporter provides: ``max_delay + 1``."""
+        return self.max_delay + 1
+
+    def put_initial(self, regions: np.ndarray, afferent: np.ndarray) -> None:
+        """Initial history ``(L, n_aff, len(regions))`` for steps ``−(L−1) … 0``."""
+        L = afferent.shape[0]
+        for k in range(L):
+            self.hist[(k - (L - 1)) % self.H][:, regions] = afferent[k]
+
+    # -- per window --------------------------------------------------------------------
+    def put_window(self, k: int, regions: np.ndarray, afferent: np.ndarray) -> None:
+        """Afferents ``(S, n_aff, len(regions))`` of window ``k`` (steps ``kS+1 … (k+1)S``)."""
+        base = k * self.S + 1
+        for m in range(self.S):
+            self.hist[(base + m) % self.H][:, regions] = afferent[m]
+
+    def neural_mass_input(self, k: int, part: BusPart) -> np.ndarray:
+        """Samples of ``part``'s external sources the part needs before window ``k``:
+        ``(L, n_aff, n_sources)`` for ``k = 0`` (initial history), else ``(S, …)``."""
+        if k == 0:
+            L = self.initial_length()
+            first = -(L - 1)
+        else:
+            L = self.S
+            first = (k - 1) * self.S + 1
+        slots = (np.arange(first, first + L)) % self.H
+        return np.ascontiguousarray(self.hist[slots][:, :, part.sources])
+
+    def spiking_input(self, k: int, part: BusPart) -> np.ndarray:
+        """``s_R`` at the start of each bus step of window ``k``: ``(S, n_aff)``."""
+        R = int(part.regions[0])
+        srcs = np.flatnonzero(self.weights[R])
+        w = self.weights[R, srcs]
+        d = self.steps[R, srcs]
+        out = np.zeros((self.S, self.n_aff))
+        for m in range(self.S):
+            t = k * self.S + m
+            vals = self.hist[(t - d) % self.H, :, srcs]       # (n_src, n_aff)
+            # fixed order: sources in increasing index
+            acc = np.zeros(self.n_aff)
+            for e in range(srcs.size):
+                acc += w[e] * vals[e]
+            out[m] = acc
+        return out
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {"hist": self.hist.copy()}
+
+    def restore(self, state: dict[str, np.ndarray]) -> None:
+        self.hist[...] = state["hist"]
