@@ -53,19 +53,76 @@ def _validate(args) -> int:
     return 0
 
 
+def launched_by_mpi() -> int:
+    """World size announced by an MPI launcher (mpiexec, srun) in the environment, else 0."""
+    for var in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS"):
+        value = os.environ.get(var)
+        if value and value.isdigit():
+            return int(value)
+    if os.environ.get("PMIX_RANK") is not None and os.environ.get("SLURM_NTASKS", "").isdigit():
+        return int(os.environ["SLURM_NTASKS"])
+    return 0
+
+
 def _run(args) -> int:
     from .recording import check_output_path, default_output_path
     from .runtime import run_scenario
     from .scenario import load_scenario
 
+    if launched_by_mpi() > 1:
+        return _run_mpi(args)
     sc = load_scenario(args.scenario, output=args.output)
     out = sc.simulation.output or default_output_path(sc)
     check_output_path(out, args.overwrite)
     stream = None if args.quiet else sys.stderr
     summary = run_scenario(sc, output=out, overwrite=args.overwrite, progress_stream=stream)
+    _report(summary)
+    return 0
+
+
+def _report(summary) -> None:
     print(f"wrote {summary.output}: {summary.simulated_ms:g} ms simulated in "
           f"{summary.wall_s:.2f} s ({summary.wall_per_simulated_s:.3f} s wall per simulated s; "
           f"build/JIT {summary.build_s:.2f} s)")
+    for line in summary.timing_lines():
+        print("  " + line)
+
+
+def _run_mpi(args) -> int:
+    """``cosim run`` on every rank of an MPI job: validate collectively, then run.
+
+    Every rank loads the scenario; any rank's error (scenario, output file) is shared with
+    all ranks so that all of them exit with code 2 and rank 0 alone prints it — no rank is
+    left waiting for a partner that has already quit.
+    """
+    from mpi4py import MPI
+
+    from .plan import make_plan
+    from .recording import check_output_path, default_output_path
+    from .runtime import run_mpi
+    from .scenario import load_scenario
+
+    comm = MPI.COMM_WORLD
+    rank = comm.Get_rank()
+    error, sc = None, None
+    try:
+        sc = load_scenario(args.scenario, output=args.output)
+        make_plan(sc, comm.Get_size())
+        if rank == 0:
+            check_output_path(sc.simulation.output or default_output_path(sc), args.overwrite)
+    except CosimError as exc:
+        error = exc.message()
+    errors = comm.allgather(error)
+    first = next((e for e in errors if e), None)
+    if first:
+        if rank == 0:
+            print(first, file=sys.stderr, flush=True)
+        return 2
+    stream = None if (args.quiet or rank != 0) else sys.stderr
+    out = sc.simulation.output or default_output_path(sc)
+    summary = run_mpi(sc, comm, output=out, overwrite=args.overwrite, progress_stream=stream)
+    if rank == 0 and summary is not None:
+        _report(summary)
     return 0
 
 

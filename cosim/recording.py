@@ -194,7 +194,7 @@ class Recorder:
                 else:
                     raise KeyError(f"engine {engine!r} recorded undeclared dataset {dataset!r}")
         if timing is not None:
-            self._timing.append(np.asarray(timing, dtype=np.float64).reshape(self.n_ranks, len(PHASES)))
+            self._timing.append(np.array(timing, dtype=np.float64).reshape(self.n_ranks, len(PHASES)))
         self._windows_buffered += 1
         if t_end_ms is not None:
             self._t_end = t_end_ms

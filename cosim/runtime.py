@@ -172,6 +172,10 @@ class Coordinator:
             self.bus.put_initial(regions, np.full((L, self.bus.n_aff, 1), value))
 
     # -- per window -----------------------------------------------------------------
+    def needs_input(self, key) -> bool:
+        """Whether the part ``key`` takes bus input (parts not coupled run ahead freely)."""
+        return self.bus is not None and key[0] in self._bus_parts
+
     def inputs(self, k: int, key) -> dict:
         if self.bus is None:
             return {}
@@ -354,9 +358,10 @@ def _run_part(scenario, layout, plan, transport, name, part_idx, ecomm):
     transport.send(None, BUS_RANK, TAG_INIT, part.initial())
     sim = scenario.simulation
     dt_sync = sim.sync_interval_ms
+    needs_input = type(part) is not PlainPart      # same rule as Coordinator.needs_input
     for k in range(sim.n_windows):
         c0, w0 = transport.comm_s, transport.wait_s
-        inputs = transport.recv(BUS_RANK, None, TAG_INPUT)
+        inputs = transport.recv(BUS_RANK, None, TAG_INPUT) if needs_input else {}
         t0, t1 = k * dt_sync, (k + 1) * dt_sync
         exports, records, spent = part.step(k, t0, t1, inputs)
         msg = {f"x:{k2}": v for k2, v in exports.items()}
@@ -408,7 +413,8 @@ def _run_bus(scenario, layout, plan, transport, output, overwrite, progress_stre
             c0, w0 = transport.comm_s, transport.wait_s
             tic = time.perf_counter()
             for key in coord.keys:
-                transport.send(None, ranks[key], TAG_INPUT, coord.inputs(k, key))
+                if coord.needs_input(key):
+                    transport.send(None, ranks[key], TAG_INPUT, coord.inputs(k, key))
             for key in coord.keys:
                 exports, records, t = _split_message(transport.recv(ranks[key], None, TAG_OUTPUT))
                 timing[ranks[key]] = t
