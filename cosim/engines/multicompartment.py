@@ -142,13 +142,16 @@ class MulticompartmentEngine:
         self.region_indices = tuple(region_indices)
         every = self.record_period_ms / self.dt_ms
         if abs(every - round(every)) > 1e-9 * max(1.0, every):
-            raise CosimError(f"record period {record_period_ms} ms is not a multiple of dt {dt_ms} ms")
+            raise CosimError(f"{record_period_ms:g} ms is not a whole multiple of "
+                             f"engines.{name}.dt = {dt_ms:g} ms", key="record.period")
         self.record_variables = record_variables or (["spikes", "v"] if self.probes else ["spikes"])
         for v in self.record_variables:
             if v not in ("spikes", "v"):
-                raise CosimError(f"engine {name!r} records 'spikes' and 'v', not {v!r}")
+                raise CosimError(f"engine {name!r} records 'spikes' and 'v', not {v!r}",
+                                 key=f"record.{name}.variables")
         if "v" in self.record_variables and not self.probes:
-            raise CosimError(f"engine {name!r}: recording 'v' needs [engines.{name}.probes]")
+            raise CosimError(f"engine {name!r}: recording 'v' needs [engines.{name}.probes]",
+                             key=f"record.{name}.variables")
         self._net = Network(self.dt_ms, celsius=celsius, v_init_mV=v_init_mV,
                             spike_threshold_mV=spike_threshold_mV,
                             max_window_ms=max(self.sync_interval_ms, self.dt_ms),
@@ -181,7 +184,8 @@ class MulticompartmentEngine:
         self._local: dict[str, range] = {}      # population -> gids of this partition
         for g in self.cells:
             if g.name in self.groups:
-                raise CosimError(f"cell population {g.name!r} declared twice")
+                raise CosimError(f"cell population {g.name!r} declared twice",
+                                 key=self._key("cells", g.name))
             first = sum(len(r) for r in self.groups.values())
             self.templates[g.name] = discretise(g.morphology)
             self.groups[g.name] = range(first, first + g.n)
@@ -194,10 +198,12 @@ class MulticompartmentEngine:
             self._check_projection(p, known)
         self.input_lines: dict[str, range] = {}
         for grp in self.inputs:
-            pop = self._group(grp.target, f"input {grp.name!r}")
+            key = self._key("inputs", grp.name)
+            pop = self._group(grp.target, f"input {grp.name!r}", f"{key}.target")
             if grp.receptor not in known:
-                raise CosimError(f"input {grp.name!r}: unknown receptor {grp.receptor!r}")
-            self._node(grp.target, grp.section, grp.x, f"input {grp.name!r}")
+                raise CosimError(f"input {grp.name!r}: unknown receptor {grp.receptor!r}",
+                                 key=f"{key}.receptor")
+            self._node(grp.target, grp.section, grp.x, f"input {grp.name!r}", f"{key}.section")
             first = sum(len(r) for r in self.input_lines.values())
             self.input_lines[grp.name] = range(first, first + len(pop) * grp.per_cell)
         self.n_input_lines = sum(len(r) for r in self.input_lines.values())
@@ -209,17 +215,19 @@ class MulticompartmentEngine:
             k += mine.size
         self._line_local = line_local
         for c in self.clamps:
-            gids = self._group(c.target, "clamp")
+            gids = self._group(c.target, "clamp", self._key("clamps"))
             for j in (c.cells if c.cells is not None else range(len(gids))):
                 if not 0 <= j < len(gids):
-                    raise CosimError(f"clamp cell {j} outside population {c.target!r} (n = {len(gids)})")
-            self._node(c.target, c.section, c.x, "clamp")
+                    raise CosimError(f"clamp cell {j} outside population {c.target!r} "
+                                     f"(n = {len(gids)})", key=self._key("clamps"))
+            self._node(c.target, c.section, c.x, "clamp", self._key("clamps"))
         self.probe_names, local = [], []
         for i, (gid, sec, x) in enumerate(self.probes):
             if not 0 <= gid < self.n_cells:
-                raise CosimError(f"probe cell {gid} outside [0, {self.n_cells})")
+                raise CosimError(f"probe cell {gid} outside [0, {self.n_cells})",
+                                 key=self._key("probes", "cells"))
             pop = self.population_of(gid)
-            node = self._node(pop, sec, x, f"probe of cell {gid}")
+            node = self._node(pop, sec, x, f"probe of cell {gid}", self._key("probes", "sections"))
             self.probe_names.append(probe_name(self.templates[pop], gid, node))
             if gid in self._local[pop]:
                 local.append(i)
@@ -227,23 +235,25 @@ class MulticompartmentEngine:
         self.probe_ids = np.array(local, dtype=np.int64)
 
     def _check_projection(self, p: Projection, known: set[str]) -> None:
-        src = self._group(p.source, f"projection {p.name!r}")
-        self._group(p.target, f"projection {p.name!r}")
+        key = self._key("projections", p.name)
+        src = self._group(p.source, f"projection {p.name!r}", f"{key}.source")
+        self._group(p.target, f"projection {p.name!r}", f"{key}.target")
         n_cand = len(src) - (1 if p.source == p.target and not p.autapses else 0)
         if p.indegree > n_cand:
             raise CosimError(f"projection {p.name!r}: indegree {p.indegree} exceeds the "
-                             f"{n_cand} possible sources")
+                             f"{n_cand} possible sources", key=f"{key}.indegree")
         for rc in p.receptors:
             if rc not in known:
-                raise CosimError(f"projection {p.name!r}: unknown receptor {rc!r}")
-        self._node(p.target, p.section, p.x, f"projection {p.name!r}")
+                raise CosimError(f"projection {p.name!r}: unknown receptor {rc!r}",
+                                 key=f"{key}.receptors")
+        self._node(p.target, p.section, p.x, f"projection {p.name!r}", f"{key}.section")
         if p.indegree == 0 or not p.receptors:
             return
         lo = p.delay_ms[0]
         if lo < self.dt_ms * (1.0 - 1e-9):
             raise CosimError(f"delay {lo} ms is shorter than dt = {self.dt_ms} ms; a spike needs at "
                              f"least one step to arrive (and partitions exchange spikes once per "
-                             f"shortest delay)", key=f"engines.{self.name}.projections.{p.name}.delay")
+                             f"shortest delay)", key=f"{key}.delay")
         steps = int(round(lo / self.dt_ms))
         self.min_delay_steps = steps if self.min_delay_steps is None else min(self.min_delay_steps, steps)
 
@@ -278,15 +288,21 @@ class MulticompartmentEngine:
             self._describe()
         return self._net
 
-    def _node(self, population: str, section: str, x: float, what: str) -> int:
+    def _key(self, *parts: str) -> str:
+        """The scenario key ``engines.<name>.<parts>`` (for messages)."""
+        return ".".join(("engines", self.name) + parts)
+
+    def _node(self, population: str, section: str, x: float, what: str,
+              key: str | None = None) -> int:
         try:
             return self.templates[population].node(section, x)
         except CosimError as exc:
-            raise CosimError(f"{what}: {exc.reason}") from None
+            raise CosimError(f"{what}: {exc.reason}", key=key) from None
 
-    def _group(self, name: str, what: str) -> range:
+    def _group(self, name: str, what: str, key: str | None = None) -> range:
         if name not in self.groups:
-            raise CosimError(f"{what}: unknown cell population {name!r}; have {', '.join(self.groups)}")
+            raise CosimError(f"{what}: unknown cell population {name!r}; have "
+                             f"{', '.join(self.groups)}", key=key)
         return self.groups[name]
 
     def _connect(self, p: Projection) -> None:

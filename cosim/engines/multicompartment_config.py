@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import CosimError
 from ..multicompartment import apply_d_lambda, ball_and_stick, y_shaped
 from ..multicompartment.channels import MECHANISM_DEFAULTS
 from ..multicompartment.synapses import RECEPTOR_DEFAULTS
@@ -17,6 +18,12 @@ from ..multicompartment.synapses import RECEPTOR_DEFAULTS
 TEMPLATES = {"ball_and_stick": ball_and_stick, "y_shaped": y_shaped}
 _RECEPTOR_KEYS = {"tau_rise": "tau_rise_ms", "tau_decay": "tau_decay_ms", "e_rev": "e_rev_mV",
                   "mg": "mg_mM"}
+#: Size limits: beyond them a run cannot fit in memory (or NEURON's nseg limit, 32767).
+MAX_CELLS = 10_000_000
+MAX_NSEG = 32767
+MAX_INPUT_LINES = 100_000_000
+#: Range of each receptor key (time constants divide, a concentration is not negative).
+_RECEPTOR_RANGE = {"tau_rise": {"gt": 0}, "tau_decay": {"gt": 0}, "mg": {"ge": 0}}
 
 
 @dataclass
@@ -75,7 +82,7 @@ def engine_kwargs(name: str, reader, ctx) -> dict[str, Any]:
     r = reader
     kw: dict[str, Any] = dict(
         dt_ms=r.number("dt", 0.025, gt=0, unit="ms"),
-        celsius=r.number("celsius", 6.3, unit="°C"),
+        celsius=r.number("celsius", 6.3, gt=-273.15, unit="°C"),
         v_init_mV=r.number("v_init", -65.0, unit="mV"),
         spike_threshold_mV=r.number("spike_threshold", 0.0, unit="mV"),
     )
@@ -94,7 +101,8 @@ def engine_kwargs(name: str, reader, ctx) -> dict[str, Any]:
     rec_r = r.table("receptors", {})
     for k in rec_r.keys():
         t = rec_r.table(k)
-        receptors[k] = {v: t.number(key, None) for key, v in _RECEPTOR_KEYS.items()}
+        receptors[k] = {v: t.number(key, None, **_RECEPTOR_RANGE.get(key, {}))
+                        for key, v in _RECEPTOR_KEYS.items()}
         receptors[k] = {a: b for a, b in receptors[k].items() if b is not None}
         if k not in RECEPTOR_DEFAULTS and not {"tau_rise_ms", "tau_decay_ms", "e_rev_mV"} <= set(receptors[k]):
             raise t.error(None, "a new receptor needs tau_rise, tau_decay and e_rev")
@@ -104,12 +112,13 @@ def engine_kwargs(name: str, reader, ctx) -> dict[str, Any]:
     projections = [_read_projection(proj_r.table(k), k, known) for k in proj_r.keys()]
     in_r = r.table("inputs", {})
     inputs = [_read_input(in_r.table(k), k, known) for k in in_r.keys()]
+    _check_input_lines(in_r, inputs, cells)
     cl_r = r.table("clamps", {})
     clamps = [_read_clamp(cl_r.table(k)) for k in cl_r.keys()]
     probes = []
     if r.has("probes"):
         pr = r.table("probes")
-        gids = [int(g) for g in pr.number_list("cells")]
+        gids = _indices(pr, "cells")
         secs = pr.string_list("sections", ["soma"])
         x = pr.number("x", 0.5, ge=0, le=1)
         pr.done()
@@ -122,18 +131,21 @@ def engine_kwargs(name: str, reader, ctx) -> dict[str, Any]:
 
 def _read_cells(t, name: str, base_dir: str) -> CellGroup:
     from ..multicompartment.swc import load_swc
-    n = t.integer("n", ge=1)
+    n = t.integer("n", ge=1, le=MAX_CELLS)
     morph_name = t.string("morphology", "ball_and_stick")
     if morph_name in TEMPLATES:
         morph = TEMPLATES[morph_name]()
     elif morph_name.lower().endswith(".swc"):
-        morph = load_swc(os.path.join(base_dir, morph_name))
+        path = os.path.join(base_dir, morph_name)
+        if not os.path.isfile(path):
+            raise t.error("morphology", f"SWC file {morph_name!r} not found (looked at {path})")
+        morph = load_swc(path)
     else:
         raise t.error("morphology", f"must be one of {', '.join(TEMPLATES)} or a .swc file, got {morph_name!r}")
     Ra = t.number("Ra", None, gt=0, unit="Ω·cm")
     cm = t.number("cm", None, gt=0, unit="µF/cm²")
     morph.set(Ra_ohm_cm=Ra, cm_uF_per_cm2=cm)
-    nseg = t.integer("nseg", None, ge=1)
+    nseg = t.integer("nseg", None, ge=1, le=MAX_NSEG)
     d_lambda = t.number("d_lambda", None, gt=0)
     if nseg is not None and d_lambda is not None:
         raise t.error("d_lambda", "give either nseg or d_lambda, not both")
@@ -150,7 +162,9 @@ def _read_cells(t, name: str, base_dir: str) -> CellGroup:
                 if mech not in MECHANISM_DEFAULTS:
                     raise wr.error(mech, f"unknown mechanism; known: {', '.join(MECHANISM_DEFAULTS)}")
                 pr = wr.table(mech)
-                mechs[mech] = {k: pr.number(k) for k in pr.keys() if k in MECHANISM_DEFAULTS[mech]}
+                # conductance densities (g…) are >= 0; reversal potentials (e…) any sign
+                mechs[mech] = {k: pr.number(k, ge=0 if k.startswith("g") else None)
+                               for k in pr.keys() if k in MECHANISM_DEFAULTS[mech]}
                 pr.done()
             wr.done()
             try:
@@ -161,6 +175,10 @@ def _read_cells(t, name: str, base_dir: str) -> CellGroup:
                 raise mr.error(where, exc.reason)
     if d_lambda is not None:
         apply_d_lambda(morph, d_lambda)
+        worst = max(morph.sections, key=lambda s: s.nseg)
+        if worst.nseg > MAX_NSEG:
+            raise t.error("d_lambda", f"{d_lambda:g} gives section {worst.name} {worst.nseg} "
+                                      f"segments (at most {MAX_NSEG})")
     detect = t.string("detect", "soma")
     t.done()
     try:
@@ -168,6 +186,26 @@ def _read_cells(t, name: str, base_dir: str) -> CellGroup:
     except CosimError as exc:
         raise t.error("detect", exc.reason)
     return CellGroup(name, n, morph, detect)
+
+
+def _check_input_lines(in_r, inputs: list[InputGroup], cells: list[CellGroup]) -> None:
+    """Refuse more input lines than fit in memory (each line has its own Poisson train)."""
+    size = {c.name: c.n for c in cells}
+    total = 0
+    for g in inputs:
+        total += size.get(g.target, 0) * g.per_cell
+        if total > MAX_INPUT_LINES:
+            raise in_r.error(f"{g.name}.per_cell", f"{total} input lines (cells × per_cell over "
+                                                   f"all input groups); at most {MAX_INPUT_LINES}")
+
+
+def _indices(t, name: str) -> list[int]:
+    """An array of cell indices: integers >= 0 (a float would silently pick another cell)."""
+    raw = t.any(name)
+    if not isinstance(raw, list) or any(isinstance(v, bool) or not isinstance(v, int) or v < 0
+                                        for v in raw):
+        raise t.error(name, f"must be an array of integers >= 0, got {raw!r}")
+    return list(raw)
 
 
 def _delay(t) -> tuple[float, float]:
@@ -214,9 +252,7 @@ def _read_input(t, name: str, known: set[str]) -> InputGroup:
 
 
 def _read_clamp(t) -> Clamp:
-    cells = t.any("cells", None)
-    if cells is not None:
-        cells = [int(c) for c in t.number_list("cells")]
+    cells = _indices(t, "cells") if t.has("cells") else None
     c = Clamp(t.string("target"), cells, t.string("section", "soma"), t.number("x", 0.5, ge=0, le=1),
               t.number("delay", 0.0, ge=0, unit="ms"), t.number("duration", gt=0, unit="ms"),
               t.number("amplitude", unit="nA"))
