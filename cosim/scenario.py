@@ -174,10 +174,11 @@ def load_scenario(path: str | Path, *, output: str | Path | None = None) -> Scen
                                               engine_object=engine)
         if rr is not None:
             rr.done()
+        region_key = f"engines.{name}." + ("region" if er.has("region") else "regions")
         for r in getattr(engine, "region_indices", ()):
             if r in owner:
                 raise CosimError(f"region {connectome.region_labels[r]!r} is already simulated by "
-                                 f"engine {owner[r]!r}", file=file, key=f"engines.{name}.regions")
+                                 f"engine {owner[r]!r}", file=file, key=region_key)
             owner[r] = name
         engines[name] = engine
         types[name] = type_name

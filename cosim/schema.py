@@ -86,7 +86,10 @@ class Reader:
         if name in self.raw:
             return self.raw[name]
         if default is _MISSING:
-            raise self.error(name, "missing required key")
+            close = difflib.get_close_matches(name, [k for k in self.raw if k not in self._seen],
+                                              n=1, cutoff=0.75)
+            hint = f"; found {close[0]!r}, a misspelling?" if close else ""
+            raise self.error(name, "missing required key" + hint)
         return default
 
     # -- typed accessors -----------------------------------------------------------------
