@@ -200,3 +200,44 @@ def test_real_cli_missing_and_unreadable_files(tmp_path):
     assert (r.returncode, r.stderr.strip()) == (2, "nothing.toml: no such file")
     r = run_cli("validate", str(tmp_path), cwd=tmp_path)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "is a directory" in r.stderr
+
+
+# Under mpiexec: every rank validates, rank 0 alone prints, every rank exits with 2.
+MPIEXEC = Path(sys.executable).parent / "mpiexec"
+
+
+def _mpi_case(folder: Path, kind: str) -> tuple[list[str], str]:
+    """(command, expected start of the message) for one broken MPI launch."""
+    data = {**BASES["default"], "simulation": {**BASES["default"]["simulation"],
+                                               "duration": 2.0, "output": "out.h5"}}
+    n, text = "3", sm.dumps(data)
+    if kind == "bad_key":
+        m = sm.Mutation("range", ("engines", "v1", "cells", "exc", "nseg"), 0)
+        text = sm.scenario_bytes(m, data).decode()
+        expected = "default.toml: engines.v1.cells.exc.nseg: must be >= 1, got 0"
+    elif kind == "output_exists":
+        (folder / "out.h5").write_bytes(b"previous results")
+        expected = "out.h5: output file exists; pass --overwrite"
+    else:                                              # two processes for three roles
+        n = "2"
+        expected = "default.toml: needs 1 process or at least 3 (one for the bus and one per engine"
+    (folder / "default.toml").write_text(text)
+    # each rank reports its own exit code on stdout (mpiexec returns only one)
+    rank_cmd = f'"{sys.executable}" -m cosim run default.toml; rc=$?; echo "exit $rc"; exit $rc'
+    return [str(MPIEXEC), "-n", n, "sh", "-c", rank_cmd], expected
+
+
+@pytest.mark.skipif(not MPIEXEC.exists(), reason="no mpiexec next to the Python interpreter")
+@pytest.mark.parametrize("kind", ["bad_key", "output_exists", "impossible_layout"])
+def test_mpi_error_printed_once_every_rank_exits_2(tmp_path, kind):
+    cmd, expected = _mpi_case(tmp_path, kind)
+    env = {k: v for k, v in os.environ.items() if k != "COSIM_DEBUG"}
+    r = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2, r.stderr
+    assert r.stdout.split("\n") == ["exit 2"] * int(cmd[2]) + [""], r.stdout + r.stderr
+    assert r.stderr.count("\n") == 1 and r.stderr.startswith(expected), r.stderr
+    assert "Traceback" not in r.stderr
+    if kind == "output_exists":
+        assert (tmp_path / "out.h5").read_bytes() == b"previous results"
+    else:
+        assert not (tmp_path / "out.h5").exists()
