@@ -18,6 +18,13 @@ a pair of CSV files
     ``{weights = "w.csv", tract_lengths = "l.csv", labels = "names.txt"}`` — comma- or
     whitespace-separated numeric matrices; ``labels`` (one name per line) is optional.
 
+Isolated regions: a region of a user-supplied connectome (zip, folder, npz, CSV) without
+any connection to or from another region (zero row and column of ``weights``, diagonal
+ignored) is refused — it is usually a data error (a shifted row, a label without data) —
+unless ``allow_disconnected=True`` (scenario: ``[connectome] allow_disconnected = true``).
+The connectomes shipped by ``tvb-data`` are taken as they are: ``connectivity_76`` has two
+such regions, ``lCC`` and ``rCC`` (the corpus callosum halves).
+
 Delays: ``d_ij = tract_lengths[i, j] / speed`` (ms, with lengths in mm and speed in
 mm/ms = m/s).  On a time grid of step ``dt`` the delay is quantised to the nearest whole
 number of steps, ``n_ij = rint(d_ij / dt)`` (round half to even, TVB's rule), so the
@@ -29,6 +36,7 @@ from __future__ import annotations
 import bz2
 import os
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -110,8 +118,8 @@ def make_connectome(weights, tract_lengths_mm, region_labels=None, centres_mm=No
     def fail(reason):
         return CosimError(reason, file=file, key=key)
 
-    w = np.asarray(weights, dtype=np.float64)
-    L = np.asarray(tract_lengths_mm, dtype=np.float64)
+    w = _float_array(weights, "weights", fail)
+    L = _float_array(tract_lengths_mm, "tract_lengths", fail)
     for name, m in (("weights", w), ("tract_lengths", L)):
         if m.ndim != 2 or m.shape[0] != m.shape[1]:
             raise fail(f"{name} must be a square matrix, got shape {m.shape}")
@@ -143,7 +151,7 @@ def make_connectome(weights, tract_lengths_mm, region_labels=None, centres_mm=No
             seen[s] = i
     c = None
     if centres_mm is not None:
-        c = np.asarray(centres_mm, dtype=np.float64)
+        c = _float_array(centres_mm, "centres", fail)
         if c.shape != (n, 3):
             raise fail(f"centres must have shape ({n}, 3), got {c.shape}")
         if not np.isfinite(c).all():
@@ -155,25 +163,64 @@ def make_connectome(weights, tract_lengths_mm, region_labels=None, centres_mm=No
     return Connectome(w, L, labels, c, source)
 
 
+def _float_array(value, name: str, fail) -> np.ndarray:
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise fail(f"{name} are not numbers (array of {np.asarray(value).dtype})") from None
+
+
+def isolated_regions(conn: Connectome) -> list[int]:
+    """Regions with no connection to or from any other region (diagonal ignored)."""
+    if conn.n_regions < 2:
+        return []
+    off = conn.weights != 0
+    np.fill_diagonal(off, False)
+    return [int(i) for i in np.flatnonzero(~off.any(axis=0) & ~off.any(axis=1))]
+
+
+def check_connected(conn: Connectome, *, file: str | None = None, key: str | None = None) -> None:
+    """Raise :class:`CosimError` if a region is isolated (see module docstring)."""
+    lonely = isolated_regions(conn)
+    if not lonely:
+        return
+    names = ", ".join(repr(conn.region_labels[i]) for i in lonely[:5])
+    more = f" and {len(lonely) - 5} more" if len(lonely) > 5 else ""
+    what = "region" if len(lonely) == 1 else "regions"
+    raise CosimError(f"{what} {names}{more} of {os.path.basename(conn.source) or 'the connectome'} "
+                     f"{'has' if len(lonely) == 1 else 'have'} no connection to or from any other "
+                     f"region (zero row and column of weights); set connectome.allow_disconnected "
+                     f"= true if that is intended", file=file, key=key)
+
+
 # --------------------------------------------------------------------------------------
 # Loading
 # --------------------------------------------------------------------------------------
 
 def load_connectome(source: Any, *, base_dir: str | os.PathLike | None = None,
-                    file: str | None = None, key: str | None = None) -> Connectome:
+                    file: str | None = None, key: str | None = None,
+                    allow_disconnected: bool = False) -> Connectome:
     """Load a connectome from any supported ``source`` (see module docstring).
 
     ``base_dir`` resolves relative paths (the scenario file's folder); ``file``/``key``
-    locate the setting in error messages.  Problems raise :class:`CosimError`.
+    locate the setting in error messages.  Problems raise :class:`CosimError`, and so does
+    an isolated region of a user-supplied file unless ``allow_disconnected``.
     """
+    if isinstance(source, (str, os.PathLike)) and os.fspath(source).startswith("tvb:"):
+        return _load_tvb_data(os.fspath(source)[4:], file, key)
+    conn = _load_user(source, base_dir, file, key)
+    if not allow_disconnected:
+        check_connected(conn, file=file or conn.source, key=key)
+    return conn
+
+
+def _load_user(source: Any, base_dir, file, key) -> Connectome:
     if isinstance(source, Mapping):
         return _load_csv_pair(source, base_dir, file, key)
     if not isinstance(source, (str, os.PathLike)):
         raise CosimError(f"must be a path, 'tvb:<name>' or a table of CSV files, got {source!r}",
                          file=file, key=key)
     text = os.fspath(source)
-    if text.startswith("tvb:"):
-        return _load_tvb_data(text[4:], file, key)
     path = _resolve(text, base_dir)
     if not path.exists():
         raise CosimError(f"connectome {text!r} not found (looked at {path})", file=file, key=key)
@@ -183,7 +230,7 @@ def load_connectome(source: Any, *, base_dir: str | os.PathLike | None = None,
     if suffix == ".zip":
         try:
             members = _ZipMembers(path)
-        except (zipfile.BadZipFile, OSError) as exc:
+        except (zipfile.BadZipFile, OSError, EOFError) as exc:
             raise CosimError(f"not a readable zip file ({exc})", file=str(path), key=key) from None
         return _load_tvb_members(members, str(path), key)
     if suffix == ".npz":
@@ -226,13 +273,19 @@ class _ZipMembers:
     """Members of a TVB zip by base name, looking into one sub-folder if needed."""
 
     def __init__(self, path: Path):
+        self.path = path
         self.zf = zipfile.ZipFile(path)
         self.names = {os.path.basename(n): n for n in self.zf.namelist() if not n.endswith("/")}
 
     def read(self, base: str) -> tuple[str, bytes] | None:
         for candidate in (base, base + ".bz2"):
             if candidate in self.names:
-                return candidate, self.zf.read(self.names[candidate])
+                try:
+                    return candidate, self.zf.read(self.names[candidate])
+                except (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError,
+                        NotImplementedError) as exc:
+                    raise CosimError(f"{candidate}: cannot be read from the zip ({exc}); "
+                                     "truncated or corrupt file?", file=str(self.path)) from None
         return None
 
 
@@ -255,12 +308,21 @@ def _text(member: str, raw: bytes, where: str) -> str:
         except (OSError, ValueError, EOFError) as exc:
             raise CosimError(f"{member}: corrupt bz2 data ({exc})", file=where) from None
     try:
-        return raw.decode("utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise CosimError(f"{member}: not a text file", file=where) from None
+    if "\x00" in text:
+        raise CosimError(f"{member}: binary data, not a text file", file=where)
+    return text
 
 
-def _matrix(text: str, member: str, where: str, delimiter=None) -> np.ndarray:
+def _matrix(text: str, member: str | None, where: str, delimiter=None) -> np.ndarray:
+    """A numeric matrix from text; ``member`` names it inside ``where`` (``None``: the
+    file itself), so messages read ``conn.zip: weights.txt line 3: …`` or ``w.csv: line 3: …``."""
+    def fail(line: str | None, reason: str) -> CosimError:
+        key = " ".join(p for p in (member, line) if p) or None
+        return CosimError(reason, file=where, key=key)
+
     rows = []
     for lineno, line in enumerate(text.splitlines(), start=1):
         line = line.strip()
@@ -271,17 +333,17 @@ def _matrix(text: str, member: str, where: str, delimiter=None) -> np.ndarray:
             rows.append([float(p) for p in parts])
         except ValueError:
             bad = next(p for p in parts if not _is_float(p))
-            raise CosimError(f"{member} line {lineno}: {bad.strip()!r} is not a number",
-                             file=where) from None
+            hint = ("; a header line? remove it (names go in a separate labels file)"
+                    if not rows and not any(_is_float(p) for p in parts) else "")
+            raise fail(f"line {lineno}", f"{bad.strip()!r} is not a number{hint}") from None
     if not rows:
-        raise CosimError(f"{member} is empty", file=where)
-    widths = {len(r) for r in rows}
-    if len(widths) != 1:
-        lens = [len(r) for r in rows]
-        first_bad = next(i for i, k in enumerate(lens) if k != lens[0])
-        raise CosimError(f"{member}: rows have different lengths ({lens[0]} values in the first "
-                         f"row, {lens[first_bad]} in data row {first_bad + 1}); truncated file?",
-                         file=where)
+        raise fail(None, "is empty")
+    lens = [len(r) for r in rows]
+    if len(set(lens)) != 1:
+        i = next(i for i, k in enumerate(lens) if k != lens[0])
+        where_bad = "the last row" if i == len(rows) - 1 else f"data row {i + 1}"
+        raise fail(None, f"rows have different lengths ({lens[0]} values in the first row, "
+                         f"{lens[i]} in {where_bad}); truncated file?")
     return np.array(rows, dtype=np.float64)
 
 
@@ -328,13 +390,17 @@ def _load_npz(path: Path, key) -> Connectome:
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise CosimError(f"not a readable .npz file ({exc})", file=str(path), key=key) from None
+    except (OSError, ValueError, EOFError, zlib.error, zipfile.BadZipFile) as exc:
+        raise CosimError(f"not a readable .npz file ({exc}); truncated or corrupt?",
+                         file=str(path), key=key) from None
     for need in ("weights", "tract_lengths"):
         if need not in arrays:
             raise CosimError(f"missing array {need!r} (has: {', '.join(sorted(arrays)) or 'none'})",
                              file=str(path), key=key)
     labels = arrays.get("region_labels")
+    if labels is not None and labels.ndim != 1:
+        raise CosimError(f"region_labels must be a 1-d array of names, got shape {labels.shape}",
+                         file=str(path), key=key)
     return make_connectome(arrays["weights"], arrays["tract_lengths"],
                            None if labels is None else [str(s) for s in labels],
                            arrays.get("centres"), source=str(path), file=str(path), key=key)
@@ -346,22 +412,26 @@ def _load_csv_pair(table: Mapping, base_dir, file, key) -> Connectome:
         if k not in allowed:
             raise CosimError(f"unknown key (expected weights, tract_lengths, labels)",
                              file=file, key=f"{key}.{k}" if key else k)
+    def path_of(name: str) -> Path:
+        k = f"{key}.{name}" if key else name
+        if not isinstance(table[name], str):
+            raise CosimError(f"must be a file name (string), got {table[name]!r}", file=file, key=k)
+        p = _resolve(table[name], base_dir)
+        if not p.is_file():
+            raise CosimError(f"file {table[name]!r} not found (looked at {p})", file=file, key=k)
+        return p
+
     arrays = {}
     for need in ("weights", "tract_lengths"):
         if need not in table:
             raise CosimError("missing required key", file=file, key=f"{key}.{need}" if key else need)
-        p = _resolve(str(table[need]), base_dir)
-        if not p.is_file():
-            raise CosimError(f"file {str(table[need])!r} not found (looked at {p})",
-                             file=file, key=f"{key}.{need}" if key else need)
-        arrays[need] = _matrix(p.read_text(errors="replace"), p.name, str(p))
+        p = path_of(need)
+        arrays[need] = _matrix(_text(p.name, p.read_bytes(), str(p)), None, str(p))
     labels = None
     if "labels" in table:
-        p = _resolve(str(table["labels"]), base_dir)
-        if not p.is_file():
-            raise CosimError(f"file {str(table['labels'])!r} not found (looked at {p})",
-                             file=file, key=f"{key}.labels" if key else "labels")
-        labels = [ln.strip() for ln in p.read_text().splitlines() if ln.strip()]
+        p = path_of("labels")
+        labels = [ln.strip() for ln in _text(p.name, p.read_bytes(), str(p)).splitlines()
+                  if ln.strip()]
     return make_connectome(arrays["weights"], arrays["tract_lengths"], labels,
                            source=str(_resolve(str(table["weights"]), base_dir)),
                            file=str(_resolve(str(table["weights"]), base_dir)), key=None)

@@ -16,6 +16,8 @@ Layout::
     [connectome]
     source = "tvb:connectivity_76"   # or a TVB zip/folder, an .npz, or
                                      # {weights = "w.csv", tract_lengths = "l.csv", labels = "n.txt"}
+    allow_disconnected = false       # true: accept regions of a user file without any
+                                     # connection (refused by default: usually a data error)
 
     [engines.cortex]             # one table per engine; `type` selects the engine class,
     type = "neural_mass"         # the rest is validated by that class (see its docs)
@@ -137,7 +139,9 @@ def load_scenario(path: str | Path, *, output: str | Path | None = None) -> Scen
     sim = _read_simulation(top.table("simulation"), output)
     conn_r = top.table("connectome")
     source = conn_r.any("source")
-    connectome = load_connectome(source, base_dir=p.parent, file=file, key="connectome.source")
+    allow_disconnected = conn_r.boolean("allow_disconnected", False)
+    connectome = load_connectome(source, base_dir=p.parent, file=file, key="connectome.source",
+                                 allow_disconnected=allow_disconnected)
     conn_r.done()
 
     record_r = top.table("record", {})

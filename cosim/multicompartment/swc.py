@@ -19,8 +19,9 @@ into the same electrical structure in both simulators:
 * on a multi-sample soma, children of interior soma samples attach at ``soma(0.5)`` by
   wire, children of the first sample at ``soma(0)``.
 
-Problems (wrong column count, non-numbers, unknown or later parent, several roots,
-non-positive radius) raise :class:`~cosim.errors.CosimError` naming file and line.
+Problems (wrong column count, non-numbers, unknown or later parent, a sample that is its
+own parent, several roots, no soma, non-positive radius) raise
+:class:`~cosim.errors.CosimError` naming file and line.
 """
 
 from __future__ import annotations
@@ -74,24 +75,34 @@ def read_swc_samples(path: str | os.PathLike):
     if not ids:
         raise CosimError("no samples in SWC file", file=path)
     index: dict[int, int] = {}
+    line_of = {i: ln for i, ln in zip(ids, lines)}      # last definition of every id
     pidx = []
     for k, (i, p) in enumerate(zip(ids, parents)):
         where = f"line {lines[k]}"
         if i in index:
             raise CosimError(f"sample id {i} defined twice (first on line {lines[index[i]]})",
                              file=path, key=where)
-        index[i] = k
+        if p == i:
+            raise CosimError(f"sample {i} is its own parent (a cycle)", file=path, key=where)
         if p == -1:
             if k != 0:
                 raise CosimError("a second root (parent -1); the file must hold one tree",
                                  file=path, key=where)
             pidx.append(-1)
-        elif p not in index:
-            raise CosimError(f"parent {p} is not a sample listed before this one", file=path, key=where)
-        else:
+        elif p in index:
             pidx.append(index[p])
+        elif p in line_of:
+            raise CosimError(f"parent {p} comes later (line {line_of[p]}); SWC lists every "
+                             "parent before its children — a cycle or an unsorted file",
+                             file=path, key=where)
+        else:
+            raise CosimError(f"parent {p} is not a sample of the file", file=path, key=where)
+        index[i] = k
     if pidx[0] != -1:
         raise CosimError("the first sample must be the root (parent -1)", file=path, key=f"line {lines[0]}")
+    if 1 not in types:
+        raise CosimError("no soma: no sample of type 1 (the root is of type "
+                         f"{types[0]}, {_kind(types[0])})", file=path, key=f"line {lines[0]}")
     arr = np.array(xyzr)
     return (np.array(ids), np.array(types), arr[:, :3], arr[:, 3], np.array(pidx), lines)
 
