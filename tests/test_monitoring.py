@@ -1,0 +1,218 @@
+"""Live monitoring: the Publisher never slows or blocks a run; `cosim watch` follows it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+import zmq
+
+from cosim.errors import CosimError
+from cosim.monitoring import Publisher, format_message, monitor_file, resolve_address, watch
+
+
+def _payload(n_regions=76):
+    return {"engines": {"cortex": {"compute_s": 1.2e-4}, "spiking": {"compute_s": 3.4e-3}},
+            "rates_hz": {"cortex": np.linspace(1.0, 20.0, n_regions)}}
+
+
+def _publish_until(pub, stop: threading.Event, period_s=0.01):
+    k = 0
+    while not stop.is_set():
+        pub.publish(k, (k + 1) * 1.0, _payload())
+        k += 1
+        time.sleep(period_s)
+
+
+def test_monitor_file_holds_the_address_and_is_removed_at_the_end(tmp_path):
+    out = tmp_path / "results" / "run.h5"
+    pub = Publisher(output=out, duration_ms=100.0)
+    assert pub.address.startswith("tcp://127.0.0.1:") and not pub.address.endswith(":*")
+    assert monitor_file(out).read_text().strip() == pub.address
+    assert resolve_address(str(out)) == pub.address
+    assert resolve_address(str(monitor_file(out))) == pub.address
+    pub.close()
+    assert not monitor_file(out).exists()
+    with pytest.raises(CosimError, match="no monitoring file"):
+        resolve_address(str(out))
+
+
+def test_watch_prints_messages_until_the_end_message(tmp_path):
+    out = tmp_path / "run.h5"
+    pub = Publisher(output=out, duration_ms=50.0)
+    proc = subprocess.Popen([sys.executable, "-m", "cosim.hpc_cli", "watch", str(out),
+                             "--timeout", "20"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    stop = threading.Event()
+    t = threading.Thread(target=_publish_until, args=(pub, stop))
+    t.start()
+    try:
+        first = proc.stdout.readline()          # the watcher is connected and receiving
+    finally:
+        stop.set()
+        t.join()
+    pub.close("completed")
+    rest, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    lines = [first] + rest.splitlines()
+    assert "/ 50.0 ms" in first and "real-time factor" in first
+    assert "cortex 0.12 ms" in first and "cortex rate mean 10.50 Hz (max 20.00)" in first
+    assert lines[-1].startswith("[end] completed")
+
+
+def test_watch_once_by_address_and_failed_end(capsys):
+    pub = Publisher(duration_ms=10.0)
+    stop = threading.Event()
+    t = threading.Thread(target=_publish_until, args=(pub, stop))
+    t.start()
+    try:
+        r = subprocess.run([sys.executable, "-m", "cosim.hpc_cli", "watch", pub.address,
+                            "--once", "--json", "--timeout", "20"],
+                           capture_output=True, text=True, timeout=60)
+    finally:
+        stop.set()
+        t.join()
+    assert r.returncode == 0, r.stderr
+    msg = json.loads(r.stdout)
+    assert msg["type"] == "window" and msg["duration_ms"] == 10.0
+    assert len(msg["rates_hz"]["cortex"]) == 76
+    # a run that fails: the watcher prints the end message and exits 1
+    results = {}
+    w = threading.Thread(target=lambda: results.setdefault("rc", watch(pub.address, timeout_s=20)))
+    w.start()
+    time.sleep(0.5)                              # let the SUB connect before the end
+    pub.close("failed", "RuntimeError: boom")
+    w.join(30)
+    assert results["rc"] == 1
+    assert "[end] failed" in capsys.readouterr().out
+
+
+def test_watch_times_out_with_one_line_and_exit_2():
+    pub = Publisher()
+    try:
+        r = subprocess.run([sys.executable, "-m", "cosim.hpc_cli", "watch", pub.address,
+                            "--timeout", "0.5"], capture_output=True, text=True, timeout=60)
+    finally:
+        pub.close()
+    assert r.returncode == 2
+    assert r.stderr.strip().endswith("no message for 0.5 s") and r.stderr.count("\n") == 1
+
+
+def test_publishing_without_a_watcher_costs_microseconds():
+    pub = Publisher(duration_ms=1e4, min_interval_s=0.0)
+    payload = _payload()
+    try:
+        for k in range(200):                      # warm up
+            pub.publish(k, k * 1.0, payload)
+        n = 400
+        batches = []                              # best of 5: robust to a busy machine
+        for _ in range(5):
+            tic = time.perf_counter()
+            for k in range(n):
+                pub.publish(k, k * 1.0, payload)
+            batches.append((time.perf_counter() - tic) / n)
+        per_call = min(batches)
+        # throttled: a skipped call is one clock read, the payload callable is not called
+        pub.min_interval_s = 3600.0
+        calls = []
+        tic = time.perf_counter()
+        for k in range(n):
+            pub.publish(k, k * 1.0, lambda: calls.append(1) or payload)
+        skipped = (time.perf_counter() - tic) / n
+    finally:
+        pub.close()
+    assert per_call < 100e-6, f"{per_call * 1e6:.1f} µs per publish"
+    assert skipped < 5e-6 and len(calls) <= 1
+    assert pub.sent >= 5 * n
+
+
+def test_a_slow_watcher_never_blocks_the_publisher():
+    pub = Publisher(hwm=10, min_interval_s=0.0)
+    ctx = zmq.Context()
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.RCVHWM, 10)
+    sub.setsockopt(zmq.RCVBUF, 4096)
+    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    sub.connect(pub.address)
+    try:
+        time.sleep(0.3)                           # connected, then never reads
+        big = {"blob": "x" * 50_000}
+        n = 2000                                  # 100 MB offered to a reader that reads nothing
+        worst = 0.0
+        tic = time.perf_counter()
+        for k in range(n):
+            t0 = time.perf_counter()
+            pub.publish(k, float(k), big)
+            worst = max(worst, time.perf_counter() - t0)
+        total = time.perf_counter() - tic
+        received = 0
+        while sub.poll(100):
+            sub.recv_multipart()
+            received += 1
+    finally:
+        sub.close(0)
+        ctx.term()
+        pub.close()
+    assert total < 5.0 and worst < 0.5, (total, worst)
+    assert received < n / 2                       # messages were dropped, not queued
+
+
+def test_unserialisable_payload_is_dropped_not_raised():
+    pub = Publisher(min_interval_s=0.0)
+    try:
+        assert pub.publish(0, 1.0, {"x": object()}) is False
+        assert pub.dropped == 1
+        assert pub.publish(1, 2.0, {"x": 1}) is True
+    finally:
+        pub.close()
+
+
+def test_format_message_without_optional_fields():
+    assert format_message({"type": "window", "window": 3, "t_ms": 4.0}).startswith("[3] t = 4.0 ms")
+    line = format_message({"type": "end", "status": "completed", "t_ms": 10.0,
+                           "duration_ms": 10.0, "wall_s": 1.0})
+    assert line == "[end] completed: t = 10.0 / 10.0 ms (100.0 %)  wall 1.0 s"
+
+
+def test_the_runtime_window_hook_publishes_every_window(tmp_path, write_scenario):
+    from cosim.runtime import run_scenario
+    from cosim.scenario import load_scenario
+
+    path = write_scenario("""
+        [simulation]
+        duration = 30.0
+        sync_interval = 1.0
+        [connectome]
+        source = "tvb:connectivity_76"
+        [engines.cortex]
+        type = "neural_mass"
+        model = "jansen_rit"
+        dt = 0.1
+        """)
+    sc = load_scenario(path)
+    out = tmp_path / "run.h5"
+    ctx = zmq.Context()
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.SUBSCRIBE, b"cosim")
+    try:
+        with Publisher(output=out, duration_ms=30.0, min_interval_s=0.0) as pub:
+            sub.connect(resolve_address(str(out)))
+            time.sleep(0.3)                       # PUB/SUB: let the subscription arrive
+            run_scenario(sc, output=out, progress_stream=None, on_window=pub.publish)
+        msgs = []
+        while sub.poll(2000):
+            msgs.append(json.loads(sub.recv_multipart()[1]))
+            if msgs[-1]["type"] == "end":
+                break
+    finally:
+        sub.close(0)
+        ctx.term()
+    assert [m["window"] for m in msgs[:-1]] == list(range(30))
+    assert [m["t_ms"] for m in msgs[:-1]] == [float(k + 1) for k in range(30)]
+    assert msgs[-1] == {**msgs[-1], "type": "end", "status": "completed", "window": 29, "t_ms": 30.0}
+    assert not monitor_file(out).exists()

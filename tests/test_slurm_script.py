@@ -1,0 +1,140 @@
+"""`cosim slurm`: the sbatch script written for a scenario (submitted for real in test_slurm.py)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from _hpc import hpc, hpc_process
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "slurm" / "whole_brain_jr.sbatch"
+EXAMPLE_ARGS = ["--time", "02:00:00", "--partition", "standard", "--account", "myproject",
+                "--mem-per-cpu", "2G", "--module", "mpich",
+                "--python", "/home/user/cosim/.venv/bin/python"]
+
+TWO_ENGINES = """\
+[simulation]
+duration = 10.0
+sync_interval = 1.0
+output = "out/two.h5"
+[connectome]
+source = "tvb:connectivity_76"
+[engines.left]
+type = "neural_mass"
+model = "jansen_rit"
+regions = ["rA1", "rV1"]
+dt = 0.1
+[engines.right]
+type = "neural_mass"
+model = "jansen_rit"
+regions = "rest"
+dt = 0.1
+"""
+
+
+def slurm(*args, cwd):
+    return hpc("slurm", *args, cwd=cwd)
+
+
+def sbatch_options(text: str) -> dict[str, str]:
+    return dict(re.findall(r"^#SBATCH --([a-z-]+)=(.*)$", text, flags=re.M))
+
+
+def test_default_is_the_plan_minimum_with_srun_pmi2(tmp_path):
+    (tmp_path / "two.toml").write_text(TWO_ENGINES)
+    r = hpc_process("slurm", "two.toml", "--partition", "short", "--account", "proj",
+                    "--mem-per-cpu", "1500M", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "wrote two.sbatch (3 tasks, srun)" in r.stdout
+    text = (tmp_path / "two.sbatch").read_text()
+    opts = sbatch_options(text)
+    assert opts == {"job-name": "two", "ntasks": "3", "nodes": "1", "time": "01:00:00",
+                    "partition": "short", "account": "proj", "mem-per-cpu": "1500M",
+                    "chdir": str(tmp_path), "output": "%x-%j.out"}
+    assert "#   rank 0: bus and output file\n#   rank 1: engine left (neural_mass)\n" \
+           "#   rank 2: engine right (neural_mass)\n" in text
+    assert f"#   output: {tmp_path}/out/two.h5\n" in text
+    assert text.rstrip().endswith(f'srun --mpi=pmi2 --kill-on-bad-exit=1 "$PYTHON" -m cosim run '
+                                  f'{tmp_path}/two.toml')
+    assert f"PYTHON={sys.executable}\n" in text
+    assert os.access(tmp_path / "two.sbatch", os.X_OK)
+    assert subprocess.run(["bash", "-n", str(tmp_path / "two.sbatch")]).returncode == 0
+    # no partition/account/memory lines unless asked for
+    r = slurm("two.toml", "--script", "-", "--nodes", "", cwd=tmp_path)
+    assert set(sbatch_options(r.stdout)) == {"job-name", "ntasks", "time", "chdir", "output"}
+
+
+def test_launcher_choices_and_more_ranks(tmp_path):
+    (tmp_path / "two.toml").write_text(TWO_ENGINES)
+    r = slurm("two.toml", "--script", "-", "--ntasks", "5", "--mpi", "pmix", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "#SBATCH --ntasks=5" in r.stdout and "srun --mpi=pmix " in r.stdout
+    assert "rank 4: engine right (neural_mass) part 3/3" in r.stdout   # plan.describe()
+    r = slurm("two.toml", "--script", "-", "--launcher", "mpiexec", "--output", "x.h5",
+              "--overwrite", "--module", "openmpi/4", "--setup", "source env.sh", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    from cosim.launch import find_mpiexec
+
+    assert f"MPIEXEC={find_mpiexec() or 'mpiexec'}\n" in r.stdout
+    assert "module load openmpi/4\nsource env.sh\n" in r.stdout
+    assert r.stdout.rstrip().endswith(f'"$MPIEXEC" -n "$SLURM_NTASKS" "$PYTHON" -m cosim run '
+                                      f'{tmp_path}/two.toml --output x.h5 --overwrite')
+    assert "#   output: " + str(tmp_path / "x.h5") in r.stdout
+    # one task: the single-process runner, no MPI launcher
+    r = slurm("two.toml", "--script", "-", "--ntasks", "1", cwd=tmp_path)
+    assert "#   rank 0: bus + left, right (one process)" in r.stdout
+    assert r.stdout.rstrip().endswith(f'\n"$PYTHON" -m cosim run {tmp_path}/two.toml')
+
+
+@pytest.mark.parametrize("args,key", [
+    (["--ntasks", "2"], "needs 1 process or at least 3"),
+    (["--time", "1h"], "--time: expected a SLURM time"),
+    (["--mem-per-cpu", "2 GB"], "--mem-per-cpu: expected a size"),
+    (["--nodes", "two"], "--nodes: expected"),
+    (["--partition", "a b"], "--partition: expected a partition name"),
+    (["--setup", "a\nb"], "--setup: must be one non-empty line"),
+    (["--sbatch", "qos=x"], "--sbatch: expected an sbatch option"),
+    (["--ntasks", "0"], "--ntasks: must be ≥ 1"),
+    (["--chdir", "/a b"], "--chdir: #SBATCH lines cannot hold a path with spaces"),
+])
+def test_bad_options_are_one_line_exit_2(tmp_path, args, key):
+    (tmp_path / "two.toml").write_text(TWO_ENGINES)
+    r = slurm("two.toml", *args, cwd=tmp_path)
+    assert r.returncode == 2, r.stdout
+    assert key in r.stderr and r.stderr.count("\n") == 1
+    assert not (tmp_path / "two.sbatch").exists()
+
+
+def test_existing_script_missing_scenario_and_submit_without_sbatch(tmp_path):
+    (tmp_path / "two.toml").write_text(TWO_ENGINES)
+    assert slurm("two.toml", cwd=tmp_path).returncode == 0
+    r = slurm("two.toml", cwd=tmp_path)
+    assert r.returncode == 2 and "two.sbatch: script exists; pass --force" in r.stderr
+    assert slurm("two.toml", "--force", cwd=tmp_path).returncode == 0
+    r = slurm("nope.toml", cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.strip() == "nope.toml: no such file"
+    env = dict(os.environ, PATH=str(Path(sys.executable).parent))
+    r = hpc_process("slurm", "two.toml", "--force", "--submit", cwd=tmp_path, env=env)
+    assert r.returncode == 2 and "sbatch not found" in r.stderr
+
+
+def _example_text(cwd: Path) -> str:
+    r = slurm("scenarios/whole_brain_jr.toml", *EXAMPLE_ARGS, "--script", "-", cwd=cwd)
+    assert r.returncode == 0, r.stderr
+    text = r.stdout.replace(str(REPO), "/home/user/cosim")
+    return re.sub(r"^# Written by .*$", "# Written by `cosim slurm`.", text, flags=re.M)
+
+
+def test_the_example_in_slurm_folder_is_what_cosim_slurm_writes():
+    got = _example_text(REPO)
+    if os.environ.get("COSIM_REGEN_EXAMPLES"):
+        EXAMPLE.write_text(got.replace("sbatch <this file>", "sbatch slurm/whole_brain_jr.sbatch"))
+    want = EXAMPLE.read_text().replace("sbatch slurm/whole_brain_jr.sbatch", "sbatch <this file>")
+    assert got == want, ("slurm/whole_brain_jr.sbatch is out of date; regenerate it with "
+                         "COSIM_REGEN_EXAMPLES=1 python -m pytest tests/test_slurm_script.py")
