@@ -31,6 +31,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("scenario", help="scenario .toml file")
     r.add_argument("--output", "-o", help="output .h5 file (overrides [simulation] output)")
     r.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    r.add_argument("--resume", action="store_true",
+                   help="continue from the last checkpoint ([simulation] checkpoint_every)")
     r.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
 
     from .analysis.cli import add_analyze_arguments, add_plot_arguments
@@ -73,9 +75,11 @@ def _run(args) -> int:
         return _run_mpi(args)
     sc = load_scenario(args.scenario, output=args.output)
     out = sc.simulation.output or default_output_path(sc)
-    check_output_path(out, args.overwrite)
+    if not args.resume:
+        check_output_path(out, args.overwrite)
     stream = None if args.quiet else sys.stderr
-    summary = run_scenario(sc, output=out, overwrite=args.overwrite, progress_stream=stream)
+    summary = run_scenario(sc, output=out, overwrite=args.overwrite, progress_stream=stream,
+                           resume=args.resume)
     _report(summary)
     return 0
 
@@ -109,7 +113,12 @@ def _run_mpi(args) -> int:
         sc = load_scenario(args.scenario, output=args.output)
         make_plan(sc, comm.Get_size())
         if rank == 0:
-            check_output_path(sc.simulation.output or default_output_path(sc), args.overwrite)
+            out = sc.simulation.output or default_output_path(sc)
+            if args.resume:
+                from .checkpoint import Checkpointer
+                Checkpointer(out, sc.simulation.checkpoint_every_windows).load_coordinator()
+            else:
+                check_output_path(out, args.overwrite)
     except CosimError as exc:
         error = exc.message()
     errors = comm.allgather(error)
@@ -120,7 +129,8 @@ def _run_mpi(args) -> int:
         return 2
     stream = None if (args.quiet or rank != 0) else sys.stderr
     out = sc.simulation.output or default_output_path(sc)
-    summary = run_mpi(sc, comm, output=out, overwrite=args.overwrite, progress_stream=stream)
+    summary = run_mpi(sc, comm, output=out, overwrite=args.overwrite, progress_stream=stream,
+                      resume=args.resume)
     if rank == 0 and summary is not None:
         _report(summary)
     return 0

@@ -122,13 +122,14 @@ class Monitor:
     def state(self) -> dict[str, np.ndarray]:
         """Checkpoint: the subclass state plus the samples not yet processed."""
         buf = np.concatenate(self._buffer) if self._buffer else np.zeros(0)
-        return {**self._state(), "buffer": buf, "pending": np.array(self._pending)}
+        # reserved names: a subclass state may use "buffer"/"pending" for its own parts
+        return {**self._state(), "@buffer": buf, "@samples_waiting": np.array(self._pending)}
 
     def restore(self, saved: dict[str, np.ndarray]) -> None:
-        buf = np.asarray(saved["buffer"])
+        buf = np.asarray(saved["@buffer"])
         self._buffer = [buf.copy()] if buf.size else []
-        self._pending = int(saved["pending"])
-        self._restore(saved)
+        self._pending = int(saved["@samples_waiting"])
+        self._restore({k: v for k, v in saved.items() if not k.startswith("@")})
 
 
 def _var_index(source: RecordSpec, name: str) -> int:

@@ -89,14 +89,17 @@ class Recorder:
     """
 
     def __init__(self, path: Path, scenario, specs: dict[str, list[RecordSpec]], *,
-                 n_ranks: int = 1, flush_every: int = 100, overwrite: bool = False):
+                 n_ranks: int = 1, flush_every: int = 100, overwrite: bool = False,
+                 resume_lengths: dict[str, int] | None = None):
         self.path = Path(path)
-        check_output_path(self.path, overwrite)
+        if resume_lengths is None:
+            check_output_path(self.path, overwrite)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.f = h5py.File(self.path, "w")
+            self.f = h5py.File(self.path, "w" if resume_lengths is None else "r+")
         except OSError as exc:
-            raise CosimError(f"cannot create output file ({exc})", file=str(self.path)) from None
+            what = "create" if resume_lengths is None else "reopen (to resume)"
+            raise CosimError(f"cannot {what} output file ({exc})", file=str(self.path)) from None
         self.flush_every = int(flush_every)
         self.n_ranks = int(n_ranks)
         self._series: dict[tuple[str, str], _Series] = {}
@@ -106,7 +109,47 @@ class Recorder:
         self._timing: list[np.ndarray] = []
         self._windows_buffered = 0
         self.windows_completed = 0
-        self._write_header(scenario, specs)
+        if resume_lengths is None:
+            self._write_header(scenario, specs)
+        else:
+            self._reopen(specs, resume_lengths)
+
+    def lengths(self) -> dict[str, int]:
+        """Length (axis 0) of every growing dataset, after a :meth:`flush`."""
+        out = {}
+
+        def visit(name, obj):
+            if isinstance(obj, h5py.Dataset) and obj.maxshape and obj.maxshape[0] is None:
+                out[name] = obj.shape[0]
+        self.f.visititems(visit)
+        out["@windows_completed"] = self.windows_completed
+        return out
+
+    def _reopen(self, specs, lengths: dict[str, int]) -> None:
+        """Bind the datasets of an existing file and cut them back to ``lengths``."""
+        f = self.f
+        if f.attrs.get("format") != "cosim":
+            raise CosimError("not a cosim output file; cannot resume into it", file=str(self.path))
+        for name, n in lengths.items():
+            if name.startswith("@"):
+                continue
+            if name not in f:
+                raise CosimError(f"dataset {name} of the checkpoint is missing; cannot resume",
+                                 file=str(self.path))
+            f[name].resize(n, axis=0)
+        for engine, engine_specs in specs.items():
+            for spec in engine_specs:
+                if spec.attrs.get("kind") == "spikes":
+                    self._spikes[spec.dataset] = []
+                    self._populations[spec.dataset] = spec.attrs.get("population", spec.dataset)
+                else:
+                    d = f[f"engines/{engine}/{spec.dataset}"]
+                    t = f[f"engines/{engine}/{spec.dataset}_time_ms"]
+                    self._series[(engine, spec.dataset)] = _Series(spec, d, t, n_written=d.shape[0])
+        self._timing_ds = f["timing/window_seconds"]
+        self.windows_completed = int(lengths.get("@windows_completed", 0))
+        f.attrs.update(status="running", message="", windows_completed=self.windows_completed)
+        f.flush()
 
     # -- header --------------------------------------------------------------------------
     def _write_header(self, scenario, specs) -> None:

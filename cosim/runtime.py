@@ -34,7 +34,8 @@ from typing import Callable, TextIO
 
 import numpy as np
 
-from .bus import Bus
+from .bus import Bus, BusPart
+from .checkpoint import Checkpointer
 from .coupling_layout import CouplingLayout, coupling_layout
 from .parts import NeuralMassPart, PlainPart, SpikingPart
 from .plan import BUS_RANK, Plan, make_plan
@@ -77,8 +78,10 @@ class RunSummary:
 class Progress:
     """Prints simulated time, wall time and speed to ``stream`` at most every ``every_s``."""
 
-    def __init__(self, total_ms: float, stream: TextIO | None = sys.stderr, every_s: float = 2.0):
+    def __init__(self, total_ms: float, stream: TextIO | None = sys.stderr, every_s: float = 2.0,
+                 start_ms: float = 0.0):
         self.total_ms = total_ms
+        self.start_ms = start_ms
         self.stream = stream
         self.every_s = every_s
         self.t_start = time.perf_counter()
@@ -92,8 +95,9 @@ class Progress:
             return
         self._last = now
         wall = now - self.t_start
-        speed = wall / (t_ms / 1000.0) if t_ms > 0 else float("nan")
-        eta = speed * (self.total_ms - t_ms) / 1000.0 if t_ms > 0 else float("nan")
+        done = t_ms - self.start_ms
+        speed = wall / (done / 1000.0) if done > 0 else float("nan")
+        eta = speed * (self.total_ms - t_ms) / 1000.0 if done > 0 else float("nan")
         print(f"[cosim] t = {t_ms:.1f} / {self.total_ms:.1f} ms ({100.0 * t_ms / self.total_ms:5.1f} %)"
               f"  wall {wall:.1f} s  {speed:.3f} s wall per simulated s"
               f"  (real-time factor {1.0 / speed if speed > 0 else float('inf'):.2f})"
@@ -139,7 +143,6 @@ class Coordinator:
             for name in layout.coupled:
                 eng = scenario.engines[name]
                 kind = "neural_mass" if scenario.engine_types[name] == "neural_mass" else "spiking"
-                from .bus import BusPart
                 self._bus_parts[name] = self.bus.add_part(
                     BusPart(name, 0, kind, np.asarray(eng.region_indices, dtype=np.int64)))
             self.bus.finalise()
@@ -233,13 +236,26 @@ class Coordinator:
                 merged[ds] = out
         return merged
 
-    def state(self) -> dict:
+    def state(self) -> dict[str, np.ndarray]:
+        """Bus history, spike→rate filters and monitors, as one flat dict (checkpoints)."""
         st = {}
+        for n, m in self.monitors.items():
+            st.update({f"monitor:{n}:{k}": v for k, v in m.state().items()})
         if self.bus is not None:
-            st.update({f"bus/{k}": v for k, v in self.bus.state().items()})
+            st.update({f"bus:{k}": v for k, v in self.bus.state().items()})
             for name, a in self.rates.items():
-                st.update({f"rate/{name}/{k}": v for k, v in a.state().items()})
+                st.update({f"rate:{name}:{k}": v for k, v in a.state().items()})
         return st
+
+    def restore(self, st: dict[str, np.ndarray]) -> None:
+        def sub(prefix):
+            return {k[len(prefix):]: v for k, v in st.items() if k.startswith(prefix)}
+        for n, m in self.monitors.items():
+            m.restore(sub(f"monitor:{n}:"))
+        if self.bus is not None:
+            self.bus.restore(sub("bus:"))
+            for name, a in self.rates.items():
+                a.restore(sub(f"rate:{name}:"))
 
 
 @dataclass
@@ -252,38 +268,55 @@ class _Out:
 # --------------------------------------------------------------------------------------
 
 def run_scenario(scenario, *, output: Path | None = None, overwrite: bool = False,
-                 progress_stream: TextIO | None = sys.stderr,
+                 progress_stream: TextIO | None = sys.stderr, resume: bool = False,
                  on_window: Callable[[int, float], None] | None = None) -> RunSummary:
-    """Run ``scenario`` in this process (every engine and the bus) and write its output."""
+    """Run ``scenario`` in this process (every engine and the bus) and write its output.
+
+    ``resume``: continue from the last checkpoint of this output (see :mod:`cosim.checkpoint`).
+    """
     sim = scenario.simulation
     layout = coupling_layout(scenario)
     plan = make_plan(scenario, 1)
     out_path = Path(output) if output is not None else (sim.output or default_output_path(scenario))
+    ck = Checkpointer(out_path, sim.checkpoint_every_windows)
+    k_start, cstate, lengths = ck.load_coordinator() if resume else (0, None, None)
     recorder = Recorder(out_path, scenario, _record_specs(scenario), n_ranks=1,
-                        flush_every=scenario.record.flush_every, overwrite=overwrite)
+                        flush_every=scenario.record.flush_every, overwrite=overwrite,
+                        resume_lengths=lengths)
     try:
         coord = Coordinator(scenario, layout, plan, recorder)
         t_build = time.perf_counter()
         parts = {key: make_part(scenario, layout, key[0], 0, 1) for key in coord.keys}
         for key, part in parts.items():
             part.build()
-            coord.initial(key, part.initial())
-        coord.initial_spiking()
+            if resume:
+                part.restore(ck.load_part(key, k_start))
+            else:
+                coord.initial(key, part.initial())
+        if resume:
+            coord.restore(cstate)
+        else:
+            coord.initial_spiking()
         build_s = time.perf_counter() - t_build
-        progress = Progress(sim.duration_ms, progress_stream)
+        progress = Progress(sim.duration_ms, progress_stream, start_ms=k_start * sim.sync_interval_ms)
         compute = {key[0]: 0.0 for key in parts}
         timing = np.zeros((1, 3))
         t_loop = time.perf_counter()
         dt_sync = sim.sync_interval_ms
-        for k in range(sim.n_windows):
+        for k in range(k_start, sim.n_windows):
             t0, t1 = k * dt_sync, (k + 1) * dt_sync
             timing[:] = 0.0
             for key, part in parts.items():
                 exports, records, spent = part.step(k, t0, t1, coord.inputs(k, key))
                 compute[key[0]] += spent
                 timing[0, 0] += spent
+                if ck.due(k):
+                    ck.save_part(key, k + 1, part.state())
                 coord.take(k, key, exports, records)
             coord.finish(k, t1, timing)
+            if ck.due(k):
+                recorder.flush()
+                ck.save_coordinator(k + 1, coord.state(), recorder.lengths())
             progress.update(t1)
             if on_window is not None:
                 on_window(k, t1)
@@ -293,7 +326,8 @@ def run_scenario(scenario, *, output: Path | None = None, overwrite: bool = Fals
         recorder.close("failed", f"{type(exc).__name__}: {exc}")
         raise
     recorder.close("completed")
-    return RunSummary(out_path, sim.duration_ms, wall, build_s, compute)
+    return RunSummary(out_path, sim.duration_ms - k_start * sim.sync_interval_ms, wall, build_s,
+                      compute)
 
 
 def _record_specs(scenario) -> dict:
@@ -303,7 +337,7 @@ def _record_specs(scenario) -> dict:
 
 
 def run_mpi(scenario, comm, *, output: Path | None = None, overwrite: bool = False,
-            progress_stream: TextIO | None = sys.stderr) -> RunSummary | None:
+            progress_stream: TextIO | None = sys.stderr, resume: bool = False) -> RunSummary | None:
     """Run ``scenario`` over the ranks of ``comm`` (rank 0: bus and output file).
 
     Returns the summary on rank 0, ``None`` elsewhere.  Any exception on any rank aborts
@@ -320,10 +354,17 @@ def run_mpi(scenario, comm, *, output: Path | None = None, overwrite: bool = Fal
     ecomm = comm.Split(colour, rank)
     transport = MPITransport(comm)
     who = "bus" if role == "bus" else f"engine {name}"
+    out_path = Path(output) if output is not None else (sim.output or default_output_path(scenario))
+    ck = Checkpointer(out_path, sim.checkpoint_every_windows)
+    k_start = 0
+    if resume:   # every rank reads the commit point; the same window everywhere
+        k_start = ck.load_coordinator()[0] if rank == BUS_RANK else None
+        k_start = comm.bcast(k_start, root=BUS_RANK)
     try:
         if role == "bus":
-            return _run_bus(scenario, layout, plan, transport, output, overwrite, progress_stream)
-        _run_part(scenario, layout, plan, transport, name, part_idx, ecomm)
+            return _run_bus(scenario, layout, plan, transport, out_path, overwrite,
+                            progress_stream, ck, resume)
+        _run_part(scenario, layout, plan, transport, name, part_idx, ecomm, ck, k_start, resume)
         return None
     except BaseException as exc:  # one line, then take every rank down: never a hang
         print(f"cosim: {who} (rank {rank}) failed: {type(exc).__name__}: {exc}",
@@ -350,20 +391,25 @@ def _allgather_exchange(ecomm):
     return exchange
 
 
-def _run_part(scenario, layout, plan, transport, name, part_idx, ecomm):
+def _run_part(scenario, layout, plan, transport, name, part_idx, ecomm, ck, k_start, resume):
     g = plan.group(name)
     exchange = _allgather_exchange(ecomm) if g.n_parts > 1 else None
     part = make_part(scenario, layout, name, part_idx, g.n_parts, exchange)
     part.build()
-    transport.send(None, BUS_RANK, TAG_INIT, part.initial())
+    key = (name, part_idx)
+    if resume:
+        part.restore(ck.load_part(key, k_start))
+    transport.send(None, BUS_RANK, TAG_INIT, {} if resume else part.initial())
     sim = scenario.simulation
     dt_sync = sim.sync_interval_ms
     needs_input = type(part) is not PlainPart      # same rule as Coordinator.needs_input
-    for k in range(sim.n_windows):
+    for k in range(k_start, sim.n_windows):
         c0, w0 = transport.comm_s, transport.wait_s
         inputs = transport.recv(BUS_RANK, None, TAG_INPUT) if needs_input else {}
         t0, t1 = k * dt_sync, (k + 1) * dt_sync
         exports, records, spent = part.step(k, t0, t1, inputs)
+        if ck.due(k):      # before the output leaves: complete when the bus hears of it
+            ck.save_part(key, k + 1, part.state())
         msg = {f"x:{k2}": v for k2, v in exports.items()}
         for ds, value in records.items():
             if isinstance(value, tuple):
@@ -391,25 +437,29 @@ def _split_message(msg):
     return exports, records, msg["timing"]
 
 
-def _run_bus(scenario, layout, plan, transport, output, overwrite, progress_stream):
+def _run_bus(scenario, layout, plan, transport, out_path, overwrite, progress_stream, ck, resume):
     sim = scenario.simulation
-    out_path = Path(output) if output is not None else (sim.output or default_output_path(scenario))
+    k_start, cstate, lengths = ck.load_coordinator() if resume else (0, None, None)
     recorder = Recorder(out_path, scenario, _record_specs(scenario), n_ranks=plan.world_size,
-                        flush_every=scenario.record.flush_every, overwrite=overwrite)
+                        flush_every=scenario.record.flush_every, overwrite=overwrite,
+                        resume_lengths=lengths)
     try:
         coord = Coordinator(scenario, layout, plan, recorder)
         t_build = time.perf_counter()
         ranks = {(g.name, p): r for g in plan.groups for p, r in enumerate(g.ranks)}
         for key in coord.keys:
             coord.initial(key, transport.recv(ranks[key], None, TAG_INIT))
-        coord.initial_spiking()
+        if resume:
+            coord.restore(cstate)
+        else:
+            coord.initial_spiking()
         build_s = time.perf_counter() - t_build
-        progress = Progress(sim.duration_ms, progress_stream)
+        progress = Progress(sim.duration_ms, progress_stream, start_ms=k_start * sim.sync_interval_ms)
         timing = np.zeros((plan.world_size, 3))
         all_timing = []
         t_loop = time.perf_counter()
         dt_sync = sim.sync_interval_ms
-        for k in range(sim.n_windows):
+        for k in range(k_start, sim.n_windows):
             c0, w0 = transport.comm_s, transport.wait_s
             tic = time.perf_counter()
             for key in coord.keys:
@@ -423,6 +473,9 @@ def _run_bus(scenario, layout, plan, transport, output, overwrite, progress_stre
             coord_spent = time.perf_counter() - tic - (transport.comm_s - c0) - (transport.wait_s - w0)
             timing[BUS_RANK] = (coord_spent, transport.comm_s - c0, transport.wait_s - w0)
             coord.finish(k, t1, timing)
+            if ck.due(k):
+                recorder.flush()
+                ck.save_coordinator(k + 1, coord.state(), recorder.lengths())
             all_timing.append(timing.copy())
             transport.flush_sends()
             progress.update(t1)
@@ -435,4 +488,5 @@ def _run_bus(scenario, layout, plan, transport, output, overwrite, progress_stre
     recorder.close("completed")
     tarr = np.array(all_timing)
     compute = {g.name: float(tarr[:, list(g.ranks), 0].sum()) for g in plan.groups}
-    return RunSummary(out_path, sim.duration_ms, wall, build_s, compute, tarr, plan.world_size)
+    return RunSummary(out_path, sim.duration_ms - k_start * sim.sync_interval_ms, wall, build_s,
+                      compute, tarr, plan.world_size)

@@ -12,6 +12,7 @@ Layout::
                                  # of every engine's dt
     seed = 42                    # master seed (integer ≥ 0); every random stream derives from it
     output = "results/run.h5"    # HDF5 file written by `cosim run`
+    checkpoint_every = 500.0     # ms (optional): save a checkpoint this often, for --resume
 
     [connectome]
     source = "tvb:connectivity_76"   # or a TVB zip/folder, an .npz, or
@@ -66,10 +67,18 @@ class SimulationSpec:
     sync_interval_ms: float
     seed: int
     output: Path | None
+    checkpoint_every_ms: float = 0.0
 
     @property
     def n_windows(self) -> int:
         return int(round(self.duration_ms / self.sync_interval_ms))
+
+    @property
+    def checkpoint_every_windows(self) -> int:
+        """Windows between checkpoints (0: no checkpoints)."""
+        if not self.checkpoint_every_ms:
+            return 0
+        return int(round(self.checkpoint_every_ms / self.sync_interval_ms))
 
 
 @dataclass(frozen=True)
@@ -206,7 +215,11 @@ def _read_simulation(r: Reader, output_override) -> SimulationSpec:
     sync = r.number("sync_interval", gt=0, unit="ms")
     seed = r.integer("seed", 0, ge=0, le=2**63 - 1)
     out = r.string("output", None)
+    checkpoint = r.number("checkpoint_every", 0.0, ge=0, unit="ms")
     r.done()
+    if checkpoint and not whole_multiple(checkpoint, sync):
+        raise r.error("checkpoint_every", f"{checkpoint:g} ms is not a whole multiple of "
+                                          f"simulation.sync_interval = {sync:g} ms")
     if not whole_multiple(duration, sync):
         raise r.error("duration", f"{duration:g} ms is not a whole multiple of "
                                   f"simulation.sync_interval = {sync:g} ms")
@@ -218,7 +231,7 @@ def _read_simulation(r: Reader, output_override) -> SimulationSpec:
         output = Path(out)
     else:
         output = None
-    return SimulationSpec(duration, sync, seed, output)
+    return SimulationSpec(duration, sync, seed, output, checkpoint)
 
 
 def _check_dt(engine, name: str, sim: SimulationSpec, period_ms: float, file: str) -> None:
