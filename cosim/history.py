@@ -28,6 +28,16 @@ interpolation is linear it is applied to the far sum ``D_i`` directly.
 Block boundaries are multiples of ``BLOCK`` in the *global* step count and each sum is
 accumulated in edge order, so results do not depend on how a run is cut into windows, nor
 on whether the far sums are kept between windows or recomputed (after a restore).
+
+**External rows** (an engine coupled through the bus, :mod:`cosim.bus`): ``hist`` may have
+more rows than the engine integrates — the afferents of source regions simulated elsewhere,
+stored by :func:`push_rows` as they arrive, a whole window at a time, and read by the same
+edge lists as internal rows (the edges of a row are in increasing *global* source index, so
+a split run sums in the same order as one engine simulating everything).  A far block
+holds sums for up to ``BLOCK + 1`` steps past the current one, so a block computed in one
+window may contain sums that read external samples which only arrive with the next window;
+those blocks are computed again when the samples arrive (:func:`far_restart`).  A far sum
+is the same number whenever it is computed from the same samples, so this changes no bit.
 """
 
 from __future__ import annotations
@@ -64,6 +74,16 @@ def far_start(n: int) -> int:
     return ((n - 1) // BLOCK) * BLOCK
 
 
+def far_restart(dnext: int, n: int, known_until: int, min_far_lag: int) -> int:
+    """First far-sum block to compute at step ``n`` after external rows received samples
+    past step ``known_until``, the last step they held while the blocks before ``dnext``
+    were computed.  ``D(m)`` reads external steps up to ``m − min_far_lag`` (the smallest
+    lag of an external far edge), so the sums with ``m > known_until + min_far_lag`` may
+    have read samples that were not there yet: they are computed again."""
+    stale = ((known_until + min_far_lag + 1) // BLOCK) * BLOCK
+    return min(dnext, max(stale, far_start(n)))
+
+
 def ring_length(max_delay_steps: int) -> int:
     """Ring length ``L`` (power of two) for delays up to ``max_delay_steps``: far blocks
     read back to ``n − d − BLOCK`` and the cubic stencil to ``n − d − 1``."""
@@ -71,29 +91,32 @@ def ring_length(max_delay_steps: int) -> int:
     return 1 << (need - 1).bit_length()
 
 
-def edge_lists(weights: np.ndarray, delay_steps: np.ndarray):
+def edge_lists(weights: np.ndarray, delay_steps: np.ndarray, src_rows: np.ndarray | None = None):
     """Split the nonzero weights into far, near and instant CSR lists.
 
-    ``weights[i, j]``: from ``j`` to ``i``; ``delay_steps`` (n, n) int.  Returns
-    ``(far, near, instant, rowsum)`` with ``far = (ptr, src, lag, w)``, ``near`` likewise,
-    ``instant = (ptr, src, w)`` and ``rowsum[i] = Σ_j w_ij`` over all edges.
+    ``weights[i, j]`` (targets, sources): from source column ``j`` to target ``i``, the
+    columns in summation order; ``delay_steps`` likewise, int; ``src_rows[j]``: the ``hist``
+    row of source column ``j`` (default ``j``).  Returns ``(far, near, instant)`` with
+    ``far = (ptr, src, lag, w)`` (``src``: ``hist`` rows), ``near`` likewise and
+    ``instant = (ptr, src, w)``; within a row the edges keep the column order.
     """
     w = np.asarray(weights, dtype=np.float64)
     d = np.asarray(delay_steps, dtype=np.int64)
     n = w.shape[0]
+    rows_of = (np.arange(w.shape[1], dtype=np.int64) if src_rows is None
+               else np.asarray(src_rows, dtype=np.int64))
     nz = w != 0.0
 
     def csr(mask):
-        rows, cols = np.nonzero(mask)          # row-major: by target, then source
+        rows, cols = np.nonzero(mask)          # row-major: by target, then source column
         counts = np.bincount(rows, minlength=n)
         ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        return ptr, cols.astype(np.int64), d[rows, cols].astype(np.int64), w[rows, cols].copy()
+        return ptr, rows_of[cols], d[rows, cols].astype(np.int64), w[rows, cols].copy()
 
     far = csr(nz & (d > BLOCK))
     near = csr(nz & (d >= 1) & (d <= BLOCK))
     ptr, src, _, wi = csr(nz & (d == 0))
-    rowsum = np.where(nz, w, 0.0).sum(axis=1)
-    return far, near, (ptr, src, wi), rowsum
+    return far, near, (ptr, src, wi)
 
 
 @njit(cache=True, **_FLAGS)
@@ -108,6 +131,21 @@ def push(hist, m, aff):
         for j in range(aff.shape[0]):
             for k in range(aff.shape[1]):
                 hist[j, k, p + L] = aff[j, k]
+
+
+@njit(cache=True, **_FLAGS)
+def push_rows(hist, row0, m0, values):
+    """Store ``values[t]`` ``(n_afferent, n_rows)``, the samples of step ``m0 + t``, in rows
+    ``row0 … row0 + n_rows − 1`` (external sources)."""
+    L = hist.shape[2] - MIRROR
+    for t in range(values.shape[0]):
+        p = (m0 + t) & (L - 1)
+        for j in range(values.shape[2]):
+            for k in range(values.shape[1]):
+                v = values[t, k, j]
+                hist[row0 + j, k, p] = v
+                if p < MIRROR:
+                    hist[row0 + j, k, p + L] = v
 
 
 @njit(cache=True, **_FLAGS)

@@ -89,6 +89,17 @@ STOCHASTIC = tuple(k for k, v in SCHEMES.items() if v.noise_final)
 MAX_STAGES = max(len(v.a) for v in SCHEMES.values())
 
 
+def read_ahead(integrator: str, evaluation: str) -> int:
+    """How many steps past the current step ``n`` the delayed input of a step reaches: for
+    a delay of ``d`` steps the stages read the history up to step ``n + r − d``, with
+    ``r = 0`` at ``t_n``, 1 at ``t_{n+1}`` and 2 at ``t_n + dt/2`` (the cubic stencil,
+    :mod:`cosim.history`); with ``"step"`` evaluation only ``t_n`` is read."""
+    when = SCHEMES[integrator].when
+    if evaluation == "step":
+        when = when[:1]
+    return max({AT_START: 0, AT_END: 1, AT_HALF: 2}[w] for w in when)
+
+
 # ----------------------------------------------------------------------------------------
 # Templates.  Free names bound per kernel: model_dfun, coupling_afferent, coupling_post.
 # Argument groups (tuples keep the signatures short):

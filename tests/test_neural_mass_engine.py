@@ -168,7 +168,7 @@ def test_from_config_full_section(conn6):
                "coupling": {"type": "linear", "G": 0.2},
                "noise": {"E": 0.01},
                "initial": {"E": 0.1, "random": True}}, conn6,
-              record_variables=["E"])
+              record_variables=["E"], speed_mm_per_ms=6.0)
     assert e.region_indices == (1, 3) and e.dt_ms == 0.05 and e.options == ("erf",)
     names = e.model.parameter_names
     np.testing.assert_array_equal(e.params[:, names.index("P_e")], [0.5, 0.7])
@@ -176,6 +176,20 @@ def test_from_config_full_section(conn6):
     assert e.coupling_params[0] == 0.2 and e.speed_mm_per_ms == 6.0
     assert e.record_variables == ("E",)
     assert e.advance(0.0, 1.0, {}).records["timeseries"].shape == (1, 1, 2)
+
+
+def test_speed_is_the_connectomes(conn6):
+    """Delays come from [connectome] speed; an engine may only restate it, unless it
+    simulates every region (no connection crosses to another engine)."""
+    sub = {"model": "linear", "regions": ["rA", "rB"]}
+    assert _from(sub, conn6, speed_mm_per_ms=6.0).speed_mm_per_ms == 6.0
+    assert _from(dict(sub, speed=6.0), conn6, speed_mm_per_ms=6.0).speed_mm_per_ms == 6.0
+    with pytest.raises(CosimError) as exc:
+        _from(dict(sub, speed=4.0), conn6, speed_mm_per_ms=6.0)
+    assert exc.value.key == "engines.cortex.speed"
+    assert "must equal connectome.speed (6 mm/ms) when engines are coupled" in exc.value.reason
+    whole = _from({"model": "linear", "speed": 4.0}, conn6, speed_mm_per_ms=6.0)
+    assert whole.speed_mm_per_ms == 4.0
 
 
 def test_regions_rest(conn6):
@@ -249,8 +263,9 @@ def test_scenario_file_runs(write_scenario):
         y1 = 10.0
         [engines.rest]
         type = "neural_mass"
-        model = "stuart_landau"
+        model = "jansen_rit"
         regions = "rest"
+        integrator = "rk4"
         [record]
         period = 0.5
         [record.cortex]

@@ -78,7 +78,9 @@ class BuildContext:
     ``sync_interval_ms``: Δ; ``record_period_ms``: default sample period of region time
     series (``[record] period``); ``record_variables``: the list from
     ``[record.<engine>] variables`` or ``None`` (engine default); ``claimed_regions``:
-    region indices already owned by engines declared earlier (for ``regions = "rest"``).
+    region indices already owned by engines declared earlier (for ``regions = "rest"``);
+    ``speed_mm_per_ms``: conduction speed of the connectome (``[connectome] speed``), which
+    sets the delays of every engine and of the bus.
     """
 
     file: str
@@ -89,3 +91,4 @@ class BuildContext:
     record_period_ms: float
     record_variables: list[str] | None = None
     claimed_regions: frozenset[int] = frozenset()
+    speed_mm_per_ms: float = 3.0

@@ -18,7 +18,10 @@ Scenario section (all times in ms, lengths in mm, speeds in mm/ms)::
                                 # own time (Heun 2nd, RK4 4th order); "step": delayed input
                                 # computed once per step and held (The Virtual Brain's rule)
     speed = 3.0                 # mm/ms (= m/s) conduction speed; delay = tract length / speed,
-                                # rounded to whole steps (default 3.0, TVB's default)
+                                # rounded to whole steps.  Default: [connectome] speed (3.0,
+                                # TVB's default).  Only an engine that simulates every region
+                                # may set another; otherwise it must equal the connectome's,
+                                # which the bus uses for the delays between engines
 
     [engines.cortex.options]    # structural model choices, e.g. wilson_cowan: transfer = "erf"
     [engines.cortex.parameters] # any model parameter, in the model's units (see cosim.models):
@@ -43,14 +46,38 @@ Recording: the variables of ``[record.<engine>] variables`` (default: all state 
 every ``[record] period`` ms (a whole multiple of ``dt``), dataset ``"timeseries"`` of
 shape ``(time, variable, region)``; sample ``k`` is the state at ``t = k·period``.
 
-Inputs/exports per window (for the bus): ``inputs["coupling"]`` (optional) of shape
-``(n_steps, n_inputs, n_regions)`` or ``(n_inputs, n_regions)`` is added to the coupling
-input ``c`` of every step; with ``export_afferent=True`` the window output carries
+Inputs/exports of a window ``[t0, t1)`` = steps ``n0 … n0 + n_steps − 1``:
+``inputs["coupling"]`` (optional) of shape ``(n_steps, n_inputs, n_regions)`` or
+``(n_inputs, n_regions)`` is added to the coupling input ``c`` of every step; with
+``export_afferent=True`` (implied by ``bus=True``) the window output carries
 ``exports["afferent"]`` ``(n_steps, n_afferent, n_regions)``, the afferent values ``a_j``
-(see :mod:`cosim.coupling`) after each step.
+(see :mod:`cosim.coupling`) of steps ``n0 + 1 … n0 + n_steps``.
 
-Noise streams are keyed by ``(seed, "neural_mass", engine name, "noise", region index)``
-(:mod:`cosim.rng`), so results do not depend on region order or on how regions are split.
+**Split across engines** (``bus=True``, see :mod:`cosim.bus`).  Connections from regions
+outside the engine are then simulated: ``external_sources`` (global indices, ascending:
+every outside region with a nonzero weight into an engine region) get rows of the delay
+ring next to the engine's own, read by the same edge lists, which keep every target's
+edges in increasing global source index — so the coupling sums, the ``difference``
+coupling's ``Σ_j w_ij`` included, are the same numbers as in one engine that simulates
+all regions, and a split run gives the same bits.  Before each window the bus sends
+``inputs["sources"]`` ``(L, n_afferent, n_external)``, the afferents ``a_j(t)`` of the
+external sources, chronological:
+
+* first window: their initial history, steps ``−(L−1) … 0`` (earlier steps repeat the
+  first sample, as :func:`cosim.history.initial_states` does);
+* later windows: the samples the engine has not had yet, steps ``n_prev + 1 … n0``
+  (``n_prev``: the ``n0`` of the previous window; ``L = S`` for windows of ``S`` steps).
+
+Each window may be at most ``min_external_delay_steps − bus_read_ahead_steps`` steps long
+(``bus_read_ahead_steps``: 1 for RK4 with ``"stage"`` evaluation, whose half-step stencil
+reads one step further, else 0), so that every external sample a window reads has arrived.
+:meth:`~NeuralMassEngine.initial_afferent` gives the engine's own initial afferent history
+for the bus.
+
+Noise streams are keyed by ``(seed, "neural_mass", "noise", region index)`` and random
+initial values by ``(seed, "neural_mass", "initial", region index)`` (:mod:`cosim.rng`) —
+not by the engine's name (a region belongs to one engine) — so results do not depend on
+region order, nor on which engine simulates a region when the brain is split.
 
 Values are validated once, in the constructor (:mod:`cosim.engines.neural_mass_config`);
 :meth:`NeuralMassEngine.from_config` only parses the table and names the scenario key in
@@ -64,12 +91,13 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..errors import CosimError
-from ..history import dring_shape, edge_lists, far_start, ring_length, ring_shape
-from ..integrators import MAX_STAGES, SCHEMES, get_kernels, noise_scale
+from ..history import dring_shape, far_restart, far_start, push_rows, ring_length, ring_shape
+from ..integrators import MAX_STAGES, SCHEMES, get_kernels, noise_scale, read_ahead
 from ..models import Model
 from ..rng import NodeStreams
 from . import neural_mass_config as cfg
 from .base import BuildContext, RecordSpec, WindowOutput
+from .neural_mass_network import network, undelayed_external
 
 DATASET = "timeseries"
 
@@ -127,6 +155,15 @@ class NeuralMassEngine:
         Structural model options (e.g. ``{"transfer": "erf"}`` for Wilson–Cowan).
     export_afferent : bool
         Return the afferent values of every step in ``WindowOutput.exports["afferent"]``.
+    bus : bool
+        Simulate the connections from ``external_sources`` with samples received each
+        window (see the module docstring; implies ``export_afferent``).  May also be set
+        as the attribute ``bus`` before :meth:`build`.
+
+    Attributes for the bus: ``region_indices``, ``external_sources`` (int64, ascending;
+    computed whether or not ``bus`` is set), ``n_afferent``, ``max_delay_steps`` (largest
+    delay of any connection of the connectome, in steps of ``dt_ms``),
+    ``bus_read_ahead_steps``, ``min_external_delay_steps``.
     """
 
     def __init__(self, name: str, model: str | Model, connectome, regions=None, dt_ms: float = 0.1,
@@ -139,7 +176,8 @@ class NeuralMassEngine:
                  speed_mm_per_ms: float = 3.0, coupling_evaluation: str = "stage",
                  initial: Mapping[str, Any] | None = None, random_initial: bool = False,
                  initial_seed: int | None = None, initial_history: np.ndarray | None = None,
-                 model_options: Mapping[str, str] | None = None, export_afferent: bool = False):
+                 model_options: Mapping[str, str] | None = None, export_afferent: bool = False,
+                 bus: bool = False):
         self.name = str(name)
         self.model = cfg.resolve_model(model)
         self.options = cfg.resolve_options(self.model, model_options)
@@ -148,43 +186,66 @@ class NeuralMassEngine:
         cfg.check_choices(integrator, coupling_evaluation, self.dt_ms, self.speed_mm_per_ms)
         self.integrator = integrator
         self.coupling_evaluation = coupling_evaluation
+        # a window of S steps reads external samples up to S − 1 + read_ahead − d steps
+        # past its first step, where only samples up to the first step have arrived
+        self.bus_read_ahead_steps = max(0, read_ahead(integrator, coupling_evaluation) - 1)
         self.seed = int(seed)
         self.export_afferent = bool(export_afferent)
 
         self.region_indices = cfg.resolve_regions(connectome, regions)
-        self.region_labels = tuple(connectome.region_labels[i] for i in self.region_indices)
+        self._labels = tuple(connectome.region_labels)
+        self.region_labels = tuple(self._labels[i] for i in self.region_indices)
         self.n_regions = len(self.region_indices)
 
         self.coupling = cfg.resolve_coupling(self.model, coupling)
         self.coupling_params = cfg.coupling_parameters(self.coupling, coupling_parameters or {})
         self.params = cfg.model_parameters(self.model, self.region_labels, parameters or {})
-        self._setup_network(connectome)
+        self._weights = np.asarray(connectome.weights, dtype=np.float64)
+        self._steps = connectome.delay_steps(self.speed_mm_per_ms, self.dt_ms)  # TVB's rule
+        nz = self._weights != 0
+        # every engine keeps the history the bus keeps: back to the connectome's largest delay
+        self.max_delay_steps = int(self._steps[nz].max()) if nz.any() else 0
+        self.history_length = ring_length(self.max_delay_steps)
+        ncv = len(self.model.coupling_variables)
+        self.n_afferent = self.coupling.n_afferent(ncv)
+        self.n_inputs = self.coupling.n_inputs(ncv)
+        self._built = False
+        self.bus = bus
         self.noise_vars, self.noise_sigma = cfg.noise_sigmas(self.model, self.region_labels,
                                                              integrator, noise or {})
-        self._streams = (NodeStreams(self.seed, ("neural_mass", self.name, "noise"), self.region_indices)
+        self._streams = (NodeStreams(self.seed, ("neural_mass", "noise"), self.region_indices)
                          if self.noise_vars.size else None)
         (self.record_period_ms, self.record_every, self.record_variables,
          self._rec_vars) = cfg.record_selection(self.model, self.dt_ms, record_period_ms, record_variables)
         self._initial = cfg.initial_history(
-            self.model, self.region_labels, ("neural_mass", self.name, "initial"), self.region_indices,
+            self.model, self.region_labels, ("neural_mass", "initial"), self.region_indices,
             self.history_length, initial or {}, random_initial,
             self.seed if initial_seed is None else initial_seed, initial_history)
-        self._built = False
 
-    def _setup_network(self, connectome) -> None:
-        """Sparse edge lists of the engine's own regions, delays in whole steps."""
-        idx = np.asarray(self.region_indices, dtype=np.int64)
-        w = np.asarray(connectome.weights, dtype=np.float64)[np.ix_(idx, idx)]
-        lengths = np.asarray(connectome.tract_lengths_mm, dtype=np.float64)[np.ix_(idx, idx)]
-        steps = np.rint(lengths / self.speed_mm_per_ms / self.dt_ms).astype(np.int64)  # TVB's rule
-        self.max_delay_steps = int(steps[w != 0].max()) if (w != 0).any() else 0
-        self.history_length = ring_length(self.max_delay_steps)
-        far, near, instant, rowsum = edge_lists(w, steps)
-        self._net = far + near + instant + (rowsum,)
-        self.n_edges = int(far[1].size + near[1].size + instant[1].size)
-        ncv = len(self.model.coupling_variables)
-        self.n_afferent = self.coupling.n_afferent(ncv)
-        self.n_inputs = self.coupling.n_inputs(ncv)
+    @property
+    def bus(self) -> bool:
+        """Whether connections from ``external_sources`` are simulated (module docstring)."""
+        return self._bus
+
+    @bus.setter
+    def bus(self, value: bool) -> None:
+        if self._built:
+            raise RuntimeError(f"engine {self.name!r}: set bus before build()")
+        value = bool(value)
+        if value:
+            bad = undelayed_external(self._weights, self._steps, self.region_indices)
+            if bad is not None:
+                i, j = bad
+                raise ValueError(f"engine {self.name!r}: the connection {self._labels[j]} → "
+                                 f"{self._labels[i]} has no delay at dt = {self.dt_ms:g} ms; it "
+                                 f"cannot cross from another engine")
+        nw = network(self._weights, self._steps, self.region_indices, value)
+        self._bus = value
+        self._net = nw.net
+        self.external_sources = nw.external_sources
+        self.n_ring_rows, self.n_edges = nw.n_ring_rows, nw.n_edges
+        self.min_external_delay_steps = nw.min_external_delay_steps
+        self._min_ext_far_lag = nw.min_external_far_lag
 
     @classmethod
     def from_config(cls, name: str, reader, ctx: BuildContext) -> "NeuralMassEngine":
@@ -232,8 +293,10 @@ class NeuralMassEngine:
         states = np.ascontiguousarray(self._initial.transpose(0, 2, 1))    # (L, n, nsv)
         self._cw = (np.zeros((n, self.n_inputs)),) + tuple(np.zeros((n, self.n_afferent))
                                                            for _ in range(4))
-        # (node, afferent, ring position); see cosim.history
-        self._hist = np.zeros(ring_shape(n, self.n_afferent, self.max_delay_steps))
+        # (ring row, afferent, ring position); see cosim.history.  External rows (bus) are
+        # filled by the first window's "sources".
+        self._hist = np.zeros(ring_shape(self.n_ring_rows, self.n_afferent, self.max_delay_steps))
+        self._ext_until = None      # last step of the external samples received (bus)
         self._kernels.fill(states, self._model_args[1], self.coupling_params, self._hist,
                            self._cw[4])
         self._ring = (self._hist, np.zeros(dring_shape(n, self.n_afferent)))
@@ -247,6 +310,22 @@ class NeuralMassEngine:
         self._no_export = np.zeros((0, n, self.n_afferent))
         self._amp = np.ascontiguousarray(noise_scale(self.noise_sigma, self.dt_ms))
         self._built = True
+
+    def initial_afferent(self) -> np.ndarray:
+        """The afferent values of the engine's regions for steps ``−(L−1) … 0`` from its
+        initial history, ``(L, n_afferent, n_regions)``, chronological, with
+        ``L = max_delay_steps + 1 + bus_read_ahead_steps`` (RK4's half-step stencil reads one
+        sample beyond the largest delay)."""
+        if not self._built:
+            self.build()
+        n = self.n_regions
+        states = np.ascontiguousarray(self._initial.transpose(0, 2, 1))    # (T, n, nsv)
+        hist = np.zeros(ring_shape(n, self.n_afferent, self.max_delay_steps))
+        self._kernels.fill(states, self._model_args[1], self.coupling_params, hist,
+                           np.zeros((n, self.n_afferent)))
+        L = self.max_delay_steps + 1 + self.bus_read_ahead_steps
+        slots = np.arange(-(L - 1), 1) & (self.history_length - 1)
+        return np.ascontiguousarray(hist[:, :, slots].transpose(2, 1, 0))
 
     @property
     def time_ms(self) -> float:
@@ -266,7 +345,19 @@ class NeuralMassEngine:
             raise ValueError(f"window [{t0_ms:g}, {t1_ms:g}) ms is not a whole number of steps "
                              f"of dt = {self.dt_ms:g} ms")
         n = self.n_regions
-        ext = self._external_input(inputs, n_steps) if inputs else self._no_input
+        ext = self._no_input
+        if inputs:
+            unknown = set(inputs) - {"coupling", "sources"}
+            if unknown:
+                raise ValueError(f"engine {self.name!r} takes inputs 'coupling' and 'sources' "
+                                 f"only, got {sorted(unknown)}")
+            if "coupling" in inputs:
+                ext = self._external_input(inputs["coupling"], n_steps)
+            if "sources" in inputs and not self._bus:
+                raise ValueError(f"engine {self.name!r} got input 'sources' but is not coupled "
+                                 f"through the bus (bus=False)")
+        if self._bus:
+            self._take_sources(inputs.get("sources") if inputs else None, step0, n_steps)
         if self._streams is not None:
             xi = np.empty((n, n_steps, self.noise_vars.size))
             self._streams.standard_normal(xi)
@@ -276,29 +367,61 @@ class NeuralMassEngine:
         n_rec = (step0 + n_steps) // every - step0 // every
         first = every - step0 % every
         rec = np.empty((n_rec, self._rec_vars.size, n))
-        exp_aff = (np.empty((n_steps, n, self.n_afferent)) if self.export_afferent
-                   else self._no_export)
+        exporting = self.export_afferent or self._bus
+        exp_aff = np.empty((n_steps, n, self.n_afferent)) if exporting else self._no_export
         self._kernels.step(n_steps, self.dt_ms, self.coupling_evaluation == "step", self._scheme,
                            self._x, self._ring, self._clock, self._net, self._model_args,
                            (ext, xi, self._amp, self.noise_vars),
                            (self._rec_vars, rec, first, every, exp_aff), self._ks, self._xs,
                            self._cw)
-        exports = {"afferent": exp_aff.transpose(0, 2, 1).copy()} if self.export_afferent else {}
+        exports = {"afferent": exp_aff.transpose(0, 2, 1).copy()} if exporting else {}
         return WindowOutput(records={DATASET: rec}, exports=exports)
 
-    def _external_input(self, inputs, n_steps) -> np.ndarray:
-        unknown = set(inputs) - {"coupling"}
-        if unknown:
-            raise ValueError(f"engine {self.name!r} takes input 'coupling' only, got {sorted(unknown)}")
-        if "coupling" not in inputs:
-            return self._no_input
-        u = np.asarray(inputs["coupling"], dtype=np.float64)
+    def _external_input(self, coupling, n_steps) -> np.ndarray:
+        u = np.asarray(coupling, dtype=np.float64)
         shape = (self.n_inputs, self.n_regions)
         if u.shape == shape:
             return np.ascontiguousarray(u.T[np.newaxis])
         if u.shape == (n_steps,) + shape:
             return np.ascontiguousarray(u.transpose(0, 2, 1))
         raise ValueError(f"input 'coupling' must have shape {shape} or {(n_steps,) + shape}, got {u.shape}")
+
+    def _take_sources(self, src, step0: int, n_steps: int) -> None:
+        """Store the external sources' new samples in their ring rows (module docstring)."""
+        n_ext = self.external_sources.size
+        if n_ext == 0:
+            if src is not None and np.size(src):
+                raise ValueError(f"engine {self.name!r} has no external sources, got 'sources'")
+            return
+        if src is None:
+            raise ValueError(f"engine {self.name!r} is coupled through the bus and needs input "
+                             f"'sources' (afferents of regions {self.external_sources.tolist()})")
+        v = np.ascontiguousarray(src, dtype=np.float64)
+        if v.ndim != 3 or v.shape[1:] != (self.n_afferent, n_ext) or v.shape[0] < 1:
+            raise ValueError(f"input 'sources' must have shape (L, {self.n_afferent}, {n_ext}), "
+                             f"got {v.shape}")
+        longest = self.min_external_delay_steps - self.bus_read_ahead_steps
+        if n_steps > longest:
+            raise ValueError(
+                f"engine {self.name!r}: a window of {n_steps} steps is longer than the shortest "
+                f"delay from another engine allows ({self.min_external_delay_steps} steps"
+                + (f", minus {self.bus_read_ahead_steps} read ahead by {self.integrator}"
+                   if self.bus_read_ahead_steps else "") + f"): at most {longest} steps")
+        if self._ext_until is None:
+            # initial history, steps −(L−1) … 0, extended backwards over the whole ring
+            L, R = v.shape[0], self.history_length
+            v = v[-R:] if L >= R else np.concatenate([np.repeat(v[:1], R - L, axis=0), v])
+            push_rows(self._hist, self.n_regions, step0 - (R - 1), v)
+        else:
+            if v.shape[0] != step0 - self._ext_until:
+                raise ValueError(f"engine {self.name!r}: input 'sources' must hold the samples of "
+                                 f"steps {self._ext_until + 1} … {step0} ({step0 - self._ext_until}),"
+                                 f" got {v.shape[0]}")
+            push_rows(self._hist, self.n_regions, self._ext_until + 1, v)
+            if self._min_ext_far_lag is not None:
+                self._clock[1] = far_restart(int(self._clock[1]), step0, self._ext_until,
+                                             self._min_ext_far_lag)
+        self._ext_until = step0
 
     def state(self) -> dict[str, np.ndarray]:
         """Everything needed to continue bit-identically: state ``(region, variable)``,
@@ -307,6 +430,8 @@ class NeuralMassEngine:
             self.build()
         out = {"state": self._x.copy(), "history": self._hist.copy(),
                "step": np.array(self._clock[0])}
+        if self._bus and self._ext_until is not None:
+            out["external_until"] = np.array(self._ext_until)
         if self._streams is not None:
             out["rng"] = self._streams.pack_state()
         return out
@@ -322,5 +447,6 @@ class NeuralMassEngine:
             target[...] = value
         step = int(np.asarray(state["step"]))
         self._clock[:] = (step, far_start(step))   # far sums are recomputed from the history
+        self._ext_until = int(np.asarray(state["external_until"])) if "external_until" in state else None
         if self._streams is not None:
             self._streams.unpack_state(state["rng"])

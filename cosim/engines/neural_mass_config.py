@@ -271,7 +271,7 @@ def read_section(reader, ctx) -> tuple[str, Any, dict[str, Any], list]:
         dt_ms=r.number("dt", 0.1, gt=0, unit="ms"),
         integrator=r.string("integrator", "heun", choices=INTEGRATORS),
         coupling_evaluation=r.string("coupling_evaluation", "stage", choices=EVALUATIONS),
-        speed_mm_per_ms=r.number("speed", 3.0, gt=0, unit="mm/ms"),
+        speed_mm_per_ms=_speed(r, ctx, regions),
     )
     opt_r = r.table("options", {})
     kw["model_options"] = {k: opt_r.string(k) for k in opt_r.keys()}
@@ -289,6 +289,22 @@ def read_section(reader, ctx) -> tuple[str, Any, dict[str, Any], list]:
     kw["initial_seed"] = init_r.integer("seed", None, ge=0)
     kw["initial"] = _raw_values(init_r, skip=("random", "seed"))
     return model, regions, kw, [opt_r, coup_r, init_r]
+
+
+def _speed(r, ctx, regions) -> float:
+    """The conduction speed: the connectome's (``ctx.speed_mm_per_ms``).  An engine that
+    simulates every region (no connection to another engine) may set its own."""
+    speed = float(ctx.speed_mm_per_ms)
+    if not r.has("speed"):
+        return speed
+    own = r.number("speed", gt=0, unit="mm/ms")
+    n = len(ctx.connectome.region_labels)
+    whole = regions is None or len(set(regions)) == n
+    if own != speed and not whole:
+        raise r.error("speed", f"must equal connectome.speed ({speed:g} mm/ms) when engines are "
+                               f"coupled through the bus; got {own:g} mm/ms (set the speed in "
+                               f"[connectome])")
+    return own
 
 
 def locate(exc: CosimError, engine: str, reader) -> CosimError:
