@@ -169,6 +169,24 @@ class Publisher:
             self.close("failed", f"{exc_type.__name__}: {exc}")
 
 
+def timing_payload(timing, groups: Mapping[str, Any]) -> dict:
+    """Per-window timing for :meth:`Publisher.publish`: the runtime's ``timing`` array
+    ``(rank, phase)`` seconds (phases compute, communicate, wait) and the plan's
+    ``groups`` (``plan.groups``, or a mapping engine name → ranks).
+
+    ``engines[name]`` holds the slowest of its ranks' compute seconds (what the window
+    waited for); ``ranks`` the three phases of every rank.
+    """
+    rows = [[float(x) for x in row] for row in timing]
+    if not isinstance(groups, Mapping):
+        groups = {g.name: g.ranks for g in groups}
+    engines = {name: {"compute_s": max(rows[r][0] for r in ranks)}
+               for name, ranks in groups.items()}
+    return {"engines": engines,
+            "ranks": {"compute_s": [r[0] for r in rows], "communicate_s": [r[1] for r in rows],
+                      "wait_s": [r[2] for r in rows]}}
+
+
 # -- watching ----------------------------------------------------------------------------------
 
 def resolve_address(target: str, wait_s: float = 0.0) -> str:
@@ -211,6 +229,9 @@ def format_message(msg: Mapping[str, Any]) -> str:
     for name, info in (msg.get("engines") or {}).items():
         if isinstance(info, Mapping) and "compute_s" in info:
             parts.append(f"{name} {1000.0 * float(info['compute_s']):.2f} ms")
+    waits = (msg.get("ranks") or {}).get("wait_s")
+    if isinstance(waits, list) and waits:
+        parts.append(f"max wait {1000.0 * max(float(w) for w in waits):.2f} ms")
     rates = msg.get("rates_hz")
     if isinstance(rates, Mapping):
         for name, values in rates.items():

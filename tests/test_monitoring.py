@@ -13,7 +13,8 @@ import pytest
 import zmq
 
 from cosim.errors import CosimError
-from cosim.monitoring import Publisher, format_message, monitor_file, resolve_address, watch
+from cosim.monitoring import (Publisher, format_message, monitor_file, resolve_address,
+                              timing_payload, watch)
 
 
 def _payload(n_regions=76):
@@ -216,3 +217,17 @@ def test_the_runtime_window_hook_publishes_every_window(tmp_path, write_scenario
     assert [m["t_ms"] for m in msgs[:-1]] == [float(k + 1) for k in range(30)]
     assert msgs[-1] == {**msgs[-1], "type": "end", "status": "completed", "window": 29, "t_ms": 30.0}
     assert not monitor_file(out).exists()
+
+
+def test_timing_payload_from_the_runtime_timing_array():
+    from cosim.plan import EngineGroup
+
+    timing = np.array([[1e-4, 2e-5, 3e-3], [2e-3, 1e-5, 0.0], [1e-3, 1e-5, 1e-3]])
+    groups = (EngineGroup("cortex", "neural_mass", (1, 2)),)
+    p = timing_payload(timing, groups)
+    assert p["engines"] == {"cortex": {"compute_s": 2e-3}}
+    assert p["ranks"]["wait_s"] == [3e-3, 0.0, 1e-3]
+    assert timing_payload(timing, {"cortex": [1, 2]}) == p
+    line = format_message({"type": "window", "window": 0, "t_ms": 1.0, **p})
+    assert line.endswith("cortex 2.00 ms  max wait 3.00 ms")
+    json.dumps(p)
