@@ -8,6 +8,7 @@ code 2; library users can catch it and read the fields.
 
 from __future__ import annotations
 
+import copy
 import os
 
 
@@ -42,7 +43,27 @@ class CosimError(Exception):
         return ": ".join(parts).replace("\n", " ")
 
     def at(self, *, file: str | os.PathLike | None = None, key: str | None = None) -> "CosimError":
-        """Return a copy with the file/key filled in where they were missing."""
-        return CosimError(self.reason,
-                          file=self.file if self.file else file,
-                          key=self.key if self.key else key)
+        """Return a copy (of the same class) with the file/key filled in where they were missing."""
+        new = copy.copy(self)
+        new.file = self.file if self.file else (None if file is None else os.fspath(file))
+        new.key = self.key if self.key else key
+        new.args = (new.message(),)
+        return new
+
+
+class NumericalError(CosimError):
+    """A NaN or Inf in an engine's state: the model or its parameters blew up.
+
+    Raised by :func:`cosim.numerics.check_finite`; like every :class:`CosimError` it is a
+    property of the user's scenario (exit code 2).  ``engine``: engine name; ``location``:
+    ``{axis: label}`` of the first bad value (e.g. ``{"region": "rA1", "variable": "y3"}``);
+    ``t_ms``: simulated time at which it was found.
+    """
+
+    def __init__(self, reason: str, *, file: str | os.PathLike | None = None,
+                 key: str | None = None, engine: str | None = None,
+                 location: dict | None = None, t_ms: float | None = None):
+        super().__init__(reason, file=file, key=key)
+        self.engine = engine
+        self.location = dict(location or {})
+        self.t_ms = t_ms
