@@ -93,6 +93,8 @@ import numpy as np
 
 from ..errors import CosimError
 from ..multicompartment import Network, discretise
+from ..multicompartment.cable import N_STATE
+from ..numerics import check_finite
 from ..multicompartment.network import probe_name
 from ..multicompartment.partition import Exchange, block, gather_spikes, identity_exchange
 from ..rng import stream
@@ -424,6 +426,7 @@ class MulticompartmentEngine:
         if self._net.step != end:
             raise RuntimeError(f"engine {self.name!r}: window closed before its end")
         self._window = None
+        self.check_finite()
         gids, times = gather_spikes(list(zip(sp_g, sp_t)))
         out = WindowOutput()
         out.exports["spikes"] = (gids, times)
@@ -432,6 +435,24 @@ class MulticompartmentEngine:
         if "v" in self.record_variables:
             out.records["v"] = np.concatenate(vs)[:, None, :]
         return out
+
+    #: Names of the cable state rows (voltage and HH gates), in storage order.
+    STATE_NAMES = ("v", "m", "h", "n")
+
+    def check_finite(self) -> None:
+        """Raise :class:`~cosim.errors.NumericalError` naming cell (gid), compartment and
+        variable if a voltage or gate of this partition is NaN/Inf (see :mod:`cosim.numerics`)."""
+        net = self._net
+        if np.isfinite(net.state_arr).all():
+            return
+        assert len(self.STATE_NAMES) == N_STATE
+        for (tmpl, n, first), (_, n_nodes, _, off) in zip(net._batches, net._batch_arr):
+            block = net.state_arr[:, off:off + n_nodes * n].reshape(N_STATE, n_nodes, n)
+            check_finite(self.name, block.transpose(2, 1, 0),      # (cell, compartment, variable)
+                         [("cell", lambda j, first=first: str(first + j)),
+                          ("compartment", lambda k, t=tmpl: _compartment(t, k)),
+                          ("variable", self.STATE_NAMES)],
+                         net.t_ms, dt_ms=self.dt_ms)
 
     def state(self) -> dict[str, np.ndarray]:
         return self.net.state()
@@ -448,3 +469,8 @@ class MulticompartmentEngine:
             return cls(name, **kw)
         except CosimError as exc:
             raise exc.at(file=ctx.file, key=f"engines.{name}")
+
+
+def _compartment(template, node: int) -> str:
+    """``section(x)`` of a node, as in probe names."""
+    return f"{template.morphology.sections[template.section[node]].name}({template.x[node]:.4g})"

@@ -94,6 +94,7 @@ from ..errors import CosimError
 from ..history import dring_shape, far_restart, far_start, push_rows, ring_length, ring_shape
 from ..integrators import MAX_STAGES, SCHEMES, get_kernels, noise_scale, read_ahead
 from ..models import Model
+from ..numerics import check_finite
 from ..rng import NodeStreams
 from . import neural_mass_config as cfg
 from .base import BuildContext, RecordSpec, WindowOutput
@@ -201,8 +202,10 @@ class NeuralMassEngine:
         self.coupling_params = cfg.coupling_parameters(self.coupling, coupling_parameters or {})
         self.params = cfg.model_parameters(self.model, self.region_labels, parameters or {})
         self._weights = np.asarray(connectome.weights, dtype=np.float64)
-        self._steps = connectome.delay_steps(self.speed_mm_per_ms, self.dt_ms)  # TVB's rule
         nz = self._weights != 0
+        _check_history(connectome, nz, self.speed_mm_per_ms, self.dt_ms, self.model.n_state,
+                       self.n_regions)
+        self._steps = connectome.delay_steps(self.speed_mm_per_ms, self.dt_ms)  # TVB's rule
         # every engine keeps the history the bus keeps: back to the connectome's largest delay
         self.max_delay_steps = int(self._steps[nz].max()) if nz.any() else 0
         self.history_length = ring_length(self.max_delay_steps)
@@ -374,6 +377,10 @@ class NeuralMassEngine:
                            (ext, xi, self._amp, self.noise_vars),
                            (self._rec_vars, rec, first, every, exp_aff), self._ks, self._xs,
                            self._cw)
+        # a blow-up stops the run here, before this window's samples reach the output
+        check_finite(self.name, self._x, (("region", self.region_labels),
+                                          ("variable", self.model.state_names)),
+                     self.time_ms, dt_ms=self.dt_ms)
         exports = {"afferent": exp_aff.transpose(0, 2, 1).copy()} if exporting else {}
         return WindowOutput(records={DATASET: rec}, exports=exports)
 
@@ -450,3 +457,22 @@ class NeuralMassEngine:
         self._ext_until = int(np.asarray(state["external_until"])) if "external_until" in state else None
         if self._streams is not None:
             self._streams.unpack_state(state["rng"])
+
+
+#: Largest delay history one engine may hold (bytes); beyond it dt or speed is a mistake.
+MAX_HISTORY_BYTES = 1 << 30
+
+
+def _check_history(connectome, nonzero, speed_mm_per_ms: float, dt_ms: float, n_state: int,
+                   n_regions: int) -> None:
+    """Refuse delays whose history would not fit in memory (before computing it)."""
+    if not nonzero.any():
+        return
+    longest_ms = float(connectome.tract_lengths_mm[nonzero].max()) / speed_mm_per_ms
+    steps = longest_ms / dt_ms
+    size = (steps + 64) * n_state * max(n_regions, 1) * 8.0
+    if not size <= MAX_HISTORY_BYTES:
+        raise CosimError(f"the longest delay, {longest_ms:g} ms (at {speed_mm_per_ms:g} mm/ms), "
+                         f"is {steps:.3g} steps of dt = {dt_ms:g} ms: its history would need "
+                         f"{size / 2 ** 30:.3g} GiB; use a larger dt or a higher speed",
+                         key="dt")
