@@ -294,6 +294,7 @@ OUT_OF_RANGE = {
     "simulation.seed": [-1, -(2 ** 62)],
     "engines.*.dt": [0, -0.1, 1e300, 0.07],
     "engines.*.speed": [0, -3.0],
+    "engines.*.celsius": [-300.0, 7000.0],
     "engines.*.noise.*": [-0.1],
     "engines.*.initial.seed": [-1],
     "engines.*.cells.*.n": [0, -2],

@@ -40,11 +40,18 @@ CASES = [
      "engines.cells.cells.bas.nseg: must be <= 32767"),
     ("mc_swc", M("range", ("engines", "cells", "cells", "pyr", "d_lambda"), 1e-9),
      "engines.cells.cells.pyr.d_lambda: 1e-09 gives section"),
+    ("whole_brain_jr", M("range", ("engines", "cortex", "dt"), 1e-5),
+     "engines.cortex.dt: the longest delay, 46.1514 ms (at 3 mm/ms), is 4.62e+06 steps of dt = "
+     "1e-05 ms: its history would need 15.7 GiB"),
+    ("whole_brain_jr", M("range", ("engines", "cortex", "speed"), 1e-300),    # int64 overflow
+     "engines.cortex.dt: the longest delay, 1.38454e+302 ms (at 1e-300 mm/ms)"),
     # physically impossible values
     ("mc_swc", M("range", ("engines", "cells", "cells", "pyr", "mechanisms", "soma", "hh", "gnabar"), -0.1),
      "engines.cells.cells.pyr.mechanisms.soma.hh.gnabar: must be >= 0, got -0.1"),
     ("mc_swc", M("range", ("engines", "cells", "celsius"), -300.0),
      "engines.cells.celsius: must be > -273.15, got -300"),
+    ("mc_swc", M("range", ("engines", "cells", "celsius"), 7000.0),     # OverflowError in q10
+     "engines.cells.celsius: must be <= 100, got 7000"),
     # messages that named no key, or the wrong one
     ("mc_swc", M("name", ("record", "cells", "variables", 1), "V"),
      "record.cells.variables: engine 'cells' records 'spikes' and 'v', not 'V'"),

@@ -82,7 +82,8 @@ def engine_kwargs(name: str, reader, ctx) -> dict[str, Any]:
     r = reader
     kw: dict[str, Any] = dict(
         dt_ms=r.number("dt", 0.025, gt=0, unit="ms"),
-        celsius=r.number("celsius", 6.3, gt=-273.15, unit="°C"),
+        # above absolute zero, at most boiling water (the HH q10 factor overflows far above)
+        celsius=r.number("celsius", 6.3, gt=-273.15, le=100.0, unit="°C"),
         v_init_mV=r.number("v_init", -65.0, unit="mV"),
         spike_threshold_mV=r.number("spike_threshold", 0.0, unit="mV"),
     )
