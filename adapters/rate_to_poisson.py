@@ -102,6 +102,13 @@ def _copy_events(mother_t, mother_index0, c, syn_ids, k0, k1, out_syn, out_t):
     return n
 
 
+@njit(cache=True)
+def _first_residuals(syn_ids, k0, k1, out):
+    """The first Exp(1) variate (counter 0) of every synapse's stream."""
+    for i in range(syn_ids.size):
+        out[i] = exponential(np.uint64(0), syn_ids[i], k0, k1)
+
+
 class RateToPoisson:
     """Poisson spike trains for the synapses ``syn_ids`` of one receptor.
 
@@ -127,8 +134,7 @@ class RateToPoisson:
         n = self.syn_ids.size
         self._counter = np.ones(n, dtype=np.uint64)
         self._residual = np.empty(n)
-        for i in range(n):  # first Exp(1) of every synapse: counter 0
-            self._residual[i] = exponential(np.uint64(0), self.syn_ids[i], self._key[0], self._key[1])
+        _first_residuals(self.syn_ids, self._key[0], self._key[1], self._residual)
         self._mother = np.array([exponential(np.uint64(0), np.uint64(0), self._key_mother[0],
                                              self._key_mother[1]), 1.0])
 

@@ -28,8 +28,22 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from numba import njit
 
 from .errors import CosimError
+
+
+@njit(cache=True)
+def _delayed_weighted_sum(hist, t_first, srcs, delays, w, out):
+    """``out[m, a] = Σ_e w_e hist[(t_first + m − d_e) mod H, a, src_e]``, summed over the
+    edges ``e`` in the given (fixed) order."""
+    H = hist.shape[0]
+    for m in range(out.shape[0]):
+        for a in range(out.shape[1]):
+            acc = 0.0
+            for e in range(srcs.size):
+                acc += w[e] * hist[(t_first + m - delays[e]) % H, a, srcs[e]]
+            out[m, a] = acc
 
 
 @dataclass
@@ -96,7 +110,8 @@ class Bus:
         Afferent channels per region.
     """
 
-    def __init__(self, connectome, steps: np.ndarray, window_steps: int, n_afferent: int):
+    def __init__(self, connectome, steps: np.ndarray, window_steps: int, n_afferent: int,
+                 read_ahead: int = 0):
         self.weights = np.asarray(connectome.weights, dtype=np.float64)
         self.steps = np.asarray(steps, dtype=np.int64)
         self.S = int(window_steps)
@@ -104,8 +119,10 @@ class Bus:
         self.n_regions = self.weights.shape[0]
         nz = self.weights != 0
         self.max_delay = int(self.steps[nz].max()) if nz.any() else 0
+        #: steps a receiver's integrator reads beyond the delayed sample (RK4 stage: 1)
+        self.read_ahead = int(read_ahead)
         # slots for steps t − max_delay … t + S (one window ahead is written before it is read)
-        self.H = self.max_delay + 2 * self.S + 1
+        self.H = self.max_delay + self.read_ahead + 2 * self.S + 1
         self.hist = np.zeros((self.H, self.n_aff, self.n_regions))
         self.parts: list[BusPart] = []
         self._owner = np.full(self.n_regions, -1, dtype=np.int64)
@@ -129,8 +146,9 @@ class Bus:
                 raise ValueError("a spiking part simulates exactly one region")
 
     def initial_length(self) -> int:
-        """Samples of initial history (t ≤ 0) every exporter provides: ``max_delay + 1``."""
-        return self.max_delay + 1
+        """Samples of initial history (t ≤ 0) every exporter provides:
+        ``max_delay + 1 + read_ahead``."""
+        return self.max_delay + 1 + self.read_ahead
 
     def put_initial(self, regions: np.ndarray, afferent: np.ndarray) -> None:
         """Initial history ``(L, n_aff, len(regions))`` for steps ``−(L−1) … 0``."""
@@ -141,9 +159,8 @@ class Bus:
     # -- per window --------------------------------------------------------------------
     def put_window(self, k: int, regions: np.ndarray, afferent: np.ndarray) -> None:
         """Afferents ``(S, n_aff, len(regions))`` of window ``k`` (steps ``kS+1 … (k+1)S``)."""
-        base = k * self.S + 1
-        for m in range(self.S):
-            self.hist[(base + m) % self.H][:, regions] = afferent[m]
+        slots = (k * self.S + 1 + np.arange(self.S)) % self.H
+        self.hist[np.ix_(slots, np.arange(self.n_aff), regions)] = afferent
 
     def neural_mass_input(self, k: int, part: BusPart) -> np.ndarray:
         """Samples of ``part``'s external sources the part needs before window ``k``:
@@ -160,18 +177,10 @@ class Bus:
     def spiking_input(self, k: int, part: BusPart) -> np.ndarray:
         """``s_R`` at the start of each bus step of window ``k``: ``(S, n_aff)``."""
         R = int(part.regions[0])
-        srcs = np.flatnonzero(self.weights[R])
-        w = self.weights[R, srcs]
-        d = self.steps[R, srcs]
-        out = np.zeros((self.S, self.n_aff))
-        for m in range(self.S):
-            t = k * self.S + m
-            vals = self.hist[(t - d) % self.H, :, srcs]       # (n_src, n_aff)
-            # fixed order: sources in increasing index
-            acc = np.zeros(self.n_aff)
-            for e in range(srcs.size):
-                acc += w[e] * vals[e]
-            out[m] = acc
+        srcs = np.flatnonzero(self.weights[R])               # fixed order: increasing index
+        out = np.empty((self.S, self.n_aff))
+        _delayed_weighted_sum(self.hist, k * self.S, srcs.astype(np.int64),
+                              self.steps[R, srcs].astype(np.int64), self.weights[R, srcs].copy(), out)
         return out
 
     def state(self) -> dict[str, np.ndarray]:

@@ -4,6 +4,12 @@
 ``cosim run FILE [--output PATH]`` run it in this process and write one HDF5 file
 ``cosim analyze OUTPUT``           FC, FCD, spectral peaks and rates of an output file
 ``cosim plot OUTPUT [--out DIR]``  paper-ready PNG figures of an output file
+``cosim slurm FILE``               write (and submit) an sbatch script
+``cosim sweep FILE --param K=a:b:n`` a grid of variants: here, over MPI, or a SLURM array
+``cosim watch ADDRESS|OUTPUT``     follow a running job's live progress (ZeroMQ)
+
+``cosim run FILE --np K`` launches ``mpiexec -n K`` itself; under ``mpiexec``/``srun`` the
+same command runs the multi-process runtime (see cosim.runtime).
 
 Exit codes: 0 success; 2 bad input (scenario, data files, existing output) with exactly
 one line ``file: key: problem`` on stderr and no traceback; 1 an internal error (one line;
@@ -34,11 +40,21 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--resume", action="store_true",
                    help="continue from the last checkpoint ([simulation] checkpoint_every)")
     r.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
+    r.add_argument("--np", type=int, metavar="K",
+                   help="launch K MPI processes with mpiexec (the mpich wheel's, or PATH's)")
+    r.add_argument("--monitor", metavar="ADDRESS", default=None,
+                   help="ZeroMQ address to publish live progress on (default "
+                        "tcp://127.0.0.1:*, written to <output>.monitor)")
+    r.add_argument("--no-monitor", action="store_true", help="do not publish live progress")
 
     from .analysis.cli import add_analyze_arguments, add_plot_arguments
+    from .hpc_cli import add_slurm_arguments, add_sweep_arguments, add_watch_arguments
 
     add_analyze_arguments(sub.add_parser("analyze", help="FC, FCD, spectral peaks and rates of an output file"))
     add_plot_arguments(sub.add_parser("plot", help="paper-ready PNG figures of an output file"))
+    add_slurm_arguments(sub.add_parser("slurm", help="write (and submit) an sbatch script for a scenario"))
+    add_sweep_arguments(sub.add_parser("sweep", help="run or submit a grid of scenario variants"))
+    add_watch_arguments(sub.add_parser("watch", help="follow a running job's live progress"))
     return p
 
 
@@ -56,14 +72,22 @@ def _validate(args) -> int:
 
 
 def launched_by_mpi() -> int:
-    """World size announced by an MPI launcher (mpiexec, srun) in the environment, else 0."""
-    for var in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS"):
-        value = os.environ.get(var)
-        if value and value.isdigit():
-            return int(value)
-    if os.environ.get("PMIX_RANK") is not None and os.environ.get("SLURM_NTASKS", "").isdigit():
-        return int(os.environ["SLURM_NTASKS"])
-    return 0
+    """World size announced by an MPI launcher (mpiexec, srun --mpi=…), else 0."""
+    from .launch import launcher_world_size
+
+    n = launcher_world_size()
+    return 0 if n is None else (n if n > 0 else 2)
+
+
+def _publisher(args, out, sc):
+    """The live-progress publisher of this run (a no-op context when disabled)."""
+    import contextlib
+
+    if args.no_monitor:
+        return contextlib.nullcontext(None)
+    from .monitoring import Publisher
+
+    return Publisher(args.monitor, output=out, duration_ms=sc.simulation.duration_ms)
 
 
 def _run(args) -> int:
@@ -71,15 +95,29 @@ def _run(args) -> int:
     from .runtime import run_scenario
     from .scenario import load_scenario
 
-    if launched_by_mpi() > 1:
+    from .launch import launch_mpiexec, srun_without_mpi_plugin
+
+    world = launched_by_mpi()
+    if args.np is not None and args.np < 1:
+        raise CosimError(f"--np must be >= 1, got {args.np}")
+    if args.np and args.np > 1 and world <= 1:
+        load_scenario(args.scenario, output=args.output)     # fail fast, before mpiexec
+        return launch_mpiexec(args.argv, args.np)
+    if world > 1:
         return _run_mpi(args)
+    n = srun_without_mpi_plugin()
+    if n:
+        raise CosimError(f"started by srun as {n} tasks without an MPI plugin: every task "
+                         "would run the whole scenario; use srun --mpi=pmi2 (or pmix)")
     sc = load_scenario(args.scenario, output=args.output)
     out = sc.simulation.output or default_output_path(sc)
     if not args.resume:
         check_output_path(out, args.overwrite)
     stream = None if args.quiet else sys.stderr
-    summary = run_scenario(sc, output=out, overwrite=args.overwrite, progress_stream=stream,
-                           resume=args.resume)
+    with _publisher(args, out, sc) as pub:
+        summary = run_scenario(sc, output=out, overwrite=args.overwrite, progress_stream=stream,
+                               resume=args.resume,
+                               on_window=pub.publish if pub is not None else None)
     _report(summary)
     return 0
 
@@ -129,19 +167,27 @@ def _run_mpi(args) -> int:
         return 2
     stream = None if (args.quiet or rank != 0) else sys.stderr
     out = sc.simulation.output or default_output_path(sc)
-    summary = run_mpi(sc, comm, output=out, overwrite=args.overwrite, progress_stream=stream,
-                      resume=args.resume)
+    import contextlib
+
+    mon = _publisher(args, out, sc) if rank == 0 else contextlib.nullcontext(None)
+    with mon as pub:
+        summary = run_mpi(sc, comm, output=out, overwrite=args.overwrite, progress_stream=stream,
+                          resume=args.resume,
+                          on_window=pub.publish if pub is not None else None)
     if rank == 0 and summary is not None:
         _report(summary)
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
+    args.argv = argv
     from .analysis.cli import analyze_main, plot_main
+    from .hpc_cli import slurm_main, sweep_main, watch_main
 
-    handler = {"validate": _validate, "run": _run, "analyze": analyze_main,
-               "plot": plot_main}[args.command]
+    handler = {"validate": _validate, "run": _run, "analyze": analyze_main, "plot": plot_main,
+               "slurm": slurm_main, "sweep": sweep_main, "watch": watch_main}[args.command]
     try:
         return handler(args)
     except CosimError as exc:

@@ -8,8 +8,8 @@ Computed from a validated scenario (the same on every rank) by :func:`coupling_l
   (their kernels read external sources from the same grid as internal ones); a spiking
   engine's ``dt`` must divide it.  Without neural-mass engines, ``bus_dt`` is the sync
   interval.
-* **Delays** on the bus: ``rint(tract_length / speed / bus_dt)`` steps with the neural-mass
-  engines' common conduction speed.
+* **Delays** on the bus: ``rint(tract_length / speed / bus_dt)`` steps with the conduction
+  speed of ``[connectome] speed`` (the engines coupled through the bus use the same).
 * **Causality**: every connection between regions of different engines must be delayed by
   at least the sync interval (plus the read-ahead of the receiver's integrator); otherwise
   a window would need data from a window still being computed.  Checked at load time
@@ -41,6 +41,7 @@ class CouplingLayout:
     inputs_of: dict[str, list[RateToPoissonSpec]] = field(default_factory=dict)
     outputs_of: dict[str, SpikesToRateSpec] = field(default_factory=dict)
     populations: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    read_ahead: int = 0
 
     def make_rate_adapters(self, scenario) -> dict[str, "RegionRate"]:
         """The spikes → rate adapter of every spiking engine that has one (bus side)."""
@@ -101,18 +102,14 @@ def coupling_layout(scenario) -> CouplingLayout:
             raise _err(scenario, f"engines.{nm[1]}.dt", "neural-mass engines coupled through the "
                        f"bus must share one dt (the bus resolution); got {sorted(dts)} ms")
         bus_dt = dts.pop()
-        speeds = {scenario.engines[n].speed_mm_per_ms for n in nm}
-        if len(speeds) > 1:
-            raise _err(scenario, f"engines.{nm[1]}.speed", "engines coupled through the bus must "
-                       f"use one conduction speed; got {sorted(speeds)} mm/ms")
-        speed = speeds.pop()
+        speed = getattr(scenario, "speed_mm_per_ms", 3.0)
         naff = {scenario.engines[n].n_afferent for n in nm}
         if len(naff) > 1:
             raise _err(scenario, f"engines.{nm[1]}.coupling", "neural-mass engines coupled through "
                        "the bus must send the same number of afferent signals per region")
         n_aff = naff.pop()
     else:
-        bus_dt, speed, n_aff = sim.sync_interval_ms, 3.0, 1
+        bus_dt, speed, n_aff = sim.sync_interval_ms, getattr(scenario, "speed_mm_per_ms", 3.0), 1
     if spiking and n_aff != 1:
         raise _err(scenario, f"engines.{spiking[0]}", "a spiking region can only be coupled to "
                    "neural masses whose coupling sends one afferent signal per region")
@@ -135,8 +132,9 @@ def coupling_layout(scenario) -> CouplingLayout:
         eng = scenario.engines[n]
         spec = outputs_of.get(n)
         populations[n] = tuple(spec.populations) if spec and spec.populations else tuple(eng.groups)
+    read_ahead = max(int(getattr(scenario.engines[n], "bus_read_ahead_steps", 0)) for n in regional)
     layout = CouplingLayout(True, tuple(regional), bus_dt, S, speed, n_aff, steps, inputs_of,
-                            outputs_of, populations)
+                            outputs_of, populations, read_ahead)
     check_layout(scenario, layout)
     scenario._coupling_layout = layout
     return layout

@@ -60,7 +60,7 @@ class NeuralMassPart(PlainPart):
 
     def __init__(self, engine):
         super().__init__(engine)
-        engine.export_afferent = True
+        engine.bus = True          # external sources in its delay ring; afferent exports
         self.regions = np.asarray(engine.region_indices, dtype=np.int64)
 
     def initial(self) -> dict:
@@ -114,9 +114,10 @@ class SpikingPart(PlainPart):
         n_bins = int(round((t1 - t0) / self.bus_dt_ms))
         counts = np.zeros((n_bins, len(self.populations)), dtype=np.int64)
         if len(gids):
+            # a spike stamped t = (n+1)·dt happened during step n: times lie in (t0, t1]
             step = np.rint(np.asarray(ts) / self.engine.dt_ms).astype(np.int64)
             step0 = int(round(t0 / self.engine.dt_ms))
-            b = (step - step0) // self.steps_per_bin
+            b = (step - step0 - 1) // self.steps_per_bin
             p = self._pop_of_gid[np.asarray(gids, dtype=np.int64)]
             keep = p >= 0
             np.add.at(counts, (b[keep], p[keep]), 1)

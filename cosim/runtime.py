@@ -37,6 +37,7 @@ import numpy as np
 from .bus import Bus, BusPart
 from .checkpoint import Checkpointer
 from .coupling_layout import CouplingLayout, coupling_layout
+from .monitoring import timing_payload
 from .parts import NeuralMassPart, PlainPart, SpikingPart
 from .plan import BUS_RANK, Plan, make_plan
 from .recording import Recorder, default_output_path
@@ -138,7 +139,8 @@ class Coordinator:
         self.monitors = getattr(scenario, "monitors", None) or {}
         self.bus = None
         if layout.uses_bus:
-            self.bus = Bus(scenario.connectome, layout.steps, layout.window_steps, layout.n_afferent)
+            self.bus = Bus(scenario.connectome, layout.steps, layout.window_steps, layout.n_afferent,
+                           layout.read_ahead)
             self._bus_parts = {}
             for name in layout.coupled:
                 eng = scenario.engines[name]
@@ -158,12 +160,18 @@ class Coordinator:
 
     # -- set-up ---------------------------------------------------------------------
     def initial(self, key, msg: dict) -> None:
-        """Initial afferent history exported by a part (neural masses)."""
+        """Initial afferent history exported by a part (neural masses): its last
+        ``bus.initial_length()`` samples (an engine may keep more than the bus needs)."""
         if self.bus is None or "afferent" not in msg:
             return
         name = key[0]
         regions = self._bus_parts[name].regions
-        self.bus.put_initial(regions, msg["afferent"])
+        aff = msg["afferent"]
+        L = self.bus.initial_length()
+        if aff.shape[0] < L:
+            raise RuntimeError(f"engine {name!r} exported {aff.shape[0]} initial samples, "
+                               f"the bus needs {L}")
+        self.bus.put_initial(regions, aff[aff.shape[0] - L:])
 
     def initial_spiking(self) -> None:
         if self.bus is None:
@@ -201,6 +209,13 @@ class Coordinator:
             self._counts[name] = exports["counts"] if c is None else c + exports["counts"]
 
     def finish(self, k: int, t1: float, timing: np.ndarray) -> None:
+        """Close window ``k``: :meth:`finish_bus` then :meth:`finish_records`."""
+        self.finish_bus(k)
+        self.finish_records(k, t1, timing)
+
+    def finish_bus(self, k: int) -> None:
+        """Spiking regions' rates of window ``k`` into the bus history (after every part's
+        :meth:`take`); from here on the inputs of window ``k + 1`` can be sent."""
         if self.bus is not None:
             for name, counts in self._counts.items():
                 if name in self.rates:
@@ -208,6 +223,9 @@ class Coordinator:
                     self.bus.put_window(k, self._bus_parts[name].regions,
                                         aff.reshape(-1, 1, 1) * np.ones((1, self.bus.n_aff, 1)))
             self._counts.clear()
+
+    def finish_records(self, k: int, t1: float, timing: np.ndarray) -> None:
+        """Merge the parts' records of window ``k``, apply monitors, hand to the recorder."""
         outputs = {}
         for g in self.plan.groups:
             recs = self._merge(g, self._records.pop(g.name, {}))
@@ -269,10 +287,12 @@ class _Out:
 
 def run_scenario(scenario, *, output: Path | None = None, overwrite: bool = False,
                  progress_stream: TextIO | None = sys.stderr, resume: bool = False,
-                 on_window: Callable[[int, float], None] | None = None) -> RunSummary:
+                 on_window: Callable[[int, float, Callable], None] | None = None) -> RunSummary:
     """Run ``scenario`` in this process (every engine and the bus) and write its output.
 
     ``resume``: continue from the last checkpoint of this output (see :mod:`cosim.checkpoint`).
+    ``on_window(k, t_ms, payload)`` is called after every window (``payload()`` gives the
+    window's timing as a dict, for live monitoring).
     """
     sim = scenario.simulation
     layout = coupling_layout(scenario)
@@ -319,7 +339,7 @@ def run_scenario(scenario, *, output: Path | None = None, overwrite: bool = Fals
                 ck.save_coordinator(k + 1, coord.state(), recorder.lengths())
             progress.update(t1)
             if on_window is not None:
-                on_window(k, t1)
+                on_window(k, t1, lambda: timing_payload(timing, plan.groups))
         wall = time.perf_counter() - t_loop
         progress.update(sim.duration_ms, force=True)
     except BaseException as exc:
@@ -337,7 +357,8 @@ def _record_specs(scenario) -> dict:
 
 
 def run_mpi(scenario, comm, *, output: Path | None = None, overwrite: bool = False,
-            progress_stream: TextIO | None = sys.stderr, resume: bool = False) -> RunSummary | None:
+            progress_stream: TextIO | None = sys.stderr, resume: bool = False,
+            on_window: Callable | None = None) -> RunSummary | None:
     """Run ``scenario`` over the ranks of ``comm`` (rank 0: bus and output file).
 
     Returns the summary on rank 0, ``None`` elsewhere.  Any exception on any rank aborts
@@ -363,7 +384,7 @@ def run_mpi(scenario, comm, *, output: Path | None = None, overwrite: bool = Fal
     try:
         if role == "bus":
             return _run_bus(scenario, layout, plan, transport, out_path, overwrite,
-                            progress_stream, ck, resume)
+                            progress_stream, ck, resume, on_window)
         _run_part(scenario, layout, plan, transport, name, part_idx, ecomm, ck, k_start, resume)
         return None
     except BaseException as exc:  # one line, then take every rank down: never a hang
@@ -437,7 +458,8 @@ def _split_message(msg):
     return exports, records, msg["timing"]
 
 
-def _run_bus(scenario, layout, plan, transport, out_path, overwrite, progress_stream, ck, resume):
+def _run_bus(scenario, layout, plan, transport, out_path, overwrite, progress_stream, ck, resume,
+             on_window=None):
     sim = scenario.simulation
     k_start, cstate, lengths = ck.load_coordinator() if resume else (0, None, None)
     recorder = Recorder(out_path, scenario, _record_specs(scenario), n_ranks=plan.world_size,
@@ -459,26 +481,36 @@ def _run_bus(scenario, layout, plan, transport, out_path, overwrite, progress_st
         all_timing = []
         t_loop = time.perf_counter()
         dt_sync = sim.sync_interval_ms
+        def send_inputs(k):
+            for key in coord.keys:
+                if coord.needs_input(key):
+                    transport.send(None, ranks[key], TAG_INPUT, coord.inputs(k, key))
+
+        # Window k's inputs leave as soon as window k−1's outputs are in the bus; the
+        # records of window k−1 are merged, monitored and written while the parts compute.
+        send_inputs(k_start)
         for k in range(k_start, sim.n_windows):
             c0, w0 = transport.comm_s, transport.wait_s
             tic = time.perf_counter()
             for key in coord.keys:
-                if coord.needs_input(key):
-                    transport.send(None, ranks[key], TAG_INPUT, coord.inputs(k, key))
-            for key in coord.keys:
                 exports, records, t = _split_message(transport.recv(ranks[key], None, TAG_OUTPUT))
                 timing[ranks[key]] = t
                 coord.take(k, key, exports, records)
+            coord.finish_bus(k)
+            if k + 1 < sim.n_windows:
+                send_inputs(k + 1)
             t1 = (k + 1) * dt_sync
             coord_spent = time.perf_counter() - tic - (transport.comm_s - c0) - (transport.wait_s - w0)
             timing[BUS_RANK] = (coord_spent, transport.comm_s - c0, transport.wait_s - w0)
-            coord.finish(k, t1, timing)
+            coord.finish_records(k, t1, timing)
             if ck.due(k):
                 recorder.flush()
                 ck.save_coordinator(k + 1, coord.state(), recorder.lengths())
             all_timing.append(timing.copy())
             transport.flush_sends()
             progress.update(t1)
+            if on_window is not None:
+                on_window(k, t1, lambda: timing_payload(timing, plan.groups))
         wall = time.perf_counter() - t_loop
         progress.update(sim.duration_ms, force=True)
         transport.close()

@@ -17,6 +17,7 @@ Layout::
     [connectome]
     source = "tvb:connectivity_76"   # or a TVB zip/folder, an .npz, or
                                      # {weights = "w.csv", tract_lengths = "l.csv", labels = "n.txt"}
+    speed = 3.0                      # mm/ms: delay = tract length / speed (rounded to whole steps)
     allow_disconnected = false       # true: accept regions of a user file without any
                                      # connection (refused by default: usually a data error)
 
@@ -102,6 +103,7 @@ class Scenario:
     record: RecordSpecGlobal
     adapters: dict[str, dict] = field(default_factory=dict)
     monitors: dict[str, Any] = field(default_factory=dict)   # name → EngineMonitors
+    speed_mm_per_ms: float = 3.0       # [connectome] speed: conduction speed of every fibre
 
     @property
     def name(self) -> str:
@@ -151,6 +153,7 @@ def load_scenario(path: str | Path, *, output: str | Path | None = None) -> Scen
     allow_disconnected = conn_r.boolean("allow_disconnected", False)
     connectome = load_connectome(source, base_dir=p.parent, file=file, key="connectome.source",
                                  allow_disconnected=allow_disconnected)
+    speed = conn_r.number("speed", 3.0, gt=0, unit="mm/ms")
     conn_r.done()
 
     record_r = top.table("record", {})
@@ -178,7 +181,7 @@ def load_scenario(path: str | Path, *, output: str | Path | None = None) -> Scen
         ctx = BuildContext(file=file, connectome=connectome, seed=sim.seed,
                            duration_ms=sim.duration_ms, sync_interval_ms=sim.sync_interval_ms,
                            record_period_ms=period, record_variables=rec_vars,
-                           claimed_regions=frozenset(owner))
+                           claimed_regions=frozenset(owner), speed_mm_per_ms=speed)
         engine = engine_class(type_name).from_config(name, er, ctx)
         er.done()
         _check_dt(engine, name, sim, period, file)
@@ -205,7 +208,7 @@ def load_scenario(path: str | Path, *, output: str | Path | None = None) -> Scen
         adapters = adapters_from_config(top.table("adapters"), engines, types)
     top.done()
     scenario = Scenario(p, text, sim, connectome, engines, types,
-                        RecordSpecGlobal(period, flush_every), adapters, monitors)
+                        RecordSpecGlobal(period, flush_every), adapters, monitors, speed)
     coupling_layout(scenario)       # bus resolution and causality of cross-engine delays
     return scenario
 

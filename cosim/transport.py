@@ -11,7 +11,7 @@ A *message* is a ``dict[str, numpy.ndarray]``.  Two transports implement the sam
     size with ``Mrecv`` — no pickling of array data.
 
 Timing: :class:`MPITransport` accumulates the seconds spent *waiting* for a message to
-arrive (blocked in ``Mprobe``: the partner is still computing) separately from the seconds
+arrive (polling ``Improbe``: the partner is still computing) separately from the seconds
 spent *communicating* (packing, posting, receiving and unpacking), so a run can report how
 much of its wall time is communication proper.
 """
@@ -84,11 +84,12 @@ class InProcessTransport:
 class MPITransport:
     """Point-to-point messages over an mpi4py communicator (buffer-based, non-blocking sends)."""
 
-    def __init__(self, comm):
+    def __init__(self, comm, timeout_s: float = 0.0):
         from mpi4py import MPI
 
         self.MPI = MPI
         self.comm = comm
+        self.timeout_s = float(timeout_s)
         self.rank = comm.Get_rank()
         self._pending: list = []
         self.wait_s = 0.0
@@ -104,7 +105,7 @@ class MPITransport:
     def recv(self, source: int, dest: int, tag: int) -> Message:
         t0 = time.perf_counter()
         status = self.MPI.Status()
-        m = self.comm.Mprobe(source=source, tag=tag, status=status)
+        m = self._wait_for(source, tag, status, t0)
         t1 = time.perf_counter()
         buf = np.empty(status.Get_count(self.MPI.BYTE), dtype=np.uint8)
         m.Recv([buf, self.MPI.BYTE])
@@ -113,6 +114,25 @@ class MPITransport:
         self.wait_s += t1 - t0
         self.comm_s += t2 - t1
         return msg
+
+    def _wait_for(self, source: int, tag: int, status, t0: float):
+        """Matched probe that waits without burning a core: poll ``Improbe``, spinning for
+        the first ~20 µs (a message that is about to arrive), then sleeping with a backoff
+        of up to 100 µs — ranks often share cores with the engines they wait for, and a
+        busy-waiting MPI receive would take the CPU the partner needs.  Raises
+        :class:`TimeoutError` after ``timeout_s`` (a partner that died without the launcher
+        noticing), so no rank waits forever."""
+        nap = 0.0
+        while True:
+            m = self.comm.Improbe(source=source, tag=tag, status=status)
+            if m is not None:
+                return m
+            now = time.perf_counter()
+            if self.timeout_s and now - t0 > self.timeout_s:
+                raise TimeoutError(f"no message from rank {source} for {self.timeout_s:g} s")
+            if now - t0 > 20e-6:
+                nap = min(100e-6, nap + 10e-6)
+                time.sleep(nap)
 
     def flush_sends(self) -> None:
         """Complete sends whose buffers may be reused (call once per window)."""

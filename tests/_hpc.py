@@ -1,4 +1,4 @@
-"""Run ``python -m cosim.hpc_cli ARGS`` in this process (fast) or in a subprocess."""
+"""Run ``cosim ARGS`` (``python -m cosim``) in this process (fast) or in a subprocess."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from types import SimpleNamespace
 
 
 def hpc(*args: str, cwd: Path) -> SimpleNamespace:
-    """In-process: exit code, stdout and stderr of ``cosim.hpc_cli.main(args)`` run in ``cwd``."""
-    from cosim.hpc_cli import main
+    """In-process: exit code, stdout and stderr of ``cosim.cli.main(args)`` run in ``cwd``."""
+    from cosim.cli import main
 
     out, err = io.StringIO(), io.StringIO()
     old = os.getcwd()
@@ -30,6 +30,6 @@ def hpc(*args: str, cwd: Path) -> SimpleNamespace:
 
 
 def hpc_process(*args: str, cwd: Path, env=None, timeout: float = 180) -> subprocess.CompletedProcess:
-    """The same as a user runs it: a fresh ``python -m cosim.hpc_cli`` process."""
-    return subprocess.run([sys.executable, "-m", "cosim.hpc_cli", *args], cwd=cwd, env=env,
+    """The same as a user runs it: a fresh ``python -m cosim`` process."""
+    return subprocess.run([sys.executable, "-m", "cosim", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)

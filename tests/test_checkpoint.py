@@ -49,7 +49,7 @@ def test_crash_then_resume_equals_straight_run(write_scenario, tmp_path):
     path = write_scenario(SCENARIO, "ck.toml")
     run_scenario(load_scenario(path), output=tmp_path / "straight.h5", progress_stream=None)
 
-    def crash(k, t):
+    def crash(k, t, payload):
         if k == 120:
             raise RuntimeError("node failure")
 

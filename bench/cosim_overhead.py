@@ -1,0 +1,137 @@
+"""Co-simulation overhead of the default hybrid scenario under ``mpiexec``.
+
+Runs ``mpiexec -n K cosim run scenarios/default.toml`` (K = 3 by default: bus, neural
+masses, the spiking region) and reads the per-window timing every rank stored in the output
+(``/timing/window_seconds``, ``(window, rank, phase)`` with phases compute, communicate,
+wait).  Reports
+
+* ``comm_fraction``: the share of wall time the ranks spend *communicating* — packing,
+  posting, receiving and unpacking messages — summed over ranks and divided by
+  (wall time × ranks).  Time blocked waiting for a slower engine is excluded (it is load
+  imbalance, not communication) and reported separately as ``wait_fraction``;
+* ``latency_us``: exchange latency per window — the median over windows of the bus rank's
+  communicate time for one window (all messages of the window in and out);
+* wall seconds per simulated second, and the same scenario in one process for reference.
+
+Target: communication < 5 % of wall time.
+
+    python bench/cosim_overhead.py [--np 3] [--duration-ms 2000] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _mpiexec() -> str:
+    cand = Path(sys.executable).parent / "mpiexec"
+    if cand.exists():
+        return str(cand)
+    found = shutil.which("mpiexec")
+    if not found:
+        sys.exit("no mpiexec found: pip install -e .[mpi]")
+    return found
+
+
+def _scenario(src: Path, duration_ms: float | None, tmp: Path) -> Path:
+    text = src.read_text()
+    if duration_ms is not None:
+        import re
+        text = re.sub(r"(?m)^duration\s*=.*$", f"duration = {float(duration_ms)}", text, count=1)
+    out = tmp / src.name
+    out.write_text(text)
+    return out
+
+
+def _run(cmd: list[str], env: dict) -> float:
+    t = time.perf_counter()
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed ({r.returncode}):\n{r.stderr}")
+    return time.perf_counter() - t
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--scenario", default=str(REPO / "scenarios" / "default.toml"))
+    p.add_argument("--np", type=int, default=3, help="MPI processes (default 3)")
+    p.add_argument("--duration-ms", type=float, default=None, help="override the duration")
+    p.add_argument("--json", help="write the results as JSON to this path")
+    args = p.parse_args(argv)
+
+    import h5py
+
+    env = dict(os.environ, OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1")
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        sc = _scenario(Path(args.scenario), args.duration_ms, tmp)
+        cosim = [sys.executable, "-m", "cosim", "run", str(sc), "--quiet", "--overwrite"]
+        # warm the numba cache so that neither run pays compilation
+        _run(cosim + ["--output", str(tmp / "warm.h5")], env)
+        one_wall = _run(cosim + ["--output", str(tmp / "one.h5")], env)
+        mpi_wall = _run([_mpiexec(), "-n", str(args.np)] + cosim + ["--output", str(tmp / "mpi.h5")], env)
+        with h5py.File(tmp / "mpi.h5") as f:
+            timing = f["timing/window_seconds"][:]          # (window, rank, phase)
+            duration_ms = float(f.attrs["duration_ms"])
+            status = f.attrs["status"]
+        with h5py.File(tmp / "one.h5") as f1, h5py.File(tmp / "mpi.h5") as f2:
+            same = all(np_equal(f1, f2, name) for name in _datasets(f1))
+    loop_wall = timing[:, 0, :].sum()          # the bus rank is busy or waiting all along
+    per_rank = timing.sum(axis=0)              # (rank, phase)
+    comm_fraction = float(per_rank[:, 1].sum() / (loop_wall * timing.shape[1]))
+    wait_fraction = float(per_rank[:, 2].sum() / (loop_wall * timing.shape[1]))
+    latency_us = float(np.median(timing[:, 0, 1]) * 1e6)
+    sim_s = duration_ms / 1000.0
+    result = {
+        "scenario": str(args.scenario), "np": args.np, "duration_ms": duration_ms,
+        "status": str(status), "identical_to_one_process": bool(same),
+        "comm_fraction": comm_fraction, "wait_fraction": wait_fraction,
+        "latency_us": latency_us,
+        "loop_wall_s": float(loop_wall),
+        "wall_s_per_simulated_s": {"mpi_loop": float(loop_wall) / sim_s,
+                                   "mpi_process": mpi_wall / sim_s,
+                                   "one_process": one_wall / sim_s},
+        "per_rank_seconds": {f"rank {r}": dict(zip(("compute", "communicate", "wait"),
+                                                   map(float, per_rank[r])))
+                             for r in range(per_rank.shape[0])},
+    }
+    print(f"default scenario, mpiexec -n {args.np}, {duration_ms:g} ms simulated")
+    for r in range(per_rank.shape[0]):
+        c, m, w = per_rank[r]
+        print(f"  rank {r}: compute {c:7.3f} s  communicate {m:7.4f} s  wait {w:7.3f} s")
+    print(f"  communication: {100 * comm_fraction:.2f} % of wall time (target < 5 %); "
+          f"waiting on slower engines: {100 * wait_fraction:.1f} %")
+    print(f"  exchange latency per window (bus rank): {latency_us:.1f} µs")
+    print(f"  wall per simulated s: loop {loop_wall / sim_s:.2f}, whole mpiexec {mpi_wall / sim_s:.2f}, "
+          f"one process {one_wall / sim_s:.2f}")
+    print(f"  outputs identical to the one-process run: {same}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+    return 0
+
+
+def _datasets(f) -> list[str]:
+    names = []
+    f.visititems(lambda n, o: names.append(n) if hasattr(o, "shape") and not n.startswith(("timing", "provenance")) else None)
+    return names
+
+
+def np_equal(a, b, name: str) -> bool:
+    x, y = a[name][()], b[name][()]
+    return bool(np.array_equal(x, y)) if hasattr(x, "shape") else x == y
+
+
+if __name__ == "__main__":
+    sys.exit(main())
