@@ -294,6 +294,8 @@ def _series_monitor(table: str, r: Reader, source: RecordSpec, model, region_lab
         if r.has("leadfield"):
             lf = _leadfield(r, source, region_labels)
             sensors = _sensors(r)
+        elif r.has("sensors"):
+            raise r.error("sensors", "names the rows of a lead field: add leadfield = \"…\"")
         return _guard(r, "leadfield" if lf is not None else "period",
                       lambda: EegMonitor(source, sig, leadfield=lf, sensors=sensors,
                                          period_ms=period, unit=unit))

@@ -63,6 +63,8 @@ CASES = [
      "engines.v1.region: region 'rV1' is already simulated by engine 'cortex'"),
     ("mc_swc", M("name", ("engines", "cells", "cells", "pyr", "morphology"), "cel.swc"),
      "engines.cells.cells.pyr.morphology: SWC file 'cel.swc' not found"),
+    ("jr_split", M("range", ("record", "left", "eeg", "sensors"), ["Fz", "Cz"]),   # was "unknown key"
+     "record.left.eeg.sensors: names the rows of a lead field: add leadfield = "),
     # a misspelt required key: say which key looks like it
     ("whole_brain_jr", M("rename", ("simulation", "duration"), "durration"),
      "simulation.duration: missing required key; found 'durration', a misspelling?"),
