@@ -92,8 +92,9 @@ def check_message(stderr: str, scenario: str, m: sm.Mutation) -> None:
     for want in expected_keys(m):
         # the key itself, a table holding it, a key inside it — or, for a cross-reference
         # (adapters.x.input naming a deleted input group), a message that names it
+        last = re.escape(want.rsplit(".", 1)[-1])
         ok |= (key == want or want.startswith(key + ".") or key.startswith(want + ".")
-               or want.rsplit(".", 1)[-1] in rest)
+               or re.search(rf"(?<!\w){last}(?!\w)", rest) is not None)
     assert ok, f"{m.describe()}: message does not name the key: {line!r}"
 
 
