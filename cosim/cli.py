@@ -101,8 +101,9 @@ def _run(args) -> int:
     if args.np is not None and args.np < 1:
         raise CosimError(f"--np must be >= 1, got {args.np}")
     if args.np and args.np > 1 and world <= 1:
-        load_scenario(args.scenario, output=args.output)     # fail fast, before mpiexec
-        return launch_mpiexec(args.argv, args.np)
+        sc = load_scenario(args.scenario, output=args.output)     # fail fast, before mpiexec
+        return launch_mpiexec(args.argv, args.np,
+                              output=sc.simulation.output or default_output_path(sc))
     if world > 1:
         return _run_mpi(args)
     n = srun_without_mpi_plugin()

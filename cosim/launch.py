@@ -102,14 +102,84 @@ def run_command(cmd: Sequence[str], env: Mapping[str, str] | None = None) -> int
 
 
 def launch_mpiexec(argv: Sequence[str], np: int, *, module: str = "cosim",
-                   mpiexec: str | None = None) -> int:
+                   mpiexec: str | None = None, output: str | os.PathLike | None = None) -> int:
     """Run ``mpiexec -n np python -m <module> <argv without --np>``; return its exit code.
 
     ``argv`` is the command line after the program name, e.g.
-    ``["run", "scenario.toml", "--np", "4", "--overwrite"]``.
+    ``["run", "scenario.toml", "--np", "4", "--overwrite"]``.  With ``output`` (the run's
+    output file) the ranks are watched: if the job fails because a process died (killed,
+    crashed), one more line names its rank and engine (from ``<output>.ranks.json``, which
+    rank 0 writes at start) — mpiexec itself only reports a PID, and not always the one
+    that died first.
     """
     cmd = mpiexec_command(np, ["-m", module, *strip_np(argv)], mpiexec=mpiexec)
-    return run_command(cmd)
+    if output is None:
+        return run_command(cmd)
+    ranks = Path(str(output) + ".ranks.json")
+    ranks.unlink(missing_ok=True)
+    watcher = _RankWatcher(ranks)
+    watcher.start()
+    try:
+        rc = run_command(cmd)
+    finally:
+        watcher.stop()
+    if rc != 0 and watcher.first_dead:
+        print(watcher.describe(rc), file=sys.stderr, flush=True)
+    return rc
+
+
+class _RankWatcher:
+    """Polls the pids of a run's ranks every 2 ms and remembers which ended first."""
+
+    def __init__(self, ranks_file: Path):
+        import threading
+
+        self.path = ranks_file
+        self.table: dict = {}
+        self.first_dead: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=1.0)
+
+    @staticmethod
+    def _alive(pid: int) -> bool:
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                state = fh.read().rsplit(")", 1)[1].split()[0]
+            return state not in ("Z", "X")
+        except (FileNotFoundError, IndexError, PermissionError):
+            return False
+
+    def _run(self) -> None:
+        import json
+        import time
+
+        while not self._stop.is_set() and not self.table:
+            try:
+                self.table = json.loads(self.path.read_text())
+            except (OSError, ValueError):
+                time.sleep(0.05)
+        if not Path("/proc").is_dir():
+            return
+        while not self._stop.is_set():
+            dead = [r for r, e in self.table.items() if not self._alive(int(e["pid"]))]
+            if dead:
+                self.first_dead = dead
+                return
+            time.sleep(0.002)
+
+    def describe(self, rc: int) -> str:
+        parts = [f"rank {r} ({self.table[r].get('role')}, pid {self.table[r].get('pid')} on "
+                 f"{self.table[r].get('host')})" for r in self.first_dead]
+        how = f" (signal {rc - 128})" if rc > 128 else (" (killed by signal 9)" if rc == 9 else "")
+        return (f"cosim: {' and '.join(parts)} ended first{how}; mpiexec stopped the other "
+                f"ranks (exit code {rc})")
 
 
 def launcher_world_size(env: Mapping[str, str] | None = None) -> int | None:

@@ -297,7 +297,7 @@ def run_scenario(scenario, *, output: Path | None = None, overwrite: bool = Fals
     sim = scenario.simulation
     layout = coupling_layout(scenario)
     plan = make_plan(scenario, 1)
-    out_path = Path(output) if output is not None else (sim.output or default_output_path(scenario))
+    out_path = out_path_of(scenario, output)
     ck = Checkpointer(out_path, sim.checkpoint_every_windows)
     k_start, cstate, lengths = ck.load_coordinator() if resume else (0, None, None)
     recorder = Recorder(out_path, scenario, _record_specs(scenario), n_ranks=1,
@@ -373,9 +373,12 @@ def run_mpi(scenario, comm, *, output: Path | None = None, overwrite: bool = Fal
     # one communicator per engine (for the spike exchange of split regions)
     colour = 0 if role == "bus" else 1 + [g.name for g in plan.groups].index(name)
     ecomm = comm.Split(colour, rank)
-    transport = MPITransport(comm)
+    labels = {BUS_RANK: "the bus"}
+    labels.update({r: f"engine {g.name}" for g in plan.groups for r in g.ranks})
+    transport = MPITransport(comm, timeout_s=sim.exchange_timeout_s, labels=labels)
     who = "bus" if role == "bus" else f"engine {name}"
-    out_path = Path(output) if output is not None else (sim.output or default_output_path(scenario))
+    _announce_ranks(comm, plan, out_path_of(scenario, output), progress_stream)
+    out_path = out_path_of(scenario, output)
     ck = Checkpointer(out_path, sim.checkpoint_every_windows)
     k_start = 0
     if resume:   # every rank reads the commit point; the same window everywhere
@@ -388,10 +391,49 @@ def run_mpi(scenario, comm, *, output: Path | None = None, overwrite: bool = Fal
         _run_part(scenario, layout, plan, transport, name, part_idx, ecomm, ck, k_start, resume)
         return None
     except BaseException as exc:  # one line, then take every rank down: never a hang
-        print(f"cosim: {who} (rank {rank}) failed: {type(exc).__name__}: {exc}",
-              file=sys.stderr, flush=True)
-        comm.Abort(1)
+        from .errors import CosimError
+        text = exc.message() if isinstance(exc, CosimError) else f"{type(exc).__name__}: {exc}"
+        print(f"cosim: {who} (rank {rank}) failed: {text}", file=sys.stderr, flush=True)
+        comm.Abort(2 if isinstance(exc, CosimError) else 1)
         raise
+
+
+def out_path_of(scenario, output) -> Path:
+    sim = scenario.simulation
+    return Path(output) if output is not None else (sim.output or default_output_path(scenario))
+
+
+def ranks_file(output: Path) -> Path:
+    """``<output>.ranks.json``: rank → pid, host, role of a multi-process run."""
+    return Path(str(output) + ".ranks.json")
+
+
+def _announce_ranks(comm, plan: Plan, output: Path, stream) -> None:
+    """Gather every rank's pid and host on rank 0; write ``<output>.ranks.json`` and print
+    one line per rank, so that a launcher's report of a dead PID names its engine."""
+    import json
+    import os
+    import socket
+
+    me = {"pid": os.getpid(), "host": socket.gethostname()}
+    everyone = comm.gather(me, root=BUS_RANK)
+    if comm.Get_rank() != BUS_RANK:
+        return
+    roles = {BUS_RANK: "bus"}
+    for g in plan.groups:
+        for p, r in enumerate(g.ranks):
+            roles[r] = f"engine {g.name}" + (f" part {p + 1}/{g.n_parts}" if g.n_parts > 1 else "")
+    table = {str(r): {**everyone[r], "role": roles[r]} for r in range(comm.Get_size())}
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        ranks_file(output).write_text(json.dumps(table, indent=1))
+    except OSError:
+        pass
+    if stream is not None:
+        for r in range(comm.Get_size()):
+            e = table[str(r)]
+            print(f"[cosim] rank {r} (pid {e['pid']} on {e['host']}): {e['role']}", file=stream,
+                  flush=True)
 
 
 def _allgather_exchange(ecomm):

@@ -13,6 +13,7 @@ Layout::
     seed = 42                    # master seed (integer ≥ 0); every random stream derives from it
     output = "results/run.h5"    # HDF5 file written by `cosim run`
     checkpoint_every = 500.0     # ms (optional): save a checkpoint this often, for --resume
+    exchange_timeout = 600.0     # s: a rank waiting this long for a partner ends the job
 
     [connectome]
     source = "tvb:connectivity_76"   # or a TVB zip/folder, an .npz, or
@@ -69,6 +70,7 @@ class SimulationSpec:
     seed: int
     output: Path | None
     checkpoint_every_ms: float = 0.0
+    exchange_timeout_s: float = 600.0
 
     @property
     def n_windows(self) -> int:
@@ -219,6 +221,7 @@ def _read_simulation(r: Reader, output_override) -> SimulationSpec:
     seed = r.integer("seed", 0, ge=0, le=2**63 - 1)
     out = r.string("output", None)
     checkpoint = r.number("checkpoint_every", 0.0, ge=0, unit="ms")
+    timeout = r.number("exchange_timeout", 600.0, gt=0, unit="s")
     r.done()
     if checkpoint and not whole_multiple(checkpoint, sync):
         raise r.error("checkpoint_every", f"{checkpoint:g} ms is not a whole multiple of "
@@ -234,7 +237,7 @@ def _read_simulation(r: Reader, output_override) -> SimulationSpec:
         output = Path(out)
     else:
         output = None
-    return SimulationSpec(duration, sync, seed, output, checkpoint)
+    return SimulationSpec(duration, sync, seed, output, checkpoint, timeout)
 
 
 def _check_dt(engine, name: str, sim: SimulationSpec, period_ms: float, file: str) -> None:

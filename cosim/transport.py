@@ -84,12 +84,13 @@ class InProcessTransport:
 class MPITransport:
     """Point-to-point messages over an mpi4py communicator (buffer-based, non-blocking sends)."""
 
-    def __init__(self, comm, timeout_s: float = 0.0):
+    def __init__(self, comm, timeout_s: float = 0.0, labels: dict[int, str] | None = None):
         from mpi4py import MPI
 
         self.MPI = MPI
         self.comm = comm
         self.timeout_s = float(timeout_s)
+        self.labels = labels or {}
         self.rank = comm.Get_rank()
         self._pending: list = []
         self.wait_s = 0.0
@@ -129,7 +130,9 @@ class MPITransport:
                 return m
             now = time.perf_counter()
             if self.timeout_s and now - t0 > self.timeout_s:
-                raise TimeoutError(f"no message from rank {source} for {self.timeout_s:g} s")
+                who = self.labels.get(source, "a partner")
+                raise TimeoutError(f"no message from {who} (rank {source}) for "
+                                   f"{self.timeout_s:g} s; it stopped responding")
             if now - t0 > 20e-6:
                 nap = min(100e-6, nap + 10e-6)
                 time.sleep(nap)
