@@ -45,6 +45,9 @@ import numpy as np
 
 from .errors import CosimError
 
+#: Longest delay, in steps, a history may hold (beyond it memory, or int64, runs out).
+MAX_DELAY_STEPS = 1 << 28
+
 TVB_DATA_NAMES = ("connectivity_66", "connectivity_68", "connectivity_76",
                   "connectivity_96", "connectivity_192")
 
@@ -91,10 +94,21 @@ class Connectome:
         return self.tract_lengths_mm / float(speed_mm_per_ms)
 
     def delay_steps(self, speed_mm_per_ms: float, dt_ms: float) -> np.ndarray:
-        """Delays as whole numbers of steps of ``dt_ms``: ``rint(d / dt)`` (int64, (n, n))."""
+        """Delays as whole numbers of steps of ``dt_ms``: ``rint(d / dt)`` (int64, (n, n)).
+
+        Raises :class:`CosimError` (key ``connectome.speed``) for delays of more than
+        ``MAX_DELAY_STEPS`` steps — a history that long cannot be kept (and int64 would
+        overflow for an absurdly small speed)."""
         if not dt_ms > 0:
             raise ValueError(f"dt must be > 0 ms, got {dt_ms}")
-        return np.rint(self.delays_ms(speed_mm_per_ms) / dt_ms).astype(np.int64)
+        steps = np.rint(self.delays_ms(speed_mm_per_ms) / dt_ms)
+        longest = float(steps.max()) if steps.size else 0.0
+        if not longest <= MAX_DELAY_STEPS:
+            raise CosimError(f"the longest tract, {float(self.tract_lengths_mm.max()):g} mm, takes "
+                             f"{longest:.3g} steps of {dt_ms:g} ms at {speed_mm_per_ms:g} mm/ms "
+                             f"(at most {MAX_DELAY_STEPS}); is the speed in mm/ms (= m/s)?",
+                             key="connectome.speed")
+        return steps.astype(np.int64)
 
     def subset(self, indices) -> "Connectome":
         """The connectome restricted to regions ``indices`` (in that order)."""

@@ -211,7 +211,10 @@ def load_scenario(path: str | Path, *, output: str | Path | None = None) -> Scen
     top.done()
     scenario = Scenario(p, text, sim, connectome, engines, types,
                         RecordSpecGlobal(period, flush_every), adapters, monitors, speed)
-    coupling_layout(scenario)       # bus resolution and causality of cross-engine delays
+    try:
+        coupling_layout(scenario)   # bus resolution and causality of cross-engine delays
+    except CosimError as exc:
+        raise exc.at(file=file) from None
     return scenario
 
 

@@ -82,3 +82,22 @@ def test_found_by_fuzzing(tmp_path, base, mutation, expected):
     assert rc == 2, err.getvalue()
     assert err.getvalue().count("\n") == 1
     assert err.getvalue().startswith(f"{base}.toml: {expected}"), err.getvalue()
+
+
+def test_absurd_speed_between_spiking_regions(tmp_path):
+    """Two spiking regions on the bus, speed 1e-300 mm/ms: the delays overflowed int64 (a
+    RuntimeWarning, then a negative delay in the message); now one line at connectome.speed."""
+    sm.write_data_files(tmp_path)
+    data = BASES["mc_swc"]
+    data = {**data, "connectome": {**data["connectome"], "speed": 1e-300},
+            "engines": {"cells": {**data["engines"]["cells"], "region": "p"},
+                        "b": {"type": "multicompartment", "region": "q", "cells": {"x": {"n": 2}}}}}
+    path = tmp_path / "two.toml"
+    path.write_text(sm.dumps(data))
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        rc = main(["validate", str(path)])
+    assert rc == 2
+    assert err.getvalue().startswith("two.toml: connectome.speed: the longest tract, 20 mm, takes "
+                                     "4e+301 steps of 0.5 ms at 1e-300 mm/ms"), err.getvalue()
+    assert err.getvalue().count("\n") == 1
