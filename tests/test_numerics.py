@@ -4,6 +4,11 @@ every window before the blow-up."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import h5py
 import numpy as np
 import pytest
@@ -90,13 +95,17 @@ flush_every = 4
 """
 
 
-def test_neural_mass_blow_up_stops_the_run_and_keeps_earlier_windows(tmp_path):
+def _write_blow_up(folder: Path) -> None:
     w = np.array([[0, 0.5, 0.2], [0.3, 0, 0.1], [0.4, 0.6, 0]])
     L = np.array([[0, 12.0, 30], [12, 0, 21], [30, 21, 0]])
-    np.savetxt(tmp_path / "w.csv", w, delimiter=",")
-    np.savetxt(tmp_path / "l.csv", L, delimiter=",")
-    (tmp_path / "names.txt").write_text("A\nB\nC\n")
-    (tmp_path / "blow.toml").write_text(SCENARIO)
+    np.savetxt(folder / "w.csv", w, delimiter=",")
+    np.savetxt(folder / "l.csv", L, delimiter=",")
+    (folder / "names.txt").write_text("A\nB\nC\n")
+    (folder / "blow.toml").write_text(SCENARIO)
+
+
+def test_neural_mass_blow_up_stops_the_run_and_keeps_earlier_windows(tmp_path):
+    _write_blow_up(tmp_path)
     r = run_cli("run", "blow.toml", "--quiet", cwd=tmp_path, timeout=120)
     assert r.returncode == 2, r.stderr
     assert "Traceback" not in r.stderr and r.stdout == ""
@@ -115,3 +124,25 @@ def test_neural_mass_blow_up_stops_the_run_and_keeps_earlier_windows(tmp_path):
     ref = NeuralMassEngine("lin", "linear", conn, dt_ms=0.1, seed=1, record_period_ms=1.0,
                            parameters={"gamma": {"default": -1.0, "C": 5.0}}, initial={"x": 0.1})
     np.testing.assert_array_equal(ts, ref.advance(0.0, 140.0).records["timeseries"])
+
+
+MPIEXEC = Path(sys.executable).parent / "mpiexec"
+
+
+@pytest.mark.skipif(not MPIEXEC.exists(), reason="no mpiexec next to the Python interpreter")
+def test_blow_up_on_an_engine_rank(tmp_path):
+    """Under mpiexec -n 2 (bus | engine): exit 2, the message once, the file as in one process."""
+    _write_blow_up(tmp_path)
+    env = {k: v for k, v in os.environ.items() if k != "COSIM_DEBUG"}
+    r = subprocess.run([str(MPIEXEC), "-n", "2", sys.executable, "-m", "cosim", "run", "blow.toml",
+                        "--quiet"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr
+    mine = [ln for ln in r.stderr.splitlines() if "variable x is inf" in ln]
+    assert mine == ["cosim: engine lin (rank 1) failed: engine lin: region C: variable x is inf "
+                    "at t = 150 ms (dt 0.1 ms; check the parameters or try a smaller dt)"], r.stderr
+    with h5py.File(tmp_path / "blow.h5") as f:
+        assert f.attrs["status"] == "failed" and f.attrs["windows_completed"] == 14
+        assert f["engines/lin/timeseries"].shape == (140, 1, 3)
+        assert np.isfinite(f["engines/lin/timeseries"][:]).all()
