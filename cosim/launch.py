@@ -115,71 +115,87 @@ def launch_mpiexec(argv: Sequence[str], np: int, *, module: str = "cosim",
     cmd = mpiexec_command(np, ["-m", module, *strip_np(argv)], mpiexec=mpiexec)
     if output is None:
         return run_command(cmd)
-    ranks = Path(str(output) + ".ranks.json")
-    ranks.unlink(missing_ok=True)
-    watcher = _RankWatcher(ranks)
-    watcher.start()
-    try:
-        rc = run_command(cmd)
-    finally:
-        watcher.stop()
-    if rc != 0 and watcher.first_dead:
-        print(watcher.describe(rc), file=sys.stderr, flush=True)
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="cosim-ranks-") as notes:
+        env = dict(os.environ, COSIM_DEATH_NOTES=notes)
+        rc = run_command(cmd, env=env)
+        if rc != 0:
+            note = first_death(Path(notes), Path(str(output) + ".ranks.json"), rc)
+            if note:
+                print(note, file=sys.stderr, flush=True)
     return rc
 
 
-class _RankWatcher:
-    """Polls the pids of a run's ranks every 2 ms and remembers which ended first."""
+# -- which rank died first ------------------------------------------------------------------
+#
+# mpiexec stops every rank with SIGKILL once one of them dies, so all of them die within a
+# few ms, and the order in which their deaths become visible from outside depends on how
+# long the kernel takes to tear each one down.  Under ``cosim run --np`` every rank starts a
+# small sentinel process that the kernel signals the moment its rank exits
+# (``PR_SET_PDEATHSIG``); the sentinel writes the monotonic clock to a note.  The earliest
+# note names the rank that died first: the others died because mpiexec killed them.
 
-    def __init__(self, ranks_file: Path):
-        import threading
+_SENTINEL = """
+import os, signal, sys, time
+path = sys.argv[1]
+def note(sig, frame):
+    with open(path + ".tmp", "w") as fh:
+        fh.write(str(time.monotonic_ns()))
+    os.replace(path + ".tmp", path)
+    os._exit(0)
+signal.signal(signal.SIGUSR1, note)
+if os.getppid() != int(sys.argv[2]):
+    note(None, None)
+while True:
+    signal.pause()
+"""
 
-        self.path = ranks_file
-        self.table: dict = {}
-        self.first_dead: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def start(self) -> None:
-        self._thread.start()
+def start_death_sentinel(rank: int) -> None:
+    """Under ``cosim run --np``: start the sentinel of this rank (see above); no-op else."""
+    notes = os.environ.get("COSIM_DEATH_NOTES")
+    if not notes or not Path(notes).is_dir() or not sys.platform.startswith("linux"):
+        return
+    import ctypes
 
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=1.0)
+    parent = os.getpid()
 
-    @staticmethod
-    def _alive(pid: int) -> bool:
+    def arm():
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGUSR1))   # PR_SET_PDEATHSIG
+
+    try:
+        subprocess.Popen([sys.executable, "-c", _SENTINEL, str(Path(notes) / f"rank{rank}"),
+                          str(parent)], preexec_fn=arm, stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         start_new_session=True)
+    except OSError:
+        pass
+
+
+def first_death(notes: Path, ranks_file: Path, rc: int) -> str | None:
+    """``cosim: rank R (engine E, pid P on host) ended first …`` from the sentinels' notes."""
+    import json
+
+    times = {}
+    for p in notes.glob("rank*"):
+        if p.name.endswith(".tmp"):
+            continue
         try:
-            with open(f"/proc/{pid}/stat") as fh:
-                state = fh.read().rsplit(")", 1)[1].split()[0]
-            return state not in ("Z", "X")
-        except (FileNotFoundError, IndexError, PermissionError):
-            return False
-
-    def _run(self) -> None:
-        import json
-        import time
-
-        while not self._stop.is_set() and not self.table:
-            try:
-                self.table = json.loads(self.path.read_text())
-            except (OSError, ValueError):
-                time.sleep(0.05)
-        if not Path("/proc").is_dir():
-            return
-        while not self._stop.is_set():
-            dead = [r for r, e in self.table.items() if not self._alive(int(e["pid"]))]
-            if dead:
-                self.first_dead = dead
-                return
-            time.sleep(0.002)
-
-    def describe(self, rc: int) -> str:
-        parts = [f"rank {r} ({self.table[r].get('role')}, pid {self.table[r].get('pid')} on "
-                 f"{self.table[r].get('host')})" for r in self.first_dead]
-        how = f" (signal {rc - 128})" if rc > 128 else (" (killed by signal 9)" if rc == 9 else "")
-        return (f"cosim: {' and '.join(parts)} ended first{how}; mpiexec stopped the other "
-                f"ranks (exit code {rc})")
+            times[int(p.name[4:])] = int(p.read_text())
+        except (ValueError, OSError):
+            pass
+    if not times:
+        return None
+    try:
+        table = json.loads(ranks_file.read_text())
+    except (OSError, ValueError):
+        table = {}
+    first = min(times, key=times.get)
+    e = table.get(str(first), {})
+    how = f"signal {rc - 128}" if rc > 128 else ("signal 9, killed" if rc == 9 else f"exit code {rc}")
+    return (f"cosim: rank {first} ({e.get('role', 'unknown role')}, pid {e.get('pid', '?')} on "
+            f"{e.get('host', '?')}) ended first ({how}); mpiexec stopped the other ranks")
 
 
 def launcher_world_size(env: Mapping[str, str] | None = None) -> int | None:

@@ -26,6 +26,7 @@ receiving, unpacking) and *wait* (blocked until a slower partner's message arriv
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -36,12 +37,13 @@ import numpy as np
 
 from .bus import Bus, BusPart
 from .checkpoint import Checkpointer
+from .errors import CosimError
 from .coupling_layout import CouplingLayout, coupling_layout
 from .monitoring import timing_payload
 from .parts import NeuralMassPart, PlainPart, SpikingPart
 from .plan import BUS_RANK, Plan, make_plan
 from .recording import Recorder, default_output_path
-from .transport import InProcessTransport, MPITransport
+from .transport import MPITransport, RemoteError
 
 TAG_INIT, TAG_INPUT, TAG_OUTPUT = 10, 11, 12
 
@@ -390,12 +392,34 @@ def run_mpi(scenario, comm, *, output: Path | None = None, overwrite: bool = Fal
                             progress_stream, ck, resume, on_window)
         _run_part(scenario, layout, plan, transport, name, part_idx, ecomm, ck, k_start, resume)
         return None
+    except RemoteError as exc:    # an engine reported its error: the bus closed the file
+        print(f"cosim: {labels.get(exc.rank, 'rank')} (rank {exc.rank}) failed: {exc}",
+              file=sys.stderr, flush=True)
+        time.sleep(0.5)           # let the launcher forward the line before it kills us
+        comm.Abort(exc.code)
+        os._exit(exc.code)
     except BaseException as exc:  # one line, then take every rank down: never a hang
-        from .errors import CosimError
-        text = exc.message() if isinstance(exc, CosimError) else f"{type(exc).__name__}: {exc}"
+        text = _error_text(exc)
+        code = 2 if isinstance(exc, CosimError) else 1
+        if role != "bus":
+            # hand the error to the bus, which closes the output file (every completed
+            # window kept, status "failed") and ends the job; abort ourselves if it cannot
+            try:
+                transport.send_error(BUS_RANK, text, code)
+                time.sleep(5.0)   # the bus ends the job; if it cannot, say it ourselves
+                print(f"cosim: {who} (rank {rank}) failed: {text}", file=sys.stderr, flush=True)
+                time.sleep(0.5)
+            finally:
+                comm.Abort(code)
+                os._exit(code)
         print(f"cosim: {who} (rank {rank}) failed: {text}", file=sys.stderr, flush=True)
-        comm.Abort(2 if isinstance(exc, CosimError) else 1)
-        raise
+        time.sleep(0.5)           # let the launcher forward the line before it kills us
+        comm.Abort(code)
+        os._exit(code)
+
+
+def _error_text(exc: BaseException) -> str:
+    return exc.message() if isinstance(exc, CosimError) else f"{type(exc).__name__}: {exc}"
 
 
 def out_path_of(scenario, output) -> Path:
@@ -415,6 +439,9 @@ def _announce_ranks(comm, plan: Plan, output: Path, stream) -> None:
     import os
     import socket
 
+    from .launch import start_death_sentinel
+
+    start_death_sentinel(comm.Get_rank())
     me = {"pid": os.getpid(), "host": socket.gethostname()}
     everyone = comm.gather(me, root=BUS_RANK)
     if comm.Get_rank() != BUS_RANK:

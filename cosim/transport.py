@@ -1,14 +1,13 @@
 """Moving named arrays between the bus and the engines.
 
-A *message* is a ``dict[str, numpy.ndarray]``.  Two transports implement the same calls:
-
-:class:`InProcessTransport`
-    queues inside one process (the whole scenario in one process, and tests);
-:class:`MPITransport`
-    mpi4py buffer-based point-to-point calls: a message is packed into one contiguous byte
-    buffer (a small header of names, dtypes and shapes, then the raw data, 8-byte aligned)
-    and sent with ``Isend``; the receiver matches it with ``Mprobe`` and receives exactly its
-    size with ``Mrecv`` — no pickling of array data.
+A *message* is a ``dict[str, numpy.ndarray]``.  In one process the runtime hands messages
+from the coordinator to the parts directly (the same objects, in the same order); across
+processes :class:`MPITransport` moves them with mpi4py buffer-based point-to-point calls: a
+message is packed into one contiguous byte buffer (a small header of names, dtypes and
+shapes, then the raw data, 8-byte aligned) and sent with ``Isend``; the receiver matches it
+with ``Improbe`` and receives exactly its size with ``Mrecv`` — no pickling of array data.
+A rank that fails tells the bus with :meth:`MPITransport.send_error`; whatever the bus is
+waiting for, its next receive raises :class:`RemoteError`.
 
 Timing: :class:`MPITransport` accumulates the seconds spent *waiting* for a message to
 arrive (polling ``Improbe``: the partner is still computing) separately from the seconds
@@ -20,7 +19,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections import defaultdict, deque
 
 import numpy as np
 
@@ -60,25 +58,15 @@ def unpack(buf: np.ndarray) -> Message:
     return out
 
 
-class InProcessTransport:
-    """FIFO queues keyed by (source, destination, tag); all parties live in this process."""
+class RemoteError(RuntimeError):
+    """A partner rank reported that it failed (see :meth:`MPITransport.send_error`)."""
 
-    def __init__(self):
-        self._queues: dict[tuple, deque] = defaultdict(deque)
-        self.wait_s = 0.0
-        self.comm_s = 0.0
+    def __init__(self, rank: int, text: str, code: int):
+        super().__init__(text)
+        self.rank, self.code = rank, code
 
-    def send(self, source: int, dest: int, tag: int, msg: Message) -> None:
-        self._queues[(source, dest, tag)].append(msg)
 
-    def recv(self, source: int, dest: int, tag: int) -> Message:
-        q = self._queues[(source, dest, tag)]
-        if not q:
-            raise RuntimeError(f"in-process transport: no message from {source} to {dest} (tag {tag})")
-        return q.popleft()
-
-    def flush_sends(self) -> None:
-        pass
+TAG_ERROR = 99
 
 
 class MPITransport:
@@ -128,6 +116,7 @@ class MPITransport:
             m = self.comm.Improbe(source=source, tag=tag, status=status)
             if m is not None:
                 return m
+            self._check_errors()
             now = time.perf_counter()
             if self.timeout_s and now - t0 > self.timeout_s:
                 who = self.labels.get(source, "a partner")
@@ -136,6 +125,27 @@ class MPITransport:
             if now - t0 > 20e-6:
                 nap = min(100e-6, nap + 10e-6)
                 time.sleep(nap)
+
+    def send_error(self, dest: int, text: str, code: int) -> None:
+        """Tell ``dest`` that this rank failed (``dest`` raises :class:`RemoteError` in its
+        next :meth:`recv`, whatever it is waiting for)."""
+        buf = np.frombuffer(text.encode(errors="replace"), dtype=np.uint8).copy()
+        self.comm.Send([np.array([code], dtype=np.int64), self.MPI.INT64_T], dest=dest,
+                       tag=TAG_ERROR + 1)
+        self.comm.Send([buf, self.MPI.BYTE], dest=dest, tag=TAG_ERROR)
+
+    def _check_errors(self) -> None:
+        st = self.MPI.Status()
+        if not self.comm.Iprobe(source=self.MPI.ANY_SOURCE, tag=TAG_ERROR + 1, status=st):
+            return
+        src = st.Get_source()
+        code = np.empty(1, dtype=np.int64)
+        self.comm.Recv([code, self.MPI.INT64_T], source=src, tag=TAG_ERROR + 1)
+        st2 = self.MPI.Status()
+        self.comm.Probe(source=src, tag=TAG_ERROR, status=st2)
+        buf = np.empty(st2.Get_count(self.MPI.BYTE), dtype=np.uint8)
+        self.comm.Recv([buf, self.MPI.BYTE], source=src, tag=TAG_ERROR)
+        raise RemoteError(src, buf.tobytes().decode(errors="replace"), int(code[0]))
 
     def flush_sends(self) -> None:
         """Complete sends whose buffers may be reused (call once per window)."""
