@@ -3,6 +3,14 @@
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import h5py
 import numpy as np
 import pytest
@@ -82,3 +90,55 @@ def test_resume_without_checkpoint_is_a_clear_error(write_scenario, tmp_path):
     assert r.stderr.strip() == "coordinator.npz: no checkpoint to resume from (run with [simulation] checkpoint_every first)"
     with pytest.raises(CosimError, match="whole multiple of simulation.sync_interval"):
         load_scenario(write_scenario(SCENARIO.replace("checkpoint_every = 50.0", "checkpoint_every = 2.5")))
+
+
+MPIEXEC = Path(sys.executable).parent / "mpiexec"
+
+
+@pytest.mark.skipif(not MPIEXEC.exists(), reason="no mpiexec (pip install -e .[mpi])")
+def test_hybrid_killed_under_mpiexec_then_resumed_equals_straight_run(tmp_path):
+    """Spikes in flight, synapses and STP, Poisson streams, the bus history and the neural
+    masses' rings all survive a SIGKILL and a resume under `mpiexec -n 3`."""
+    from test_runtime import HYBRID
+
+    text = HYBRID.replace("duration = 60.0", "duration = 400.0").replace(
+        "output = \"out.h5\"", "output = \"out.h5\"\ncheckpoint_every = 50.0")
+    sc = tmp_path / "hybrid.toml"
+    sc.write_text(text)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    base = [sys.executable, "-m", "cosim", "run", str(sc), "--quiet", "--no-monitor"]
+    r = subprocess.run([str(MPIEXEC), "-n", "3", *base, "--output", "straight.h5"], cwd=tmp_path,
+                       env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+
+    out = tmp_path / "cut.h5"
+    proc = subprocess.Popen([str(MPIEXEC), "-n", "3", *base, "--output", str(out)], cwd=tmp_path,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    coordinator = Path(str(out) + ".checkpoint") / "coordinator.npz"
+    ranks = Path(str(out) + ".ranks.json")
+    deadline = time.monotonic() + 240
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if coordinator.exists():
+                with np.load(coordinator) as z:
+                    if int(z["@window"]) >= 150:
+                        break
+            time.sleep(0.05)
+        assert proc.poll() is None, "the run ended before it could be interrupted"
+        os.kill(json.loads(ranks.read_text())["2"]["pid"], signal.SIGKILL)   # the spiking rank
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0
+    with h5py.File(out) as f:
+        assert f.attrs["status"] == "running"           # killed: never closed
+    r = subprocess.run([str(MPIEXEC), "-n", "3", *base, "--output", str(out), "--resume"],
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    a, sa = _all(tmp_path / "straight.h5")
+    b, sb = _all(out)
+    assert sa == sb == "completed"
+    assert a["spikes/v1/timestamps"].size > 50
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
