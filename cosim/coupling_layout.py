@@ -59,6 +59,7 @@ class RegionRate:
     def __init__(self, spec: SpikesToRateSpec, n_cells: int, bin_ms: float):
         self.spec = spec
         self.conv = SpikesToRate({"pooled": np.arange(n_cells)}, bin_ms, spec.kernel, spec.tau_ms)
+        self.last_rate_hz = 0.0
 
     def initial_afferent(self) -> float:
         return float(self.spec.map(np.array([0.0]))[0])
@@ -66,7 +67,9 @@ class RegionRate:
     def afferent(self, counts: np.ndarray) -> np.ndarray:
         """``counts`` (S, n_populations) summed over parts → afferent (S,)."""
         pooled = np.asarray(counts).sum(axis=1, keepdims=True)
-        return self.spec.map(self.conv.from_counts(pooled)[:, 0])
+        rate = self.conv.from_counts(pooled)[:, 0]
+        self.last_rate_hz = float(rate.mean()) if rate.size else 0.0
+        return self.spec.map(rate)
 
     def state(self) -> dict:
         return self.conv.state()

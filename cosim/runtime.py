@@ -159,6 +159,8 @@ class Coordinator:
                     self._probe_ids[(g.name, p)] = scenario.engines[g.name].partition(p, g.n_parts).probe_ids
         self._records: dict = {}
         self._counts: dict = {}
+        #: latest firing rates for live monitoring: engine → {region or group: Hz}
+        self.live_rates: dict[str, dict[str, float]] = {}
 
     # -- set-up ---------------------------------------------------------------------
     def initial(self, key, msg: dict) -> None:
@@ -222,6 +224,9 @@ class Coordinator:
             for name, counts in self._counts.items():
                 if name in self.rates:
                     aff = self.rates[name].afferent(counts)          # (S,)
+                    self.live_rates[name] = {
+                        self.sc.connectome.region_labels[int(self._bus_parts[name].regions[0])]:
+                            self.rates[name].last_rate_hz}
                     self.bus.put_window(k, self._bus_parts[name].regions,
                                         aff.reshape(-1, 1, 1) * np.ones((1, self.bus.n_aff, 1)))
             self._counts.clear()
@@ -233,9 +238,28 @@ class Coordinator:
             recs = self._merge(g, self._records.pop(g.name, {}))
             if g.name in self.monitors:
                 recs = self.monitors[g.name].apply(recs, t1)
+                self._note_rates(g.name, recs)
             outputs[g.name] = _Out(recs)
         if self.recorder is not None:
             self.recorder.write_window(outputs, timing, t_end_ms=t1)
+
+    def _note_rates(self, engine: str, records: dict) -> None:
+        """Remember the last sample of a rate monitor (``[record.<engine>.rate]``)."""
+        for spec in self.monitors[engine].record_specs():
+            if spec.attrs.get("monitor") == "rate" and spec.dataset in records:
+                x = records[spec.dataset]
+                if getattr(x, "shape", (0,))[0]:
+                    self.live_rates[engine] = {str(r): float(v)
+                                               for r, v in zip(spec.regions, x[-1, 0])}
+
+    def live_payload(self, timing, groups, engine_compute: dict | None = None) -> dict:
+        """What the live monitor publishes after a window: timing and region rates.
+        ``engine_compute``: per-engine compute seconds of the window (one process, where
+        every engine shares rank 0)."""
+        payload = {**timing_payload(timing, groups), "rates_hz": self.live_rates}
+        if engine_compute is not None:
+            payload["engines"] = {n: {"compute_s": v} for n, v in engine_compute.items()}
+        return payload
 
     def _merge(self, g, by_part: dict) -> dict:
         if g.n_parts == 1:
@@ -325,12 +349,14 @@ def run_scenario(scenario, *, output: Path | None = None, overwrite: bool = Fals
         timing = np.zeros((1, 3))
         t_loop = time.perf_counter()
         dt_sync = sim.sync_interval_ms
+        window_compute = {key[0]: 0.0 for key in parts}
         for k in range(k_start, sim.n_windows):
             t0, t1 = k * dt_sync, (k + 1) * dt_sync
             timing[:] = 0.0
             for key, part in parts.items():
                 exports, records, spent = part.step(k, t0, t1, coord.inputs(k, key))
                 compute[key[0]] += spent
+                window_compute[key[0]] = spent
                 timing[0, 0] += spent
                 if ck.due(k):
                     ck.save_part(key, k + 1, part.state())
@@ -341,7 +367,7 @@ def run_scenario(scenario, *, output: Path | None = None, overwrite: bool = Fals
                 ck.save_coordinator(k + 1, coord.state(), recorder.lengths())
             progress.update(t1)
             if on_window is not None:
-                on_window(k, t1, lambda: timing_payload(timing, plan.groups))
+                on_window(k, t1, lambda: coord.live_payload(timing, plan.groups, window_compute))
         wall = time.perf_counter() - t_loop
         progress.update(sim.duration_ms, force=True)
     except BaseException as exc:
@@ -579,7 +605,7 @@ def _run_bus(scenario, layout, plan, transport, out_path, overwrite, progress_st
             transport.flush_sends()
             progress.update(t1)
             if on_window is not None:
-                on_window(k, t1, lambda: timing_payload(timing, plan.groups))
+                on_window(k, t1, lambda: coord.live_payload(timing, plan.groups))
         wall = time.perf_counter() - t_loop
         progress.update(sim.duration_ms, force=True)
         transport.close()

@@ -231,3 +231,36 @@ def test_timing_payload_from_the_runtime_timing_array():
     line = format_message({"type": "window", "window": 0, "t_ms": 1.0, **p})
     assert line.endswith("cortex 2.00 ms  max wait 3.00 ms")
     json.dumps(p)
+
+
+def test_a_hybrid_run_publishes_region_rates_and_engine_timing(tmp_path):
+    """Live messages of a real run carry per-engine timing and the rates of the spiking
+    region (from its spikes) and of the neural masses (their rate monitor)."""
+    import json as _json
+
+    from cosim.monitoring import Publisher
+    from cosim.runtime import run_scenario
+    from cosim.scenario import load_scenario
+    from test_runtime import HYBRID
+
+    sc_path = tmp_path / "h.toml"
+    sc_path.write_text(HYBRID + "\n[record.cortex.rate]\n")
+    sc = load_scenario(sc_path)
+    messages = []
+
+    class Capture(Publisher):
+        def _send(self, message):
+            messages.append(_json.loads(_json.dumps(message)))
+            return True
+
+    with Capture(output=tmp_path / "o.h5", duration_ms=sc.simulation.duration_ms,
+                 min_interval_s=0.0) as pub:
+        run_scenario(sc, output=tmp_path / "o.h5", progress_stream=None, on_window=pub.publish)
+    windows = [m for m in messages if m["type"] == "window"]
+    assert len(windows) == 60 and messages[-1]["type"] == "end"
+    last = windows[-1]
+    assert set(last["engines"]) == {"cortex", "v1"}
+    assert last["engines"]["v1"]["compute_s"] > 0
+    assert set(last["rates_hz"]) == {"cortex", "v1"}
+    assert list(last["rates_hz"]["v1"]) == ["rV1"] and last["rates_hz"]["v1"]["rV1"] >= 0.0
+    assert len(last["rates_hz"]["cortex"]) == 75
