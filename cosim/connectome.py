@@ -424,7 +424,7 @@ def _load_csv_pair(table: Mapping, base_dir, file, key) -> Connectome:
     allowed = {"weights", "tract_lengths", "labels"}
     for k in table:
         if k not in allowed:
-            raise CosimError(f"unknown key (expected weights, tract_lengths, labels)",
+            raise CosimError("unknown key (expected weights, tract_lengths, labels)",
                              file=file, key=f"{key}.{k}" if key else k)
     def path_of(name: str) -> Path:
         k = f"{key}.{name}" if key else name

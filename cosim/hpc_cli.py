@@ -14,9 +14,7 @@ runs them on their own.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import traceback
 from pathlib import Path
 
 from .errors import CosimError
@@ -224,34 +222,11 @@ def watch_main(args) -> int:
 
 # -- standalone entry point ----------------------------------------------------------------------
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m cosim.hpc_cli",
-                                description="cosim on clusters: SLURM scripts, sweeps, live watch.")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    add_slurm_arguments(sub.add_parser("slurm", help="write an sbatch script for a scenario"))
-    add_sweep_arguments(sub.add_parser("sweep", help="run or submit a grid of scenario variants"))
-    add_watch_arguments(sub.add_parser("watch", help="follow a running job's live monitor"))
-    return p
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    handler = {"slurm": slurm_main, "sweep": sweep_main, "watch": watch_main}[args.command]
-    try:
-        return handler(args)
-    except CosimError as exc:
-        print(exc.message(), file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("cosim: interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:  # an internal error: one line unless debugging
-        if os.environ.get("COSIM_DEBUG"):
-            traceback.print_exc()
-        else:
-            print(f"cosim: internal error: {type(exc).__name__}: {exc} "
-                  "(set COSIM_DEBUG=1 for the traceback)", file=sys.stderr)
-        return 1
+    """``python -m cosim.hpc_cli slurm|sweep|watch …``: the same as ``cosim …``."""
+    from .cli import main as cosim_main
+
+    return cosim_main(argv)
 
 
 if __name__ == "__main__":

@@ -177,6 +177,14 @@ class Coordinator:
                                f"the bus needs {L}")
         self.bus.put_initial(regions, aff[aff.shape[0] - L:])
 
+    def begin(self, resume_state: dict | None) -> None:
+        """After every part's initial history: restore a checkpoint, or give the spiking
+        regions their initial afferent (the map of 0 Hz)."""
+        if resume_state is not None:
+            self.restore(resume_state)
+        else:
+            self.initial_spiking()
+
     def initial_spiking(self) -> None:
         if self.bus is None:
             return
@@ -339,10 +347,7 @@ def run_scenario(scenario, *, output: Path | None = None, overwrite: bool = Fals
                 part.restore(ck.load_part(key, k_start))
             else:
                 coord.initial(key, part.initial())
-        if resume:
-            coord.restore(cstate)
-        else:
-            coord.initial_spiking()
+        coord.begin(cstate if resume else None)
         build_s = time.perf_counter() - t_build
         progress = Progress(sim.duration_ms, progress_stream, start_ms=k_start * sim.sync_interval_ms)
         compute = {key[0]: 0.0 for key in parts}
@@ -566,10 +571,7 @@ def _run_bus(scenario, layout, plan, transport, out_path, overwrite, progress_st
         ranks = {(g.name, p): r for g in plan.groups for p, r in enumerate(g.ranks)}
         for key in coord.keys:
             coord.initial(key, transport.recv(ranks[key], None, TAG_INIT))
-        if resume:
-            coord.restore(cstate)
-        else:
-            coord.initial_spiking()
+        coord.begin(cstate if resume else None)
         build_s = time.perf_counter() - t_build
         progress = Progress(sim.duration_ms, progress_stream, start_ms=k_start * sim.sync_interval_ms)
         timing = np.zeros((plan.world_size, 3))

@@ -27,7 +27,6 @@ not depend on the partitioning or on how a run is cut into calls.
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 
