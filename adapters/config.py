@@ -62,6 +62,7 @@ def adapters_from_config(r: Reader, engines: dict, engine_types: dict) -> dict:
     """Validate ``[adapters]``; returns name → spec.  ``engines``: name → engine object."""
     out: dict = {}
     outputs_of: dict[str, str] = {}
+    driven: dict[tuple[str, str], str] = {}     # (engine, input group) → adapter
     for name in r.keys():
         ar = r.table(name)
         kind = ar.string("type", choices=TYPES)
@@ -78,6 +79,10 @@ def adapters_from_config(r: Reader, engines: dict, engine_types: dict) -> dict:
             if group not in eng.input_lines:
                 raise ar.error("input", f"engine {engine!r} has no input group {group!r} "
                                         f"(has: {', '.join(eng.input_lines) or 'none'})")
+            if (engine, group) in driven:
+                raise ar.error("input", f"input group {group!r} of engine {engine!r} is already "
+                                        f"driven by adapter {driven[(engine, group)]!r}")
+            driven[(engine, group)] = name
             spec = RateToPoissonSpec(name, engine, group, ar.number("gain", 1.0),
                                      ar.number("offset", 0.0),
                                      ar.number("correlation", 0.0, ge=0.0, le=1.0))

@@ -173,3 +173,17 @@ def test_jansen_rit_maps_invert_each_other():
     # S(v0) = e0 (in Hz: 2.5)
     assert fwd(np.array([6.0]))[0] == pytest.approx(2.5)
     assert RateMap("linear", gain=2.0, offset=1.0)(np.array([3.0]))[0] == 7.0
+
+
+def test_one_input_group_is_driven_by_one_adapter(tmp_path):
+    from cosim.errors import CosimError
+    from cosim.scenario import load_scenario
+    from _util import REPO
+
+    text = (REPO / "scenarios" / "default.toml").read_text()
+    text = text.replace('input = "bg_inh"', 'input = "bg_exc"')
+    p = tmp_path / "twice.toml"
+    p.write_text(text)
+    with pytest.raises(CosimError, match=r"^twice.toml: adapters.v1_in_inh.input: input group "
+                                         r"'bg_exc' of engine 'v1' is already driven by adapter 'v1_in_exc'$"):
+        load_scenario(p)
