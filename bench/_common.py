@@ -390,3 +390,17 @@ def ratio(peer: float | None, ours: float | None) -> float | None:
     if peer is None or ours is None or ours <= 0:
         return None
     return peer / ours
+
+
+def check_targets(ratios: dict, targets: dict[str, float], at_least: set[str]) -> dict:
+    """Print and return whether each peer ratio meets its target: ``≥ need`` for the peers in
+    ``at_least``, ``> need`` for the others (``None`` where the peer did not run)."""
+    met = {}
+    for peer, need in targets.items():
+        rr = ratios.get(peer)
+        inclusive = peer in at_least
+        met[peer] = None if rr is None else bool(rr >= need if inclusive else rr > need)
+        if rr is not None:
+            print(f"target vs {peer}: {'≥' if inclusive else '>'}{need:g}× → {rr:.2f}× "
+                  f"{'met' if met[peer] else 'NOT met'}")
+    return met

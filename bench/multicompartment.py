@@ -430,13 +430,7 @@ def main(argv=None) -> int:
     for pair, a in agreement.items():
         print(f"agreement {pair:<26} cell-0 spikes {a['counts'][0]} vs {a['counts'][1]}, "
               f"max |Δt| {a['max_abs_dt_ms']:.3f} ms → {'AGREE' if a['agree'] else 'DISAGREE'}")
-    targets = {}
-    for peer, need in TARGETS.items():
-        rr = ratios.get(peer)
-        targets[peer] = None if rr is None else bool(rr >= need if peer == "neuron" else rr > need)
-        if rr is not None:
-            print(f"target vs {peer}: {'≥' if peer == 'neuron' else '>'}{need:g}× → {rr:.2f}× "
-                  f"{'met' if targets[peer] else 'NOT met'}")
+    targets = C.check_targets(ratios, TARGETS, at_least={"neuron"})
 
     if args.json:
         C.write_json(args.json, {

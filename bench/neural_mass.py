@@ -477,13 +477,7 @@ def drive(args) -> int:
             detail = "no common sample times"
         print(f"agreement {pair:<18} same connectome: {'yes' if a['same_connectome'] else 'NO'}; "
               f"{detail} → {'AGREE' if a['agree'] else 'DISAGREE'}")
-    targets = {}
-    for peer, need in TARGETS.items():
-        rr = ratios.get(peer)
-        targets[peer] = None if rr is None else bool(rr >= need if peer == "tvb" else rr > need)
-        if rr is not None:
-            print(f"target vs {peer}: {'≥' if peer == 'tvb' else '>'}{need:g}× → {rr:.2f}× "
-                  f"{'met' if targets[peer] else 'NOT met'}")
+    targets = C.check_targets(ratios, TARGETS, at_least={"tvb"})
 
     if args.json:
         C.write_json(args.json, {
