@@ -1,7 +1,9 @@
 """``[adapters.<name>]`` sections of a scenario: the scale boundary of a spiking region.
 
-Two types, both attached to a multicompartment engine that stands for one connectome
-region (``[engines.<e>] region = "rV1"``)::
+Two types, both attached to a spiking engine that stands for one connectome region
+(``[engines.<e>] region = "rV1"``): ``rate_to_poisson`` to an engine that takes its
+region's drive and has input groups, ``spikes_to_rate`` to one that exports spikes
+(see :mod:`cosim.engines.base`)::
 
     [adapters.v1_in]
     type = "rate_to_poisson"
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cosim.engines.base import Export, Take
 from cosim.schema import Reader
 
 from .maps import RateMap, map_from_config
@@ -58,7 +61,7 @@ class SpikesToRateSpec:
     map: RateMap
 
 
-def adapters_from_config(r: Reader, engines: dict, engine_types: dict) -> dict:
+def adapters_from_config(r: Reader, engines: dict) -> dict:
     """Validate ``[adapters]``; returns name → spec.  ``engines``: name → engine object."""
     out: dict = {}
     outputs_of: dict[str, str] = {}
@@ -67,18 +70,21 @@ def adapters_from_config(r: Reader, engines: dict, engine_types: dict) -> dict:
         ar = r.table(name)
         kind = ar.string("type", choices=TYPES)
         engine = ar.string("engine", choices=sorted(engines))
-        if engine_types[engine] != "multicompartment":
-            raise ar.error("engine", f"engine {engine!r} is a {engine_types[engine]} engine; "
-                                     "adapters attach to a multicompartment engine")
         eng = engines[engine]
-        if not getattr(eng, "region_indices", ()):
+        able = eng.takes is Take.DRIVE if kind == "rate_to_poisson" else eng.exports is Export.SPIKE_COUNTS
+        if not able:
+            what = ("take its region's drive" if kind == "rate_to_poisson"
+                    else "export spikes")
+            raise ar.error("engine", f"engine {engine!r} is a {eng.type_name} engine, which does "
+                                     f"not {what}; a {kind} adapter attaches to a spiking engine")
+        if not len(eng.region_indices):
             raise ar.error("engine", f"engine {engine!r} stands for no connectome region; set "
                                      f"engines.{engine}.region")
         if kind == "rate_to_poisson":
             group = ar.string("input")
-            if group not in eng.input_lines:
+            if group not in eng.input_groups():
                 raise ar.error("input", f"engine {engine!r} has no input group {group!r} "
-                                        f"(has: {', '.join(eng.input_lines) or 'none'})")
+                                        f"(has: {', '.join(eng.input_groups()) or 'none'})")
             if (engine, group) in driven:
                 raise ar.error("input", f"input group {group!r} of engine {engine!r} is already "
                                         f"driven by adapter {driven[(engine, group)]!r}")
@@ -89,9 +95,9 @@ def adapters_from_config(r: Reader, engines: dict, engine_types: dict) -> dict:
         else:
             pops = ar.string_list("populations", None)
             for p in pops or ():
-                if p not in eng.groups:
+                if p not in eng.populations():
                     raise ar.error("populations", f"engine {engine!r} has no cell population "
-                                                  f"{p!r} (has: {', '.join(eng.groups)})")
+                                                  f"{p!r} (has: {', '.join(eng.populations())})")
             if pops is not None and not pops:
                 raise ar.error("populations", "must name at least one population")
             if engine in outputs_of:

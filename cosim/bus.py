@@ -7,13 +7,13 @@ population rate mapped into the same units by an adapter.  The bus keeps the his
 of them in a ring buffer ``(slot, afferent, region)`` long enough for the largest delay, and
 each sync window ``k`` (``S`` bus steps, ``[kSΔt, (k+1)SΔt)``) it sends
 
-* to a **neural-mass part**: the new samples ``a_j(t)``, ``t ∈ ((k−1)SΔt, kSΔt]``, of every
+* to a part that takes **sources** (``Take.SOURCES``, e.g. a neural mass): the new samples ``a_j(t)``, ``t ∈ ((k−1)SΔt, kSΔt]``, of every
   source ``j`` outside the part that projects into it (the whole initial history for
   ``k = 0``).  The part keeps them in its own delay ring next to its own regions, so its
   kernel reads an external source exactly as it would read an internal one: same stage
   times (Heun/RK4 order is kept across engines), same summation order (a run split into
   engines gives the same bits as one engine).
-* to a **spiking part**: the delayed, weighted input of its region ``R`` at the start of each
+* to a part that takes **drive** (``Take.DRIVE``, e.g. a spiking region): the delayed, weighted input of its region ``R`` at the start of each
   bus step of the window, ``s_R(t) = Σ_j w_Rj a_j(t − d_Rj)`` (sum over ``j`` in index
   order), which the rate → Poisson adapter turns into input spike trains.
 
@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import njit
 
+from .engines.base import Take
 from .errors import CosimError
 
 
@@ -50,17 +51,25 @@ def _delayed_weighted_sum(hist, t_first, srcs, delays, w, out):
 class BusPart:
     """What the bus knows of one engine part.
 
-    ``kind``: ``"neural_mass"`` or ``"spiking"``; ``regions``: global indices of the regions
-    it simulates (exports afferents of); ``sources``: global indices of outside regions
-    whose samples it receives (neural mass), computed by :meth:`Bus.add_part`.
+    ``takes``: what the part receives (:class:`~cosim.engines.base.Take`); ``regions``:
+    global indices of the regions it stands for (exports afferents of); ``sources``: global
+    indices of outside regions whose samples it receives (``Take.SOURCES``), computed by
+    :meth:`Bus.finalise`.
     """
 
     engine: str
     part: int
-    kind: str
+    takes: Take
     regions: np.ndarray
     sources: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     extra_lag: int = 0
+
+
+def max_delay_steps(weights: np.ndarray, steps: np.ndarray) -> int:
+    """The longest delay (bus steps) of any connection; the bus keeps that much history,
+    and every afferent exporter gives ``max_delay_steps + 1 + read_ahead`` initial samples."""
+    nz = np.asarray(weights) != 0
+    return int(np.asarray(steps)[nz].max()) if nz.any() else 0
 
 
 def delay_steps(connectome, speed_mm_per_ms: float, bus_dt_ms: float) -> np.ndarray:
@@ -118,7 +127,7 @@ class Bus:
         self.n_aff = int(n_afferent)
         self.n_regions = self.weights.shape[0]
         nz = self.weights != 0
-        self.max_delay = int(self.steps[nz].max()) if nz.any() else 0
+        self.max_delay = max_delay_steps(self.weights, self.steps)
         #: steps a receiver's integrator reads beyond the delayed sample (RK4 stage: 1)
         self.read_ahead = int(read_ahead)
         # slots for steps t − max_delay … t + S (one window ahead is written before it is read)
@@ -142,12 +151,13 @@ class Bus:
             srcs = np.flatnonzero(rows.any(axis=0))
             part.sources = srcs[self._owner[srcs] != p].astype(np.int64)
         for part in self.parts:
-            if part.kind == "spiking" and part.regions.size != 1:
-                raise ValueError("a spiking part simulates exactly one region")
+            if part.takes is Take.DRIVE and part.regions.size != 1:
+                raise ValueError(f"engine {part.engine!r} takes the drive of one region, "
+                                 f"but stands for {part.regions.size}")
 
     def initial_length(self) -> int:
         """Samples of initial history (t ≤ 0) every exporter provides:
-        ``max_delay + 1 + read_ahead``."""
+        ``max_delay + 1 + read_ahead`` (also :meth:`CouplingLayout.initial_length`)."""
         return self.max_delay + 1 + self.read_ahead
 
     def put_initial(self, regions: np.ndarray, afferent: np.ndarray) -> None:
@@ -162,7 +172,15 @@ class Bus:
         slots = (k * self.S + 1 + np.arange(self.S)) % self.H
         self.hist[np.ix_(slots, np.arange(self.n_aff), regions)] = afferent
 
-    def neural_mass_input(self, k: int, part: BusPart) -> np.ndarray:
+    def input(self, k: int, part: BusPart) -> dict[str, np.ndarray]:
+        """The ``INPUT`` payload of window ``k`` for ``part``, by what it takes."""
+        if part.takes is Take.SOURCES:
+            return {"sources": self.sources_input(k, part)}
+        if part.takes is Take.DRIVE:
+            return {"drive": self.drive_input(k, part)}
+        return {}
+
+    def sources_input(self, k: int, part: BusPart) -> np.ndarray:
         """Samples of ``part``'s external sources the part needs before window ``k``:
         ``(L, n_aff, n_sources)`` for ``k = 0`` (initial history), else ``(S, …)``."""
         if k == 0:
@@ -174,7 +192,7 @@ class Bus:
         slots = (np.arange(first, first + L)) % self.H
         return np.ascontiguousarray(self.hist[slots][:, :, part.sources])
 
-    def spiking_input(self, k: int, part: BusPart) -> np.ndarray:
+    def drive_input(self, k: int, part: BusPart) -> np.ndarray:
         """``s_R`` at the start of each bus step of window ``k``: ``(S, n_aff)``."""
         R = int(part.regions[0])
         srcs = np.flatnonzero(self.weights[R])               # fixed order: increasing index

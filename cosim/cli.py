@@ -62,8 +62,12 @@ def _validate(args) -> int:
     from .scenario import load_scenario
 
     sc = load_scenario(args.scenario)
-    engines = ", ".join(f"{n} ({sc.engine_types[n]}, {len(getattr(e, 'region_indices', ()))} regions, "
-                        f"dt {e.dt_ms:g} ms)" for n, e in sc.engines.items())
+    def regions(e):
+        n = len(e.region_indices)
+        return f"{n} region" + ("" if n == 1 else "s")
+
+    engines = ", ".join(f"{n} ({e.type_name}, {regions(e)}, dt {e.dt_ms:g} ms)"
+                        for n, e in sc.engines.items())
     print(f"{sc.name}: ok — {sc.connectome.n_regions}-region connectome "
           f"({sc.connectome.source}); {sc.simulation.duration_ms:g} ms in "
           f"{sc.simulation.n_windows} windows of {sc.simulation.sync_interval_ms:g} ms; "

@@ -1,13 +1,14 @@
 """Which engines talk through the bus, at what resolution, and is it causal?
 
-Computed from a validated scenario (the same on every rank) by :func:`coupling_layout`:
+Computed from a validated scenario (the same on every rank) by :func:`coupling_layout`,
+from what each engine declares (:mod:`cosim.engines.base`), never from its type:
 
-* The bus is used when two or more engines simulate connectome regions (neural-mass
-  engines, and multicompartment engines that stand for a ``region``).
-* **Bus resolution** ``bus_dt``: the ``dt`` of the neural-mass engines, which must agree
-  (their kernels read external sources from the same grid as internal ones); a spiking
-  engine's ``dt`` must divide it.  Without neural-mass engines, ``bus_dt`` is the sync
-  interval.
+* The bus is used when two or more engines stand for connectome regions and exchange
+  something (``exports`` or ``takes`` not ``NOTHING``).
+* **Bus resolution** ``bus_dt``: the ``dt`` of the engines that export afferent samples or
+  take source samples (e.g. neural masses), which must agree — their kernels read external
+  sources from the same grid as internal ones; every other coupled engine's ``dt`` must
+  divide it.  Without such engines, ``bus_dt`` is the sync interval.
 * **Delays** on the bus: ``rint(tract_length / speed / bus_dt)`` steps with the conduction
   speed of ``[connectome] speed`` (the engines coupled through the bus use the same).
 * **Causality**: every connection between regions of different engines must be delayed by
@@ -22,15 +23,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from adapters import SpikesToRate
 from adapters.config import RateToPoissonSpec, SpikesToRateSpec
 
-from .bus import check_cross_delays
+from .bus import check_cross_delays, max_delay_steps
+from .engines.base import Export, Take
 from .errors import CosimError
 
 
 @dataclass
 class CouplingLayout:
+    """``uses_bus``: two or more engines exchange data through the bus in every layout;
+    ``coupled``: the engines that would (one engine alone is coupled only when split, see
+    :meth:`active`)."""
+
     uses_bus: bool
     coupled: tuple[str, ...] = ()
     bus_dt_ms: float = 0.0
@@ -43,39 +48,20 @@ class CouplingLayout:
     populations: dict[str, tuple[str, ...]] = field(default_factory=dict)
     read_ahead: int = 0
 
-    def make_rate_adapters(self, scenario) -> dict[str, "RegionRate"]:
-        """The spikes → rate adapter of every spiking engine that has one (bus side)."""
-        out = {}
-        for name, spec in self.outputs_of.items():
-            eng = scenario.engines[name]
-            n = sum(len(eng.groups[p]) for p in self.populations[name])
-            out[name] = RegionRate(spec, n, self.bus_dt_ms)
-        return out
+    def initial_length(self, connectome) -> int:
+        """Initial afferent samples (steps ``−(L−1) … 0``) the bus needs of an exporter."""
+        return max_delay_steps(connectome.weights, self.steps) + 1 + self.read_ahead
 
+    def active(self, plan) -> bool:
+        """Whether the bus runs in ``plan``: two engines stand for regions, or one engine
+        that stands for regions is split into several parts."""
+        return bool(self.coupled) and (self.uses_bus or any(plan.group(n).n_parts > 1
+                                                             for n in self.coupled))
 
-class RegionRate:
-    """Pooled population rate of a spiking region → its afferent on the bus."""
-
-    def __init__(self, spec: SpikesToRateSpec, n_cells: int, bin_ms: float):
-        self.spec = spec
-        self.conv = SpikesToRate({"pooled": np.arange(n_cells)}, bin_ms, spec.kernel, spec.tau_ms)
-        self.last_rate_hz = 0.0
-
-    def initial_afferent(self) -> float:
-        return float(self.spec.map(np.array([0.0]))[0])
-
-    def afferent(self, counts: np.ndarray) -> np.ndarray:
-        """``counts`` (S, n_populations) summed over parts → afferent (S,)."""
-        pooled = np.asarray(counts).sum(axis=1, keepdims=True)
-        rate = self.conv.from_counts(pooled)[:, 0]
-        self.last_rate_hz = float(rate.mean()) if rate.size else 0.0
-        return self.spec.map(rate)
-
-    def state(self) -> dict:
-        return self.conv.state()
-
-    def restore(self, state: dict) -> None:
-        self.conv.restore(state)
+    def spike_populations(self, scenario, name: str) -> dict[str, range]:
+        """The populations whose spikes engine ``name`` counts for the bus, in column order."""
+        pops = scenario.engines[name].populations()
+        return {p: pops[p] for p in self.populations[name]}
 
 
 def _err(scenario, key: str, reason: str) -> CosimError:
@@ -87,43 +73,50 @@ def coupling_layout(scenario) -> CouplingLayout:
     cached = getattr(scenario, "_coupling_layout", None)
     if cached is not None:
         return cached
-    types = scenario.engine_types
-    regional = [n for n, e in scenario.engines.items() if getattr(e, "region_indices", ())]
-    adapters = getattr(scenario, "adapters", {}) or {}
-    if len(regional) < 2:
-        if adapters:
-            name = next(iter(adapters))
-            raise _err(scenario, f"adapters.{name}", "adapters couple a spiking region to neural "
-                       "masses, but the scenario has no neural-mass engine for other regions")
+    regional = [n for n, e in scenario.engines.items()
+                if len(e.region_indices)
+                and (e.exports is not Export.NOTHING or e.takes is not Take.NOTHING)]
+    adapters = scenario.adapters
+    if len(regional) < 2 and adapters:
+        name = next(iter(adapters))
+        raise _err(scenario, f"adapters.{name}", "adapters couple a spiking region to neural "
+                   "masses, but the scenario has no neural-mass engine for other regions")
+    if not regional:
         return CouplingLayout(False)
-    nm = [n for n in regional if types[n] == "neural_mass"]
-    spiking = [n for n in regional if types[n] != "neural_mass"]
+    engines = scenario.engines
+    # engines on the bus grid: they export its samples or read them into their own history
+    gridded = [n for n in regional
+               if engines[n].exports is Export.AFFERENT or engines[n].takes is Take.SOURCES]
+    others = [n for n in regional if n not in gridded]
     sim = scenario.simulation
-    if nm:
-        dts = {scenario.engines[n].dt_ms for n in nm}
+    speed = scenario.speed_mm_per_ms
+    if gridded:
+        dts = {engines[n].dt_ms for n in gridded}
         if len(dts) > 1:
-            raise _err(scenario, f"engines.{nm[1]}.dt", "neural-mass engines coupled through the "
+            raise _err(scenario, f"engines.{gridded[1]}.dt", "neural-mass engines coupled through the "
                        f"bus must share one dt (the bus resolution); got {sorted(dts)} ms")
         bus_dt = dts.pop()
-        speed = getattr(scenario, "speed_mm_per_ms", 3.0)
-        naff = {scenario.engines[n].n_afferent for n in nm}
+        exporters = [n for n in gridded if engines[n].exports is Export.AFFERENT]
+        naff = {int(engines[n].n_afferent) for n in exporters} or {1}
         if len(naff) > 1:
-            raise _err(scenario, f"engines.{nm[1]}.coupling", "neural-mass engines coupled through "
-                       "the bus must send the same number of afferent signals per region")
+            raise _err(scenario, f"engines.{exporters[1]}.coupling", "neural-mass engines coupled "
+                       "through the bus must send the same number of afferent signals per region")
         n_aff = naff.pop()
     else:
-        bus_dt, speed, n_aff = sim.sync_interval_ms, getattr(scenario, "speed_mm_per_ms", 3.0), 1
-    if spiking and n_aff != 1:
-        raise _err(scenario, f"engines.{spiking[0]}", "a spiking region can only be coupled to "
+        bus_dt, n_aff = sim.sync_interval_ms, 1
+    one_channel = [n for n in regional if engines[n].takes is Take.DRIVE
+                   or engines[n].exports is Export.SPIKE_COUNTS]
+    if one_channel and n_aff != 1:
+        raise _err(scenario, f"engines.{one_channel[0]}", "a spiking region can only be coupled to "
                    "neural masses whose coupling sends one afferent signal per region")
-    for n in spiking:
-        q = bus_dt / scenario.engines[n].dt_ms
+    for n in others:
+        q = bus_dt / engines[n].dt_ms
         if abs(q - round(q)) > 1e-9 * max(1.0, q):
             raise _err(scenario, f"engines.{n}.dt", f"must divide the bus resolution "
                        f"{bus_dt:g} ms (the neural-mass dt)")
     S = int(round(sim.sync_interval_ms / bus_dt))
     steps = scenario.connectome.delay_steps(speed, bus_dt)
-    inputs_of: dict = {n: [] for n in spiking}
+    inputs_of: dict = {n: [] for n in regional if engines[n].takes is Take.DRIVE}
     outputs_of: dict = {}
     for spec in adapters.values():
         if isinstance(spec, RateToPoissonSpec):
@@ -131,12 +124,13 @@ def coupling_layout(scenario) -> CouplingLayout:
         else:
             outputs_of[spec.engine] = spec
     populations = {}
-    for n in spiking:
-        eng = scenario.engines[n]
-        spec = outputs_of.get(n)
-        populations[n] = tuple(spec.populations) if spec and spec.populations else tuple(eng.groups)
-    read_ahead = max(int(getattr(scenario.engines[n], "bus_read_ahead_steps", 0)) for n in regional)
-    layout = CouplingLayout(True, tuple(regional), bus_dt, S, speed, n_aff, steps, inputs_of,
+    for n in regional:
+        if engines[n].exports is Export.SPIKE_COUNTS:
+            spec = outputs_of.get(n)
+            populations[n] = (tuple(spec.populations) if spec and spec.populations
+                              else tuple(engines[n].populations()))
+    read_ahead = max(int(engines[n].bus_read_ahead_steps) for n in regional)
+    layout = CouplingLayout(len(regional) >= 2, tuple(regional), bus_dt, S, speed, n_aff, steps, inputs_of,
                             outputs_of, populations, read_ahead)
     check_layout(scenario, layout)
     scenario._coupling_layout = layout
@@ -151,6 +145,6 @@ def check_layout(scenario, layout: CouplingLayout) -> None:
     for i, n in enumerate(names):
         eng = scenario.engines[n]
         owner[np.asarray(eng.region_indices, dtype=np.int64)] = i
-        extra[i] = int(getattr(eng, "bus_read_ahead_steps", 0))
+        extra[i] = int(eng.bus_read_ahead_steps)
     check_cross_delays(scenario.connectome, owner, names, layout.steps, layout.window_steps,
                        layout.bus_dt_ms, layout.speed_mm_per_ms, str(scenario.path), extra)

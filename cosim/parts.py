@@ -1,18 +1,16 @@
-"""Engine parts as the runtime drives them: one object per (engine, partition).
+"""An engine partition as the runtime drives it: bus messages in, an ``advance`` call, bus
+messages out — the same code in one process and on an MPI rank.
 
-A part turns bus messages into an engine's ``advance`` call and its window output back into
-bus messages, so the same code runs in one process and on MPI ranks:
+What crosses the bus follows the engine's declarations (:mod:`cosim.engines.base`):
 
-:class:`NeuralMassPart`
-    in: ``sources`` — external afferent samples for its delay ring (see :mod:`cosim.bus`);
-    out: ``afferent`` ``(S, n_aff, n_regions)`` for the bus.
-:class:`SpikingPart`
-    in: ``drive`` ``(S, n_aff)`` — the region's delayed weighted input per bus step, turned
-    by its rate → Poisson adapters into events on the part's own input lines; out:
-    ``counts`` ``(S, n_populations)`` — spikes of the part's cells per bus bin (the bus sums
-    the parts' counts and runs the spikes → rate adapter).
-:class:`PlainPart`
-    an engine that is not coupled through the bus.
+* ``Take.SOURCES``: ``INPUT["sources"]`` goes to ``advance`` as it is;
+* ``Take.DRIVE``: ``INPUT["drive"]`` ``(S, n_aff)`` goes to ``advance``; the part-side
+  halves of the region's rate → Poisson adapters turn it into events on the partition's own
+  input lines (``inputs["events"]``), from counter-based streams keyed by input line;
+* ``Export.AFFERENT``: ``exports["afferent"]`` goes to the bus as it is;
+* ``Export.SPIKE_COUNTS``: the partition's spikes are counted per bus bin and population
+  (``counts`` ``(S, n_populations)``, int64); the bus sums the parts' counts (exact) and
+  runs the bus-side half of the spikes → rate adapter.
 
 ``step`` returns ``(exports, records, compute_seconds)``.
 """
@@ -25,103 +23,93 @@ import numpy as np
 
 from adapters import RateToPoisson
 
-
-class PlainPart:
-    """An engine with no bus traffic (e.g. the only engine of a scenario)."""
-
-    kind = "plain"
-
-    def __init__(self, engine):
-        self.engine = engine
-        self.name = engine.name
-
-    def build(self) -> None:
-        self.engine.build()
-
-    def initial(self) -> dict:
-        return {}
-
-    def step(self, k: int, t0: float, t1: float, inputs: dict):
-        tic = time.perf_counter()
-        out = self.engine.advance(t0, t1, {})
-        return {}, out.records, time.perf_counter() - tic
-
-    def state(self) -> dict:
-        return self.engine.state()
-
-    def restore(self, state: dict) -> None:
-        self.engine.restore(state)
+from .engines.base import Engine, Export, Take
 
 
-class NeuralMassPart(PlainPart):
-    """A neural-mass engine coupled through the bus."""
+class Part:
+    """Partition ``key = (engine name, part index)`` of an engine (built on its own rank).
 
-    kind = "neural_mass"
-
-    def __init__(self, engine):
-        super().__init__(engine)
-        engine.bus = True          # external sources in its delay ring; afferent exports
-        self.regions = np.asarray(engine.region_indices, dtype=np.int64)
-
-    def initial(self) -> dict:
-        return {"afferent": np.ascontiguousarray(self.engine.initial_afferent())}
-
-    def step(self, k, t0, t1, inputs):
-        tic = time.perf_counter()
-        src = inputs.get("sources")
-        out = self.engine.advance(t0, t1, {"sources": src} if src is not None and src.size else {})
-        return ({"afferent": out.exports["afferent"]}, out.records, time.perf_counter() - tic)
-
-
-class SpikingPart(PlainPart):
-    """One partition of a multicompartment engine standing for a connectome region.
-
-    ``inputs``: the :class:`~adapters.config.RateToPoissonSpec` of the engine;
-    ``populations``: names whose spikes are counted (column order of ``counts``).
+    ``layout``: the scenario's :class:`~cosim.coupling_layout.CouplingLayout`, or ``None``
+    when the engine is not coupled through the bus; ``populations``: name → gids whose spikes
+    are counted (column order), for ``Export.SPIKE_COUNTS``.
     """
 
-    kind = "spiking"
-
-    def __init__(self, engine, inputs, seed: int, bus_dt_ms: float, populations):
-        super().__init__(engine)
-        self.regions = np.asarray(engine.region_indices, dtype=np.int64)
+    def __init__(self, engine: Engine, key: tuple[str, int], *, coupled: bool, seed: int = 0,
+                 bus_dt_ms: float = 0.0, rate_inputs=(), populations: dict | None = None,
+                 initial_length: int = 0):
+        self.engine = engine
+        self.key = key
+        self.is_coupled = bool(coupled)
+        self.takes = engine.takes if coupled else Take.NOTHING
+        self.exports = engine.exports if coupled else Export.NOTHING
         self.bus_dt_ms = float(bus_dt_ms)
-        self.steps_per_bin = int(round(self.bus_dt_ms / engine.dt_ms))
-        self.populations = tuple(populations)
-        self._pop_of_gid = np.full(engine.n_cells, -1, dtype=np.int64)
-        for p, name in enumerate(self.populations):
-            r = engine.groups[name]
-            self._pop_of_gid[r.start:r.stop] = p
+        self.initial_length = int(initial_length)
         self.generators = []
-        for spec in inputs:
+        for spec in rate_inputs if coupled else ():
             lines = engine.local_input_lines(spec.input)
             gen = RateToPoisson(lines, seed, engine.name, spec.name, spec.correlation)
             self.generators.append((spec, gen))
+        self._pop_of_gid = None
+        if self.exports is Export.SPIKE_COUNTS:
+            top = max(r.stop for r in engine.populations().values())
+            self._pop_of_gid = np.full(top, -1, dtype=np.int64)
+            for p, gids in enumerate(populations.values()):
+                self._pop_of_gid[gids.start:gids.stop] = p
+            self._n_pops = len(populations)
 
-    def step(self, k, t0, t1, inputs):
+    def build(self) -> None:
+        if self.is_coupled:
+            self.engine.coupled()
+        self.engine.build()
+
+    def initial(self) -> dict:
+        """``INIT`` payload: the initial afferent history of an afferent exporter."""
+        return (self.engine.initial(self.initial_length) if self.exports is Export.AFFERENT
+                else {})
+
+    def step(self, k: int, t0: float, t1: float, inputs: dict):
         tic = time.perf_counter()
-        drive = inputs.get("drive")
-        lines, times = [], []
-        for spec, gen in self.generators:
-            rate = np.maximum(0.0, spec.gain * drive[:, 0] + spec.offset)
-            ln, tt = gen.generate(t0, rate, self.bus_dt_ms)
-            lines.append(ln)
-            times.append(tt)
-        events = (np.concatenate(lines) if lines else np.zeros(0, np.int64),
-                  np.concatenate(times) if times else np.zeros(0))
-        out = self.engine.advance(t0, t1, {"events": events})
-        gids, ts = out.exports["spikes"]
+        out = self.engine.advance(t0, t1, self._engine_inputs(t0, inputs))
+        if self.exports is Export.AFFERENT:
+            exports = {"afferent": out.exports["afferent"]}
+        elif self.exports is Export.SPIKE_COUNTS:
+            exports = {"counts": self._counts(t0, t1, *out.exports["spikes"])}
+        else:
+            exports = {}
+        return exports, out.records, time.perf_counter() - tic
+
+    def _engine_inputs(self, t0: float, inputs: dict) -> dict:
+        if self.takes is Take.SOURCES:
+            src = inputs.get("sources")
+            return {"sources": src} if src is not None and src.size else {}
+        if self.takes is Take.DRIVE:
+            drive = inputs["drive"]
+            out = {"drive": drive}
+            if self.generators:
+                lines, times = [], []
+                for spec, gen in self.generators:
+                    rate = np.maximum(0.0, spec.gain * drive[:, 0] + spec.offset)
+                    ln, tt = gen.generate(t0, rate, self.bus_dt_ms)
+                    lines.append(ln)
+                    times.append(tt)
+                out["events"] = (np.concatenate(lines), np.concatenate(times))
+            return out
+        return {}
+
+    def _counts(self, t0: float, t1: float, gids, times) -> np.ndarray:
+        """Spikes per bus bin and population; bin ``b`` holds ``t ∈ (t0 + b·bin, t0 +
+        (b+1)·bin]`` (a spike found in step ``n`` is stamped at its end, ``(n+1)·dt``)."""
         n_bins = int(round((t1 - t0) / self.bus_dt_ms))
-        counts = np.zeros((n_bins, len(self.populations)), dtype=np.int64)
+        counts = np.zeros((n_bins, self._n_pops), dtype=np.int64)
         if len(gids):
-            # a spike stamped t = (n+1)·dt happened during step n: times lie in (t0, t1]
-            step = np.rint(np.asarray(ts) / self.engine.dt_ms).astype(np.int64)
-            step0 = int(round(t0 / self.engine.dt_ms))
-            b = (step - step0 - 1) // self.steps_per_bin
+            dt = self.engine.dt_ms
+            step = np.rint(np.asarray(times) / dt).astype(np.int64)
+            per_bin = int(round(self.bus_dt_ms / dt))
+            b = (step - int(round(t0 / dt)) - 1) // per_bin
             p = self._pop_of_gid[np.asarray(gids, dtype=np.int64)]
             keep = p >= 0
             np.add.at(counts, (b[keep], p[keep]), 1)
-        return {"counts": counts}, out.records, time.perf_counter() - tic
+        return counts
 
     def state(self) -> dict:
         st = {f"engine/{k}": v for k, v in self.engine.state().items()}
@@ -134,3 +122,17 @@ class SpikingPart(PlainPart):
         for spec, gen in self.generators:
             pre = f"poisson/{spec.name}/"
             gen.restore({k[len(pre):]: v for k, v in state.items() if k.startswith(pre)})
+
+
+def make_part(scenario, layout, plan, key: tuple[str, int], exchange=None) -> Part:
+    """Describe → partition → :class:`Part`, on the rank that runs ``key`` (not built)."""
+    name, p = key
+    engine = scenario.engines[name].partition(p, plan.group(name).n_parts, exchange)
+    coupled = layout.active(plan) and name in layout.coupled
+    if not coupled:
+        return Part(engine, key, coupled=False)
+    pops = (layout.spike_populations(scenario, name)
+            if engine.exports is Export.SPIKE_COUNTS else None)
+    return Part(engine, key, coupled=True, seed=scenario.simulation.seed,
+                bus_dt_ms=layout.bus_dt_ms, rate_inputs=layout.inputs_of.get(name, ()),
+                populations=pops, initial_length=layout.initial_length(scenario.connectome))

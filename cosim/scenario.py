@@ -51,7 +51,7 @@ from adapters.config import adapters_from_config
 
 from .connectome import Connectome, load_connectome
 from .coupling_layout import coupling_layout
-from .engines import ENGINE_TYPES, engine_class
+from .engines import engine_class, engine_types
 from .engines.base import BuildContext
 from .errors import CosimError
 from .monitor_config import monitors_from_config
@@ -100,8 +100,7 @@ class Scenario:
     text: str
     simulation: SimulationSpec
     connectome: Connectome
-    engines: dict[str, Any]            # name → engine object (not yet built)
-    engine_types: dict[str, str]       # name → scenario `type`
+    engines: dict[str, Any]            # name → engine description (built where it runs)
     record: RecordSpecGlobal
     adapters: dict[str, dict] = field(default_factory=dict)
     monitors: dict[str, Any] = field(default_factory=dict)   # name → EngineMonitors
@@ -110,6 +109,11 @@ class Scenario:
     @property
     def name(self) -> str:
         return self.path.name
+
+    @property
+    def engine_types(self) -> dict[str, str]:
+        """Engine name → its type (the scenario's ``type``)."""
+        return {n: e.type_name for n, e in self.engines.items()}
 
 
 def whole_multiple(big: float, small: float) -> bool:
@@ -166,7 +170,6 @@ def load_scenario(path: str | Path, *, output: str | Path | None = None) -> Scen
     if not engines_r.keys():
         raise engines_r.error(None, "no engines declared; add e.g. [engines.cortex] with type = \"neural_mass\"")
     engines: dict[str, Any] = {}
-    types: dict[str, str] = {}
     monitors: dict[str, Any] = {}
     owner: dict[int, str] = {}
     # engines taking the regions "rest" are built last, whatever their place in the file
@@ -175,7 +178,7 @@ def load_scenario(path: str | Path, *, output: str | Path | None = None) -> Scen
             and engines_r.raw[n].get("regions") == "rest"]
     for name in [n for n in names if n not in rest] + rest:
         er = engines_r.table(name)
-        type_name = er.string("type", choices=sorted(ENGINE_TYPES))
+        type_name = er.string("type", choices=list(engine_types()))
         rec_vars, rr = None, None
         if record_r.has(name):
             rr = record_r.table(name)
@@ -184,8 +187,12 @@ def load_scenario(path: str | Path, *, output: str | Path | None = None) -> Scen
                            duration_ms=sim.duration_ms, sync_interval_ms=sim.sync_interval_ms,
                            record_period_ms=period, record_variables=rec_vars,
                            claimed_regions=frozenset(owner), speed_mm_per_ms=speed)
-        engine = engine_class(type_name).from_config(name, er, ctx)
+        engine = _engine_type(type_name, er).from_config(name, er, ctx)
         er.done()
+        if sim.checkpoint_every_ms and not engine.can_checkpoint:
+            raise CosimError(f"engine {name!r} ({type_name}) cannot save its state; remove "
+                             f"simulation.checkpoint_every", file=file,
+                             key="simulation.checkpoint_every")
         _check_dt(engine, name, sim, period, file)
         monitors[name] = monitors_from_config(rr, name, engine.record_specs(),
                                               region_labels=connectome.region_labels,
@@ -193,29 +200,36 @@ def load_scenario(path: str | Path, *, output: str | Path | None = None) -> Scen
         if rr is not None:
             rr.done()
         region_key = f"engines.{name}." + ("region" if er.has("region") else "regions")
-        for r in getattr(engine, "region_indices", ()):
+        for r in engine.region_indices.tolist():
             if r in owner:
                 raise CosimError(f"region {connectome.region_labels[r]!r} is already simulated by "
                                  f"engine {owner[r]!r}", file=file, key=region_key)
             owner[r] = name
         engines[name] = engine
-        types[name] = type_name
     engines = {n: engines[n] for n in names}          # declaration order (the plan's order)
-    types = {n: types[n] for n in names}
     engines_r.done()
     record_r.done(allowed_extra=engines.keys())
 
     adapters: dict[str, Any] = {}
     if top.has("adapters"):
-        adapters = adapters_from_config(top.table("adapters"), engines, types)
+        adapters = adapters_from_config(top.table("adapters"), engines)
     top.done()
-    scenario = Scenario(p, text, sim, connectome, engines, types,
+    scenario = Scenario(p, text, sim, connectome, engines,
                         RecordSpecGlobal(period, flush_every), adapters, monitors, speed)
     try:
         coupling_layout(scenario)   # bus resolution and causality of cross-engine delays
     except CosimError as exc:
         raise exc.at(file=file) from None
     return scenario
+
+
+def _engine_type(type_name: str, reader: Reader):
+    """The registered class of ``type_name``; a broken plug-in is a one-line error."""
+    try:
+        return engine_class(type_name)
+    except (ImportError, AttributeError, TypeError) as exc:
+        raise reader.error("type", f"engine type {type_name!r} cannot be loaded "
+                                   f"({type(exc).__name__}: {exc})") from None
 
 
 def _read_simulation(r: Reader, output_override) -> SimulationSpec:

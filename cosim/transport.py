@@ -1,8 +1,14 @@
-"""Moving named arrays between the bus and the engines.
+"""Moving messages between the nodes of a run: the bus node and the engine parts.
 
-A *message* is a ``dict[str, numpy.ndarray]``.  In one process the runtime hands messages
-from the coordinator to the parts directly (the same objects, in the same order); across
-processes :class:`MPITransport` moves them with mpi4py buffer-based point-to-point calls: a
+A *message* is a ``dict[str, numpy.ndarray]`` of one :class:`~cosim.messages.Kind`.  Nodes
+are addressed by name: :data:`BUS` or a part key ``(engine, part)``.  The window loop
+(:mod:`cosim.runtime`) is written once against :class:`Transport`; two implementations:
+
+:class:`InProcessTransport`
+    every node in this process: a message is handed over as the same object, in order
+    (first in, first out per sender, receiver and kind);
+:class:`MPITransport`
+    one node per rank; moves messages with mpi4py buffer-based point-to-point calls: a
 message is packed into one contiguous byte buffer (a small header of names, dtypes and
 shapes, then the raw data, 8-byte aligned) and sent with ``Isend``; the receiver matches it
 with ``Improbe`` and receives exactly its size with ``Mrecv`` — no pickling of array data.
@@ -19,10 +25,15 @@ from __future__ import annotations
 
 import json
 import time
+from collections import defaultdict, deque
 
 import numpy as np
 
+from .messages import Kind
+
 Message = dict
+#: The address of the bus node (rank 0 under MPI).
+BUS = "bus"
 
 _ALIGN = 8
 
@@ -66,17 +77,64 @@ class RemoteError(RuntimeError):
         self.rank, self.code = rank, code
 
 
-TAG_ERROR = 99
+TAG_ERROR = int(Kind.ERROR)
 
 
-class MPITransport:
-    """Point-to-point messages over an mpi4py communicator (buffer-based, non-blocking sends)."""
+class Transport:
+    """What the window loop needs of a transport.
 
-    def __init__(self, comm, timeout_s: float = 0.0, labels: dict[int, str] | None = None):
+    ``send(dest, kind, msg)`` from this process's node ``src`` (the only node of a rank, or
+    any node in one process: pass ``src``), ``recv(src, kind, dest)``; ``flush_sends()``
+    once per window, ``close()`` at the end.  ``comm_s`` / ``wait_s``: seconds spent
+    communicating and waiting for a partner.
+    """
+
+    comm_s: float = 0.0
+    wait_s: float = 0.0
+
+    def send(self, dest, kind: Kind, msg: Message, src=None) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def recv(self, src, kind: Kind, dest=None) -> Message:  # pragma: no cover
+        raise NotImplementedError
+
+    def flush_sends(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class InProcessTransport(Transport):
+    """Every node in this process: messages are queued and handed over unchanged."""
+
+    def __init__(self):
+        self._queues: dict = defaultdict(deque)
+
+    def send(self, dest, kind: Kind, msg: Message, src=None) -> None:
+        self._queues[(src, dest, kind)].append(msg)
+
+    def recv(self, src, kind: Kind, dest=None) -> Message:
+        q = self._queues.get((src, dest, kind))
+        if not q:
+            raise RuntimeError(f"protocol error: node {dest!r} waits for a {kind.name} message "
+                               f"from {src!r} that was never sent")
+        return q.popleft()
+
+
+class MPITransport(Transport):
+    """Point-to-point messages over an mpi4py communicator (buffer-based, non-blocking sends).
+
+    ``rank_of``: node address → rank; ``labels``: rank → what it runs (for messages).
+    """
+
+    def __init__(self, comm, rank_of: dict, timeout_s: float = 0.0,
+                 labels: dict[int, str] | None = None):
         from mpi4py import MPI
 
         self.MPI = MPI
         self.comm = comm
+        self.rank_of = dict(rank_of)
         self.timeout_s = float(timeout_s)
         self.labels = labels or {}
         self.rank = comm.Get_rank()
@@ -84,17 +142,17 @@ class MPITransport:
         self.wait_s = 0.0
         self.comm_s = 0.0
 
-    def send(self, source: int, dest: int, tag: int, msg: Message) -> None:
+    def send(self, dest, kind: Kind, msg: Message, src=None) -> None:
         t = time.perf_counter()
         buf = pack(msg)
-        req = self.comm.Isend([buf, self.MPI.BYTE], dest=dest, tag=tag)
+        req = self.comm.Isend([buf, self.MPI.BYTE], dest=self.rank_of[dest], tag=int(kind))
         self._pending.append((req, buf))  # keep the buffer alive until the send completes
         self.comm_s += time.perf_counter() - t
 
-    def recv(self, source: int, dest: int, tag: int) -> Message:
+    def recv(self, src, kind: Kind, dest=None) -> Message:
         t0 = time.perf_counter()
         status = self.MPI.Status()
-        m = self._wait_for(source, tag, status, t0)
+        m = self._wait_for(self.rank_of[src], int(kind), status, t0)
         t1 = time.perf_counter()
         buf = np.empty(status.Get_count(self.MPI.BYTE), dtype=np.uint8)
         m.Recv([buf, self.MPI.BYTE])
@@ -126,13 +184,14 @@ class MPITransport:
                 nap = min(100e-6, nap + 10e-6)
                 time.sleep(nap)
 
-    def send_error(self, dest: int, text: str, code: int) -> None:
-        """Tell ``dest`` that this rank failed (``dest`` raises :class:`RemoteError` in its
-        next :meth:`recv`, whatever it is waiting for)."""
+    def send_error(self, dest, text: str, code: int) -> None:
+        """Tell node ``dest`` that this rank failed (``dest`` raises :class:`RemoteError`
+        in its next :meth:`recv`, whatever it is waiting for)."""
+        rank = self.rank_of.get(dest, dest)
         buf = np.frombuffer(text.encode(errors="replace"), dtype=np.uint8).copy()
-        self.comm.Send([np.array([code], dtype=np.int64), self.MPI.INT64_T], dest=dest,
+        self.comm.Send([np.array([code], dtype=np.int64), self.MPI.INT64_T], dest=rank,
                        tag=TAG_ERROR + 1)
-        self.comm.Send([buf, self.MPI.BYTE], dest=dest, tag=TAG_ERROR)
+        self.comm.Send([buf, self.MPI.BYTE], dest=rank, tag=TAG_ERROR)
 
     def _check_errors(self) -> None:
         st = self.MPI.Status()

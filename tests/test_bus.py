@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from cosim.bus import Bus, BusPart, check_cross_delays
+from cosim.engines.base import Take
 from cosim.connectome import load_connectome, make_connectome
 from cosim.errors import CosimError
 
@@ -28,20 +29,20 @@ def test_impulse_arrives_exactly_after_the_delay(impulse_step):
     steps = c.delay_steps(3.0, 0.1)            # rint(L / 3 / 0.1) → 12, 25, 10
     assert steps[1, 0] == 12 and steps[2, 0] == 25 and steps[2, 1] == 10
     bus = Bus(c, steps, S, 1)
-    pa = bus.add_part(BusPart("A", 0, "neural_mass", np.array([0])))
-    pb = bus.add_part(BusPart("B", 0, "spiking", np.array([1])))
-    pc = bus.add_part(BusPart("C", 0, "neural_mass", np.array([2])))
+    pa = bus.add_part(BusPart("A", 0, Take.SOURCES, np.array([0])))
+    pb = bus.add_part(BusPart("B", 0, Take.DRIVE, np.array([1])))
+    pc = bus.add_part(BusPart("C", 0, Take.SOURCES, np.array([2])))
     bus.finalise()
     assert list(pc.sources) == [0, 1] and list(pa.sources) == []
     bus.put_initial(np.arange(3), np.zeros((bus.initial_length(), 1, 3)))
     n_windows = 6
     seen_b, seen_c = {}, {}
     for k in range(n_windows):
-        drive = bus.spiking_input(k, pb)                 # s_b at steps kS … kS+S−1
+        drive = bus.drive_input(k, pb)                 # s_b at steps kS … kS+S−1
         for m in range(S):
             if drive[m, 0] != 0.0:
                 seen_b[k * S + m] = drive[m, 0]
-        src = bus.neural_mass_input(k, pc)               # samples the part must store
+        src = bus.sources_input(k, pc)               # samples the part must store
         if k > 0:
             for m in range(S):
                 if src[m, 0, 0] != 0.0:                  # region a's sample at step (k−1)S+1+m
@@ -61,14 +62,14 @@ def test_impulse_arrives_exactly_after_the_delay(impulse_step):
 def test_initial_history_is_delivered_whole():
     c = _line_connectome()
     bus = Bus(c, c.delay_steps(3.0, 0.1), 10, 1)
-    bus.add_part(BusPart("A", 0, "neural_mass", np.array([0, 1])))
-    pc = bus.add_part(BusPart("C", 0, "neural_mass", np.array([2])))
+    bus.add_part(BusPart("A", 0, Take.SOURCES, np.array([0, 1])))
+    pc = bus.add_part(BusPart("C", 0, Take.SOURCES, np.array([2])))
     bus.finalise()
     L = bus.initial_length()
     assert L == 26                                   # max delay 25 steps + t = 0
     hist = np.arange(L * 2, dtype=float).reshape(L, 1, 2)
     bus.put_initial(np.array([0, 1]), hist)
-    got = bus.neural_mass_input(0, pc)
+    got = bus.sources_input(0, pc)
     np.testing.assert_array_equal(got, hist)
 
 

@@ -1,20 +1,55 @@
-"""Engines: each simulates some regions of the brain over sync windows.
+"""The registry of engine types: scenario ``type = "…"`` → the class implementing it.
 
-``ENGINE_TYPES`` maps the scenario's ``type = "…"`` to the class implementing it; classes
-are imported lazily so that loading a scenario does not compile every engine's kernels.
+Built-in types are listed in :data:`BUILTIN`; other packages add types without editing
+cosim through the entry-point group ``cosim.engines``, e.g. in their ``pyproject.toml``::
+
+    [project.entry-points."cosim.engines"]
+    rate_unit = "mypackage.engine:RateUnitEngine"
+
+Every class must subclass :class:`cosim.engines.base.Engine` (the contract).  Classes are
+imported lazily, so loading a scenario compiles no kernel and imports no peer simulator
+that the scenario does not use.  This module is the only place that maps a type name to
+code; everything else asks the engine what it can do (see :mod:`cosim.engines.base`).
 """
 
 from __future__ import annotations
 
 import importlib
+from functools import lru_cache
+from importlib import metadata
 
-ENGINE_TYPES: dict[str, str] = {
+from .base import Engine
+
+ENTRY_POINT_GROUP = "cosim.engines"
+
+#: Built-in engine types: name → ``"module:Class"``.
+BUILTIN: dict[str, str] = {
     "neural_mass": "cosim.engines.neural_mass:NeuralMassEngine",
     "multicompartment": "cosim.engines.multicompartment:MulticompartmentEngine",
 }
 
 
-def engine_class(type_name: str):
-    """The engine class registered as ``type_name`` (``KeyError`` if unknown)."""
-    module, _, cls = ENGINE_TYPES[type_name].partition(":")
-    return getattr(importlib.import_module(module), cls)
+@lru_cache(maxsize=1)
+def engine_types() -> dict[str, str]:
+    """Every registered type: built-ins, then entry points (a built-in name wins)."""
+    out = {}
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        out.setdefault(ep.name, ep.value)
+    out.update(BUILTIN)
+    return dict(sorted(out.items()))
+
+
+def engine_class(type_name: str) -> type[Engine]:
+    """The engine class registered as ``type_name`` (``KeyError`` if unknown;
+    ``TypeError`` if the registered object does not implement the contract)."""
+    target = engine_types()[type_name]
+    module, _, attr = target.partition(":")
+    obj = importlib.import_module(module)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    if not (isinstance(obj, type) and issubclass(obj, Engine)):
+        raise TypeError(f"engine type {type_name!r} ({target}) is not a subclass of "
+                        "cosim.engines.base.Engine")
+    if getattr(obj, "type_name", None) != type_name:
+        obj.type_name = type_name
+    return obj

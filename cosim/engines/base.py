@@ -1,26 +1,83 @@
-"""The contract between the runtime and an engine.
+"""The engine contract: the one extension point of cosim.
 
-The framework owns the loop; an engine only knows how to advance its own state over one
-sync window.  It never sees MPI, files or the scenario text (STYLE.md practice 2).
+The framework owns the loop; an engine only advances its own state over one sync window.
+It never sees MPI, files or the scenario text (STYLE.md practice 2).  The runtime, the plan
+and the bus never ask what an engine *is* — they read what it *declares* here:
 
-Life cycle, on the rank(s) that run the engine::
+=====================  ==================================================================
+declaration            used by
+=====================  ==================================================================
+``exports``            the bus: what the engine sends each window (:class:`Export`)
+``takes``              the bus: what it receives each window (:class:`Take`)
+``region_indices``     the bus and the layout: the connectome regions it stands for
+``n_afferent``         the bus: afferent channels per region (``Export.AFFERENT``)
+``bus_read_ahead_steps``  causality check: steps its integrator reads past a delay
+``populations()``      spike counts and rate adapters (``Export.SPIKE_COUNTS``)
+``input_groups()``     rate → Poisson adapters (``Take.DRIVE``)
+``max_parts()``,       the plan: how far it can be split, and how much work it is
+``work()``
+``part_regions()``     the bus: the regions partition ``p`` of ``n`` exports / reads
+``partition()``        the rank that runs partition ``p`` builds it
+``merge_records()``    the record pipeline: the parts' records → the one-process layout
+``can_checkpoint``     the scenario: ``checkpoint_every`` is refused when False
+``record_specs()``     the recorder
+=====================  ==================================================================
 
-    engine = EngineClass.from_config(reader, context)   # validate the scenario section
-    engine.build()                                      # allocate state, JIT-compile kernels
+Life cycle.  Every rank *describes* every engine (``from_config``: validation and the
+declarations above; cheap, nothing is allocated or compiled, no peer simulator is
+started); only the rank that runs a partition *builds* it::
+
+    engine = EngineClass.from_config(name, reader, context)   # every rank: a description
+    part = engine.partition(p, n, exchange)                   # the rank running part p
+    part.coupled()          # before build, when the part exchanges data with the bus
+    part.build()            # allocate state, JIT-compile kernels
+    part.initial(L)         # Export.AFFERENT: the initial afferent history
     for each window k = [t0, t1):
-        out = engine.advance(t0, t1, inputs)            # inputs: dict of named arrays
-        recorder.write(engine.name, out.records)
-    engine.state() / engine.restore(state)              # checkpoints
+        out = part.advance(t0, t1, inputs)                    # WindowOutput
+    part.state() / part.restore(state)                        # checkpoints
 
-Times are in ms.  Record arrays are ``(time, variable, region)``.
+Inputs of ``advance`` by ``takes``: ``Take.SOURCES`` → ``{"sources": (L, n_aff, n_src)}``,
+the new samples of the outside regions projecting into the part (see :mod:`cosim.bus`);
+``Take.DRIVE`` → ``{"drive": (S, n_aff)}``, the region's delayed weighted input per bus
+step, plus ``{"events": (line, time_ms)}`` when rate → Poisson adapters drive its input
+groups (the part-side half of the adapter makes them, see :mod:`cosim.parts`).
+Exports of ``advance`` by ``exports``: ``Export.AFFERENT`` → ``exports["afferent"]``
+``(S, n_aff, n_part_regions)``; ``Export.SPIKE_COUNTS`` → ``exports["spikes"]`` ``(gid,
+time_ms)`` with times in ``(t0, t1]`` (binned per bus step by the runtime with
+:func:`adapters.spikes_to_rate.bin_index`'s rule).
+
+Times are in ms.  Record arrays are ``(time, variable, region)``.  Engine types are found
+through :mod:`cosim.engines` (built-in types and the ``cosim.engines`` entry-point group).
 """
 
 from __future__ import annotations
 
+import enum
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Callable, ClassVar, Sequence
 
 import numpy as np
+
+
+class Export(enum.Enum):
+    """What an engine sends to the bus each window."""
+
+    NOTHING = "nothing"
+    #: the afferent samples of its regions at every bus step (what its fibres carry)
+    AFFERENT = "afferent"
+    #: spikes of its cell populations; the bus-side spikes → rate adapter makes the afferent
+    SPIKE_COUNTS = "spike_counts"
+
+
+class Take(enum.Enum):
+    """What an engine receives from the bus each window."""
+
+    NOTHING = "nothing"
+    #: the delayed afferent samples of outside regions, for its own delay ring
+    SOURCES = "sources"
+    #: its region's delayed, weighted input ``s_R(t) = Σ_j w_Rj a_j(t − d_Rj)``
+    DRIVE = "drive"
 
 
 @dataclass(frozen=True)
@@ -47,26 +104,116 @@ class WindowOutput:
     """What :meth:`Engine.advance` returns for one window.
 
     ``records``: dataset name → array ``(n_samples, n_variables, n_regions)`` of the samples
-    that fall in ``(t0, t1]``; ``exports``: named arrays for other engines (used by the bus).
+    that fall in ``(t0, t1]`` (spike datasets: ``(gids, times_ms)``); ``exports``: named
+    arrays for the bus (see the module docstring).
     """
 
-    records: dict[str, np.ndarray] = field(default_factory=dict)
-    exports: dict[str, np.ndarray] = field(default_factory=dict)
+    records: dict[str, Any] = field(default_factory=dict)
+    exports: dict[str, Any] = field(default_factory=dict)
 
 
-class Engine(Protocol):
+#: ``exchange(gids int64[], times_ms float64[]) -> (all_gids, all_times)``: the spikes of
+#: every partition of a split spiking region (an MPI Allgatherv over the engine's ranks).
+Exchange = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+class Engine(ABC):
+    """Base class of every engine type (see the module docstring for the contract).
+
+    Subclasses set ``type_name`` (the scenario's ``type``), ``exports``, ``takes`` and, in
+    their constructor, ``name``, ``dt_ms`` and ``region_indices``; they implement
+    :meth:`from_config`, :meth:`record_specs`, :meth:`build`, :meth:`advance` and, unless
+    ``can_checkpoint`` is False, :meth:`state` / :meth:`restore`.  The defaults below
+    describe an engine that cannot be split.
+    """
+
+    type_name: ClassVar[str]
+    exports: ClassVar[Export] = Export.NOTHING
+    takes: ClassVar[Take] = Take.NOTHING
+    can_checkpoint: ClassVar[bool] = True
+
     name: str
     dt_ms: float
+    #: connectome regions the engine stands for (int64, engine order); empty: none
+    region_indices: np.ndarray = np.zeros(0, dtype=np.int64)
+    #: afferent channels per region it exports (``Export.AFFERENT``)
+    n_afferent: int = 1
+    #: bus steps its integrator reads beyond a delayed sample (RK4's half step: 1)
+    bus_read_ahead_steps: int = 0
 
-    def record_specs(self) -> list[RecordSpec]: ...
+    # -- description ------------------------------------------------------------------
+    @classmethod
+    @abstractmethod
+    def from_config(cls, name: str, reader, ctx: "BuildContext") -> "Engine":
+        """Validate ``[engines.<name>]`` (a :class:`cosim.schema.Reader`) and describe the
+        engine; raise :class:`~cosim.errors.CosimError` naming the key on bad input."""
 
-    def build(self) -> None: ...
+    @abstractmethod
+    def record_specs(self) -> list[RecordSpec]:
+        """The datasets of the one-process layout (the same on every partition)."""
 
-    def advance(self, t0_ms: float, t1_ms: float, inputs: dict[str, np.ndarray]) -> WindowOutput: ...
+    def populations(self) -> dict[str, range]:
+        """Cell populations → global gids (``Export.SPIKE_COUNTS``), in count-column order."""
+        raise NotImplementedError(f"engine type {self.type_name!r} declares no populations")
 
-    def state(self) -> dict[str, np.ndarray]: ...
+    def input_groups(self) -> tuple[str, ...]:
+        """Input groups a rate → Poisson adapter may drive (``Take.DRIVE``)."""
+        return ()
 
-    def restore(self, state: dict[str, np.ndarray]) -> None: ...
+    def local_input_lines(self, group: str) -> np.ndarray:
+        """Global ids of the input lines of ``group`` that this partition simulates."""
+        raise NotImplementedError(f"engine type {self.type_name!r} has no input lines")
+
+    def max_parts(self) -> int:
+        """How many partitions the engine can be split into (1: not splittable)."""
+        return 1
+
+    def work(self) -> float:
+        """Relative cost of simulating 1 ms (compartment-steps per ms; for rank sharing)."""
+        return 1.0
+
+    def part_regions(self, part: int, n_parts: int) -> np.ndarray:
+        """Regions whose afferents partition ``part`` of ``n_parts`` exports (and whose
+        inputs it reads); default: all of them (every partition stands for the region)."""
+        return np.asarray(self.region_indices, dtype=np.int64)
+
+    def partition(self, part: int, n_parts: int, exchange: Exchange | None = None) -> "Engine":
+        """The engine restricted to partition ``part`` of ``n_parts`` (not built)."""
+        if n_parts == 1:
+            return self
+        raise NotImplementedError(f"engine type {self.type_name!r} cannot be split")
+
+    def merge_records(self, by_part: Sequence[dict]) -> dict:
+        """One window's records of every partition (in part order) → the one-process
+        layout.  Called on the description (never on a built partition)."""
+        if len(by_part) == 1:
+            return by_part[0]
+        raise NotImplementedError(f"engine type {self.type_name!r} cannot be split")
+
+    # -- execution (on the rank that runs the partition) ----------------------------------
+    def coupled(self) -> None:
+        """Called before :meth:`build` when the part exchanges data with the bus."""
+
+    @abstractmethod
+    def build(self) -> None:
+        """Allocate state and compile kernels (or start the wrapped simulator)."""
+
+    def initial(self, n_samples: int) -> dict[str, np.ndarray]:
+        """``Export.AFFERENT``: ``{"afferent": (L, n_aff, n_part_regions)}``, the afferent
+        values of steps ``−(L−1) … 0``, chronological, ``L ≥ n_samples``."""
+        return {}
+
+    @abstractmethod
+    def advance(self, t0_ms: float, t1_ms: float, inputs: dict) -> WindowOutput:
+        """Advance over ``[t0, t1)`` ms; see the module docstring for inputs and exports."""
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Everything needed to continue bit for bit (flat name → array)."""
+        raise NotImplementedError(f"engine type {self.type_name!r} cannot checkpoint")
+
+    def restore(self, state: dict[str, np.ndarray]) -> None:
+        """Continue from a :meth:`state` snapshot of an identically configured engine."""
+        raise NotImplementedError(f"engine type {self.type_name!r} cannot checkpoint")
 
 
 @dataclass

@@ -98,12 +98,12 @@ from ..numerics import check_finite
 from ..multicompartment.network import probe_name
 from ..multicompartment.partition import Exchange, block, gather_spikes, identity_exchange
 from ..rng import stream
-from .base import BuildContext, RecordSpec, WindowOutput
+from .base import BuildContext, Engine, Export, RecordSpec, Take, WindowOutput
 from .multicompartment_config import (TEMPLATES, CellGroup, Clamp, InputGroup, Projection,  # noqa: F401
                                       engine_kwargs)
 
 
-class MulticompartmentEngine:
+class MulticompartmentEngine(Engine):
     """Spiking region of multicompartment cells; see the module docstring.
 
     Plain Python use (no TOML)::
@@ -115,7 +115,15 @@ class MulticompartmentEngine:
 
     ``part``/``n_parts``/``exchange``: simulate only partition ``part`` of ``n_parts``
     (see :meth:`partition`).
+
+    Engine contract (:mod:`cosim.engines.base`): exports its spikes (counted per
+    population by the runtime), takes the delayed weighted drive of its region, whose
+    rate → Poisson adapters make events on its input lines; splits into blocks of cells.
     """
+
+    type_name = "multicompartment"
+    exports = Export.SPIKE_COUNTS
+    takes = Take.DRIVE
 
     def __init__(self, name: str, *, cells: list[CellGroup], projections: list[Projection] = (),
                  inputs: list[InputGroup] = (), clamps: list[Clamp] = (),
@@ -141,7 +149,7 @@ class MulticompartmentEngine:
         self.probes = list(probes)
         self.sync_interval_ms = float(sync_interval_ms)
         self.record_period_ms = float(record_period_ms)
-        self.region_indices = tuple(region_indices)
+        self.region_indices = np.asarray(region_indices, dtype=np.int64).reshape(-1)
         every = self.record_period_ms / self.dt_ms
         if abs(every - round(every)) > 1e-9 * max(1.0, every):
             raise CosimError(f"{record_period_ms:g} ms is not a whole multiple of "
@@ -346,6 +354,53 @@ class MulticompartmentEngine:
                          first + (loc.stop - pop.start) * grp.per_cell, dtype=np.int64)
 
     # -- engine contract ----------------------------------------------------------------
+    def populations(self) -> dict[str, range]:
+        return dict(self.groups)
+
+    def input_groups(self) -> tuple[str, ...]:
+        return tuple(self.input_lines)
+
+    def max_parts(self) -> int:
+        return max(1, self.n_cells)
+
+    def work(self) -> float:
+        """Compartment steps per ms of the whole region."""
+        return self.n_compartments / self.dt_ms
+
+    @property
+    def n_compartments(self) -> int:
+        return sum(g.n * self.templates[g.name].n_nodes for g in self.cells)
+
+    def probe_ids_of(self, part: int, n_parts: int) -> np.ndarray:
+        """Global probe indices held by partition ``part`` of ``n_parts`` (no build)."""
+        owned = []
+        for i, (gid, _, _) in enumerate(self.probes):
+            pop = self.population_of(gid)
+            first = self.groups[pop].start
+            b = block(len(self.groups[pop]), part, n_parts)
+            if first + b.start <= gid < first + b.stop:
+                owned.append(i)
+        return np.array(owned, dtype=np.int64)
+
+    def merge_records(self, by_part):
+        """Spikes of all partitions sorted by (time, gid) — the unsplit order — and each
+        partition's probe columns at their global indices."""
+        n = len(by_part)
+        if n == 1:
+            return by_part[0]
+        merged = {}
+        for ds, first in by_part[0].items():
+            if isinstance(first, tuple):
+                g, t = gather_spikes([p[ds] for p in by_part])
+                order = np.lexsort((g, t))
+                merged[ds] = (g[order], t[order])
+            else:
+                out = np.empty(first.shape[:2] + (len(self.probes),))
+                for k, p in enumerate(by_part):
+                    out[:, :, self.probe_ids_of(k, n)] = p[ds]
+                merged[ds] = out
+        return merged
+
     def record_specs(self) -> list[RecordSpec]:
         """The single-process layout (all probes), the same on every partition."""
         specs = []

@@ -97,13 +97,14 @@ from ..models import Model
 from ..numerics import check_finite
 from ..rng import NodeStreams
 from . import neural_mass_config as cfg
-from .base import BuildContext, RecordSpec, WindowOutput
+from ..multicompartment.partition import block
+from .base import BuildContext, Engine, Export, RecordSpec, Take, WindowOutput
 from .neural_mass_network import network, undelayed_external
 
 DATASET = "timeseries"
 
 
-class NeuralMassEngine:
+class NeuralMassEngine(Engine):
     """Network of neural masses with delayed long-range coupling.
 
     Parameters
@@ -165,7 +166,17 @@ class NeuralMassEngine:
     computed whether or not ``bus`` is set), ``n_afferent``, ``max_delay_steps`` (largest
     delay of any connection of the connectome, in steps of ``dt_ms``),
     ``bus_read_ahead_steps``, ``min_external_delay_steps``.
+
+    Engine contract (:mod:`cosim.engines.base`): exports the afferents of its regions,
+    takes the delayed samples of outside sources; splits into contiguous blocks of its
+    regions (:func:`~cosim.multicompartment.partition.block`) when every connection between
+    two of its regions is delayed by at least the sync interval plus the read-ahead —
+    the split-engine mechanism above then gives the one-engine bits.
     """
+
+    type_name = "neural_mass"
+    exports = Export.AFFERENT
+    takes = Take.SOURCES
 
     def __init__(self, name: str, model: str | Model, connectome, regions=None, dt_ms: float = 0.1,
                  integrator: str = "heun", coupling: str | None = None,
@@ -178,7 +189,18 @@ class NeuralMassEngine:
                  initial: Mapping[str, Any] | None = None, random_initial: bool = False,
                  initial_seed: int | None = None, initial_history: np.ndarray | None = None,
                  model_options: Mapping[str, str] | None = None, export_afferent: bool = False,
-                 bus: bool = False):
+                 bus: bool = False, sync_interval_ms: float | None = None):
+        # the description, for partitions built on the rank that runs them
+        self._args = dict(name=name, model=model, connectome=connectome, regions=regions,
+                          dt_ms=dt_ms, integrator=integrator, coupling=coupling,
+                          coupling_parameters=coupling_parameters, parameters=parameters,
+                          noise=noise, seed=seed, record_period_ms=record_period_ms,
+                          record_variables=record_variables, speed_mm_per_ms=speed_mm_per_ms,
+                          coupling_evaluation=coupling_evaluation, initial=initial,
+                          random_initial=random_initial, initial_seed=initial_seed,
+                          initial_history=initial_history, model_options=model_options,
+                          export_afferent=export_afferent, sync_interval_ms=sync_interval_ms)
+        self.sync_interval_ms = sync_interval_ms
         self.name = str(name)
         self.model = cfg.resolve_model(model)
         self.options = cfg.resolve_options(self.model, model_options)
@@ -193,7 +215,7 @@ class NeuralMassEngine:
         self.seed = int(seed)
         self.export_afferent = bool(export_afferent)
 
-        self.region_indices = cfg.resolve_regions(connectome, regions)
+        self.region_indices = np.asarray(cfg.resolve_regions(connectome, regions), dtype=np.int64)
         self._labels = tuple(connectome.region_labels)
         self.region_labels = tuple(self._labels[i] for i in self.region_indices)
         self.n_regions = len(self.region_indices)
@@ -257,7 +279,8 @@ class NeuralMassEngine:
         try:
             engine = cls(name, model, ctx.connectome, regions=regions, seed=ctx.seed,
                          record_period_ms=ctx.record_period_ms,
-                         record_variables=ctx.record_variables, **kwargs)
+                         record_variables=ctx.record_variables,
+                         sync_interval_ms=ctx.sync_interval_ms, **kwargs)
         except CosimError as exc:
             raise cfg.locate(exc, name, reader) from None
         for sub in subs:
@@ -268,6 +291,62 @@ class NeuralMassEngine:
     # ------------------------------------------------------------------------------------
     # engine contract
     # ------------------------------------------------------------------------------------
+    #: relative cost of one region-state-variable step, in compartment steps (measured here:
+    #: a Jansen–Rit region step costs about as much as 50 compartment steps)
+    COST_PER_STATE_STEP = 8.0
+
+    def work(self) -> float:
+        return self.n_regions * self.model.n_state * self.COST_PER_STATE_STEP / self.dt_ms
+
+    def max_parts(self) -> int:
+        """All regions, when every connection between two different regions of the engine
+        is delayed by at least one sync window plus the read-ahead; else 1."""
+        if self.sync_interval_ms is None or self.n_regions < 2:
+            return 1
+        idx = self.region_indices
+        w = self._weights[np.ix_(idx, idx)].copy()
+        np.fill_diagonal(w, 0.0)
+        if not w.any():
+            return self.n_regions
+        need = round(self.sync_interval_ms / self.dt_ms) + self.bus_read_ahead_steps
+        shortest = int(self._steps[np.ix_(idx, idx)][w != 0].min())
+        return self.n_regions if shortest >= need else 1
+
+    def part_regions(self, part: int, n_parts: int) -> np.ndarray:
+        b = block(self.n_regions, part, n_parts)
+        return self.region_indices[b.start:b.stop]
+
+    def partition(self, part: int, n_parts: int, exchange=None) -> "NeuralMassEngine":
+        """The engine on block ``part`` of ``n_parts`` of its regions (same parameters,
+        streams keyed by region, so the parts together give the one-engine bits)."""
+        if n_parts == 1:
+            return self
+        if not 0 <= part < n_parts <= self.max_parts():
+            raise ValueError(f"engine {self.name!r} cannot be split into {n_parts} parts")
+        b = block(self.n_regions, part, n_parts)
+        keep = list(range(b.start, b.stop))
+        labels = self.region_labels
+        args = dict(self._args)
+        args["regions"] = [int(self.region_indices[i]) for i in keep]
+        for key in ("parameters", "noise", "initial"):
+            if args[key]:
+                args[key] = {v: _restrict(x, labels, keep) for v, x in args[key].items()}
+        if args["initial_history"] is not None:
+            args["initial_history"] = np.asarray(args["initial_history"])[:, :, keep]
+        return type(self)(**args)
+
+    def merge_records(self, by_part):
+        """Parts hold contiguous blocks of regions in order: join along the region axis."""
+        if len(by_part) == 1:
+            return by_part[0]
+        return {ds: np.concatenate([p[ds] for p in by_part], axis=2) for ds in by_part[0]}
+
+    def coupled(self) -> None:
+        self.bus = True
+
+    def initial(self, n_samples: int) -> dict[str, np.ndarray]:
+        return {"afferent": np.ascontiguousarray(self.initial_afferent())}
+
     def record_specs(self) -> list[RecordSpec]:
         units = dict(zip(self.model.state_names, self.model.state_units))
         return [RecordSpec(
@@ -457,6 +536,17 @@ class NeuralMassEngine:
         self._ext_until = int(np.asarray(state["external_until"])) if "external_until" in state else None
         if self._streams is not None:
             self._streams.unpack_state(state["rng"])
+
+
+def _restrict(value, labels, keep):
+    """A per-region value (scalar, one per engine region, or a label table) restricted to
+    the engine regions ``keep`` (indices into ``labels``)."""
+    if isinstance(value, Mapping):
+        mine = {labels[i] for i in keep}
+        return {k: v for k, v in value.items() if k == "default" or k in mine}
+    if isinstance(value, (list, tuple, np.ndarray)) and len(value) == len(labels):
+        return [value[i] for i in keep]
+    return value
 
 
 #: Largest delay history one engine may hold (bytes); beyond it dt or speed is a mistake.

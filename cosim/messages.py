@@ -1,0 +1,74 @@
+"""The messages of the window protocol: their kinds and their encoding.
+
+Control is separate from data (as in Arbor's co-simulation API and MUSIC):
+
+============  =========================  ==============================================
+kind          direction                  payload
+============  =========================  ==============================================
+``INIT``      part → bus, once           the part's initial exports (afferent history)
+``INPUT``     bus → part, window k       what the part takes (``sources`` / ``drive``)
+``OUTPUT``    part → bus, window k       exports, records and the part's timing
+``ERROR``     any → bus                  a failed rank's one-line message and exit code
+``DONE``      bus → part, at the end     the output file is closed; the part may exit
+============  =========================  ==============================================
+
+A message is a flat ``dict[str, numpy.ndarray]`` (what :mod:`cosim.transport` moves).  An
+``OUTPUT`` is encoded by :func:`encode_output`: exports as ``x:<name>``, array records as
+``r:<dataset>``, spike records ``(gids, times)`` as ``r:<dataset>:g`` / ``r:<dataset>:t``,
+timing as ``timing`` ``(compute, communicate, wait)`` seconds; :func:`decode_output`
+inverts it.  Spike exports ``(gids, times)`` travel the same way under ``x``.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import numpy as np
+
+
+class Kind(enum.IntEnum):
+    """Message kinds (their values are the MPI tags)."""
+
+    INIT = 10
+    INPUT = 11
+    OUTPUT = 12
+    DONE = 13
+    ERROR = 99
+
+
+def _put(msg: dict, prefix: str, name: str, value) -> None:
+    if isinstance(value, tuple):
+        msg[f"{prefix}:{name}:g"] = np.asarray(value[0], dtype=np.int64)
+        msg[f"{prefix}:{name}:t"] = np.asarray(value[1], dtype=np.float64)
+    else:
+        msg[f"{prefix}:{name}"] = np.asarray(value)
+
+
+def encode_output(exports: dict, records: dict, timing) -> dict:
+    """An ``OUTPUT`` message from a part's window (see the module docstring)."""
+    msg: dict = {}
+    for name, value in exports.items():
+        _put(msg, "x", name, value)
+    for name, value in records.items():
+        _put(msg, "r", name, value)
+    msg["timing"] = np.asarray(timing, dtype=np.float64)
+    return msg
+
+
+def decode_output(msg: dict) -> tuple[dict, dict, np.ndarray]:
+    """``(exports, records, timing)`` of an ``OUTPUT`` message."""
+    exports: dict = {}
+    records: dict = {}
+    for key, value in msg.items():
+        kind, _, rest = key.partition(":")
+        if kind not in ("x", "r"):
+            continue
+        target = exports if kind == "x" else records
+        if rest.endswith(":g"):
+            name = rest[:-2]
+            target[name] = (value, msg[f"{kind}:{name}:t"])
+        elif rest.endswith(":t") and f"{kind}:{rest[:-2]}:g" in msg:
+            continue
+        else:
+            target[rest] = value
+    return exports, records, np.asarray(msg["timing"])

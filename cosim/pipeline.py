@@ -1,0 +1,75 @@
+"""The record pipeline: the parts' records of a window → merged → monitors → recorder.
+
+Each engine merges its own partitions' records into the one-process layout
+(:meth:`cosim.engines.base.Engine.merge_records`, called on the engine's description, so
+the node that writes never builds a partition); the engine's monitors
+(:mod:`cosim.monitor_config`) then map them to what is written; the
+:class:`~cosim.recording.Recorder` buffers and flushes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class _Out:
+    records: dict
+
+
+class RecordPipeline:
+    """Merging, monitors and the recorder of one run (on the bus node)."""
+
+    def __init__(self, scenario, plan, recorder):
+        self.engines = scenario.engines
+        self.monitors = scenario.monitors
+        self.groups = plan.groups
+        self.recorder = recorder
+        self._records: dict[str, dict[int, dict]] = {g.name: {} for g in plan.groups}
+        #: latest rate-monitor samples for live monitoring: engine → {region: Hz}
+        self.live_rates: dict[str, dict[str, float]] = {}
+
+    def take(self, key, records: dict) -> None:
+        self._records[key[0]][key[1]] = records
+
+    def finish(self, k: int, t1: float, timing: np.ndarray) -> None:
+        """Merge window ``k``'s records, apply monitors, hand them to the recorder."""
+        outputs = {}
+        for g in self.groups:
+            by_part = self._records[g.name]
+            recs = self.engines[g.name].merge_records([by_part[p] for p in range(g.n_parts)])
+            by_part.clear()
+            if g.name in self.monitors:
+                recs = self.monitors[g.name].apply(recs, t1)
+                self._note_rates(g.name, recs)
+            outputs[g.name] = _Out(recs)
+        self.recorder.write_window(outputs, timing, t_end_ms=t1)
+
+    def _note_rates(self, engine: str, records: dict) -> None:
+        """Remember the last sample of a rate monitor (``[record.<engine>.rate]``)."""
+        for spec in self.monitors[engine].record_specs():
+            if spec.attrs.get("monitor") == "rate" and spec.dataset in records:
+                x = records[spec.dataset]
+                if x.shape[0]:
+                    self.live_rates[engine] = {str(r): float(v)
+                                               for r, v in zip(spec.regions, x[-1, 0])}
+
+    def state(self) -> dict[str, np.ndarray]:
+        st = {}
+        for n, m in self.monitors.items():
+            st.update({f"monitor:{n}:{k}": v for k, v in m.state().items()})
+        return st
+
+    def restore(self, st: dict[str, np.ndarray]) -> None:
+        for n, m in self.monitors.items():
+            prefix = f"monitor:{n}:"
+            m.restore({k[len(prefix):]: v for k, v in st.items() if k.startswith(prefix)})
+
+
+def record_specs(scenario) -> dict:
+    """What the recorder creates per engine: its monitors' specs, else the engine's own."""
+    monitors = scenario.monitors
+    return {name: (monitors[name].record_specs() if name in monitors else e.record_specs())
+            for name, e in scenario.engines.items()}
