@@ -84,11 +84,9 @@ def launched_by_mpi() -> int:
 
 
 def _publisher(args, out, sc):
-    """The live-progress publisher of this run (a no-op context when disabled)."""
-    import contextlib
-
+    """The live-progress publisher of this run (bound and announced), or None."""
     if args.no_monitor:
-        return contextlib.nullcontext(None)
+        return None
     from .monitoring import Publisher
 
     return Publisher(args.monitor, output=out, duration_ms=sc.simulation.duration_ms)
@@ -119,12 +117,33 @@ def _run(args) -> int:
     if not args.resume:
         check_output_path(out, args.overwrite)
     stream = None if args.quiet else sys.stderr
-    with _publisher(args, out, sc) as pub:
+    from .runtime import Terminated
+
+    pub = _publisher(args, out, sc)
+    status = "failed"
+    try:
         summary = run_scenario(sc, output=out, overwrite=args.overwrite, progress_stream=stream,
                                resume=args.resume,
                                on_window=pub.publish if pub is not None else None)
+        status = "completed"
+    except Terminated as exc:
+        status = "terminated"
+        return _terminated(exc, out)
+    finally:
+        if pub is not None:
+            pub.close(status)
     _report(summary)
     return 0
+
+
+def _terminated(exc, out) -> int:
+    """One line for a run stopped by a signal; exit code 128 + signal number."""
+    s = exc.summary
+    where = f" at t = {s.t_end_ms:g} ms" if s is not None else ""
+    print(f"cosim: terminated by {exc}{where}; {out} holds every completed window "
+          f"(status terminated); continue with --resume if checkpoints are on",
+          file=sys.stderr, flush=True)
+    return 128 + exc.signum
 
 
 def _report(summary) -> None:
@@ -149,36 +168,46 @@ def _run_mpi(args) -> int:
     from .runtime import run_mpi
     from .scenario import load_scenario
 
+    from .runtime import Terminated
+
     comm = MPI.COMM_WORLD
     rank = comm.Get_rank()
-    error, sc = None, None
+    error, code, sc, pub = None, 0, None, None
     try:
         sc = load_scenario(args.scenario, output=args.output)
-        make_plan(sc, comm.Get_size())
+        plan = make_plan(sc, comm.Get_size())
+        out = sc.simulation.output or default_output_path(sc)
         if rank == 0:
-            out = sc.simulation.output or default_output_path(sc)
             if args.resume:
                 from .checkpoint import Checkpointer
-                Checkpointer(out, sc.simulation.checkpoint_every_windows).load_coordinator()
+                Checkpointer(out, sc.simulation.checkpoint_every_windows).resume(sc, plan)
             else:
                 check_output_path(out, args.overwrite)
+            pub = _publisher(args, out, sc)
     except CosimError as exc:
-        error = exc.message()
-    errors = comm.allgather(error)
-    first = next((e for e in errors if e), None)
+        error, code = exc.message(), 2
+    except Exception as exc:      # shared like a user error: no rank may be left waiting
+        error, code = f"cosim: internal error: {type(exc).__name__}: {exc}", 1
+    errors = comm.allgather((error, code))
+    first = next((e for e in errors if e[0]), None)
     if first:
+        if pub is not None:
+            pub.close()
         if rank == 0:
-            print(first, file=sys.stderr, flush=True)
-        return 2
+            print(first[0], file=sys.stderr, flush=True)
+        return first[1]
     stream = None if (args.quiet or rank != 0) else sys.stderr
-    out = sc.simulation.output or default_output_path(sc)
-    import contextlib
-
-    mon = _publisher(args, out, sc) if rank == 0 else contextlib.nullcontext(None)
-    with mon as pub:
+    status = "failed"
+    try:
         summary = run_mpi(sc, comm, output=out, overwrite=args.overwrite, progress_stream=stream,
-                          resume=args.resume,
-                          on_window=pub.publish if pub is not None else None)
+                          resume=args.resume, on_window=pub.publish if pub is not None else None)
+        status = "completed"
+    except Terminated as exc:
+        status = "terminated"
+        return _terminated(exc, out) if rank == 0 else 128 + exc.signum
+    finally:
+        if pub is not None:
+            pub.close(status)
     if rank == 0 and summary is not None:
         _report(summary)
     return 0

@@ -100,8 +100,13 @@ class Publisher:
         self.monitor_path: Path | None = None
         if output is not None:
             self.monitor_path = monitor_file(output)
-            self.monitor_path.parent.mkdir(parents=True, exist_ok=True)
-            self.monitor_path.write_text(self.address + "\n", encoding="utf-8")
+            try:
+                self.monitor_path.parent.mkdir(parents=True, exist_ok=True)
+                self.monitor_path.write_text(self.address + "\n", encoding="utf-8")
+            except OSError as exc:
+                self._sock.close(linger=0)
+                raise CosimError(f"cannot write the monitor address file ({exc.strerror or exc})",
+                                 file=str(self.monitor_path)) from None
 
     # -- sending -------------------------------------------------------------------------
     def _send(self, message: dict) -> bool:

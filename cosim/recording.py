@@ -147,9 +147,19 @@ class Recorder:
                     t = f[f"engines/{engine}/{spec.dataset}_time_ms"]
                     self._series[(engine, spec.dataset)] = _Series(spec, d, t, n_written=d.shape[0])
         self._timing_ds = f["timing/window_seconds"]
+        if self._timing_ds.shape[1] < self.n_ranks:       # resumed on more processes
+            self._timing_ds.resize(self.n_ranks, axis=1)
         self.windows_completed = int(lengths.get("@windows_completed", 0))
         f.attrs.update(status="running", message="", windows_completed=self.windows_completed)
         f.flush()
+
+    def extend(self, scenario) -> None:
+        """A resumed run whose duration grew: the file's ``duration_ms`` and ``/scenario``
+        become the new scenario's."""
+        self.f.attrs["duration_ms"] = scenario.simulation.duration_ms
+        del self.f["scenario"]
+        self.f.create_dataset("scenario", data=scenario.text, dtype=h5py.string_dtype("utf-8"))
+        self.f.flush()
 
     # -- header --------------------------------------------------------------------------
     def _write_header(self, scenario, specs) -> None:
@@ -185,9 +195,10 @@ class Recorder:
                 else:
                     self._create_series(eg, engine, spec)
         tg = f.create_group("timing")
+        # axis 1 may grow: a run resumed on more processes than it started with
         tg.create_dataset("window_seconds", shape=(0, self.n_ranks, len(PHASES)),
-                          maxshape=(None, self.n_ranks, len(PHASES)), dtype="f8",
-                          chunks=(256, self.n_ranks, len(PHASES)))
+                          maxshape=(None, None, len(PHASES)), dtype="f8",
+                          chunks=(256, self.n_ranks, len(PHASES)), fillvalue=np.nan)
         self._timing_ds = tg["window_seconds"]
         tg["window_seconds"].attrs.update(axes="window, rank, phase", phases=list(PHASES),
                                           unit="s")
@@ -275,7 +286,7 @@ class Recorder:
             d = self._timing_ds
             n0 = d.shape[0]
             d.resize(n0 + block.shape[0], axis=0)
-            d[n0:] = block
+            d[n0:, :block.shape[1]] = block       # ranks a resumed run lacks stay NaN
         self.windows_completed += self._windows_buffered
         self._windows_buffered = 0
         self.f.attrs["windows_completed"] = self.windows_completed

@@ -43,7 +43,7 @@ from typing import Callable, TextIO
 import numpy as np
 
 from .bus_node import BusNode
-from .checkpoint import Checkpointer
+from .checkpoint import Checkpointer, fingerprint
 from .coupling_layout import coupling_layout
 from .errors import CosimError
 from .messages import Kind, decode_output, encode_output
@@ -185,7 +185,8 @@ class Hub:
         state = self.pipeline.state()
         if self.bus is not None:
             state.update(self.bus.state())
-        self.ck.save_coordinator(window, state, self.recorder.lengths())
+        self.ck.save_coordinator(window, state, self.recorder.lengths(),
+                                 fingerprint(self.sc, self.plan), self.sc.simulation.duration_ms)
 
     def end(self, stopped: bool) -> None:
         """After the last window: on a stop, wait for the parts' final checkpoints and
@@ -294,12 +295,14 @@ def run_scenario(scenario, *, output: Path | None = None, overwrite: bool = Fals
     plan = make_plan(scenario, 1)
     out_path = out_path_of(scenario, output)
     ck = Checkpointer(out_path, sim.checkpoint_every_windows)
-    k_start, cstate, lengths = ck.load_coordinator() if resume else (0, None, None)
+    k_start, cstate, lengths, grew = ck.resume(scenario, plan) if resume else (0, None, None, False)
     transport = InProcessTransport()
     with StopFlag() as stop:
         recorder = Recorder(out_path, scenario, record_specs(scenario), n_ranks=1,
                             flush_every=scenario.record.flush_every, overwrite=overwrite,
                             resume_lengths=lengths)
+        if grew:
+            recorder.extend(scenario)
         try:
             progress = Progress(sim.duration_ms, progress_stream, start_ms=k_start * sim.sync_interval_ms)
             hub = Hub(scenario, plan, layout, transport, recorder, ck, progress, on_window, stop)
@@ -423,10 +426,13 @@ def _run_bus(scenario, layout, plan, transport, out_path, overwrite, progress_st
              on_window, stop, comm) -> RunSummary:
     sim = scenario.simulation
     try:
-        k_start, cstate, lengths = ck.load_coordinator() if resume else (0, None, None)
+        k_start, cstate, lengths, grew = (ck.resume(scenario, plan) if resume
+                                          else (0, None, None, False))
         recorder = Recorder(out_path, scenario, record_specs(scenario), n_ranks=plan.world_size,
                             flush_every=scenario.record.flush_every, overwrite=overwrite,
                             resume_lengths=lengths)
+        if grew:
+            recorder.extend(scenario)
     except BaseException:
         comm.bcast(None, root=BUS_RANK)      # the parts stop quietly; this rank reports
         raise
