@@ -22,6 +22,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ..rng import Streams
+
 
 @dataclass(frozen=True)
 class RecordSpec:
@@ -80,7 +82,9 @@ class BuildContext:
     ``[record.<engine>] variables`` or ``None`` (engine default); ``claimed_regions``:
     region indices already owned by engines declared earlier (for ``regions = "rest"``);
     ``speed_mm_per_ms``: conduction speed of the connectome (``[connectome] speed``), which
-    sets the delays of every engine and of the bus.
+    sets the delays of every engine and of the bus; ``rng``: the run's random streams
+    (:class:`cosim.rng.Streams`, the master seed plus cosim's one key scheme) — every
+    engine and adapter derives its streams from it; default ``Streams(seed)``.
     """
 
     file: str
@@ -92,3 +96,10 @@ class BuildContext:
     record_variables: list[str] | None = None
     claimed_regions: frozenset[int] = frozenset()
     speed_mm_per_ms: float = 3.0
+    rng: Streams | None = None
+
+    def __post_init__(self):
+        if self.rng is None:
+            self.rng = Streams(self.seed)
+        elif self.rng.seed != self.seed:
+            raise ValueError(f"BuildContext: rng has seed {self.rng.seed}, seed is {self.seed}")
