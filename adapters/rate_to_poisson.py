@@ -7,13 +7,16 @@ Bernoulli approximation) by time rescaling: with ``Λ(t) = ∫ r dt`` the event 
 between windows, the intensity still needed before its next event, so a run cut into
 windows equals a run in one go.
 
-Independent trains (``correlation = 0``): synapse ``s`` draws its k-th Exp(1) from the
-counter-based stream ``philox(counter=(k, s), key(seed, engine, receptor))``; the result is a
+Independent trains (``correlation = 0``): synapse (input line) ``s`` draws its k-th Exp(1)
+from the counter-based stream ``philox4x64(counter=(k, s, 0, 0), key)`` with ``key`` =
+:func:`cosim.rng.stream_key` ``(seed, "rate_to_poisson", engine, adapter)``; the result is a
 function of the synapse id only, not of which rank generates it.
 
 Correlated trains (``0 < c ≤ 1``), the multiple-interaction process: a mother train of rate
-``r/c`` is generated from its own stream; synapse ``s`` copies mother event ``m`` when
-``U(m, s) < c``.  Each synapse is then Poisson with rate ``r``, and the spike-count
+``r/c`` is generated from its own stream (domain ``"rate_to_poisson.mother"``, counter
+``(k, 0, 0, 0)``); synapse ``s`` copies mother event ``m`` when ``U(m, s) < c`` (domain
+``"rate_to_poisson.copy"``, counter ``(m, s, 0, 0)``).  The domains are listed in
+:mod:`cosim.rng`.  Each synapse is then Poisson with rate ``r``, and the spike-count
 correlation of any two synapses is ``c``.
 """
 
@@ -22,7 +25,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from cosim.philox import exponential, key_array, uniform4
+from cosim.philox import exponential, uniform4
+from cosim.rng import Streams
 
 
 @njit(cache=True)
@@ -110,27 +114,32 @@ def _first_residuals(syn_ids, k0, k1, out):
 
 
 class RateToPoisson:
-    """Poisson spike trains for the synapses ``syn_ids`` of one receptor.
+    """Poisson spike trains for the synapses (input lines) ``syn_ids`` of one adapter.
 
     Parameters
     ----------
     syn_ids : array of int
         Global ids of the synapses this instance drives (any subset: results per synapse do
         not depend on which other synapses are in the same instance).
-    seed, engine, receptor : int, str, str
-        Key the random streams.
+    seed : int or :class:`cosim.rng.Streams`
+        The run's master seed, or its streams object (``BuildContext.rng``).
+    engine, adapter : str
+        Names of the spiking engine and of the ``rate_to_poisson`` adapter; with the seed
+        they key the random streams (domains ``rate_to_poisson[.mother|.copy]``).
     correlation : float in [0, 1]
         Fraction of shared spikes (0 = independent trains).
     """
 
-    def __init__(self, syn_ids, seed: int, engine: str, receptor: str, correlation: float = 0.0):
+    def __init__(self, syn_ids, seed: int | Streams, engine: str, adapter: str,
+                 correlation: float = 0.0):
         self.syn_ids = np.ascontiguousarray(syn_ids, dtype=np.uint64)
         if not 0.0 <= correlation <= 1.0:
             raise ValueError("correlation must be within [0, 1]")
         self.correlation = float(correlation)
-        self._key = key_array(seed, engine, f"poisson:{receptor}")
-        self._key_mother = key_array(seed, engine, f"poisson-mother:{receptor}")
-        self._key_copy = key_array(seed, engine, f"poisson-copy:{receptor}")
+        rng = Streams.of(seed)
+        self._key = rng.key("rate_to_poisson", engine, adapter)
+        self._key_mother = rng.key("rate_to_poisson.mother", engine, adapter)
+        self._key_copy = rng.key("rate_to_poisson.copy", engine, adapter)
         n = self.syn_ids.size
         self._counter = np.ones(n, dtype=np.uint64)
         self._residual = np.empty(n)

@@ -26,6 +26,8 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
+from adapters.spikes_to_rate import spike_bins
+
 from .analysis.hemodynamics import BalloonIntegrator, BalloonParams, bold_signal
 from .engines.base import RecordSpec
 
@@ -415,8 +417,10 @@ class SpikeRateMonitor(Monitor):
     of a multicompartment engine).  Spikes arrive per population as
     ``(node_ids, times_ms)``.  Output sample ``j`` (at ``start + j·bin_ms``) is
     ``count / (n_neurons · bin_ms / 1000)`` over the group's spikes with
-    ``start + (j−1)·bin_ms ≤ t < start + j·bin_ms``; a bin is emitted once the window end
-    has reached its end.  Output shape ``(m, group, 1)``.
+    ``start + (j−1)·bin_ms < t ≤ start + j·bin_ms`` — the binning rule of the bus
+    (:func:`adapters.spikes_to_rate.spike_bins`: a spike is stamped at the end of the step
+    that produced it); a bin is emitted once the window end has reached its end.  Output
+    shape ``(m, group, 1)``.
     """
 
     kind = "rate"
@@ -461,8 +465,8 @@ class SpikeRateMonitor(Monitor):
         out = np.zeros((m, len(self.groups), 1))
         for k, g in enumerate(self.groups):
             times = np.concatenate(self._pending[k]) if self._pending[k] else np.zeros(0)
-            # half-open bins [start + b·bin, start + (b+1)·bin)
-            b = np.floor((times - self.start_ms) / self.bin_ms).astype(np.int64) - self._emitted
+            # bins (start + b·bin, start + (b+1)·bin], as on the bus
+            b = spike_bins(times, self.start_ms, self.bin_ms) - self._emitted
             counts = np.bincount(b[(b >= 0) & (b < m)], minlength=m)
             out[:, k, 0] = counts / (g.n_neurons * self.bin_ms / 1000.0)
             later = times[b >= m]

@@ -22,8 +22,10 @@ import time
 import numpy as np
 
 from adapters import RateToPoisson
+from adapters.spikes_to_rate import count_spikes
 
 from .engines.base import Engine, Export, Take
+from .rng import Streams
 
 
 class Part:
@@ -34,7 +36,7 @@ class Part:
     are counted (column order), for ``Export.SPIKE_COUNTS``.
     """
 
-    def __init__(self, engine: Engine, key: tuple[str, int], *, coupled: bool, seed: int = 0,
+    def __init__(self, engine: Engine, key: tuple[str, int], *, coupled: bool, seed: Streams | int = 0,
                  bus_dt_ms: float = 0.0, rate_inputs=(), populations: dict | None = None,
                  initial_length: int = 0):
         self.engine = engine
@@ -97,18 +99,11 @@ class Part:
         return {}
 
     def _counts(self, t0: float, t1: float, gids, times) -> np.ndarray:
-        """Spikes per bus bin and population; bin ``b`` holds ``t ∈ (t0 + b·bin, t0 +
-        (b+1)·bin]`` (a spike found in step ``n`` is stamped at its end, ``(n+1)·dt``)."""
+        """Spikes per bus bin and population (:func:`adapters.spikes_to_rate.spike_bins`:
+        bin ``b`` holds ``t ∈ (t0 + b·bin, t0 + (b+1)·bin]``)."""
         n_bins = int(round((t1 - t0) / self.bus_dt_ms))
-        counts = np.zeros((n_bins, self._n_pops), dtype=np.int64)
-        if len(gids):
-            dt = self.engine.dt_ms
-            step = np.rint(np.asarray(times) / dt).astype(np.int64)
-            per_bin = int(round(self.bus_dt_ms / dt))
-            b = (step - int(round(t0 / dt)) - 1) // per_bin
-            p = self._pop_of_gid[np.asarray(gids, dtype=np.int64)]
-            keep = p >= 0
-            np.add.at(counts, (b[keep], p[keep]), 1)
+        counts, _ = count_spikes(np.asarray(gids, dtype=np.int64), np.asarray(times, dtype=np.float64),
+                                 t0, self.bus_dt_ms, n_bins, self._pop_of_gid, self._n_pops)
         return counts
 
     def state(self) -> dict:
@@ -133,6 +128,6 @@ def make_part(scenario, layout, plan, key: tuple[str, int], exchange=None) -> Pa
         return Part(engine, key, coupled=False)
     pops = (layout.spike_populations(scenario, name)
             if engine.exports is Export.SPIKE_COUNTS else None)
-    return Part(engine, key, coupled=True, seed=scenario.simulation.seed,
+    return Part(engine, key, coupled=True, seed=Streams(scenario.simulation.seed),
                 bus_dt_ms=layout.bus_dt_ms, rate_inputs=layout.inputs_of.get(name, ()),
                 populations=pops, initial_length=layout.initial_length(scenario.connectome))

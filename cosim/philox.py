@@ -7,20 +7,17 @@ split between processes or in which order it is done — the basis of cosim's la
 independence.  The same algorithm (and bit output) as numpy's ``numpy.random.Philox``
 (which pre-increments its counter: numpy's n-th block is ``philox4x64((n+1, 0, 0, 0), key)``).
 
-Stream convention used by cosim::
-
-    key     = stream_key(seed, engine_name, purpose)           # two uint64 words
-    counter = (index, item_id, 0, 0)                           # e.g. (event number, synapse id)
-
-so each (seed, engine, purpose, item) owns an infinite, independent sequence.
+Keys come from cosim's one key scheme, :func:`cosim.rng.stream_key` (``(seed, domain,
+*ids)`` → two uint64 words; the domain table is in :mod:`cosim.rng`); the counter is the
+kernel's own, by convention ``(index, item, 0, 0)`` — e.g. (event number, input line) — so
+each (stream, item) owns an infinite, independent sequence.  This module has no key function
+of its own.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 
-import numpy as np
 from numba import njit, uint64
 
 _M0 = 0xD2E7470EE14C6C93
@@ -89,18 +86,3 @@ def exponential(index, item, k0, k1):
     """One Exp(1) variate for (index, item) of stream (k0, k1), by inversion."""
     a, _, _, _ = philox4x64(index, item, 0, 0, k0, k1)
     return -math.log(to_unit_open(a))
-
-
-def stream_key(seed: int, engine: str, purpose: str) -> tuple[int, int]:
-    """Philox key (two uint64) for the streams of ``purpose`` in ``engine`` under ``seed``.
-
-    Derived with BLAKE2b from the three values, so distinct names give unrelated keys and
-    the result never depends on process layout or Python's hash randomisation.
-    """
-    h = hashlib.blake2b(f"{int(seed)}\x00{engine}\x00{purpose}".encode(), digest_size=16).digest()
-    return int.from_bytes(h[:8], "little"), int.from_bytes(h[8:], "little")
-
-
-def key_array(seed: int, engine: str, purpose: str) -> np.ndarray:
-    """:func:`stream_key` as a uint64 array of length 2 (handy for numba kernels)."""
-    return np.array(stream_key(seed, engine, purpose), dtype=np.uint64)

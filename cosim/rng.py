@@ -1,55 +1,198 @@
-"""Counter-based random streams keyed by stable ids.
+"""Counter-based random streams keyed by stable ids: cosim's one random-key scheme.
 
-Every random number in cosim comes from a stream identified by ``(seed, *ids)`` — for the
-neural-mass engine ``(seed, engine name, purpose, region index)``.  The ids are hashed
-(SHA-256) into the 128-bit key of a Philox-4x64 counter-based generator (numpy's
-``Philox``) whose counter starts at zero.  A region's stream therefore does not depend on
-which other regions exist, how they are ordered, or how they are split over processes —
-the property the layout-independence invariant needs.  No global seeding anywhere.
+Every random number in cosim comes from a Philox-4x64-10 counter-based generator whose
+128-bit key is a pure function of ``(seed, domain, *ids)``: the master seed of the run, a
+*domain* string naming what the numbers are for, and the stable ids of the thing they
+belong to (a region index, an engine and projection name, a cell gid…).  A stream therefore
+does not depend on which other streams exist, in which order they are created, or how the
+work is split over processes — the property the layout-independence invariant needs.  No
+global seeding anywhere.
 
-A stream is consumed strictly sequentially (one block of normals per step), so drawing a
-window of ``k`` steps at once gives the same numbers as ``k`` single steps, and a
-checkpoint only needs each generator's state (:func:`pack_state`).
+Key derivation (:func:`stream_key`), stable across Python versions, platforms and
+processes::
+
+    message = field(seed) ‖ field(domain) ‖ field(id_1) ‖ … ‖ field(id_n)
+    field(int x) = b"i" ‖ x as 8 bytes, little-endian two's complement (−2**63 ≤ x < 2**63)
+    field(str s) = b"s" ‖ len(utf8(s)) as 4 bytes, little-endian unsigned ‖ utf8(s)
+    digest       = SHA-256(message)
+    key          = (uint64 LE of digest[0:8], uint64 LE of digest[8:16])
+
+The type tag and the length prefix make every field self-delimiting, so two different
+tuples never give the same message (``("a", "bc")`` ≠ ``("ab", "c")``, ``1`` ≠ ``"1"``).
+``bool`` is rejected (it would silently be the int 0/1); numpy integers are accepted.
+
+The key is used in two ways, with the same Philox block function:
+
+* **numpy streams** (:meth:`Streams.generator`, :class:`NodeStreams`):
+  ``numpy.random.Generator(numpy.random.Philox(key=key))``, counter starting at zero,
+  consumed sequentially (drawing a window of ``k`` steps at once gives the numbers of ``k``
+  single steps; a checkpoint stores the generator state, :meth:`NodeStreams.pack_state`);
+* **numba kernels** (:mod:`cosim.philox`): ``philox4x64(counter, key)`` with a counter the
+  kernel chooses, ``(index, item, 0, 0)`` — random numbers as pure functions of what they
+  are for.  ``philox4x64`` is bit-identical to numpy's ``Philox`` (numpy's n-th block is
+  ``philox4x64((n+1, 0, 0, 0), key)``; tested).
+
+Key domains — every stream in cosim (a new stream adds a row here and to :data:`DOMAINS`):
+
+=============================  =============================  ===================================
+domain                         ids after ``(seed, domain)``   used by, and what is drawn
+=============================  =============================  ===================================
+``neural_mass.noise``          region index (connectome)      ``NeuralMassEngine`` noise: numpy
+                                                              stream, one N(0,1) block per step
+``neural_mass.initial``        region index (connectome)      ``NeuralMassEngine`` with
+                                                              ``initial.random``: numpy stream,
+                                                              one U(lo, hi) per state variable
+                                                              (seed: ``initial.seed`` or master)
+``multicompartment.connect``   engine name, projection        ``MulticompartmentEngine``
+                               name, target gid               connectivity: numpy stream,
+                                                              ``choice`` of sources, U delays
+``rate_to_poisson``            engine name, adapter name      ``RateToPoisson`` independent
+                                                              trains: numba, counter
+                                                              ``(k, line, 0, 0)`` → k-th Exp(1)
+``rate_to_poisson.mother``     engine name, adapter name      ``RateToPoisson`` correlated: the
+                                                              mother train, counter
+                                                              ``(k, 0, 0, 0)`` → k-th Exp(1)
+``rate_to_poisson.copy``       engine name, adapter name      ``RateToPoisson`` correlated: does
+                                                              ``line`` copy mother event ``m``?
+                                                              counter ``(m, line, 0, 0)`` → U(0,1)
+=============================  =============================  ===================================
+
+(``NeuralMassEngine``: :mod:`cosim.engines.neural_mass`; ``MulticompartmentEngine``:
+:mod:`cosim.engines.multicompartment`; ``RateToPoisson``: :mod:`adapters.rate_to_poisson`,
+built by the spiking part for each ``rate_to_poisson`` adapter of the scenario.)
+
+Whether an engine's *name* is in the key is decided by which ids are stable and unique:
+
+* neural masses key by the **region index** only.  A region belongs to exactly one engine,
+  and its index is global, so a region's noise is the same whichever engine — or part of a
+  split engine — simulates it (a split neural-mass run is bitwise equal to one engine), and
+  renaming the engine changes nothing.
+* spiking engines and their Poisson adapters key by **engine name** (and projection /
+  adapter name).  Their gids and input lines are local to the engine (0 … n−1 in every
+  engine), so without the name two spiking regions built from the same template would get
+  identical connectivity and identical input trains.  Renaming such an engine (or a
+  projection, or an adapter) changes its streams; that is the documented price.
+  Input line / cell ids go into the Philox *counter* of the numba kernels, not into the key,
+  so one key serves all lines of an adapter — the stream of a line still does not depend on
+  which other lines a rank holds.
+
+Not part of the scheme: :mod:`cosim.analysis.stability` (starting points of an equilibrium
+search, ``numpy.random.default_rng(seed)`` of its own) and ``bench/`` / test data.
+
+The seed reaches engines and adapters as one :class:`Streams` object (seed + this scheme):
+:class:`cosim.engines.base.BuildContext` carries it as ``ctx.rng``.
 """
 
 from __future__ import annotations
 
 import hashlib
-from typing import Iterable, Sequence
+import operator
+from dataclasses import dataclass
+from typing import Iterable
 
 import numpy as np
 
 _STATE_WORDS = 13   # counter 4 + key 2 + buffer 4 + buffer_pos, has_uint32, uinteger
+_INT64 = (-(2 ** 63), 2 ** 63)
+
+#: Built-in key domains: domain → ids after ``(seed, domain)`` (the table above).
+DOMAINS: dict[str, tuple[str, ...]] = {
+    "neural_mass.noise": ("region index",),
+    "neural_mass.initial": ("region index",),
+    "multicompartment.connect": ("engine name", "projection name", "target gid"),
+    "rate_to_poisson": ("engine name", "adapter name"),
+    "rate_to_poisson.mother": ("engine name", "adapter name"),
+    "rate_to_poisson.copy": ("engine name", "adapter name"),
+}
 
 
-def stream_key(seed: int, *ids: int | str) -> np.ndarray:
-    """128-bit Philox key (2 × uint64) for the stream ``(seed, *ids)``."""
-    text = repr((int(seed),) + tuple(i if isinstance(i, str) else int(i) for i in ids))
-    digest = hashlib.sha256(text.encode("utf-8")).digest()
+def _field(x: int | str) -> bytes:
+    if isinstance(x, str):
+        b = x.encode("utf-8")
+        return b"s" + len(b).to_bytes(4, "little") + b
+    if isinstance(x, (bool, np.bool_)):
+        raise TypeError("a random-stream id cannot be a bool")
+    try:
+        v = operator.index(x)
+    except TypeError:
+        raise TypeError(f"a random-stream id must be int or str, got {type(x).__name__}") from None
+    if not _INT64[0] <= v < _INT64[1]:
+        raise ValueError(f"a random-stream id must fit in int64, got {v}")
+    return b"i" + v.to_bytes(8, "little", signed=True)
+
+
+def encode(seed: int, domain: str, *ids: int | str) -> bytes:
+    """The canonical byte encoding of ``(seed, domain, *ids)`` (module docstring)."""
+    if not isinstance(domain, str) or not domain:
+        raise TypeError(f"a random-stream domain must be a non-empty str, got {domain!r}")
+    return b"".join(_field(x) for x in (seed, domain, *ids))
+
+
+def stream_key(seed: int, domain: str, *ids: int | str) -> np.ndarray:
+    """Philox-4x64 key (2 × uint64) of the stream ``(seed, domain, *ids)``:
+    the first 16 bytes of SHA-256(:func:`encode`) as two little-endian words."""
+    digest = hashlib.sha256(encode(seed, domain, *ids)).digest()
     return np.frombuffer(digest[:16], dtype="<u8").astype(np.uint64)
 
 
-def stream(seed: int, *ids: int | str) -> np.random.Generator:
-    """A fresh generator for the stream ``(seed, *ids)``."""
-    return np.random.Generator(np.random.Philox(key=stream_key(seed, *ids)))
+def stream(seed: int, domain: str, *ids: int | str) -> np.random.Generator:
+    """A fresh numpy generator (Philox, counter 0) for the stream ``(seed, domain, *ids)``."""
+    return np.random.Generator(np.random.Philox(key=stream_key(seed, domain, *ids)))
+
+
+@dataclass(frozen=True)
+class Streams:
+    """The random streams of one run: the master seed plus the key scheme of this module.
+
+    Engines and adapters receive one ``Streams`` (``BuildContext.rng``) and derive every
+    stream from it by domain and ids; nothing else about randomness is passed around.
+    """
+
+    seed: int
+
+    def __post_init__(self):
+        if isinstance(self.seed, (bool, np.bool_)):
+            raise TypeError("seed must be an integer, got a bool")
+        seed = operator.index(self.seed)
+        if not 0 <= seed < _INT64[1]:
+            raise ValueError(f"seed must be within [0, 2**63), got {seed}")
+        object.__setattr__(self, "seed", seed)
+
+    @classmethod
+    def of(cls, seed: "int | Streams") -> "Streams":
+        """``seed`` itself if it is a :class:`Streams`, else ``Streams(seed)``."""
+        return seed if isinstance(seed, Streams) else cls(seed)
+
+    def key(self, domain: str, *ids: int | str) -> np.ndarray:
+        """Philox key (2 × uint64) of ``(seed, domain, *ids)``, e.g. for a numba kernel."""
+        return stream_key(self.seed, domain, *ids)
+
+    def generator(self, domain: str, *ids: int | str) -> np.random.Generator:
+        """A fresh numpy generator for ``(seed, domain, *ids)``."""
+        return stream(self.seed, domain, *ids)
+
+    def nodes(self, domain: str, node_ids: Iterable[int]) -> "NodeStreams":
+        """One stream per node: ``(seed, domain, node_id)``."""
+        return NodeStreams(self, domain, node_ids)
 
 
 class NodeStreams:
-    """One independent stream per node: ``stream(seed, *prefix, node_id)``.
+    """One independent numpy stream per node: ``(seed, domain, node_id)``.
 
     Parameters
     ----------
-    seed : int
-        Master seed of the run.
-    prefix : sequence of str/int
-        Ids shared by all nodes (e.g. ``("neural_mass", "cortex", "noise")``).
+    streams : Streams or int
+        The run's streams (or its master seed).
+    domain : str
+        Key domain shared by all nodes, e.g. ``"neural_mass.noise"``.
     node_ids : iterable of int
         Stable node ids (connectome region indices), in the engine's node order.
     """
 
-    def __init__(self, seed: int, prefix: Sequence[int | str], node_ids: Iterable[int]):
+    def __init__(self, streams: Streams | int, domain: str, node_ids: Iterable[int]):
+        streams = Streams.of(streams)
         self.node_ids = tuple(int(n) for n in node_ids)
-        self.generators = [stream(seed, *prefix, n) for n in self.node_ids]
+        self.generators = [streams.generator(domain, n) for n in self.node_ids]
 
     def standard_normal(self, out: np.ndarray) -> np.ndarray:
         """Fill ``out`` (n_nodes, …) with N(0, 1) draws; row ``j`` from node ``j``'s stream."""

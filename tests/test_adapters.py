@@ -119,23 +119,25 @@ def test_inhomogeneous_rate_follows_the_profile():
 
 def test_rate_estimator_counts_exactly():
     conv = SpikesToRate({"E": np.arange(0, 80), "I": np.arange(80, 100)}, bin_ms=0.5)
-    gids = np.array([0, 5, 85, 79, 99])
-    times = np.array([0.0, 0.49, 0.5, 1.2, 1.999])
+    gids = np.array([0, 5, 85, 79, 99, 1])
+    times = np.array([0.01, 0.49, 0.51, 1.2, 1.999, 0.0])   # t = 0 is the previous window's
     r = conv.convert(0.0, 2.0, gids, times)
-    # bin 0: two E spikes → 2 / (80 · 0.5 ms) = 50 Hz
+    # bin 0 = (0, 0.5]: two E spikes → 2 / (80 · 0.5 ms) = 50 Hz
     np.testing.assert_allclose(r[:, 0], [50.0, 0.0, 25.0, 0.0])
     np.testing.assert_allclose(r[:, 1], [0.0, 100.0, 0.0, 100.0])
+    assert conv.dropped == 1
 
 
 @pytest.mark.parametrize("kernel", ["exponential", "alpha"])
 def test_kernels_unit_gain_causal_and_match_continuous_response(kernel):
     tau, b = 5.0, 0.1
     conv = SpikesToRate({"P": np.arange(10)}, bin_ms=b, kernel=kernel, tau_ms=tau)
-    # one spike of one cell at t = 10 ms in a 10-cell population: impulse of area 1/10 spike/cell
+    # one spike of one cell in the bin (10, 10.1] ms in a 10-cell population: impulse of
+    # area 1/10 spike/cell
     n = 1000
     out = np.concatenate([conv.convert(w * 1.0, (w + 1) * 1.0,
                                        np.array([0]) if w == 10 else np.array([], dtype=int),
-                                       np.array([10.0]) if w == 10 else np.array([]))
+                                       np.array([10.05]) if w == 10 else np.array([]))
                           for w in range(n // 10)])
     t_end = b * np.arange(1, n + 1)  # sample time of each output
     # causality: nothing before the spike's bin ends
@@ -160,8 +162,8 @@ def test_chunked_rate_equals_one_shot():
     a = SpikesToRate({"E": np.arange(50)}, 0.5, "alpha", 3.0)
     one = a.convert(0.0, 100.0, gids, times)
     b = SpikesToRate({"E": np.arange(50)}, 0.5, "alpha", 3.0)
-    chunks = [b.convert(w, w + 1.0, gids[(times >= w) & (times < w + 1)], times[(times >= w) & (times < w + 1)])
-              for w in range(100)]
+    win = [(times > w) & (times <= w + 1) for w in range(100)]   # windows (w, w + 1]
+    chunks = [b.convert(w, w + 1.0, gids[m], times[m]) for w, m in enumerate(win)]
     np.testing.assert_array_equal(np.concatenate(chunks), one)
 
 

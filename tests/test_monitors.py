@@ -130,12 +130,13 @@ def test_jansen_rit_rate_transfer():
 def test_spike_rate_bins_across_windows():
     mon = SpikeRateMonitor([SpikeGroup("exc", "hc", 10, 0, 10), SpikeGroup("inh", "hc", 4, 10, 14)],
                            bin_ms=2.0)
-    # window 1: (0, 3] -- one complete bin [0, 2); spikes at 2.0 and 2.5 wait for the next.
+    # window 1: (0, 3] -- one complete bin (0, 2]; t = 0 is before it (the previous window),
+    # t = 2.0 ends it; the spike at 2.5 waits for the next.
     r1 = mon.update_spikes({"hc": (np.array([0, 1, 2, 3, 12]),
                                    np.array([0.0, 1.9, 2.0, 2.5, 1.0]))}, t_end_ms=3.0)
     np.testing.assert_allclose(r1[:, :, 0], [[2 / (10 * 0.002), 1 / (4 * 0.002)]])
     r2 = mon.update_spikes({"hc": (np.array([4]), np.array([3.99]))}, t_end_ms=6.0)
-    np.testing.assert_allclose(r2[:, 0, 0], [3 / (10 * 0.002), 0.0])
+    np.testing.assert_allclose(r2[:, 0, 0], [2 / (10 * 0.002), 0.0])
     assert mon.spec.units == ("Hz", "Hz") and mon.spec.period_ms == 2.0
     assert mon.spec.variables == ("exc", "inh")
 
@@ -176,7 +177,8 @@ def test_config_spiking_engine_rate():
                               [spikes])
     specs = em.record_specs()
     assert [s.dataset for s in specs] == ["spikes", "rate"]
-    out = em.apply({"spikes": (np.arange(5), np.linspace(0, 4.9, 5))}, t_end_ms=5.0)
+    # bin (0, 5]: a spike at the window end 5.0 is in it
+    out = em.apply({"spikes": (np.arange(5), np.linspace(0.1, 5.0, 5))}, t_end_ms=5.0)
     np.testing.assert_allclose(out["rate"][:, 0, 0], [5 / (50 * 0.005)])
     assert out["spikes"][0].size == 5
     # an engine with cell groups (multicompartment: name -> range of gids) and a region

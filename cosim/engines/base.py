@@ -59,6 +59,8 @@ from typing import Any, Callable, ClassVar, Sequence
 
 import numpy as np
 
+from ..rng import Streams
+
 
 class Export(enum.Enum):
     """What an engine sends to the bus each window."""
@@ -227,7 +229,9 @@ class BuildContext:
     ``[record.<engine>] variables`` or ``None`` (engine default); ``claimed_regions``:
     region indices already owned by engines declared earlier (for ``regions = "rest"``);
     ``speed_mm_per_ms``: conduction speed of the connectome (``[connectome] speed``), which
-    sets the delays of every engine and of the bus.
+    sets the delays of every engine and of the bus; ``rng``: the run's random streams
+    (:class:`cosim.rng.Streams`, the master seed plus cosim's one key scheme) — every
+    engine and adapter derives its streams from it; default ``Streams(seed)``.
     """
 
     file: str
@@ -239,3 +243,10 @@ class BuildContext:
     record_variables: list[str] | None = None
     claimed_regions: frozenset[int] = frozenset()
     speed_mm_per_ms: float = 3.0
+    rng: Streams | None = None
+
+    def __post_init__(self):
+        if self.rng is None:
+            self.rng = Streams(self.seed)
+        elif self.rng.seed != self.seed:
+            raise ValueError(f"BuildContext: rng has seed {self.rng.seed}, seed is {self.seed}")

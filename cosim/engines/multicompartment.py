@@ -46,8 +46,9 @@ with spike events.  Scenario keys (units in brackets; defaults after ``=``)::
     [engines.spiking.probes]            # optional voltage traces (records "v")
     cells = [0, 80]  sections = ["soma"]  x = 0.5       # cells by gid
 
-Connectivity uses one counter-based stream per (seed, engine, projection, target gid)
-(:func:`cosim.rng.stream`), so it does not depend on how cells are split over ranks.
+Connectivity uses one counter-based stream per ``(seed, "multicompartment.connect", engine,
+projection, target gid)`` (:mod:`cosim.rng`), so it does not depend on how cells are split
+over ranks.
 
 Inputs of :meth:`advance`: ``inputs["events"] = (line int64[], time_ms float64[])``,
 ``line`` indexing the external input lines: group after group (scenario order), then
@@ -97,7 +98,7 @@ from ..multicompartment.cable import N_STATE
 from ..numerics import check_finite
 from ..multicompartment.network import probe_name
 from ..multicompartment.partition import Exchange, block, gather_spikes, identity_exchange
-from ..rng import stream
+from ..rng import Streams
 from .base import BuildContext, Engine, Export, RecordSpec, Take, WindowOutput
 from .multicompartment_config import (TEMPLATES, CellGroup, Clamp, InputGroup, Projection,  # noqa: F401
                                       engine_kwargs)
@@ -129,7 +130,7 @@ class MulticompartmentEngine(Engine):
                  inputs: list[InputGroup] = (), clamps: list[Clamp] = (),
                  probes: list[tuple[int, str, float]] = (), receptors: dict | None = None,
                  dt_ms: float = 0.025, celsius: float = 6.3, v_init_mV: float = -65.0,
-                 spike_threshold_mV: float = 0.0, seed: int = 0, sync_interval_ms: float = 1.0,
+                 spike_threshold_mV: float = 0.0, seed: int | Streams = 0, sync_interval_ms: float = 1.0,
                  record_period_ms: float = 1.0, record_variables: list[str] | None = None,
                  region_indices: tuple[int, ...] = (), part: int = 0, n_parts: int = 1,
                  exchange: Exchange | None = None):
@@ -141,7 +142,8 @@ class MulticompartmentEngine(Engine):
         self.part, self.n_parts = int(part), int(n_parts)
         self.exchange = exchange if exchange is not None or n_parts > 1 else identity_exchange
         self.dt_ms = float(dt_ms)
-        self.seed = int(seed)
+        self.rng = Streams.of(seed)
+        self.seed = self.rng.seed
         self.cells = list(cells)
         self.projections = list(projections)
         self.inputs = list(inputs)
@@ -321,7 +323,7 @@ class MulticompartmentEngine(Engine):
         n_cand = len(src) - (1 if same and not p.autapses else 0)
         lo, hi = p.delay_ms
         for gid in self._local[p.target]:
-            rng = stream(self.seed, "multicompartment", self.name, p.name, gid)
+            rng = self.rng.generator("multicompartment.connect", self.name, p.name, gid)
             pick = rng.choice(n_cand, size=p.indegree, replace=False)
             if same and not p.autapses:
                 pick = pick + (pick >= gid - src.start)

@@ -125,7 +125,7 @@ def engine_kwargs(name: str, reader, ctx) -> dict[str, Any]:
         pr.done()
         probes = [(g, s, x) for g in gids for s in secs]
     return dict(cells=cells, projections=projections, inputs=inputs, clamps=clamps,
-                probes=probes, receptors=receptors, seed=ctx.seed,
+                probes=probes, receptors=receptors, seed=ctx.rng,
                 sync_interval_ms=ctx.sync_interval_ms, record_period_ms=ctx.record_period_ms,
                 record_variables=ctx.record_variables, **kw)
 

@@ -39,7 +39,7 @@ Scenario section (all times in ms, lengths in mm, speeds in mm/ms)::
     [engines.cortex.initial]    # initial state, held constant as history for t ≤ 0
     y0 = 0.0                    # per state variable: scalar/array/table as above
     random = false              # true: variables not given are uniform in the model's range,
-                                # per region from the stream (seed, engine, region)
+                                # per region from the stream (seed, region index)
     seed = 0                    # optional seed of those draws (default: simulation seed)
 
 Recording: the variables of ``[record.<engine>] variables`` (default: all state variables)
@@ -74,8 +74,8 @@ reads one step further, else 0), so that every external sample a window reads ha
 :meth:`~NeuralMassEngine.initial_afferent` gives the engine's own initial afferent history
 for the bus.
 
-Noise streams are keyed by ``(seed, "neural_mass", "noise", region index)`` and random
-initial values by ``(seed, "neural_mass", "initial", region index)`` (:mod:`cosim.rng`) —
+Noise streams are keyed by ``(seed, "neural_mass.noise", region index)`` and random
+initial values by ``(seed, "neural_mass.initial", region index)`` (:mod:`cosim.rng`) —
 not by the engine's name (a region belongs to one engine) — so results do not depend on
 region order, nor on which engine simulates a region when the brain is split.
 
@@ -95,7 +95,7 @@ from ..history import dring_shape, far_restart, far_start, push_rows, ring_lengt
 from ..integrators import MAX_STAGES, SCHEMES, get_kernels, noise_scale, read_ahead
 from ..models import Model
 from ..numerics import check_finite
-from ..rng import NodeStreams
+from ..rng import Streams
 from . import neural_mass_config as cfg
 from ..multicompartment.partition import block
 from .base import BuildContext, Engine, Export, RecordSpec, Take, WindowOutput
@@ -132,8 +132,9 @@ class NeuralMassEngine(Engine):
     noise : dict, optional
         Additive noise σ per state variable ((state unit)/√ms), same forms as parameters;
         only with a stochastic integrator.
-    seed : int
-        Master seed; noise (and random initial) streams derive from it.
+    seed : int or :class:`cosim.rng.Streams`
+        Master seed (or the run's streams, ``BuildContext.rng``); noise (and random
+        initial) streams derive from it.
     record_period_ms : float, optional
         Sample period of the recorded time series (default ``dt_ms``).
     record_variables : sequence of str, optional
@@ -182,7 +183,7 @@ class NeuralMassEngine(Engine):
                  integrator: str = "heun", coupling: str | None = None,
                  coupling_parameters: Mapping[str, float] | None = None,
                  parameters: Mapping[str, Any] | None = None,
-                 noise: Mapping[str, Any] | None = None, seed: int = 0,
+                 noise: Mapping[str, Any] | None = None, seed: int | Streams = 0,
                  record_period_ms: float | None = None,
                  record_variables: Sequence[str] | None = None,
                  speed_mm_per_ms: float = 3.0, coupling_evaluation: str = "stage",
@@ -212,7 +213,8 @@ class NeuralMassEngine(Engine):
         # a window of S steps reads external samples up to S − 1 + read_ahead − d steps
         # past its first step, where only samples up to the first step have arrived
         self.bus_read_ahead_steps = max(0, read_ahead(integrator, coupling_evaluation) - 1)
-        self.seed = int(seed)
+        self.rng = Streams.of(seed)
+        self.seed = self.rng.seed
         self.export_afferent = bool(export_afferent)
 
         self.region_indices = np.asarray(cfg.resolve_regions(connectome, regions), dtype=np.int64)
@@ -238,14 +240,14 @@ class NeuralMassEngine(Engine):
         self.bus = bus
         self.noise_vars, self.noise_sigma = cfg.noise_sigmas(self.model, self.region_labels,
                                                              integrator, noise or {})
-        self._streams = (NodeStreams(self.seed, ("neural_mass", "noise"), self.region_indices)
+        self._streams = (self.rng.nodes("neural_mass.noise", self.region_indices)
                          if self.noise_vars.size else None)
         (self.record_period_ms, self.record_every, self.record_variables,
          self._rec_vars) = cfg.record_selection(self.model, self.dt_ms, record_period_ms, record_variables)
         self._initial = cfg.initial_history(
-            self.model, self.region_labels, ("neural_mass", "initial"), self.region_indices,
+            self.model, self.region_labels, "neural_mass.initial", self.region_indices,
             self.history_length, initial or {}, random_initial,
-            self.seed if initial_seed is None else initial_seed, initial_history)
+            self.rng if initial_seed is None else Streams(initial_seed), initial_history)
 
     @property
     def bus(self) -> bool:
@@ -277,7 +279,7 @@ class NeuralMassEngine(Engine):
         """Build from the ``[engines.<name>]`` table (see the module docstring for keys)."""
         model, regions, kwargs, subs = cfg.read_section(reader, ctx)
         try:
-            engine = cls(name, model, ctx.connectome, regions=regions, seed=ctx.seed,
+            engine = cls(name, model, ctx.connectome, regions=regions, seed=ctx.rng,
                          record_period_ms=ctx.record_period_ms,
                          record_variables=ctx.record_variables,
                          sync_interval_ms=ctx.sync_interval_ms, **kwargs)

@@ -20,7 +20,7 @@ from ..errors import CosimError
 from ..history import initial_states
 from ..integrators import EVALUATIONS, INTEGRATORS, STOCHASTIC
 from ..models import MODELS, Model
-from ..rng import NodeStreams
+from ..rng import NodeStreams, Streams
 
 
 def suggest(word: str, choices: Sequence[str]) -> str:
@@ -210,8 +210,9 @@ def record_selection(model: Model, dt_ms: float, period: float | None,
     return period, every, tuple(variables), np.array([names.index(v) for v in variables], dtype=np.int64)
 
 
-def initial_history(model: Model, labels: Sequence[str], streams_key: tuple, region_ids,
-                    length: int, initial: Mapping[str, Any], random_initial: bool, seed: int,
+def initial_history(model: Model, labels: Sequence[str], domain: str, region_ids,
+                    length: int, initial: Mapping[str, Any], random_initial: bool,
+                    rng: Streams | int,
                     history: np.ndarray | None) -> np.ndarray:
     """States for steps −(length−1) … 0, ``(length, state, region)`` (see
     :func:`cosim.history.initial_states`)."""
@@ -231,7 +232,7 @@ def initial_history(model: Model, labels: Sequence[str], streams_key: tuple, reg
     if random_initial:
         lo = np.array([v.range[0] for v in model.state_variables])
         hi = np.array([v.range[1] for v in model.state_variables])
-        x0[:] = NodeStreams(seed, streams_key, region_ids).uniform(lo, hi).T
+        x0[:] = NodeStreams(rng, domain, region_ids).uniform(lo, hi).T
     else:
         x0[:] = np.array([[v.initial] for v in model.state_variables])
     for k, v in initial.items():
