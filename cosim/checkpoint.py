@@ -132,6 +132,11 @@ class Checkpointer:
         self.dir = checkpoint_dir(Path(output))
         self.every = int(every_windows)
 
+    def clear(self) -> None:
+        """A fresh run: remove the checkpoint files an earlier run of this output left."""
+        for p in list(self.dir.glob("part-*-w*.npz")) + [self.dir / "coordinator.npz"]:
+            p.unlink(missing_ok=True)
+
     def due(self, k: int) -> bool:
         """Whether the state after window ``k`` is to be saved."""
         return self.every > 0 and (k + 1) % self.every == 0

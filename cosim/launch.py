@@ -117,7 +117,8 @@ def launch_mpiexec(argv: Sequence[str], np: int, *, module: str = "cosim",
         return run_command(cmd)
     import tempfile
 
-    with tempfile.TemporaryDirectory(prefix="cosim-ranks-") as notes:
+    # sentinels may still write notes while the folder is removed: ignore those errors
+    with tempfile.TemporaryDirectory(prefix="cosim-ranks-", ignore_cleanup_errors=True) as notes:
         env = dict(os.environ, COSIM_DEATH_NOTES=notes)
         rc = run_command(cmd, env=env)
         if rc != 0:

@@ -221,7 +221,7 @@ def window_loop(scenario, transport, parts: dict[tuple[str, int], Part], hub: Hu
     sim = scenario.simulation
     n = sim.n_windows
     dt_sync = sim.sync_interval_ms
-    if hub is not None:
+    if hub is not None and k_start < n:
         hub.send_inputs(k_start)
     stopped = False
     for k in range(k_start, n):
@@ -303,6 +303,8 @@ def run_scenario(scenario, *, output: Path | None = None, overwrite: bool = Fals
                             resume_lengths=lengths)
         if grew:
             recorder.extend(scenario)
+        if not resume:
+            ck.clear()
         try:
             progress = Progress(sim.duration_ms, progress_stream, start_ms=k_start * sim.sync_interval_ms)
             hub = Hub(scenario, plan, layout, transport, recorder, ck, progress, on_window, stop)
@@ -433,6 +435,8 @@ def _run_bus(scenario, layout, plan, transport, out_path, overwrite, progress_st
                             resume_lengths=lengths)
         if grew:
             recorder.extend(scenario)
+        if not resume:
+            ck.clear()
     except BaseException:
         comm.bcast(None, root=BUS_RANK)      # the parts stop quietly; this rank reports
         raise

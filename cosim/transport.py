@@ -42,8 +42,8 @@ def pack(msg: Message) -> np.ndarray:
     """One uint8 buffer holding every array of ``msg`` (see module docstring)."""
     items = []
     offset = 0
-    for name, value in msg.items():
-        a = np.ascontiguousarray(value)
+    arrays = [np.asarray(v, order="C") for v in msg.values()]   # keeps 0-d arrays 0-d
+    for name, a in zip(msg, arrays):
         items.append((name, a.dtype.str, list(a.shape), offset, a.nbytes))
         offset += -(-a.nbytes // _ALIGN) * _ALIGN
     header = json.dumps(items, separators=(",", ":")).encode()
@@ -51,9 +51,9 @@ def pack(msg: Message) -> np.ndarray:
     buf = np.zeros(hlen + offset, dtype=np.uint8)
     buf[:8] = np.frombuffer(np.array([len(header)], dtype="<u8").tobytes(), dtype=np.uint8)
     buf[8:8 + len(header)] = np.frombuffer(header, dtype=np.uint8)
-    for (name, _, _, off, nbytes), value in zip(items, msg.values()):
+    for (name, _, _, off, nbytes), a in zip(items, arrays):
         if nbytes:
-            buf[hlen + off:hlen + off + nbytes] = np.ascontiguousarray(value).view(np.uint8).reshape(-1)
+            buf[hlen + off:hlen + off + nbytes] = a.reshape(-1).view(np.uint8)
     return buf
 
 
@@ -65,7 +65,7 @@ def unpack(buf: np.ndarray) -> Message:
     out = {}
     for name, dtype, shape, off, nbytes in items:
         raw = buf[hlen + off:hlen + off + nbytes]
-        out[name] = np.frombuffer(raw.tobytes(), dtype=np.dtype(dtype)).reshape(shape)
+        out[name] = np.frombuffer(raw.tobytes(), dtype=np.dtype(dtype)).reshape(tuple(shape))
     return out
 
 

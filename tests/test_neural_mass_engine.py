@@ -169,7 +169,7 @@ def test_from_config_full_section(conn6):
                "noise": {"E": 0.01},
                "initial": {"E": 0.1, "random": True}}, conn6,
               record_variables=["E"], speed_mm_per_ms=6.0)
-    assert e.region_indices == (1, 3) and e.dt_ms == 0.05 and e.options == ("erf",)
+    assert tuple(e.region_indices) == (1, 3) and e.dt_ms == 0.05 and e.options == ("erf",)
     names = e.model.parameter_names
     np.testing.assert_array_equal(e.params[:, names.index("P_e")], [0.5, 0.7])
     np.testing.assert_array_equal(e.params[:, names.index("tau_e")], [2.0, 3.0])

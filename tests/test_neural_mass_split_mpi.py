@@ -75,14 +75,18 @@ def test_split_whole_brain_equals_one_process(tmp_path):
 
 
 def test_checkpoint_of_a_split_run_resumes(tmp_path):
-    """Written by -n 4 (three parts), killed after its checkpoint: resumed by the same
-    layout it equals the straight one-process run."""
-    scen = _short_jr(tmp_path, duration=200.0, checkpoint=100.0)
+    """Written by -n 4 (three parts); resumed from its last checkpoint (180 ms) by the same
+    layout it equals the straight one-process run; another layout is refused."""
+    scen = _short_jr(tmp_path, duration=200.0, checkpoint=60.0)
     _run(["run", str(scen), "-o", str(tmp_path / "one.h5"), "-q", "--no-monitor"])
     out = tmp_path / "split.h5"
     _run(["run", str(scen), "-o", str(out), "-q", "--no-monitor"], 4)
-    # drop the windows after the checkpoint, as a crash would have
-    with h5py.File(out, "r+") as f:
-        f.attrs["status"] = "failed"
+    import subprocess
+
+    bad = subprocess.run([str(MPIEXEC), "-n", "3", sys.executable, "-m", "cosim", "run", str(scen),
+                          "-o", str(out), "-q", "--no-monitor", "--resume"],
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2
+    assert "engine 'cortex' in 3 part(s), this run splits it into 2" in bad.stderr
     _run(["run", str(scen), "-o", str(out), "-q", "--no-monitor", "--resume"], 4)
     _same(tmp_path / "one.h5", out)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from cosim.connectome import load_connectome
-from cosim.engines.base import RecordSpec, WindowOutput
+from cosim.engines.base import Engine, RecordSpec, WindowOutput
 from cosim.errors import CosimError
 from cosim.recording import Recorder
 from cosim.runtime import run_scenario
@@ -19,8 +19,17 @@ from cosim.scenario import RecordSpecGlobal, SimulationSpec
 OMEGA = 2 * np.pi * 0.01  # rad/ms
 
 
-class ClockEngine:
+class ClockEngine(Engine):
     """Records sin(ω t) for two 'regions' every period; spikes every 2.5 ms from node 7."""
+
+    type_name = "clock"
+
+    @classmethod
+    def from_config(cls, name, reader, ctx):  # pragma: no cover - built in Python
+        raise NotImplementedError
+
+    def state(self):
+        return {}
 
     def __init__(self, period_ms=0.5, dt_ms=0.25, fail_at_ms=None):
         self.name = "clock"
@@ -54,7 +63,8 @@ def _scenario(tmp_path, engine, duration=100.0, sync=1.0, flush_every=7):
         simulation=SimulationSpec(duration, sync, 5, None),
         connectome=load_connectome("tvb:connectivity_66"),
         engines={"clock": engine}, engine_types={"clock": "test"},
-        record=RecordSpecGlobal(engine.period_ms, flush_every), adapters={})
+        record=RecordSpecGlobal(engine.period_ms, flush_every), adapters={}, monitors={},
+        speed_mm_per_ms=3.0)
 
 
 def test_timeseries_values_sit_at_their_time_stamps(tmp_path):
