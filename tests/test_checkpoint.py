@@ -96,6 +96,7 @@ MPIEXEC = Path(sys.executable).parent / "mpiexec"
 
 
 @pytest.mark.skipif(not MPIEXEC.exists(), reason="no mpiexec (pip install -e .[mpi])")
+@pytest.mark.mpi
 def test_hybrid_killed_under_mpiexec_then_resumed_equals_straight_run(tmp_path):
     """Spikes in flight, synapses and STP, Poisson streams, the bus history and the neural
     masses' rings all survive a SIGKILL and a resume under `mpiexec -n 3`."""

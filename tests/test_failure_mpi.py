@@ -15,6 +15,8 @@ import h5py
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.mpi
+
 MPIEXEC = Path(sys.executable).parent / "mpiexec"
 REPO = Path(__file__).resolve().parents[1]
 

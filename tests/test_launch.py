@@ -74,6 +74,7 @@ def test_launcher_world_size_from_the_environment():
                                            "PMI_SIZE": "2"}) is None
 
 
+@pytest.mark.mpi
 def test_launch_mpiexec_runs_every_rank_and_forwards_the_exit_code(tmp_path):
     if launch.find_mpiexec() is None:
         pytest.skip("no mpiexec (install the mpi extra)")

@@ -130,6 +130,7 @@ MPIEXEC = Path(sys.executable).parent / "mpiexec"
 
 
 @pytest.mark.skipif(not MPIEXEC.exists(), reason="no mpiexec next to the Python interpreter")
+@pytest.mark.mpi
 def test_blow_up_on_an_engine_rank(tmp_path):
     """Under mpiexec -n 2 (bus | engine): exit 2, the message once, the file as in one process."""
     _write_blow_up(tmp_path)

@@ -161,6 +161,7 @@ needs_mpi = pytest.mark.skipif(not MPIEXEC.exists(), reason="no mpiexec next to 
 
 
 @needs_mpi
+@pytest.mark.mpi
 def test_layout_independence_one_process_n3_n4(write_scenario, tmp_path):
     sc = write_scenario(HYBRID, "hybrid.toml")
     r = run_cli("run", str(sc), "--output", "one.h5", "--quiet", cwd=tmp_path)
@@ -245,6 +246,7 @@ def test_region_swapped_for_a_neural_mass_engine_reproduces_the_pure_run(write_s
 
 
 @needs_mpi
+@pytest.mark.mpi
 def test_split_neural_masses_under_mpiexec_match_one_process(write_scenario, tmp_path):
     split = write_scenario(_split(PURE).replace("INTEGRATOR", "heun"), "split.toml")
     r = run_cli("run", str(split), "--output", "one.h5", "--quiet", cwd=tmp_path)

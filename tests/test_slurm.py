@@ -19,6 +19,8 @@ import pytest
 from _hpc import hpc_process
 from slurm_cluster import SlurmUnavailable, ensure_cluster, stop_cluster, wait_for_job
 
+pytestmark = pytest.mark.slurm          # implies mpi (tests/conftest.py)
+
 TINY = """\
 [simulation]
 duration = 50.0

@@ -171,6 +171,7 @@ def test_sequential_sweep_equals_runs_of_hand_written_scenarios(tmp_path):
     assert "sweep: 2 of 2 variants done" in again.stdout
 
 
+@pytest.mark.mpi
 def test_np_mode_spreads_variants_over_ranks_with_the_same_results(tmp_path):
     if find_mpiexec() is None:
         pytest.skip("no mpiexec (install the mpi extra)")
