@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -16,3 +17,30 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subpro
     env.pop("COSIM_DEBUG", None)
     return subprocess.run([sys.executable, "-m", "cosim", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+MPI_LAUNCHERS = frozenset({"mpiexec", "mpirun", "mpiexec.hydra", "mpiexec.mpich", "orterun"})
+SLURM_CLIENTS = frozenset({"sbatch", "srun", "salloc", "scontrol", "squeue", "sacct",
+                           "slurmctld", "slurmd", "munged"})
+
+
+def launch_kind(args) -> str | None:
+    """``"mpi"``, ``"slurm"`` or None: what a ``subprocess.Popen(args)`` would start.
+
+    MPI: an MPI launcher as the program, or an ``--np`` option anywhere (``cosim run --np``
+    and ``cosim sweep --np`` launch ``mpiexec`` themselves).  SLURM: a SLURM client or daemon.
+    """
+    if isinstance(args, (str, bytes, os.PathLike)):
+        argv = shlex.split(os.fsdecode(args))
+    else:
+        argv = [os.fsdecode(a) for a in args]
+    if len(argv) >= 3 and os.path.basename(argv[0]) in ("sh", "bash") and argv[1] == "-c":
+        argv = shlex.split(argv[2])
+    if not argv:
+        return None
+    program = os.path.basename(argv[0])
+    if program in SLURM_CLIENTS:
+        return "slurm"
+    if program in MPI_LAUNCHERS or any(a == "--np" or a.startswith("--np=") for a in argv):
+        return "mpi"
+    return None

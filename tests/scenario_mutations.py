@@ -21,55 +21,10 @@ from typing import Any
 
 import numpy as np
 
+from cosim.toml_writer import dumps
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).parent / "data"
-
-# ---------------------------------------------------------------------------------------
-# A minimal TOML writer (tables as [a.b] sections, arrays and scalars inline)
-# ---------------------------------------------------------------------------------------
-
-
-def _key(k: str) -> str:
-    bare = k and all(c.isalnum() or c in "_-" for c in k) and k.isascii()
-    return k if bare else '"' + k.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        if math.isnan(v):
-            return "nan"
-        if math.isinf(v):
-            return "inf" if v > 0 else "-inf"
-        return repr(v)
-    if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(v, list):
-        return "[" + ", ".join(_value(x) for x in v) + "]"
-    if isinstance(v, dict):
-        return "{" + ", ".join(f"{_key(k)} = {_value(x)}" for k, x in v.items()) + "}"
-    raise TypeError(type(v))
-
-
-def dumps(data: dict, _path: tuple = ()) -> str:
-    """TOML text that :mod:`tomllib` reads back as ``data``."""
-    lines = []
-    if _path:
-        lines.append("[" + ".".join(_key(k) for k in _path) + "]")
-    subs = []
-    for k, v in data.items():
-        if isinstance(v, dict):
-            subs.append((k, v))
-        else:
-            lines.append(f"{_key(k)} = {_value(v)}")
-    out = "\n".join(lines) + ("\n" if lines else "")
-    for k, v in subs:
-        out += "\n" + dumps(v, _path + (k,))
-    return out
-
 
 # ---------------------------------------------------------------------------------------
 # Bases

@@ -19,29 +19,12 @@ from _util import run_cli
 from cosim.errors import CosimError
 from cosim.runtime import run_scenario
 from cosim.scenario import load_scenario
+from scenarios import hybrid, neural_mass, record, scenario_text, simulation, write
 
-SCENARIO = """
-[simulation]
-duration = 200.0
-sync_interval = 1.0
-seed = 7
-output = "ck.h5"
-checkpoint_every = 50.0
-[connectome]
-source = "tvb:connectivity_76"
-[engines.cortex]
-type = "neural_mass"
-model = "jansen_rit"
-dt = 0.1
-integrator = "stochastic_heun"
-[engines.cortex.noise]
-y4 = 0.01
-[record]
-period = 1.0
-flush_every = 7
-[record.cortex.eeg]
-period = 4.0
-"""
+SCENARIO = scenario_text(
+    simulation(duration=200.0, seed=7, output="ck.h5", checkpoint_every=50.0),
+    engines={"cortex": neural_mass(integrator="stochastic_heun", noise={"y4": 0.01})},
+    record=record(1.0, 7, cortex={"eeg": {"period": 4.0}}))
 
 
 def _all(path):
@@ -96,15 +79,11 @@ MPIEXEC = Path(sys.executable).parent / "mpiexec"
 
 
 @pytest.mark.skipif(not MPIEXEC.exists(), reason="no mpiexec (pip install -e .[mpi])")
+@pytest.mark.mpi
 def test_hybrid_killed_under_mpiexec_then_resumed_equals_straight_run(tmp_path):
     """Spikes in flight, synapses and STP, Poisson streams, the bus history and the neural
     masses' rings all survive a SIGKILL and a resume under `mpiexec -n 3`."""
-    from test_runtime import HYBRID
-
-    text = HYBRID.replace("duration = 60.0", "duration = 400.0").replace(
-        "output = \"out.h5\"", "output = \"out.h5\"\ncheckpoint_every = 50.0")
-    sc = tmp_path / "hybrid.toml"
-    sc.write_text(text)
+    sc = write(tmp_path / "hybrid.toml", hybrid(duration=400.0, checkpoint_every=50.0))
     env = dict(os.environ, OMP_NUM_THREADS="1")
     base = [sys.executable, "-m", "cosim", "run", str(sc), "--quiet", "--no-monitor"]
     r = subprocess.run([str(MPIEXEC), "-n", "3", *base, "--output", "straight.h5"], cwd=tmp_path,

@@ -9,35 +9,14 @@ import h5py
 import numpy as np
 
 from _util import run_cli
+from scenarios import neural_mass, record, scenario_text, simulation
 from cosim.connectome import load_connectome
 from cosim.engines.neural_mass import NeuralMassEngine
 
-SCENARIO = """
-[simulation]
-duration = 400.0
-sync_interval = 2.0
-seed = 7
-output = "run.h5"
-
-[connectome]
-source = "tvb:connectivity_76"
-
-[engines.cortex]
-type = "neural_mass"
-model = "jansen_rit"
-dt = 0.1
-integrator = "heun"
-[engines.cortex.parameters]
-v0 = 6.0
-
-[record]
-period = 1.0
-flush_every = 50
-[record.cortex]
-variables = ["y1", "y2"]
-[record.cortex.eeg]
-period = 4.0
-"""
+SCENARIO = scenario_text(
+    simulation(duration=400.0, sync=2.0, seed=7, output="run.h5"),
+    engines={"cortex": neural_mass(integrator="heun", parameters={"v0": 6.0})},
+    record=record(1.0, 50, cortex={"variables": ["y1", "y2"], "eeg": {"period": 4.0}}))
 
 
 def test_run_writes_what_the_engine_computes(write_scenario, tmp_path):

@@ -15,6 +15,7 @@ from cosim.cli import main
 from cosim.connectome import isolated_regions, load_connectome
 from cosim.errors import CosimError
 from cosim.multicompartment.swc import load_swc
+from scenarios import connectome, neural_mass, scenario_text, simulation
 
 W = np.array([[0.0, 0.5, 0.2], [0.3, 0.0, 0.1], [0.4, 0.6, 0.0]])
 L = np.array([[0.0, 12.0, 30.0], [12.0, 0.0, 21.0], [30.0, 21.0, 0.0]])
@@ -166,18 +167,12 @@ def test_tvb_connectomes_are_taken_as_shipped():
     assert sorted(c.region_labels[i] for i in isolated_regions(c)) == ["lCC", "rCC"]
 
 
-SCENARIO = """
-[simulation]
-duration = 4.0
-sync_interval = 1.0
-[connectome]
-source = {{ weights = "w.csv", tract_lengths = "l.csv" }}
-{extra}
-[engines.m]
-type = "neural_mass"
-model = "wilson_cowan"
-dt = 0.1
-"""
+def _scenario(**connectome_keys) -> str:
+    """Wilson–Cowan on the w.csv / l.csv connectome; ``connectome_keys`` e.g. allow_disconnected."""
+    return scenario_text(simulation(duration=4.0),
+                         connectome=connectome({"weights": "w.csv", "tract_lengths": "l.csv"},
+                                               **connectome_keys),
+                         engines={"m": neural_mass("wilson_cowan")})
 
 
 def _validate(path) -> tuple[int, str]:
@@ -193,12 +188,12 @@ def test_scenario_key_allow_disconnected(tmp_path):
     (tmp_path / "w.csv").write_text(_csv(w))
     (tmp_path / "l.csv").write_text(_csv(L))
     p = tmp_path / "s.toml"
-    p.write_text(SCENARIO.format(extra=""))
+    p.write_text(_scenario())
     rc, err = _validate(p)
     assert rc == 2 and err.startswith("s.toml: connectome.source: region 'r0' of w.csv has no")
-    p.write_text(SCENARIO.format(extra="allow_disconnected = true"))
+    p.write_text(_scenario(allow_disconnected=True))
     assert _validate(p) == (0, "")
-    p.write_text(SCENARIO.format(extra="allow_disconnected = \"yes\""))
+    p.write_text(_scenario(allow_disconnected="yes"))
     rc, err = _validate(p)
     assert rc == 2 and err == ("s.toml: connectome.allow_disconnected: must be true or false, "
                                "got string 'yes'\n")
@@ -208,7 +203,7 @@ def test_broken_connectome_through_validate_is_one_line_exit_2(tmp_path):
     (tmp_path / "w.csv").write_text(_csv(W)[:-6])          # cut inside the last row
     (tmp_path / "l.csv").write_text(_csv(L))
     p = tmp_path / "s.toml"
-    p.write_text(SCENARIO.format(extra=""))
+    p.write_text(_scenario())
     rc, err = _validate(p)
     assert rc == 2 and err.count("\n") == 1
     assert err.startswith("w.csv: rows have different lengths") and "truncated" in err

@@ -15,6 +15,10 @@ import h5py
 import numpy as np
 import pytest
 
+from scenarios import neural_mass, record, scenario_text, simulation
+
+pytestmark = pytest.mark.mpi
+
 MPIEXEC = Path(sys.executable).parent / "mpiexec"
 REPO = Path(__file__).resolve().parents[1]
 
@@ -72,32 +76,12 @@ def test_sigkill_of_one_rank_ends_the_job_and_names_it(tmp_path):
         assert f["engines/cortex/timeseries_time_ms"][-1] == done * 5.0
 
 
-BLOWUP = """
-[simulation]
-duration = 400.0
-sync_interval = 1.0
-seed = 1
-output = "blow.h5"
-[connectome]
-source = "tvb:connectivity_76"
-[engines.calm]
-type = "neural_mass"
-model = "linear"
-regions = ["rV1"]
-dt = 0.1
-[engines.wild]
-type = "neural_mass"
-model = "linear"
-regions = "rest"
-dt = 0.1
-[engines.wild.parameters]
-gamma = 5.0
-[engines.wild.initial]
-x = 1.0
-[record]
-period = 1.0
-flush_every = 1000
-"""
+BLOWUP = scenario_text(
+    simulation(duration=400.0, seed=1, output="blow.h5"),
+    engines={"calm": neural_mass("linear", regions=["rV1"]),
+             "wild": neural_mass("linear", regions="rest", parameters={"gamma": 5.0},
+                                 initial={"x": 1.0})},
+    record=record(1.0, 1000))
 
 
 @pytest.mark.skipif(not MPIEXEC.exists(), reason="no mpiexec (pip install -e .[mpi])")

@@ -11,18 +11,9 @@ import pytest
 
 from cosim import launch
 from cosim.errors import CosimError
+from scenarios import neural_mass, scenario_text, simulation
 
-SCENARIO = """\
-[simulation]
-duration = 2.0
-sync_interval = 1.0
-[connectome]
-source = "tvb:connectivity_76"
-[engines.cortex]
-type = "neural_mass"
-model = "jansen_rit"
-dt = 0.1
-"""
+SCENARIO = scenario_text(simulation(duration=2.0), engines={"cortex": neural_mass()})
 
 
 def _fake_exe(path: Path) -> Path:
@@ -74,6 +65,7 @@ def test_launcher_world_size_from_the_environment():
                                            "PMI_SIZE": "2"}) is None
 
 
+@pytest.mark.mpi
 def test_launch_mpiexec_runs_every_rank_and_forwards_the_exit_code(tmp_path):
     if launch.find_mpiexec() is None:
         pytest.skip("no mpiexec (install the mpi extra)")

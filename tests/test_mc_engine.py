@@ -12,6 +12,8 @@ from cosim.engines.base import BuildContext
 from cosim.engines.multicompartment import MulticompartmentEngine
 from cosim.errors import CosimError
 from cosim.schema import Reader
+from cosim.toml_writer import dumps
+from scenarios import connectome, multicompartment, record, scenario, simulation, write
 
 NET = """
 dt = 0.025
@@ -161,17 +163,17 @@ def test_scenario_run_writes_sonata_spikes(tmp_path):
     from cosim.runtime import run_scenario
     from cosim.scenario import load_scenario
     np.savez(tmp_path / "conn.npz", weights=np.zeros((1, 1)), tract_lengths=np.zeros((1, 1)))
-    body = NET.replace("\n[", "\n[engines.ctx.").replace("dt = 0.025", "type = \"multicompartment\"\ndt = 0.025")
-    body = body.replace("[engines.ctx.cells.exc]\nn = 16", "[engines.ctx.clamps.drive]\ntarget = \"exc\"\n"
-                        "duration = 30.0\namplitude = 0.4\nsection = \"soma\"\n\n[engines.ctx.cells.exc]\nn = 16")
-    text = ("[simulation]\nduration = 20.0\nsync_interval = 1.0\nseed = 3\n"
-            "[connectome]\nsource = \"conn.npz\"\n[record]\nperiod = 0.5\n"
-            "[record.ctx]\nvariables = [\"spikes\", \"v\"]\n[engines.ctx]\n" + body)
-    (tmp_path / "s.toml").write_text(text)
+    net = tomllib.loads(NET)
+    # NET with a 30 ms current step (amplitude 0.4) into every excitatory soma
+    net = {"dt": net.pop("dt"), "clamps": {"drive": {"target": "exc", "duration": 30.0,
+                                                     "amplitude": 0.4, "section": "soma"}}, **net}
+    write(tmp_path / "s.toml", scenario(simulation(duration=20.0, seed=3),
+                                        connectome=connectome("conn.npz"),
+                                        engines={"ctx": multicompartment(**net)},
+                                        record=record(0.5, ctx={"variables": ["spikes", "v"]})))
     scen = load_scenario(tmp_path / "s.toml", output=tmp_path / "o.h5")
     run_scenario(scen, progress_stream=None)
-    ref = make(NET.replace("[cells.exc]\nn = 16", "[clamps.drive]\ntarget = \"exc\"\nduration = 30.0\n"
-                            "amplitude = 0.4\nsection = \"soma\"\n\n[cells.exc]\nn = 16"))
+    ref = make(dumps(net))
     outs = [ref.advance(float(w), float(w + 1), {}) for w in range(20)]
     g = np.concatenate([o.exports["spikes"][0] for o in outs])
     t = np.concatenate([o.exports["spikes"][1] for o in outs])

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.mpi
+
 SCRIPT = Path(__file__).parent / "mpi_scripts" / "mc_partition_net.py"
 _spec = importlib.util.spec_from_file_location("mc_partition_net", SCRIPT)
 NET = importlib.util.module_from_spec(_spec)

@@ -15,6 +15,7 @@ import zmq
 from cosim.errors import CosimError
 from cosim.monitoring import (Publisher, format_message, monitor_file, resolve_address,
                               timing_payload, watch)
+from scenarios import neural_mass, scenario, simulation
 
 
 def _payload(n_regions=76):
@@ -184,17 +185,7 @@ def test_the_runtime_window_hook_publishes_every_window(tmp_path, write_scenario
     from cosim.runtime import run_scenario
     from cosim.scenario import load_scenario
 
-    path = write_scenario("""
-        [simulation]
-        duration = 30.0
-        sync_interval = 1.0
-        [connectome]
-        source = "tvb:connectivity_76"
-        [engines.cortex]
-        type = "neural_mass"
-        model = "jansen_rit"
-        dt = 0.1
-        """)
+    path = write_scenario(scenario(simulation(duration=30.0), engines={"cortex": neural_mass()}))
     sc = load_scenario(path)
     out = tmp_path / "run.h5"
     ctx = zmq.Context()

@@ -16,6 +16,7 @@ from cosim.engines.base import BuildContext
 from cosim.engines.neural_mass import NeuralMassEngine
 from cosim.errors import CosimError
 from cosim.schema import Reader
+from scenarios import neural_mass, record, scenario, simulation
 
 LABELS = ["rA", "rB", "rC", "rD", "rE", "rF"]
 
@@ -243,34 +244,14 @@ def test_config_record_errors(conn6):
 
 def test_scenario_file_runs(write_scenario):
     from cosim.scenario import load_scenario
-    path = write_scenario("""
-        [simulation]
-        duration = 4.0
-        sync_interval = 1.0
-        seed = 1
-        [connectome]
-        source = "tvb:connectivity_76"
-        [engines.cortex]
-        type = "neural_mass"
-        model = "jansen_rit"
-        regions = ["rA1", "rA2", "rV1"]
-        integrator = "stochastic_heun"
-        [engines.cortex.parameters]
-        mu = {default = 0.22, rV1 = 0.25}
-        [engines.cortex.noise]
-        y4 = 0.01
-        [engines.cortex.initial]
-        y1 = 10.0
-        [engines.rest]
-        type = "neural_mass"
-        model = "jansen_rit"
-        regions = "rest"
-        integrator = "rk4"
-        [record]
-        period = 0.5
-        [record.cortex]
-        variables = ["y1", "y2"]
-    """)
+    path = write_scenario(scenario(
+        simulation(duration=4.0, seed=1),
+        engines={"cortex": neural_mass(regions=["rA1", "rA2", "rV1"], dt=None,
+                                       integrator="stochastic_heun",
+                                       parameters={"mu": {"default": 0.22, "rV1": 0.25}},
+                                       noise={"y4": 0.01}, initial={"y1": 10.0}),
+                 "rest": neural_mass(regions="rest", dt=None, integrator="rk4")},
+        record=record(0.5, cortex={"variables": ["y1", "y2"]})))
     scen = load_scenario(path)
     cortex, rest = scen.engines["cortex"], scen.engines["rest"]
     assert cortex.region_labels == ("rA1", "rA2", "rV1") and rest.n_regions == 73

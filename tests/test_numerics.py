@@ -20,6 +20,7 @@ from cosim.engines.neural_mass import NeuralMassEngine
 from cosim.errors import CosimError, NumericalError
 from cosim.multicompartment import ball_and_stick
 from cosim.numerics import check_finite, first_non_finite
+from scenarios import connectome, neural_mass, record, scenario_text, simulation
 
 REGIONS = ("rA1", "rA2", "rV1")
 STATE = ("y0", "y1", "y2", "y3")
@@ -73,26 +74,14 @@ def test_multicompartment_engine_names_cell_compartment_and_variable():
     assert err.value.location["cell"] == "4"
 
 
-SCENARIO = """
-[simulation]
-duration = 300.0
-sync_interval = 10.0
-seed = 1
-output = "blow.h5"
-[connectome]
-source = { weights = "w.csv", tract_lengths = "l.csv", labels = "names.txt" }
-[engines.lin]
-type = "neural_mass"
-model = "linear"
-dt = 0.1
-[engines.lin.parameters]
-gamma = { default = -1.0, C = 5.0 }     # 1/ms: region C grows as exp(5 t) and overflows
-[engines.lin.initial]
-x = 0.1
-[record]
-period = 1.0
-flush_every = 4
-"""
+SCENARIO = scenario_text(
+    simulation(duration=300.0, sync=10.0, seed=1, output="blow.h5"),
+    connectome=connectome({"weights": "w.csv", "tract_lengths": "l.csv", "labels": "names.txt"}),
+    engines={"lin": neural_mass(
+        "linear",
+        parameters={"gamma": {"default": -1.0, "C": 5.0}},  # 1/ms: region C grows as exp(5 t) and overflows
+        initial={"x": 0.1})},
+    record=record(1.0, 4))
 
 
 def _write_blow_up(folder: Path) -> None:
@@ -130,6 +119,7 @@ MPIEXEC = Path(sys.executable).parent / "mpiexec"
 
 
 @pytest.mark.skipif(not MPIEXEC.exists(), reason="no mpiexec next to the Python interpreter")
+@pytest.mark.mpi
 def test_blow_up_on_an_engine_rank(tmp_path):
     """Under mpiexec -n 2 (bus | engine): exit 2, the message once, the file as in one process."""
     _write_blow_up(tmp_path)

@@ -21,120 +21,12 @@ import pytest
 
 from _util import run_cli
 from cosim.connectome import load_connectome
+from scenarios import (ball_and_stick, dumps, hybrid, multicompartment, neural_mass, record,
+                       scenario, simulation, spikes_to_rate)
 
 MPIEXEC = Path(sys.executable).parent / "mpiexec"
 
-HYBRID = """
-[simulation]
-duration = 60.0
-sync_interval = 1.0
-seed = 11
-output = "out.h5"
-
-[connectome]
-source = "tvb:connectivity_76"
-
-[engines.cortex]
-type = "neural_mass"
-model = "jansen_rit"
-regions = "rest"
-dt = 0.1
-[engines.cortex.parameters]
-v0 = 6.0
-
-[engines.v1]
-type = "multicompartment"
-region = "rV1"
-dt = 0.025
-[engines.v1.cells.exc]
-n = 24
-morphology = "ball_and_stick"
-nseg = 4
-[engines.v1.cells.exc.mechanisms]
-soma = { hh = {} }
-dend = { pas = { g = 0.0001, e = -65.0 } }
-[engines.v1.cells.inh]
-n = 8
-morphology = "ball_and_stick"
-nseg = 2
-[engines.v1.cells.inh.mechanisms]
-soma = { hh = {} }
-dend = { pas = { g = 0.0001, e = -65.0 } }
-[engines.v1.projections.ee]
-source = "exc"
-target = "exc"
-indegree = 5
-receptors = ["AMPA", "NMDA"]
-weights = [0.0008, 0.0002]
-section = "dend"
-x = 0.5
-delay = [1.0, 3.0]
-stp = { U = 0.5, tau_rec = 800.0, tau_fac = 0.0 }
-[engines.v1.projections.ie]
-source = "inh"
-target = "exc"
-indegree = 4
-receptors = ["GABA_A"]
-weights = [0.002]
-section = "soma"
-x = 0.5
-delay = [1.0, 2.0]
-[engines.v1.projections.ei]
-source = "exc"
-target = "inh"
-indegree = 5
-receptors = ["AMPA"]
-weights = [0.002]
-section = "soma"
-x = 0.5
-delay = 1.0
-[engines.v1.inputs.bg]
-target = "exc"
-receptor = "AMPA"
-section = "dend"
-x = 0.8
-weight = 0.0015
-per_cell = 10
-[engines.v1.inputs.bg_inh]
-target = "inh"
-receptor = "AMPA"
-section = "soma"
-x = 0.5
-weight = 0.001
-per_cell = 10
-[engines.v1.probes]
-cells = [0, 13, 23, 24, 31]
-sections = ["soma"]
-x = 0.5
-
-[adapters.in_exc]
-type = "rate_to_poisson"
-engine = "v1"
-input = "bg"
-gain = 2000.0
-offset = 20.0
-[adapters.in_inh]
-type = "rate_to_poisson"
-engine = "v1"
-input = "bg_inh"
-gain = 1000.0
-offset = 20.0
-[adapters.out]
-type = "spikes_to_rate"
-engine = "v1"
-populations = ["exc"]
-kernel = "exponential"
-tau = 5.0
-map = { type = "linear", gain = 0.001 }
-
-[record]
-period = 0.5
-flush_every = 7
-[record.cortex]
-variables = ["y1", "y2"]
-[record.v1]
-variables = ["spikes", "v"]
-"""
+HYBRID = dumps(hybrid())
 
 
 def _mpirun(n: int, scenario: Path, cwd: Path, output: str) -> subprocess.CompletedProcess:
@@ -161,6 +53,7 @@ needs_mpi = pytest.mark.skipif(not MPIEXEC.exists(), reason="no mpiexec next to 
 
 
 @needs_mpi
+@pytest.mark.mpi
 def test_layout_independence_one_process_n3_n4(write_scenario, tmp_path):
     sc = write_scenario(HYBRID, "hybrid.toml")
     r = run_cli("run", str(sc), "--output", "one.h5", "--quiet", cwd=tmp_path)
@@ -183,51 +76,28 @@ def test_layout_independence_one_process_n3_n4(write_scenario, tmp_path):
         assert f["timing/window_seconds"].shape == (60, 4, 3)
 
 
-PURE = """
-[simulation]
-duration = 50.0
-sync_interval = 2.0
-seed = 3
-output = "out.h5"
-[connectome]
-source = "tvb:connectivity_76"
-[engines.cortex]
-type = "neural_mass"
-model = "jansen_rit"
-regions = "all"
-dt = 0.1
-integrator = "INTEGRATOR"
-[engines.cortex.coupling]
-type = "sigmoidal_jansen_rit"
-G = 2.0
-[engines.cortex.initial]
-random = true
-[record]
-period = 0.1
-"""
+def _jansen_rit(regions, integrator: str) -> dict:
+    return neural_mass(regions=regions, integrator=integrator,
+                       coupling={"type": "sigmoidal_jansen_rit", "G": 2.0}, initial={"random": True})
 
 
-def _split(pure: str) -> str:
+def _pure(integrator: str) -> dict:
+    return scenario(simulation(duration=50.0, sync=2.0, seed=3, output="out.h5"),
+                    engines={"cortex": _jansen_rit("all", integrator)}, record=record(0.1))
+
+
+def _split(integrator: str) -> dict:
     """The same brain with rV1 and lV1 as a second neural-mass engine."""
-    return pure.replace('regions = "all"', 'regions = "rest"') + """
-[engines.v1]
-type = "neural_mass"
-model = "jansen_rit"
-regions = ["rV1", "lV1"]
-dt = 0.1
-integrator = "INTEGRATOR"
-[engines.v1.coupling]
-type = "sigmoidal_jansen_rit"
-G = 2.0
-[engines.v1.initial]
-random = true
-"""
+    sc = _pure(integrator)
+    sc["engines"] = {"cortex": _jansen_rit("rest", integrator),
+                     "v1": _jansen_rit(["rV1", "lV1"], integrator)}
+    return sc
 
 
 @pytest.mark.parametrize("integrator", ["heun", "rk4"])
 def test_region_swapped_for_a_neural_mass_engine_reproduces_the_pure_run(write_scenario, tmp_path, integrator):
-    pure = write_scenario(PURE.replace("INTEGRATOR", integrator), "pure.toml")
-    split = write_scenario(_split(PURE).replace("INTEGRATOR", integrator), "split.toml")
+    pure = write_scenario(_pure(integrator), "pure.toml")
+    split = write_scenario(_split(integrator), "split.toml")
     for sc, out in ((pure, "pure.h5"), (split, "split.h5")):
         r = run_cli("run", str(sc), "--output", out, "--quiet", cwd=tmp_path)
         assert r.returncode == 0, r.stderr
@@ -245,8 +115,9 @@ def test_region_swapped_for_a_neural_mass_engine_reproduces_the_pure_run(write_s
 
 
 @needs_mpi
+@pytest.mark.mpi
 def test_split_neural_masses_under_mpiexec_match_one_process(write_scenario, tmp_path):
-    split = write_scenario(_split(PURE).replace("INTEGRATOR", "heun"), "split.toml")
+    split = write_scenario(_split("heun"), "split.toml")
     r = run_cli("run", str(split), "--output", "one.h5", "--quiet", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     r = _mpirun(3, split, tmp_path, "three.h5")
@@ -256,50 +127,16 @@ def test_split_neural_masses_under_mpiexec_match_one_process(write_scenario, tmp
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
 
 
-DELIVERY = """
-[simulation]
-duration = 40.0
-sync_interval = 1.0
-seed = 5
-output = "out.h5"
-[connectome]
-source = "tvb:connectivity_76"
-[engines.brain]
-type = "neural_mass"
-model = "linear"
-regions = "rest"
-dt = 0.1
-[engines.brain.parameters]
-gamma = 0.0
-[engines.brain.coupling]
-type = "linear"
-G = 1.0
-[engines.v1]
-type = "multicompartment"
-region = "rV1"
-dt = 0.025
-[engines.v1.cells.exc]
-n = 10
-morphology = "ball_and_stick"
-nseg = 2
-[engines.v1.cells.exc.mechanisms]
-soma = { hh = {} }
-dend = { pas = { g = 0.0001, e = -65.0 } }
-[engines.v1.clamps.volley]
-target = "exc"
-section = "soma"
-x = 0.5
-delay = 5.0
-duration = 1.0
-amplitude = 1.0
-[adapters.out]
-type = "spikes_to_rate"
-engine = "v1"
-kernel = "none"
-map = { type = "linear", gain = 1.0 }
-[record]
-period = 0.1
-"""
+DELIVERY = scenario(
+    simulation(duration=40.0, seed=5, output="out.h5"),
+    engines={"brain": neural_mass("linear", regions="rest", parameters={"gamma": 0.0},
+                                  coupling={"type": "linear", "G": 1.0}),
+             "v1": multicompartment(region="rV1", cells={"exc": ball_and_stick(10, 2)},
+                                    clamps={"volley": {"target": "exc", "section": "soma", "x": 0.5,
+                                                       "delay": 5.0, "duration": 1.0,
+                                                       "amplitude": 1.0}})},
+    adapters={"out": spikes_to_rate("v1", kernel="none", map={"type": "linear", "gain": 1.0})},
+    record=record(0.1))
 
 
 def test_spike_volley_reaches_each_target_exactly_d_ij_later(write_scenario, tmp_path):

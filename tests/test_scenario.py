@@ -8,25 +8,10 @@ from cosim.errors import CosimError
 from cosim.scenario import load_scenario
 
 from _util import run_cli
+from scenarios import neural_mass, scenario_text, simulation
 
-GOOD = """
-[simulation]
-duration = 20.0
-sync_interval = 1.0
-seed = 1
-output = "out.h5"
-
-[connectome]
-source = "tvb:connectivity_76"
-
-[engines.cortex]
-type = "neural_mass"
-model = "jansen_rit"
-regions = "all"
-dt = 0.1
-integrator = "heun"
-
-"""
+GOOD = scenario_text(simulation(duration=20.0, seed=1, output="out.h5"),
+                     engines={"cortex": neural_mass(regions="all", integrator="heun")})
 
 
 def _mutate(old: str, new: str) -> str:

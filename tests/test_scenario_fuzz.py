@@ -231,6 +231,7 @@ def _mpi_case(folder: Path, kind: str) -> tuple[list[str], str]:
 
 @pytest.mark.skipif(not MPIEXEC.exists(), reason="no mpiexec next to the Python interpreter")
 @pytest.mark.parametrize("kind", ["bad_key", "output_exists", "impossible_layout"])
+@pytest.mark.mpi
 def test_mpi_error_printed_once_every_rank_exits_2(tmp_path, kind):
     cmd, expected = _mpi_case(tmp_path, kind)
     env = {k: v for k, v in os.environ.items() if k != "COSIM_DEBUG"}

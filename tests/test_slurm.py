@@ -18,25 +18,15 @@ import pytest
 
 from _hpc import hpc_process
 from slurm_cluster import SlurmUnavailable, ensure_cluster, stop_cluster, wait_for_job
+from scenarios import neural_mass, record, scenario_text, simulation
 
-TINY = """\
-[simulation]
-duration = 50.0
-sync_interval = 1.0
-seed = 3
-output = "{output}"
+pytestmark = pytest.mark.slurm          # implies mpi (tests/conftest.py)
 
-[connectome]
-source = "tvb:connectivity_76"
 
-[engines.cortex]
-type = "neural_mass"
-model = "jansen_rit"
-dt = 0.1
-
-[record]
-period = 1.0
-"""
+def tiny(output) -> str:
+    """50 ms of Jansen–Rit on connectivity_76, written to ``output``."""
+    return scenario_text(simulation(duration=50.0, seed=3, output=output),
+                         engines={"cortex": neural_mass()}, record=record(1.0))
 
 
 @pytest.fixture(scope="session")
@@ -72,7 +62,7 @@ def reference(tmp_path_factory):
     from cosim.cli import main as cli_main
 
     d = tmp_path_factory.mktemp("reference")
-    (d / "tiny.toml").write_text(TINY.format(output=d / "ref.h5"))
+    (d / "tiny.toml").write_text(tiny(d / "ref.h5"))
     assert cli_main(["run", str(d / "tiny.toml"), "--quiet"]) == 0
     with h5py.File(d / "ref.h5") as f:
         return f["engines/cortex/timeseries"][:]
@@ -83,7 +73,7 @@ def reference(tmp_path_factory):
 def test_generated_script_runs_a_scenario_under_sbatch(slurm, tmp_path, reference, ntasks, launcher):
     out = tmp_path / "tiny.h5"
     scenario = tmp_path / "tiny.toml"
-    scenario.write_text(TINY.format(output=out))
+    scenario.write_text(tiny(out))
     tasks = [] if ntasks is None else ["--ntasks", str(ntasks)]
     proc = hpc(slurm, "slurm", str(scenario), *tasks, "--launcher", launcher, "--time", "5",
                "--mem-per-cpu", "500M", "--partition", "debug", "--script", "job.sbatch",
@@ -107,7 +97,7 @@ def test_generated_script_runs_a_scenario_under_sbatch(slurm, tmp_path, referenc
 
 def test_sweep_job_array_runs_each_variant(slurm, tmp_path):
     scenario = tmp_path / "tiny.toml"
-    scenario.write_text(TINY.format(output=tmp_path / "unused.h5"))
+    scenario.write_text(tiny(tmp_path / "unused.h5"))
     proc = hpc(slurm, "sweep", str(scenario), "--param", "engines.cortex.coupling.G=0.0,20.0",
                "--slurm", "--out", "grid", "--time", "5", "--submit", cwd=tmp_path)
     job = job_id_of(proc)

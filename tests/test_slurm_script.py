@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from _hpc import hpc, hpc_process
+from scenarios import neural_mass, scenario_text, simulation
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "slurm" / "whole_brain_jr.sbatch"
@@ -18,24 +19,9 @@ EXAMPLE_ARGS = ["--time", "02:00:00", "--partition", "standard", "--account", "m
                 "--mem-per-cpu", "2G", "--module", "mpich",
                 "--python", "/home/user/cosim/.venv/bin/python"]
 
-TWO_ENGINES = """\
-[simulation]
-duration = 10.0
-sync_interval = 1.0
-output = "out/two.h5"
-[connectome]
-source = "tvb:connectivity_76"
-[engines.left]
-type = "neural_mass"
-model = "jansen_rit"
-regions = ["rA1", "rV1"]
-dt = 0.1
-[engines.right]
-type = "neural_mass"
-model = "jansen_rit"
-regions = "rest"
-dt = 0.1
-"""
+TWO_ENGINES = scenario_text(
+    simulation(duration=10.0, output="out/two.h5"),
+    engines={"left": neural_mass(regions=["rA1", "rV1"]), "right": neural_mass(regions="rest")})
 
 
 def slurm(*args, cwd):

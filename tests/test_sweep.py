@@ -16,24 +16,17 @@ from cosim.cli import main as cli_main
 from cosim.errors import CosimError
 from cosim.launch import find_mpiexec
 from cosim.sweep import grid, parse_param, set_key, variant_name
+from scenarios import TVB76, connectome, neural_mass, scenario_text, simulation
 
-TINY = """\
-[simulation]
-duration = 20.0
-sync_interval = 1.0
-seed = 3
-output = "base.h5"
 
-[connectome]
-source = "tvb:connectivity_76"
+def tiny(G: float = 1.0, source: str | dict = TVB76) -> str:
+    """One Jansen–Rit engine, coupling ``G``, 20 windows of 1 ms, on ``source``."""
+    return scenario_text(simulation(duration=20.0, seed=3, output="base.h5"),
+                         connectome=connectome(source),
+                         engines={"cortex": neural_mass(coupling={"G": G})})
 
-[engines.cortex]
-type = "neural_mass"
-model = "jansen_rit"
-dt = 0.1
-[engines.cortex.coupling]
-G = 1.0
-"""
+
+TINY = tiny()
 
 
 def sweep(*args, cwd):
@@ -138,8 +131,7 @@ def test_relative_input_paths_still_resolve_from_the_sweep_folder(tmp_path):
     data.mkdir(parents=True)
     np.savetxt(data / "w.csv", w, delimiter=",")
     np.savetxt(data / "l.csv", 10 * (w > 0), delimiter=",")
-    text = TINY.replace('source = "tvb:connectivity_76"',
-                        'source = { weights = "data/w.csv", tract_lengths = "data/l.csv" }')
+    text = tiny(source={"weights": "data/w.csv", "tract_lengths": "data/l.csv"})
     (tmp_path / "model" / "small.toml").write_text(text)
     r = sweep("model/small.toml", "--param", "engines.cortex.coupling.G=0.1,0.2", "--dry-run",
               "--out", "elsewhere/grid", cwd=tmp_path)
@@ -154,7 +146,7 @@ def test_sequential_sweep_equals_runs_of_hand_written_scenarios(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "sweep: 2 of 2 variants done" in r.stdout
     assert f"[2/2] variant 001_G=20: wrote {tmp_path}/grid/001_G=20.h5 in " in r.stdout
-    (tmp_path / "g20.toml").write_text(TINY.replace("G = 1.0", "G = 20.0"))
+    (tmp_path / "g20.toml").write_text(tiny(G=20.0))
     assert cli_main(["run", str(tmp_path / "g20.toml"), "--output", str(tmp_path / "g20.h5"),
                      "--quiet"]) == 0
     with h5py.File(tmp_path / "grid" / "001_G=20.h5") as a, h5py.File(tmp_path / "g20.h5") as b, \
@@ -171,6 +163,7 @@ def test_sequential_sweep_equals_runs_of_hand_written_scenarios(tmp_path):
     assert "sweep: 2 of 2 variants done" in again.stdout
 
 
+@pytest.mark.mpi
 def test_np_mode_spreads_variants_over_ranks_with_the_same_results(tmp_path):
     if find_mpiexec() is None:
         pytest.skip("no mpiexec (install the mpi extra)")

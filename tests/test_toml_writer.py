@@ -47,6 +47,23 @@ def test_scenarios_round_trip(text):
     assert tomllib.loads(dumps(data)) == data
 
 
+def _built_scenarios():
+    """The documents the tests build (tests/scenarios.py) and the fuzz bases."""
+    import scenario_mutations as sm
+    import scenarios as b
+
+    built = {"scenario()": b.scenario(), "hybrid()": b.hybrid(checkpoint_every=10.0)}
+    return {**built, **{f"fuzz base {k}": v for k, v in sm.bases().items()}}
+
+
+_BUILT = _built_scenarios()
+
+
+@pytest.mark.parametrize("name", sorted(_BUILT))
+def test_built_scenarios_round_trip(name):
+    assert tomllib.loads(dumps(_BUILT[name])) == _BUILT[name]
+
+
 def test_awkward_values_round_trip():
     data = {
         "plain": "text", "quotes": 'a "b" \\ c', "controls": "tab\tnl\ncr\r\x00\x1f\x7f",
