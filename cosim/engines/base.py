@@ -22,6 +22,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ..scenario_params import SPEED
+
 
 @dataclass(frozen=True)
 class RecordSpec:
@@ -91,4 +93,4 @@ class BuildContext:
     record_period_ms: float
     record_variables: list[str] | None = None
     claimed_regions: frozenset[int] = frozenset()
-    speed_mm_per_ms: float = 3.0
+    speed_mm_per_ms: float = SPEED.default
