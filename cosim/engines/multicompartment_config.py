@@ -95,7 +95,7 @@ INPUTS = section("engines.<name>.inputs.<group>", "external input lines (driven 
 
 CLAMP_CELLS = Param("cells", None, "", "cell indices within the group", type="any",
                     derived="every cell")
-SECTION_SOMA = SECTION_DEND.with_(default="soma")
+SECTION_SOMA = SECTION_DEND.with_(default="soma", doc="section of the electrode")
 CLAMP_DELAY = Param("delay", 0.0, "ms", "onset", ge=0)
 CLAMP_DURATION = Param("duration", REQUIRED, "ms", "length of the pulse", gt=0)
 AMPLITUDE = Param("amplitude", REQUIRED, "nA", "injected current")
