@@ -80,6 +80,15 @@ class Param:
         """A copy with some fields changed (e.g. another default for one owner)."""
         return dataclasses.replace(self, **changes)
 
+    def violation(self, value: float) -> str | None:
+        """Why the number ``value`` breaks this declaration's bounds (``None``: it does not);
+        phrased like the scenario reader's errors."""
+        for op, bound, ok in ((">", self.gt, lambda v, b: v > b), (">=", self.ge, lambda v, b: v >= b),
+                              ("<", self.lt, lambda v, b: v < b), ("<=", self.le, lambda v, b: v <= b)):
+            if bound is not None and not ok(value, bound):
+                return f"must be {op} {bound:g}, got {value:g}"
+        return None
+
     # -- text for describe / docs ---------------------------------------------------------
     def bounds_text(self) -> str:
         """``> 0, <= 1e+09`` or ``one of 'a', 'b'`` (``""`` when unconstrained)."""

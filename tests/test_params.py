@@ -163,3 +163,24 @@ def test_monitors_read_the_models_observables():
     out = em.apply({"state": x}, 4.0)
     obs = get_model("wilson_cowan").observables["rate"]
     np.testing.assert_array_equal(out["rate"][:, 0, :], x[:, wc.variables.index(obs.variables[0]), :])
+
+
+@pytest.mark.parametrize("table, key, message", [
+    ({"model": "jansen_rit", "parameters": {"nu_max": 0.0}}, "engines.x.parameters.nu_max",
+     "must be > 0, got 0"),
+    ({"model": "jansen_rit", "parameters": {"r": {"default": 0.5, "B": -1.0}}},
+     "engines.x.parameters.r", "must be > 0, got -1 (region 'B')"),
+    ({"model": "jansen_rit", "coupling": {"r": 0.0}}, "engines.x.coupling.r", "must be > 0"),
+])
+def test_model_and_coupling_bounds_come_from_their_declarations(table, key, message):
+    from cosim.connectome import Connectome
+    from cosim.engines.base import BuildContext
+    from cosim.engines.neural_mass import NeuralMassEngine
+
+    conn = Connectome(np.ones((2, 2)) - np.eye(2), np.full((2, 2), 3.0), ("A", "B"))
+    ctx = BuildContext(file="s.toml", connectome=conn, seed=0, duration_ms=10.0,
+                       sync_interval_ms=1.0, record_period_ms=1.0)
+    with pytest.raises(CosimError) as err:
+        NeuralMassEngine.from_config("x", Reader(table, "s.toml", "engines.x"), ctx)
+    assert err.value.key == key
+    assert message in err.value.reason

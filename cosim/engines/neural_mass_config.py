@@ -168,7 +168,11 @@ def coupling_parameters(coupling: Coupling, given: Mapping[str, float]) -> np.nd
     for k, v in given.items():
         if k not in names:
             raise fail(f"coupling.{k}", f"unknown parameter of coupling {coupling.name}" + suggest(k, names))
-        values[names.index(k)] = _number(v, f"coupling.{k}")
+        j = names.index(k)
+        values[j] = _number(v, f"coupling.{k}")
+        bad = coupling.parameters[j].violation(values[j])
+        if bad:
+            raise fail(f"coupling.{k}", bad)
     return values
 
 
@@ -181,7 +185,16 @@ def model_parameters(model: Model, labels: Sequence[str], given: Mapping[str, An
             raise fail(f"parameters.{k}", f"unknown parameter of {model.name}" + suggest(k, names))
         j = names.index(k)
         p[:, j] = per_region(v, labels, model.parameters[j].default, f"parameters.{k}")
+        _check_bounds(model.parameters[j], p[:, j], labels, f"parameters.{k}")
     return np.ascontiguousarray(p)
+
+
+def _check_bounds(decl, values: np.ndarray, labels: Sequence[str], key: str) -> None:
+    """The declared bounds of a per-region parameter (the first offending region named)."""
+    for lab, v in zip(labels, values):
+        bad = decl.violation(float(v))
+        if bad:
+            raise fail(key, bad + (f" (region {lab!r})" if len(set(values)) > 1 else ""))
 
 
 # -- regions, noise, recording, initial conditions ------------------------------------------
