@@ -12,7 +12,7 @@ from typing import Any
 
 from ..errors import CosimError
 from ..multicompartment import apply_d_lambda, ball_and_stick, y_shaped
-from ..multicompartment.channels import MECHANISM_DEFAULTS
+from ..multicompartment.channels import MECHANISM_DEFAULTS, MECHANISMS
 from ..multicompartment.synapses import RECEPTOR_DEFAULTS
 from ..params import REQUIRED, Param, section
 
@@ -48,8 +48,11 @@ CELLS = section("engines.<name>.cells.<group>", "a population of identical cells
                 (CELLS_N, MORPHOLOGY, RA, CM, NSEG, D_LAMBDA, DETECT),
                 (section("engines.<name>.cells.<group>.mechanisms.<where>",
                          "<where> = soma | dend | all | a section name: {mechanism = {param = "
-                         "value}}; mechanisms: " + ", ".join(MECHANISM_DEFAULTS)
-                         + " (conductances >= 0)", open=True),))
+                         "value}} ({} inserts it with its defaults); mechanisms: "
+                         + ", ".join(MECHANISMS), open=True,
+                         tables=tuple(section(f"engines.<name>.cells.<group>.mechanisms."
+                                              f"<where>.{m}", f"mechanism {m!r}", params)
+                                      for m, params in MECHANISMS.items())),))
 
 #: Receptor keys and the engine's keyword for each.
 RECEPTOR_PARAMS = {
@@ -58,9 +61,11 @@ RECEPTOR_PARAMS = {
     Param("e_rev", None, "mV", "reversal potential", derived="the built-in's"): "e_rev_mV",
     Param("mg", None, "mM", "Mg2+ concentration (NMDA block)", ge=0, derived="the built-in's"): "mg_mM",
 }
-RECEPTORS = section("engines.<name>.receptors.<receptor>", "change a built-in receptor ("
-                    + ", ".join(RECEPTOR_DEFAULTS) + ") or add one (tau_rise, tau_decay and "
-                    "e_rev required)", tuple(RECEPTOR_PARAMS))
+RECEPTORS = section("engines.<name>.receptors.<receptor>", "change a built-in receptor or add "
+                    "one (tau_rise, tau_decay and e_rev required); built-in: " + "; ".join(
+                        f"{k} (" + ", ".join(f"{p.name} {v[kw]:g} {p.unit}"
+                                             for p, kw in RECEPTOR_PARAMS.items() if kw in v)
+                        + ")" for k, v in RECEPTOR_DEFAULTS.items()), tuple(RECEPTOR_PARAMS))
 
 SOURCE = Param("source", REQUIRED, "", "presynaptic cell group", type="string")
 TARGET = Param("target", REQUIRED, "", "postsynaptic cell group", type="string")
@@ -251,9 +256,7 @@ def _read_cells(t, name: str, base_dir: str) -> CellGroup:
                 if mech not in MECHANISM_DEFAULTS:
                     raise wr.error(mech, f"unknown mechanism; known: {', '.join(MECHANISM_DEFAULTS)}")
                 pr = wr.table(mech)
-                # conductance densities (g…) are >= 0; reversal potentials (e…) any sign
-                mechs[mech] = {k: pr.number(k, ge=0 if k.startswith("g") else None)
-                               for k in pr.keys() if k in MECHANISM_DEFAULTS[mech]}
+                mechs[mech] = {p.name: pr.param(p) for p in MECHANISMS[mech] if pr.has(p.name)}
                 pr.done()
             wr.done()
             try:
