@@ -184,7 +184,14 @@ def describe(kind: str | None, name: str | None = None) -> str:
     if lookup is None:
         if name is not None:
             raise CosimError(f"[{kind}] has no names; use: cosim describe {kind}")
-        return "\n".join(section_text(_framework(kind)))
+        lines = section_text(_framework(kind))
+        if kind == "record":
+            from .monitor_params import MONITORS, RECORD_ENGINE
+
+            lines += section_text(Section(RECORD_ENGINE.key, RECORD_ENGINE.doc + "; monitors "
+                                          "(cosim describe monitor NAME): " + ", ".join(MONITORS),
+                                          RECORD_ENGINE.params))
+        return "\n".join(lines)
     table = lookup()
     if name is not None and name not in table:
         raise _unknown(kind, name, table)
