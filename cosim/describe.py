@@ -239,7 +239,9 @@ def _md_rows(params: Iterable[Param]) -> list[tuple[str, ...]]:
     rows = []
     for p, r in zip(params, _rows(params)):
         value = not (p.required or p.default is None)
-        d = f"`{show_value(p.default)}`" + (f" ({p.derived})" if p.derived else "") if value else r[1]
+        d = r[1]
+        if value:
+            d = f"`{show_value(p.default)}`" + (f" ({p.derived})" if p.derived else "")
         rows.append((r[0], d) + r[2:])
     return rows
 

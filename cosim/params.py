@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import operator
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
@@ -83,8 +84,9 @@ class Param:
     def violation(self, value: float) -> str | None:
         """Why the number ``value`` breaks this declaration's bounds (``None``: it does not);
         phrased like the scenario reader's errors."""
-        for op, bound, ok in ((">", self.gt, lambda v, b: v > b), (">=", self.ge, lambda v, b: v >= b),
-                              ("<", self.lt, lambda v, b: v < b), ("<=", self.le, lambda v, b: v <= b)):
+        checks = ((">", self.gt, operator.gt), (">=", self.ge, operator.ge),
+                  ("<", self.lt, operator.lt), ("<=", self.le, operator.le))
+        for op, bound, ok in checks:
             if bound is not None and not ok(value, bound):
                 return f"must be {op} {bound:g}, got {value:g}"
         return None

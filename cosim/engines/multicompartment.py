@@ -123,7 +123,8 @@ class MulticompartmentEngine:
                  probes: list[tuple[int, str, float]] = (), receptors: dict | None = None,
                  dt_ms: float = cfg.DT.default, celsius: float = cfg.CELSIUS.default,
                  v_init_mV: float = cfg.V_INIT.default,
-                 spike_threshold_mV: float = cfg.SPIKE_THRESHOLD.default, seed: int = 0, sync_interval_ms: float = 1.0,
+                 spike_threshold_mV: float = cfg.SPIKE_THRESHOLD.default, seed: int = 0,
+                 sync_interval_ms: float = 1.0,
                  record_period_ms: float = 1.0, record_variables: list[str] | None = None,
                  region_indices: tuple[int, ...] = (), part: int = 0, n_parts: int = 1,
                  exchange: Exchange | None = None):

@@ -55,11 +55,12 @@ CELLS = section("engines.<name>.cells.<group>", "a population of identical cells
                                       for m, params in MECHANISMS.items())),))
 
 #: Receptor keys and the engine's keyword for each.
+_BUILT_IN = "the built-in's"
 RECEPTOR_PARAMS = {
-    Param("tau_rise", None, "ms", "rise time constant", gt=0, derived="the built-in's"): "tau_rise_ms",
-    Param("tau_decay", None, "ms", "decay time constant", gt=0, derived="the built-in's"): "tau_decay_ms",
-    Param("e_rev", None, "mV", "reversal potential", derived="the built-in's"): "e_rev_mV",
-    Param("mg", None, "mM", "Mg2+ concentration (NMDA block)", ge=0, derived="the built-in's"): "mg_mM",
+    Param("tau_rise", None, "ms", "rise time constant", gt=0, derived=_BUILT_IN): "tau_rise_ms",
+    Param("tau_decay", None, "ms", "decay time constant", gt=0, derived=_BUILT_IN): "tau_decay_ms",
+    Param("e_rev", None, "mV", "reversal potential", derived=_BUILT_IN): "e_rev_mV",
+    Param("mg", None, "mM", "Mg2+ concentration (NMDA block)", ge=0, derived=_BUILT_IN): "mg_mM",
 }
 RECEPTORS = section("engines.<name>.receptors.<receptor>", "change a built-in receptor or add "
                     "one (tau_rise, tau_decay and e_rev required); built-in: " + "; ".join(
@@ -110,7 +111,7 @@ CLAMPS = section("engines.<name>.clamps.<clamp>", "current-clamp pulses",
 
 PROBE_CELLS = Param("cells", REQUIRED, "", "cell ids (integers >= 0) whose voltage is recorded",
                     type="any")
-PROBE_SECTIONS = Param("sections", ["soma"], "", "sections probed on each cell",
+PROBE_SECTIONS = Param("sections", ("soma",), "", "sections probed on each cell",
                        type="strings")
 PROBES = section("engines.<name>.probes", "membrane-potential probes",
                  (PROBE_CELLS, PROBE_SECTIONS, X))
@@ -213,7 +214,7 @@ def engine_kwargs(name: str, reader, ctx) -> dict[str, Any]:
     if r.has("probes"):
         pr = r.table("probes")
         gids = _indices(pr, PROBE_CELLS.name)
-        secs = pr.param(PROBE_SECTIONS)
+        secs = list(pr.param(PROBE_SECTIONS))
         x = pr.param(X)
         pr.done()
         probes = [(g, s, x) for g in gids for s in secs]

@@ -168,7 +168,8 @@ class NeuralMassEngine:
     """
 
     def __init__(self, name: str, model: str | Model, connectome, regions=None,
-                 dt_ms: float = cfg.DT.default, integrator: str = cfg.INTEGRATOR.default, coupling: str | None = None,
+                 dt_ms: float = cfg.DT.default, integrator: str = cfg.INTEGRATOR.default,
+                 coupling: str | None = None,
                  coupling_parameters: Mapping[str, float] | None = None,
                  parameters: Mapping[str, Any] | None = None,
                  noise: Mapping[str, Any] | None = None, seed: int = 0,
