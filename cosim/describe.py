@@ -154,8 +154,7 @@ def model_text(m) -> list[str]:
                    for v in m.state_variables])
     if m.options:
         out.append("options ([engines.<name>.options]):")
-        out += _table([(o.name, show_value(o.default), "-",
-                        "one of " + ", ".join(map(repr, o.choices)), o.doc) for o in m.options])
+        out += _table(_rows(m.options))
     if m.observables:
         out.append("observables (monitors read them):")
         for name, obs in m.observables.items():
@@ -294,9 +293,7 @@ def markdown() -> str:
                          head=("variable", "initial", "unit", "random initial", "meaning"))
         if m.options:
             out += ["Options (`[engines.<name>.options]`):", ""]
-            out += _md_table([(o.name, show_value(o.default), "-",
-                               "one of " + ", ".join(map(repr, o.choices)), o.doc)
-                              for o in m.options])
+            out += _md_table(_md_rows(m.options))
         for name, obs in m.observables.items():
             out += [f"Observable `{name}`: {_md_escape(obs.doc)} "
                     f"({obs.unit or 'unit of ' + obs.variables[0]}).", ""]

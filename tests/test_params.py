@@ -157,12 +157,14 @@ def test_monitors_read_the_models_observables():
     from cosim.models import get_model
     from cosim.monitor_config import monitors_from_config
 
-    wc = RecordSpec("state", ("E", "I"), ("1", "1"), ("A", "B"), 1.0, attrs={"model": "wilson_cowan"})
+    wc = RecordSpec("state", ("E", "I"), ("1", "1"), ("A", "B"), 1.0,
+                    attrs={"model": "wilson_cowan"})
     em = monitors_from_config(Reader({"rate": {}}, "s.toml", "record.x"), "x", [wc])
     x = np.random.default_rng(0).random((4, 2, 2))
     out = em.apply({"state": x}, 4.0)
     obs = get_model("wilson_cowan").observables["rate"]
-    np.testing.assert_array_equal(out["rate"][:, 0, :], x[:, wc.variables.index(obs.variables[0]), :])
+    k = wc.variables.index(obs.variables[0])
+    np.testing.assert_array_equal(out["rate"][:, 0, :], x[:, k, :])
 
 
 @pytest.mark.parametrize("table, key, message", [

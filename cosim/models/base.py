@@ -88,14 +88,10 @@ class Observable:
         return {p.name: p.default for p in self.parameters}
 
 
-@dataclass(frozen=True)
-class Option:
-    """A structural choice that selects a different dfun (e.g. the transfer function)."""
-
-    name: str
-    choices: tuple[str, ...]
-    default: str
-    doc: str
+def Option(name: str, choices: tuple[str, ...], default: str, doc: str) -> Param:
+    """A structural choice that selects a different dfun (e.g. the transfer function): a
+    string :class:`~cosim.params.Param` with ``choices``."""
+    return Param(name, default, "", doc, choices=tuple(choices), type="string")
 
 
 @dataclass(frozen=True)
@@ -117,7 +113,7 @@ class Model:
     coupling_variables: tuple[str, ...]
     default_coupling: str
     dfuns: Mapping[tuple[str, ...], Callable]
-    options: tuple[Option, ...] = ()
+    options: tuple[Param, ...] = ()         # see Option
     observables: Mapping[str, Observable] = field(default_factory=dict)
     reference: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
