@@ -94,3 +94,10 @@ def test_markdown_has_every_section():
                  "`[record.<engine>.bold]`", "Adapter `rate_to_poisson`", "Model `jansen_rit`",
                  "Coupling `sigmoidal_jansen_rit`", "`[adapters.<name>.map]`"):
         assert head in md
+
+
+def test_cli_markdown_is_the_reference(capsys):
+    assert main(["describe", "--markdown"]) == 0
+    assert capsys.readouterr().out == d.markdown()
+    assert d.main(["--markdown"]) == 0
+    assert capsys.readouterr().out == d.markdown()
