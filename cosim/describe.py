@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import re
 import sys
 from typing import Callable, Iterable
 
@@ -220,7 +221,7 @@ def models_text() -> str:
 
 def _md_escape(text: str) -> str:
     """Text for a markdown cell or paragraph (``<name>`` would be read as an HTML tag)."""
-    return text.replace("|", "\\|").replace("<", "&lt;")
+    return re.sub(r"<(?=[A-Za-z/!?])", "&lt;", text.replace("|", "\\|"))
 
 
 def _md_table(rows: list[tuple[str, ...]], head=("key", "default", "unit", "allowed", "meaning")):
