@@ -33,12 +33,38 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cosim.engines.base import Export, Take
+from cosim.params import REQUIRED, Param, section
 from cosim.schema import Reader
 
-from .maps import RateMap, map_from_config
+from .maps import MAP, RateMap, map_from_config
 from .spikes_to_rate import KERNELS
 
 TYPES = ("rate_to_poisson", "spikes_to_rate")
+
+TYPE = Param("type", REQUIRED, "", "adapter type", type="string", choices=TYPES)
+ENGINE = Param("engine", REQUIRED, "", "the multicompartment engine it attaches to (one that "
+               "stands for a connectome region)", type="string")
+INPUT = Param("input", REQUIRED, "", "its [engines.<e>.inputs.<group>]; every line gets a "
+              "Poisson train", type="string")
+GAIN = Param("gain", 1.0, "Hz per input unit", "rate = max(0, gain s_R + offset), s_R the "
+             "region's delayed weighted input")
+OFFSET = Param("offset", 0.0, "Hz", "added before clipping at 0")
+CORRELATION = Param("correlation", 0.0, "", "shared fraction of spikes between lines "
+                    "(0: independent)", ge=0.0, le=1.0)
+POPULATIONS = Param("populations", None, "", "pooled rate of these cell populations",
+                    type="strings", derived="all")
+KERNEL = Param("kernel", "exponential", "", "causal smoothing of the binned rate",
+               type="string", choices=tuple(KERNELS))
+TAU = Param("tau", 5.0, "ms", "time constant of the kernel", gt=0)
+
+RATE_TO_POISSON = section("adapters.<name>", "type = \"rate_to_poisson\": the region's delayed "
+                          "connectome input -> independent Poisson trains on an input group",
+                          (TYPE, ENGINE, INPUT, GAIN, OFFSET, CORRELATION))
+SPIKES_TO_RATE = section("adapters.<name>", "type = \"spikes_to_rate\": the region's spikes -> "
+                         "a pooled rate, sampled every bus bin, the region's afferent on the bus",
+                         (TYPE, ENGINE, POPULATIONS, KERNEL, TAU), (MAP,))
+#: Declarations by adapter type.
+ADAPTERS = {"rate_to_poisson": RATE_TO_POISSON, "spikes_to_rate": SPIKES_TO_RATE}
 
 
 @dataclass(frozen=True)
@@ -68,8 +94,8 @@ def adapters_from_config(r: Reader, engines: dict) -> dict:
     driven: dict[tuple[str, str], str] = {}     # (engine, input group) → adapter
     for name in r.keys():
         ar = r.table(name)
-        kind = ar.string("type", choices=TYPES)
-        engine = ar.string("engine", choices=sorted(engines))
+        kind = ar.param(TYPE)
+        engine = ar.param(ENGINE.with_(choices=tuple(sorted(engines))))
         eng = engines[engine]
         able = eng.takes is Take.DRIVE if kind == "rate_to_poisson" else eng.exports is Export.SPIKE_COUNTS
         if not able:
@@ -81,7 +107,7 @@ def adapters_from_config(r: Reader, engines: dict) -> dict:
             raise ar.error("engine", f"engine {engine!r} stands for no connectome region; set "
                                      f"engines.{engine}.region")
         if kind == "rate_to_poisson":
-            group = ar.string("input")
+            group = ar.param(INPUT)
             if group not in eng.input_groups():
                 raise ar.error("input", f"engine {engine!r} has no input group {group!r} "
                                         f"(has: {', '.join(eng.input_groups()) or 'none'})")
@@ -89,11 +115,10 @@ def adapters_from_config(r: Reader, engines: dict) -> dict:
                 raise ar.error("input", f"input group {group!r} of engine {engine!r} is already "
                                         f"driven by adapter {driven[(engine, group)]!r}")
             driven[(engine, group)] = name
-            spec = RateToPoissonSpec(name, engine, group, ar.number("gain", 1.0),
-                                     ar.number("offset", 0.0),
-                                     ar.number("correlation", 0.0, ge=0.0, le=1.0))
+            spec = RateToPoissonSpec(name, engine, group, ar.param(GAIN), ar.param(OFFSET),
+                                     ar.param(CORRELATION))
         else:
-            pops = ar.string_list("populations", None)
+            pops = ar.param(POPULATIONS)
             for p in pops or ():
                 if p not in eng.populations():
                     raise ar.error("populations", f"engine {engine!r} has no cell population "
@@ -104,8 +129,8 @@ def adapters_from_config(r: Reader, engines: dict) -> dict:
                 raise ar.error("engine", f"engine {engine!r} already has an output adapter "
                                          f"({outputs_of[engine]!r})")
             outputs_of[engine] = name
-            kernel = ar.string("kernel", "exponential", choices=KERNELS)
-            tau = ar.number("tau", 5.0, gt=0, unit="ms")
+            kernel = ar.param(KERNEL)
+            tau = ar.param(TAU)
             mr = ar.table("map", {})
             spec = SpikesToRateSpec(name, engine, None if pops is None else tuple(pops),
                                     kernel, tau, map_from_config(mr))

@@ -7,6 +7,8 @@
 ``cosim slurm FILE``               write (and submit) an sbatch script
 ``cosim sweep FILE --param K=a:b:n`` a grid of variants: here, over MPI, or a SLURM array
 ``cosim watch ADDRESS|OUTPUT``     follow a running job's live progress (ZeroMQ)
+``cosim describe KIND [NAME]``     the declared parameters (see cosim.describe)
+``cosim models``                   the neural-mass models
 
 ``cosim run FILE --np K`` launches ``mpiexec -n K`` itself; under ``mpiexec``/``srun`` the
 same command runs the multi-process runtime (see cosim.runtime).
@@ -55,6 +57,15 @@ def _parser() -> argparse.ArgumentParser:
     add_slurm_arguments(sub.add_parser("slurm", help="write (and submit) an sbatch script for a scenario"))
     add_sweep_arguments(sub.add_parser("sweep", help="run or submit a grid of scenario variants"))
     add_watch_arguments(sub.add_parser("watch", help="follow a running job's live progress"))
+
+    d = sub.add_parser("describe", help="print the declared parameters of a scenario table, "
+                                        "engine, model, coupling, monitor or adapter")
+    d.add_argument("kind", nargs="?", help="simulation | connectome | record | engine | model | "
+                                           "coupling | monitor | adapter")
+    d.add_argument("name", nargs="?", help="e.g. jansen_rit, multicompartment, bold")
+    d.add_argument("--markdown", action="store_true", help="the whole scenario reference "
+                                                           "(docs/scenario.md)")
+    sub.add_parser("models", help="list the neural-mass models")
     return p
 
 
@@ -220,8 +231,11 @@ def main(argv: list[str] | None = None) -> int:
     from .analysis.cli import analyze_main, plot_main
     from .hpc_cli import slurm_main, sweep_main, watch_main
 
+    from .describe import describe_main, models_main
+
     handler = {"validate": _validate, "run": _run, "analyze": analyze_main, "plot": plot_main,
-               "slurm": slurm_main, "sweep": sweep_main, "watch": watch_main}[args.command]
+               "slurm": slurm_main, "sweep": sweep_main, "watch": watch_main,
+               "describe": describe_main, "models": models_main}[args.command]
     try:
         return handler(args)
     except CosimError as exc:

@@ -33,7 +33,6 @@ Kernel functions (numba, pure; ``x`` (n, n_state), ``cvar`` (n_cvar,) state indi
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -41,6 +40,7 @@ import numpy as np
 from numba import njit
 
 from .models.base import Parameter
+from .models.sigmoid import NU_MAX, R, sigmoid_nb
 
 _G = Parameter("G", 1.0, "1", "global coupling strength (scales the weighted sum)")
 
@@ -118,7 +118,7 @@ DIFFERENCE = Coupling(
 @njit(cache=True)
 def _sigmoid_jr_afferent(x, cvar, cp, i, aff):
     v = x[i, cvar[0]] - x[i, cvar[1]]
-    aff[i, 0] = cp[1] + (cp[2] - cp[1]) / (1.0 + math.exp(cp[4] * (cp[3] - v)))
+    aff[i, 0] = sigmoid_nb(v, cp[1], cp[2], cp[4], cp[3])
 
 
 @njit(cache=True)
@@ -126,15 +126,20 @@ def _scaled_post(s, x, cvar, rowsum, cp, i, c):
     c[i, 0] = cp[0] * s[i, 0]
 
 
+#: TVB's ``SigmoidalJansenRit.midpoint``: 6 mV (Jansen & Rit's v0), not the model's 5.52 mV
+#: — kept, so cosim's coupling equals TVB's; the adapter maps invert this sigmoid.
+MIDPOINT = Parameter("midpoint", 6.0, "mV", "potential of the sigmoid's midpoint (TVB's "
+                     "SigmoidalJansenRit default)")
+
 SIGMOIDAL_JANSEN_RIT = Coupling(
     name="sigmoidal_jansen_rit",
     doc="c_i = G sum_j w_ij S(y1_j - y2_j), S = cmin + (cmax - cmin)/(1 + exp(r (midpoint - v)))",
     parameters=(
         _G,
         Parameter("cmin", 0.0, "1/ms", "minimum of the sigmoid"),
-        Parameter("cmax", 2.0 * 0.0025, "1/ms", "maximum of the sigmoid (2 nu_max)"),
-        Parameter("midpoint", 6.0, "mV", "potential of the sigmoid's midpoint"),
-        Parameter("r", 0.56, "1/mV", "steepness of the sigmoid"),
+        Parameter("cmax", 2.0 * NU_MAX.default, "1/ms", "maximum of the sigmoid (2 nu_max)"),
+        MIDPOINT,
+        R,
     ),
     afferent=_sigmoid_jr_afferent,
     post=_scaled_post,

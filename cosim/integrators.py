@@ -287,8 +287,17 @@ def _source_hash(*funcs) -> str:
     on-disk kernel is reused only while none of the sources it was built from changed."""
     h = hashlib.sha256()
     files = set()
-    for f in funcs:
+    funcs = list(funcs)
+    seen = set()
+    while funcs:
+        f = funcs.pop()
         py = getattr(f, "py_func", f)
+        if py in seen:
+            continue
+        seen.add(py)
+        # numba functions it calls (e.g. the shared sigmoid) are part of the kernel too
+        funcs.extend(g for n in py.__code__.co_names
+                     if hasattr(g := py.__globals__.get(n), "py_func"))
         code = py.__code__
         h.update(f"{py.__module__}.{py.__qualname__}".encode())
         h.update(code.co_code)

@@ -23,8 +23,8 @@ loader reads)::
     preset = "stephan2007"      # or "friston2000"
     step = 10.0                 # ms, integration step (input averaged over it; 0: every sample)
 
-    [record.cortex.eeg]         # Jansen–Rit pyramidal potential y1 - y2 (mV)
-    variable = "y1"             # defaults y1 and y2; subtract = "" for no subtraction
+    [record.cortex.eeg]         # the model's EEG observable (Jansen–Rit: y1 - y2, mV)
+    variable = "y1"             # defaults: the observable's; subtract = "" for no subtraction
     subtract = "y2"
     period = 4.0                # ms, optional block average (250 Hz here)
     leadfield = "leadfield.npy" # optional (sensor, region) matrix: .npy, .npz, .csv, .txt;
@@ -35,8 +35,8 @@ loader reads)::
     [record.cortex.rate]        # neural mass: the model's transfer function
     transfer = "jansen_rit"     # sigmoid of y1 - y2 with the engine's nu_max, v0, r (or set
                                 #   e0 [Hz], v0 [mV], r [1/mV]); or "variable" (+ variable =
-                                #   "E", scale = 1.0, unit = "Hz").  Defaults by model:
-                                #   jansen_rit -> "jansen_rit", wilson_cowan -> E
+                                #   "E", scale = 1.0, unit = "Hz").  Default: the model's
+                                #   rate observable (jansen_rit: "jansen_rit"; wilson_cowan: E)
     period = 10.0               # ms, optional block average
     [record.hippocampus.rate]   # spiking engine: population rates from the spikes, one
     bin = 5.0                   #   variable per cell group of the engine (ms)
@@ -46,6 +46,7 @@ loader reads)::
 
 Paths are relative to the scenario file's folder.  :func:`monitors_from_config` validates
 all of it and returns an :class:`EngineMonitors` that the runtime applies to every window.
+Every key is declared once in :mod:`cosim.monitor_params` (defaults, units, bounds).
 """
 
 from __future__ import annotations
@@ -58,18 +59,21 @@ import numpy as np
 from .analysis.hemodynamics import BalloonParams
 from .analysis.io import load_matrix
 from .engines.base import RecordSpec
+from . import monitor_params as mp
+from .models import MODELS
 from .monitors import (AverageMonitor, BoldMonitor, EegMonitor, Monitor, RateMonitor, Signal,
-                       SpikeGroup, SpikeRateMonitor, difference_signal, jansen_rit_rate_signal,
+                       SpikeGroup, SpikeRateMonitor, difference_signal, observable_signal,
                        variable_signal)
+from .params import REQUIRED
 from .schema import Reader
 
-#: Default firing-rate transfer per neural-mass model name: (transfer, variable).
-DEFAULT_RATE_TRANSFER: dict[str, tuple[str, str | None]] = {
-    "jansen_rit": ("jansen_rit", None),
-    "wilson_cowan": ("variable", "E"),
-}
+MONITOR_TABLES = tuple(mp.MONITORS)
 
-MONITOR_TABLES = ("average", "subsample", "bold", "eeg", "rate")
+
+def model_observable(model: str | None, name: str):
+    """The observable ``name`` ("rate", "eeg") the model called ``model`` declares, or None."""
+    m = MODELS.get(model or "")
+    return None if m is None else m.observables.get(name)
 
 
 def _is_spikes(spec: RecordSpec) -> bool:
@@ -161,12 +165,12 @@ def monitors_from_config(reader: Reader | None, engine: str, engine_specs: Seque
     """
     if reader is None:
         return EngineMonitors(engine, engine_specs)
-    raw = reader.boolean("raw", True)
+    raw = reader.param(mp.RAW)
     series_specs = [s for s in engine_specs if not _is_spikes(s)]
     spike_specs = [s for s in engine_specs if _is_spikes(s)]
     wanted = [t for t in MONITOR_TABLES if reader.has(t)]
     source = None
-    src_name = reader.string("source", None, choices=[s.dataset for s in series_specs] or None)
+    src_name = reader.param(mp.SOURCE.with_(choices=tuple(s.dataset for s in series_specs) or None))
     if series_specs:
         source = next(s for s in series_specs if src_name in (None, s.dataset))
         model = model or source.attrs.get("model")
@@ -180,7 +184,7 @@ def monitors_from_config(reader: Reader | None, engine: str, engine_specs: Seque
     elif "rate" in readers and source is not None:
         rate_signal = _rate_signal(readers["rate"], source, model, params)
     for table, r in readers.items():
-        if table == "bold" and spike_specs and r.any("input", "rate") == "rate":
+        if table == "bold" and spike_specs and r.any("input", mp.BOLD_INPUT.default) == "rate":
             # spiking region: BOLD driven by its population rate (all cells)
             if spike_rate is None:
                 raise r.error("input", f"BOLD of spiking engine {engine!r} is driven by its "
@@ -219,63 +223,56 @@ def engine_parameters(engine) -> dict[str, np.ndarray]:
     return {n: params[:, j] for j, n in enumerate(names)}
 
 
-def _jansen_rit_defaults(params: dict) -> tuple:
-    """(e0 Hz, v0 mV, r 1/mV) from the engine's parameters, else the model defaults."""
-    if not params:
-        from .models import get_model
-
-        params = {p.name: p.default for p in get_model("jansen_rit").parameters}
-    return 1000.0 * np.asarray(params["nu_max"]), params["v0"], params["r"]
-
-
 def _rate_signal(r: Reader, source: RecordSpec, model: str | None, params: dict) -> Signal:
     """The firing-rate signal described by a ``[record.<engine>.rate]`` table."""
-    default, default_var = DEFAULT_RATE_TRANSFER.get(model or "", (None, None))
-    transfer = r.string("transfer", default, choices=("jansen_rit", "variable"))
+    own = model_observable(model, "rate")
+    default = None if own is None else own.transfer
+    transfer = r.param(mp.RATE_TRANSFER) or default
     if transfer is None:
         raise r.error("transfer", f"missing: no default firing-rate transfer for "
-                                  f"model {model!r}; set \"jansen_rit\" or \"variable\"")
-    if transfer == "jansen_rit":
-        e0_d, v0_d, r_d = _jansen_rit_defaults(params if model == "jansen_rit" else {})
-        e0 = r.number("e0", None, gt=0, unit="Hz")
-        v0 = r.number("v0", None, unit="mV")
-        slope = r.number("r", None, gt=0, unit="1/mV")
-        return _guard(r, "transfer", lambda: jansen_rit_rate_signal(
-            source, e0_d if e0 is None else e0, v0_d if v0 is None else v0,
-            r_d if slope is None else slope))
-    var = r.string("variable", default_var)
+                                  f"model {model!r}; set one of "
+                                  f"{', '.join(map(repr, mp.TRANSFER_NAMES))}")
+    if transfer != "variable":
+        obs = mp.TRANSFERS[transfer]
+        values = obs.values(params if obs is own else None)
+        for p in obs.parameters:                  # the scenario's values override
+            v = r.param(p.with_(default=None))
+            if v is not None:
+                values[p.name] = v
+        return _guard(r, "transfer", lambda: observable_signal(source, obs, values))
+    default_var = own.variables[0] if own is not None and own.fn is None else None
+    var = r.param(mp.RATE_VARIABLE) or default_var
     if var is None:
         raise r.error("variable", "missing required key (transfer = \"variable\")")
-    scale = r.number("scale", 1.0)
-    unit = r.string("unit", None)
+    scale = r.param(mp.RATE_SCALE)
+    unit = r.param(mp.RATE_UNIT)
     return _guard(r, "variable", lambda: variable_signal(source, var, scale, unit))
 
 
 def _default_rate_signal(r: Reader, key: str, source: RecordSpec, model: str | None,
                          params: dict) -> Signal:
-    transfer, var = DEFAULT_RATE_TRANSFER.get(model or "", (None, None))
-    if transfer is None:
+    obs = model_observable(model, "rate")
+    if obs is None:
         raise r.error(key, f"\"rate\" needs a [record.<engine>.rate] table with a transfer "
                            f"(no default for model {model!r}), or name a recorded variable")
-    if transfer == "jansen_rit":
-        return _guard(r, key, lambda: jansen_rit_rate_signal(source, *_jansen_rit_defaults(params)))
-    return _guard(r, key, lambda: variable_signal(source, var))
+    return _guard(r, key, lambda: observable_signal(source, obs, obs.values(params)))
 
 
 def _series_monitor(table: str, r: Reader, source: RecordSpec, model, region_labels,
                     rate_signal: Signal | None, params: dict) -> Monitor:
     if table in ("average", "subsample"):
-        period = r.number("period", gt=0, unit="ms")
-        variables = r.string_list("variables", None)
+        decl = mp.MONITORS[table]
+        period = r.param(decl["period"])
+        variables = r.param(decl["variables"])
         return _guard(r, "period", lambda: AverageMonitor(source, period, mode=table,
                                                           variables=variables))
     if table == "bold":
-        tr = r.number("tr", 2000.0, gt=0, unit="ms")
-        inp = r.string("input", "rate")
-        scale = r.number("scale", 1.0)
-        offset = r.number("offset", 0.0)
-        preset = r.string("preset", "stephan2007", choices=("stephan2007", "friston2000"))
-        step = r.number("step", 10.0, ge=0, unit="ms")
+        tr = r.param(mp.BOLD_TR)
+        inp = r.param(mp.BOLD_INPUT)
+        scale = r.param(mp.BOLD_SCALE)
+        offset = r.param(mp.BOLD_OFFSET)
+        preset = r.param(mp.BOLD_PRESET)
+        step = r.param(mp.BOLD_STEP)
         if inp == "rate":
             sig = rate_signal or _default_rate_signal(r, "input", source, model, params)
         else:
@@ -284,10 +281,16 @@ def _series_monitor(table: str, r: Reader, source: RecordSpec, model, region_lab
                                                    offset=offset, step_ms=step,
                                                    params=BalloonParams.preset(preset)))
     if table == "eeg":
-        plus = r.string("variable", "y1")
-        minus = r.string("subtract", "y2")
-        period = r.number("period", None, gt=0, unit="ms")
-        unit = r.string("unit", None)
+        # an engine that names no model: the EEG source of Jansen–Rit, the EEG model
+        eeg = model_observable(model or "jansen_rit", "eeg")
+        plus = r.param(mp.EEG_VARIABLE.with_(default=eeg.variables[0]) if eeg else mp.EEG_VARIABLE)
+        if plus is None:
+            raise r.error("variable", f"missing required key (model {model!r} declares no "
+                                      "EEG observable)")
+        minus = r.param(mp.EEG_SUBTRACT.with_(
+            default=eeg.variables[1] if eeg and len(eeg.variables) > 1 else ""))
+        period = r.param(mp.EEG_PERIOD)
+        unit = r.param(mp.EEG_UNIT)
         sig = _guard(r, "variable", lambda: (difference_signal(source, plus, minus) if minus
                                             else variable_signal(source, plus)))
         lf, sensors = None, None
@@ -300,7 +303,7 @@ def _series_monitor(table: str, r: Reader, source: RecordSpec, model, region_lab
                       lambda: EegMonitor(source, sig, leadfield=lf, sensors=sensors,
                                          period_ms=period, unit=unit))
     # rate of a neural mass (its signal was read first, see monitors_from_config)
-    period = r.number("period", None, gt=0, unit="ms")
+    period = r.param(mp.RATE_PERIOD)
     return _guard(r, "period", lambda: RateMonitor(source, rate_signal, period_ms=period))
 
 
@@ -309,7 +312,7 @@ def _base_dir(r: Reader) -> Path:
 
 
 def _leadfield(r: Reader, source: RecordSpec, region_labels) -> np.ndarray:
-    name = r.string("leadfield")
+    name = r.param(mp.EEG_LEADFIELD.with_(default=REQUIRED))
     lf = load_matrix(_base_dir(r) / name, file=r.file, key=r.key("leadfield"))
     n = len(source.regions)
     if lf.shape[1] == n:
@@ -323,7 +326,7 @@ def _leadfield(r: Reader, source: RecordSpec, region_labels) -> np.ndarray:
 
 
 def _sensors(r: Reader) -> list[str] | None:
-    value = r.any("sensors", None)
+    value = r.param(mp.EEG_SENSORS)
     if value is None:
         return None
     if isinstance(value, str):
@@ -350,8 +353,8 @@ def _spike_rate(r: Reader, spike_specs: list[RecordSpec], engine_object,
     """Groups: the engine's cell groups (``engine.groups``: name → range of node ids) when
     it has them, else one group per spike population; sizes from the engine, the spike
     spec's ``n_nodes`` attribute, or the ``neurons`` key."""
-    bin_ms = r.number("bin", gt=0, unit="ms")
-    sizes_cfg = r.any("neurons", None)
+    bin_ms = r.param(mp.RATE_BIN)
+    sizes_cfg = r.param(mp.RATE_NEURONS)
     if sizes_cfg is not None and (isinstance(sizes_cfg, bool)
                                   or not isinstance(sizes_cfg, (int, dict))):
         raise r.error("neurons", "must be an integer (one population) or a table "

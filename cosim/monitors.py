@@ -30,8 +30,11 @@ from adapters.spikes_to_rate import spike_bins
 
 from .analysis.hemodynamics import BalloonIntegrator, BalloonParams, bold_signal
 from .engines.base import RecordSpec
+from .models import jansen_rit as _jr
+from .monitor_params import BOLD_STEP, BOLD_TR
 
 _RTOL = 1e-9
+_JR_E0, _JR_V0, _JR_R = _jr.RATE.parameters
 
 
 def whole_ratio(big: float, small: float) -> int | None:
@@ -172,14 +175,14 @@ def difference_signal(source: RecordSpec, plus: str, minus: str) -> Signal:
     return Signal(lambda x: x[:, i, :] - x[:, j, :], f"{plus} - {minus}", source.units[i])
 
 
-def jansen_rit_rate(y1: np.ndarray, y2: np.ndarray, e0_hz=2.5, v0_mv=5.52,
-                    r_per_mv=0.56) -> np.ndarray:
+def jansen_rit_rate(y1: np.ndarray, y2: np.ndarray, e0_hz=_JR_E0.default,
+                    v0_mv=_JR_V0.default, r_per_mv=_JR_R.default) -> np.ndarray:
     """Jansen & Rit (1995) sigmoid ``2 e0 / (1 + exp(r (v0 − (y1 − y2))))`` in Hz: the
     firing rate of the pyramidal population from its membrane potential y1 − y2 (mV).
-    Defaults: TVB's / :mod:`cosim.models.jansen_rit` (ν_max = 2.5 Hz, v0 = 5.52 mV,
-    r = 0.56 /mV; Jansen & Rit used v0 = 6 mV).  Parameters may be per-region arrays."""
-    with np.errstate(over="ignore"):               # exp → inf gives the limit rate 0
-        return 2.0 * e0_hz / (1.0 + np.exp(r_per_mv * (v0_mv - (y1 - y2))))
+    Defaults: the model's declared rate transfer (:data:`cosim.models.jansen_rit.RATE`,
+    TVB's ν_max = 2.5 Hz, v0 = 5.52 mV, r = 0.56 /mV; Jansen & Rit used v0 = 6 mV).
+    Parameters may be per-region arrays."""
+    return _jr.rate_hz(y1, y2, e0_hz, v0_mv, r_per_mv)
 
 
 def _show(value) -> str:
@@ -187,17 +190,31 @@ def _show(value) -> str:
     return f"{float(v.flat[0]):g}" if v.size and np.all(v == v.flat[0]) else "<per region>"
 
 
-def jansen_rit_rate_signal(source: RecordSpec, e0_hz=2.5, v0_mv=5.52, r_per_mv=0.56) -> Signal:
-    """:func:`jansen_rit_rate` of the recorded ``y1`` and ``y2`` (Hz); parameters are
-    scalars or arrays ``(region,)``."""
-    i, j = _var_index(source, "y1"), _var_index(source, "y2")
-    e0, v0, r = (np.asarray(a, dtype=np.float64) for a in (e0_hz, v0_mv, r_per_mv))
-    for a in (e0, v0, r):
+def observable_signal(source: RecordSpec, obs, values: dict | None = None) -> Signal:
+    """The model observable ``obs`` (:class:`cosim.models.Observable`) of the recorded
+    variables; ``values``: its parameters (scalars or arrays ``(region,)``; missing ones
+    take the declared defaults)."""
+    idx = [_var_index(source, v) for v in obs.variables]
+    if obs.fn is None:
+        return variable_signal(source, obs.variables[0])
+    given = dict(values or {})
+    kw = {p.name: np.asarray(given.get(p.name, p.default), dtype=np.float64)
+          for p in obs.parameters}
+    for a in kw.values():
         if a.ndim and a.shape != (len(source.regions),):
             raise ValueError(f"per-region parameter of shape {a.shape} for "
                              f"{len(source.regions)} regions")
-    return Signal(lambda x: jansen_rit_rate(x[:, i, :], x[:, j, :], e0, v0, r),
-                  f"2*{_show(e0)}/(1+exp({_show(r)}*({_show(v0)}-(y1-y2))))", "Hz")
+    fn = obs.fn
+    desc = obs.formula.format(**{k: _show(v) for k, v in kw.items()}) if obs.formula else obs.name
+    return Signal(lambda x: fn(*(x[:, i, :] for i in idx), **kw), desc,
+                  obs.unit or source.units[idx[0]])
+
+
+def jansen_rit_rate_signal(source: RecordSpec, e0_hz=_JR_E0.default, v0_mv=_JR_V0.default,
+                           r_per_mv=_JR_R.default) -> Signal:
+    """:func:`jansen_rit_rate` of the recorded ``y1`` and ``y2`` (Hz); parameters are
+    scalars or arrays ``(region,)``."""
+    return observable_signal(source, _jr.RATE, {"e0": e0_hz, "v0": v0_mv, "r": r_per_mv})
 
 
 class AverageMonitor(Monitor):
@@ -262,9 +279,9 @@ class BoldMonitor(Monitor):
 
     kind = "bold"
 
-    def __init__(self, source: RecordSpec, signal: Signal, *, tr_ms: float = 2000.0,
+    def __init__(self, source: RecordSpec, signal: Signal, *, tr_ms: float = BOLD_TR.default,
                  params: BalloonParams = BalloonParams(), scale: float = 1.0,
-                 offset: float = 0.0, step_ms: float = 10.0, dataset: str = "bold"):
+                 offset: float = 0.0, step_ms: float = BOLD_STEP.default, dataset: str = "bold"):
         k = whole_ratio(tr_ms, source.period_ms)
         if k is None:
             raise ValueError(f"tr {tr_ms:g} ms is not a whole multiple of the record period "

@@ -19,6 +19,7 @@ Layout::
     source = "tvb:connectivity_76"   # or a TVB zip/folder, an .npz, or
                                      # {weights = "w.csv", tract_lengths = "l.csv", labels = "n.txt"}
     speed = 3.0                      # mm/ms: delay = tract length / speed (rounded to whole steps)
+                                     # (every key's default, unit and bounds: docs/scenario.md)
     allow_disconnected = false       # true: accept regions of a user file without any
                                      # connection (refused by default: usually a data error)
 
@@ -54,7 +55,9 @@ from .coupling_layout import coupling_layout
 from .engines import engine_class, engine_types
 from .engines.base import BuildContext
 from .errors import CosimError
+from . import scenario_params as sp
 from .monitor_config import monitors_from_config
+from .monitor_params import RECORD_VARIABLES
 from .schema import Reader
 
 #: Relative tolerance when checking that one time step divides another.
@@ -69,8 +72,8 @@ class SimulationSpec:
     sync_interval_ms: float
     seed: int
     output: Path | None
-    checkpoint_every_ms: float = 0.0
-    exchange_timeout_s: float = 600.0
+    checkpoint_every_ms: float = sp.CHECKPOINT_EVERY.default
+    exchange_timeout_s: float = sp.EXCHANGE_TIMEOUT.default
 
     @property
     def n_windows(self) -> int:
@@ -104,7 +107,7 @@ class Scenario:
     record: RecordSpecGlobal
     adapters: dict[str, dict] = field(default_factory=dict)
     monitors: dict[str, Any] = field(default_factory=dict)   # name → EngineMonitors
-    speed_mm_per_ms: float = 3.0       # [connectome] speed: conduction speed of every fibre
+    speed_mm_per_ms: float = sp.SPEED.default   # [connectome] speed
 
     @property
     def name(self) -> str:
@@ -155,16 +158,16 @@ def load_scenario(path: str | Path, *, output: str | Path | None = None) -> Scen
 
     sim = _read_simulation(top.table("simulation"), output)
     conn_r = top.table("connectome")
-    source = conn_r.any("source")
-    allow_disconnected = conn_r.boolean("allow_disconnected", False)
+    source = conn_r.param(sp.SOURCE)
+    allow_disconnected = conn_r.param(sp.ALLOW_DISCONNECTED)
     connectome = load_connectome(source, base_dir=p.parent, file=file, key="connectome.source",
                                  allow_disconnected=allow_disconnected)
-    speed = conn_r.number("speed", 3.0, gt=0, unit="mm/ms")
+    speed = conn_r.param(sp.SPEED)
     conn_r.done()
 
     record_r = top.table("record", {})
-    period = record_r.number("period", 1.0, gt=0, unit="ms")
-    flush_every = record_r.integer("flush_every", 100, ge=1)
+    period = record_r.param(sp.RECORD_PERIOD)
+    flush_every = record_r.param(sp.FLUSH_EVERY)
 
     engines_r = top.table("engines")
     if not engines_r.keys():
@@ -182,7 +185,7 @@ def load_scenario(path: str | Path, *, output: str | Path | None = None) -> Scen
         rec_vars, rr = None, None
         if record_r.has(name):
             rr = record_r.table(name)
-            rec_vars = rr.string_list("variables", None)
+            rec_vars = rr.param(RECORD_VARIABLES)
         ctx = BuildContext(file=file, connectome=connectome, seed=sim.seed,
                            duration_ms=sim.duration_ms, sync_interval_ms=sim.sync_interval_ms,
                            record_period_ms=period, record_variables=rec_vars,
@@ -233,12 +236,12 @@ def _engine_type(type_name: str, reader: Reader):
 
 
 def _read_simulation(r: Reader, output_override) -> SimulationSpec:
-    duration = r.number("duration", gt=0, unit="ms")
-    sync = r.number("sync_interval", gt=0, unit="ms")
-    seed = r.integer("seed", 0, ge=0, le=2**63 - 1)
-    out = r.string("output", None)
-    checkpoint = r.number("checkpoint_every", 0.0, ge=0, unit="ms")
-    timeout = r.number("exchange_timeout", 600.0, gt=0, unit="s")
+    duration = r.param(sp.DURATION)
+    sync = r.param(sp.SYNC_INTERVAL)
+    seed = r.param(sp.SEED)
+    out = r.param(sp.OUTPUT)
+    checkpoint = r.param(sp.CHECKPOINT_EVERY)
+    timeout = r.param(sp.EXCHANGE_TIMEOUT)
     r.done()
     if checkpoint and not whole_multiple(checkpoint, sync):
         raise r.error("checkpoint_every", f"{checkpoint:g} ms is not a whole multiple of "

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import difflib
 import math
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from .errors import CosimError
+
+if TYPE_CHECKING:
+    from .params import Param
 
 _MISSING = object()
 
@@ -183,12 +186,51 @@ class Reader:
         """The raw value (the caller validates it with :meth:`error`)."""
         return self._get(name, default)
 
+    # -- declared keys -------------------------------------------------------------------
+    def param(self, decl: "Param") -> Any:
+        """Read the key declared by ``decl`` (:class:`cosim.params.Param`): its type,
+        default, bounds, choices and unit all come from the declaration."""
+        from .params import REQUIRED
+
+        default = _MISSING if decl.default is REQUIRED else decl.default
+        kind = decl.type
+        if kind == "number":
+            return self.number(decl.name, default, gt=decl.gt, ge=decl.ge, lt=decl.lt,
+                               le=decl.le, unit=decl.unit)
+        if kind == "integer":
+            return self.integer(decl.name, default, ge=_int_bound(decl.ge, decl.gt, +1),
+                                le=_int_bound(decl.le, decl.lt, -1))
+        if kind == "boolean":
+            return self.boolean(decl.name, default)
+        if kind == "string":
+            return self.string(decl.name, default, choices=decl.choices)
+        if kind == "strings":
+            return self.string_list(decl.name, default)
+        if kind == "numbers":
+            return self.number_list(decl.name, default)
+        if kind == "table":
+            return self.table(decl.name, default)
+        return self.any(decl.name, default)
+
+    def params(self, decls: Iterable["Param"]) -> dict[str, Any]:
+        """``{name: value}`` of every declaration in ``decls`` (see :meth:`param`)."""
+        return {d.name: self.param(d) for d in decls}
+
     def done(self, allowed_extra: Iterable[str] = ()) -> None:
         """Reject keys that were never read: ``unknown key`` (with a suggestion)."""
         known = self._seen | set(allowed_extra)
         for name in self.raw:
             if name not in known:
                 raise self.error(name, "unknown key" + _suggest(name, sorted(known)))
+
+
+def _int_bound(inclusive, strict, step: int):
+    """An integer bound from a declaration's inclusive and strict bounds."""
+    if inclusive is not None:
+        return int(inclusive)
+    if strict is not None:
+        return int(math.floor(strict)) + 1 if step > 0 else int(math.ceil(strict)) - 1
+    return None
 
 
 def _suggest(word: str, choices: Iterable[str]) -> str:

@@ -60,6 +60,7 @@ from typing import Any, Callable, ClassVar, Sequence
 import numpy as np
 
 from ..rng import Streams
+from ..scenario_params import SPEED
 
 
 class Export(enum.Enum):
@@ -242,7 +243,7 @@ class BuildContext:
     record_period_ms: float
     record_variables: list[str] | None = None
     claimed_regions: frozenset[int] = frozenset()
-    speed_mm_per_ms: float = 3.0
+    speed_mm_per_ms: float = SPEED.default
     rng: Streams | None = None
 
     def __post_init__(self):

@@ -102,6 +102,7 @@ from ..rng import Streams
 from .base import BuildContext, Engine, Export, RecordSpec, Take, WindowOutput
 from .multicompartment_config import (TEMPLATES, CellGroup, Clamp, InputGroup, Projection,  # noqa: F401
                                       engine_kwargs)
+from . import multicompartment_config as cfg
 
 
 class MulticompartmentEngine(Engine):
@@ -129,8 +130,10 @@ class MulticompartmentEngine(Engine):
     def __init__(self, name: str, *, cells: list[CellGroup], projections: list[Projection] = (),
                  inputs: list[InputGroup] = (), clamps: list[Clamp] = (),
                  probes: list[tuple[int, str, float]] = (), receptors: dict | None = None,
-                 dt_ms: float = 0.025, celsius: float = 6.3, v_init_mV: float = -65.0,
-                 spike_threshold_mV: float = 0.0, seed: int | Streams = 0, sync_interval_ms: float = 1.0,
+                 dt_ms: float = cfg.DT.default, celsius: float = cfg.CELSIUS.default,
+                 v_init_mV: float = cfg.V_INIT.default,
+                 spike_threshold_mV: float = cfg.SPIKE_THRESHOLD.default, seed: int | Streams = 0,
+                 sync_interval_ms: float = 1.0,
                  record_period_ms: float = 1.0, record_variables: list[str] | None = None,
                  region_indices: tuple[int, ...] = (), part: int = 0, n_parts: int = 1,
                  exchange: Exchange | None = None):

@@ -12,18 +12,114 @@ from typing import Any
 
 from ..errors import CosimError
 from ..multicompartment import apply_d_lambda, ball_and_stick, y_shaped
-from ..multicompartment.channels import MECHANISM_DEFAULTS
+from ..multicompartment.channels import MECHANISM_DEFAULTS, MECHANISMS
 from ..multicompartment.synapses import RECEPTOR_DEFAULTS
+from ..params import REQUIRED, Param, section
 
 TEMPLATES = {"ball_and_stick": ball_and_stick, "y_shaped": y_shaped}
-_RECEPTOR_KEYS = {"tau_rise": "tau_rise_ms", "tau_decay": "tau_decay_ms", "e_rev": "e_rev_mV",
-                  "mg": "mg_mM"}
 #: Size limits: beyond them a run cannot fit in memory (or NEURON's nseg limit, 32767).
 MAX_CELLS = 10_000_000
 MAX_NSEG = 32767
 MAX_INPUT_LINES = 100_000_000
-#: Range of each receptor key (time constants divide, a concentration is not negative).
-_RECEPTOR_RANGE = {"tau_rise": {"gt": 0}, "tau_decay": {"gt": 0}, "mg": {"ge": 0}}
+
+# -- declarations of [engines.<name>] (type = "multicompartment") ----------------------------
+
+DT = Param("dt", 0.025, "ms", "integration step", gt=0)
+# above absolute zero, at most boiling water (the HH q10 factor overflows far above)
+CELSIUS = Param("celsius", 6.3, "°C", "temperature (HH rates scale by q10 = 3)",
+                gt=-273.15, le=100.0)
+V_INIT = Param("v_init", -65.0, "mV", "initial membrane potential of every compartment")
+SPIKE_THRESHOLD = Param("spike_threshold", 0.0, "mV", "a spike is an upward crossing at the "
+                        "detection site")
+REGION = Param("region", None, "", "the connectome region this engine stands for (needed by "
+               "adapters)", type="string", derived="none")
+
+CELLS_N = Param("n", REQUIRED, "", "number of cells", type="integer", ge=1, le=MAX_CELLS)
+MORPHOLOGY = Param("morphology", "ball_and_stick", "", "a template (" + ", ".join(TEMPLATES)
+                   + ") or an .swc file (relative to the scenario)", type="string")
+RA = Param("Ra", None, "Ω·cm", "axial resistivity", gt=0, derived="the morphology's")
+CM = Param("cm", None, "µF/cm²", "membrane capacitance", gt=0, derived="the morphology's")
+NSEG = Param("nseg", None, "", "segments per non-soma section", type="integer", ge=1,
+             le=MAX_NSEG, derived="the morphology's")
+D_LAMBDA = Param("d_lambda", None, "", "segments from the d_lambda rule (fraction of the "
+                 "100 Hz length constant); not with nseg", gt=0, derived="unused")
+DETECT = Param("detect", "soma", "", "section where spikes are detected", type="string")
+CELLS = section("engines.<name>.cells.<group>", "a population of identical cells",
+                (CELLS_N, MORPHOLOGY, RA, CM, NSEG, D_LAMBDA, DETECT),
+                (section("engines.<name>.cells.<group>.mechanisms.<where>",
+                         "<where> = soma | dend | all | a section name: {mechanism = {param = "
+                         "value}} ({} inserts it with its defaults); mechanisms: "
+                         + ", ".join(MECHANISMS), open=True,
+                         tables=tuple(section(f"engines.<name>.cells.<group>.mechanisms."
+                                              f"<where>.{m}", f"mechanism {m!r}", params)
+                                      for m, params in MECHANISMS.items())),))
+
+#: Receptor keys and the engine's keyword for each.
+_BUILT_IN = "the built-in's"
+RECEPTOR_PARAMS = {
+    Param("tau_rise", None, "ms", "rise time constant", gt=0, derived=_BUILT_IN): "tau_rise_ms",
+    Param("tau_decay", None, "ms", "decay time constant", gt=0, derived=_BUILT_IN): "tau_decay_ms",
+    Param("e_rev", None, "mV", "reversal potential", derived=_BUILT_IN): "e_rev_mV",
+    Param("mg", None, "mM", "Mg2+ concentration (NMDA block)", ge=0, derived=_BUILT_IN): "mg_mM",
+}
+RECEPTORS = section("engines.<name>.receptors.<receptor>", "change a built-in receptor or add "
+                    "one (tau_rise, tau_decay and e_rev required); built-in: " + "; ".join(
+                        f"{k} (" + ", ".join(f"{p.name} {v[kw]:g} {p.unit}"
+                                             for p, kw in RECEPTOR_PARAMS.items() if kw in v)
+                        + ")" for k, v in RECEPTOR_DEFAULTS.items()), tuple(RECEPTOR_PARAMS))
+
+SOURCE = Param("source", REQUIRED, "", "presynaptic cell group", type="string")
+TARGET = Param("target", REQUIRED, "", "postsynaptic cell group", type="string")
+INDEGREE = Param("indegree", REQUIRED, "", "connections onto each target cell", type="integer",
+                 ge=0)
+RECEPTOR_LIST = Param("receptors", REQUIRED, "", "receptors of each connection",
+                      type="strings")
+WEIGHTS = Param("weights", REQUIRED, "µS", "peak conductance per receptor (>= 0)",
+                type="numbers")
+SECTION_DEND = Param("section", "dend", "", "section of the synapse", type="string")
+X = Param("x", 0.5, "", "position along the section (0..1)", ge=0, le=1)
+DELAY = Param("delay", 1.0, "ms", "synaptic delay, or [min, max] drawn uniformly", gt=0)
+AUTAPSES = Param("autapses", False, "", "allow a cell to connect to itself", type="boolean")
+STP_U = Param("U", REQUIRED, "", "Tsodyks–Markram utilisation", gt=0, le=1)
+STP_REC = Param("tau_rec", 0.0, "ms", "recovery time constant", ge=0)
+STP_FAC = Param("tau_fac", 0.0, "ms", "facilitation time constant", ge=0)
+PROJECTIONS = section("engines.<name>.projections.<projection>", "fixed in-degree random "
+                      "connections between cell groups",
+                      (SOURCE, TARGET, INDEGREE, RECEPTOR_LIST, WEIGHTS, SECTION_DEND, X,
+                       DELAY, AUTAPSES),
+                      (section("engines.<name>.projections.<projection>.stp",
+                               "short-term plasticity (Tsodyks–Markram)",
+                               (STP_U, STP_REC, STP_FAC)),))
+
+INPUT_TARGET = TARGET.with_(doc="cell group receiving the input lines")
+INPUT_RECEPTOR = Param("receptor", "AMPA", "", "receptor of the input synapses", type="string")
+INPUT_WEIGHT = Param("weight", REQUIRED, "µS", "peak conductance", ge=0)
+PER_CELL = Param("per_cell", 1, "", "input lines per cell", type="integer", ge=1)
+INPUTS = section("engines.<name>.inputs.<group>", "external input lines (driven by a "
+                 "rate_to_poisson adapter)",
+                 (INPUT_TARGET, INPUT_RECEPTOR, INPUT_WEIGHT, SECTION_DEND, X, PER_CELL))
+
+CLAMP_CELLS = Param("cells", None, "", "cell indices within the group", type="any",
+                    derived="every cell")
+SECTION_SOMA = SECTION_DEND.with_(default="soma", doc="section of the electrode")
+CLAMP_DELAY = Param("delay", 0.0, "ms", "onset", ge=0)
+CLAMP_DURATION = Param("duration", REQUIRED, "ms", "length of the pulse", gt=0)
+AMPLITUDE = Param("amplitude", REQUIRED, "nA", "injected current")
+CLAMPS = section("engines.<name>.clamps.<clamp>", "current-clamp pulses",
+                 (TARGET.with_(doc="cell group"), CLAMP_CELLS, SECTION_SOMA, X, CLAMP_DELAY,
+                  CLAMP_DURATION, AMPLITUDE))
+
+PROBE_CELLS = Param("cells", REQUIRED, "", "cell ids (integers >= 0) whose voltage is recorded",
+                    type="any")
+PROBE_SECTIONS = Param("sections", ("soma",), "", "sections probed on each cell",
+                       type="strings")
+PROBES = section("engines.<name>.probes", "membrane-potential probes",
+                 (PROBE_CELLS, PROBE_SECTIONS, X))
+
+SECTION = section("engines.<name>", "type = \"multicompartment\": Hodgkin–Huxley cells with "
+                  "cable dendrites (cosim.engines.multicompartment)",
+                  (DT, CELSIUS, V_INIT, SPIKE_THRESHOLD, REGION),
+                  (CELLS, RECEPTORS, PROJECTIONS, INPUTS, CLAMPS, PROBES))
 
 
 @dataclass
@@ -33,7 +129,7 @@ class CellGroup:
     name: str
     n: int
     morphology: Any
-    detect: str = "soma"
+    detect: str = DETECT.default
 
 
 @dataclass
@@ -46,10 +142,10 @@ class Projection:
     indegree: int
     receptors: list[str]
     weights_uS: list[float]
-    section: str = "dend"
-    x: float = 0.5
-    delay_ms: tuple[float, float] = (1.0, 1.0)
-    autapses: bool = False
+    section: str = SECTION_DEND.default
+    x: float = X.default
+    delay_ms: tuple[float, float] = (DELAY.default, DELAY.default)
+    autapses: bool = AUTAPSES.default
     stp: tuple[float, float, float] | None = None
 
 
@@ -61,9 +157,9 @@ class InputGroup:
     target: str
     receptor: str
     weight_uS: float
-    section: str = "dend"
-    x: float = 0.5
-    per_cell: int = 1
+    section: str = SECTION_DEND.default
+    x: float = X.default
+    per_cell: int = PER_CELL.default
 
 
 @dataclass
@@ -81,13 +177,12 @@ def engine_kwargs(name: str, reader, ctx) -> dict[str, Any]:
     """Read the scenario section ``[engines.<name>]`` into the engine's keyword arguments."""
     r = reader
     kw: dict[str, Any] = dict(
-        dt_ms=r.number("dt", 0.025, gt=0, unit="ms"),
-        # above absolute zero, at most boiling water (the HH q10 factor overflows far above)
-        celsius=r.number("celsius", 6.3, gt=-273.15, le=100.0, unit="°C"),
-        v_init_mV=r.number("v_init", -65.0, unit="mV"),
-        spike_threshold_mV=r.number("spike_threshold", 0.0, unit="mV"),
+        dt_ms=r.param(DT),
+        celsius=r.param(CELSIUS),
+        v_init_mV=r.param(V_INIT),
+        spike_threshold_mV=r.param(SPIKE_THRESHOLD),
     )
-    region = r.string("region", None)
+    region = r.param(REGION)
     if region is not None:
         labels = list(ctx.connectome.region_labels)
         if region not in labels:
@@ -102,8 +197,7 @@ def engine_kwargs(name: str, reader, ctx) -> dict[str, Any]:
     rec_r = r.table("receptors", {})
     for k in rec_r.keys():
         t = rec_r.table(k)
-        receptors[k] = {v: t.number(key, None, **_RECEPTOR_RANGE.get(key, {}))
-                        for key, v in _RECEPTOR_KEYS.items()}
+        receptors[k] = {v: t.param(decl) for decl, v in RECEPTOR_PARAMS.items()}
         receptors[k] = {a: b for a, b in receptors[k].items() if b is not None}
         if k not in RECEPTOR_DEFAULTS and not {"tau_rise_ms", "tau_decay_ms", "e_rev_mV"} <= set(receptors[k]):
             raise t.error(None, "a new receptor needs tau_rise, tau_decay and e_rev")
@@ -119,9 +213,9 @@ def engine_kwargs(name: str, reader, ctx) -> dict[str, Any]:
     probes = []
     if r.has("probes"):
         pr = r.table("probes")
-        gids = _indices(pr, "cells")
-        secs = pr.string_list("sections", ["soma"])
-        x = pr.number("x", 0.5, ge=0, le=1)
+        gids = _indices(pr, PROBE_CELLS.name)
+        secs = list(pr.param(PROBE_SECTIONS))
+        x = pr.param(X)
         pr.done()
         probes = [(g, s, x) for g in gids for s in secs]
     return dict(cells=cells, projections=projections, inputs=inputs, clamps=clamps,
@@ -132,8 +226,8 @@ def engine_kwargs(name: str, reader, ctx) -> dict[str, Any]:
 
 def _read_cells(t, name: str, base_dir: str) -> CellGroup:
     from ..multicompartment.swc import load_swc
-    n = t.integer("n", ge=1, le=MAX_CELLS)
-    morph_name = t.string("morphology", "ball_and_stick")
+    n = t.param(CELLS_N)
+    morph_name = t.param(MORPHOLOGY)
     if morph_name in TEMPLATES:
         morph = TEMPLATES[morph_name]()
     elif morph_name.lower().endswith(".swc"):
@@ -143,11 +237,11 @@ def _read_cells(t, name: str, base_dir: str) -> CellGroup:
         morph = load_swc(path)
     else:
         raise t.error("morphology", f"must be one of {', '.join(TEMPLATES)} or a .swc file, got {morph_name!r}")
-    Ra = t.number("Ra", None, gt=0, unit="Ω·cm")
-    cm = t.number("cm", None, gt=0, unit="µF/cm²")
+    Ra = t.param(RA)
+    cm = t.param(CM)
     morph.set(Ra_ohm_cm=Ra, cm_uF_per_cm2=cm)
-    nseg = t.integer("nseg", None, ge=1, le=MAX_NSEG)
-    d_lambda = t.number("d_lambda", None, gt=0)
+    nseg = t.param(NSEG)
+    d_lambda = t.param(D_LAMBDA)
     if nseg is not None and d_lambda is not None:
         raise t.error("d_lambda", "give either nseg or d_lambda, not both")
     if nseg is not None:
@@ -163,9 +257,7 @@ def _read_cells(t, name: str, base_dir: str) -> CellGroup:
                 if mech not in MECHANISM_DEFAULTS:
                     raise wr.error(mech, f"unknown mechanism; known: {', '.join(MECHANISM_DEFAULTS)}")
                 pr = wr.table(mech)
-                # conductance densities (g…) are >= 0; reversal potentials (e…) any sign
-                mechs[mech] = {k: pr.number(k, ge=0 if k.startswith("g") else None)
-                               for k in pr.keys() if k in MECHANISM_DEFAULTS[mech]}
+                mechs[mech] = {p.name: pr.param(p) for p in MECHANISMS[mech] if pr.has(p.name)}
                 pr.done()
             wr.done()
             try:
@@ -180,7 +272,7 @@ def _read_cells(t, name: str, base_dir: str) -> CellGroup:
         if worst.nseg > MAX_NSEG:
             raise t.error("d_lambda", f"{d_lambda:g} gives section {worst.name} {worst.nseg} "
                                       f"segments (at most {MAX_NSEG})")
-    detect = t.string("detect", "soma")
+    detect = t.param(DETECT)
     t.done()
     try:
         morph.index(detect)
@@ -210,52 +302,49 @@ def _indices(t, name: str) -> list[int]:
 
 
 def _delay(t) -> tuple[float, float]:
-    raw = t.any("delay", 1.0)
+    raw = t.any(DELAY.name, DELAY.default)
     if isinstance(raw, list):
-        vals = t.number_list("delay")
+        vals = t.number_list(DELAY.name)
         if len(vals) != 2 or not 0 < vals[0] <= vals[1]:
             raise t.error("delay", f"must be a number or [min, max] with 0 < min <= max, got {raw!r}")
         return vals[0], vals[1]
-    d = t.number("delay", 1.0, gt=0, unit="ms")
+    d = t.param(DELAY)
     return d, d
 
 
 def _read_projection(t, name: str, known: set[str]) -> Projection:
-    receptors = t.string_list("receptors")
+    receptors = t.param(RECEPTOR_LIST)
     for rc in receptors:
         if rc not in known:
             raise t.error("receptors", f"unknown receptor {rc!r}; known: {', '.join(sorted(known))}")
-    weights = t.number_list("weights")
+    weights = t.param(WEIGHTS)
     if len(weights) != len(receptors) or any(w < 0 for w in weights):
         raise t.error("weights", "needs one non-negative weight (µS) per receptor")
     stp = None
     if t.has("stp"):
         s = t.table("stp")
-        stp = (s.number("U", gt=0, le=1), s.number("tau_rec", 0.0, ge=0, unit="ms"),
-               s.number("tau_fac", 0.0, ge=0, unit="ms"))
+        stp = (s.param(STP_U), s.param(STP_REC), s.param(STP_FAC))
         s.done()
-    p = Projection(name, t.string("source"), t.string("target"), t.integer("indegree", ge=0),
-                   receptors, weights, t.string("section", "dend"), t.number("x", 0.5, ge=0, le=1),
-                   _delay(t), t.boolean("autapses", False), stp)
+    p = Projection(name, t.param(SOURCE), t.param(TARGET), t.param(INDEGREE),
+                   receptors, weights, t.param(SECTION_DEND), t.param(X),
+                   _delay(t), t.param(AUTAPSES), stp)
     t.done()
     return p
 
 
 def _read_input(t, name: str, known: set[str]) -> InputGroup:
-    rc = t.string("receptor", "AMPA")
+    rc = t.param(INPUT_RECEPTOR)
     if rc not in known:
         raise t.error("receptor", f"unknown receptor {rc!r}; known: {', '.join(sorted(known))}")
-    g = InputGroup(name, t.string("target"), rc, t.number("weight", ge=0, unit="µS"),
-                   t.string("section", "dend"), t.number("x", 0.5, ge=0, le=1),
-                   t.integer("per_cell", 1, ge=1))
+    g = InputGroup(name, t.param(INPUT_TARGET), rc, t.param(INPUT_WEIGHT),
+                   t.param(SECTION_DEND), t.param(X), t.param(PER_CELL))
     t.done()
     return g
 
 
 def _read_clamp(t) -> Clamp:
-    cells = _indices(t, "cells") if t.has("cells") else None
-    c = Clamp(t.string("target"), cells, t.string("section", "soma"), t.number("x", 0.5, ge=0, le=1),
-              t.number("delay", 0.0, ge=0, unit="ms"), t.number("duration", gt=0, unit="ms"),
-              t.number("amplitude", unit="nA"))
+    cells = _indices(t, CLAMP_CELLS.name) if t.has(CLAMP_CELLS.name) else None
+    c = Clamp(t.param(TARGET), cells, t.param(SECTION_SOMA), t.param(X),
+              t.param(CLAMP_DELAY), t.param(CLAMP_DURATION), t.param(AMPLITUDE))
     t.done()
     return c

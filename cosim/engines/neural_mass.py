@@ -18,8 +18,8 @@ Scenario section (all times in ms, lengths in mm, speeds in mm/ms)::
                                 # own time (Heun 2nd, RK4 4th order); "step": delayed input
                                 # computed once per step and held (The Virtual Brain's rule)
     speed = 3.0                 # mm/ms (= m/s) conduction speed; delay = tract length / speed,
-                                # rounded to whole steps.  Default: [connectome] speed (3.0,
-                                # TVB's default).  Only an engine that simulates every region
+                                # rounded to whole steps.  Default: [connectome] speed
+                                # (docs/scenario.md).  Only an engine that simulates every region
                                 # may set another; otherwise it must equal the connectome's,
                                 # which the bus uses for the delays between engines
 
@@ -179,14 +179,16 @@ class NeuralMassEngine(Engine):
     exports = Export.AFFERENT
     takes = Take.SOURCES
 
-    def __init__(self, name: str, model: str | Model, connectome, regions=None, dt_ms: float = 0.1,
-                 integrator: str = "heun", coupling: str | None = None,
+    def __init__(self, name: str, model: str | Model, connectome, regions=None,
+                 dt_ms: float = cfg.DT.default, integrator: str = cfg.INTEGRATOR.default,
+                 coupling: str | None = None,
                  coupling_parameters: Mapping[str, float] | None = None,
                  parameters: Mapping[str, Any] | None = None,
                  noise: Mapping[str, Any] | None = None, seed: int | Streams = 0,
                  record_period_ms: float | None = None,
                  record_variables: Sequence[str] | None = None,
-                 speed_mm_per_ms: float = 3.0, coupling_evaluation: str = "stage",
+                 speed_mm_per_ms: float = cfg.CONNECTOME_SPEED.default,
+                 coupling_evaluation: str = cfg.COUPLING_EVALUATION.default,
                  initial: Mapping[str, Any] | None = None, random_initial: bool = False,
                  initial_seed: int | None = None, initial_history: np.ndarray | None = None,
                  model_options: Mapping[str, str] | None = None, export_afferent: bool = False,

@@ -20,7 +20,49 @@ from ..errors import CosimError
 from ..history import initial_states
 from ..integrators import EVALUATIONS, INTEGRATORS, STOCHASTIC
 from ..models import MODELS, Model
+from ..params import REQUIRED, Param, section
 from ..rng import NodeStreams, Streams
+from ..scenario_params import SPEED as CONNECTOME_SPEED
+
+# -- declarations of [engines.<name>] (type = "neural_mass") ---------------------------------
+
+MODEL = Param("model", REQUIRED, "", "neural-mass model (see `cosim models`)", type="string",
+              choices=tuple(sorted(MODELS)))
+REGIONS = Param("regions", "all", "", "\"all\", \"rest\" (regions no earlier engine claimed) or "
+                "an array of connectome region labels, in engine order", type="any")
+DT = Param("dt", 0.1, "ms", "integration step", gt=0)
+INTEGRATOR = Param("integrator", "heun", "", "time-stepping scheme (euler_maruyama and "
+                   "stochastic_heun take [noise])", type="string", choices=INTEGRATORS)
+COUPLING_EVALUATION = Param("coupling_evaluation", "stage", "", "\"stage\": each stage reads "
+                            "the delayed state at its own time; \"step\": once per step and "
+                            "held (The Virtual Brain's rule)", type="string", choices=EVALUATIONS)
+SPEED = CONNECTOME_SPEED.with_(default=None, derived="connectome.speed",
+                               doc="conduction speed of this engine's delays; only an engine "
+                                   "that simulates every region may differ from connectome.speed")
+COUPLING_TYPE = Param("type", None, "", "long-range coupling function", type="string",
+                      choices=tuple(sorted(COUPLINGS)), derived="the model's default coupling")
+INITIAL_RANDOM = Param("random", False, "", "variables not given are uniform in the model's "
+                       "range, per region from the stream (seed, engine, region)", type="boolean")
+INITIAL_SEED = Param("seed", None, "", "seed of the random initial draws", type="integer", ge=0,
+                     derived="simulation.seed")
+
+SECTION = section(
+    "engines.<name>", "type = \"neural_mass\": a network of neural masses on the delayed "
+    "connectome (cosim.engines.neural_mass)",
+    (MODEL, REGIONS, DT, INTEGRATOR, COUPLING_EVALUATION, SPEED),
+    (section("engines.<name>.options", "structural choices of the model (see `cosim describe "
+             "model NAME`), e.g. wilson_cowan: transfer = \"erf\"", open=True),
+     section("engines.<name>.parameters", "any model parameter, in the model's units: one value, "
+             "an array with one value per engine region, or a table {default = v, <label> = v}",
+             open=True),
+     section("engines.<name>.coupling", "the coupling type and its parameters (see `cosim "
+             "describe coupling NAME`), one value each", (COUPLING_TYPE,), open=True),
+     section("engines.<name>.noise", "additive noise (stochastic integrators only): sigma per "
+             "state variable in (state unit)/sqrt(ms); increment sigma sqrt(dt) xi per step; "
+             "per region like parameters", open=True),
+     section("engines.<name>.initial", "initial state, held constant as history for t <= 0: a "
+             "value per state variable (per region like parameters)",
+             (INITIAL_RANDOM, INITIAL_SEED), open=True)))
 
 
 def suggest(word: str, choices: Sequence[str]) -> str:
@@ -126,7 +168,11 @@ def coupling_parameters(coupling: Coupling, given: Mapping[str, float]) -> np.nd
     for k, v in given.items():
         if k not in names:
             raise fail(f"coupling.{k}", f"unknown parameter of coupling {coupling.name}" + suggest(k, names))
-        values[names.index(k)] = _number(v, f"coupling.{k}")
+        j = names.index(k)
+        values[j] = _number(v, f"coupling.{k}")
+        bad = coupling.parameters[j].violation(values[j])
+        if bad:
+            raise fail(f"coupling.{k}", bad)
     return values
 
 
@@ -139,7 +185,16 @@ def model_parameters(model: Model, labels: Sequence[str], given: Mapping[str, An
             raise fail(f"parameters.{k}", f"unknown parameter of {model.name}" + suggest(k, names))
         j = names.index(k)
         p[:, j] = per_region(v, labels, model.parameters[j].default, f"parameters.{k}")
+        _check_bounds(model.parameters[j], p[:, j], labels, f"parameters.{k}")
     return np.ascontiguousarray(p)
+
+
+def _check_bounds(decl, values: np.ndarray, labels: Sequence[str], key: str) -> None:
+    """The declared bounds of a per-region parameter (the first offending region named)."""
+    for lab, v in zip(labels, values):
+        bad = decl.violation(float(v))
+        if bad:
+            raise fail(key, bad + (f" (region {lab!r})" if len(set(values)) > 1 else ""))
 
 
 # -- regions, noise, recording, initial conditions ------------------------------------------
@@ -255,8 +310,8 @@ def read_section(reader, ctx) -> tuple[str, Any, dict[str, Any], list]:
     The sub-readers are returned so the caller can reject unknown keys afterwards.
     """
     r = reader
-    model = r.string("model", choices=sorted(MODELS))
-    regions_raw = r.any("regions", "all")
+    model = r.param(MODEL)
+    regions_raw = r.param(REGIONS)
     if regions_raw == "rest":
         regions = [i for i in range(len(ctx.connectome.region_labels)) if i not in ctx.claimed_regions]
         if not regions:
@@ -269,16 +324,16 @@ def read_section(reader, ctx) -> tuple[str, Any, dict[str, Any], list]:
         raise r.error("regions", f"must be \"all\", \"rest\" or an array of region labels, "
                                  f"got {regions_raw!r}")
     kw: dict[str, Any] = dict(
-        dt_ms=r.number("dt", 0.1, gt=0, unit="ms"),
-        integrator=r.string("integrator", "heun", choices=INTEGRATORS),
-        coupling_evaluation=r.string("coupling_evaluation", "stage", choices=EVALUATIONS),
+        dt_ms=r.param(DT),
+        integrator=r.param(INTEGRATOR),
+        coupling_evaluation=r.param(COUPLING_EVALUATION),
         speed_mm_per_ms=_speed(r, ctx, regions),
     )
     opt_r = r.table("options", {})
     kw["model_options"] = {k: opt_r.string(k) for k in opt_r.keys()}
     kw["parameters"] = _raw_values(r.table("parameters", {}))
     coup_r = r.table("coupling", {})
-    kw["coupling"] = coup_r.string("type", None, choices=sorted(COUPLINGS))
+    kw["coupling"] = coup_r.param(COUPLING_TYPE)
     kw["coupling_parameters"] = {k: coup_r.number(k) for k in coup_r.keys() if k != "type"}
     if r.has("noise"):
         if kw["integrator"] not in STOCHASTIC:
@@ -286,9 +341,9 @@ def read_section(reader, ctx) -> tuple[str, Any, dict[str, Any], list]:
                                    f"stochastic_heun), not {kw['integrator']!r}")
         kw["noise"] = _raw_values(r.table("noise"))
     init_r = r.table("initial", {})
-    kw["random_initial"] = init_r.boolean("random", False)
-    kw["initial_seed"] = init_r.integer("seed", None, ge=0)
-    kw["initial"] = _raw_values(init_r, skip=("random", "seed"))
+    kw["random_initial"] = init_r.param(INITIAL_RANDOM)
+    kw["initial_seed"] = init_r.param(INITIAL_SEED)
+    kw["initial"] = _raw_values(init_r, skip=(INITIAL_RANDOM.name, INITIAL_SEED.name))
     return model, regions, kw, [opt_r, coup_r, init_r]
 
 
@@ -296,9 +351,9 @@ def _speed(r, ctx, regions) -> float:
     """The conduction speed: the connectome's (``ctx.speed_mm_per_ms``).  An engine that
     simulates every region (no connection to another engine) may set its own."""
     speed = float(ctx.speed_mm_per_ms)
-    if not r.has("speed"):
+    own = r.param(SPEED)
+    if own is None:
         return speed
-    own = r.number("speed", gt=0, unit="mm/ms")
     n = len(ctx.connectome.region_labels)
     whole = regions is None or len(set(regions)) == n
     if own != speed and not whole:

@@ -6,7 +6,7 @@ declaration; :func:`get_model` looks one up with a helpful error.
 
 from __future__ import annotations
 
-from .base import Model, Option, Parameter, StateVariable
+from .base import Model, Observable, Option, Parameter, StateVariable
 from . import jansen_rit, linear, stuart_landau, wilson_cowan, wong_wang
 
 MODELS: dict[str, Model] = {m.name: m for m in (
@@ -23,4 +23,4 @@ def get_model(name: str) -> Model:
     return MODELS[name]
 
 
-__all__ = ["MODELS", "Model", "Option", "Parameter", "StateVariable", "get_model"]
+__all__ = ["MODELS", "Model", "Observable", "Option", "Parameter", "StateVariable", "get_model"]

@@ -29,6 +29,8 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from ..params import Param
+
 INF = math.inf
 
 
@@ -50,24 +52,46 @@ class StateVariable:
     bounds: tuple[float, float] = (-INF, INF)
 
 
+#: A numeric model (or coupling) parameter, settable per region from a scenario: a
+#: :class:`cosim.params.Param` (name, default, unit, doc, optional bounds).
+Parameter = Param
+
+
 @dataclass(frozen=True)
-class Parameter:
-    """A numeric model (or coupling) parameter: settable per region from a scenario."""
+class Observable:
+    """A signal a model declares besides its state: its firing rate, its EEG source.
+
+    ``variables``: the state variables it reads; ``fn(*variables, **parameters)`` computes
+    it from arrays of those (``None``: the single variable itself, in its own unit);
+    ``parameters``: the parameters of ``fn``, settable in the monitor's table;
+    ``from_model(model_params) -> {name: value}`` gives their values from the engine's
+    model parameters (``{name: (region,) array}``) or, when not given, the declared
+    defaults apply; ``formula``: a readable form with ``{name}`` placeholders, stored in the
+    output's attributes; ``transfer``: the name a scenario selects it by
+    (``[record.<engine>.rate] transfer = "…"``).
+    """
 
     name: str
-    default: float
     unit: str
     doc: str
+    variables: tuple[str, ...]
+    fn: Callable | None = None
+    parameters: tuple[Param, ...] = ()
+    from_model: Callable[[Mapping[str, Any]], dict] | None = None
+    formula: str = ""
+    transfer: str = "variable"
+
+    def values(self, model_params: Mapping[str, Any] | None) -> dict[str, Any]:
+        """Parameter values: from the model's parameters when given, else the defaults."""
+        if model_params and self.from_model is not None:
+            return dict(self.from_model(model_params))
+        return {p.name: p.default for p in self.parameters}
 
 
-@dataclass(frozen=True)
-class Option:
-    """A structural choice that selects a different dfun (e.g. the transfer function)."""
-
-    name: str
-    choices: tuple[str, ...]
-    default: str
-    doc: str
+def Option(name: str, choices: tuple[str, ...], default: str, doc: str) -> Param:
+    """A structural choice that selects a different dfun (e.g. the transfer function): a
+    string :class:`~cosim.params.Param` with ``choices``."""
+    return Param(name, default, "", doc, choices=tuple(choices), type="string")
 
 
 @dataclass(frozen=True)
@@ -78,7 +102,8 @@ class Model:
     from the *source* regions (TVB's ``cvar``).  ``default_coupling``: coupling type used
     when a scenario does not name one.  ``dfuns``: the numba dfun per combination of
     option values (keys are tuples in the order of ``options``; a model without options
-    has the single key ``()``).
+    has the single key ``()``).  ``observables``: derived signals by name — ``"rate"``
+    (the firing rate monitors and BOLD use by default), ``"eeg"`` (the EEG source).
     """
 
     name: str
@@ -88,7 +113,8 @@ class Model:
     coupling_variables: tuple[str, ...]
     default_coupling: str
     dfuns: Mapping[tuple[str, ...], Callable]
-    options: tuple[Option, ...] = ()
+    options: tuple[Param, ...] = ()         # see Option
+    observables: Mapping[str, Observable] = field(default_factory=dict)
     reference: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -20,11 +20,12 @@ References: B. H. Jansen, V. G. Rit, Biol. Cybern. 73:357–366 (1995);
 
 from __future__ import annotations
 
-import math
-
+import numpy as np
 from numba import njit
 
-from .base import Model, Parameter, StateVariable
+from ..params import Param
+from .base import Model, Observable, Parameter, StateVariable
+from .sigmoid import NU_MAX, R, V0, sigmoid, sigmoid_nb
 
 
 @njit(cache=True)
@@ -49,15 +50,40 @@ def dfun(x, c, p, i, dx):
     y3 = x[i, 3]
     y4 = x[i, 4]
     y5 = x[i, 5]
-    s_pyr = 2.0 * nu_max / (1.0 + math.exp(r * (v0 - (y1 - y2))))
-    s_exc = 2.0 * nu_max / (1.0 + math.exp(r * (v0 - a_1 * J * y0)))
-    s_inh = 2.0 * nu_max / (1.0 + math.exp(r * (v0 - a_3 * J * y0)))
+    s_max = 2.0 * nu_max
+    s_pyr = sigmoid_nb(y1 - y2, 0.0, s_max, r, v0)
+    s_exc = sigmoid_nb(a_1 * J * y0, 0.0, s_max, r, v0)
+    s_inh = sigmoid_nb(a_3 * J * y0, 0.0, s_max, r, v0)
     dx[i, 0] = y3
     dx[i, 1] = y4
     dx[i, 2] = y5
     dx[i, 3] = A * a * s_pyr - 2.0 * a * y3 - a * a * y0
     dx[i, 4] = A * a * (mu + a_2 * J * s_exc + c[i, 0]) - 2.0 * a * y4 - a * a * y1
     dx[i, 5] = B * b * (a_4 * J * s_inh) - 2.0 * b * y5 - b * b * y2
+
+
+def rate_hz(y1, y2, e0, v0, r):
+    """Firing rate of the pyramidal population ``S(y1 − y2)`` in Hz (``e0``: half the
+    maximum rate, Hz; ``v0`` mV; ``r`` 1/mV; scalars or per-region arrays)."""
+    with np.errstate(over="ignore"):               # exp → inf gives the limit rate 0
+        return sigmoid(y1 - y2, 0.0, 2.0 * e0, r, v0)
+
+
+#: The rate transfer: the model's sigmoid of the pyramidal potential, in Hz.  Its
+#: parameters default to the engine's own nu_max (x 1000), v0 and r.
+RATE = Observable(
+    "rate", "Hz", "firing rate of the pyramidal population, S(y1 - y2) = 2 e0 / "
+    "(1 + exp(r (v0 - (y1 - y2))))", ("y1", "y2"), rate_hz,
+    parameters=(Param("e0", 1000.0 * NU_MAX.default, "Hz", "half of the maximum rate",
+                      gt=0, derived="1000 x the engine's nu_max"),
+                V0.with_(derived="the engine's v0"), R.with_(derived="the engine's r")),
+    from_model=lambda p: {"e0": 1000.0 * np.asarray(p["nu_max"]), "v0": p["v0"], "r": p["r"]},
+    formula="2*{e0}/(1+exp({r}*({v0}-(y1-y2))))",
+    transfer="jansen_rit")
+
+#: The EEG source: the pyramidal membrane potential.
+EEG = Observable("eeg", "mV", "pyramidal membrane potential y1 - y2", ("y1", "y2"),
+                 lambda y1, y2: y1 - y2, formula="y1 - y2")
 
 
 MODEL = Model(
@@ -76,9 +102,9 @@ MODEL = Model(
         Parameter("B", 22.0, "mV", "maximum amplitude of the IPSP (inhibitory synaptic gain)"),
         Parameter("a", 0.1, "1/ms", "reciprocal excitatory time constant"),
         Parameter("b", 0.05, "1/ms", "reciprocal inhibitory time constant"),
-        Parameter("v0", 5.52, "mV", "firing threshold: potential of half-maximal firing"),
-        Parameter("nu_max", 0.0025, "1/ms", "half of the maximum firing rate (S saturates at 2 nu_max)"),
-        Parameter("r", 0.56, "1/mV", "steepness of the sigmoid"),
+        V0,
+        NU_MAX,
+        R,
         Parameter("J", 135.0, "1", "average number of synapses between populations"),
         Parameter("a_1", 1.0, "1", "connectivity pyramidal -> excitatory interneurons (x J)"),
         Parameter("a_2", 0.8, "1", "connectivity excitatory interneurons -> pyramidal (x J)"),
@@ -89,5 +115,6 @@ MODEL = Model(
     coupling_variables=("y1", "y2"),
     default_coupling="sigmoidal_jansen_rit",
     dfuns={(): dfun},
+    observables={"rate": RATE, "eeg": EEG},
     reference="Jansen & Rit, Biol. Cybern. 73:357 (1995); TVB JansenRit",
 )

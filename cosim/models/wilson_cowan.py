@@ -28,7 +28,7 @@ import math
 
 from numba import njit
 
-from .base import Model, Option, Parameter, StateVariable
+from .base import Model, Observable, Option, Parameter, StateVariable
 
 _SQRT2 = math.sqrt(2.0)
 
@@ -103,5 +103,7 @@ MODEL = Model(
     dfuns={("logistic",): dfun_logistic, ("erf",): dfun_erf},
     options=(Option("transfer", ("logistic", "erf"), "logistic",
                     "transfer function S: logistic or Gaussian-CDF (erf)"),),
+    observables={"rate": Observable("rate", "", "activity of the excitatory population, "
+                                    "E (a fraction; scale it to Hz in the monitor)", ("E",))},
     reference="Wilson & Cowan, Biophys. J. 12:1 (1972); neurolib WCModel defaults",
 )

@@ -27,15 +27,25 @@ import math
 
 from numba import njit
 
+from ..params import Param
 from .fastexp import fexp
 
-#: Parameters and defaults of each mechanism (NEURON's defaults; ena/ek are NEURON's
-#: default ion reversal potentials of na and k).
-MECHANISM_DEFAULTS: dict[str, dict[str, float]] = {
-    "hh": {"gnabar": 0.12, "gkbar": 0.036, "gl": 0.0003, "el": -54.3,
-           "ena": 50.0, "ek": -77.0},
-    "pas": {"g": 0.001, "e": -70.0},
+#: Parameters of each mechanism, declared once (NEURON's defaults; ena/ek are NEURON's
+#: default ion reversal potentials of na and k).  Conductance densities are >= 0.
+MECHANISMS: dict[str, tuple[Param, ...]] = {
+    "hh": (Param("gnabar", 0.12, "S/cm²", "maximal Na+ conductance density", ge=0),
+           Param("gkbar", 0.036, "S/cm²", "maximal K+ conductance density", ge=0),
+           Param("gl", 0.0003, "S/cm²", "leak conductance density", ge=0),
+           Param("el", -54.3, "mV", "leak reversal potential"),
+           Param("ena", 50.0, "mV", "Na+ reversal potential"),
+           Param("ek", -77.0, "mV", "K+ reversal potential")),
+    "pas": (Param("g", 0.001, "S/cm²", "passive conductance density", ge=0),
+            Param("e", -70.0, "mV", "passive reversal potential")),
 }
+
+#: ``{mechanism: {parameter: default}}`` (from :data:`MECHANISMS`).
+MECHANISM_DEFAULTS: dict[str, dict[str, float]] = {
+    m: {p.name: p.default for p in params} for m, params in MECHANISMS.items()}
 
 _E1 = math.exp(1.0)
 _E25 = math.exp(2.5)
