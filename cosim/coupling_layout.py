@@ -28,6 +28,7 @@ from adapters.config import RateToPoissonSpec, SpikesToRateSpec
 from .bus import check_cross_delays, max_delay_steps
 from .engines.base import Export, Take
 from .errors import CosimError
+from .scenario_params import SPEED
 
 
 @dataclass
@@ -40,7 +41,7 @@ class CouplingLayout:
     coupled: tuple[str, ...] = ()
     bus_dt_ms: float = 0.0
     window_steps: int = 0
-    speed_mm_per_ms: float = 3.0
+    speed_mm_per_ms: float = SPEED.default
     n_afferent: int = 1
     steps: np.ndarray | None = None
     inputs_of: dict[str, list[RateToPoissonSpec]] = field(default_factory=dict)

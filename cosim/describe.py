@@ -19,7 +19,6 @@ Without NAME every declaration of that kind is printed.  An unknown kind or name
 from __future__ import annotations
 
 import difflib
-import importlib
 import re
 import sys
 from typing import Callable, Iterable
@@ -30,35 +29,24 @@ from .params import Param, Section, show_value
 #: Parameter declarations of each engine type: ``module:attribute`` of its Section.
 #: (An engine type registered elsewhere may carry its own as the class attribute
 #: ``parameters``, a :class:`~cosim.params.Section`.)
-ENGINE_SECTIONS = {
-    "neural_mass": "cosim.engines.neural_mass_config:SECTION",
-    "multicompartment": "cosim.engines.multicompartment_config:SECTION",
-}
 
 
 # -- what there is to describe ---------------------------------------------------------------
 
-def _load(ref: str):
-    module, _, attr = ref.partition(":")
-    return getattr(importlib.import_module(module), attr)
-
-
 def engine_section(type_name: str) -> Section:
-    """The declarations of engine type ``type_name``."""
-    if type_name in ENGINE_SECTIONS:
-        return _load(ENGINE_SECTIONS[type_name])
+    """The declarations of engine type ``type_name`` (its class's ``parameters``)."""
     from .engines import engine_class
 
-    sec = getattr(engine_class(type_name), "parameters", None)
+    sec = engine_class(type_name).parameters
     if not isinstance(sec, Section):
         raise CosimError(f"engine type {type_name!r} declares no parameters")
     return sec
 
 
 def _engines() -> dict[str, Callable[[], Section]]:
-    from .engines import ENGINE_TYPES
+    from .engines import engine_types
 
-    return {t: (lambda t=t: engine_section(t)) for t in ENGINE_TYPES}
+    return {t: (lambda t=t: engine_section(t)) for t in engine_types()}
 
 
 def _models():

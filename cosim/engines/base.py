@@ -131,6 +131,9 @@ class Engine(ABC):
     """
 
     type_name: ClassVar[str]
+    #: the declarations of ``[engines.<name>]`` (a :class:`cosim.params.Section`), which
+    #: ``from_config`` reads and ``cosim describe engine`` / ``docs/scenario.md`` print
+    parameters: ClassVar[Any] = None
     exports: ClassVar[Export] = Export.NOTHING
     takes: ClassVar[Take] = Take.NOTHING
     can_checkpoint: ClassVar[bool] = True

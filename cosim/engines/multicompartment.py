@@ -124,6 +124,7 @@ class MulticompartmentEngine(Engine):
     """
 
     type_name = "multicompartment"
+    parameters = cfg.SECTION
     exports = Export.SPIKE_COUNTS
     takes = Take.DRIVE
 

@@ -176,6 +176,7 @@ class NeuralMassEngine(Engine):
     """
 
     type_name = "neural_mass"
+    parameters = cfg.SECTION
     exports = Export.AFFERENT
     takes = Take.SOURCES
 
