@@ -91,7 +91,7 @@ def _publisher(args, out, sc):
 
 
 def _run(args) -> int:
-    from .recording import check_output_path, default_output_path
+    from .recording import check_output_path, default_output_path, input_files
     from .runtime import run_scenario
     from .scenario import load_scenario
 
@@ -113,7 +113,7 @@ def _run(args) -> int:
     sc = load_scenario(args.scenario, output=args.output)
     out = sc.simulation.output or default_output_path(sc)
     if not args.resume:
-        check_output_path(out, args.overwrite)
+        check_output_path(out, args.overwrite, input_files(sc))
     stream = None if args.quiet else sys.stderr
     with _publisher(args, out, sc) as pub:
         summary = run_scenario(sc, output=out, overwrite=args.overwrite, progress_stream=stream,
@@ -141,7 +141,7 @@ def _run_mpi(args) -> int:
     from mpi4py import MPI
 
     from .plan import make_plan
-    from .recording import check_output_path, default_output_path
+    from .recording import check_output_path, default_output_path, input_files
     from .runtime import run_mpi
     from .scenario import load_scenario
 
@@ -157,7 +157,7 @@ def _run_mpi(args) -> int:
                 from .checkpoint import Checkpointer
                 Checkpointer(out, sc.simulation.checkpoint_every_windows).load_coordinator()
             else:
-                check_output_path(out, args.overwrite)
+                check_output_path(out, args.overwrite, input_files(sc))
     except CosimError as exc:
         error = exc.message()
     errors = comm.allgather(error)

@@ -20,13 +20,34 @@ Layout (all times in ms)::
 Data are buffered in memory and written every ``flush_every`` windows (and at the end), each
 write followed by an HDF5 flush, so a crash loses at most the last ``flush_every`` windows and
 leaves a readable file whose ``windows_completed`` attribute says how far it got.
+
+Output safety:
+
+* **Never truncate a file another run writes.**  A run first takes an exclusive lock on
+  ``<output>.lock`` (``fcntl.flock``; the lock dies with the process), then writes the new
+  file under a temporary name next to the target and renames it over the target.  A second
+  run on the same output is refused with ``held by another run (pid …)`` and touches nothing;
+  a reader that has the old file open keeps reading the old file.
+* **Free space** is checked before the run (:func:`check_free_space`) and before every
+  flush; a disk that fills anyway (another process) makes the write fail cleanly: the
+  datasets are cut back to the last flushed window, the file is closed with status
+  ``failed`` and the run ends with ``disk full while writing …`` (exit 2).  The raw-data
+  chunk cache is off, so data reach the disk at the write and a failed write raises there,
+  before the metadata that describes it are flushed: every flushed window stays readable.
+* **Output equal to an input** (the scenario, a connectome file, an SWC…) is refused, even
+  with ``--overwrite`` (:func:`input_files`).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import errno
+import math
+import os
 import platform
 import sys
+import time
+import tomllib
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -53,13 +74,239 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def check_output_path(path: Path, overwrite: bool) -> None:
-    """Refuse to clobber an existing file unless ``overwrite``; check the folder is writable."""
-    if path.exists() and not overwrite:
-        raise CosimError("output file exists; pass --overwrite to replace it, or choose "
+def check_output_path(path: Path, overwrite: bool, inputs=()) -> None:
+    """Refuse an output another run holds, one of the run's ``inputs`` (paths, see
+    :func:`input_files`; even with ``overwrite``), a directory, or an existing file unless
+    ``overwrite``."""
+    path = Path(path)
+    holder = output_holder(path)
+    if holder:
+        raise CosimError(f"held by another run ({holder}); wait for it to end or choose "
                          "another --output", file=str(path))
     if path.is_dir():
         raise CosimError("output path is a directory", file=str(path))
+    for p in inputs:
+        if _same_file(path, Path(p)):
+            raise CosimError(f"the output file is an input of the run ({p}); choose another "
+                             "--output", file=str(path))
+    if path.exists() and not overwrite:
+        raise CosimError("output file exists; pass --overwrite to replace it, or choose "
+                         "another --output", file=str(path))
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:                 # one of them does not exist
+        return a.resolve() == b.resolve()
+
+
+def input_files(scenario) -> list[Path]:
+    """The files a scenario reads: the scenario file and every string value of it that
+    names an existing file (connectome files, SWC morphologies, lead fields, …), relative
+    paths taken from the scenario's folder; ``[simulation] output`` is not an input."""
+    path = Path(scenario.path)
+    found = [path]
+    try:
+        data = tomllib.loads(scenario.text)
+    except (tomllib.TOMLDecodeError, RecursionError, TypeError):
+        return found
+    data.get("simulation", {}).pop("output", None)
+    stack = [data]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, dict):
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+        elif isinstance(v, str) and v and "\0" not in v and len(v) < 4096:
+            p = Path(v).expanduser()
+            p = p if p.is_absolute() else path.parent / p
+            try:
+                if p.is_file():
+                    found.append(p)
+            except OSError:
+                pass
+    return found
+
+
+# -- one run per output file ----------------------------------------------------------------
+
+def lock_path(path: Path) -> Path:
+    """``<output>.lock``: the run writing ``<output>`` holds an exclusive flock on it."""
+    return Path(str(path) + ".lock")
+
+
+def output_holder(path: Path) -> str | None:
+    """``"pid N on HOST"`` if a running run holds ``path``'s lock, else None."""
+    import fcntl
+
+    try:
+        fd = os.open(lock_path(path), os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _holder_text(fd)
+        except OSError:             # a filesystem without flock: nothing to tell
+            return None
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def _holder_text(fd: int) -> str:
+    try:
+        text = os.pread(fd, 256, 0).decode("utf-8", "replace").split()
+    except OSError:
+        text = []
+    return f"pid {text[0]} on {text[1]}" if len(text) >= 2 else "pid unknown"
+
+
+class OutputLock:
+    """Exclusive lock of one output file for the life of a run (see module docstring).
+
+    Raises :class:`CosimError` ``held by another run (pid …)`` when another process holds
+    it.  On a filesystem without ``flock`` (some network filesystems) the run goes ahead
+    unlocked.  :meth:`release` removes the lock file.
+    """
+
+    def __init__(self, path: Path):
+        import fcntl
+        import socket
+
+        self.path = lock_path(path)
+        self.fd: int | None = None
+        for attempt in range(20):
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise CosimError(f"cannot create the lock file {self.path.name} ({exc.strerror})",
+                                 file=str(path)) from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = _holder_text(fd)
+                os.close(fd)
+                if attempt < 4:         # maybe a check_output_path looking for a moment
+                    time.sleep(0.05)
+                    continue
+                raise CosimError(f"held by another run ({holder}); wait for it to end or "
+                                 "choose another --output", file=str(path)) from None
+            except OSError:
+                os.close(fd)
+                return
+            try:                        # the file we locked may have been removed meanwhile
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except OSError:
+                same = False
+            if not same:
+                os.close(fd)
+                continue
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
+            self.fd = fd
+            return
+        raise CosimError("cannot lock the output file (its lock file keeps changing)",
+                         file=str(path))
+
+    def release(self) -> None:
+        if self.fd is None:
+            return
+        try:
+            os.unlink(self.path)        # while still locked: the next run makes a new one
+        except OSError:
+            pass
+        os.close(self.fd)
+        self.fd = None
+
+
+# -- free space --------------------------------------------------------------------------------
+
+SPIKE_RATE_ALLOWANCE_HZ = 100.0     # mean rate per cell assumed for the spike estimate
+HEADER_ALLOWANCE_BYTES = 1 << 20    # attributes, scenario text, provenance, HDF5 metadata
+FLUSH_MARGIN_BYTES = 1 << 20        # a flush leaves at least this much free (metadata, close)
+
+
+def _series_rows(nv: int, nr: int) -> int:
+    """Rows per chunk of a ``(time, nv, nr)`` float64 dataset: chunks of at most 1 MiB."""
+    return max(1, min(4096, (1 << 20) // max(1, 8 * nv * nr)))
+
+
+def _chunked_bytes(n: int, rows: int, row_bytes: int) -> int:
+    """File bytes of ``n`` rows stored in chunks of ``rows`` rows (whole chunks)."""
+    return math.ceil(n / rows) * rows * row_bytes if n > 0 else 0
+
+
+def estimate_output_bytes(specs: dict[str, list[RecordSpec]], scenario, n_ranks: int = 1) -> int:
+    """Upper estimate of the output file's size in bytes.
+
+    Time series: samples (``duration / period``) × variables × regions × 8 bytes, in whole
+    chunks, plus their time axes; spikes: cells (``attrs["n_cells"]`` of the spike spec) ×
+    :data:`SPIKE_RATE_ALLOWANCE_HZ` × duration × 16 bytes (time + node id) — a network
+    firing faster than that is caught by the check before each flush; timing: windows ×
+    ranks × 3 × 8; connectome: 2 n² × 8; plus :data:`HEADER_ALLOWANCE_BYTES`.
+    """
+    sim = scenario.simulation
+    total = HEADER_ALLOWANCE_BYTES + 16 * scenario.connectome.n_regions ** 2
+    total += len(scenario.text.encode("utf-8"))
+    for engine_specs in specs.values():
+        for spec in engine_specs:
+            if spec.attrs.get("kind") == "spikes":
+                n = int(spec.attrs.get("n_cells", 0) * SPIKE_RATE_ALLOWANCE_HZ
+                        * sim.duration_ms / 1000.0)
+                total += _chunked_bytes(n, 65536, 16)
+                continue
+            nv, nr = len(spec.variables), len(spec.regions)
+            n = int(math.floor((sim.duration_ms - spec.start_ms) / spec.period_ms + 1e-9))
+            rows = _series_rows(nv, nr)
+            total += _chunked_bytes(n, rows, 8 * nv * nr) + _chunked_bytes(n, max(rows, 256), 8)
+    total += _chunked_bytes(sim.n_windows, 256, 24 * n_ranks)
+    return total
+
+
+def free_bytes(path: Path) -> int:
+    """Bytes available to this user on the filesystem that holds (or will hold) ``path``."""
+    p = Path(path).absolute().parent
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    st = os.statvfs(p)
+    return st.f_bavail * st.f_frsize
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+
+
+def check_free_space(path: Path, specs: dict[str, list[RecordSpec]], scenario, *,
+                     n_ranks: int = 1) -> None:
+    """Refuse (:class:`CosimError`) a new output whose estimated size
+    (:func:`estimate_output_bytes`) does not fit in the free space of its filesystem; an
+    existing file at ``path`` counts as free (it is replaced)."""
+    need = estimate_output_bytes(specs, scenario, n_ranks)
+    free = free_bytes(path)
+    try:
+        free += Path(path).stat().st_size
+    except OSError:
+        pass
+    if need > free:
+        raise CosimError(f"not enough free space: the output needs about {_size(need)} "
+                         f"(estimated from the record specs), {_size(free)} free",
+                         file=str(path))
+
+
+def _disk_full(exc: BaseException) -> bool:
+    """Is ``exc`` (an OSError, or h5py's RuntimeError from a failed flush) out of space?"""
+    if getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(exc)
+    return "errno = 28" in text or "No space left" in text or "errno = 122" in text
 
 
 @dataclass
@@ -92,14 +339,14 @@ class Recorder:
                  n_ranks: int = 1, flush_every: int = 100, overwrite: bool = False,
                  resume_lengths: dict[str, int] | None = None):
         self.path = Path(path)
-        if resume_lengths is None:
-            check_output_path(self.path, overwrite)
+        new = resume_lengths is None
+        if new:
+            check_output_path(self.path, overwrite, input_files(scenario))
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.f = h5py.File(self.path, "w" if resume_lengths is None else "r+")
         except OSError as exc:
-            what = "create" if resume_lengths is None else "reopen (to resume)"
-            raise CosimError(f"cannot {what} output file ({exc})", file=str(self.path)) from None
+            raise CosimError(f"cannot create the output folder ({exc.strerror})",
+                             file=str(self.path)) from None
         self.flush_every = int(flush_every)
         self.n_ranks = int(n_ranks)
         self._series: dict[tuple[str, str], _Series] = {}
@@ -109,10 +356,51 @@ class Recorder:
         self._timing: list[np.ndarray] = []
         self._windows_buffered = 0
         self.windows_completed = 0
-        if resume_lengths is None:
-            self._write_header(scenario, specs)
-        else:
-            self._reopen(specs, resume_lengths)
+        self.f = None
+        self._lock = OutputLock(self.path)
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        try:
+            if new:
+                check_free_space(self.path, specs, scenario, n_ranks=n_ranks)
+            # rdcc_nbytes=0: raw data go to disk at the write (see module docstring)
+            try:
+                self.f = h5py.File(tmp if new else self.path, "w" if new else "r+",
+                                   rdcc_nbytes=0)
+                if new:
+                    self._write_header(scenario, specs)
+                    os.replace(tmp, self.path)      # only now is the old file replaced
+                else:
+                    self._reopen(specs, resume_lengths)
+            except (OSError, RuntimeError) as exc:
+                what = "create" if new else "reopen (to resume)"
+                why = "disk full" if _disk_full(exc) else str(exc).split(" (")[0]
+                raise CosimError(f"cannot {what} output file ({why})", file=str(self.path)) from None
+        except BaseException:
+            if self.f is not None:
+                try:
+                    self.f.close()
+                except Exception:
+                    pass
+                self.f = None
+            if new:
+                tmp.unlink(missing_ok=True)
+            self._lock.release()
+            raise
+        self._growing = self._growing_datasets()
+        self._good = self._extents()
+        self._t_good = self.f.attrs.get("t_completed_ms", 0.0)
+
+    def _growing_datasets(self) -> list:
+        out = []
+
+        def visit(name, obj):
+            if isinstance(obj, h5py.Dataset) and obj.maxshape and obj.maxshape[0] is None:
+                out.append(obj)
+        self.f.visititems(visit)
+        return out
+
+    def _extents(self) -> list[int]:
+        return [d.shape[0] for d in self._growing]
 
     def lengths(self) -> dict[str, int]:
         """Length (axis 0) of every growing dataset, after a :meth:`flush`."""
@@ -195,7 +483,7 @@ class Recorder:
 
     def _create_series(self, group, engine: str, spec: RecordSpec) -> None:
         nv, nr = len(spec.variables), len(spec.regions)
-        rows = max(1, min(4096, (1 << 20) // max(1, 8 * nv * nr)))
+        rows = _series_rows(nv, nr)
         d = group.create_dataset(spec.dataset, shape=(0, nv, nr), maxshape=(None, nv, nr),
                                  dtype="f8", chunks=(rows, nv, nr))
         d.attrs.update(axes="time, variable, region", variables=list(spec.variables),
@@ -245,7 +533,80 @@ class Recorder:
             self.flush()
 
     def flush(self) -> None:
-        """Write buffered windows to disk and flush the HDF5 file."""
+        """Write buffered windows to disk and flush the HDF5 file.
+
+        Out of disk space (checked first, or a failed write): the file is cut back to the
+        last flushed window and closed, and :class:`CosimError` ``disk full …`` is raised.
+        """
+        if self.f is None:
+            return
+        need = self._bytes_to_write()
+        free = free_bytes(self.path)
+        if need + FLUSH_MARGIN_BYTES > free:
+            self._abandon(f"disk full while writing the output ({_size(need)} to write, "
+                          f"{_size(free)} free)")
+        try:
+            self._write_buffers()
+            self.f.flush()
+        except (OSError, RuntimeError) as exc:
+            why = ("disk full while writing the output" if _disk_full(exc) else
+                   f"cannot write the output ({str(exc).split(' (')[0]})")
+            self._abandon(why)
+        self.windows_completed += self._windows_buffered
+        self._windows_buffered = 0
+        self._good = self._extents()
+        self._t_good = self.f.attrs["t_completed_ms"]
+
+    def _bytes_to_write(self) -> int:
+        """Bytes the buffered windows add to the file (whole new chunks)."""
+        need = 0
+        for s in self._series.values():
+            if s.chunks:
+                nv, nr = len(s.spec.variables), len(s.spec.regions)
+                rows = _series_rows(nv, nr)
+                n0, n1 = s.n_written, s.n_written + sum(c.shape[0] for c in s.chunks)
+                need += (_chunked_bytes(n1, rows, 8 * nv * nr) - _chunked_bytes(n0, rows, 8 * nv * nr)
+                         + _chunked_bytes(n1, max(rows, 256), 8) - _chunked_bytes(n0, max(rows, 256), 8))
+        for key, parts in self._spikes.items():
+            if parts:
+                n0 = self.f[f"spikes/{self._populations[key]}/timestamps"].shape[0]
+                n1 = n0 + sum(len(p[1]) for p in parts)
+                need += _chunked_bytes(n1, 65536, 16) - _chunked_bytes(n0, 65536, 16)
+        if self._timing:
+            n0 = self._timing_ds.shape[0]
+            row = 24 * self.n_ranks
+            need += _chunked_bytes(n0 + len(self._timing), 256, row) - _chunked_bytes(n0, 256, row)
+        return need
+
+    def _abandon(self, why: str) -> None:
+        """Stop writing: cut every dataset back to the last flushed window, close the file
+        with status ``failed``, release the lock and raise :class:`CosimError`."""
+        kept = self.windows_completed
+        msg = (f"{why}: the file keeps the {kept} windows ({self._t_good:g} ms) flushed "
+               "before; free some space and run again")
+        for s in self._series.values():
+            s.chunks.clear()
+        for parts in self._spikes.values():
+            parts.clear()
+        self._timing.clear()
+        self._windows_buffered = 0
+        try:
+            for d, n in zip(self._growing, self._good):
+                if d.shape[0] != n:
+                    d.resize(n, axis=0)
+            self.f.attrs.update(windows_completed=kept, t_completed_ms=self._t_good,
+                                status="failed", message=msg)
+            self.f.close()
+        except Exception:           # nothing more can be done for this file
+            try:
+                self.f.close()
+            except Exception:
+                pass
+        self.f = None
+        self._lock.release()
+        raise CosimError(msg, file=str(self.path))
+
+    def _write_buffers(self) -> None:
         for (engine, dataset), s in self._series.items():
             if not s.chunks:
                 continue
@@ -276,21 +637,28 @@ class Recorder:
             n0 = d.shape[0]
             d.resize(n0 + block.shape[0], axis=0)
             d[n0:] = block
-        self.windows_completed += self._windows_buffered
-        self._windows_buffered = 0
-        self.f.attrs["windows_completed"] = self.windows_completed
+        self.f.attrs["windows_completed"] = self.windows_completed + self._windows_buffered
         if self._t_end is not None:
             self.f.attrs["t_completed_ms"] = self._t_end
-        self.f.flush()
 
     def close(self, status: str = "completed", message: str = "") -> None:
-        """Flush what is buffered, set the status attribute and close the file."""
-        if not self.f:
+        """Flush what is buffered, set the status attribute and close the file.
+
+        After a failure (``status != "completed"``) a disk too full to flush the last
+        windows does not hide the failure: the file keeps what was flushed before."""
+        if self.f is None:
             return
-        self.flush()
+        try:
+            self.flush()
+        except CosimError:
+            if status == "completed":
+                raise
+            return
         self.f.attrs["status"] = status
         self.f.attrs["message"] = message
         self.f.close()
+        self.f = None
+        self._lock.release()
 
 
 def default_output_path(scenario) -> Path:
