@@ -251,7 +251,7 @@ def estimate_output_bytes(specs: dict[str, list[RecordSpec]], scenario, n_ranks:
     ranks × 3 × 8; connectome: 2 n² × 8; plus :data:`HEADER_ALLOWANCE_BYTES`.
     """
     sim = scenario.simulation
-    total = HEADER_ALLOWANCE_BYTES + 16 * scenario.connectome.n_regions ** 2
+    total = HEADER_ALLOWANCE_BYTES + 16 * len(scenario.connectome.region_labels) ** 2
     total += len(scenario.text.encode("utf-8"))
     for engine_specs in specs.values():
         for spec in engine_specs:
@@ -264,7 +264,8 @@ def estimate_output_bytes(specs: dict[str, list[RecordSpec]], scenario, n_ranks:
             n = int(math.floor((sim.duration_ms - spec.start_ms) / spec.period_ms + 1e-9))
             rows = _series_rows(nv, nr)
             total += _chunked_bytes(n, rows, 8 * nv * nr) + _chunked_bytes(n, max(rows, 256), 8)
-    total += _chunked_bytes(sim.n_windows, 256, 24 * n_ranks)
+    n_windows = math.ceil(sim.duration_ms / sim.sync_interval_ms - 1e-9)
+    total += _chunked_bytes(n_windows, 256, 24 * n_ranks)
     return total
 
 
