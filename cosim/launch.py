@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -77,28 +78,149 @@ def mpiexec_command(np: int, python_args: Sequence[str], *, mpiexec: str | None 
     return [mpiexec, "-n", str(int(np)), python, *python_args]
 
 
+# -- running the job: signals reach it, nothing of it outlives the launcher ------------------
+#
+# ``mpiexec`` forwards SIGINT and SIGTERM to every rank, but its proxies and ranks live in
+# sessions of their own, so signalling its process group does not reach them.  The launcher
+# therefore (1) forwards SIGTERM / SIGINT / SIGHUP to mpiexec, (2) becomes a child subreaper
+# (``PR_SET_CHILD_SUBREAPER``), so that whatever mpiexec leaves behind is re-parented to it,
+# not to init, and (3) after mpiexec has ended — or ``GRACE_S`` after a signal, when mpiexec
+# is killed — kills every remaining descendant.  mpiexec gets ``PR_SET_PDEATHSIG`` = SIGTERM,
+# so that it (and through it the ranks) also ends when the launcher is killed outright.
+
+GRACE_S = 5.0           # s from a forwarded signal until the job is killed (SIGKILL)
+_FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+_PR_SET_PDEATHSIG, _PR_SET_CHILD_SUBREAPER = 1, 36
+
+
+def _prctl(option: int, value: int) -> None:
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
+
+
+def _die_with(parent: int):
+    """preexec_fn: the child gets SIGTERM when ``parent`` dies (also if it already has)."""
+
+    def arm():
+        _prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
+        if os.getppid() != parent:
+            os._exit(128 + signal.SIGTERM)
+    return arm
+
+
+def _descendants(root: int) -> list[int]:
+    """Pids of every live descendant of ``root`` (from /proc; empty elsewhere)."""
+    children: dict[int, list[int]] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for d in entries:
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] != "Z":
+            children.setdefault(int(fields[1]), []).append(int(d))
+    out, stack = [], [root]
+    while stack:
+        for c in children.get(stack.pop(), []):
+            out.append(c)
+            stack.append(c)
+    return out
+
+
+def _reap() -> None:
+    """Collect the exit status of children re-parented to this (subreaper) process."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def _end_leftovers(deadline: float) -> None:
+    """Wait until ``deadline`` (monotonic s) for the job's leftover processes, then SIGKILL
+    them (giving up 5 s later on a process that cannot die, e.g. stuck in the kernel)."""
+    while time.monotonic() < deadline + 5.0:
+        _reap()
+        left = _descendants(os.getpid())
+        if not left:
+            return
+        if time.monotonic() >= deadline:
+            for pid in left:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+        time.sleep(0.05)
+
+
+def _run(cmd: Sequence[str], env: Mapping[str, str] | None = None,
+         grace_s: float = GRACE_S) -> tuple[int, int | None]:
+    """Run ``cmd`` (see above); return its exit code and the signal this process got, if any."""
+    _prctl(_PR_SET_CHILD_SUBREAPER, 1)
+    proc = subprocess.Popen(list(cmd), env=None if env is None else dict(env),
+                            preexec_fn=_die_with(os.getpid()))
+    got: list[int] = []
+
+    def forward(signum, frame):
+        got.append(signum)
+        try:
+            proc.send_signal(signum)
+        except OSError:
+            pass
+
+    old = {}
+    try:
+        for sig in _FORWARDED:
+            old[sig] = signal.signal(sig, forward)
+    except ValueError:              # not the main thread: no handlers, still no orphans
+        pass
+    try:
+        deadline = None
+        while True:
+            try:
+                rc = proc.wait(timeout=0.1)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+            if got and deadline is None:
+                deadline = time.monotonic() + grace_s
+            if deadline is not None and time.monotonic() >= deadline:
+                proc.kill()
+        _end_leftovers(deadline if deadline is not None else time.monotonic() + 1.0)
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+    return (128 - rc if rc < 0 else rc), (got[0] if got else None)
+
+
+def _signal_line(signum: int) -> str:
+    name = signal.Signals(signum).name
+    return f"cosim: interrupted ({name})" if signum == signal.SIGINT else f"cosim: terminated ({name})"
+
+
 def run_command(cmd: Sequence[str], env: Mapping[str, str] | None = None) -> int:
     """Run ``cmd``, forward its exit code (128 + signal if a signal ended it).
 
-    Ctrl-C reaches mpiexec too (same process group); it forwards it to the ranks.  If they
-    have not ended 10 s later, mpiexec is terminated.
+    SIGTERM / SIGINT / SIGHUP to this process are forwarded to ``cmd`` (mpiexec passes them
+    to every rank); ``GRACE_S`` later whatever is left is killed; then one line
+    ``cosim: terminated (SIGTERM)`` and exit code 128 + signal.  No process of the job
+    outlives this one (see above).
     """
-    proc = subprocess.Popen(list(cmd), env=None if env is None else dict(env))
-    try:
-        rc = proc.wait()
-    except KeyboardInterrupt:
-        try:
-            rc = proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.terminate()
-            try:
-                rc = proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                rc = proc.wait()
-        if rc == 0:
-            rc = 128 + signal.SIGINT
-    return 128 - rc if rc < 0 else rc
+    rc, got = _run(cmd, env)
+    if got is not None:
+        print(_signal_line(got), file=sys.stderr, flush=True)
+        return 128 + got
+    return rc
 
 
 def launch_mpiexec(argv: Sequence[str], np: int, *, module: str = "cosim",
@@ -110,7 +232,7 @@ def launch_mpiexec(argv: Sequence[str], np: int, *, module: str = "cosim",
     output file) the ranks are watched: if the job fails because a process died (killed,
     crashed), one more line names its rank and engine (from ``<output>.ranks.json``, which
     rank 0 writes at start) — mpiexec itself only reports a PID, and not always the one
-    that died first.
+    that died first.  Signals: see :func:`run_command`.
     """
     cmd = mpiexec_command(np, ["-m", module, *strip_np(argv)], mpiexec=mpiexec)
     if output is None:
@@ -119,7 +241,10 @@ def launch_mpiexec(argv: Sequence[str], np: int, *, module: str = "cosim",
 
     with tempfile.TemporaryDirectory(prefix="cosim-ranks-") as notes:
         env = dict(os.environ, COSIM_DEATH_NOTES=notes)
-        rc = run_command(cmd, env=env)
+        rc, got = _run(cmd, env=env)
+        if got is not None:         # we ended the job: no rank is to blame
+            print(_signal_line(got), file=sys.stderr, flush=True)
+            return 128 + got
         if rc != 0:
             note = first_death(Path(notes), Path(str(output) + ".ranks.json"), rc)
             if note:
