@@ -160,6 +160,51 @@ def test_a_refused_second_run_leaves_the_running_jobs_file_intact(tmp_path):
     assert not list(tmp_path.glob(".run.h5.*.tmp"))
 
 
+TWO_ENGINES = JR.replace("""[engines.cortex]
+type = "neural_mass"
+model = "jansen_rit"
+dt = 0.1
+""", """[engines.left]
+type = "neural_mass"
+model = "jansen_rit"
+regions = ["rA1", "rV1"]
+dt = 0.1
+[engines.right]
+type = "neural_mass"
+model = "jansen_rit"
+regions = "rest"
+dt = 0.1
+""").replace("[record.cortex]\nvariables = [\"y1\", \"y2\"]\n", "")
+
+
+@pytest.mark.skipif(not (Path(sys.executable).parent / "mpiexec").exists(),
+                    reason="no mpiexec (pip install -e .[mpi])")
+def test_a_refused_run_leaves_the_file_of_a_job_under_mpiexec_intact(tmp_path):
+    """The same with the first job under `--np 3`, the second refused under `--np 3` too."""
+    sc = tmp_path / "two.toml"
+    sc.write_text(TWO_ENGINES.format(duration=6000.0, flush_every=20, source='"tvb:connectivity_76"'))
+    out = tmp_path / "two.h5"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    first = _start("run", str(sc), "--np", "3", "-o", str(out), "--overwrite", "-q",
+                   "--no-monitor", cwd=tmp_path, env=env)
+    try:
+        _wait_for_windows(out, 20, first)
+        second = run_cli("run", str(sc), "--np", "3", "-o", str(out), "--overwrite", "-q",
+                         "--no-monitor", cwd=tmp_path)
+        assert first.poll() is None, "the first run ended before the second was tried"
+        stdout, stderr = first.communicate(timeout=300)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert second.returncode == 2, second.stderr
+    assert second.stderr.count("\n") == 1, second.stderr
+    assert second.stderr.startswith("two.h5: held by another run (pid "), second.stderr
+    assert first.returncode == 0, stderr
+    with h5py.File(out, "r") as f:
+        assert f.attrs["status"] == "completed" and f.attrs["windows_completed"] == 3000
+        assert f["engines/right/timeseries"].shape[0] == 6000
+
+
 # -- the output is an input ----------------------------------------------------------------
 
 def test_output_equal_to_an_input_is_refused_even_with_overwrite(tmp_path):
