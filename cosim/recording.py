@@ -21,33 +21,23 @@ Data are buffered in memory and written every ``flush_every`` windows (and at th
 write followed by an HDF5 flush, so a crash loses at most the last ``flush_every`` windows and
 leaves a readable file whose ``windows_completed`` attribute says how far it got.
 
-Output safety:
-
-* **Never truncate a file another run writes.**  A run first takes an exclusive lock on
-  ``<output>.lock`` (``fcntl.flock``; the lock dies with the process), then writes the new
-  file under a temporary name next to the target and renames it over the target.  A second
-  run on the same output is refused with ``held by another run (pid …)`` and touches nothing;
-  a reader that has the old file open keeps reading the old file.
-* **Free space** is checked before the run (:func:`check_free_space`) and before every
-  flush; a disk that fills anyway (another process) makes the write fail cleanly: the
-  datasets are cut back to the last flushed window, the file is closed with status
-  ``failed`` and the run ends with ``disk full while writing …`` (exit 2).  The raw-data
-  chunk cache is off, so data reach the disk at the write and a failed write raises there,
-  before the metadata that describes it are flushed: every flushed window stays readable.
-* **Output equal to an input** (the scenario, a connectome file, an SWC…) is refused, even
-  with ``--overwrite`` (:func:`input_files`).
+Output safety (:mod:`cosim.output_guard`): the recorder locks ``<output>.lock`` first, so a
+second run on the same output is refused and touches nothing; it writes the new file under a
+temporary name and renames it over the old one (never truncating it); it checks free space
+before the run and before every flush.  A disk that fills anyway (another process) makes a
+write fail cleanly: the datasets are cut back to the last flushed window, the file is closed
+with status ``failed`` and the run ends with ``disk full while writing …`` (exit 2).  The
+raw-data chunk cache is off (``rdcc_nbytes=0``), so data reach the disk at the write and a
+failed write raises there, before the metadata that describe it are flushed — with the
+cache on, HDF5 fails inside its metadata flush and leaves a file no reader can open.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import errno
-import math
 import os
 import platform
 import sys
-import time
-import tomllib
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -55,8 +45,12 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from . import output_guard as guard
 from .engines.base import RecordSpec
 from .errors import CosimError
+from .output_guard import (FLUSH_MARGIN_BYTES, OutputLock, check_free_space,  # noqa: F401
+                           check_output_path, chunked_bytes, estimate_output_bytes,
+                           format_size, input_files, is_disk_full, series_chunk_rows)
 
 FORMAT_VERSION = 1
 PHASES = ("compute", "communicate", "wait")
@@ -72,242 +66,6 @@ def package_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             pass
     return out
-
-
-def check_output_path(path: Path, overwrite: bool, inputs=()) -> None:
-    """Refuse an output another run holds, one of the run's ``inputs`` (paths, see
-    :func:`input_files`; even with ``overwrite``), a directory, or an existing file unless
-    ``overwrite``."""
-    path = Path(path)
-    holder = output_holder(path)
-    if holder:
-        raise CosimError(f"held by another run ({holder}); wait for it to end or choose "
-                         "another --output", file=str(path))
-    if path.is_dir():
-        raise CosimError("output path is a directory", file=str(path))
-    for p in inputs:
-        if _same_file(path, Path(p)):
-            raise CosimError(f"the output file is an input of the run ({p}); choose another "
-                             "--output", file=str(path))
-    if path.exists() and not overwrite:
-        raise CosimError("output file exists; pass --overwrite to replace it, or choose "
-                         "another --output", file=str(path))
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:                 # one of them does not exist
-        return a.resolve() == b.resolve()
-
-
-def input_files(scenario) -> list[Path]:
-    """The files a scenario reads: the scenario file and every string value of it that
-    names an existing file (connectome files, SWC morphologies, lead fields, …), relative
-    paths taken from the scenario's folder; ``[simulation] output`` is not an input."""
-    path = Path(scenario.path)
-    found = [path]
-    try:
-        data = tomllib.loads(scenario.text)
-    except (tomllib.TOMLDecodeError, RecursionError, TypeError):
-        return found
-    data.get("simulation", {}).pop("output", None)
-    stack = [data]
-    while stack:
-        v = stack.pop()
-        if isinstance(v, dict):
-            stack.extend(v.values())
-        elif isinstance(v, list):
-            stack.extend(v)
-        elif isinstance(v, str) and v and "\0" not in v and len(v) < 4096:
-            p = Path(v).expanduser()
-            p = p if p.is_absolute() else path.parent / p
-            try:
-                if p.is_file():
-                    found.append(p)
-            except OSError:
-                pass
-    return found
-
-
-# -- one run per output file ----------------------------------------------------------------
-
-def lock_path(path: Path) -> Path:
-    """``<output>.lock``: the run writing ``<output>`` holds an exclusive flock on it."""
-    return Path(str(path) + ".lock")
-
-
-def output_holder(path: Path) -> str | None:
-    """``"pid N on HOST"`` if a running run holds ``path``'s lock, else None."""
-    import fcntl
-
-    try:
-        fd = os.open(lock_path(path), os.O_RDONLY)
-    except OSError:
-        return None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return _holder_text(fd)
-        except OSError:             # a filesystem without flock: nothing to tell
-            return None
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return None
-    finally:
-        os.close(fd)
-
-
-def _holder_text(fd: int) -> str:
-    try:
-        text = os.pread(fd, 256, 0).decode("utf-8", "replace").split()
-    except OSError:
-        text = []
-    return f"pid {text[0]} on {text[1]}" if len(text) >= 2 else "pid unknown"
-
-
-class OutputLock:
-    """Exclusive lock of one output file for the life of a run (see module docstring).
-
-    Raises :class:`CosimError` ``held by another run (pid …)`` when another process holds
-    it.  On a filesystem without ``flock`` (some network filesystems) the run goes ahead
-    unlocked.  :meth:`release` removes the lock file.
-    """
-
-    def __init__(self, path: Path):
-        import fcntl
-        import socket
-
-        self.path = lock_path(path)
-        self.fd: int | None = None
-        for attempt in range(20):
-            try:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            except OSError as exc:
-                raise CosimError(f"cannot create the lock file {self.path.name} ({exc.strerror})",
-                                 file=str(path)) from None
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = _holder_text(fd)
-                os.close(fd)
-                if attempt < 4:         # maybe a check_output_path looking for a moment
-                    time.sleep(0.05)
-                    continue
-                raise CosimError(f"held by another run ({holder}); wait for it to end or "
-                                 "choose another --output", file=str(path)) from None
-            except OSError:
-                os.close(fd)
-                return
-            try:                        # the file we locked may have been removed meanwhile
-                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
-            except OSError:
-                same = False
-            if not same:
-                os.close(fd)
-                continue
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
-            self.fd = fd
-            return
-        raise CosimError("cannot lock the output file (its lock file keeps changing)",
-                         file=str(path))
-
-    def release(self) -> None:
-        if self.fd is None:
-            return
-        try:
-            os.unlink(self.path)        # while still locked: the next run makes a new one
-        except OSError:
-            pass
-        os.close(self.fd)
-        self.fd = None
-
-
-# -- free space --------------------------------------------------------------------------------
-
-SPIKE_RATE_ALLOWANCE_HZ = 100.0     # mean rate per cell assumed for the spike estimate
-HEADER_ALLOWANCE_BYTES = 1 << 20    # attributes, scenario text, provenance, HDF5 metadata
-FLUSH_MARGIN_BYTES = 1 << 20        # a flush leaves at least this much free (metadata, close)
-
-
-def _series_rows(nv: int, nr: int) -> int:
-    """Rows per chunk of a ``(time, nv, nr)`` float64 dataset: chunks of at most 1 MiB."""
-    return max(1, min(4096, (1 << 20) // max(1, 8 * nv * nr)))
-
-
-def _chunked_bytes(n: int, rows: int, row_bytes: int) -> int:
-    """File bytes of ``n`` rows stored in chunks of ``rows`` rows (whole chunks)."""
-    return math.ceil(n / rows) * rows * row_bytes if n > 0 else 0
-
-
-def estimate_output_bytes(specs: dict[str, list[RecordSpec]], scenario, n_ranks: int = 1) -> int:
-    """Upper estimate of the output file's size in bytes.
-
-    Time series: samples (``duration / period``) × variables × regions × 8 bytes, in whole
-    chunks, plus their time axes; spikes: cells (``attrs["n_cells"]`` of the spike spec) ×
-    :data:`SPIKE_RATE_ALLOWANCE_HZ` × duration × 16 bytes (time + node id) — a network
-    firing faster than that is caught by the check before each flush; timing: windows ×
-    ranks × 3 × 8; connectome: 2 n² × 8; plus :data:`HEADER_ALLOWANCE_BYTES`.
-    """
-    sim = scenario.simulation
-    total = HEADER_ALLOWANCE_BYTES + 16 * len(scenario.connectome.region_labels) ** 2
-    total += len(scenario.text.encode("utf-8"))
-    for engine_specs in specs.values():
-        for spec in engine_specs:
-            if spec.attrs.get("kind") == "spikes":
-                n = int(spec.attrs.get("n_cells", 0) * SPIKE_RATE_ALLOWANCE_HZ
-                        * sim.duration_ms / 1000.0)
-                total += _chunked_bytes(n, 65536, 16)
-                continue
-            nv, nr = len(spec.variables), len(spec.regions)
-            n = int(math.floor((sim.duration_ms - spec.start_ms) / spec.period_ms + 1e-9))
-            rows = _series_rows(nv, nr)
-            total += _chunked_bytes(n, rows, 8 * nv * nr) + _chunked_bytes(n, max(rows, 256), 8)
-    n_windows = math.ceil(sim.duration_ms / sim.sync_interval_ms - 1e-9)
-    total += _chunked_bytes(n_windows, 256, 24 * n_ranks)
-    return total
-
-
-def free_bytes(path: Path) -> int:
-    """Bytes available to this user on the filesystem that holds (or will hold) ``path``."""
-    p = Path(path).absolute().parent
-    while not p.exists() and p != p.parent:
-        p = p.parent
-    st = os.statvfs(p)
-    return st.f_bavail * st.f_frsize
-
-
-def _size(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-
-
-def check_free_space(path: Path, specs: dict[str, list[RecordSpec]], scenario, *,
-                     n_ranks: int = 1) -> None:
-    """Refuse (:class:`CosimError`) a new output whose estimated size
-    (:func:`estimate_output_bytes`) does not fit in the free space of its filesystem; an
-    existing file at ``path`` counts as free (it is replaced)."""
-    need = estimate_output_bytes(specs, scenario, n_ranks)
-    free = free_bytes(path)
-    try:
-        free += Path(path).stat().st_size
-    except OSError:
-        pass
-    if need > free:
-        raise CosimError(f"not enough free space: the output needs about {_size(need)} "
-                         f"(estimated from the record specs), {_size(free)} free",
-                         file=str(path))
-
-
-def _disk_full(exc: BaseException) -> bool:
-    """Is ``exc`` (an OSError, or h5py's RuntimeError from a failed flush) out of space?"""
-    if getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT):
-        return True
-    text = str(exc)
-    return "errno = 28" in text or "No space left" in text or "errno = 122" in text
 
 
 @dataclass
@@ -374,7 +132,7 @@ class Recorder:
                     self._reopen(specs, resume_lengths)
             except (OSError, RuntimeError) as exc:
                 what = "create" if new else "reopen (to resume)"
-                why = "disk full" if _disk_full(exc) else str(exc).split(" (")[0]
+                why = "disk full" if is_disk_full(exc) else str(exc).split(" (")[0]
                 raise CosimError(f"cannot {what} output file ({why})", file=str(self.path)) from None
         except BaseException:
             if self.f is not None:
@@ -484,7 +242,7 @@ class Recorder:
 
     def _create_series(self, group, engine: str, spec: RecordSpec) -> None:
         nv, nr = len(spec.variables), len(spec.regions)
-        rows = _series_rows(nv, nr)
+        rows = series_chunk_rows(nv, nr)
         d = group.create_dataset(spec.dataset, shape=(0, nv, nr), maxshape=(None, nv, nr),
                                  dtype="f8", chunks=(rows, nv, nr))
         d.attrs.update(axes="time, variable, region", variables=list(spec.variables),
@@ -542,15 +300,15 @@ class Recorder:
         if self.f is None:
             return
         need = self._bytes_to_write()
-        free = free_bytes(self.path)
+        free = guard.free_bytes(self.path)
         if need + FLUSH_MARGIN_BYTES > free:
-            self._abandon(f"disk full while writing the output ({_size(need)} to write, "
-                          f"{_size(free)} free)")
+            self._abandon(f"disk full while writing the output ({format_size(need)} to write, "
+                          f"{format_size(free)} free)")
         try:
             self._write_buffers()
             self.f.flush()
         except (OSError, RuntimeError) as exc:
-            why = ("disk full while writing the output" if _disk_full(exc) else
+            why = ("disk full while writing the output" if is_disk_full(exc) else
                    f"cannot write the output ({str(exc).split(' (')[0]})")
             self._abandon(why)
         self.windows_completed += self._windows_buffered
@@ -564,19 +322,19 @@ class Recorder:
         for s in self._series.values():
             if s.chunks:
                 nv, nr = len(s.spec.variables), len(s.spec.regions)
-                rows = _series_rows(nv, nr)
+                rows = series_chunk_rows(nv, nr)
                 n0, n1 = s.n_written, s.n_written + sum(c.shape[0] for c in s.chunks)
-                need += (_chunked_bytes(n1, rows, 8 * nv * nr) - _chunked_bytes(n0, rows, 8 * nv * nr)
-                         + _chunked_bytes(n1, max(rows, 256), 8) - _chunked_bytes(n0, max(rows, 256), 8))
+                need += (chunked_bytes(n1, rows, 8 * nv * nr) - chunked_bytes(n0, rows, 8 * nv * nr)
+                         + chunked_bytes(n1, max(rows, 256), 8) - chunked_bytes(n0, max(rows, 256), 8))
         for key, parts in self._spikes.items():
             if parts:
                 n0 = self.f[f"spikes/{self._populations[key]}/timestamps"].shape[0]
                 n1 = n0 + sum(len(p[1]) for p in parts)
-                need += _chunked_bytes(n1, 65536, 16) - _chunked_bytes(n0, 65536, 16)
+                need += chunked_bytes(n1, 65536, 16) - chunked_bytes(n0, 65536, 16)
         if self._timing:
             n0 = self._timing_ds.shape[0]
             row = 24 * self.n_ranks
-            need += _chunked_bytes(n0 + len(self._timing), 256, row) - _chunked_bytes(n0, 256, row)
+            need += chunked_bytes(n0 + len(self._timing), 256, row) - chunked_bytes(n0, 256, row)
         return need
 
     def _abandon(self, why: str) -> None:

@@ -244,15 +244,15 @@ def test_an_output_that_cannot_fit_is_refused_before_the_run(tmp_path, small_tmp
 
 
 def test_free_space_estimate_counts_samples_and_refuses_in_process(tmp_path, monkeypatch):
-    from cosim import recording
+    from cosim import output_guard
     from cosim.runtime import _record_specs
     from cosim.scenario import load_scenario
 
     sc = load_scenario(_scenario(tmp_path))
-    est = recording.estimate_output_bytes(_record_specs(sc), sc)
+    est = output_guard.estimate_output_bytes(_record_specs(sc), sc)
     samples = 8000 * 2 * 76 * 8
     assert samples < est < samples + 4 * (1 << 20)
-    monkeypatch.setattr(recording, "free_bytes", lambda path: est - 1)
+    monkeypatch.setattr(output_guard, "free_bytes", lambda path: est - 1)
     rc, err = _cli("run", str(tmp_path / "jr.toml"), "-o", str(tmp_path / "o.h5"), "-q",
                    "--no-monitor")
     assert rc == 2 and err.count("\n") == 1, err
@@ -285,8 +285,8 @@ def test_a_disk_that_fills_during_the_run_ends_it_with_every_flushed_window(tmp_
 
 ENOSPC_IN_HDF5 = """
 import sys
-from cosim import recording
-recording.free_bytes = lambda path: 1 << 50      # the checks see room: HDF5's write fails
+from cosim import output_guard
+output_guard.free_bytes = lambda path: 1 << 50   # the checks see room: HDF5's write fails
 from cosim.cli import main
 sys.exit(main(sys.argv[1:]))
 """
