@@ -117,24 +117,31 @@ class Recorder:
         self.windows_completed = 0
         self.f = None
         self._lock = OutputLock(self.path)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         try:
             if new:
                 check_free_space(self.path, specs, scenario, n_ranks=n_ranks)
-            # rdcc_nbytes=0: raw data go to disk at the write (see module docstring)
-            try:
-                self.f = h5py.File(tmp if new else self.path, "w" if new else "r+",
-                                   rdcc_nbytes=0)
-                if new:
-                    self._write_header(scenario, specs)
-                    os.replace(tmp, self.path)      # only now is the old file replaced
-                else:
-                    self._reopen(specs, resume_lengths)
-            except (OSError, RuntimeError) as exc:
-                what = "create" if new else "reopen (to resume)"
-                why = "disk full" if is_disk_full(exc) else str(exc).split(" (")[0]
-                raise CosimError(f"cannot {what} output file ({why})", file=str(self.path)) from None
+            self._open(scenario, specs, resume_lengths)
         except BaseException:
+            self._lock.release()
+            raise
+        self._growing = [d for d in self._datasets() if d.maxshape[0] is None]
+        self._good = self._extents()                # extents after the last good flush
+        self._t_good = self.f.attrs.get("t_completed_ms", 0.0)
+
+    def _open(self, scenario, specs, resume_lengths) -> None:
+        """Create the file under a temporary name and rename it over ``path`` once its
+        header is written, or reopen ``path`` to resume.  ``rdcc_nbytes=0``: raw data go to
+        disk at the write (see module docstring)."""
+        new = resume_lengths is None
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        try:
+            self.f = h5py.File(tmp if new else self.path, "w" if new else "r+", rdcc_nbytes=0)
+            if new:
+                self._write_header(scenario, specs)
+                os.replace(tmp, self.path)          # only now is the old file replaced
+            else:
+                self._reopen(specs, resume_lengths)
+        except BaseException as exc:
             if self.f is not None:
                 try:
                     self.f.close()
@@ -143,17 +150,17 @@ class Recorder:
                 self.f = None
             if new:
                 tmp.unlink(missing_ok=True)
-            self._lock.release()
-            raise
-        self._growing = self._growing_datasets()
-        self._good = self._extents()
-        self._t_good = self.f.attrs.get("t_completed_ms", 0.0)
+            if not isinstance(exc, (OSError, RuntimeError)):
+                raise
+            what = "create" if new else "reopen (to resume)"
+            why = "disk full" if is_disk_full(exc) else str(exc).split(" (")[0]
+            raise CosimError(f"cannot {what} output file ({why})", file=str(self.path)) from None
 
-    def _growing_datasets(self) -> list:
+    def _datasets(self) -> list:
         out = []
 
         def visit(name, obj):
-            if isinstance(obj, h5py.Dataset) and obj.maxshape and obj.maxshape[0] is None:
+            if isinstance(obj, h5py.Dataset) and obj.maxshape:
                 out.append(obj)
         self.f.visititems(visit)
         return out
@@ -163,12 +170,7 @@ class Recorder:
 
     def lengths(self) -> dict[str, int]:
         """Length (axis 0) of every growing dataset, after a :meth:`flush`."""
-        out = {}
-
-        def visit(name, obj):
-            if isinstance(obj, h5py.Dataset) and obj.maxshape and obj.maxshape[0] is None:
-                out[name] = obj.shape[0]
-        self.f.visititems(visit)
+        out = {d.name[1:]: d.shape[0] for d in self._growing}
         out["@windows_completed"] = self.windows_completed
         return out
 
