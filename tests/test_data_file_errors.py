@@ -278,3 +278,10 @@ def test_csv_pair_errors_name_the_file_at_fault(tmp_path):
                                                    'tract_lengths = "l.csv", labels = "names.txt"'))
     rc, err = _validate(p)
     assert (rc, err) == (2, "names.txt: region label 'A' appears twice (rows 0 and 2)\n")
+    from _util import run_cli
+
+    (tmp_path / "names.txt").write_text("A\nB\nC\n")
+    (tmp_path / "l.csv").write_text(_csv(L[:2, :2]))
+    r = run_cli("run", str(p), cwd=tmp_path)
+    assert (r.returncode, r.stderr) == (2, "l.csv: weights (3, 3) and tract_lengths (2, 2) "
+                                           "differ in shape\n")
