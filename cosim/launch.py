@@ -82,7 +82,9 @@ def mpiexec_command(np: int, python_args: Sequence[str], *, mpiexec: str | None 
 #
 # ``mpiexec`` forwards SIGINT and SIGTERM to every rank, but its proxies and ranks live in
 # sessions of their own, so signalling its process group does not reach them.  The launcher
-# therefore (1) forwards SIGTERM / SIGINT / SIGHUP to mpiexec, (2) becomes a child subreaper
+# therefore (1) answers SIGTERM / SIGINT / SIGHUP by sending SIGTERM to mpiexec (Hydra prints
+# two lines for a SIGINT and aborts hard at a second one; a Ctrl-C at the terminal has already
+# reached mpiexec, which shares the launcher's process group), (2) becomes a child subreaper
 # (``PR_SET_CHILD_SUBREAPER``), so that whatever mpiexec leaves behind is re-parented to it,
 # not to init, and (3) after mpiexec has ended — or ``GRACE_S`` after a signal, when mpiexec
 # is killed — kills every remaining descendant.  mpiexec gets ``PR_SET_PDEATHSIG`` = SIGTERM,
@@ -163,6 +165,21 @@ def _end_leftovers(deadline: float) -> None:
         time.sleep(0.05)
 
 
+def _terminal_sent_it() -> bool:
+    """Is this process in the foreground of its terminal?  Then Ctrl-C reached the whole
+    foreground process group, mpiexec included (it shares the launcher's group)."""
+    try:
+        fd = os.open("/dev/tty", os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        return os.tcgetpgrp(fd) == os.getpgrp()
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
 def _run(cmd: Sequence[str], env: Mapping[str, str] | None = None,
          grace_s: float = GRACE_S) -> tuple[int, int | None]:
     """Run ``cmd`` (see above); return its exit code and the signal this process got, if any."""
@@ -173,8 +190,10 @@ def _run(cmd: Sequence[str], env: Mapping[str, str] | None = None,
 
     def forward(signum, frame):
         got.append(signum)
+        if signum == signal.SIGINT and _terminal_sent_it():
+            return                  # mpiexec has its own; a second one aborts it hard
         try:
-            proc.send_signal(signum)
+            proc.send_signal(signal.SIGTERM)
         except OSError:
             pass
 
@@ -211,8 +230,8 @@ def _signal_line(signum: int) -> str:
 def run_command(cmd: Sequence[str], env: Mapping[str, str] | None = None) -> int:
     """Run ``cmd``, forward its exit code (128 + signal if a signal ended it).
 
-    SIGTERM / SIGINT / SIGHUP to this process are forwarded to ``cmd`` (mpiexec passes them
-    to every rank); ``GRACE_S`` later whatever is left is killed; then one line
+    SIGTERM / SIGINT / SIGHUP to this process send SIGTERM to ``cmd`` (mpiexec passes it to
+    every rank); ``GRACE_S`` later whatever is left is killed; then one line
     ``cosim: terminated (SIGTERM)`` and exit code 128 + signal.  No process of the job
     outlives this one (see above).
     """

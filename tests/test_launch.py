@@ -192,3 +192,4 @@ def test_a_signal_to_the_np_launcher_ends_mpiexec_and_every_rank(tmp_path, sig):
     line = "cosim: terminated (SIGTERM)" if sig == "SIGTERM" else "cosim: interrupted (SIGINT)"
     assert stderr.strip().splitlines()[-1] == line, stderr
     assert "Traceback" not in stderr and "ended first" not in stderr, stderr
+    assert "mpiexec@" not in stderr, stderr         # mpiexec got SIGTERM: nothing to say
