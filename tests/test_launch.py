@@ -193,3 +193,78 @@ def test_a_signal_to_the_np_launcher_ends_mpiexec_and_every_rank(tmp_path, sig):
     assert stderr.strip().splitlines()[-1] == line, stderr
     assert "Traceback" not in stderr and "ended first" not in stderr, stderr
     assert "mpiexec@" not in stderr, stderr         # mpiexec got SIGTERM: nothing to say
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_ctrl_c_at_a_terminal_ends_the_np_job_once(tmp_path):
+    """Ctrl-C at a terminal reaches launcher and mpiexec (one foreground process group): the
+    launcher does not send a second signal (Hydra would abort hard), the job ends, exit 130."""
+    import json
+    import os
+    import pty
+    import select
+    import time
+
+    if launch.find_mpiexec() is None:
+        pytest.skip("no mpiexec (install the mpi extra)")
+    (tmp_path / "two.toml").write_text(TWO_ENGINES_LONG)
+    out = tmp_path / "two.h5"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env.pop("COSIM_DEBUG", None)
+    pid, master = pty.fork()
+    if pid == 0:                                  # the child: session leader on the pty
+        os.chdir(tmp_path)
+        os.execve(sys.executable, [sys.executable, "-m", "cosim", "run", "two.toml", "--np", "3",
+                                   "-o", str(out), "-q", "--no-monitor"], env)
+    text = b""
+
+    def drain(seconds):
+        nonlocal text
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            r, _, _ = select.select([master], [], [], 0.1)
+            if r:
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:
+                    return False
+                if not chunk:
+                    return False
+                text += chunk
+        return True
+
+    ranks = Path(str(out) + ".ranks.json")
+    try:
+        deadline = time.monotonic() + 120
+        while not (ranks.exists() and out.exists()) and time.monotonic() < deadline:
+            drain(0.2)
+        drain(1.0)
+        job = [e["pid"] for e in json.loads(ranks.read_text()).values()] + _children(pid)
+        assert len(job) == 4, job
+        t0 = time.monotonic()
+        os.write(master, b"\x03")                 # Ctrl-C
+        while time.monotonic() - t0 < 15:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            drain(0.1)
+        ended = time.monotonic() - t0
+        left = job
+        while left and time.monotonic() - t0 < 10:
+            left = [p for p in left if _alive(p)]
+            time.sleep(0.1)
+    finally:
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0] == 0:
+                os.kill(pid, 9)
+                os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
+        os.close(master)
+    assert done and ended < 10, (ended, text)
+    assert os.waitstatus_to_exitcode(status) == 130, text
+    assert left == [], f"left running: {left}"
+    lines = text.decode(errors="replace").replace("\r", "").strip().splitlines()
+    assert lines[-1] == "cosim: interrupted (SIGINT)", lines
+    # mpiexec got exactly one SIGINT (the terminal's): one "Sending Ctrl-C", no forced abort
+    assert sum("Sending Ctrl-C" in ln for ln in lines) == 1, lines
