@@ -92,14 +92,26 @@ def mpiexec_command(np: int, python_args: Sequence[str], *, mpiexec: str | None 
 
 GRACE_S = 5.0           # s from a forwarded signal until the job is killed (SIGKILL)
 _FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-_PR_SET_PDEATHSIG, _PR_SET_CHILD_SUBREAPER = 1, 36
+_PR_SET_PDEATHSIG, _PR_SET_CHILD_SUBREAPER, _PR_GET_CHILD_SUBREAPER = 1, 36, 37
 
 
-def _prctl(option: int, value: int) -> None:
+def _prctl(option: int, value) -> None:
     if sys.platform.startswith("linux"):
         import ctypes
 
         ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
+
+
+def _subreaper(on: bool) -> bool:
+    """Make this process a child subreaper (or not); return whether it was one."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    was = ctypes.c_int(0)
+    _prctl(_PR_GET_CHILD_SUBREAPER, ctypes.byref(was))
+    _prctl(_PR_SET_CHILD_SUBREAPER, int(on))
+    return bool(was.value)
 
 
 def _die_with(parent: int):
@@ -112,48 +124,58 @@ def _die_with(parent: int):
     return arm
 
 
-def _descendants(root: int) -> list[int]:
-    """Pids of every live descendant of ``root`` (from /proc; empty elsewhere)."""
-    children: dict[int, list[int]] = {}
+def _processes() -> dict[int, tuple[str, int]]:
+    """pid → (state, parent pid) of every process, from /proc (empty elsewhere)."""
+    out = {}
     try:
         entries = os.listdir("/proc")
     except OSError:
-        return []
+        return out
     for d in entries:
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if fields[0] != "Z":
-            children.setdefault(int(fields[1]), []).append(int(d))
-    out, stack = [], [root]
-    while stack:
-        for c in children.get(stack.pop(), []):
-            out.append(c)
-            stack.append(c)
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+                out[int(d)] = (fields[0], int(fields[1]))
+            except (OSError, IndexError, ValueError):
+                pass
     return out
 
 
-def _reap() -> None:
-    """Collect the exit status of children re-parented to this (subreaper) process."""
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
+def _children(pid: int, table: dict[int, tuple[str, int]]) -> set[int]:
+    return {c for c, (_, ppid) in table.items() if ppid == pid}
 
 
-def _end_leftovers(deadline: float) -> None:
-    """Wait until ``deadline`` (monotonic s) for the job's leftover processes, then SIGKILL
-    them (giving up 5 s later on a process that cannot die, e.g. stuck in the kernel)."""
+def _descendants(roots, table: dict[int, tuple[str, int]]) -> list[int]:
+    """Live (not zombie) processes among ``roots`` and their descendants."""
+    out, stack, seen = [], list(roots), set()
+    while stack:
+        p = stack.pop()
+        if p in seen or p not in table:
+            continue
+        seen.add(p)
+        if table[p][0] != "Z":
+            out.append(p)
+        stack.extend(_children(p, table))
+    return out
+
+
+def _end_leftovers(deadline: float, keep: set[int]) -> None:
+    """Reap and end what the job left behind: processes re-parented to this subreaper (its
+    children other than ``keep``, the children it had before) and their descendants; they
+    get until ``deadline`` (monotonic s), then SIGKILL (giving up 5 s later on a process
+    that cannot die, e.g. stuck in the kernel)."""
+    me = os.getpid()
     while time.monotonic() < deadline + 5.0:
-        _reap()
-        left = _descendants(os.getpid())
+        table = _processes()
+        orphans = _children(me, table) - keep
+        for pid in orphans:
+            if table[pid][0] == "Z":
+                try:
+                    os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    pass
+        left = _descendants(orphans, table)
         if not left:
             return
         if time.monotonic() >= deadline:
@@ -183,7 +205,8 @@ def _terminal_sent_it() -> bool:
 def _run(cmd: Sequence[str], env: Mapping[str, str] | None = None,
          grace_s: float = GRACE_S) -> tuple[int, int | None]:
     """Run ``cmd`` (see above); return its exit code and the signal this process got, if any."""
-    _prctl(_PR_SET_CHILD_SUBREAPER, 1)
+    keep = _children(os.getpid(), _processes())      # not ours to end
+    was_subreaper = _subreaper(True)
     proc = subprocess.Popen(list(cmd), env=None if env is None else dict(env),
                             preexec_fn=_die_with(os.getpid()))
     got: list[int] = []
@@ -215,10 +238,11 @@ def _run(cmd: Sequence[str], env: Mapping[str, str] | None = None,
                 deadline = time.monotonic() + grace_s
             if deadline is not None and time.monotonic() >= deadline:
                 proc.kill()
-        _end_leftovers(deadline if deadline is not None else time.monotonic() + 1.0)
+        _end_leftovers(deadline if deadline is not None else time.monotonic() + 1.0, keep)
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)
+        _subreaper(was_subreaper)
     return (128 - rc if rc < 0 else rc), (got[0] if got else None)
 
 

@@ -268,3 +268,27 @@ def test_ctrl_c_at_a_terminal_ends_the_np_job_once(tmp_path):
     assert lines[-1] == "cosim: interrupted (SIGINT)", lines
     # mpiexec got exactly one SIGINT (the terminal's): one "Sending Ctrl-C", no forced abort
     assert sum("Sending Ctrl-C" in ln for ln in lines) == 1, lines
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_run_command_ends_what_its_child_leaves_behind_and_nothing_else(tmp_path):
+    """A grandchild orphaned by the command is ended; a process the caller started itself
+    is not; the caller is no child subreaper afterwards."""
+    import os
+    import time
+
+    mine = subprocess.Popen(["sleep", "60"])
+    note = tmp_path / "orphan.pid"
+    code = ("import subprocess, sys; p = subprocess.Popen(['sleep', '60']); "
+            f"open({str(note)!r}, 'w').write(str(p.pid))")
+    try:
+        t0 = time.monotonic()
+        assert launch.run_command([sys.executable, "-c", code]) == 0
+        assert time.monotonic() - t0 < 8
+        orphan = int(note.read_text())
+        assert not _alive(orphan)
+        assert mine.poll() is None and _alive(mine.pid)
+        assert launch._subreaper(False) is False
+    finally:
+        mine.kill()
+        mine.wait()
