@@ -84,11 +84,12 @@ def mpiexec_command(np: int, python_args: Sequence[str], *, mpiexec: str | None 
 # sessions of their own, so signalling its process group does not reach them.  The launcher
 # therefore (1) answers SIGTERM / SIGINT / SIGHUP by sending SIGTERM to mpiexec (Hydra prints
 # two lines for a SIGINT and aborts hard at a second one; a Ctrl-C at the terminal has already
-# reached mpiexec, which shares the launcher's process group), (2) becomes a child subreaper
-# (``PR_SET_CHILD_SUBREAPER``), so that whatever mpiexec leaves behind is re-parented to it,
-# not to init, and (3) after mpiexec has ended — or ``GRACE_S`` after a signal, when mpiexec
-# is killed — kills every remaining descendant.  mpiexec gets ``PR_SET_PDEATHSIG`` = SIGTERM,
-# so that it (and through it the ranks) also ends when the launcher is killed outright.
+# reached mpiexec, which shares the launcher's process group), (2) is a child subreaper
+# (``PR_SET_CHILD_SUBREAPER``) while the job runs, so that whatever mpiexec leaves behind is
+# re-parented to it, not to init, and (3) after mpiexec has ended — or ``GRACE_S`` after a
+# signal, when mpiexec is killed — kills what the job left behind (never the caller's other
+# children).  mpiexec gets ``PR_SET_PDEATHSIG`` = SIGTERM, so that it (and through it the
+# ranks) also ends when the launcher is killed outright.
 
 GRACE_S = 5.0           # s from a forwarded signal until the job is killed (SIGKILL)
 _FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
