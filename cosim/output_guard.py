@@ -15,8 +15,10 @@
 from __future__ import annotations
 
 import errno
+import fcntl
 import math
 import os
+import socket
 import time
 import tomllib
 from pathlib import Path
@@ -90,8 +92,6 @@ def lock_path(path: Path) -> Path:
 
 def output_holder(path: Path) -> str | None:
     """``"pid N on HOST"`` if a running run holds ``path``'s lock, else None."""
-    import fcntl
-
     try:
         fd = os.open(lock_path(path), os.O_RDONLY)
     except OSError:
@@ -126,9 +126,6 @@ class OutputLock:
     """
 
     def __init__(self, path: Path):
-        import fcntl
-        import socket
-
         self.path = lock_path(path)
         self.fd: int | None = None
         for attempt in range(20):
