@@ -19,6 +19,7 @@ import fcntl
 import math
 import os
 import socket
+import tempfile
 import time
 import tomllib
 from pathlib import Path
@@ -29,8 +30,8 @@ from .errors import CosimError
 
 def check_output_path(path: Path, overwrite: bool, inputs=()) -> None:
     """Refuse an output another run holds, one of the run's ``inputs`` (paths, see
-    :func:`input_files`; even with ``overwrite``), a directory, or an existing file unless
-    ``overwrite``."""
+    :func:`input_files`; even with ``overwrite``), a directory, an existing file unless
+    ``overwrite``, or one in a folder that cannot be written."""
     path = Path(path)
     holder = output_holder(path)
     if holder:
@@ -45,6 +46,21 @@ def check_output_path(path: Path, overwrite: bool, inputs=()) -> None:
     if path.exists() and not overwrite:
         raise CosimError("output file exists; pass --overwrite to replace it, or choose "
                          "another --output", file=str(path))
+    _check_writable(path)
+
+
+def _check_writable(path: Path) -> None:
+    """Refuse an output whose folder (or, if it does not exist yet, its nearest existing
+    ancestor) cannot be written: a probe file is created and removed there."""
+    folder = path.absolute().parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".cosim-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise CosimError(f"cannot write in {folder} ({exc.strerror})", file=str(path)) from None
 
 
 def _same_file(a: Path, b: Path) -> bool:

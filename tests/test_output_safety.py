@@ -230,6 +230,26 @@ def test_output_equal_to_an_input_is_refused_even_with_overwrite(tmp_path):
     assert {p: p.read_bytes() for p in before} == before
 
 
+# -- an output folder that cannot be written -------------------------------------------------
+
+def test_an_output_folder_that_cannot_be_written_is_one_line(tmp_path, small_tmpfs):
+    """Before: `internal error: OSError: [Errno 30] Read-only file system: '….h5.monitor'`
+    (exit 1; under mpiexec a hang)."""
+    sc = _scenario(tmp_path, duration=10.0)
+    ro = small_tmpfs("1m")
+    subprocess.run(["mount", "-o", "remount,ro", str(ro)], check=True)
+    for out, why in ((ro / "out.h5", "(Read-only file system)"), (Path("/proc/out.h5"), "")):
+        r = run_cli("run", str(sc), "-o", str(out), "-q", cwd=tmp_path)
+        assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+        assert r.stderr.startswith(f"out.h5: cannot write in {out.parent} "), r.stderr
+        assert why in r.stderr
+    if (Path(sys.executable).parent / "mpiexec").exists():
+        r = run_cli("run", str(sc), "--np", "3", "-o", str(ro / "out.h5"), "-q", cwd=tmp_path,
+                    timeout=120)
+        assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+        assert r.stderr.startswith(f"out.h5: cannot write in {ro} (Read-only file system)")
+
+
 # -- free space ----------------------------------------------------------------------------
 
 def test_an_output_that_cannot_fit_is_refused_before_the_run(tmp_path, small_tmpfs):
