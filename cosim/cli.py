@@ -157,7 +157,11 @@ def _run_mpi(args) -> int:
                 from .checkpoint import Checkpointer
                 Checkpointer(out, sc.simulation.checkpoint_every_windows).load_coordinator()
             else:
+                from .recording import check_free_space
+                from .runtime import _record_specs
+
                 check_output_path(out, args.overwrite, input_files(sc))
+                check_free_space(out, _record_specs(sc), sc, n_ranks=comm.Get_size())
     except CosimError as exc:
         error = exc.message()
     errors = comm.allgather(error)

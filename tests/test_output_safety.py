@@ -261,6 +261,15 @@ def test_an_output_that_cannot_fit_is_refused_before_the_run(tmp_path, small_tmp
     assert re.search(r"needs about 1\d\.\d MiB \(estimated from the record specs\), "
                      r"10\d\d\.\d KiB free$", r.stderr), r.stderr
     assert list(disk.iterdir()) == []            # no file, no temporary, no lock left
+    if (Path(sys.executable).parent / "mpiexec").exists():     # refused before any rank runs
+        two = tmp_path / "two.toml"
+        two.write_text(TWO_ENGINES.format(duration=8000.0, flush_every=20,
+                                          source='"tvb:connectivity_76"'))
+        r = run_cli("run", str(two), "--np", "3", "-o", str(disk / "two.h5"), "-q",
+                    "--no-monitor", cwd=tmp_path, timeout=120)
+        assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+        assert r.stderr.startswith("two.h5: not enough free space: the output needs about ")
+        assert list(disk.iterdir()) == []
 
 
 def test_free_space_estimate_counts_samples_and_refuses_in_process(tmp_path, monkeypatch):
