@@ -252,9 +252,10 @@ def format_size(n: float) -> str:
 def check_free_space(path: Path, specs: dict[str, list[RecordSpec]], scenario, *,
                      n_ranks: int = 1) -> None:
     """Refuse (:class:`CosimError`) a new output whose estimated size
-    (:func:`estimate_output_bytes`) does not fit in the free space of its filesystem; an
-    existing file at ``path`` counts as free (it is replaced)."""
-    need = estimate_output_bytes(specs, scenario, n_ranks)
+    (:func:`estimate_output_bytes`, plus the :data:`FLUSH_MARGIN_BYTES` every flush leaves)
+    does not fit in the free space of its filesystem; an existing file at ``path`` counts
+    as free (it is replaced)."""
+    need = estimate_output_bytes(specs, scenario, n_ranks) + FLUSH_MARGIN_BYTES
     free = free_bytes(path)
     try:
         free += Path(path).stat().st_size
