@@ -104,7 +104,7 @@ def _publisher(args, out, sc):
 
 
 def _run(args) -> int:
-    from .recording import check_output_path, default_output_path
+    from .recording import check_output_path, default_output_path, input_files
     from .runtime import run_scenario
     from .scenario import load_scenario
 
@@ -126,7 +126,7 @@ def _run(args) -> int:
     sc = load_scenario(args.scenario, output=args.output)
     out = sc.simulation.output or default_output_path(sc)
     if not args.resume:
-        check_output_path(out, args.overwrite)
+        check_output_path(out, args.overwrite, input_files(sc))
     stream = None if args.quiet else sys.stderr
     from .runtime import Terminated
 
@@ -175,7 +175,7 @@ def _run_mpi(args) -> int:
     from mpi4py import MPI
 
     from .plan import make_plan
-    from .recording import check_output_path, default_output_path
+    from .recording import check_output_path, default_output_path, input_files
     from .runtime import run_mpi
     from .scenario import load_scenario
 
@@ -193,7 +193,11 @@ def _run_mpi(args) -> int:
                 from .checkpoint import Checkpointer
                 Checkpointer(out, sc.simulation.checkpoint_every_windows).resume(sc, plan)
             else:
-                check_output_path(out, args.overwrite)
+                from .pipeline import record_specs
+                from .recording import check_free_space
+
+                check_output_path(out, args.overwrite, input_files(sc))
+                check_free_space(out, record_specs(sc), sc, n_ranks=comm.Get_size())
             pub = _publisher(args, out, sc)
     except CosimError as exc:
         error, code = exc.message(), 2

@@ -122,54 +122,58 @@ class Connectome:
 
 def make_connectome(weights, tract_lengths_mm, region_labels=None, centres_mm=None, *,
                     source: str = "", file: str | None = None,
-                    key: str | None = None) -> Connectome:
+                    key: str | None = None, files: Mapping[str, str] | None = None) -> Connectome:
     """Validate arrays and build a :class:`Connectome`.
 
     Raises :class:`CosimError` (naming ``file``/``key``) for non-square or mismatched
-    matrices, NaN/Inf, negative entries, wrong label count or duplicate labels.
+    matrices, NaN/Inf, negative entries, wrong label count or duplicate labels.  ``files``
+    (``{"tract_lengths": path, "labels": path, …}``) names the file an array came from when
+    it is not ``file``, so that each message names the file it is about.
     """
+    files = dict(files or {})
 
-    def fail(reason):
-        return CosimError(reason, file=file, key=key)
+    def fail(reason, about="weights"):
+        return CosimError(reason, file=files.get(about, file), key=key)
 
     w = _float_array(weights, "weights", fail)
-    L = _float_array(tract_lengths_mm, "tract_lengths", fail)
+    L = _float_array(tract_lengths_mm, "tract_lengths", lambda r: fail(r, "tract_lengths"))
     for name, m in (("weights", w), ("tract_lengths", L)):
         if m.ndim != 2 or m.shape[0] != m.shape[1]:
-            raise fail(f"{name} must be a square matrix, got shape {m.shape}")
+            raise fail(f"{name} must be a square matrix, got shape {m.shape}", name)
         if m.shape[0] == 0:
-            raise fail(f"{name} is empty")
+            raise fail(f"{name} is empty", name)
         bad = ~np.isfinite(m)
         if bad.any():
             i, j = np.argwhere(bad)[0]
-            raise fail(f"{name}[{i}, {j}] is {m[i, j]} (NaN/Inf not allowed)")
+            raise fail(f"{name}[{i}, {j}] is {m[i, j]} (NaN/Inf not allowed)", name)
         neg = m < 0
         if neg.any():
             i, j = np.argwhere(neg)[0]
-            raise fail(f"{name}[{i}, {j}] = {m[i, j]:g} is negative")
-    if w.shape != L.shape:
-        raise fail(f"weights {w.shape} and tract_lengths {L.shape} differ in shape")
+            raise fail(f"{name}[{i}, {j}] = {m[i, j]:g} is negative", name)
+    if w.shape != L.shape:       # the weights define n: the tract lengths are at fault
+        raise fail(f"weights {w.shape} and tract_lengths {L.shape} differ in shape",
+                   "tract_lengths")
     n = w.shape[0]
     if region_labels is None:
         labels = tuple(f"r{i}" for i in range(n))
     else:
         labels = tuple(str(s).strip() for s in region_labels)
         if len(labels) != n:
-            raise fail(f"{len(labels)} region labels for a {n}x{n} connectome")
+            raise fail(f"{len(labels)} region labels for a {n}x{n} connectome", "labels")
         seen: dict[str, int] = {}
         for i, s in enumerate(labels):
             if not s:
-                raise fail(f"region label {i} is empty")
+                raise fail(f"region label {i} is empty", "labels")
             if s in seen:
-                raise fail(f"region label {s!r} appears twice (rows {seen[s]} and {i})")
+                raise fail(f"region label {s!r} appears twice (rows {seen[s]} and {i})", "labels")
             seen[s] = i
     c = None
     if centres_mm is not None:
-        c = _float_array(centres_mm, "centres", fail)
+        c = _float_array(centres_mm, "centres", lambda r: fail(r, "centres"))
         if c.shape != (n, 3):
-            raise fail(f"centres must have shape ({n}, 3), got {c.shape}")
+            raise fail(f"centres must have shape ({n}, 3), got {c.shape}", "centres")
         if not np.isfinite(c).all():
-            raise fail("centres contain NaN/Inf")
+            raise fail("centres contain NaN/Inf", "centres")
     w.setflags(write=False)
     L.setflags(write=False)
     if c is not None:
@@ -435,17 +439,17 @@ def _load_csv_pair(table: Mapping, base_dir, file, key) -> Connectome:
             raise CosimError(f"file {table[name]!r} not found (looked at {p})", file=file, key=k)
         return p
 
-    arrays = {}
+    arrays, paths = {}, {}
     for need in ("weights", "tract_lengths"):
         if need not in table:
             raise CosimError("missing required key", file=file, key=f"{key}.{need}" if key else need)
-        p = path_of(need)
+        p = paths[need] = path_of(need)
         arrays[need] = _matrix(_text(p.name, p.read_bytes(), str(p)), None, str(p))
     labels = None
     if "labels" in table:
-        p = path_of("labels")
+        p = paths["labels"] = path_of("labels")
         labels = [ln.strip() for ln in _text(p.name, p.read_bytes(), str(p)).splitlines()
                   if ln.strip()]
     return make_connectome(arrays["weights"], arrays["tract_lengths"], labels,
-                           source=str(_resolve(str(table["weights"]), base_dir)),
-                           file=str(_resolve(str(table["weights"]), base_dir)), key=None)
+                           source=str(paths["weights"]), file=str(paths["weights"]), key=None,
+                           files={k: str(v) for k, v in paths.items()})

@@ -29,6 +29,9 @@ def _add_job_arguments(p: argparse.ArgumentParser, ntasks_help: str) -> None:
     g.add_argument("--nodes", default="1", metavar="N",
                    help="nodes (N or MIN-MAX; default 1; '' to let SLURM choose)")
     g.add_argument("--time", default="01:00:00", help="wall-time limit (default 01:00:00)")
+    g.add_argument("--signal-lead", type=int, default=60, metavar="SECONDS",
+                   help="SLURM sends SIGTERM this long before the time limit, so that the run "
+                        "flushes its file and checkpoints (default 60; 0: no signal)")
     g.add_argument("--partition", "-p", help="partition (queue)")
     g.add_argument("--account", "-A", help="account to charge")
     g.add_argument("--mem-per-cpu", metavar="SIZE", help="memory per CPU, e.g. 2G")
@@ -64,7 +67,7 @@ def _job_options(args, name_from: str | Path, ntasks: int) -> JobOptions:
         account=args.account, mem_per_cpu=args.mem_per_cpu, launcher=args.launcher,
         mpi=args.mpi, python=args.python, mpiexec=args.mpiexec, modules=list(args.module),
         setup=list(args.setup), chdir=Path(args.chdir or Path.cwd()).resolve(), log=args.log,
-        sbatch=list(args.sbatch))
+        sbatch=list(args.sbatch), signal_lead_s=args.signal_lead)
 
 
 def _write_script(text: str, path: str, force: bool) -> Path | None:

@@ -20,11 +20,22 @@ Layout (all times in ms)::
 Data are buffered in memory and written every ``flush_every`` windows (and at the end), each
 write followed by an HDF5 flush, so a crash loses at most the last ``flush_every`` windows and
 leaves a readable file whose ``windows_completed`` attribute says how far it got.
+
+Output safety (:mod:`cosim.output_guard`): the recorder locks ``<output>.lock`` first, so a
+second run on the same output is refused and touches nothing; it writes the new file under a
+temporary name and renames it over the old one (never truncating it); it checks free space
+before the run and before every flush.  A disk that fills anyway (another process) makes a
+write fail cleanly: the datasets are cut back to the last flushed window, the file is closed
+with status ``failed`` and the run ends with ``disk full while writing …`` (exit 2).  The
+raw-data chunk cache is off (``rdcc_nbytes=0``), so data reach the disk at the write and a
+failed write raises there, before the metadata that describe it are flushed — with the
+cache on, HDF5 fails inside its metadata flush and leaves a file no reader can open.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import platform
 import sys
 from dataclasses import dataclass, field
@@ -34,8 +45,12 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from . import output_guard as guard
 from .engines.base import RecordSpec
 from .errors import CosimError
+from .output_guard import (FLUSH_MARGIN_BYTES, OutputLock, check_free_space,  # noqa: F401
+                           check_output_path, chunked_bytes, estimate_output_bytes,
+                           format_size, input_files, is_disk_full, series_chunk_rows)
 
 FORMAT_VERSION = 1
 PHASES = ("compute", "communicate", "wait")
@@ -51,15 +66,6 @@ def package_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             pass
     return out
-
-
-def check_output_path(path: Path, overwrite: bool) -> None:
-    """Refuse to clobber an existing file unless ``overwrite``; check the folder is writable."""
-    if path.exists() and not overwrite:
-        raise CosimError("output file exists; pass --overwrite to replace it, or choose "
-                         "another --output", file=str(path))
-    if path.is_dir():
-        raise CosimError("output path is a directory", file=str(path))
 
 
 @dataclass
@@ -92,14 +98,14 @@ class Recorder:
                  n_ranks: int = 1, flush_every: int = 100, overwrite: bool = False,
                  resume_lengths: dict[str, int] | None = None):
         self.path = Path(path)
-        if resume_lengths is None:
-            check_output_path(self.path, overwrite)
+        new = resume_lengths is None
+        if new:
+            check_output_path(self.path, overwrite, input_files(scenario))
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.f = h5py.File(self.path, "w" if resume_lengths is None else "r+")
         except OSError as exc:
-            what = "create" if resume_lengths is None else "reopen (to resume)"
-            raise CosimError(f"cannot {what} output file ({exc})", file=str(self.path)) from None
+            raise CosimError(f"cannot create the output folder ({exc.strerror})",
+                             file=str(self.path)) from None
         self.flush_every = int(flush_every)
         self.n_ranks = int(n_ranks)
         self._series: dict[tuple[str, str], _Series] = {}
@@ -109,19 +115,62 @@ class Recorder:
         self._timing: list[np.ndarray] = []
         self._windows_buffered = 0
         self.windows_completed = 0
-        if resume_lengths is None:
-            self._write_header(scenario, specs)
-        else:
-            self._reopen(specs, resume_lengths)
+        self.f = None
+        self._lock = OutputLock(self.path)
+        try:
+            if new:
+                check_free_space(self.path, specs, scenario, n_ranks=n_ranks)
+            self._open(scenario, specs, resume_lengths)
+        except BaseException:
+            self._lock.release()
+            raise
+        self._growing = [d for d in self._datasets() if d.maxshape[0] is None]
+        self._good = self._extents()                # extents after the last good flush
+        self._t_good = self.f.attrs.get("t_completed_ms", 0.0)
+
+    def _open(self, scenario, specs, resume_lengths) -> None:
+        """Create the file under a temporary name and rename it over ``path`` once its
+        header is written, or reopen ``path`` to resume.  ``rdcc_nbytes=0``: raw data go to
+        disk at the write (see module docstring)."""
+        new = resume_lengths is None
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        try:
+            self.f = h5py.File(tmp if new else self.path, "w" if new else "r+", rdcc_nbytes=0)
+            if new:
+                self._write_header(scenario, specs)
+                os.replace(tmp, self.path)          # only now is the old file replaced
+            else:
+                self._reopen(specs, resume_lengths)
+        except BaseException as exc:
+            if self.f is not None:
+                try:
+                    self.f.close()
+                except Exception:
+                    pass
+                self.f = None
+            if new:
+                tmp.unlink(missing_ok=True)
+            if not isinstance(exc, (OSError, RuntimeError)):
+                raise
+            what = "create" if new else "reopen (to resume)"
+            why = "disk full" if is_disk_full(exc) else str(exc).split(" (")[0]
+            raise CosimError(f"cannot {what} output file ({why})", file=str(self.path)) from None
+
+    def _datasets(self) -> list:
+        out = []
+
+        def visit(name, obj):
+            if isinstance(obj, h5py.Dataset) and obj.maxshape:
+                out.append(obj)
+        self.f.visititems(visit)
+        return out
+
+    def _extents(self) -> list[int]:
+        return [d.shape[0] for d in self._growing]
 
     def lengths(self) -> dict[str, int]:
         """Length (axis 0) of every growing dataset, after a :meth:`flush`."""
-        out = {}
-
-        def visit(name, obj):
-            if isinstance(obj, h5py.Dataset) and obj.maxshape and obj.maxshape[0] is None:
-                out[name] = obj.shape[0]
-        self.f.visititems(visit)
+        out = {d.name[1:]: d.shape[0] for d in self._growing}
         out["@windows_completed"] = self.windows_completed
         return out
 
@@ -206,7 +255,7 @@ class Recorder:
 
     def _create_series(self, group, engine: str, spec: RecordSpec) -> None:
         nv, nr = len(spec.variables), len(spec.regions)
-        rows = max(1, min(4096, (1 << 20) // max(1, 8 * nv * nr)))
+        rows = series_chunk_rows(nv, nr)
         d = group.create_dataset(spec.dataset, shape=(0, nv, nr), maxshape=(None, nv, nr),
                                  dtype="f8", chunks=(rows, nv, nr))
         d.attrs.update(axes="time, variable, region", variables=list(spec.variables),
@@ -256,7 +305,80 @@ class Recorder:
             self.flush()
 
     def flush(self) -> None:
-        """Write buffered windows to disk and flush the HDF5 file."""
+        """Write buffered windows to disk and flush the HDF5 file.
+
+        Out of disk space (checked first, or a failed write): the file is cut back to the
+        last flushed window and closed, and :class:`CosimError` ``disk full …`` is raised.
+        """
+        if self.f is None:
+            return
+        need = self._bytes_to_write()
+        free = guard.free_bytes(self.path)
+        if need + FLUSH_MARGIN_BYTES > free:
+            self._abandon(f"disk full while writing the output ({format_size(need)} to write, "
+                          f"{format_size(free)} free)")
+        try:
+            self._write_buffers()
+            self.f.flush()
+        except (OSError, RuntimeError) as exc:
+            why = ("disk full while writing the output" if is_disk_full(exc) else
+                   f"cannot write the output ({str(exc).split(' (')[0]})")
+            self._abandon(why)
+        self.windows_completed += self._windows_buffered
+        self._windows_buffered = 0
+        self._good = self._extents()
+        self._t_good = self.f.attrs["t_completed_ms"]
+
+    def _bytes_to_write(self) -> int:
+        """Bytes the buffered windows add to the file (whole new chunks)."""
+        need = 0
+        for s in self._series.values():
+            if s.chunks:
+                nv, nr = len(s.spec.variables), len(s.spec.regions)
+                rows = series_chunk_rows(nv, nr)
+                n0, n1 = s.n_written, s.n_written + sum(c.shape[0] for c in s.chunks)
+                need += (chunked_bytes(n1, rows, 8 * nv * nr) - chunked_bytes(n0, rows, 8 * nv * nr)
+                         + chunked_bytes(n1, max(rows, 256), 8) - chunked_bytes(n0, max(rows, 256), 8))
+        for key, parts in self._spikes.items():
+            if parts:
+                n0 = self.f[f"spikes/{self._populations[key]}/timestamps"].shape[0]
+                n1 = n0 + sum(len(p[1]) for p in parts)
+                need += chunked_bytes(n1, 65536, 16) - chunked_bytes(n0, 65536, 16)
+        if self._timing:
+            n0 = self._timing_ds.shape[0]
+            row = 24 * self.n_ranks
+            need += chunked_bytes(n0 + len(self._timing), 256, row) - chunked_bytes(n0, 256, row)
+        return need
+
+    def _abandon(self, why: str) -> None:
+        """Stop writing: cut every dataset back to the last flushed window, close the file
+        with status ``failed``, release the lock and raise :class:`CosimError`."""
+        kept = self.windows_completed
+        msg = (f"{why}: the file keeps the {kept} windows ({self._t_good:g} ms) flushed "
+               "before; free some space and run again")
+        for s in self._series.values():
+            s.chunks.clear()
+        for parts in self._spikes.values():
+            parts.clear()
+        self._timing.clear()
+        self._windows_buffered = 0
+        try:
+            for d, n in zip(self._growing, self._good):
+                if d.shape[0] != n:
+                    d.resize(n, axis=0)
+            self.f.attrs.update(windows_completed=kept, t_completed_ms=self._t_good,
+                                status="failed", message=msg)
+            self.f.close()
+        except Exception:           # nothing more can be done for this file
+            try:
+                self.f.close()
+            except Exception:
+                pass
+        self.f = None
+        self._lock.release()
+        raise CosimError(msg, file=str(self.path))
+
+    def _write_buffers(self) -> None:
         for (engine, dataset), s in self._series.items():
             if not s.chunks:
                 continue
@@ -287,21 +409,28 @@ class Recorder:
             n0 = d.shape[0]
             d.resize(n0 + block.shape[0], axis=0)
             d[n0:, :block.shape[1]] = block       # ranks a resumed run lacks stay NaN
-        self.windows_completed += self._windows_buffered
-        self._windows_buffered = 0
-        self.f.attrs["windows_completed"] = self.windows_completed
+        self.f.attrs["windows_completed"] = self.windows_completed + self._windows_buffered
         if self._t_end is not None:
             self.f.attrs["t_completed_ms"] = self._t_end
-        self.f.flush()
 
     def close(self, status: str = "completed", message: str = "") -> None:
-        """Flush what is buffered, set the status attribute and close the file."""
-        if not self.f:
+        """Flush what is buffered, set the status attribute and close the file.
+
+        After a failure (``status != "completed"``) a disk too full to flush the last
+        windows does not hide the failure: the file keeps what was flushed before."""
+        if self.f is None:
             return
-        self.flush()
+        try:
+            self.flush()
+        except CosimError:
+            if status == "completed":
+                raise
+            return
         self.f.attrs["status"] = status
         self.f.attrs["message"] = message
         self.f.close()
+        self.f = None
+        self._lock.release()
 
 
 def default_output_path(scenario) -> Path:

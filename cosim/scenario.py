@@ -138,11 +138,35 @@ def read_toml(path: str | Path) -> tuple[str, dict]:
         raise CosimError("not a UTF-8 text file", file=str(p)) from None
     except OSError as exc:
         raise CosimError(f"cannot read ({exc.strerror})", file=str(p)) from None
+    too_deep = CosimError(f"invalid TOML: nested more than {MAX_TOML_DEPTH} levels deep "
+                          "(arrays or inline tables)", file=str(p))
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise CosimError(f"invalid TOML: {exc}", file=str(p)) from None
+    except RecursionError:          # the parser recurses once per level of nesting
+        raise too_deep from None
+    if _depth(data) > MAX_TOML_DEPTH:     # the reader and validation recurse too
+        raise too_deep
     return text, data
+
+
+MAX_TOML_DEPTH = 64       # levels of tables/arrays; real scenarios use fewer than 10
+
+
+def _depth(value) -> int:
+    """Nesting depth of parsed TOML (a scalar is 0), computed without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        v, d = stack.pop()
+        children = v.values() if isinstance(v, dict) else v if isinstance(v, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, d + 1)
+        if deepest > MAX_TOML_DEPTH:
+            break
+        stack.extend((c, d + 1) for c in children)
+    return deepest
 
 
 def load_scenario(path: str | Path, *, output: str | Path | None = None) -> Scenario:

@@ -17,6 +17,14 @@ Launch line, by number of tasks K and launcher:
 
 Each rank finds out it is one of K from the launcher's PMI environment
 (:func:`cosim.launch.launcher_world_size`), so ``cosim run`` is the same command for all.
+
+Time limit: ``#SBATCH --signal=B:TERM@60`` (``--signal-lead SECONDS``, 0 for none) has
+SLURM send SIGTERM to the batch shell 60 s before the limit; the launch line is ``exec``'d,
+so the shell *is* the single process, ``srun`` (which forwards SIGTERM to every task) or
+``mpiexec`` (which does too).  cosim then ends the run cleanly: the output file is closed
+with status ``terminated`` and, with checkpoints enabled, a final checkpoint is written, so
+``cosim run --resume`` continues.  60 s is a lead time long enough to flush and checkpoint
+a large run; raise it for very large states.  ``scancel`` sends SIGTERM as well.
 """
 
 from __future__ import annotations
@@ -84,11 +92,15 @@ class JobOptions:
     log: str | None = None                  # default %x-%j.out (%x-%A_%a.out for arrays)
     array: str | None = None                # "0-9" or "0-9%2"
     sbatch: list[str] = field(default_factory=list)  # extra raw #SBATCH options
+    signal_lead_s: int = 60                 # SIGTERM this many s before the time limit; 0: none
 
     def check(self) -> None:
         """Raise :class:`CosimError` naming the option with a bad value."""
         if self.ntasks < 1:
             raise CosimError(f"must be ≥ 1, got {self.ntasks}", key="--ntasks")
+        if not 0 <= self.signal_lead_s <= 65535:      # SLURM's limit for sig_time
+            raise CosimError(f"must be between 0 and 65535 s, got {self.signal_lead_s}",
+                             key="--signal-lead")
         checks = [("--time", self.time, _TIME, "a SLURM time: minutes, MM:SS, HH:MM:SS, "
                                                "D-HH, D-HH:MM or D-HH:MM:SS"),
                   ("--mem-per-cpu", self.mem_per_cpu, _MEM, "a size such as 2000, 500M or 4G"),
@@ -130,6 +142,8 @@ class JobOptions:
         opts += [f"--chdir={self.chdir}", f"--output={log}"]
         if self.array:
             opts.append(f"--array={self.array}")
+        if self.signal_lead_s:
+            opts.append(f"--signal=B:TERM@{self.signal_lead_s}")
         opts += list(self.sbatch)
         return [f"#SBATCH {o}" for o in opts]
 
@@ -183,9 +197,13 @@ def render(opts: JobOptions, *, title: str, plan_lines: Sequence[str], body: str
 
 
 def run_command(opts: JobOptions, scenario_word: str, extra: Sequence[str] = ()) -> str:
-    """The launch line running ``cosim run`` on ``scenario_word`` (already shell-quoted)."""
+    """The launch line running ``cosim run`` on ``scenario_word`` (already shell-quoted).
+
+    ``exec``: the batch shell becomes the launcher, so that the SIGTERM of ``--signal=B:…``
+    reaches it (a shell waiting for a child would die of it and leave the child running).
+    """
     tail = "".join(" " + shlex.quote(a) for a in extra)
-    return f'{opts.launch_prefix()}"$PYTHON" -m cosim run {scenario_word}{tail}'
+    return f'exec {opts.launch_prefix()}"$PYTHON" -m cosim run {scenario_word}{tail}'
 
 
 def scenario_script(scenario_path: str | Path, opts: JobOptions, *, output: str | None = None,

@@ -246,3 +246,37 @@ def test_truncated_and_missing_swc(tmp_path):
         load_swc(p)
     with pytest.raises(CosimError, match=r"^absent\.swc: cannot read SWC file: No such file"):
         load_swc(tmp_path / "absent.swc")
+
+
+# -- each message of a CSV-pair connectome names the file it is about ------------------------
+
+def test_csv_pair_errors_name_the_file_at_fault(tmp_path):
+    (tmp_path / "w.csv").write_text(_csv(W))
+    (tmp_path / "names.txt").write_text("A\nB\nC\n")
+    src = {"weights": "w.csv", "tract_lengths": "l.csv", "labels": "names.txt"}
+    bad = L.copy()
+    bad[2, 0] = -4.0
+    (tmp_path / "l.csv").write_text(_csv(bad))
+    assert _error(src, base_dir=tmp_path) == "l.csv: tract_lengths[2, 0] = -4 is negative"
+    (tmp_path / "l.csv").write_text(_csv(L[:2, :2]))
+    assert _error(src, base_dir=tmp_path) == \
+        "l.csv: weights (3, 3) and tract_lengths (2, 2) differ in shape"
+    (tmp_path / "l.csv").write_text(_csv(L))
+    (tmp_path / "names.txt").write_text("A\nB\n")
+    assert _error(src, base_dir=tmp_path) == "names.txt: 2 region labels for a 3x3 connectome"
+    (tmp_path / "names.txt").write_text("A\nB\nA\n")
+    assert _error(src, base_dir=tmp_path) == \
+        "names.txt: region label 'A' appears twice (rows 0 and 2)"
+    # through the command line: one line, exit 2, the labels file named
+    p = tmp_path / "s.toml"
+    p.write_text(SCENARIO.format(extra="").replace('tract_lengths = "l.csv"',
+                                                   'tract_lengths = "l.csv", labels = "names.txt"'))
+    rc, err = _validate(p)
+    assert (rc, err) == (2, "names.txt: region label 'A' appears twice (rows 0 and 2)\n")
+    from _util import run_cli
+
+    (tmp_path / "names.txt").write_text("A\nB\nC\n")
+    (tmp_path / "l.csv").write_text(_csv(L[:2, :2]))
+    r = run_cli("run", str(p), cwd=tmp_path)
+    assert (r.returncode, r.stderr) == (2, "l.csv: weights (3, 3) and tract_lengths (2, 2) "
+                                           "differ in shape\n")

@@ -101,3 +101,23 @@ def test_absurd_speed_between_spiking_regions(tmp_path):
     assert err.getvalue().startswith("two.toml: connectome.speed: the longest tract, 20 mm, takes "
                                      "4e+301 steps of 0.5 ms at 1e-300 mm/ms"), err.getvalue()
     assert err.getvalue().count("\n") == 1
+
+
+@pytest.mark.parametrize("value", ["[" * 10000 + "]" * 10000,
+                                   "{a = " * 10000 + "1" + "}" * 10000], ids=["array", "table"])
+def test_deeply_nested_toml_is_one_line_not_a_recursion_error(tmp_path, value):
+    """`x = [[[[…]]]]` 10 000 deep: `internal error: RecursionError` (exit 1) before; now exit 2
+    and one line naming the file, in process and through the real command line."""
+    from _util import run_cli
+
+    path = tmp_path / "deep.toml"
+    path.write_text(f"x = {value}\n")
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        rc = main(["validate", str(path)])
+    assert rc == 2, err.getvalue()
+    assert err.getvalue().count("\n") == 1
+    assert err.getvalue().startswith("deep.toml: invalid TOML: nested more than"), err.getvalue()
+    r = run_cli("run", str(path), cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert r.stderr.startswith("deep.toml: invalid TOML: nested more than")

@@ -42,7 +42,7 @@ def test_default_is_the_plan_minimum_with_srun_pmi2(tmp_path):
     opts = sbatch_options(text)
     assert opts == {"job-name": "two", "ntasks": "3", "nodes": "1", "time": "01:00:00",
                     "partition": "short", "account": "proj", "mem-per-cpu": "1500M",
-                    "chdir": str(tmp_path), "output": "%x-%j.out"}
+                    "chdir": str(tmp_path), "output": "%x-%j.out", "signal": "B:TERM@60"}
     assert "#   rank 0: bus and output file\n#   rank 1: engine left (neural_mass)\n" \
            "#   rank 2: engine right (neural_mass)\n" in text
     assert f"#   output: {tmp_path}/out/two.h5\n" in text
@@ -53,7 +53,8 @@ def test_default_is_the_plan_minimum_with_srun_pmi2(tmp_path):
     assert subprocess.run(["bash", "-n", str(tmp_path / "two.sbatch")]).returncode == 0
     # no partition/account/memory lines unless asked for
     r = slurm("two.toml", "--script", "-", "--nodes", "", cwd=tmp_path)
-    assert set(sbatch_options(r.stdout)) == {"job-name", "ntasks", "time", "chdir", "output"}
+    assert set(sbatch_options(r.stdout)) == {"job-name", "ntasks", "time", "chdir", "output",
+                                             "signal"}
 
 
 def test_launcher_choices_and_more_ranks(tmp_path):
@@ -75,7 +76,7 @@ def test_launcher_choices_and_more_ranks(tmp_path):
     # one task: the single-process runner, no MPI launcher
     r = slurm("two.toml", "--script", "-", "--ntasks", "1", cwd=tmp_path)
     assert "#   rank 0: bus + left, right (one process)" in r.stdout
-    assert r.stdout.rstrip().endswith(f'\n"$PYTHON" -m cosim run {tmp_path}/two.toml')
+    assert r.stdout.rstrip().endswith(f'\nexec "$PYTHON" -m cosim run {tmp_path}/two.toml')
 
 
 @pytest.mark.parametrize("args,key", [
@@ -87,6 +88,7 @@ def test_launcher_choices_and_more_ranks(tmp_path):
     (["--setup", "a\nb"], "--setup: must be one non-empty line"),
     (["--sbatch", "qos=x"], "--sbatch: expected an sbatch option"),
     (["--ntasks", "0"], "--ntasks: must be ≥ 1"),
+    (["--signal-lead", "-5"], "--signal-lead: must be between 0 and 65535 s, got -5"),
     (["--chdir", "/a b"], "--chdir: #SBATCH lines cannot hold a path with spaces"),
 ])
 def test_bad_options_are_one_line_exit_2(tmp_path, args, key):
@@ -124,3 +126,29 @@ def test_the_example_in_slurm_folder_is_what_cosim_slurm_writes():
     want = EXAMPLE.read_text().replace("sbatch slurm/whole_brain_jr.sbatch", "sbatch <this file>")
     assert got == want, ("slurm/whole_brain_jr.sbatch is out of date; regenerate it with "
                          "COSIM_REGEN_EXAMPLES=1 python -m pytest tests/test_slurm_script.py")
+
+
+def test_sigterm_before_the_time_limit_reaches_the_launcher(tmp_path):
+    """SLURM sends SIGTERM to the batch shell 60 s (``--signal-lead``) before the limit, and
+    the shell has exec'd the launcher, so the signal reaches srun / mpiexec / the single
+    process — the run flushes its file and checkpoints instead of being killed at the limit."""
+    (tmp_path / "two.toml").write_text(TWO_ENGINES)
+    for args, launch in ((["--ntasks", "1"], 'exec "$PYTHON" -m cosim run '),
+                         ([], 'exec srun --mpi=pmi2 --kill-on-bad-exit=1 "$PYTHON" -m cosim run '),
+                         (["--launcher", "mpiexec"], 'exec "$MPIEXEC" -n "$SLURM_NTASKS" "$PYTHON"')):
+        r = slurm("two.toml", "--script", "-", *args, cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+        assert sbatch_options(r.stdout)["signal"] == "B:TERM@60"
+        last = r.stdout.rstrip().splitlines()[-1]
+        assert last.startswith(launch), last
+    r = slurm("two.toml", "--script", "-", "--signal-lead", "300", cwd=tmp_path)
+    assert sbatch_options(r.stdout)["signal"] == "B:TERM@300"
+    r = slurm("two.toml", "--script", "-", "--signal-lead", "0", cwd=tmp_path)
+    assert "signal" not in sbatch_options(r.stdout)
+    # a sweep array's script: the same signal line, the run line exec'd
+    r = hpc("sweep", "two.toml", "--param", "simulation.seed=1:2:2", "--slurm",
+            "--out", "grid", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    text = (tmp_path / "grid" / "sweep.sbatch").read_text()
+    assert sbatch_options(text)["signal"] == "B:TERM@60"
+    assert text.rstrip().splitlines()[-1].startswith('exec "$PYTHON" -m cosim run "$SCENARIO"')

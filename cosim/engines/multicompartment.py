@@ -412,7 +412,8 @@ class MulticompartmentEngine(Engine):
         specs = []
         if "spikes" in self.record_variables:
             specs.append(RecordSpec("spikes", ("spikes",), ("ms",), (self.name,), self.dt_ms,
-                                    attrs={"kind": "spikes", "population": self.name}))
+                                    attrs={"kind": "spikes", "population": self.name,
+                                           "n_cells": self.n_cells}))   # for the size estimate
         if "v" in self.record_variables:
             specs.append(RecordSpec("v", ("v",), ("mV",), tuple(self.probe_names),
                                     self.record_period_ms))
