@@ -104,6 +104,16 @@ def _publisher(args, out, sc):
 
 
 def _run(args) -> int:
+    """``cosim run``: signals are held from here on (see :class:`cosim.runtime.StopFlag`)."""
+    from .runtime import StopFlag
+
+    if args.np and args.np > 1 and launched_by_mpi() <= 1:
+        return _run_here(args)              # the launcher handles its own signals
+    with StopFlag():
+        return _run_here(args)
+
+
+def _run_here(args) -> int:
     from .recording import check_output_path, default_output_path, input_files
     from .runtime import run_scenario
     from .scenario import load_scenario
@@ -212,6 +222,8 @@ def _run_mpi(args) -> int:
             print(first[0], file=sys.stderr, flush=True)
         return first[1]
     stream = None if (args.quiet or rank != 0) else sys.stderr
+    from . import watchdog
+
     status = "failed"
     try:
         summary = run_mpi(sc, comm, output=out, overwrite=args.overwrite, progress_stream=stream,
@@ -221,6 +233,7 @@ def _run_mpi(args) -> int:
         status = "terminated"
         return _terminated(exc, out) if rank == 0 else 128 + exc.signum
     finally:
+        watchdog.ending_on_purpose(rank)
         if pub is not None:
             pub.close(status)
     if rank == 0 and summary is not None:

@@ -272,100 +272,16 @@ def launch_mpiexec(argv: Sequence[str], np: int, *, module: str = "cosim",
     """Run ``mpiexec -n np python -m <module> <argv without --np>``; return its exit code.
 
     ``argv`` is the command line after the program name, e.g.
-    ``["run", "scenario.toml", "--np", "4", "--overwrite"]``.  With ``output`` (the run's
-    output file) the ranks are watched: if the job fails because a process died (killed,
-    crashed), one more line names its rank and engine (from ``<output>.ranks.json``, which
-    rank 0 writes at start) — mpiexec itself only reports a PID, and not always the one
-    that died first.  Signals: see :func:`run_command`.
+    ``["run", "scenario.toml", "--np", "4", "--overwrite"]``.  A rank that dies without a
+    word is named by the run's watchdog (:mod:`cosim.watchdog`), as under a plain
+    ``mpiexec``; ``output`` is accepted for compatibility.  Signals: see :func:`run_command`.
     """
     cmd = mpiexec_command(np, ["-m", module, *strip_np(argv)], mpiexec=mpiexec)
-    if output is None:
-        return run_command(cmd)
-    import tempfile
-
-    # sentinels may still write notes while the folder is removed: ignore those errors
-    with tempfile.TemporaryDirectory(prefix="cosim-ranks-", ignore_cleanup_errors=True) as notes:
-        env = dict(os.environ, COSIM_DEATH_NOTES=notes)
-        rc, got = _run(cmd, env=env)
-        if got is not None:         # we ended the job: no rank is to blame
-            print(_signal_line(got), file=sys.stderr, flush=True)
-            return 128 + got
-        if rc != 0:
-            note = first_death(Path(notes), Path(str(output) + ".ranks.json"), rc)
-            if note:
-                print(note, file=sys.stderr, flush=True)
+    rc, got = _run(cmd)
+    if got is not None:             # we ended the job: no rank is to blame
+        print(_signal_line(got), file=sys.stderr, flush=True)
+        return 128 + got
     return rc
-
-
-# -- which rank died first ------------------------------------------------------------------
-#
-# mpiexec stops every rank with SIGKILL once one of them dies, so all of them die within a
-# few ms, and the order in which their deaths become visible from outside depends on how
-# long the kernel takes to tear each one down.  Under ``cosim run --np`` every rank starts a
-# small sentinel process that the kernel signals the moment its rank exits
-# (``PR_SET_PDEATHSIG``); the sentinel writes the monotonic clock to a note.  The earliest
-# note names the rank that died first: the others died because mpiexec killed them.
-
-_SENTINEL = """
-import os, signal, sys, time
-path = sys.argv[1]
-def note(sig, frame):
-    with open(path + ".tmp", "w") as fh:
-        fh.write(str(time.monotonic_ns()))
-    os.replace(path + ".tmp", path)
-    os._exit(0)
-signal.signal(signal.SIGUSR1, note)
-if os.getppid() != int(sys.argv[2]):
-    note(None, None)
-while True:
-    signal.pause()
-"""
-
-
-def start_death_sentinel(rank: int) -> None:
-    """Under ``cosim run --np``: start the sentinel of this rank (see above); no-op else."""
-    notes = os.environ.get("COSIM_DEATH_NOTES")
-    if not notes or not Path(notes).is_dir() or not sys.platform.startswith("linux"):
-        return
-    import ctypes
-
-    parent = os.getpid()
-
-    def arm():
-        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGUSR1))   # PR_SET_PDEATHSIG
-
-    try:
-        subprocess.Popen([sys.executable, "-c", _SENTINEL, str(Path(notes) / f"rank{rank}"),
-                          str(parent)], preexec_fn=arm, stdin=subprocess.DEVNULL,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                         start_new_session=True)
-    except OSError:
-        pass
-
-
-def first_death(notes: Path, ranks_file: Path, rc: int) -> str | None:
-    """``cosim: rank R (engine E, pid P on host) ended first …`` from the sentinels' notes."""
-    import json
-
-    times = {}
-    for p in notes.glob("rank*"):
-        if p.name.endswith(".tmp"):
-            continue
-        try:
-            times[int(p.name[4:])] = int(p.read_text())
-        except (ValueError, OSError):
-            pass
-    if not times:
-        return None
-    try:
-        table = json.loads(ranks_file.read_text())
-    except (OSError, ValueError):
-        table = {}
-    first = min(times, key=times.get)
-    e = table.get(str(first), {})
-    how = f"signal {rc - 128}" if rc > 128 else ("signal 9, killed" if rc == 9 else f"exit code {rc}")
-    return (f"cosim: rank {first} ({e.get('role', 'unknown role')}, pid {e.get('pid', '?')} on "
-            f"{e.get('host', '?')}) ended first ({how}); mpiexec stopped the other ranks")
 
 
 def launcher_world_size(env: Mapping[str, str] | None = None) -> int | None:

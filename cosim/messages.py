@@ -5,6 +5,9 @@ Control is separate from data (as in Arbor's co-simulation API and MUSIC):
 ============  =========================  ==============================================
 kind          direction                  payload
 ============  =========================  ==============================================
+``HELLO``     part → bus, once           its pid and host (the bus writes the rank table)
+``START``     bus → part, once           the first window (``k_start``; −1: do not start)
+                                         and the watchdog's notes folder
 ``INIT``      part → bus, once           the part's initial exports (afferent history)
 ``INPUT``     bus → part, window k       what the part takes (``sources`` / ``drive``)
 ``OUTPUT``    part → bus, window k       exports, records and the part's timing
@@ -29,6 +32,8 @@ import numpy as np
 class Kind(enum.IntEnum):
     """Message kinds (their values are the MPI tags)."""
 
+    HELLO = 15
+    START = 14
     INIT = 10
     INPUT = 11
     OUTPUT = 12

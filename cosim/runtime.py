@@ -53,7 +53,7 @@ from .pipeline import RecordPipeline, record_specs
 from .plan import BUS_RANK, Plan, make_plan
 from .progress import Progress, RunSummary
 from .recording import Recorder, default_output_path
-from .transport import BUS, InProcessTransport, MPITransport, RemoteError
+from .transport import BUS, InProcessTransport, MPITransport, PartnerLost, RemoteError, Stalled
 
 __all__ = ["RunSummary", "Terminated", "run_scenario", "run_mpi", "window_loop"]
 
@@ -69,15 +69,25 @@ class Terminated(Exception):
 
 
 class StopFlag:
-    """SIGTERM / SIGINT → a flag read at window boundaries; a second signal aborts."""
+    """SIGTERM / SIGINT → a flag read at window boundaries; a second signal aborts.
+
+    Entered once per process (the command line enters it before anything else, so that a
+    signal during start-up is held until the first window boundary rather than killing one
+    rank of an MPI job); nested entries share the outer flag."""
 
     SIGNALS = (signal.SIGTERM, signal.SIGINT)
+    _active: "StopFlag | None" = None
 
     def __init__(self):
         self.signum = 0
         self._old = {}
+        self._outer = None
 
     def __enter__(self):
+        if StopFlag._active is not None:
+            self._outer = StopFlag._active
+            return self._outer
+        StopFlag._active = self
         try:
             for s in self.SIGNALS:
                 self._old[s] = signal.signal(s, self._handle)
@@ -91,6 +101,9 @@ class StopFlag:
         self.signum = signum
 
     def __exit__(self, *exc):
+        if self._outer is not None:
+            return False
+        StopFlag._active = None
         for s, h in self._old.items():
             signal.signal(s, h)
         return False
@@ -138,7 +151,7 @@ class Hub:
         for key in self.keys:
             msg = self.bus.input(k, key) if self.bus is not None else {}
             if self.stop_after is not None:
-                msg = {**msg, "@stop": np.array(self.stop_after)}
+                msg = {**msg, "@stop": np.array(self.stop_after), "@signal": np.array(self.signum)}
             self.transport.send(key, Kind.INPUT, msg, BUS)
 
     def window(self, k: int, n_windows: int) -> bool:
@@ -217,13 +230,14 @@ class Hub:
 def window_loop(scenario, transport, parts: dict[tuple[str, int], Part], hub: Hub | None,
                 ck: Checkpointer, k_start: int, stop: StopFlag) -> bool:
     """Run windows ``k_start … n − 1`` for the nodes of this process (``parts`` and, on the
-    bus's process, ``hub``).  Returns True if a signal stopped the run early."""
+    bus's process, ``hub``).  Returns the number of the signal that stopped the run early
+    (0: it ran to the end)."""
     sim = scenario.simulation
     n = sim.n_windows
     dt_sync = sim.sync_interval_ms
     if hub is not None and k_start < n:
         hub.send_inputs(k_start)
-    stopped = False
+    stopped = 0
     for k in range(k_start, n):
         t0, t1 = k * dt_sync, (k + 1) * dt_sync
         for key, part in parts.items():
@@ -231,7 +245,7 @@ def window_loop(scenario, transport, parts: dict[tuple[str, int], Part], hub: Hu
             inputs = transport.recv(BUS, Kind.INPUT, key)
             if "@stop" in inputs:
                 _final_checkpoint(transport, ck, key, part, int(inputs["@stop"]))
-                stopped = True
+                stopped = int(inputs["@signal"])
                 continue
             exports, records, spent = part.step(k, t0, t1, inputs)
             if ck.due(k):      # before the output leaves: complete when the bus hears of it
@@ -242,7 +256,7 @@ def window_loop(scenario, transport, parts: dict[tuple[str, int], Part], hub: Hu
             break
         if hub is not None and not hub.window(k, n):
             if not parts:
-                stopped = True
+                stopped = hub.signum
                 break
         transport.flush_sends()
     return stopped
@@ -365,19 +379,26 @@ def run_mpi(scenario, comm, *, output: Path | None = None, overwrite: bool = Fal
         ecomm = comm.Split(colour, rank)
         rank_of = {BUS: BUS_RANK}
         rank_of.update({(g.name, p): r for g in plan.groups for p, r in enumerate(g.ranks)})
-        transport = MPITransport(comm, rank_of, timeout_s=sim.exchange_timeout_s, labels=labels)
+        # the bus gives up on a silent part first and names it; parts wait longer for the
+        # bus, staggered by rank, so that one line names the rank that stopped
+        timeout = sim.exchange_timeout_s + (0.0 if rank == BUS_RANK else 5.0 + rank)
+        transport = MPITransport(comm, rank_of, timeout_s=timeout, labels=labels)
         layout = coupling_layout(scenario)
         out_path = out_path_of(scenario, output)
-        _announce_ranks(comm, plan, out_path, progress_stream)
+        _announce_ranks(transport, plan, rank, out_path, progress_stream)
         ck = Checkpointer(out_path, sim.checkpoint_every_windows)
         with StopFlag() as stop:
             if role == "bus":
                 return _run_bus(scenario, layout, plan, transport, out_path, overwrite,
                                 progress_stream, ck, resume, on_window, stop, comm)
-            k_start = comm.bcast(None, root=BUS_RANK)
-            if k_start is None:            # the bus could not start (it reports why)
-                raise _Quiet()
             key = (name, part_idx)
+            start = transport.recv(BUS, Kind.START, key)
+            from . import watchdog
+
+            watchdog.attach(_text(start["notes"]) or None)
+            k_start = int(start["k_start"])
+            if k_start < 0:                # the bus could not start (it reports why)
+                raise _Quiet()
             exchange = _allgather_exchange(ecomm) if plan.group(name).n_parts > 1 else None
             parts = _build(scenario, layout, plan, [key], ck, k_start, resume, transport,
                            lambda _k: exchange)
@@ -385,10 +406,16 @@ def run_mpi(scenario, comm, *, output: Path | None = None, overwrite: bool = Fal
             transport.recv(BUS, Kind.DONE, key)
             transport.close()
             if stopped:
-                raise Terminated(stop.signum or signal.SIGTERM)
+                raise Terminated(stopped)
             return None
     except Terminated:
         raise
+    except Stalled as exc:        # a partner stopped answering: name it (the bus closed the file)
+        _die(comm, f"cosim: {exc}; ending the job", 1)
+    except PartnerLost as exc:    # a partner died: the watchdog names who died first
+        from . import watchdog
+
+        _die(comm, None if watchdog.active() else f"cosim: {exc}", 1)
     except RemoteError as exc:    # an engine reported its error: the bus closed the file
         _die(comm, f"cosim: {labels.get(exc.rank, 'rank')} (rank {exc.rank}) failed: {exc}", exc.code)
     except _Quiet:
@@ -413,6 +440,9 @@ class _Quiet(Exception):
 
 
 def _die(comm, line: str | None, code: int):
+    from . import watchdog
+
+    watchdog.ending_on_purpose(comm.Get_rank())
     if line:
         print(line, file=sys.stderr, flush=True)
     time.sleep(0.5)           # let the launcher forward the line before it kills us
@@ -438,9 +468,9 @@ def _run_bus(scenario, layout, plan, transport, out_path, overwrite, progress_st
         if not resume:
             ck.clear()
     except BaseException:
-        comm.bcast(None, root=BUS_RANK)      # the parts stop quietly; this rank reports
+        _start_parts(transport, plan, -1)    # the parts stop quietly; this rank reports
         raise
-    comm.bcast(k_start, root=BUS_RANK)
+    _start_parts(transport, plan, k_start)
     try:
         progress = Progress(sim.duration_ms, progress_stream, start_ms=k_start * sim.sync_interval_ms)
         hub = Hub(scenario, plan, layout, transport, recorder, ck, progress, on_window, stop)
@@ -460,37 +490,59 @@ def _run_bus(scenario, layout, plan, transport, out_path, overwrite, progress_st
     return _summary(hub, out_path, k_start, wall, build_s, stopped)
 
 
+def _start_parts(transport, plan: Plan, k_start: int) -> None:
+    from . import watchdog
+
+    notes = _bytes(watchdog.notes() or "")
+    for g in plan.groups:
+        for p in range(g.n_parts):
+            transport.send((g.name, p), Kind.START, {"k_start": np.array(k_start), "notes": notes}, BUS)
+    transport.flush_sends()
+
+
 def ranks_file(output: Path) -> Path:
     """``<output>.ranks.json``: rank → pid, host, role of a multi-process run."""
     return Path(str(output) + ".ranks.json")
 
 
-def _announce_ranks(comm, plan: Plan, output: Path, stream) -> None:
-    """Gather every rank's pid and host on rank 0; write ``<output>.ranks.json`` and print
-    one line per rank, so that a launcher's report of a dead PID names its engine."""
+def _text(a) -> str:
+    return np.asarray(a, dtype=np.uint8).tobytes().decode()
+
+
+def _bytes(text: str) -> np.ndarray:
+    return np.frombuffer(text.encode(), dtype=np.uint8).copy()
+
+
+def _announce_ranks(transport, plan: Plan, rank: int, output: Path, stream) -> None:
+    """Every part sends its pid and host (``HELLO``); the bus writes
+    ``<output>.ranks.json``, prints one line per rank (so that a launcher's report of a
+    PID names its engine) and starts the watchdog (:mod:`cosim.watchdog`).  Point-to-point
+    with the exchange timeout, so a rank stopped at start-up is named, not waited for."""
     import json
     import socket
 
-    from .launch import start_death_sentinel
+    from . import watchdog
 
-    start_death_sentinel(comm.Get_rank())
     me = {"pid": os.getpid(), "host": socket.gethostname()}
-    everyone = comm.gather(me, root=BUS_RANK)
-    if comm.Get_rank() != BUS_RANK:
+    if rank != BUS_RANK:
+        key = next((g.name, p) for g in plan.groups for p, r in enumerate(g.ranks) if r == rank)
+        transport.send(BUS, Kind.HELLO, {"pid": np.array(me["pid"]), "host": _bytes(me["host"])}, key)
         return
-    roles = {BUS_RANK: "bus"}
+    table = {str(BUS_RANK): {**me, "role": "bus"}}
     for g in plan.groups:
         for p, r in enumerate(g.ranks):
-            roles[r] = f"engine {g.name}" + (f" part {p + 1}/{g.n_parts}" if g.n_parts > 1 else "")
-    table = {str(r): {**everyone[r], "role": roles[r]} for r in range(comm.Get_size())}
+            msg = transport.recv((g.name, p), Kind.HELLO, BUS)
+            role = f"engine {g.name}" + (f" part {p + 1}/{g.n_parts}" if g.n_parts > 1 else "")
+            table[str(r)] = {"pid": int(msg["pid"]), "host": _text(msg["host"]), "role": role}
+    table = dict(sorted(table.items(), key=lambda kv: int(kv[0])))
+    watchdog.attach(watchdog.start(table))
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
         ranks_file(output).write_text(json.dumps(table, indent=1))
     except OSError:
         pass
     if stream is not None:
-        for r in range(comm.Get_size()):
-            e = table[str(r)]
+        for r, e in table.items():
             print(f"[cosim] rank {r} (pid {e['pid']} on {e['host']}): {e['role']}", file=stream,
                   flush=True)
 

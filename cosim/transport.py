@@ -69,6 +69,24 @@ def unpack(buf: np.ndarray) -> Message:
     return out
 
 
+class Stalled(TimeoutError):
+    """No message from a partner for the exchange timeout: it stopped responding."""
+
+    def __init__(self, rank: int, who: str, seconds: float):
+        super().__init__(f"{who} (rank {rank}) stopped responding: no message for {seconds:g} s "
+                         f"(simulation.exchange_timeout)")
+        self.rank, self.who = rank, who
+
+
+class PartnerLost(RuntimeError):
+    """MPI failed while receiving from a partner: it died (the watchdog names who died
+    first, see :mod:`cosim.watchdog`)."""
+
+    def __init__(self, rank: int, who: str, detail: str):
+        super().__init__(f"lost {who} (rank {rank}): {detail}")
+        self.rank, self.who = rank, who
+
+
 class RemoteError(RuntimeError):
     """A partner rank reported that it failed (see :meth:`MPITransport.send_error`)."""
 
@@ -152,10 +170,15 @@ class MPITransport(Transport):
     def recv(self, src, kind: Kind, dest=None) -> Message:
         t0 = time.perf_counter()
         status = self.MPI.Status()
-        m = self._wait_for(self.rank_of[src], int(kind), status, t0)
-        t1 = time.perf_counter()
-        buf = np.empty(status.Get_count(self.MPI.BYTE), dtype=np.uint8)
-        m.Recv([buf, self.MPI.BYTE])
+        rank = self.rank_of[src]
+        try:
+            m = self._wait_for(rank, int(kind), status, t0)
+            t1 = time.perf_counter()
+            buf = np.empty(status.Get_count(self.MPI.BYTE), dtype=np.uint8)
+            m.Recv([buf, self.MPI.BYTE])
+        except self.MPI.Exception as exc:     # the partner vanished mid-message
+            raise PartnerLost(rank, self.labels.get(rank, "a partner"),
+                              str(exc).splitlines()[0]) from None
         msg = unpack(buf)
         t2 = time.perf_counter()
         self.wait_s += t1 - t0
@@ -177,9 +200,7 @@ class MPITransport(Transport):
             self._check_errors()
             now = time.perf_counter()
             if self.timeout_s and now - t0 > self.timeout_s:
-                who = self.labels.get(source, "a partner")
-                raise TimeoutError(f"no message from {who} (rank {source}) for "
-                                   f"{self.timeout_s:g} s; it stopped responding")
+                raise Stalled(source, self.labels.get(source, "a partner"), self.timeout_s)
             if now - t0 > 20e-6:
                 nap = min(100e-6, nap + 10e-6)
                 time.sleep(nap)

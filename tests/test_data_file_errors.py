@@ -167,11 +167,14 @@ def test_tvb_connectomes_are_taken_as_shipped():
     assert sorted(c.region_labels[i] for i in isolated_regions(c)) == ["lCC", "rCC"]
 
 
-def _scenario(**connectome_keys) -> str:
-    """Wilson–Cowan on the w.csv / l.csv connectome; ``connectome_keys`` e.g. allow_disconnected."""
+def _scenario(labels: str | None = None, **connectome_keys) -> str:
+    """Wilson–Cowan on the w.csv / l.csv (/ ``labels``) connectome; ``connectome_keys`` e.g.
+    allow_disconnected."""
+    files = {"weights": "w.csv", "tract_lengths": "l.csv"}
+    if labels:
+        files["labels"] = labels
     return scenario_text(simulation(duration=4.0),
-                         connectome=connectome({"weights": "w.csv", "tract_lengths": "l.csv"},
-                                               **connectome_keys),
+                         connectome=connectome(files, **connectome_keys),
                          engines={"m": neural_mass("wilson_cowan")})
 
 
@@ -269,8 +272,7 @@ def test_csv_pair_errors_name_the_file_at_fault(tmp_path):
         "names.txt: region label 'A' appears twice (rows 0 and 2)"
     # through the command line: one line, exit 2, the labels file named
     p = tmp_path / "s.toml"
-    p.write_text(SCENARIO.format(extra="").replace('tract_lengths = "l.csv"',
-                                                   'tract_lengths = "l.csv", labels = "names.txt"'))
+    p.write_text(_scenario(labels="names.txt"))
     rc, err = _validate(p)
     assert (rc, err) == (2, "names.txt: region label 'A' appears twice (rows 0 and 2)\n")
     from _util import run_cli
