@@ -135,6 +135,7 @@ def _children(pid: int) -> list[int]:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.mpi
 @pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT", "SIGKILL"])
 def test_a_signal_to_the_np_launcher_ends_mpiexec_and_every_rank(tmp_path, sig):
     """Before: SIGTERM to `cosim run --np 3` ended the launcher; mpiexec and the three ranks

@@ -179,6 +179,7 @@ dt = 0.1
 
 @pytest.mark.skipif(not (Path(sys.executable).parent / "mpiexec").exists(),
                     reason="no mpiexec (pip install -e .[mpi])")
+@pytest.mark.mpi
 def test_a_refused_run_leaves_the_file_of_a_job_under_mpiexec_intact(tmp_path):
     """The same with the first job under `--np 3`, the second refused under `--np 3` too."""
     sc = tmp_path / "two.toml"
@@ -232,6 +233,7 @@ def test_output_equal_to_an_input_is_refused_even_with_overwrite(tmp_path):
 
 # -- an output folder that cannot be written -------------------------------------------------
 
+@pytest.mark.mpi
 def test_an_output_folder_that_cannot_be_written_is_one_line(tmp_path, small_tmpfs):
     """Before: `internal error: OSError: [Errno 30] Read-only file system: '….h5.monitor'`
     (exit 1; under mpiexec a hang)."""
@@ -244,7 +246,7 @@ def test_an_output_folder_that_cannot_be_written_is_one_line(tmp_path, small_tmp
         assert r.stderr.startswith(f"out.h5: cannot write in {out.parent} "), r.stderr
         assert why in r.stderr
     if (Path(sys.executable).parent / "mpiexec").exists():
-        r = run_cli("run", str(sc), "--np", "3", "-o", str(ro / "out.h5"), "-q", cwd=tmp_path,
+        r = run_cli("run", str(sc), "--np", "2", "-o", str(ro / "out.h5"), "-q", cwd=tmp_path,
                     timeout=120)
         assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
         assert r.stderr.startswith(f"out.h5: cannot write in {ro} (Read-only file system)")
@@ -252,6 +254,7 @@ def test_an_output_folder_that_cannot_be_written_is_one_line(tmp_path, small_tmp
 
 # -- free space ----------------------------------------------------------------------------
 
+@pytest.mark.mpi
 def test_an_output_that_cannot_fit_is_refused_before_the_run(tmp_path, small_tmpfs):
     disk = small_tmpfs("1m")
     sc = _scenario(tmp_path)                     # 8000 × 2 × 76 × 8 B ≈ 9.3 MiB of samples
@@ -274,7 +277,7 @@ def test_an_output_that_cannot_fit_is_refused_before_the_run(tmp_path, small_tmp
 
 def test_free_space_estimate_counts_samples_and_refuses_in_process(tmp_path, monkeypatch):
     from cosim import output_guard
-    from cosim.runtime import _record_specs
+    from cosim.pipeline import record_specs as _record_specs
     from cosim.scenario import load_scenario
 
     sc = load_scenario(_scenario(tmp_path))
