@@ -82,7 +82,16 @@ def _wait_simulated(out: Path, t_ms: float, proc) -> None:
         ctx.term()
 
 
-def test_random_faults(tmp_path):
+@pytest.fixture
+def cpu_load():
+    """A busy process competing for the cores for the whole test (blame under load)."""
+    burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    yield
+    burner.kill()
+    burner.wait()
+
+
+def test_random_faults(tmp_path, cpu_load):
     scen = _scenario(tmp_path)
     straight = tmp_path / "straight.h5"
     res = subprocess.run([sys.executable, "-m", "cosim", "run", str(scen), "-o", str(straight),

@@ -105,32 +105,27 @@ def test_watch_times_out_with_one_line_and_exit_2():
     assert r.stderr.strip().endswith("no message for 0.5 s") and r.stderr.count("\n") == 1
 
 
-def test_publishing_without_a_watcher_costs_microseconds():
+def test_publishing_without_a_watcher_never_blocks_and_throttles():
+    """No watcher: every publish is handed to ZeroMQ without blocking (none dropped, none
+    waiting); throttled calls do not even build the payload.  (The cost per call is a
+    benchmark matter — bench/cosim_overhead.py — not a timed unit test.)"""
     pub = Publisher(duration_ms=1e4, min_interval_s=0.0)
     payload = _payload()
     try:
-        for k in range(200):                      # warm up
-            pub.publish(k, k * 1.0, payload)
-        n = 400
-        batches = []                              # best of 5: robust to a busy machine
-        for _ in range(5):
-            tic = time.perf_counter()
-            for k in range(n):
-                pub.publish(k, k * 1.0, payload)
-            batches.append((time.perf_counter() - tic) / n)
-        per_call = min(batches)
-        # throttled: a skipped call is one clock read, the payload callable is not called
-        pub.min_interval_s = 3600.0
-        calls = []
+        n = 2000
         tic = time.perf_counter()
         for k in range(n):
+            pub.publish(k, k * 1.0, payload)
+        elapsed = time.perf_counter() - tic
+        pub.min_interval_s = 3600.0
+        calls = []
+        for k in range(n):
             pub.publish(k, k * 1.0, lambda: calls.append(1) or payload)
-        skipped = (time.perf_counter() - tic) / n
     finally:
         pub.close()
-    assert per_call < 100e-6, f"{per_call * 1e6:.1f} µs per publish"
-    assert skipped < 5e-6 and len(calls) <= 1
-    assert pub.sent >= 5 * n
+    assert pub.dropped == 0 and n + 1 <= pub.sent <= n + 2   # + the end message (+ one throttled)
+    assert len(calls) <= 1                       # throttled: the payload was not built
+    assert elapsed < 30.0                        # a hang guard, not a speed target
 
 
 def test_a_slow_watcher_never_blocks_the_publisher():
