@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import traceback
 
@@ -161,7 +162,8 @@ def _terminated(exc, out) -> int:
     """One line for a run stopped by a signal; exit code 128 + signal number."""
     s = exc.summary
     where = f" at t = {s.t_end_ms:g} ms" if s is not None else ""
-    print(f"cosim: terminated by {exc}{where}; {out} holds every completed window "
+    how = "interrupted" if exc.signum == signal.SIGINT else "terminated"
+    print(f"cosim: {how} ({exc}){where}; {out} holds every completed window "
           f"(status terminated); continue with --resume if checkpoints are on",
           file=sys.stderr, flush=True)
     return 128 + exc.signum

@@ -279,7 +279,8 @@ def launch_mpiexec(argv: Sequence[str], np: int, *, module: str = "cosim",
     cmd = mpiexec_command(np, ["-m", module, *strip_np(argv)], mpiexec=mpiexec)
     rc, got = _run(cmd)
     if got is not None:             # we ended the job: no rank is to blame
-        print(_signal_line(got), file=sys.stderr, flush=True)
+        if rc not in (128 + signal.SIGTERM, 128 + signal.SIGINT):   # ranks stopped and said so
+            print(_signal_line(got), file=sys.stderr, flush=True)
         return 128 + got
     return rc
 

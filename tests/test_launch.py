@@ -182,8 +182,10 @@ def test_a_signal_to_the_np_launcher_ends_mpiexec_and_every_rank(tmp_path, sig):
     if signum == signal.SIGKILL:
         return
     assert proc.returncode == 128 + signum, (proc.returncode, stderr)
-    line = "cosim: terminated (SIGTERM)" if sig == "SIGTERM" else "cosim: interrupted (SIGINT)"
-    assert stderr.strip().splitlines()[-1] == line, stderr
+    # one line: the ranks stop at a window boundary and rank 0 says so (SIGINT reaches them
+    # as SIGTERM); the launcher adds nothing
+    lines = [ln for ln in stderr.strip().splitlines() if ln.startswith("cosim:")]
+    assert len(lines) == 1 and lines[0].startswith("cosim: terminated (SIGTERM) at t = "), stderr
     assert "Traceback" not in stderr and "ended first" not in stderr, stderr
     assert "mpiexec@" not in stderr, stderr         # mpiexec got SIGTERM: nothing to say
 
@@ -258,7 +260,7 @@ def test_ctrl_c_at_a_terminal_ends_the_np_job_once(tmp_path):
     assert os.waitstatus_to_exitcode(status) == 130, text
     assert left == [], f"left running: {left}"
     lines = text.decode(errors="replace").replace("\r", "").strip().splitlines()
-    assert lines[-1] == "cosim: interrupted (SIGINT)", lines
+    assert lines[-1].startswith("cosim: interrupted (SIGINT)"), lines
     # mpiexec got exactly one SIGINT (the terminal's): one "Sending Ctrl-C", no forced abort
     assert sum("Sending Ctrl-C" in ln for ln in lines) == 1, lines
 

@@ -130,7 +130,7 @@ def test_signal_to_the_one_process(tmp_path, straight, sig):
     rc, err, took = _ends_within(proc, 30)
     assert rc == 128 + sig and took < 10, err
     lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert len(lines) == 1 and f"terminated by {sig.name}" in lines[0], err
+    assert len(lines) == 1 and f"({sig.name}) at t = " in lines[0], err
     _check_terminated(out, t)
     _resume_equals(straight, scen, out)
 
@@ -146,7 +146,7 @@ def test_sigterm_under_mpiexec(tmp_path, straight, target):
     os.kill(pid, signal.SIGTERM)
     rc, err, took = _ends_within(proc, 60)
     assert rc == 143 and took < 15, err
-    assert "terminated by SIGTERM" in err
+    assert "terminated (SIGTERM) at t = " in err
     _check_terminated(out, t)
     for r in ranks.values():                          # no process left behind
         with pytest.raises(ProcessLookupError):
