@@ -135,6 +135,7 @@ class Hub:
         self.engine_compute = {g.name: 0.0 for g in plan.groups}
         self.stop_after: int | None = None
         self.signum = 0
+        self._fingerprint = None
 
     def begin(self, resume_state: dict | None) -> None:
         """Every part's ``INIT`` into the bus, then the checkpoint or the initial state."""
@@ -198,8 +199,10 @@ class Hub:
         state = self.pipeline.state()
         if self.bus is not None:
             state.update(self.bus.state())
-        self.ck.save_coordinator(window, state, self.recorder.lengths(),
-                                 fingerprint(self.sc, self.plan), self.sc.simulation.duration_ms)
+        if self._fingerprint is None:
+            self._fingerprint = fingerprint(self.sc, self.plan)
+        self.ck.save_coordinator(window, state, self.recorder.lengths(), self._fingerprint,
+                                 self.sc.simulation.duration_ms)
 
     def end(self, stopped: bool) -> None:
         """After the last window: on a stop, wait for the parts' final checkpoints and
