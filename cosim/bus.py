@@ -126,7 +126,6 @@ class Bus:
         self.S = int(window_steps)
         self.n_aff = int(n_afferent)
         self.n_regions = self.weights.shape[0]
-        nz = self.weights != 0
         self.max_delay = max_delay_steps(self.weights, self.steps)
         #: steps a receiver's integrator reads beyond the delayed sample (RK4 stage: 1)
         self.read_ahead = int(read_ahead)

@@ -312,16 +312,9 @@ def run_scenario(scenario, *, output: Path | None = None, overwrite: bool = Fals
     plan = make_plan(scenario, 1)
     out_path = out_path_of(scenario, output)
     ck = Checkpointer(out_path, sim.checkpoint_every_windows)
-    k_start, cstate, lengths, grew = ck.resume(scenario, plan) if resume else (0, None, None, False)
     transport = InProcessTransport()
     with StopFlag() as stop:
-        recorder = Recorder(out_path, scenario, record_specs(scenario), n_ranks=1,
-                            flush_every=scenario.record.flush_every, overwrite=overwrite,
-                            resume_lengths=lengths)
-        if grew:
-            recorder.extend(scenario)
-        if not resume:
-            ck.clear()
+        k_start, cstate, recorder = _open_output(scenario, plan, ck, out_path, overwrite, resume)
         try:
             progress = Progress(sim.duration_ms, progress_stream, start_ms=k_start * sim.sync_interval_ms)
             hub = Hub(scenario, plan, layout, transport, recorder, ck, progress, on_window, stop)
@@ -339,6 +332,21 @@ def run_scenario(scenario, *, output: Path | None = None, overwrite: bool = Fals
             recorder.close("terminated" if stop.signum else "failed", f"{type(exc).__name__}: {exc}")
             raise
     return _summary(hub, out_path, k_start, wall, build_s, stopped)
+
+
+def _open_output(scenario, plan: Plan, ck: Checkpointer, out_path, overwrite: bool,
+                 resume: bool):
+    """``(k_start, coordinator state, recorder)``: a new output (old checkpoint files
+    cleared), or the output and checkpoint of the run being resumed (checked first)."""
+    k_start, cstate, lengths, grew = ck.resume(scenario, plan) if resume else (0, None, None, False)
+    recorder = Recorder(out_path, scenario, record_specs(scenario), n_ranks=plan.world_size,
+                        flush_every=scenario.record.flush_every, overwrite=overwrite,
+                        resume_lengths=lengths)
+    if grew:
+        recorder.extend(scenario)
+    if not resume:
+        ck.clear()
+    return k_start, cstate, recorder
 
 
 def _summary(hub: Hub, out_path, k_start, wall, build_s, stopped) -> RunSummary:
@@ -461,15 +469,7 @@ def _run_bus(scenario, layout, plan, transport, out_path, overwrite, progress_st
              on_window, stop, comm) -> RunSummary:
     sim = scenario.simulation
     try:
-        k_start, cstate, lengths, grew = (ck.resume(scenario, plan) if resume
-                                          else (0, None, None, False))
-        recorder = Recorder(out_path, scenario, record_specs(scenario), n_ranks=plan.world_size,
-                            flush_every=scenario.record.flush_every, overwrite=overwrite,
-                            resume_lengths=lengths)
-        if grew:
-            recorder.extend(scenario)
-        if not resume:
-            ck.clear()
+        k_start, cstate, recorder = _open_output(scenario, plan, ck, out_path, overwrite, resume)
     except BaseException:
         _start_parts(transport, plan, -1)    # the parts stop quietly; this rank reports
         raise

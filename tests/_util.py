@@ -44,3 +44,37 @@ def launch_kind(args) -> str | None:
     if program in MPI_LAUNCHERS or any(a == "--np" or a.startswith("--np=") for a in argv):
         return "mpi"
     return None
+
+
+def h5_data(path, skip=("timing", "provenance")) -> dict:
+    """Every dataset of an output file (name → array), but those under ``skip``."""
+    import h5py
+
+    out = {}
+    with h5py.File(path) as f:
+        f.visititems(lambda n, o: out.__setitem__(n, o[()]) if isinstance(o, h5py.Dataset)
+                     and not n.startswith(tuple(skip)) else None)
+    return out
+
+
+def assert_same_data(a: dict, b: dict, what: str = "") -> None:
+    """Bitwise equality of two :func:`h5_data` results."""
+    import numpy as np
+
+    assert set(a) == set(b), (what, sorted(set(a) ^ set(b)))
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=f"{what} {k}")
+
+
+def small_default(tmp_path: Path, name: str = "h.toml", **subs) -> Path:
+    """``scenarios/default.toml`` made small for tests: 24 + 12 cells, 1 ms windows, no
+    output key; ``subs`` are further ``old → new`` text replacements (each must match)."""
+    text = (REPO / "scenarios" / "default.toml").read_text()
+    for old, new in {"\nn = 240\n": "\nn = 24\n", "\nn = 60\n": "\nn = 12\n",
+                     "sync_interval = 5.0": "sync_interval = 1.0",
+                     'output = "results/default.h5"\n': "", **subs}.items():
+        assert old in text, old
+        text = text.replace(old, new)
+    p = Path(tmp_path) / name
+    p.write_text(text)
+    return p

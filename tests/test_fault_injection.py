@@ -20,7 +20,7 @@ import h5py
 import numpy as np
 import pytest
 
-from _util import REPO
+from _util import assert_same_data, h5_data, small_default
 
 pytestmark = pytest.mark.mpi
 MPIEXEC = Path(sys.executable).parent / "mpiexec"
@@ -30,26 +30,10 @@ ROLES = {0: "the bus (rank 0)", 1: "engine cortex (rank 1)", 2: "engine v1 (rank
 
 
 def _scenario(tmp_path: Path) -> Path:
-    text = (REPO / "scenarios" / "default.toml").read_text()
-    for old, new in {"\nn = 240\n": "\nn = 24\n", "\nn = 60\n": "\nn = 12\n",
-                     "duration = 2000.0": "duration = 600.0",
-                     "sync_interval = 5.0": "sync_interval = 1.0",
-                     "seed = 2026": f"seed = 2026\ncheckpoint_every = 100.0\nexchange_timeout = {TIMEOUT_S}",
-                     "[record]\nperiod = 1.0": "[record]\nperiod = 1.0\nflush_every = 20",
-                     'output = "results/default.h5"\n': ""}.items():
-        assert old in text, old
-        text = text.replace(old, new)
-    p = tmp_path / "f.toml"
-    p.write_text(text)
-    return p
-
-
-def _data(path: Path) -> dict:
-    out = {}
-    with h5py.File(path) as f:
-        f.visititems(lambda n, o: out.__setitem__(n, o[()]) if isinstance(o, h5py.Dataset)
-                     and not n.startswith(("timing", "provenance")) else None)
-    return out
+    return small_default(tmp_path, "f.toml", **{
+        "duration = 2000.0": "duration = 600.0",
+        "seed = 2026": f"seed = 2026\ncheckpoint_every = 100.0\nexchange_timeout = {TIMEOUT_S}",
+        "[record]\nperiod = 1.0": "[record]\nperiod = 1.0\nflush_every = 20"})
 
 
 def _alive(pid: int) -> bool:
@@ -97,7 +81,7 @@ def test_random_faults(tmp_path, cpu_load):
     res = subprocess.run([sys.executable, "-m", "cosim", "run", str(scen), "-o", str(straight),
                           "-q", "--no-monitor"], capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr
-    ref = _data(straight)
+    ref = h5_data(straight)
     rng = random.Random(20261201)
     report = []
     for i in range(N_RUNS):
@@ -169,9 +153,7 @@ def test_random_faults(tmp_path, cpu_load):
                                 "--resume", "--no-monitor"], capture_output=True, text=True,
                                timeout=600)
             assert r.returncode == 0, f"{what}: resume failed\n{r.stderr}"
-            got = _data(out)
-            for k in ref:
-                np.testing.assert_array_equal(got[k], ref[k], err_msg=f"{what}: {k}")
+            assert_same_data(h5_data(out), ref, what)
             resumed = ", resumed bitwise"
         report.append(f"{what} — ended in {took:.1f} s, {done} windows kept{resumed}")
     print("\n".join(report))

@@ -7,11 +7,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 
-from _util import REPO
+from _util import REPO, assert_same_data, h5_data
 from cosim.plan import make_plan
 from cosim.scenario import load_scenario
 
@@ -29,19 +28,8 @@ def _short_jr(tmp_path: Path, duration: float = 200.0, checkpoint: float = 0.0) 
     return p
 
 
-def _data(path: Path) -> dict:
-    out = {}
-    with h5py.File(path) as f:
-        f.visititems(lambda n, o: out.__setitem__(n, o[()]) if isinstance(o, h5py.Dataset)
-                     and not n.startswith(("timing", "provenance")) else None)
-    return out
-
-
 def _same(a: Path, b: Path) -> None:
-    da, db = _data(a), _data(b)
-    assert set(da) == set(db)
-    for k in da:
-        np.testing.assert_array_equal(da[k], db[k], err_msg=k)
+    assert_same_data(h5_data(a), h5_data(b))
 
 
 def _run(args, n=None, cwd=None):

@@ -13,31 +13,18 @@ import numpy as np
 import pytest
 
 from _hpc import hpc
-from _util import REPO
+from _util import h5_data, small_default
 
 MPIEXEC = Path(sys.executable).parent / "mpiexec"
 
 
-def _hybrid(tmp_path: Path, name="h.toml", duration=60.0, **subs) -> Path:
-    text = (REPO / "scenarios" / "default.toml").read_text()
-    for old, new in {"\nn = 240\n": "\nn = 24\n", "\nn = 60\n": "\nn = 12\n",
-                     "duration = 2000.0": f"duration = {duration}",
-                     "sync_interval = 5.0": "sync_interval = 1.0",
-                     "seed = 2026": "seed = 2026\ncheckpoint_every = 25.0",
-                     'output = "results/default.h5"\n': "", **subs}.items():
-        assert old in text, old
-        text = text.replace(old, new)
-    p = tmp_path / name
-    p.write_text(text)
-    return p
+def _hybrid(tmp_path: Path, name="h.toml", duration=60.0) -> Path:
+    return small_default(tmp_path, name, **{"duration = 2000.0": f"duration = {duration}",
+                                            "seed = 2026": "seed = 2026\ncheckpoint_every = 25.0"})
 
 
 def _data(path: Path) -> dict:
-    out = {}
-    with h5py.File(path) as f:
-        f.visititems(lambda n, o: out.__setitem__(n, o[()]) if isinstance(o, h5py.Dataset)
-                     and not n.startswith(("timing", "provenance", "scenario")) else None)
-    return out
+    return h5_data(path, skip=("timing", "provenance", "scenario"))
 
 
 @pytest.fixture(scope="module")

@@ -16,30 +16,20 @@ import time
 from pathlib import Path
 
 import h5py
-import numpy as np
 import pytest
 
-from _util import REPO
+from _util import assert_same_data, h5_data, small_default
 
 MPIEXEC = Path(sys.executable).parent / "mpiexec"
 DURATION = 3000.0
 
 
-def _hybrid(tmp_path: Path, duration=DURATION, name="h.toml", **subs) -> Path:
-    """The default scenario, smaller (24 + 12 cells, 1 ms windows), with checkpoints."""
-    text = (REPO / "scenarios" / "default.toml").read_text()
-    for old, new in {"\nn = 240\n": "\nn = 24\n", "\nn = 60\n": "\nn = 12\n",
-                     "duration = 2000.0": f"duration = {duration}",
-                     "sync_interval = 5.0": "sync_interval = 1.0",
-                     "seed = 2026": "seed = 2026\ncheckpoint_every = 50.0",
-                     "[record]\nperiod = 1.0": "[record]\nperiod = 1.0\nflush_every = 10",
-                     **subs}.items():
-        assert old in text, old
-        text = text.replace(old, new)
-    text = text.replace('output = "results/default.h5"\n', "")
-    p = tmp_path / name
-    p.write_text(text)
-    return p
+def _hybrid(tmp_path: Path, duration=DURATION, name="h.toml") -> Path:
+    """The default scenario, small (:func:`_util.small_default`), with checkpoints."""
+    return small_default(tmp_path, name, **{
+        "duration = 2000.0": f"duration = {duration}",
+        "seed = 2026": "seed = 2026\ncheckpoint_every = 50.0",
+        "[record]\nperiod = 1.0": "[record]\nperiod = 1.0\nflush_every = 10"})
 
 
 def _start(args, mpi: int = 0, cwd=None) -> subprocess.Popen:
@@ -81,14 +71,6 @@ def _ends_within(proc, seconds: float):
     return proc.returncode, err, time.monotonic() - t0
 
 
-def _data(path: Path) -> dict:
-    out = {}
-    with h5py.File(path) as f:
-        f.visititems(lambda n, o: out.__setitem__(n, o[()]) if isinstance(o, h5py.Dataset)
-                     and not n.startswith(("timing", "provenance")) else None)
-    return out
-
-
 def _check_terminated(out: Path, t_signal: float):
     with h5py.File(out) as f:
         assert f.attrs["status"] == "terminated"
@@ -106,7 +88,7 @@ def straight(tmp_path_factory):
     res = subprocess.run([sys.executable, "-m", "cosim", "run", str(scen), "-o", str(d / "s.h5"),
                           "-q", "--no-monitor"], capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, res.stderr
-    return _data(d / "s.h5")
+    return h5_data(d / "s.h5")
 
 
 def _resume_equals(straight, scen, out, mpi=0):
@@ -115,10 +97,7 @@ def _resume_equals(straight, scen, out, mpi=0):
         "--resume"]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, res.stderr
-    got = _data(out)
-    assert set(got) == set(straight)
-    for k in straight:
-        np.testing.assert_array_equal(got[k], straight[k], err_msg=k)
+    assert_same_data(h5_data(out), straight)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
