@@ -48,7 +48,7 @@ from .errors import CosimError
 
 #: Scenario keys that cannot change a number of the result (not fingerprinted).
 NEUTRAL_KEYS = ("simulation.output", "simulation.duration", "simulation.checkpoint_every",
-                "simulation.exchange_timeout", "record.flush_every")
+                "simulation.exchange_timeout", "simulation.startup_timeout", "record.flush_every")
 
 
 def _flatten(value, prefix: str, out: dict) -> None:

@@ -262,6 +262,8 @@ def window_loop(scenario, transport, parts: dict[tuple[str, int], Part], hub: Hu
                 stopped = hub.signum
                 break
         transport.flush_sends()
+        if k == k_start + 1:    # every rank has done a window: start-up (compilation) is over
+            transport.steady()
     return stopped
 
 
@@ -392,8 +394,9 @@ def run_mpi(scenario, comm, *, output: Path | None = None, overwrite: bool = Fal
         rank_of.update({(g.name, p): r for g in plan.groups for p, r in enumerate(g.ranks)})
         # the bus gives up on a silent part first and names it; parts wait longer for the
         # bus, staggered by rank, so that one line names the rank that stopped
-        timeout = sim.exchange_timeout_s + (0.0 if rank == BUS_RANK else 5.0 + rank)
-        transport = MPITransport(comm, rank_of, timeout_s=timeout, labels=labels)
+        grace = 0.0 if rank == BUS_RANK else 5.0 + rank
+        transport = MPITransport(comm, rank_of, timeout_s=sim.exchange_timeout_s + grace,
+                                 labels=labels, startup_s=sim.startup_timeout_s + grace)
         layout = coupling_layout(scenario)
         out_path = out_path_of(scenario, output)
         _announce_ranks(transport, plan, rank, out_path, progress_stream)

@@ -14,6 +14,7 @@ Layout::
     output = "results/run.h5"    # HDF5 file written by `cosim run`
     checkpoint_every = 500.0     # ms (optional): save a checkpoint this often, for --resume
     exchange_timeout = 600.0     # s: a rank waiting this long for a partner ends the job
+    startup_timeout = 600.0      # s: the same until the first window (engines being built)
 
     [connectome]
     source = "tvb:connectivity_76"   # or a TVB zip/folder, an .npz, or
@@ -74,6 +75,7 @@ class SimulationSpec:
     output: Path | None
     checkpoint_every_ms: float = sp.CHECKPOINT_EVERY.default
     exchange_timeout_s: float = sp.EXCHANGE_TIMEOUT.default
+    startup_timeout_s: float = sp.STARTUP_TIMEOUT.default
 
     @property
     def n_windows(self) -> int:
@@ -266,6 +268,7 @@ def _read_simulation(r: Reader, output_override) -> SimulationSpec:
     out = r.param(sp.OUTPUT)
     checkpoint = r.param(sp.CHECKPOINT_EVERY)
     timeout = r.param(sp.EXCHANGE_TIMEOUT)
+    startup = r.param(sp.STARTUP_TIMEOUT)
     r.done()
     if checkpoint and not whole_multiple(checkpoint, sync):
         raise r.error("checkpoint_every", f"{checkpoint:g} ms is not a whole multiple of "
@@ -281,7 +284,7 @@ def _read_simulation(r: Reader, output_override) -> SimulationSpec:
         output = Path(out)
     else:
         output = None
-    return SimulationSpec(duration, sync, seed, output, checkpoint, timeout)
+    return SimulationSpec(duration, sync, seed, output, checkpoint, timeout, startup)
 
 
 def _check_dt(engine, name: str, sim: SimulationSpec, period_ms: float, file: str) -> None:

@@ -27,8 +27,13 @@ CHECKPOINT_EVERY = Param("checkpoint_every", 0.0, "ms", "save a checkpoint this 
 EXCHANGE_TIMEOUT = Param("exchange_timeout", 600.0, "s", "a rank waiting this long for a "
                          "partner ends the job", gt=0)
 
+STARTUP_TIMEOUT = Param("startup_timeout", 600.0, "s", "until its first window, a rank may "
+                        "take this long (building its engine: compiling kernels, starting a "
+                        "peer simulator) before its partners give up on it", gt=0)
+
 SIMULATION = section("simulation", "run length, exchange step, seed and output file",
-                     (DURATION, SYNC_INTERVAL, SEED, OUTPUT, CHECKPOINT_EVERY, EXCHANGE_TIMEOUT))
+                     (DURATION, SYNC_INTERVAL, SEED, OUTPUT, CHECKPOINT_EVERY, EXCHANGE_TIMEOUT,
+                      STARTUP_TIMEOUT))
 
 SOURCE = Param("source", REQUIRED, "", "\"tvb:connectivity_76\", a TVB zip/folder, an .npz, "
                "or a table {weights = \"w.csv\", tract_lengths = \"l.csv\", labels = \"n.txt\"} "

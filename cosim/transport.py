@@ -74,7 +74,7 @@ class Stalled(TimeoutError):
 
     def __init__(self, rank: int, who: str, seconds: float):
         super().__init__(f"{who} (rank {rank}) stopped responding: no message for {seconds:g} s "
-                         f"(simulation.exchange_timeout)")
+                         f"(simulation.exchange_timeout / startup_timeout)")
         self.rank, self.who = rank, who
 
 
@@ -119,6 +119,9 @@ class Transport:
     def flush_sends(self) -> None:
         pass
 
+    def steady(self) -> None:
+        pass
+
     def close(self) -> None:
         pass
 
@@ -147,13 +150,15 @@ class MPITransport(Transport):
     """
 
     def __init__(self, comm, rank_of: dict, timeout_s: float = 0.0,
-                 labels: dict[int, str] | None = None):
+                 labels: dict[int, str] | None = None, startup_s: float | None = None):
         from mpi4py import MPI
 
         self.MPI = MPI
         self.comm = comm
         self.rank_of = dict(rank_of)
-        self.timeout_s = float(timeout_s)
+        #: waits give up after ``startup_s`` until :meth:`steady`, then after ``timeout_s``
+        self.steady_s = float(timeout_s)
+        self.timeout_s = float(timeout_s if startup_s is None else startup_s)
         self.labels = labels or {}
         self.rank = comm.Get_rank()
         self._pending: list = []
@@ -204,6 +209,10 @@ class MPITransport(Transport):
             if now - t0 > 20e-6:
                 nap = min(100e-6, nap + 10e-6)
                 time.sleep(nap)
+
+    def steady(self) -> None:
+        """Start-up is over (the first window is done): from now on the exchange timeout."""
+        self.timeout_s = self.steady_s
 
     def send_error(self, dest, text: str, code: int) -> None:
         """Tell node ``dest`` that this rank failed (``dest`` raises :class:`RemoteError`

@@ -26,13 +26,15 @@ pytestmark = pytest.mark.mpi
 MPIEXEC = Path(sys.executable).parent / "mpiexec"
 N_RUNS = int(os.environ.get("COSIM_FAULT_RUNS", "50"))
 TIMEOUT_S = 3.0                       # [simulation] exchange_timeout of the test scenario
+STARTUP_S = 15.0                      # [simulation] startup_timeout (builds under CPU load)
 ROLES = {0: "the bus (rank 0)", 1: "engine cortex (rank 1)", 2: "engine v1 (rank 2)"}
 
 
 def _scenario(tmp_path: Path) -> Path:
     return small_default(tmp_path, "f.toml", **{
         "duration = 2000.0": "duration = 600.0",
-        "seed = 2026": f"seed = 2026\ncheckpoint_every = 100.0\nexchange_timeout = {TIMEOUT_S}",
+        "seed = 2026": f"seed = 2026\ncheckpoint_every = 100.0\nexchange_timeout = {TIMEOUT_S}"
+                       f"\nstartup_timeout = {STARTUP_S}",
         "[record]\nperiod = 1.0": "[record]\nperiod = 1.0\nflush_every = 20"})
 
 
@@ -116,7 +118,7 @@ def test_random_faults(tmp_path, cpu_load):
             continue
         os.kill(table[str(target)]["pid"], sig)
         t_sig = time.monotonic()
-        bound = {signal.SIGSTOP: TIMEOUT_S + 20.0}.get(sig, 15.0)
+        bound = {signal.SIGSTOP: (TIMEOUT_S if at_ms is not None else STARTUP_S) + 20.0}.get(sig, 15.0)
         try:
             _, err = proc.communicate(timeout=bound + 30)
         except subprocess.TimeoutExpired:
