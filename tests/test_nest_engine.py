@@ -135,8 +135,11 @@ def _plain_nest(spec: dict, seed: int, threads: int, events, duration_ms: float)
     return gids[order], t[order]
 
 
-@pytest.mark.parametrize("threads,sync", [(1, 2.5), (2, 0.3)])
-def test_engine_equals_a_plain_nest_script(threads, sync):
+@pytest.mark.parametrize("threads,sync,block", [(1, 2.5, 10.0), (2, 0.3, 250.0)])
+def test_engine_equals_a_plain_nest_script(threads, sync, block, monkeypatch):
+    """Windows of 2.5 ms (recorders of 10 ms: nine of them) and of 0.3 ms (shorter than the
+    network's min delay 0.7 ms, two threads)."""
+    monkeypatch.setattr("cosim.engines.nest.RECORDER_BLOCK_MS", block)
     spec = nest_region(threads=threads)
     rng = np.random.default_rng(1)            # test data: 3000 events on the 80 input lines
     duration = 90.0
@@ -152,6 +155,7 @@ def test_engine_equals_a_plain_nest_script(threads, sync):
     eng = NestEngine.from_config("v1", Reader(spec, "t.toml", "engines.v1"), ctx)
     assert eng.threads == threads and eng.populations() == {"E": range(0, 40), "I": range(40, 50)}
     eng.build()
+    assert len(eng._recorders) == (9 if block == 10.0 else 1)
     n = int(round(duration / sync))
     g_all, t_all = [], []
     for k in range(n):
@@ -379,3 +383,10 @@ def test_nest_refusing_a_value_is_one_line_naming_the_population(write_scenario,
     assert r.returncode == 2
     line = r.stderr.strip().splitlines()
     assert len(line) == 1 and "engines.v1.populations.E" in line[0] and "Capacitance" in line[0]
+
+
+def test_shipped_hybrid_nest_scenario_validates(tmp_path):
+    path = Path(__file__).resolve().parents[1] / "scenarios" / "hybrid_nest.toml"
+    r = run_cli("validate", str(path), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "v1 (nest, 1 region, dt 0.1 ms)" in r.stdout

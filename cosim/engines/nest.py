@@ -34,7 +34,10 @@ rules are found in a cached copy of NEST's own model list, with close matches
 (2³¹ − 2) + 1); populations in file order, neuron populations first (so their NEST node
 ids are contiguous and gid = node id − first node id), then stimulation devices; the
 projections in file order; one ``spike_generator`` per cell of each input group; one
-``spike_recorder`` on all neurons.  Then ``nest.Prepare()`` once.
+``spike_recorder`` per block of about 250 ms of windows (``start``/``stop``; a recorder
+cannot be cleared inside ``Prepare/Run``, and reading one converts every event it holds, so
+one recorder for the whole run would make each window's read grow with the run).  Then
+``nest.Prepare()`` once.
 
 **Stepping.**  A window ``[t0, t1)`` is one ``nest.Run(t1 − t0)`` (never a fresh
 ``Simulate``); ``nest.Cleanup()`` runs after the window that ends at the scenario's
@@ -93,6 +96,8 @@ from .nest_config import Connection, Distribution, InputGroup, Population  # noq
 
 #: The engine holding this process's NEST kernel (a weak reference), see the docstring.
 _KERNEL_OWNER: list = [None]
+#: Time covered by one spike_recorder (ms; rounded to whole windows), see :meth:`build`.
+RECORDER_BLOCK_MS = 250.0
 _EPS = 1e-9
 
 
@@ -322,8 +327,18 @@ class NestEngine(Engine):
         neurons = None
         for p in self.groups:
             neurons = self.nodes[p] if neurons is None else neurons + self.nodes[p]
-        self._recorder = nest.Create("spike_recorder")
-        nest.Connect(neurons, self._recorder)
+        # one spike_recorder per block of windows (start/stop), so a window reads only the
+        # events of its block: reading a recorder converts all it holds, and recorders
+        # cannot be cleared between Runs
+        span = self.duration_ms if self.duration_ms is not None else float("inf")
+        n_win = max(1, int(round(RECORDER_BLOCK_MS / self.sync_interval_ms)))
+        self._block_ms = n_win * self.sync_interval_ms
+        n_blocks = 1 if not np.isfinite(span) else max(1, int(np.ceil(span / self._block_ms - 1e-9)))
+        self._recorders = nest.Create("spike_recorder", n_blocks)
+        if n_blocks > 1:
+            self._recorders.set([{"start": b * self._block_ms, "stop": (b + 1) * self._block_ms}
+                                 for b in range(n_blocks)])
+        nest.Connect(neurons, self._recorders)
         self._probes = {p.name: self.nodes[p.name][list(p.cells)] for p in self.pops if p.record}
         nest.Prepare()
         self._t_ms = 0.0
@@ -361,7 +376,8 @@ class NestEngine(Engine):
         self._t_ms = t1_ms
         # the recorder's events are the concatenation of its per-thread instances, so the
         # window's spikes are found by their stamps in (t0, t1], not by position
-        ev = self._recorder.get("events")
+        block = min(int(np.floor(t0_ms / self._block_ms + 1e-9)), len(self._recorders) - 1)
+        ev = self._recorders[block].get("events")
         times = np.asarray(ev["times"], dtype=np.float64)
         mine = times > t0_ms + 0.5 * self.dt_ms
         times = times[mine]
