@@ -135,7 +135,7 @@ def _plain_nest(spec: dict, seed: int, threads: int, events, duration_ms: float)
     return gids[order], t[order]
 
 
-@pytest.mark.parametrize("threads,sync,block", [(1, 2.5, 10.0), (2, 0.3, 250.0)])
+@pytest.mark.parametrize("threads,sync,block", [(1, 2.5, 10.0), (2, 0.3, 1000.0)])
 def test_engine_equals_a_plain_nest_script(threads, sync, block, monkeypatch):
     """Windows of 2.5 ms (recorders of 10 ms: nine of them) and of 0.3 ms (shorter than the
     network's min delay 0.7 ms, two threads)."""

@@ -34,7 +34,7 @@ rules are found in a cached copy of NEST's own model list, with close matches
 (2³¹ − 2) + 1); populations in file order, neuron populations first (so their NEST node
 ids are contiguous and gid = node id − first node id), then stimulation devices; the
 projections in file order; one ``spike_generator`` per cell of each input group; one
-``spike_recorder`` per block of about 250 ms of windows (``start``/``stop``; a recorder
+``spike_recorder`` per block of ≥ 50 ms of windows, at most 64 (``start``/``stop``; a recorder
 cannot be cleared inside ``Prepare/Run``, and reading one converts every event it holds, so
 one recorder for the whole run would make each window's read grow with the run).  Then
 ``nest.Prepare()`` once.
@@ -96,8 +96,10 @@ from .nest_config import Connection, Distribution, InputGroup, Population  # noq
 
 #: The engine holding this process's NEST kernel (a weak reference), see the docstring.
 _KERNEL_OWNER: list = [None]
-#: Time covered by one spike_recorder (ms; rounded to whole windows), see :meth:`build`.
-RECORDER_BLOCK_MS = 250.0
+#: Time covered by one spike_recorder (ms; rounded to whole windows; longer when the run
+#: would need more than MAX_RECORDERS), see :meth:`build`.
+RECORDER_BLOCK_MS = 50.0
+MAX_RECORDERS = 64
 _EPS = 1e-9
 
 
@@ -331,7 +333,8 @@ class NestEngine(Engine):
         # events of its block: reading a recorder converts all it holds, and recorders
         # cannot be cleared between Runs
         span = self.duration_ms if self.duration_ms is not None else float("inf")
-        n_win = max(1, int(round(RECORDER_BLOCK_MS / self.sync_interval_ms)))
+        block_ms = max(RECORDER_BLOCK_MS, span / MAX_RECORDERS) if np.isfinite(span) else 0.0
+        n_win = max(1, int(round(block_ms / self.sync_interval_ms)))
         self._block_ms = n_win * self.sync_interval_ms
         n_blocks = 1 if not np.isfinite(span) else max(1, int(np.ceil(span / self._block_ms - 1e-9)))
         self._recorders = nest.Create("spike_recorder", n_blocks)
