@@ -24,7 +24,10 @@ cosim's exchange overhead = (loop wall − Σ engine compute) ÷ loop wall — t
 adapters' bus halves, messages and recording (the rate → Poisson generation runs inside
 the NEST part and counts as its compute).  Targets: ratio ≥ 2, overhead < 5 %.
 
-    python bench/cosim_nest.py [--duration-ms 500] [--repeats 2] [--json out.json]
+    python bench/cosim_nest.py [--duration-ms 500] [--repeats 2] [--scale 1] [--json out.json]
+
+``--scale s`` shrinks the NEST network to s × 2500 neurons (in-degrees kept), which shows
+how the ratio depends on the share of the run NEST itself takes (identical on both sides).
 """
 
 from __future__ import annotations
@@ -45,8 +48,16 @@ SYNC_MS, DT_MS, SPEED = 5.0, 0.1, 3.0
 GAIN, OFFSET, MAP_GAIN, TAU_MS = 200.0, 10.0, 0.00005, 5.0      # as in the scenario
 
 
-def _scenario(duration_ms: float, tmp: Path) -> Path:
+def _sizes(scale: float) -> tuple[int, int]:
+    """N_E, N_I of the Brunel network at ``scale`` (1: the scenario's 2000, 500)."""
+    return int(round(2000 * scale)), int(round(500 * scale))
+
+
+def _scenario(duration_ms: float, tmp: Path, scale: float = 1.0) -> Path:
     text = SCENARIO.read_text()
+    n_e, n_i = _sizes(scale)
+    text = re.sub(r"(?m)^n = 2000$", f"n = {n_e}", text, count=1)
+    text = re.sub(r"(?m)^n = 500$", f"n = {n_i}", text, count=1)
     text = re.sub(r"(?m)^duration\s*=.*$", f"duration = {float(duration_ms)}", text, count=1)
     text = re.sub(r'(?m)^output\s*=.*$', f'output = "{tmp / "bench.h5"}"', text, count=1)
     out = tmp / "hybrid_nest.toml"
@@ -56,11 +67,11 @@ def _scenario(duration_ms: float, tmp: Path) -> Path:
 
 # ---------------------------------------------------------------------------- workers
 
-def run_cosim(duration_ms: float) -> dict:
+def run_cosim(duration_ms: float, scale: float) -> dict:
     from cosim.runtime import run_scenario
     from cosim.scenario import load_scenario
     with tempfile.TemporaryDirectory() as d:
-        sc = load_scenario(_scenario(duration_ms, Path(d)))
+        sc = load_scenario(_scenario(duration_ms, Path(d), scale))
         s = run_scenario(sc, overwrite=True, progress_stream=None)
         import h5py
         with h5py.File(s.output) as f:
@@ -68,14 +79,15 @@ def run_cosim(duration_ms: float) -> dict:
     compute = sum(s.compute_s.values())
     return {"wall_s": s.wall_s, "build_s": s.build_s, "engine_compute_s": dict(s.compute_s),
             "overhead_fraction": (s.wall_s - compute) / s.wall_s,
-            "rate_E_hz": n_e / 2000 / (duration_ms / 1000.0)}
+            "rate_E_hz": n_e / _sizes(scale)[0] / (duration_ms / 1000.0)}
 
 
-def _brunel(nest):
+def _brunel(nest, scale: float):
     """The NEST network of scenarios/hybrid_nest.toml, in plain PyNEST."""
     neuron = {"tau_m": 20.0, "C_m": 1.0, "E_L": 0.0, "V_th": 20.0, "V_reset": 10.0, "t_ref": 2.0}
-    E = nest.Create("iaf_psc_delta", 2000, params=neuron)
-    I = nest.Create("iaf_psc_delta", 500, params=neuron)
+    n_e, n_i = _sizes(scale)
+    E = nest.Create("iaf_psc_delta", n_e, params=neuron)
+    I = nest.Create("iaf_psc_delta", n_i, params=neuron)
     for p in (E, I):
         p.V_m = nest.random.uniform(min=0.0, max=20.0)
     bg = nest.Create("poisson_generator", params={"rate": 4000.0})
@@ -92,7 +104,7 @@ def _brunel(nest):
     return E, drive, rec
 
 
-def run_glue(duration_ms: float) -> dict:
+def run_glue(duration_ms: float, scale: float) -> dict:
     import logging
 
     import numpy as np
@@ -114,7 +126,8 @@ def run_glue(duration_ms: float) -> dict:
     sim.configure()
     nest.ResetKernel()
     nest.SetKernelStatus({"resolution": DT_MS, "local_num_threads": 1, "rng_seed": 1})
-    E, drive, rec = _brunel(nest)
+    E, drive, rec = _brunel(nest, scale)
+    n_e = len(E)
     steps = np.rint(conn.tract_lengths[v1] / SPEED / DT_MS).astype(int)    # d_{v1,j}
     w = conn.weights[v1].copy()
     w[v1] = 0.0
@@ -146,7 +159,7 @@ def run_glue(duration_ms: float) -> dict:
         # NEST → TVB: pooled E rate through the exponential kernel, into rV1's state
         counts = np.histogram(t, bins=S, range=(t0, t0 + SYNC_MS))[0]
         for c in counts:
-            rate_filtered += (c / 2000 / (DT_MS / 1000.0) - rate_filtered) * DT_MS / TAU_MS
+            rate_filtered += (c / n_e / (DT_MS / 1000.0) - rate_filtered) * DT_MS / TAU_MS
         target = np.clip(MAP_GAIN * rate_filtered, 1e-9, 2 * e0 * (1 - 1e-9))
         sim.current_state[1, v1] = v0 - np.log(2 * e0 / target - 1) / r   # y1 − y2 with y2 = 0
         sim.current_state[2, v1] = 0.0
@@ -155,15 +168,16 @@ def run_glue(duration_ms: float) -> dict:
             pos += 1
     wall = time.perf_counter() - tic
     nest.Cleanup()
-    return {"wall_s": wall, "build_s": build_s, "rate_E_hz": seen / 2000 / (duration_ms / 1000.0)}
+    return {"wall_s": wall, "build_s": build_s, "rate_E_hz": seen / n_e / (duration_ms / 1000.0)}
 
 
 # ---------------------------------------------------------------------------- driver
 
-def _worker(kind: str, duration_ms: float) -> dict:
+def _worker(kind: str, duration_ms: float, scale: float) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1", PYNEST_QUIET="1")
     r = subprocess.run([sys.executable, __file__, "--worker", kind, "--duration-ms",
-                        str(duration_ms)], env=env, capture_output=True, text=True)
+                        str(duration_ms), "--scale", str(scale)], env=env, capture_output=True,
+                       text=True)
     if r.returncode != 0:
         sys.exit(f"{kind} worker failed:\n{r.stderr[-3000:]}")
     return json.loads(r.stdout.strip().splitlines()[-1])
@@ -173,20 +187,23 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--duration-ms", type=float, default=500.0)
     p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--scale", type=float, default=1.0, help="size of the NEST network relative "
+                   "to the scenario's 2500 neurons (in-degrees kept; >= 0.125)")
     p.add_argument("--json", help="write the results as JSON to this path")
     p.add_argument("--worker", choices=("cosim", "glue"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
-        out = (run_cosim if args.worker == "cosim" else run_glue)(args.duration_ms)
+        out = (run_cosim if args.worker == "cosim" else run_glue)(args.duration_ms, args.scale)
         print(json.dumps(out))
         return 0
     rounds = {"cosim": [], "glue": []}
     for _ in range(args.repeats):
         for kind in ("cosim", "glue"):                       # interleaved rounds
-            rounds[kind].append(_worker(kind, args.duration_ms))
+            rounds[kind].append(_worker(kind, args.duration_ms, args.scale))
     best = {k: min(v, key=lambda x: x["wall_s"]) for k, v in rounds.items()}
     ratio = best["glue"]["wall_s"] / best["cosim"]["wall_s"]
     res = {"duration_ms": args.duration_ms, "sync_interval_ms": SYNC_MS,
+           "nest_neurons": sum(_sizes(args.scale)),
            "cosim_wall_s": best["cosim"]["wall_s"], "glue_wall_s": best["glue"]["wall_s"],
            "ratio_glue_over_cosim": ratio,
            "cosim_exchange_overhead_fraction": best["cosim"]["overhead_fraction"],
@@ -194,8 +211,8 @@ def main(argv=None) -> int:
            "rate_E_hz": {k: best[k]["rate_E_hz"] for k in best},
            "targets": {"ratio_at_least": 2.0, "overhead_below": 0.05},
            "rounds": rounds}
-    print(f"{args.duration_ms:g} ms simulated, 5 ms exchange, one process each (min of "
-          f"{args.repeats} rounds)")
+    print(f"{args.duration_ms:g} ms simulated, {res['nest_neurons']} NEST neurons, 5 ms exchange, "
+          f"one process each (min of {args.repeats} rounds)")
     print(f"  cosim : {res['cosim_wall_s']:.2f} s  (engines: " + ", ".join(
         f"{k} {v:.2f} s" for k, v in res["cosim_engine_compute_s"].items())
           + f"; exchange overhead {100 * res['cosim_exchange_overhead_fraction']:.2f} %)")

@@ -345,6 +345,11 @@ def test_checkpoint_every_with_nest_is_a_scenario_error(write_scenario, tmp_path
     (("projections", "EE", "syn"), {"tau_recc": 1.0}, "engines.v1.projections.EE.syn.tau_recc",
      "tau_rec"),
     (("resolution",), 0.7, "engines.v1.resolution", "whole multiple"),
+    (("projections", "EI", "delay"), 0.05, "engines.v1.projections.EI.delay",
+     "shorter than the resolution"),
+    (("inputs", "bg", "delay"), 0.05, "engines.v1.inputs.bg.delay", "shorter than the resolution"),
+    (("populations", "noise", "model"), "spike_recorder", "engines.v1.populations.noise.model",
+     "recorder"),
 ])
 def test_unknown_nest_names_are_one_line_errors(write_scenario, tmp_path, path, value, key, hint):
     sc = hybrid_nest()

@@ -186,7 +186,7 @@ def engine_kwargs(name: str, reader, ctx) -> dict[str, Any]:
                 record_variables=ctx.record_variables, **kw)
 
 
-def _model(t, key: str, kinds=("neuron", "stimulator", "recorder")) -> str:
+def _model(t, key: str, kinds=("neuron", "stimulator")) -> str:
     m = t.param(POP_MODEL) if key == "model" else t.string(key)
     table = models()["node_models"]
     if m not in table:
