@@ -352,13 +352,25 @@ def test_checkpoint_every_with_nest_is_a_scenario_error(write_scenario, tmp_path
      "recorder"),
 ])
 def test_unknown_nest_names_are_one_line_errors(write_scenario, tmp_path, path, value, key, hint):
+    """Checked in process (the CLI's one-line form of the same error: the test below)."""
+    from cosim.errors import CosimError
+    from cosim.scenario import load_scenario
     sc = hybrid_nest()
     t = sc["engines"]["v1"]
     for p in path[:-1]:
         t = t[p]
     t[path[-1]] = value
+    with pytest.raises(CosimError) as exc:
+        load_scenario(write_scenario(sc, "bad.toml"))
+    line = exc.value.message()
+    assert "\n" not in line and "bad.toml" in line and key in line and hint in line, line
+
+
+def test_unknown_nest_model_is_one_line_from_the_cli(write_scenario, tmp_path):
+    sc = hybrid_nest()
+    sc["engines"]["v1"]["populations"]["E"]["model"] = "iaf_cond_exb"
     line = _one_line_error(write_scenario, tmp_path, sc)
-    assert key in line and hint in line, line
+    assert "engines.v1.populations.E.model" in line and "iaf_cond_exp" in line, line
 
 
 def test_validation_does_not_import_nest(write_scenario, tmp_path):
