@@ -46,6 +46,10 @@ domain                         ids after ``(seed, domain)``   used by, and what 
 ``multicompartment.connect``   engine name, projection        ``MulticompartmentEngine``
                                name, target gid               connectivity: numpy stream,
                                                               ``choice`` of sources, U delays
+``nest.kernel``                engine name                    ``NestEngine``: NEST's
+                                                              ``rng_seed`` = key word 0
+                                                              mod (2**31 − 2) + 1 (NEST draws
+                                                              its own numbers from it)
 ``rate_to_poisson``            engine name, adapter name      ``RateToPoisson`` independent
                                                               trains: numba, counter
                                                               ``(k, line, 0, 0)`` → k-th Exp(1)
@@ -58,8 +62,8 @@ domain                         ids after ``(seed, domain)``   used by, and what 
 =============================  =============================  ===================================
 
 (``NeuralMassEngine``: :mod:`cosim.engines.neural_mass`; ``MulticompartmentEngine``:
-:mod:`cosim.engines.multicompartment`; ``RateToPoisson``: :mod:`adapters.rate_to_poisson`,
-built by the spiking part for each ``rate_to_poisson`` adapter of the scenario.)
+:mod:`cosim.engines.multicompartment`; ``NestEngine``: :mod:`cosim.engines.nest`;
+``RateToPoisson``: :mod:`adapters.rate_to_poisson`, built by the spiking part for each ``rate_to_poisson`` adapter of the scenario.)
 
 Whether an engine's *name* is in the key is decided by which ids are stable and unique:
 
@@ -100,6 +104,7 @@ DOMAINS: dict[str, tuple[str, ...]] = {
     "neural_mass.noise": ("region index",),
     "neural_mass.initial": ("region index",),
     "multicompartment.connect": ("engine name", "projection name", "target gid"),
+    "nest.kernel": ("engine name",),
     "rate_to_poisson": ("engine name", "adapter name"),
     "rate_to_poisson.mother": ("engine name", "adapter name"),
     "rate_to_poisson.copy": ("engine name", "adapter name"),

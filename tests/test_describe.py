@@ -70,7 +70,7 @@ def test_cli_describe_and_models(capsys):
     (["describe", "modle"], "'model'", "adapter"),
     (["describe", "model", "jansen"], "'jansen_rit'", "wilson_cowan"),
     (["describe", "monitor", "boldd"], "'bold'", "subsample"),
-    (["describe", "engine", "nest"], "", "multicompartment"),
+    (["describe", "engine", "arbor"], "", "multicompartment"),
 ])
 def test_unknown_kind_or_name_is_one_line_exit_2(capsys, argv, word, known):
     assert main(argv) == 2
