@@ -142,7 +142,7 @@ def test_plot_writes_labelled_pngs(output, capsys):
                                       "--discard", "10000", "--window", "10000", "--dpi", "100"])
     assert plot_main(args) == 0
     names = sorted(p.name for p in out_dir.iterdir())
-    for expected in ("raster_hc_exc.png", "timeseries_cortex_eeg.png", "spectrum_cortex_eeg.png",
+    for expected in ("raster_hc.hc_exc.png", "timeseries_cortex_eeg.png", "spectrum_cortex_eeg.png",
                      "bold.png", "fc.png", "fcd.png", "timeseries_hc_rate.png"):
         assert expected in names
     for p in out_dir.iterdir():

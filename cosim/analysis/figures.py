@@ -42,12 +42,12 @@ def plot_output(path: str | Path, out_dir: str | Path, opts: AnalysisOptions = A
                 if s.attrs.get("source") == "spikes":
                     rates.append((e, s))
         for sp in out.spikes():
-            match = [s for e, s in rates if sp.population == e or sp.population in s.variables]
+            match = [s for e, s in rates if e == sp.engine]
             rate = None
             if match:
                 s = match[0]
-                cols = [i for i, v in enumerate(s.variables) if v == sp.population] or \
-                    list(range(len(s.variables)))
+                cols = [i for i, v in enumerate(s.variables) if v in (sp.group, sp.population)] \
+                    or list(range(len(s.variables)))
                 rate = (s.time_ms, s.data[:, cols, 0], [s.variables[i] for i in cols])
             lo = opts.discard_ms
             rng = t_range_ms or (lo, min(lo + 2000.0, float(sp.timestamps_ms.max(initial=lo + 1.0))))
