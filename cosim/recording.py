@@ -14,7 +14,8 @@ Layout (all times in ms)::
     /engines/<engine>/<dataset>_time_ms   float64 (time,), the dimension scale of axis 0
     /spikes/<engine>.<group>/             one SONATA population per cell group; attrs:
                             sorting (SONATA enum none | by_id | by_time: by_time here),
-                            engine, group, first_gid
+                            engine, group, first_gid, n_nodes, resolution_ms (the
+                            engine's time step: spike times are multiples of it)
     /spikes/<engine>.<group>/timestamps   float64 ms, ascending; attrs: units = "ms"
     /spikes/<engine>.<group>/node_ids     uint64, the cell's index in its group (gid −
                             first_gid, from 0)
@@ -263,7 +264,7 @@ class Recorder:
             for spec in engine_specs:
                 if spec.attrs.get("kind") == "spikes":
                     for pop in self._route_spikes(engine, spec):
-                        self._create_spikes(*pop)
+                        self._create_spikes(*pop, resolution_ms=spec.period_ms)
                 else:
                     self._create_series(eg, engine, spec)
         tg = f.create_group("timing")
@@ -304,10 +305,12 @@ class Recorder:
         self._spike_routes[(engine, spec.dataset)] = pops
         return pops
 
-    def _create_spikes(self, population: str, group: str, first_gid: int, stop_gid) -> None:
+    def _create_spikes(self, population: str, group: str, first_gid: int, stop_gid, *,
+                       resolution_ms: float = 0.0) -> None:
         g = self.f.require_group(f"spikes/{population}")
         g.attrs.create("sorting", 2, dtype=SONATA_SORTING)           # by_time
-        g.attrs.update(engine=population[:-len(group) - 1], group=group, first_gid=first_gid)
+        g.attrs.update(engine=population[:-len(group) - 1], group=group, first_gid=first_gid,
+                       resolution_ms=float(resolution_ms))
         if stop_gid is not None:
             g.attrs["n_nodes"] = stop_gid - first_gid
         ts = g.create_dataset("timestamps", shape=(0,), maxshape=(None,), dtype="f8",

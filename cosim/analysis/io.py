@@ -56,6 +56,7 @@ class Spikes:
     group: str = ""
     first_gid: int = 0
     n_nodes: int | None = None
+    resolution_ms: float = 0.0          # the engine's time step (0: unknown)
 
     @property
     def gids(self) -> np.ndarray:
@@ -130,7 +131,8 @@ class Output:
             group = str(a.get("group", pop.split(".", 1)[-1]))
             n = a.get("n_nodes")
             out.append(Spikes(pop, g["timestamps"][()], g["node_ids"][()], engine, group,
-                              int(a.get("first_gid", 0)), None if n is None else int(n)))
+                              int(a.get("first_gid", 0)), None if n is None else int(n),
+                              float(a.get("resolution_ms", 0.0))))
         return out
 
     def engine_spikes(self, engine: str) -> tuple[np.ndarray, np.ndarray]:
