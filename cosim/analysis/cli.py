@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from ..errors import CosimError
@@ -16,8 +17,9 @@ from ..errors import CosimError
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("output", help="a cosim output .h5 file")
-    p.add_argument("--discard", type=float, default=0.0, metavar="MS",
-                   help="leave out the first MS ms (initial transient) [0]")
+    p.add_argument("--discard", type=float, default=None, metavar="MS",
+                   help="leave out the first MS ms (initial transient) [10 %% of the run, "
+                        "at least 500 ms, at most half of it; 0 keeps everything]")
     p.add_argument("--fc-dataset", metavar="NAME",
                    help="dataset for FC/FCD (default: bold, else rate, else eeg, else the "
                         "engine's samples)")
@@ -64,7 +66,7 @@ def _options(args):
     for name in ("window", "step", "segment"):
         if getattr(args, name) <= 0:
             raise CosimError(f"--{name} must be > 0, got {getattr(args, name):g}")
-    if args.discard < 0:
+    if args.discard is not None and args.discard < 0:
         raise CosimError(f"--discard must be >= 0, got {args.discard:g}")
     return AnalysisOptions(discard_ms=args.discard, fc_dataset=args.fc_dataset,
                            window_ms=args.window, step_ms=args.step, segment_ms=args.segment,
@@ -77,6 +79,8 @@ def analyze_main(args) -> int:
     from .report import analyze_output, format_summary, save_arrays
 
     summary, arrays = analyze_output(args.output, _options(args))
+    for w in summary["warnings"]:
+        print(f"cosim analyze: WARNING: {w}", file=sys.stderr)
     if args.save:
         save_arrays(args.save, summary, arrays)
     if args.json:

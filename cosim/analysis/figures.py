@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,7 @@ def plot_output(path: str | Path, out_dir: str | Path, opts: AnalysisOptions = A
     out_dir = Path(out_dir)
     written: list[Path] = []
     summary, arrays = analyze_output(path, opts)
+    opts = replace(opts, discard_ms=summary["discard_ms"])     # the default resolved
     with Output(path) as out:
         rates = []                           # spike-rate monitor outputs
         for e in out.engines():
