@@ -267,3 +267,56 @@ def plot_bold(path: Path, time_ms: np.ndarray, bold: np.ndarray, regions: Sequen
     ax.set_xlabel("time (s)")
     ax.set_title("BOLD (Balloon–Windkessel)")
     return _save(fig, path, dpi)
+
+
+def _numeric(values) -> bool:
+    return all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+               for v in values)
+
+
+@_paper_style
+def plot_sweep(path: Path, params: dict[str, Sequence], metrics: dict[str, np.ndarray], *,
+               dpi: int = 300) -> Path:
+    """Metrics of a sweep's variants against the swept parameters, one panel per metric:
+    a line over the values of one parameter, a heat map over the grid of two, the value
+    per variant (labelled by its parameters) for more.  NaN: no value (missing output)."""
+    keys = list(params)
+    fig = _figure(SINGLE_COLUMN_IN * (1.0 if len(metrics) == 1 else 1.9), 2.6)
+    axes = np.atleast_1d(fig.subplots(1, len(metrics)))
+    short = [k.split(".")[-1] for k in keys]
+    for ax, (name, y) in zip(axes, metrics.items()):
+        y = np.asarray(y, dtype=float)
+        if len(keys) == 1:
+            x = list(params[keys[0]])
+            if _numeric(x):
+                order = np.argsort(np.asarray(x, dtype=float), kind="stable")
+                ax.plot(np.asarray(x, dtype=float)[order], y[order], marker="o", markersize=3,
+                        color="k")
+            else:
+                ax.plot(range(len(x)), y, marker="o", markersize=3, color="k")
+                ax.set_xticks(range(len(x)), [str(v) for v in x], rotation=45)
+            ax.set_xlabel(short[0])
+            ax.set_ylabel(name)
+        elif len(keys) == 2:
+            a, b = (list(dict.fromkeys(params[k])) for k in keys)
+            for vals in (a, b):
+                if _numeric(vals):
+                    vals.sort()
+            grid = np.full((len(a), len(b)), np.nan)
+            for va, vb, v in zip(params[keys[0]], params[keys[1]], y):
+                grid[a.index(va), b.index(vb)] = v
+            im = ax.imshow(grid, origin="lower", aspect="auto", cmap="viridis")
+            ax.set_yticks(range(len(a)), [f"{v:g}" if _numeric([v]) else str(v) for v in a])
+            ax.set_xticks(range(len(b)), [f"{v:g}" if _numeric([v]) else str(v) for v in b],
+                          rotation=45)
+            ax.set_ylabel(short[0])
+            ax.set_xlabel(short[1])
+            fig.colorbar(im, ax=ax, label=name, shrink=0.85)
+        else:
+            ax.plot(range(y.size), y, marker="o", markersize=3, color="k")
+            ax.set_xticks(range(y.size), [", ".join(f"{s}={params[k][i]}" for s, k in
+                                                    zip(short, keys)) for i in range(y.size)],
+                          rotation=90)
+            ax.set_ylabel(name)
+        ax.set_title(name)
+    return _save(fig, path, dpi)

@@ -99,3 +99,53 @@ def test_spectral_peak_is_inside_the_requested_band(tmp_path):
     short = write_output(tmp_path / "short.h5", 1000.0, {"timeseries": (1.0, x[:1000])})
     s, _ = analyze_output(short, AnalysisOptions(discard_ms=0.0))
     assert any("one 2000 ms segment" in w for w in s["warnings"])
+
+
+def test_analyze_on_a_sweep_folder_aggregates_the_variants(tmp_path):
+    """The issue: ``cosim analyze SWEEPDIR`` failed with a raw HDF5 "Is a directory".  Now a
+    table (one row per variant, numbers equal to numpy on each variant's own samples), a
+    CSV and one figure of score against the swept parameter."""
+    import csv
+
+    import h5py
+
+    from scenarios import connectome, neural_mass, scenario_text, simulation
+
+    (tmp_path / "jr.toml").write_text(scenario_text(
+        simulation(duration=1200.0, sync=10.0, seed=3, output="base.h5"),
+        connectome=connectome("tvb:connectivity_76"),
+        engines={"cortex": neural_mass(coupling={"G": 1.0}, regions=["lA1", "lA2", "rA1", "rA2"],
+                                       integrator="stochastic_heun", noise={"y4": 0.05})}))
+    r = run_cli("sweep", "jr.toml", "--param", "engines.cortex.coupling.G=0,5,10", "--out",
+                "grid", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    emp = np.eye(4)
+    emp[0, 1] = emp[1, 0] = 0.8                        # homotopic-like structure
+    emp[2, 3] = emp[3, 2] = 0.6
+    emp[0, 2] = emp[2, 0] = 0.2
+    np.savetxt(tmp_path / "emp.csv", emp, delimiter=",")
+    r = run_cli("analyze", "grid", "--empirical-fc", "emp.csv", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "Is a directory" not in r.stdout + r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].split()[:3] == ["index", "engines.cortex.coupling.G", "status"]
+    with open(tmp_path / "grid" / "sweep_analysis.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [float(x["engines.cortex.coupling.G"]) for x in rows] == [0.0, 5.0, 10.0]
+    for row in rows:
+        with h5py.File(tmp_path / "grid" / f"{row['name']}.h5") as h:
+            t = h["engines/cortex/timeseries_time_ms"][:]
+            x = h["engines/cortex/timeseries"][:, 0, :][t > default_discard_ms(1200.0)]
+            labels = [str(v) for v in h["connectome/region_labels"].asstr()[:]]
+            regions = list(h["engines/cortex/timeseries"].attrs["regions"])
+        x = x[:, np.argsort([labels.index(r) for r in regions])]   # FC is in connectome order
+        fc = np.corrcoef(x.T)
+        assert float(row["mean_fc"]) == pytest.approx(upper_triangle(fc).mean(), abs=1e-9)
+        assert float(row["fc_agreement"]) == pytest.approx(
+            np.corrcoef(upper_triangle(fc), upper_triangle(emp))[0, 1], abs=1e-9)
+        assert row["status"] == "completed"
+    assert (tmp_path / "grid" / "sweep_analysis.png").stat().st_size > 1000
+    # a folder that is no sweep: one line, exit 2
+    (tmp_path / "empty").mkdir()
+    r = run_cli("analyze", "empty", cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "sweep.json" in r.stderr
