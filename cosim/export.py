@@ -1,6 +1,6 @@
 """``cosim export OUTPUT.h5``: a run's output in the formats other tools read.
 
-NWB (:func:`export_nwb`, needs ``pynwb``: ``pip install "brain-cosim[export]"``)
+NWB (:func:`export_nwb`, needs ``pynwb``: ``pip install pynwb``, or the ``export`` extra)
     * spikes → the ``units`` table: one row per cell of every SONATA population, columns
       ``population`` (``<engine>.<group>``), ``engine``, ``group``, ``node_id`` (index in the
       group) and ``spike_times`` in **seconds** (NWB's time unit; cosim stores ms); the
@@ -49,8 +49,8 @@ def _require(module: str, extra: str = "export"):
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise CosimError(f"{module} is not installed; pip install \"brain-cosim[{extra}]\" "
-                         f"(or pip install {module})") from None
+        raise CosimError(f"{module} is not installed: pip install {module} (or the "
+                         f"{extra!r} extra of cosim)") from None
 
 
 def _start_time(out: Output) -> _dt.datetime:

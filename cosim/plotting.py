@@ -3,7 +3,7 @@ spectra, FC and FCD matrices, BOLD.
 
 Each function writes one PNG with labelled axes and units, sized for a journal column
 (:data:`SINGLE_COLUMN_IN` = 3.5 in ≈ 89 mm, :data:`DOUBLE_COLUMN_IN` = 7.2 in ≈ 183 mm)
-with 8-pt text.  matplotlib is an optional dependency (``pip install cosim[plot]``),
+with 8-pt text.  matplotlib is an optional dependency (``pip install matplotlib``, or the ``plot`` extra),
 imported only when a figure is drawn; figures are built with
 :class:`matplotlib.figure.Figure` (no pyplot state, no display needed).
 """
@@ -30,7 +30,7 @@ def _matplotlib():
     try:
         import matplotlib
     except ImportError:
-        raise CosimError("plots need matplotlib: pip install cosim[plot]") from None
+        raise CosimError("plots need matplotlib: pip install matplotlib") from None
     return matplotlib
 
 

@@ -83,8 +83,11 @@ def spike_populations(engine: str, spec: RecordSpec) -> list[tuple[str, str, int
 
 def package_versions() -> dict[str, str]:
     """Versions of cosim and the libraries whose behaviour shapes the numbers."""
-    out = {"python": sys.version.split()[0], "platform": platform.platform()}
-    for dist in ("cosim", "numpy", "scipy", "numba", "llvmlite", "h5py", "mpi4py", "pyzmq",
+    from . import __version__
+
+    out = {"python": sys.version.split()[0], "platform": platform.platform(),
+           "cosim": __version__}
+    for dist in ("numpy", "scipy", "numba", "llvmlite", "h5py", "mpi4py", "pyzmq",
                  "tvb-data"):
         try:
             out[dist] = metadata.version(dist)

@@ -165,12 +165,9 @@ def job_name_for(path: str | Path) -> str:
 
 
 def cosim_version() -> str:
-    from importlib import metadata
+    from . import __version__
 
-    try:
-        return metadata.version("cosim")
-    except metadata.PackageNotFoundError:
-        return "unknown"
+    return __version__
 
 
 def render(opts: JobOptions, *, title: str, plan_lines: Sequence[str], body: str,
