@@ -104,7 +104,7 @@ def export_nwb(path: str | Path, nwb_path: str | Path) -> Path:
             nwb.add_unit_column("group", "cell group of the engine")
             nwb.add_unit_column("node_id", "index of the cell in its group (SONATA node id)")
             for sp in spikes:
-                n = sp.n_nodes if sp.n_nodes is not None else int(sp.node_ids.max(initial=-1)) + 1
+                n = sp.n_cells
                 order = np.argsort(sp.node_ids, kind="stable")
                 ids, ts = sp.node_ids[order], sp.timestamps_ms[order] / 1000.0
                 cuts = np.searchsorted(ids, np.arange(n + 1))

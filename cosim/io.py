@@ -42,7 +42,7 @@ def spiketrains(path: str | Path, population: str | None = None) -> list:
                 raise CosimError(f"no spike population {population!r} (have: {have})",
                                  file=str(path))
         for sp in pops:
-            n = sp.n_nodes if sp.n_nodes is not None else int(sp.node_ids.max(initial=-1)) + 1
+            n = sp.n_cells
             order = np.argsort(sp.node_ids, kind="stable")
             ids, ts = sp.node_ids[order], sp.timestamps_ms[order]
             cuts = np.searchsorted(ids, np.arange(n + 1))

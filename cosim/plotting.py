@@ -26,6 +26,49 @@ _RC = {"font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "xtick.labelsiz
        "axes.spines.top": False, "axes.spines.right": False, "image.interpolation": "nearest"}
 
 
+#: colours of cell populations in rasters (excitatory first: red, inhibitory: blue, …)
+GROUP_COLOURS = ("tab:red", "tab:blue", "tab:green", "tab:purple", "tab:orange", "tab:brown")
+
+
+def hemisphere_breaks(regions: Sequence[str]) -> list[int]:
+    """Indices ``i`` where region ``i`` starts another hemisphere than region ``i − 1``
+    (hemispheres from the names: :func:`cosim.region_names.normalise`)."""
+    from .region_names import normalise
+
+    hemi = [normalise(r)[0] for r in regions]
+    return [i for i in range(1, len(hemi)) if hemi[i] and hemi[i - 1] and hemi[i] != hemi[i - 1]]
+
+
+def robust_limits(values: np.ndarray, q: float = 0.5) -> tuple[float, float]:
+    """Colour limits: the ``q`` and ``100 − q`` percentiles of the finite values."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if not v.size:
+        return 0.0, 1.0
+    lo, hi = np.percentile(v, [q, 100.0 - q])
+    return (float(lo), float(hi)) if hi > lo else (float(lo) - 0.5, float(lo) + 0.5)
+
+
+def _region_axis(ax, regions: Sequence[str], axis: str, n: int) -> None:
+    """Region names as tick labels (font shrinks with the count; every k-th beyond 90) and
+    a line at every hemisphere change, on ``axis`` ("x" or "y") of an image whose pixel
+    ``i`` is region ``i``."""
+    if len(regions) != n:
+        return
+    size = 7.0 if n <= 20 else max(3.0, 140.0 / n)
+    step = max(1, int(np.ceil(n / 90)))
+    ticks = list(range(0, n, step))
+    names = [regions[i] for i in ticks]
+    if axis == "x":
+        ax.set_xticks(ticks, names, rotation=90, fontsize=size)
+        ax.set_xlabel("region")
+    else:
+        ax.set_yticks(ticks, names, fontsize=size)
+        ax.set_ylabel("region")
+    for i in hemisphere_breaks(regions):
+        (ax.axvline if axis == "x" else ax.axhline)(i - 0.5, color="k", linewidth=0.6)
+
+
 def _matplotlib():
     try:
         import matplotlib
@@ -74,8 +117,13 @@ def plot_raster(path: Path, times_ms: np.ndarray, node_ids: np.ndarray, *, popul
                 rate: tuple[np.ndarray, np.ndarray, Sequence[str]] | None = None,
                 bin_ms: float = 5.0,
                 n_neurons: int | None = None, t_range: tuple[float, float] | None = None,
-                max_neurons: int = 500, dpi: int = 300) -> Path:
+                max_neurons: int = 500, dpi: int = 300,
+                groups: Sequence[tuple[str, int, int]] | None = None) -> Path:
     """Spike raster (top) and population rate (bottom, Hz per neuron).
+
+    ``groups``: cell populations ``(name, first_id, stop_id)`` of the ids: each is drawn in
+    its own colour (:data:`GROUP_COLOURS`, legend), separated by a thin line, and the
+    binned rate (without ``rate``) is one line per population.
 
     ``rate``: ``(time_ms, rate_hz (time, group), group names)`` from the rate monitor (one
     line per cell group); otherwise spikes are binned in
@@ -94,20 +142,42 @@ def plot_raster(path: Path, times_ms: np.ndarray, node_ids: np.ndarray, *, popul
     fig = _figure(SINGLE_COLUMN_IN, 3.0)
     ax1, ax2 = fig.subplots(2, 1, sharex=True, height_ratios=(2.2, 1))
     size = float(np.clip(1500.0 / max(1, shown.size), 0.6, 30.0))   # tick height ~ row
-    ax1.scatter(t[sel], ids[sel], s=size, marker="|", linewidths=0.5, color="k", rasterized=True)
+    if groups:
+        for k, (name, a, b) in enumerate(groups):
+            m = sel & (ids >= a) & (ids < b)
+            ax1.scatter(t[m], ids[m], s=size, marker="|", linewidths=0.5,
+                        color=GROUP_COLOURS[k % len(GROUP_COLOURS)], rasterized=True,
+                        label=f"{name} ({b - a})")
+            if k:
+                ax1.axhline(a - 0.5, color="0.6", linewidth=0.4)
+        ax1.legend(frameon=False, ncols=len(groups), loc="lower right",
+                   bbox_to_anchor=(1.0, 1.0), borderaxespad=0.1, markerscale=2)
+    else:
+        ax1.scatter(t[sel], ids[sel], s=size, marker="|", linewidths=0.5, color="k",
+                    rasterized=True)
     ax1.set_ylabel("neuron id")
     note = f" ({shown.size} of {uniq.size} shown)" if shown.size < uniq.size else ""
-    ax1.set_title(f"{population}: {t.size} spikes{note}")
+    ax1.set_title(f"{population}: {t.size} spikes{note}", loc="left")
     if rate is not None:
         rt, rv, names = rate
         rv = np.asarray(rv).reshape(len(rt), -1)
         m = (rt >= lo) & (rt <= hi)
+        gnames = [g[0] for g in groups] if groups else []
         for g in range(rv.shape[1]):      # sample j is the rate over the bin ending at t_j
-            ax2.step(rt[m], rv[m, g], where="pre", color="k" if rv.shape[1] == 1 else None,
-                     label=names[g] if g < len(names) else str(g))
+            name = names[g] if g < len(names) else str(g)
+            colour = (GROUP_COLOURS[gnames.index(name) % len(GROUP_COLOURS)] if name in gnames
+                      else ("k" if rv.shape[1] == 1 else None))
+            ax2.step(rt[m], rv[m, g], where="pre", color=colour, label=name)
         if rv.shape[1] > 1:
             ax2.legend(frameon=False, ncols=rv.shape[1], loc="lower right",
                        bbox_to_anchor=(1.0, 1.0), borderaxespad=0.1)
+        ax2.set_ylabel("rate (Hz)")
+    elif groups:
+        edges = np.arange(lo, hi + bin_ms, bin_ms)
+        for k, (name, a, b) in enumerate(groups):
+            counts, _ = np.histogram(t[(ids >= a) & (ids < b)], edges)
+            ax2.step(edges[:-1], counts / ((b - a) * bin_ms / 1000.0), where="post",
+                     color=GROUP_COLOURS[k % len(GROUP_COLOURS)], label=name)
         ax2.set_ylabel("rate (Hz)")
     else:
         n = n_neurons or max(1, uniq.size)
@@ -123,10 +193,13 @@ def plot_raster(path: Path, times_ms: np.ndarray, node_ids: np.ndarray, *, popul
 @_paper_style
 def plot_timeseries(path: Path, time_ms: np.ndarray, data: np.ndarray, regions: Sequence[str],
                     *, variables: Sequence[str], units: Sequence[str], title: str = "",
-                    max_traces: int = 12, max_variables: int = 6, dpi: int = 300) -> Path:
+                    max_traces: int = 12, max_variables: int = 6, dpi: int = 300,
+                    clim: Sequence[tuple[float, float]] | None = None) -> Path:
     """Region time series ``data (time, variable, region)``, one panel per variable (at
     most ``max_variables``): overlaid traces for up to ``max_traces`` regions, otherwise a
-    region × time image with a colour bar."""
+    region × time image (region names, hemisphere lines) with a colour bar whose limits are
+    ``clim[v]`` (callers pass those of the samples after the discarded transient) or the
+    0.5–99.5 percentiles of the data shown."""
     x, xlabel = _time_axis(np.asarray(time_ms, dtype=float))
     data = np.asarray(data, dtype=float)
     n_var = min(data.shape[1], max_variables)
@@ -143,10 +216,14 @@ def plot_timeseries(path: Path, time_ms: np.ndarray, data: np.ndarray, regions: 
                 ax.legend(frameon=False, ncols=min(8, d.shape[1]), loc="lower left",
                           bbox_to_anchor=(0.0, 1.0), borderaxespad=0.1)
         else:
-            im = ax.imshow(d.T, aspect="auto", origin="lower", cmap="viridis",
-                           extent=(x[0], x[-1], -0.5, d.shape[1] - 0.5))
-            ax.set_ylabel("region index")
-            fig.colorbar(im, ax=ax, label=label, shrink=0.9)
+            lo, hi = clim[v] if clim is not None else robust_limits(d)
+            im = ax.imshow(d.T, aspect="auto", origin="upper", cmap="viridis", vmin=lo, vmax=hi,
+                           extent=(x[0], x[-1], d.shape[1] - 0.5, -0.5))
+            if len(regions) == d.shape[1]:
+                _region_axis(ax, regions, "y", d.shape[1])
+            else:
+                ax.set_ylabel("region index")
+            fig.colorbar(im, ax=ax, label=label, shrink=0.9, extend="both")
         ax.set_xlim(x[0], x[-1])
     axes[-1].set_xlabel(xlabel)
     if title:
@@ -196,7 +273,8 @@ def plot_fc(path: Path, fc: np.ndarray, *, empirical: np.ndarray | None = None,
             agreement: float | None = None, source: str = "BOLD",
             regions: Sequence[str] = (), dpi: int = 300) -> Path:
     """FC matrix (Pearson r, −1…1); with ``empirical``, the two side by side and the
-    agreement in the title.  Up to 20 regions are labelled by name, more by index."""
+    agreement in the title.  Regions are labelled by name (every k-th beyond 90) with a
+    line at each hemisphere change; without names, by index."""
     from matplotlib.ticker import MaxNLocator
 
     panels = [(f"simulated FC ({source})", fc)]
@@ -207,11 +285,9 @@ def plot_fc(path: Path, fc: np.ndarray, *, empirical: np.ndarray | None = None,
     n = fc.shape[0]
     for ax, (title, m) in zip(axes, panels):
         _matrix_axes(fig, ax, m, label="Pearson r", cmap="RdBu_r", vmin=-1, vmax=1)
-        if len(regions) == n and n <= 20:
-            ax.set_xticks(range(n), regions, rotation=90)
-            ax.set_yticks(range(n), regions)
-            ax.set_xlabel("region")
-            ax.set_ylabel("region")
+        if len(regions) == n:
+            _region_axis(ax, regions, "x", n)
+            _region_axis(ax, regions, "y", n)
         else:
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.yaxis.set_major_locator(MaxNLocator(integer=True))
@@ -258,11 +334,14 @@ def plot_bold(path: Path, time_ms: np.ndarray, bold: np.ndarray, regions: Sequen
     else:
         half = (t[1] - t[0]) / 2 if t.size > 1 else 0.5
         dev = bold - bold.mean(axis=0)                  # fluctuations around each mean
-        lim = float(np.abs(dev).max()) or 1.0
-        im = ax.imshow(dev.T, aspect="auto", origin="lower", cmap="RdBu_r",
-                       extent=(t[0] - half, t[-1] + half, -0.5, bold.shape[1] - 0.5),
+        lim = max(abs(v) for v in robust_limits(dev)) or 1.0
+        im = ax.imshow(dev.T, aspect="auto", origin="upper", cmap="RdBu_r",
+                       extent=(t[0] - half, t[-1] + half, bold.shape[1] - 0.5, -0.5),
                        vmin=-lim, vmax=lim)
-        ax.set_ylabel("region index")
+        if len(regions) == bold.shape[1]:
+            _region_axis(ax, regions, "y", bold.shape[1])
+        else:
+            ax.set_ylabel("region index")
         fig.colorbar(im, ax=ax, label="BOLD − region mean (%)", shrink=0.9)
     ax.set_xlabel("time (s)")
     ax.set_title("BOLD (Balloon–Windkessel)")

@@ -59,6 +59,14 @@ class Spikes:
     resolution_ms: float = 0.0          # the engine's time step (0: unknown)
 
     @property
+    def n_cells(self) -> int:
+        """Cells of the population: ``n_nodes`` when the file declares it, else the
+        largest node id + 1."""
+        if self.n_nodes is not None:
+            return self.n_nodes
+        return int(self.node_ids.max()) + 1 if self.node_ids.size else 0
+
+    @property
     def gids(self) -> np.ndarray:
         """Engine-wide cell ids (int64)."""
         return self.node_ids.astype(np.int64) + self.first_gid
