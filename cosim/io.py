@@ -7,6 +7,8 @@
 ``timeseries(file, engine, dataset=None)``
     a region time series ``(time, variable, region)`` with its coordinates: an
     ``xarray.DataArray`` when xarray is installed, else a :class:`Labelled` numpy view.
+    Rates and averages are means over a bin stamped at its end; their ``bin_start_ms``
+    coordinate is the bin's start (where Elephant's ``time_histogram`` stamps a bin).
 
 Both raise :class:`~cosim.errors.CosimError` for a file that is not a cosim output, a missing
 engine or dataset, or a missing optional package.
@@ -106,12 +108,19 @@ def timeseries(path: str | Path, engine: str, dataset: str | None = None):
             raise CosimError(f"engine {engine!r} has no dataset {dataset!r} (have: "
                              f"{', '.join(names)})", file=str(path))
         s = out.series(engine, dataset)
+        b_key = f"engines/{engine}/{dataset}_bin_start_ms"
+        bin_start = out.f[b_key][()] if b_key in out.f else None
     coords = {"time": s.time_ms, "variable": np.array(s.variables), "region": np.array(s.regions)}
     attrs = {"units": list(s.units), "period_ms": s.period_ms, "engine": engine,
              "dataset": dataset, "time_unit": "ms"}
+    if bin_start is not None:             # binned samples: time = bin end, bin_start = start
+        attrs["time_stamps"] = "end of each bin (the bin is (bin_start_ms, time])"
+        coords["bin_start_ms"] = bin_start
     try:
         import xarray
     except ImportError:
         return Labelled(s.data, ("time", "variable", "region"), coords, attrs)
+    if bin_start is not None:
+        coords["bin_start_ms"] = ("time", bin_start)
     return xarray.DataArray(s.data, dims=("time", "variable", "region"), coords=coords,
                             attrs=attrs, name=f"{engine}/{dataset}")

@@ -7,11 +7,14 @@ Layout (all times in ms)::
                             windows_completed, t_completed_ms, created, message
     /scenario               the scenario file's text (UTF-8 string)
     /provenance             attrs: python, platform and versions of cosim, numpy, numba, …
-    /connectome/            weights (target, source), tract_lengths_mm, region_labels,
-                            centres_mm; attrs: source
+    /connectome/            weights (target, source), tract_lengths_mm, region_labels
+                            (UTF-8; h5py: ``.asstr()``), centres_mm; attrs: source,
+                            region_labels (the same labels, read as str)
     /engines/<engine>/<dataset>           float64 (time, variable, region); attrs:
                             axes, variables, units, regions, period_ms, time_unit
     /engines/<engine>/<dataset>_time_ms   float64 (time,), the dimension scale of axis 0
+    /engines/<engine>/<dataset>_bin_start_ms  rate and average monitors: the start of each
+                            sample's bin (a second scale of axis 0; the bin is (start, t])
     /spikes/<engine>.<group>/             one SONATA population per cell group; attrs:
                             sorting (SONATA enum none | by_id | by_time: by_time here),
                             engine, group, first_gid, n_nodes, resolution_ms (the
@@ -103,6 +106,13 @@ class _Series:
     time: "h5py.Dataset"
     chunks: list = field(default_factory=list)
     n_written: int = 0
+    bin_start: "h5py.Dataset | None" = None
+
+
+def is_binned(spec: RecordSpec) -> bool:
+    """Samples that are means over a bin (rate and average monitors): stamped at the bin's
+    end, with a second time scale ``<dataset>_bin_start_ms`` at its start."""
+    return spec.attrs.get("monitor") in ("rate", "average")
 
 
 class Recorder:
@@ -222,7 +232,9 @@ class Recorder:
                 else:
                     d = f[f"engines/{engine}/{spec.dataset}"]
                     t = f[f"engines/{engine}/{spec.dataset}_time_ms"]
-                    self._series[(engine, spec.dataset)] = _Series(spec, d, t, n_written=d.shape[0])
+                    b = f.get(f"engines/{engine}/{spec.dataset}_bin_start_ms")
+                    self._series[(engine, spec.dataset)] = _Series(spec, d, t, n_written=d.shape[0],
+                                                                   bin_start=b)
         self._timing_ds = f["timing/window_seconds"]
         if self._timing_ds.shape[1] < self.n_ranks:       # resumed on more processes
             self._timing_ds.resize(self.n_ranks, axis=1)
@@ -259,6 +271,9 @@ class Recorder:
         g.create_dataset("tract_lengths_mm", data=c.tract_lengths_mm)
         g.create_dataset("region_labels", data=list(c.region_labels),
                          dtype=h5py.string_dtype("utf-8"))
+        # h5py reads string datasets as bytes (``.asstr()`` gives str); the attribute reads
+        # as str, like the ``regions`` attribute of every series
+        g.attrs["region_labels"] = list(c.region_labels)
         if c.centres_mm is not None:
             g.create_dataset("centres_mm", data=c.centres_mm)
         for engine, engine_specs in specs.items():
@@ -294,10 +309,21 @@ class Recorder:
         t.attrs["unit"] = "ms"
         t.make_scale("time_ms")
         d.dims[0].attach_scale(t)
+        b = None
+        if is_binned(spec):
+            # sample k is the mean over the bin (t_k − period, t_k]: a histogram that
+            # stamps bins at their left edge (Elephant's time_histogram) lines up with these
+            b = group.create_dataset(f"{spec.dataset}_bin_start_ms", shape=(0,), maxshape=(None,),
+                                     dtype="f8", chunks=(max(rows, 256),))
+            b.attrs.update(unit="ms", bin_ms=spec.period_ms)
+            b.make_scale("bin_start_ms")
+            d.dims[0].attach_scale(b)
+            d.attrs.update(time_stamps="end of each bin (the bin is (t - period_ms, t])",
+                           bin_ms=spec.period_ms)
         d.dims[0].label = "time"
         d.dims[1].label = "variable"
         d.dims[2].label = "region"
-        self._series[(engine, spec.dataset)] = _Series(spec, d, t)
+        self._series[(engine, spec.dataset)] = _Series(spec, d, t, bin_start=b)
 
     def _route_spikes(self, engine: str, spec: RecordSpec) -> list:
         pops = spike_populations(engine, spec)
@@ -398,8 +424,10 @@ class Recorder:
                 nv, nr = len(s.spec.variables), len(s.spec.regions)
                 rows = series_chunk_rows(nv, nr)
                 n0, n1 = s.n_written, s.n_written + sum(c.shape[0] for c in s.chunks)
+                scales = 2 if s.bin_start is not None else 1
                 need += (chunked_bytes(n1, rows, 8 * nv * nr) - chunked_bytes(n0, rows, 8 * nv * nr)
-                         + chunked_bytes(n1, max(rows, 256), 8) - chunked_bytes(n0, max(rows, 256), 8))
+                         + scales * (chunked_bytes(n1, max(rows, 256), 8)
+                                     - chunked_bytes(n0, max(rows, 256), 8)))
         for key, parts in self._spikes.items():
             if parts:
                 n0 = self.f[f"spikes/{key}/timestamps"].shape[0]
@@ -451,6 +479,9 @@ class Recorder:
             d[n0:n1] = block
             t.resize(n1, axis=0)
             t[n0:n1] = s.spec.start_ms + s.spec.period_ms * np.arange(n0 + 1, n1 + 1)
+            if s.bin_start is not None:
+                s.bin_start.resize(n1, axis=0)
+                s.bin_start[n0:n1] = s.spec.start_ms + s.spec.period_ms * np.arange(n0, n1)
             s.n_written = n1
         for pop_key, parts in self._spikes.items():
             if not parts:
