@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from cosim import recording
+from cosim.recording import Recorder
 from cosim.analysis.io import Output
 from cosim.runtime import run_scenario
 from cosim.scenario import load_scenario
@@ -104,3 +105,26 @@ def test_readers_and_the_rate_monitor_agree_with_the_populations(hybrid_run):
             counted = np.sum(sp.timestamps_ms <= n_bins * 5.0)
             np.testing.assert_allclose(rate.data[:, col, 0].sum() * 5e-3 * sp.n_nodes, counted,
                                        rtol=0, atol=1e-9)
+
+
+def test_libsonata_reads_a_spike_spec_without_declared_groups(tmp_path):
+    """An engine whose spike spec names one population and no groups (a wrapped simulator):
+    one SONATA population ``<engine>.<population>`` with the recorded ids as node ids."""
+    from types import SimpleNamespace
+
+    from cosim.engines.base import RecordSpec, WindowOutput
+
+    conn = SimpleNamespace(source="t", weights=np.zeros((1, 1)), tract_lengths_mm=np.zeros((1, 1)),
+                           region_labels=("H",), centres_mm=None)
+    sc = SimpleNamespace(simulation=SimpleNamespace(seed=1, duration_ms=20.0, sync_interval_ms=10.0),
+                         path=tmp_path / "s.toml", text="", connectome=conn, engine_types={})
+    spec = RecordSpec("spikes", (), (), ("H",), 0.1, attrs={"kind": "spikes", "population": "pyr"})
+    rec = Recorder(tmp_path / "o.h5", sc, {"hc": [spec]})
+    g = [np.array([3, 1, 3]), np.array([0, 2])]
+    t = [np.array([2.5, 0.5, 9.0]), np.array([12.0, 11.0])]     # unsorted within a window
+    for k in range(2):
+        rec.write_window({"hc": WindowOutput({"spikes": (g[k], t[k])})}, t_end_ms=10.0 * (k + 1))
+    rec.close()
+    pop = libsonata.SpikeReader(str(tmp_path / "o.h5"))["hc.pyr"]
+    assert pop.sorting == "by_time"
+    assert pop.get() == [(1, 0.5), (3, 2.5), (3, 9.0), (2, 11.0), (0, 12.0)]
