@@ -88,8 +88,12 @@ def _regions(args) -> int:
     from .connectome import load_connectome
 
     c = load_connectome(args.connectome)
-    for i, label in enumerate(c.region_labels):
-        print(f"{i:4d}  {label}")
+    try:
+        for i, label in enumerate(c.region_labels):
+            print(f"{i:4d}  {label}")
+        sys.stdout.flush()
+    except BrokenPipeError:               # `cosim regions … | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 

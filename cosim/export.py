@@ -15,8 +15,8 @@ NWB (:func:`export_nwb`, needs ``pynwb``: ``pip install pynwb``, or the ``export
 
 TVB H5 (:func:`export_tvb`, plain h5py; tvb-library reads the result)
     * ``Connectivity.h5``: ``weights``, ``tract_lengths`` (mm), ``region_labels``,
-      ``centres`` (mm), ``hemispheres`` (bool, from the labels' l/r prefix or the centre's
-      x < 0), ``cortical``, ``areas`` — the fields ``tvb.datatypes.connectivity.Connectivity
+      ``centres`` (mm), ``hemispheres`` (bool, True = right: from the labels' l/r prefix or
+      the centre's x > 0), ``cortical``, ``areas``, the run's conduction speed — the fields ``tvb.datatypes.connectivity.Connectivity
       .from_file`` reads;
     * ``TimeSeriesRegion_<engine>_<dataset>.h5`` per region time series whose regions are
       connectome regions: ``data`` ``(time, state variable, region, mode = 1)``, ``time``
@@ -143,17 +143,16 @@ def export_nwb(path: str | Path, nwb_path: str | Path) -> Path:
 # -- TVB -----------------------------------------------------------------------------------
 
 def _hemispheres(labels, centres) -> np.ndarray:
-    """Right hemisphere (TVB's convention: True = right): an ``r``/``R`` label prefix or an
-    ``_r``/``_R``/``-rh`` suffix, else the centre's x > 0, else False."""
+    """Right hemisphere (TVB's convention: True = right) from the label
+    (:func:`cosim.region_names.normalise`: ``rV1``, ``V1_right``, ``rh-V1``…), else the
+    centre's x > 0, else False."""
+    from .region_names import normalise
+
     out = np.zeros(len(labels), dtype=bool)
     for i, lab in enumerate(labels):
-        low = lab.lower()
-        if low.startswith("r") and len(lab) > 1 and lab[1].isupper() or low.startswith("rh"):
-            out[i] = True
-        elif low.endswith(("_r", "_right", "-rh", ".r")):
-            out[i] = True
-        elif low.startswith("l") and len(lab) > 1 and lab[1].isupper() or low.endswith(("_l", "_left", "-lh", ".l")):
-            out[i] = False
+        hemi = normalise(lab)[0]
+        if hemi:
+            out[i] = hemi == "r"
         elif centres is not None:
             out[i] = centres[i, 0] > 0
     return out
@@ -182,6 +181,9 @@ def export_tvb(path: str | Path, out_dir: str | Path) -> list[Path]:
         centres = g["centres_mm"][()] if "centres_mm" in g else None
         n = len(labels)
         conn_gid = uuid.uuid4().urn
+        # conduction speed (mm/ms) the run used, as its engines recorded it
+        speed = next((float(s.attrs["speed_mm_per_ms"]) for s in out.all_series()
+                      if "speed_mm_per_ms" in s.attrs), None)
         cp = out_dir / "Connectivity.h5"
         with h5py.File(cp, "w") as f:
             f.create_dataset("weights", data=g["weights"][()])
@@ -195,7 +197,7 @@ def export_tvb(path: str | Path, out_dir: str | Path) -> list[Path]:
                        "tvb.adapters.datatypes.h5.connectivity_h5.ConnectivityH5", conn_gid,
                        {"number_of_regions": n, "number_of_connections":
                         int(np.count_nonzero(g["weights"][()])), "undirected": False,
-                        "speed": float(3.0)})
+                        **({"speed": speed} if speed is not None else {})})
         written.append(cp)
         for s in out.all_series():
             if s.attrs.get("channels") == "sensors" or not s.regions or \
