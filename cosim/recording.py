@@ -25,13 +25,7 @@ Layout (all times in ms)::
     /timing/window_seconds  float64 (window, rank, phase) with phase = compute,
                             communicate, wait; attrs: phases, ranks
 
-Spikes (SONATA, libsonata's ``SpikeReader`` reads them): an engine's spike RecordSpec
-declares its groups in ``attrs["populations"]`` (group → ``(first_gid, stop_gid)``, the
-engine's :meth:`~cosim.engines.base.Engine.populations`); the recorder files each spike of
-the engine's ``(gid, time)`` records under its group.  A spike spec without that attribute
-is one group named ``attrs["population"]`` (else the dataset name) whose node ids are the
-recorded ids.  Each window's spikes are sorted by time (stable), so the whole population is
-sorted by time.
+Spikes: one SONATA population per cell group, written by :mod:`cosim.sonata`.
 
 Data are buffered in memory and written every ``flush_every`` windows (and at the end), each
 write followed by an HDF5 flush, so a crash loses at most the last ``flush_every`` windows and
@@ -67,23 +61,10 @@ from .errors import CosimError
 from .output_guard import (FLUSH_MARGIN_BYTES, OutputLock, check_free_space,  # noqa: F401
                            check_output_path, chunked_bytes, estimate_output_bytes,
                            format_size, input_files, is_disk_full, series_chunk_rows)
+from .sonata import SpikeBuffers, create_population
 
 FORMAT_VERSION = 2          # 2: one SONATA population per cell group
 PHASES = ("compute", "communicate", "wait")
-#: SONATA's ``sorting`` attribute: an HDF5 enum (libsonata reads no string here)
-SONATA_SORTING = h5py.enum_dtype({"none": 0, "by_id": 1, "by_time": 2}, basetype="u1")
-
-
-def spike_populations(engine: str, spec: RecordSpec) -> list[tuple[str, str, int, int | None]]:
-    """SONATA populations of one spike spec: ``(name, group, first_gid, stop_gid)``, with
-    ``name = "<engine>.<group>"`` and ``stop_gid`` None for an open range."""
-    groups = spec.attrs.get("populations")
-    if not groups:
-        group = str(spec.attrs.get("population", spec.dataset))
-        return [(f"{engine}.{group}", group, 0, None)]
-    return [(f"{engine}.{g}", str(g), int(r[0]), int(r[1])) for g, r in groups.items()]
-
-
 def package_versions() -> dict[str, str]:
     """Versions of cosim and the libraries whose behaviour shapes the numbers."""
     from . import __version__
@@ -147,9 +128,7 @@ class Recorder:
         self.flush_every = int(flush_every)
         self.n_ranks = int(n_ranks)
         self._series: dict[tuple[str, str], _Series] = {}
-        self._spikes: dict[str, list] = {}          # SONATA population → buffered (ids, times)
-        # (engine, dataset) → its SONATA populations (name, group, first_gid, stop_gid)
-        self._spike_routes: dict[tuple[str, str], list] = {}
+        self._spikes = SpikeBuffers()
         self._t_end: float | None = None
         self._timing: list[np.ndarray] = []
         self._windows_buffered = 0
@@ -228,7 +207,7 @@ class Recorder:
         for engine, engine_specs in specs.items():
             for spec in engine_specs:
                 if spec.attrs.get("kind") == "spikes":
-                    self._route_spikes(engine, spec)
+                    self._spikes.route(engine, spec)
                 else:
                     d = f[f"engines/{engine}/{spec.dataset}"]
                     t = f[f"engines/{engine}/{spec.dataset}_time_ms"]
@@ -281,8 +260,8 @@ class Recorder:
             eg.attrs["type"] = scenario.engine_types.get(engine, "")
             for spec in engine_specs:
                 if spec.attrs.get("kind") == "spikes":
-                    for pop in self._route_spikes(engine, spec):
-                        self._create_spikes(*pop, resolution_ms=spec.period_ms)
+                    for pop in self._spikes.route(engine, spec):
+                        create_population(f, pop, resolution_ms=spec.period_ms)
                 else:
                     self._create_series(eg, engine, spec)
         tg = f.create_group("timing")
@@ -325,48 +304,6 @@ class Recorder:
         d.dims[2].label = "region"
         self._series[(engine, spec.dataset)] = _Series(spec, d, t, bin_start=b)
 
-    def _route_spikes(self, engine: str, spec: RecordSpec) -> list:
-        pops = spike_populations(engine, spec)
-        for name, *_ in pops:
-            if name in self._spikes:
-                raise ValueError(f"two spike datasets write SONATA population {name!r}")
-            self._spikes[name] = []
-        self._spike_routes[(engine, spec.dataset)] = pops
-        return pops
-
-    def _create_spikes(self, population: str, group: str, first_gid: int, stop_gid, *,
-                       resolution_ms: float = 0.0) -> None:
-        g = self.f.require_group(f"spikes/{population}")
-        g.attrs.create("sorting", 2, dtype=SONATA_SORTING)           # by_time
-        g.attrs.update(engine=population[:-len(group) - 1], group=group, first_gid=first_gid,
-                       resolution_ms=float(resolution_ms))
-        if stop_gid is not None:
-            g.attrs["n_nodes"] = stop_gid - first_gid
-        ts = g.create_dataset("timestamps", shape=(0,), maxshape=(None,), dtype="f8",
-                              chunks=(65536,))
-        ts.attrs["units"] = "ms"
-        g.create_dataset("node_ids", shape=(0,), maxshape=(None,), dtype="u8", chunks=(65536,))
-
-    def _buffer_spikes(self, key: tuple[str, str], value) -> None:
-        """File one window's ``(gids, times_ms)`` of ``key`` under its populations, sorted
-        by time (stable: spikes of one step keep their order)."""
-        gids = np.asarray(value[0], dtype=np.int64).ravel()
-        times = np.asarray(value[1], dtype=np.float64).ravel()
-        if gids.size != times.size:
-            raise ValueError(f"spikes of {key[0]!r}: {gids.size} ids, {times.size} times")
-        order = np.argsort(times, kind="stable")
-        gids, times = gids[order], times[order]
-        placed = 0
-        for name, _, lo, hi in self._spike_routes[key]:
-            mine = (gids >= lo) if hi is None else ((gids >= lo) & (gids < hi))
-            n = int(np.count_nonzero(mine))
-            if n:
-                self._spikes[name].append(((gids[mine] - lo).astype(np.uint64), times[mine]))
-            placed += n
-        if placed != gids.size:
-            raise ValueError(f"engine {key[0]!r} recorded spikes of gids outside its "
-                             f"populations ({gids.size - placed} spikes)")
-
     # -- per window ----------------------------------------------------------------------
     def write_window(self, outputs: dict, timing: np.ndarray | None = None,
                      t_end_ms: float | None = None) -> None:
@@ -379,8 +316,8 @@ class Recorder:
                     arr = np.asarray(value, dtype=np.float64)
                     if arr.size:
                         self._series[key].chunks.append(arr)
-                elif key in self._spike_routes:
-                    self._buffer_spikes(key, value)
+                elif key in self._spikes:
+                    self._spikes.add(key, value)
                 else:
                     raise KeyError(f"engine {engine!r} recorded undeclared dataset {dataset!r}")
         if timing is not None:
@@ -428,11 +365,7 @@ class Recorder:
                 need += (chunked_bytes(n1, rows, 8 * nv * nr) - chunked_bytes(n0, rows, 8 * nv * nr)
                          + scales * (chunked_bytes(n1, max(rows, 256), 8)
                                      - chunked_bytes(n0, max(rows, 256), 8)))
-        for key, parts in self._spikes.items():
-            if parts:
-                n0 = self.f[f"spikes/{key}/timestamps"].shape[0]
-                n1 = n0 + sum(len(p[1]) for p in parts)
-                need += chunked_bytes(n1, 65536, 16) - chunked_bytes(n0, 65536, 16)
+        need += self._spikes.bytes_to_write(self.f)
         if self._timing:
             n0 = self._timing_ds.shape[0]
             row = 24 * self.n_ranks
@@ -447,8 +380,7 @@ class Recorder:
                "before; free some space and run again")
         for s in self._series.values():
             s.chunks.clear()
-        for parts in self._spikes.values():
-            parts.clear()
+        self._spikes.clear()
         self._timing.clear()
         self._windows_buffered = 0
         try:
@@ -483,17 +415,7 @@ class Recorder:
                 s.bin_start.resize(n1, axis=0)
                 s.bin_start[n0:n1] = s.spec.start_ms + s.spec.period_ms * np.arange(n0, n1)
             s.n_written = n1
-        for pop_key, parts in self._spikes.items():
-            if not parts:
-                continue
-            ids = np.concatenate([np.asarray(p[0], dtype=np.uint64) for p in parts])
-            ts = np.concatenate([np.asarray(p[1], dtype=np.float64) for p in parts])
-            parts.clear()
-            g = self.f[f"spikes/{pop_key}"]
-            n0 = g["timestamps"].shape[0]
-            for name, arr in (("timestamps", ts), ("node_ids", ids)):
-                g[name].resize(n0 + arr.size, axis=0)
-                g[name][n0:] = arr
+        self._spikes.write(self.f)
         if self._timing:
             block = np.stack(self._timing)
             self._timing.clear()
