@@ -88,12 +88,8 @@ def _regions(args) -> int:
     from .connectome import load_connectome
 
     c = load_connectome(args.connectome)
-    try:
-        for i, label in enumerate(c.region_labels):
-            print(f"{i:4d}  {label}")
-        sys.stdout.flush()
-    except BrokenPipeError:               # `cosim regions … | head`
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    for i, label in enumerate(c.region_labels):
+        print(f"{i:4d}  {label}")
     return 0
 
 
@@ -278,6 +274,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("cosim: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:               # `cosim regions … | head`: the reader has enough
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as exc:  # an internal error: one line unless debugging
         if os.environ.get("COSIM_DEBUG"):
             traceback.print_exc()
