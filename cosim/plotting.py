@@ -271,7 +271,7 @@ def _matrix_axes(fig, ax, m, *, label: str, cmap: str, vmin: float, vmax: float,
 @_paper_style
 def plot_fc(path: Path, fc: np.ndarray, *, empirical: np.ndarray | None = None,
             agreement: float | None = None, source: str = "BOLD",
-            regions: Sequence[str] = (), dpi: int = 300) -> Path:
+            regions: Sequence[str] = (), dpi: int = 300, note: str = "") -> Path:
     """FC matrix (Pearson r, −1…1); with ``empirical``, the two side by side and the
     agreement in the title.  Regions are labelled by name (every k-th beyond 90) with a
     line at each hemisphere change; without names, by index."""
@@ -294,8 +294,11 @@ def plot_fc(path: Path, fc: np.ndarray, *, empirical: np.ndarray | None = None,
             ax.set_xlabel("region index")
             ax.set_ylabel("region index")
         ax.set_title(title)
-    if agreement is not None:
-        fig.suptitle(f"FC agreement r = {agreement:.2f}", fontsize=8)
+    title = [f"FC agreement r = {agreement:.2f}"] if agreement is not None else []
+    if note:                      # e.g. the sample count, and a warning when it is small
+        title.append(note)
+    if title:
+        fig.suptitle("; ".join(title), fontsize=8)
     return _save(fig, path, dpi)
 
 

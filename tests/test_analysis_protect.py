@@ -82,6 +82,17 @@ def test_fc_and_fcd_from_too_few_samples_warn_or_refuse(tmp_path):
     assert "WARNING: FC on bold from only 9 samples" in r.stdout
     assert "FCD: refused" in r.stdout
     assert "WARNING" in r.stderr                       # loud: also on stderr
+    pytest.importorskip("matplotlib")
+    from cosim import plotting
+    seen = {}
+    original = plotting._save
+    plotting._save = lambda fig, p, dpi: seen.setdefault(p.name, fig) and original(fig, p, dpi)
+    try:
+        from cosim.analysis.figures import plot_output
+        plot_output(path, tmp_path / "figs", AnalysisOptions(discard_ms=2000.0), dpi=50)
+    finally:
+        plotting._save = original
+    assert "9 samples — WARNING" in seen["fc.png"]._suptitle.get_text()   # on the figure too
 
 
 def test_spectral_peak_is_inside_the_requested_band(tmp_path):

@@ -50,6 +50,15 @@ def _eeg_instead(out: Output, s: Series) -> tuple[Series | None, str]:
     return eeg, f" ({obs.formula or obs.doc}, the model's EEG)"
 
 
+def _fc_note(fc: dict) -> str:
+    """``"N samples"``, with a warning when FC rests on too few (see cosim.analysis.report)."""
+    from .report import MIN_FC_SAMPLES
+
+    n = fc["n_samples"]
+    return f"{n} samples" + (f" — WARNING: fewer than {MIN_FC_SAMPLES}, unreliable"
+                             if n < MIN_FC_SAMPLES else "")
+
+
 def plot_output(path: str | Path, out_dir: str | Path, opts: AnalysisOptions = AnalysisOptions(),
                 *, t_range_ms: tuple[float, float] | None = None, dpi: int = 300,
                 engines: list[str] | None = None) -> list[Path]:
@@ -131,7 +140,7 @@ def plot_output(path: str | Path, out_dir: str | Path, opts: AnalysisOptions = A
                                             empirical=arrays.get("fc/empirical"),
                                             agreement=fc.get("fc_agreement"),
                                             source=fc["dataset"], regions=fc_regions,
-                                            dpi=dpi))
+                                            dpi=dpi, note=_fc_note(fc)))
             if "fcd/matrix" in arrays:
                 written.append(plotting.plot_fcd(out_dir / "fcd.png", arrays["fcd/matrix"],
                                                  arrays["fcd/window_start_ms"],
