@@ -136,10 +136,19 @@ def test_spiketrains_are_neo_trains_annotated_with_their_population(run):
     assert len(spiketrains(run, population="v1.inh")) == 8
 
 
-def test_timeseries_is_a_labelled_view(run):
-    from cosim.io import timeseries
+@pytest.mark.parametrize("with_xarray", [True, False])
+def test_timeseries_is_a_labelled_view(run, with_xarray, monkeypatch):
+    from cosim.io import Labelled, timeseries
 
+    if with_xarray:
+        pytest.importorskip("xarray")
+    else:
+        import builtins
+        real = builtins.__import__
+        monkeypatch.setattr(builtins, "__import__", lambda name, *a, **k: (
+            (_ for _ in ()).throw(ImportError(name)) if name == "xarray" else real(name, *a, **k)))
     v = timeseries(run, "cortex")
+    assert isinstance(v, Labelled) != with_xarray
     with Output(run) as out:
         s = out.series("cortex", "timeseries")
     assert v.dims == ("time", "variable", "region")
