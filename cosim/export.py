@@ -69,12 +69,24 @@ def _text(out: Output) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
 
 
-def export_nwb(path: str | Path, nwb_path: str | Path) -> Path:
+def _check_target(source: str | Path, target: Path, overwrite: bool) -> None:
+    """Refuse to write over the output being exported, or over an existing file unless
+    ``overwrite``."""
+    target = Path(target)
+    if target.exists() and Path(source).exists() and target.resolve() == Path(source).resolve():
+        raise CosimError("is the file being exported; choose another output", file=str(target))
+    if target.exists() and not overwrite:
+        raise CosimError(f"exists; pass --overwrite to replace it (it is {target.absolute()})",
+                         file=str(target))
+
+
+def export_nwb(path: str | Path, nwb_path: str | Path, *, overwrite: bool = False) -> Path:
     """Write ``path`` (a cosim output) as an NWB file at ``nwb_path`` (see module docstring)."""
     pynwb = _require("pynwb")
     from hdmf.common import DynamicTable, VectorData
 
     nwb_path = Path(nwb_path)
+    _check_target(path, nwb_path, overwrite)
     with Output(path) as out:
         a = out.attrs
         meta = {"seed": int(a.get("seed", 0)), "status": str(a.get("status", "")),
@@ -167,13 +179,19 @@ def _tvb_attrs(target, type_name: str, h5_class: str, gid: str, extra: dict) -> 
                          **{f"TVB_{k}": v for k, v in extra.items()}})
 
 
-def export_tvb(path: str | Path, out_dir: str | Path) -> list[Path]:
+def export_tvb(path: str | Path, out_dir: str | Path, *, overwrite: bool = False) -> list[Path]:
     """Write ``Connectivity.h5`` and one ``TimeSeriesRegion_*.h5`` per region time series
     of ``path`` into ``out_dir``; return the paths (see module docstring)."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise CosimError("exists and is not a folder", file=str(out_dir))
     written = []
     with Output(path) as out:
+        targets = [out_dir / "Connectivity.h5"] + [
+            out_dir / f"TimeSeriesRegion_{s.engine}_{s.dataset}.h5" for s in out.all_series()]
+        for t in targets:
+            _check_target(path, t, overwrite)
+        out_dir.mkdir(parents=True, exist_ok=True)
         labels = out.region_labels()
         if not labels or out.weights() is None:
             raise CosimError("the file has no connectome to export", file=str(path))

@@ -164,6 +164,12 @@ def test_export_errors_are_one_line(run, tmp_path):
     (tmp_path / "x.h5").write_text("no")
     r = run_cli("export", str(tmp_path / "x.h5"), "--tvb", "d", cwd=tmp_path)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "x.h5" in r.stderr
+    r = run_cli("export", str(run), "--nwb", str(run), cwd=tmp_path)    # never over the input
+    assert r.returncode == 2 and "is the file being exported" in r.stderr
+    (tmp_path / "x.nwb").write_text("mine")
+    r = run_cli("export", str(run), "--nwb", "x.nwb", cwd=tmp_path)
+    assert r.returncode == 2 and "--overwrite" in r.stderr and r.stderr.count("\n") == 1
+    assert (tmp_path / "x.nwb").read_text() == "mine"
     from cosim.errors import CosimError
     from cosim.io import timeseries
     with pytest.raises(CosimError, match="no engine 'nope'"):
