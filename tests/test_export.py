@@ -158,17 +158,23 @@ def test_timeseries_is_a_labelled_view(run, with_xarray, monkeypatch):
     assert v.attrs["units"] == ["mV", "mV"]
 
 
-def test_export_errors_are_one_line(run, tmp_path):
-    r = run_cli("export", str(run), cwd=tmp_path)
-    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "nothing to export" in r.stderr
+def test_export_errors_are_one_line(run, tmp_path, capsys):
+    from cosim.cli import main
+
+    def cli(*args):                           # in process: the CLI's one-line errors
+        code = main(list(args))
+        return code, capsys.readouterr().err
+
+    code, err = cli("export", str(run))
+    assert code == 2 and err.count("\n") == 1 and "nothing to export" in err
     (tmp_path / "x.h5").write_text("no")
-    r = run_cli("export", str(tmp_path / "x.h5"), "--tvb", "d", cwd=tmp_path)
-    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "x.h5" in r.stderr
-    r = run_cli("export", str(run), "--nwb", str(run), cwd=tmp_path)    # never over the input
-    assert r.returncode == 2 and "is the file being exported" in r.stderr
+    code, err = cli("export", str(tmp_path / "x.h5"), "--tvb", str(tmp_path / "d"))
+    assert code == 2 and err.count("\n") == 1 and "x.h5" in err
+    code, err = cli("export", str(run), "--nwb", str(run))          # never over the input
+    assert code == 2 and "is the file being exported" in err
     (tmp_path / "x.nwb").write_text("mine")
-    r = run_cli("export", str(run), "--nwb", "x.nwb", cwd=tmp_path)
-    assert r.returncode == 2 and "--overwrite" in r.stderr and r.stderr.count("\n") == 1
+    code, err = cli("export", str(run), "--nwb", str(tmp_path / "x.nwb"))
+    assert code == 2 and "--overwrite" in err and err.count("\n") == 1
     assert (tmp_path / "x.nwb").read_text() == "mine"
     from cosim.errors import CosimError
     from cosim.io import timeseries

@@ -70,22 +70,33 @@ def test_one_process_run_prints_per_engine_timing(run):
     assert "engine cortex: compute" in r.stdout and "engine v1: compute" in r.stdout
 
 
-def test_existing_output_message_names_the_directory(run):
-    tmp, _ = run
-    r = run_cli("run", "h.toml", "--output", "out/h.h5", "--quiet", "--no-monitor", cwd=tmp)
-    assert r.returncode == 2 and r.stderr.count("\n") == 1
-    assert str(tmp / "out" / "h.h5") in r.stderr
+def _cli(capsys, *args):
+    """``cosim ARGS`` in this process: (exit code, stderr)."""
+    from cosim.cli import main
+
+    code = main(list(args))
+    return code, capsys.readouterr().err
 
 
-def test_slurm_refuses_an_existing_output_before_writing_a_script(run):
+def test_existing_output_message_names_the_directory(run, capsys):
     tmp, _ = run
-    r = run_cli("slurm", "h.toml", "--output", "out/h.h5", "--script", "job.sbatch", cwd=tmp)
-    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--overwrite" in r.stderr
-    assert not (tmp / "job.sbatch").exists()
-    r = run_cli("slurm", "h.toml", "--output", "out/h.h5", "--overwrite", "--script",
-                "job.sbatch", cwd=tmp)
-    assert r.returncode == 0, r.stderr
-    assert "--overwrite" in (tmp / "job.sbatch").read_text()
+    code, err = _cli(capsys, "run", str(tmp / "h.toml"), "--output", str(tmp / "out/h.h5"),
+                     "--quiet", "--no-monitor")
+    assert code == 2 and err.count("\n") == 1
+    assert str(tmp / "out" / "h.h5") in err
+
+
+def test_slurm_refuses_an_existing_output_before_writing_a_script(run, capsys):
+    tmp, _ = run
+    job = tmp / "job.sbatch"
+    code, err = _cli(capsys, "slurm", str(tmp / "h.toml"), "--output", str(tmp / "out/h.h5"),
+                     "--script", str(job))
+    assert code == 2 and err.count("\n") == 1 and "--overwrite" in err
+    assert not job.exists()
+    code, err = _cli(capsys, "slurm", str(tmp / "h.toml"), "--output", str(tmp / "out/h.h5"),
+                     "--overwrite", "--script", str(job))
+    assert code == 0, err
+    assert "--overwrite" in job.read_text()
 
 
 def test_watch_text_shows_the_region_rates_of_its_json():
