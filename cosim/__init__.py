@@ -6,5 +6,7 @@ spiking regions, each engine on its own MPI rank(s), described by one scenario f
 
 from .errors import CosimError
 
+#: the one version number (pyproject.toml reads it; the distribution is ``brain-cosim``)
 __version__ = "0.1.0"
+DISTRIBUTION = "brain-cosim"
 __all__ = ["CosimError", "__version__"]

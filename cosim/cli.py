@@ -9,6 +9,9 @@
 ``cosim watch ADDRESS|OUTPUT``     follow a running job's live progress (ZeroMQ)
 ``cosim describe KIND [NAME]``     the declared parameters (see cosim.describe)
 ``cosim models``                   the neural-mass models
+``cosim export OUTPUT --nwb F --tvb D``  the output as NWB / TVB H5 (see cosim.export)
+``cosim regions CONNECTOME``       the region labels of a connectome (index, label)
+``cosim --version``                the installed version
 
 ``cosim run FILE --np K`` launches ``mpiexec -n K`` itself; under ``mpiexec``/``srun`` the
 same command runs the multi-process runtime (see cosim.runtime).
@@ -31,6 +34,7 @@ from .errors import CosimError
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cosim", description="Hybrid multiscale brain co-simulation.")
+    p.add_argument("--version", action="version", version=f"cosim {_version()}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     v = sub.add_parser("validate", help="check a scenario file without running it")
@@ -67,7 +71,27 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--markdown", action="store_true", help="the whole scenario reference "
                                                            "(docs/scenario.md)")
     sub.add_parser("models", help="list the neural-mass models")
+    from .export_cli import add_export_arguments
+
+    add_export_arguments(sub.add_parser("export", help="write an output as NWB or TVB H5"))
+    g = sub.add_parser("regions", help="list a connectome's region labels")
+    g.add_argument("connectome", help="tvb:connectivity_76, a TVB .zip, .npz or a CSV pair")
     return p
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def _regions(args) -> int:
+    from .connectome import load_connectome
+
+    c = load_connectome(args.connectome)
+    for i, label in enumerate(c.region_labels):
+        print(f"{i:4d}  {label}")
+    return 0
 
 
 def _validate(args) -> int:
@@ -251,10 +275,12 @@ def main(argv: list[str] | None = None) -> int:
     from .hpc_cli import slurm_main, sweep_main, watch_main
 
     from .describe import describe_main, models_main
+    from .export_cli import export_main
 
     handler = {"validate": _validate, "run": _run, "analyze": analyze_main, "plot": plot_main,
                "slurm": slurm_main, "sweep": sweep_main, "watch": watch_main,
-               "describe": describe_main, "models": models_main}[args.command]
+               "describe": describe_main, "models": models_main, "export": export_main,
+               "regions": _regions}[args.command]
     try:
         return handler(args)
     except CosimError as exc:
@@ -263,6 +289,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("cosim: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:               # `cosim regions … | head`: the reader has enough
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as exc:  # an internal error: one line unless debugging
         if os.environ.get("COSIM_DEBUG"):
             traceback.print_exc()

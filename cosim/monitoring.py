@@ -240,12 +240,26 @@ def format_message(msg: Mapping[str, Any]) -> str:
     rates = msg.get("rates_hz")
     if isinstance(rates, Mapping):
         for name, values in rates.items():
-            vals = values if isinstance(values, list) else [values]
-            nums = [float(v) for v in vals if isinstance(v, (int, float))]
-            if nums:
-                parts.append(f"{name} rate mean {sum(nums) / len(nums):.2f} Hz "
-                             f"(max {max(nums):.2f})")
-    return "  ".join(parts)
+            parts.append(_rates_text(name, values))
+    return "  ".join(p for p in parts if p)
+
+
+def _rates_text(name: str, values) -> str:
+    """``v1 rV1 12.30 Hz`` for up to 3 named regions; ``cortex rate mean 4.1 Hz (max 9.2
+    at lV1)`` for more; values may be a number, a list, or ``{region: rate}``."""
+    if isinstance(values, Mapping):
+        named = [(str(k), float(v)) for k, v in values.items() if isinstance(v, (int, float))]
+    else:
+        vals = values if isinstance(values, list) else [values]
+        named = [(None, float(v)) for v in vals if isinstance(v, (int, float))]
+    if not named:
+        return ""
+    if all(k is not None for k, _ in named) and len(named) <= 3:
+        return f"{name} " + ", ".join(f"{k} {v:.2f} Hz" for k, v in named)
+    nums = [v for _, v in named]
+    k_max, v_max = max(named, key=lambda kv: kv[1])
+    where = f" at {k_max}" if k_max is not None else ""
+    return f"{name} rate mean {sum(nums) / len(nums):.2f} Hz (max {v_max:.2f}{where})"
 
 
 def watch(address: str, *, once: bool = False, timeout_s: float | None = None,

@@ -45,7 +45,7 @@ def check_output_path(path: Path, overwrite: bool, inputs=()) -> None:
                              "--output", file=str(path))
     if path.exists() and not overwrite:
         raise CosimError("output file exists; pass --overwrite to replace it, or choose "
-                         "another --output", file=str(path))
+                         f"another --output (it is {path.absolute()})", file=str(path))
     _check_writable(path)
 
 

@@ -3,7 +3,7 @@ spectra, FC and FCD matrices, BOLD.
 
 Each function writes one PNG with labelled axes and units, sized for a journal column
 (:data:`SINGLE_COLUMN_IN` = 3.5 in ≈ 89 mm, :data:`DOUBLE_COLUMN_IN` = 7.2 in ≈ 183 mm)
-with 8-pt text.  matplotlib is an optional dependency (``pip install cosim[plot]``),
+with 8-pt text.  matplotlib is an optional dependency (``pip install matplotlib``, or the ``plot`` extra),
 imported only when a figure is drawn; figures are built with
 :class:`matplotlib.figure.Figure` (no pyplot state, no display needed).
 """
@@ -26,11 +26,54 @@ _RC = {"font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "xtick.labelsiz
        "axes.spines.top": False, "axes.spines.right": False, "image.interpolation": "nearest"}
 
 
+#: colours of cell populations in rasters (excitatory first: red, inhibitory: blue, …)
+GROUP_COLOURS = ("tab:red", "tab:blue", "tab:green", "tab:purple", "tab:orange", "tab:brown")
+
+
+def hemisphere_breaks(regions: Sequence[str]) -> list[int]:
+    """Indices ``i`` where region ``i`` starts another hemisphere than region ``i − 1``
+    (hemispheres from the names: :func:`cosim.region_names.normalise`)."""
+    from .region_names import normalise
+
+    hemi = [normalise(r)[0] for r in regions]
+    return [i for i in range(1, len(hemi)) if hemi[i] and hemi[i - 1] and hemi[i] != hemi[i - 1]]
+
+
+def robust_limits(values: np.ndarray, q: float = 0.5) -> tuple[float, float]:
+    """Colour limits: the ``q`` and ``100 − q`` percentiles of the finite values."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if not v.size:
+        return 0.0, 1.0
+    lo, hi = np.percentile(v, [q, 100.0 - q])
+    return (float(lo), float(hi)) if hi > lo else (float(lo) - 0.5, float(lo) + 0.5)
+
+
+def _region_axis(ax, regions: Sequence[str], axis: str, n: int) -> None:
+    """Region names as tick labels (font shrinks with the count; every k-th beyond 90) and
+    a line at every hemisphere change, on ``axis`` ("x" or "y") of an image whose pixel
+    ``i`` is region ``i``."""
+    if len(regions) != n:
+        return
+    size = 7.0 if n <= 20 else max(3.0, 140.0 / n)
+    step = max(1, int(np.ceil(n / 90)))
+    ticks = list(range(0, n, step))
+    names = [regions[i] for i in ticks]
+    if axis == "x":
+        ax.set_xticks(ticks, names, rotation=90, fontsize=size)
+        ax.set_xlabel("region")
+    else:
+        ax.set_yticks(ticks, names, fontsize=size)
+        ax.set_ylabel("region")
+    for i in hemisphere_breaks(regions):
+        (ax.axvline if axis == "x" else ax.axhline)(i - 0.5, color="k", linewidth=0.6)
+
+
 def _matplotlib():
     try:
         import matplotlib
     except ImportError:
-        raise CosimError("plots need matplotlib: pip install cosim[plot]") from None
+        raise CosimError("plots need matplotlib: pip install matplotlib") from None
     return matplotlib
 
 
@@ -74,8 +117,13 @@ def plot_raster(path: Path, times_ms: np.ndarray, node_ids: np.ndarray, *, popul
                 rate: tuple[np.ndarray, np.ndarray, Sequence[str]] | None = None,
                 bin_ms: float = 5.0,
                 n_neurons: int | None = None, t_range: tuple[float, float] | None = None,
-                max_neurons: int = 500, dpi: int = 300) -> Path:
+                max_neurons: int = 500, dpi: int = 300,
+                groups: Sequence[tuple[str, int, int]] | None = None) -> Path:
     """Spike raster (top) and population rate (bottom, Hz per neuron).
+
+    ``groups``: cell populations ``(name, first_id, stop_id)`` of the ids: each is drawn in
+    its own colour (:data:`GROUP_COLOURS`, legend), separated by a thin line, and the
+    binned rate (without ``rate``) is one line per population.
 
     ``rate``: ``(time_ms, rate_hz (time, group), group names)`` from the rate monitor (one
     line per cell group); otherwise spikes are binned in
@@ -94,20 +142,42 @@ def plot_raster(path: Path, times_ms: np.ndarray, node_ids: np.ndarray, *, popul
     fig = _figure(SINGLE_COLUMN_IN, 3.0)
     ax1, ax2 = fig.subplots(2, 1, sharex=True, height_ratios=(2.2, 1))
     size = float(np.clip(1500.0 / max(1, shown.size), 0.6, 30.0))   # tick height ~ row
-    ax1.scatter(t[sel], ids[sel], s=size, marker="|", linewidths=0.5, color="k", rasterized=True)
+    if groups:
+        for k, (name, a, b) in enumerate(groups):
+            m = sel & (ids >= a) & (ids < b)
+            ax1.scatter(t[m], ids[m], s=size, marker="|", linewidths=0.5,
+                        color=GROUP_COLOURS[k % len(GROUP_COLOURS)], rasterized=True,
+                        label=f"{name} ({b - a})")
+            if k:
+                ax1.axhline(a - 0.5, color="0.6", linewidth=0.4)
+        ax1.legend(frameon=False, ncols=len(groups), loc="lower right",
+                   bbox_to_anchor=(1.0, 1.0), borderaxespad=0.1, markerscale=2)
+    else:
+        ax1.scatter(t[sel], ids[sel], s=size, marker="|", linewidths=0.5, color="k",
+                    rasterized=True)
     ax1.set_ylabel("neuron id")
     note = f" ({shown.size} of {uniq.size} shown)" if shown.size < uniq.size else ""
-    ax1.set_title(f"{population}: {t.size} spikes{note}")
+    ax1.set_title(f"{population}: {t.size} spikes{note}", loc="left")
     if rate is not None:
         rt, rv, names = rate
         rv = np.asarray(rv).reshape(len(rt), -1)
         m = (rt >= lo) & (rt <= hi)
+        gnames = [g[0] for g in groups] if groups else []
         for g in range(rv.shape[1]):      # sample j is the rate over the bin ending at t_j
-            ax2.step(rt[m], rv[m, g], where="pre", color="k" if rv.shape[1] == 1 else None,
-                     label=names[g] if g < len(names) else str(g))
+            name = names[g] if g < len(names) else str(g)
+            colour = (GROUP_COLOURS[gnames.index(name) % len(GROUP_COLOURS)] if name in gnames
+                      else ("k" if rv.shape[1] == 1 else None))
+            ax2.step(rt[m], rv[m, g], where="pre", color=colour, label=name)
         if rv.shape[1] > 1:
             ax2.legend(frameon=False, ncols=rv.shape[1], loc="lower right",
                        bbox_to_anchor=(1.0, 1.0), borderaxespad=0.1)
+        ax2.set_ylabel("rate (Hz)")
+    elif groups:
+        edges = np.arange(lo, hi + bin_ms, bin_ms)
+        for k, (name, a, b) in enumerate(groups):
+            counts, _ = np.histogram(t[(ids >= a) & (ids < b)], edges)
+            ax2.step(edges[:-1], counts / ((b - a) * bin_ms / 1000.0), where="post",
+                     color=GROUP_COLOURS[k % len(GROUP_COLOURS)], label=name)
         ax2.set_ylabel("rate (Hz)")
     else:
         n = n_neurons or max(1, uniq.size)
@@ -123,10 +193,13 @@ def plot_raster(path: Path, times_ms: np.ndarray, node_ids: np.ndarray, *, popul
 @_paper_style
 def plot_timeseries(path: Path, time_ms: np.ndarray, data: np.ndarray, regions: Sequence[str],
                     *, variables: Sequence[str], units: Sequence[str], title: str = "",
-                    max_traces: int = 12, max_variables: int = 6, dpi: int = 300) -> Path:
+                    max_traces: int = 12, max_variables: int = 6, dpi: int = 300,
+                    clim: Sequence[tuple[float, float]] | None = None) -> Path:
     """Region time series ``data (time, variable, region)``, one panel per variable (at
     most ``max_variables``): overlaid traces for up to ``max_traces`` regions, otherwise a
-    region × time image with a colour bar."""
+    region × time image (region names, hemisphere lines) with a colour bar whose limits are
+    ``clim[v]`` (callers pass those of the samples after the discarded transient) or the
+    0.5–99.5 percentiles of the data shown."""
     x, xlabel = _time_axis(np.asarray(time_ms, dtype=float))
     data = np.asarray(data, dtype=float)
     n_var = min(data.shape[1], max_variables)
@@ -143,10 +216,14 @@ def plot_timeseries(path: Path, time_ms: np.ndarray, data: np.ndarray, regions: 
                 ax.legend(frameon=False, ncols=min(8, d.shape[1]), loc="lower left",
                           bbox_to_anchor=(0.0, 1.0), borderaxespad=0.1)
         else:
-            im = ax.imshow(d.T, aspect="auto", origin="lower", cmap="viridis",
-                           extent=(x[0], x[-1], -0.5, d.shape[1] - 0.5))
-            ax.set_ylabel("region index")
-            fig.colorbar(im, ax=ax, label=label, shrink=0.9)
+            lo, hi = clim[v] if clim is not None else robust_limits(d)
+            im = ax.imshow(d.T, aspect="auto", origin="upper", cmap="viridis", vmin=lo, vmax=hi,
+                           extent=(x[0], x[-1], d.shape[1] - 0.5, -0.5))
+            if len(regions) == d.shape[1]:
+                _region_axis(ax, regions, "y", d.shape[1])
+            else:
+                ax.set_ylabel("region index")
+            fig.colorbar(im, ax=ax, label=label, shrink=0.9, extend="both")
         ax.set_xlim(x[0], x[-1])
     axes[-1].set_xlabel(xlabel)
     if title:
@@ -194,9 +271,10 @@ def _matrix_axes(fig, ax, m, *, label: str, cmap: str, vmin: float, vmax: float,
 @_paper_style
 def plot_fc(path: Path, fc: np.ndarray, *, empirical: np.ndarray | None = None,
             agreement: float | None = None, source: str = "BOLD",
-            regions: Sequence[str] = (), dpi: int = 300) -> Path:
+            regions: Sequence[str] = (), dpi: int = 300, note: str = "") -> Path:
     """FC matrix (Pearson r, −1…1); with ``empirical``, the two side by side and the
-    agreement in the title.  Up to 20 regions are labelled by name, more by index."""
+    agreement in the title.  Regions are labelled by name (every k-th beyond 90) with a
+    line at each hemisphere change; without names, by index."""
     from matplotlib.ticker import MaxNLocator
 
     panels = [(f"simulated FC ({source})", fc)]
@@ -207,19 +285,20 @@ def plot_fc(path: Path, fc: np.ndarray, *, empirical: np.ndarray | None = None,
     n = fc.shape[0]
     for ax, (title, m) in zip(axes, panels):
         _matrix_axes(fig, ax, m, label="Pearson r", cmap="RdBu_r", vmin=-1, vmax=1)
-        if len(regions) == n and n <= 20:
-            ax.set_xticks(range(n), regions, rotation=90)
-            ax.set_yticks(range(n), regions)
-            ax.set_xlabel("region")
-            ax.set_ylabel("region")
+        if len(regions) == n:
+            _region_axis(ax, regions, "x", n)
+            _region_axis(ax, regions, "y", n)
         else:
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.yaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_xlabel("region index")
             ax.set_ylabel("region index")
         ax.set_title(title)
-    if agreement is not None:
-        fig.suptitle(f"FC agreement r = {agreement:.2f}", fontsize=8)
+    title = [f"FC agreement r = {agreement:.2f}"] if agreement is not None else []
+    if note:                      # e.g. the sample count, and a warning when it is small
+        title.append(note)
+    if title:
+        fig.suptitle("; ".join(title), fontsize=8)
     return _save(fig, path, dpi)
 
 
@@ -258,12 +337,68 @@ def plot_bold(path: Path, time_ms: np.ndarray, bold: np.ndarray, regions: Sequen
     else:
         half = (t[1] - t[0]) / 2 if t.size > 1 else 0.5
         dev = bold - bold.mean(axis=0)                  # fluctuations around each mean
-        lim = float(np.abs(dev).max()) or 1.0
-        im = ax.imshow(dev.T, aspect="auto", origin="lower", cmap="RdBu_r",
-                       extent=(t[0] - half, t[-1] + half, -0.5, bold.shape[1] - 0.5),
+        lim = max(abs(v) for v in robust_limits(dev)) or 1.0
+        im = ax.imshow(dev.T, aspect="auto", origin="upper", cmap="RdBu_r",
+                       extent=(t[0] - half, t[-1] + half, bold.shape[1] - 0.5, -0.5),
                        vmin=-lim, vmax=lim)
-        ax.set_ylabel("region index")
+        if len(regions) == bold.shape[1]:
+            _region_axis(ax, regions, "y", bold.shape[1])
+        else:
+            ax.set_ylabel("region index")
         fig.colorbar(im, ax=ax, label="BOLD − region mean (%)", shrink=0.9)
     ax.set_xlabel("time (s)")
     ax.set_title("BOLD (Balloon–Windkessel)")
+    return _save(fig, path, dpi)
+
+
+def _numeric(values) -> bool:
+    return all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+               for v in values)
+
+
+@_paper_style
+def plot_sweep(path: Path, params: dict[str, Sequence], metrics: dict[str, np.ndarray], *,
+               dpi: int = 300) -> Path:
+    """Metrics of a sweep's variants against the swept parameters, one panel per metric:
+    a line over the values of one parameter, a heat map over the grid of two, the value
+    per variant (labelled by its parameters) for more.  NaN: no value (missing output)."""
+    keys = list(params)
+    fig = _figure(SINGLE_COLUMN_IN * (1.0 if len(metrics) == 1 else 1.9), 2.6)
+    axes = np.atleast_1d(fig.subplots(1, len(metrics)))
+    short = [k.split(".")[-1] for k in keys]
+    for ax, (name, y) in zip(axes, metrics.items()):
+        y = np.asarray(y, dtype=float)
+        if len(keys) == 1:
+            x = list(params[keys[0]])
+            if _numeric(x):
+                order = np.argsort(np.asarray(x, dtype=float), kind="stable")
+                ax.plot(np.asarray(x, dtype=float)[order], y[order], marker="o", markersize=3,
+                        color="k")
+            else:
+                ax.plot(range(len(x)), y, marker="o", markersize=3, color="k")
+                ax.set_xticks(range(len(x)), [str(v) for v in x], rotation=45)
+            ax.set_xlabel(short[0])
+            ax.set_ylabel(name)
+        elif len(keys) == 2:
+            a, b = (list(dict.fromkeys(params[k])) for k in keys)
+            for vals in (a, b):
+                if _numeric(vals):
+                    vals.sort()
+            grid = np.full((len(a), len(b)), np.nan)
+            for va, vb, v in zip(params[keys[0]], params[keys[1]], y):
+                grid[a.index(va), b.index(vb)] = v
+            im = ax.imshow(grid, origin="lower", aspect="auto", cmap="viridis")
+            ax.set_yticks(range(len(a)), [f"{v:g}" if _numeric([v]) else str(v) for v in a])
+            ax.set_xticks(range(len(b)), [f"{v:g}" if _numeric([v]) else str(v) for v in b],
+                          rotation=45)
+            ax.set_ylabel(short[0])
+            ax.set_xlabel(short[1])
+            fig.colorbar(im, ax=ax, label=name, shrink=0.85)
+        else:
+            ax.plot(range(y.size), y, marker="o", markersize=3, color="k")
+            ax.set_xticks(range(y.size), [", ".join(f"{s}={params[k][i]}" for s, k in
+                                                    zip(short, keys)) for i in range(y.size)],
+                          rotation=90)
+            ax.set_ylabel(name)
+        ax.set_title(name)
     return _save(fig, path, dpi)

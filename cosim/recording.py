@@ -7,15 +7,25 @@ Layout (all times in ms)::
                             windows_completed, t_completed_ms, created, message
     /scenario               the scenario file's text (UTF-8 string)
     /provenance             attrs: python, platform and versions of cosim, numpy, numba, …
-    /connectome/            weights (target, source), tract_lengths_mm, region_labels,
-                            centres_mm; attrs: source
+    /connectome/            weights (target, source), tract_lengths_mm, region_labels
+                            (UTF-8; h5py: ``.asstr()``), centres_mm; attrs: source,
+                            region_labels (the same labels, read as str)
     /engines/<engine>/<dataset>           float64 (time, variable, region); attrs:
                             axes, variables, units, regions, period_ms, time_unit
     /engines/<engine>/<dataset>_time_ms   float64 (time,), the dimension scale of axis 0
-    /spikes/<population>/timestamps       float64 ms   (SONATA layout)
-    /spikes/<population>/node_ids         uint64
+    /engines/<engine>/<dataset>_bin_start_ms  rate and average monitors: the start of each
+                            sample's bin (a second scale of axis 0; the bin is (start, t])
+    /spikes/<engine>.<group>/             one SONATA population per cell group; attrs:
+                            sorting (SONATA enum none | by_id | by_time: by_time here),
+                            engine, group, first_gid, n_nodes, resolution_ms (the
+                            engine's time step: spike times are multiples of it)
+    /spikes/<engine>.<group>/timestamps   float64 ms, ascending; attrs: units = "ms"
+    /spikes/<engine>.<group>/node_ids     uint64, the cell's index in its group (gid −
+                            first_gid, from 0)
     /timing/window_seconds  float64 (window, rank, phase) with phase = compute,
                             communicate, wait; attrs: phases, ranks
+
+Spikes: one SONATA population per cell group, written by :mod:`cosim.sonata`.
 
 Data are buffered in memory and written every ``flush_every`` windows (and at the end), each
 write followed by an HDF5 flush, so a crash loses at most the last ``flush_every`` windows and
@@ -51,15 +61,17 @@ from .errors import CosimError
 from .output_guard import (FLUSH_MARGIN_BYTES, OutputLock, check_free_space,  # noqa: F401
                            check_output_path, chunked_bytes, estimate_output_bytes,
                            format_size, input_files, is_disk_full, series_chunk_rows)
+from .sonata import SpikeBuffers, create_population
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2          # 2: one SONATA population per cell group
 PHASES = ("compute", "communicate", "wait")
-
-
 def package_versions() -> dict[str, str]:
     """Versions of cosim and the libraries whose behaviour shapes the numbers."""
-    out = {"python": sys.version.split()[0], "platform": platform.platform()}
-    for dist in ("cosim", "numpy", "scipy", "numba", "llvmlite", "h5py", "mpi4py", "pyzmq",
+    from . import __version__
+
+    out = {"python": sys.version.split()[0], "platform": platform.platform(),
+           "cosim": __version__}
+    for dist in ("numpy", "scipy", "numba", "llvmlite", "h5py", "mpi4py", "pyzmq",
                  "tvb-data"):
         try:
             out[dist] = metadata.version(dist)
@@ -75,6 +87,13 @@ class _Series:
     time: "h5py.Dataset"
     chunks: list = field(default_factory=list)
     n_written: int = 0
+    bin_start: "h5py.Dataset | None" = None
+
+
+def is_binned(spec: RecordSpec) -> bool:
+    """Samples that are means over a bin (rate and average monitors): stamped at the bin's
+    end, with a second time scale ``<dataset>_bin_start_ms`` at its start."""
+    return spec.attrs.get("monitor") in ("rate", "average")
 
 
 class Recorder:
@@ -109,8 +128,7 @@ class Recorder:
         self.flush_every = int(flush_every)
         self.n_ranks = int(n_ranks)
         self._series: dict[tuple[str, str], _Series] = {}
-        self._spikes: dict[str, list] = {}          # dataset → buffered (ids, times)
-        self._populations: dict[str, str] = {}      # dataset → SONATA population name
+        self._spikes = SpikeBuffers()
         self._t_end: float | None = None
         self._timing: list[np.ndarray] = []
         self._windows_buffered = 0
@@ -189,12 +207,13 @@ class Recorder:
         for engine, engine_specs in specs.items():
             for spec in engine_specs:
                 if spec.attrs.get("kind") == "spikes":
-                    self._spikes[spec.dataset] = []
-                    self._populations[spec.dataset] = spec.attrs.get("population", spec.dataset)
+                    self._spikes.route(engine, spec)
                 else:
                     d = f[f"engines/{engine}/{spec.dataset}"]
                     t = f[f"engines/{engine}/{spec.dataset}_time_ms"]
-                    self._series[(engine, spec.dataset)] = _Series(spec, d, t, n_written=d.shape[0])
+                    b = f.get(f"engines/{engine}/{spec.dataset}_bin_start_ms")
+                    self._series[(engine, spec.dataset)] = _Series(spec, d, t, n_written=d.shape[0],
+                                                                   bin_start=b)
         self._timing_ds = f["timing/window_seconds"]
         if self._timing_ds.shape[1] < self.n_ranks:       # resumed on more processes
             self._timing_ds.resize(self.n_ranks, axis=1)
@@ -231,6 +250,9 @@ class Recorder:
         g.create_dataset("tract_lengths_mm", data=c.tract_lengths_mm)
         g.create_dataset("region_labels", data=list(c.region_labels),
                          dtype=h5py.string_dtype("utf-8"))
+        # h5py reads string datasets as bytes (``.asstr()`` gives str); the attribute reads
+        # as str, like the ``regions`` attribute of every series
+        g.attrs["region_labels"] = list(c.region_labels)
         if c.centres_mm is not None:
             g.create_dataset("centres_mm", data=c.centres_mm)
         for engine, engine_specs in specs.items():
@@ -238,9 +260,8 @@ class Recorder:
             eg.attrs["type"] = scenario.engine_types.get(engine, "")
             for spec in engine_specs:
                 if spec.attrs.get("kind") == "spikes":
-                    self._spikes[spec.dataset] = []
-                    self._populations[spec.dataset] = spec.attrs.get("population", spec.dataset)
-                    self._create_spikes(self._populations[spec.dataset])
+                    for pop in self._spikes.route(engine, spec):
+                        create_population(f, pop, resolution_ms=spec.period_ms)
                 else:
                     self._create_series(eg, engine, spec)
         tg = f.create_group("timing")
@@ -267,18 +288,21 @@ class Recorder:
         t.attrs["unit"] = "ms"
         t.make_scale("time_ms")
         d.dims[0].attach_scale(t)
+        b = None
+        if is_binned(spec):
+            # sample k is the mean over the bin (t_k − period, t_k]: a histogram that
+            # stamps bins at their left edge (Elephant's time_histogram) lines up with these
+            b = group.create_dataset(f"{spec.dataset}_bin_start_ms", shape=(0,), maxshape=(None,),
+                                     dtype="f8", chunks=(max(rows, 256),))
+            b.attrs.update(unit="ms", bin_ms=spec.period_ms)
+            b.make_scale("bin_start_ms")
+            d.dims[0].attach_scale(b)
+            d.attrs.update(time_stamps="end of each bin (the bin is (t - period_ms, t])",
+                           bin_ms=spec.period_ms)
         d.dims[0].label = "time"
         d.dims[1].label = "variable"
         d.dims[2].label = "region"
-        self._series[(engine, spec.dataset)] = _Series(spec, d, t)
-
-    def _create_spikes(self, population: str) -> None:
-        g = self.f.require_group(f"spikes/{population}")
-        g.attrs["sorting"] = "time"
-        ts = g.create_dataset("timestamps", shape=(0,), maxshape=(None,), dtype="f8",
-                              chunks=(65536,))
-        ts.attrs["units"] = "ms"
-        g.create_dataset("node_ids", shape=(0,), maxshape=(None,), dtype="u8", chunks=(65536,))
+        self._series[(engine, spec.dataset)] = _Series(spec, d, t, bin_start=b)
 
     # -- per window ----------------------------------------------------------------------
     def write_window(self, outputs: dict, timing: np.ndarray | None = None,
@@ -292,8 +316,8 @@ class Recorder:
                     arr = np.asarray(value, dtype=np.float64)
                     if arr.size:
                         self._series[key].chunks.append(arr)
-                elif dataset in self._spikes:
-                    self._spikes[dataset].append(value)
+                elif key in self._spikes:
+                    self._spikes.add(key, value)
                 else:
                     raise KeyError(f"engine {engine!r} recorded undeclared dataset {dataset!r}")
         if timing is not None:
@@ -337,13 +361,11 @@ class Recorder:
                 nv, nr = len(s.spec.variables), len(s.spec.regions)
                 rows = series_chunk_rows(nv, nr)
                 n0, n1 = s.n_written, s.n_written + sum(c.shape[0] for c in s.chunks)
+                scales = 2 if s.bin_start is not None else 1
                 need += (chunked_bytes(n1, rows, 8 * nv * nr) - chunked_bytes(n0, rows, 8 * nv * nr)
-                         + chunked_bytes(n1, max(rows, 256), 8) - chunked_bytes(n0, max(rows, 256), 8))
-        for key, parts in self._spikes.items():
-            if parts:
-                n0 = self.f[f"spikes/{self._populations[key]}/timestamps"].shape[0]
-                n1 = n0 + sum(len(p[1]) for p in parts)
-                need += chunked_bytes(n1, 65536, 16) - chunked_bytes(n0, 65536, 16)
+                         + scales * (chunked_bytes(n1, max(rows, 256), 8)
+                                     - chunked_bytes(n0, max(rows, 256), 8)))
+        need += self._spikes.bytes_to_write(self.f)
         if self._timing:
             n0 = self._timing_ds.shape[0]
             row = 24 * self.n_ranks
@@ -358,8 +380,7 @@ class Recorder:
                "before; free some space and run again")
         for s in self._series.values():
             s.chunks.clear()
-        for parts in self._spikes.values():
-            parts.clear()
+        self._spikes.clear()
         self._timing.clear()
         self._windows_buffered = 0
         try:
@@ -390,18 +411,11 @@ class Recorder:
             d[n0:n1] = block
             t.resize(n1, axis=0)
             t[n0:n1] = s.spec.start_ms + s.spec.period_ms * np.arange(n0 + 1, n1 + 1)
+            if s.bin_start is not None:
+                s.bin_start.resize(n1, axis=0)
+                s.bin_start[n0:n1] = s.spec.start_ms + s.spec.period_ms * np.arange(n0, n1)
             s.n_written = n1
-        for pop_key, parts in self._spikes.items():
-            if not parts:
-                continue
-            ids = np.concatenate([np.asarray(p[0], dtype=np.uint64) for p in parts])
-            ts = np.concatenate([np.asarray(p[1], dtype=np.float64) for p in parts])
-            parts.clear()
-            g = self.f[f"spikes/{self._populations[pop_key]}"]
-            n0 = g["timestamps"].shape[0]
-            for name, arr in (("timestamps", ts), ("node_ids", ids)):
-                g[name].resize(n0 + arr.size, axis=0)
-                g[name][n0:] = arr
+        self._spikes.write(self.f)
         if self._timing:
             block = np.stack(self._timing)
             self._timing.clear()

@@ -165,12 +165,9 @@ def job_name_for(path: str | Path) -> str:
 
 
 def cosim_version() -> str:
-    from importlib import metadata
+    from . import __version__
 
-    try:
-        return metadata.version("cosim")
-    except metadata.PackageNotFoundError:
-        return "unknown"
+    return __version__
 
 
 def render(opts: JobOptions, *, title: str, plan_lines: Sequence[str], body: str,
@@ -212,6 +209,8 @@ def scenario_script(scenario_path: str | Path, opts: JobOptions, *, output: str 
 
     The scenario is loaded and validated, and the plan for ``opts.ntasks`` processes is
     made (a CosimError if the scenario cannot run on that many) and written as comments.
+    An output the job could not write (it exists without ``overwrite``, another run holds
+    it, its folder is read-only) is refused here, before anything is queued.
     """
     from .plan import make_plan
     from .recording import default_output_path
@@ -222,6 +221,8 @@ def scenario_script(scenario_path: str | Path, opts: JobOptions, *, output: str 
     plan = make_plan(sc, opts.ntasks)
     out = sc.simulation.output or default_output_path(sc)
     out_abs = out if out.is_absolute() else Path(opts.chdir) / out
+    from .output_guard import check_output_path, input_files
+    check_output_path(out_abs, overwrite, input_files(sc))   # now, not after the job queued
     scenario_abs = Path(scenario_path).resolve()
     extra = (["--output", str(output)] if output else []) + (["--overwrite"] if overwrite else [])
     body = ('echo "cosim: job ${SLURM_JOB_ID} on ${SLURM_JOB_NODELIST}: ${SLURM_NTASKS} '

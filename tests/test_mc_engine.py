@@ -179,6 +179,8 @@ def test_scenario_run_writes_sonata_spikes(tmp_path):
     t = np.concatenate([o.exports["spikes"][1] for o in outs])
     assert g.size >= 16
     with h5py.File(tmp_path / "o.h5") as f:
-        np.testing.assert_array_equal(f["spikes/ctx/node_ids"][:], g)
-        np.testing.assert_array_equal(f["spikes/ctx/timestamps"][:], t)
+        for pop, r in ref.populations().items():     # one SONATA population per group
+            mine = (g >= r.start) & (g < r.stop)
+            np.testing.assert_array_equal(f[f"spikes/ctx.{pop}/node_ids"][:], g[mine] - r.start)
+            np.testing.assert_array_equal(f[f"spikes/ctx.{pop}/timestamps"][:], t[mine])
         assert f["engines/ctx/v"].shape == (40, 1, 2)

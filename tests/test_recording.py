@@ -84,10 +84,10 @@ def test_timeseries_values_sit_at_their_time_stamps(tmp_path):
         np.testing.assert_allclose(d[:, 0, 1], -np.sin(OMEGA * t), rtol=0, atol=1e-15)
         assert list(d.attrs["regions"]) == ["a", "b"]
         assert d.dims[0][0].name.endswith("timeseries_time_ms")
-        ts = f["spikes/exc/timestamps"][:]
+        ts = f["spikes/clock.exc/timestamps"][:]
         np.testing.assert_allclose(ts, 2.5 * np.arange(40))
-        assert (f["spikes/exc/node_ids"][:] == 7).all()
-        assert f["spikes/exc/timestamps"].attrs["units"] == "ms"
+        assert (f["spikes/clock.exc/node_ids"][:] == 7).all()
+        assert f["spikes/clock.exc/timestamps"].attrs["units"] == "ms"
         assert f["scenario"][()].decode() == "# scenario text\n"
         assert f["timing/window_seconds"].shape == (100, 1, 3)
         assert f["connectome/weights"].shape == (66, 66)

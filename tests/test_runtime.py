@@ -59,7 +59,7 @@ def test_layout_independence_one_process_n3_n4(write_scenario, tmp_path):
     r = run_cli("run", str(sc), "--output", "one.h5", "--quiet", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     ref = _datasets(tmp_path / "one.h5")
-    spikes = ref["spikes/v1/timestamps"]
+    spikes = np.concatenate([ref["spikes/v1.exc/timestamps"], ref["spikes/v1.inh/timestamps"]])
     assert spikes.size > 20, "the detailed region should spike"
     assert ref["engines/v1/v"].shape == (120, 1, 5)
     for n in (3, 4):
@@ -147,7 +147,7 @@ def test_spike_volley_reaches_each_target_exactly_d_ij_later(write_scenario, tmp
     src = c.index_of("rV1")
     steps = c.delay_steps(3.0, 0.1)
     with h5py.File(tmp_path / "d.h5") as f:
-        spikes = f["spikes/v1/timestamps"][:]
+        spikes = f["spikes/v1.exc/timestamps"][:]
         x = f["engines/brain/timeseries"][:, 0, :]          # (time, region), t = 0.1, 0.2, …
         regions = list(f["engines/brain/timeseries"].attrs["regions"])
     assert spikes.size == 10                                  # the volley: every cell once

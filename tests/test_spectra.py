@@ -68,3 +68,27 @@ def test_jansen_rit_alpha_peak_near_10_hz():
     assert np.all((peaks > 9.5) & (peaks < 12.0)), peaks   # JR 1995: ≈ 10.8 Hz
     alpha = band_power(freq, psd, 8.0, 12.0)
     assert np.all(alpha > 0.8 * band_power(freq, psd, 2.0, 40.0))
+
+
+def test_peak_is_inside_the_band_never_the_flank_of_a_peak_below_it():
+    """Issue 12: ``--fmin 0.5`` printed a peak at 0.21 Hz.  A strong 0.2 Hz wave plus a weak
+    7 Hz one, 2 s segments (0.5 Hz bins): the 0.5 Hz bin is the flank of the 0.2 Hz peak;
+    the peak in [0.5, ∞) is the 7 Hz one (analytic)."""
+    t = np.arange(60000) / 1000.0
+    x = 10 * np.sin(2 * np.pi * 0.2 * t) + 0.05 * np.sin(2 * np.pi * 7.0 * t)
+    freq, psd = power_spectra(x, 1.0, segment_ms=2000.0)
+    assert psd[1, 0] > psd[0, 0] and psd[1, 0] > psd[2, 0]    # leakage: a local max at 0.5 Hz
+    assert peak_frequencies(freq, psd, fmin=0.5)[0] == pytest.approx(7.0, abs=0.05)
+    # no peak at all in the band: NaN, not the band edge
+    y = np.cumsum(np.random.default_rng(1).standard_normal(60000))   # 1/f² (random walk)
+    f2, p2 = power_spectra(y, 1.0, segment_ms=2000.0)
+    got = peak_frequencies(f2, p2, fmin=0.5, fmax=2.0)[0]
+    assert np.isnan(got) or 0.5 <= got <= 2.0
+    # random spectra: every reported peak lies inside [fmin, fmax]
+    rng = np.random.default_rng(2)
+    for _ in range(200):
+        p = rng.random((41, 3)) ** 4
+        f = np.linspace(0, 20, 41)
+        lo, hi = sorted(rng.uniform(0, 20, 2))
+        pk = peak_frequencies(f, p, fmin=lo, fmax=hi)
+        assert np.all(np.isnan(pk) | ((pk >= lo) & (pk <= hi)))

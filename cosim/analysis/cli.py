@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from ..errors import CosimError
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("output", help="a cosim output .h5 file")
-    p.add_argument("--discard", type=float, default=0.0, metavar="MS",
-                   help="leave out the first MS ms (initial transient) [0]")
+    p.add_argument("output", help="a cosim output .h5 file (analyze: or a cosim sweep folder)")
+    p.add_argument("--discard", type=float, default=None, metavar="MS",
+                   help="leave out the first MS ms (initial transient) [10 %% of the run, "
+                        "at least 500 ms, at most half of it; 0 keeps everything]")
     p.add_argument("--fc-dataset", metavar="NAME",
                    help="dataset for FC/FCD (default: bold, else rate, else eeg, else the "
                         "engine's samples)")
@@ -64,7 +66,7 @@ def _options(args):
     for name in ("window", "step", "segment"):
         if getattr(args, name) <= 0:
             raise CosimError(f"--{name} must be > 0, got {getattr(args, name):g}")
-    if args.discard < 0:
+    if args.discard is not None and args.discard < 0:
         raise CosimError(f"--discard must be >= 0, got {args.discard:g}")
     return AnalysisOptions(discard_ms=args.discard, fc_dataset=args.fc_dataset,
                            window_ms=args.window, step_ms=args.step, segment_ms=args.segment,
@@ -76,7 +78,11 @@ def analyze_main(args) -> int:
     """``cosim analyze``: print a summary (FC, FCD, spectral peaks, rates)."""
     from .report import analyze_output, format_summary, save_arrays
 
+    if Path(args.output).is_dir():
+        return _analyze_sweep(args)
     summary, arrays = analyze_output(args.output, _options(args))
+    for w in summary["warnings"]:
+        print(f"cosim analyze: WARNING: {w}", file=sys.stderr)
     if args.save:
         save_arrays(args.save, summary, arrays)
     if args.json:
@@ -85,6 +91,32 @@ def analyze_main(args) -> int:
         print(format_summary(summary))
         if args.save:
             print(f"arrays written to {args.save}")
+    return 0
+
+
+def _analyze_sweep(args) -> int:
+    """``cosim analyze SWEEPDIR``: one table (and CSV) and one figure for every variant."""
+    from .sweep_report import analyze_sweep, format_table, sweep_figure, write_csv
+
+    folder = Path(args.output)
+    if not (folder / "sweep.json").exists():
+        raise CosimError("is a folder without a sweep.json; give an output .h5 file or a "
+                         "folder written by cosim sweep", file=str(folder))
+    if args.save:
+        raise CosimError("--save takes one output file, not a sweep folder", key="--save")
+    keys, rows = analyze_sweep(folder, _options(args))
+    if args.json:
+        print(json.dumps({"params": keys, "variants": rows}, indent=2))
+    else:
+        print(format_table(keys, rows))
+    print(f"table written to {write_csv(folder / 'sweep_analysis.csv', keys, rows)}",
+          file=sys.stderr if args.json else sys.stdout)
+    try:
+        fig = sweep_figure(folder / "sweep_analysis.png", keys, rows)
+    except CosimError as exc:                       # no matplotlib: the table still stands
+        print(f"cosim analyze: no figure ({exc.reason})", file=sys.stderr)
+    else:
+        print(f"figure written to {fig}", file=sys.stderr if args.json else sys.stdout)
     return 0
 
 

@@ -1,7 +1,12 @@
 """The set of figures ``cosim plot`` draws for one output file (see :mod:`cosim.plotting`).
 
-- ``raster_<population>.png`` — spikes and population rate of each spiking population;
-- ``timeseries_<engine>_<dataset>.png`` — each region time series (first variable);
+- ``raster_<engine>.png`` — spikes of each spiking engine, its cell populations in their own
+  colours, and the population rates;
+- ``timeseries_<engine>_<dataset>.png`` — each region time series (image: region names,
+  hemisphere lines); an engine whose model declares an EEG observable is drawn as EEG
+  (its EEG monitor, else the observable computed from the samples: Jansen–Rit y1 − y2)
+  instead of its raw state variables; colour scales come from the samples after the
+  discarded transient;
 - ``spectrum_<engine>_<dataset>.png`` — Welch spectra of each series sampled ≥ 20 Hz;
 - ``bold.png``, ``fc.png``, ``fcd.png`` — BOLD, FC and FCD of the FC signal
   (:func:`cosim.analysis.report.analyze_output`).
@@ -10,17 +15,48 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from .. import plotting
-from .io import Output
+from .io import Output, Series
+from .spectra import peak_frequencies, power_spectra
 from .report import AnalysisOptions, _fc_signal, analyze_output, join_regions
 
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
+
+
+def _eeg_instead(out: Output, s: Series) -> tuple[Series | None, str]:
+    """The series to draw for ``s``: an engine's raw state samples give way to its EEG —
+    the engine's EEG monitor when it records one (drawn on its own: ``None`` here), else
+    the model's declared EEG observable computed from the samples (Jansen–Rit: y1 − y2);
+    anything else is drawn as it is.  Returns ``(series, title suffix)``."""
+    if "monitor" in s.attrs or "model" not in s.attrs:
+        return s, ""
+    if "eeg" in out.datasets(s.engine):
+        return None, ""
+    from ..monitor_config import model_observable
+
+    obs = model_observable(str(s.attrs["model"]), "eeg")
+    if obs is None or obs.fn is None or not set(obs.variables) <= set(s.variables):
+        return s, ""
+    x = obs.fn(*(s.variable(v) for v in obs.variables), **obs.values(None))
+    eeg = Series(s.engine, "eeg", np.asarray(x)[:, None, :], s.time_ms, ("eeg",), (obs.unit,),
+                 s.regions, s.period_ms, {**s.attrs, "derived_from": s.dataset})
+    return eeg, f" ({obs.formula or obs.doc}, the model's EEG)"
+
+
+def _fc_note(fc: dict) -> str:
+    """``"N samples"``, with a warning when FC rests on too few (see cosim.analysis.report)."""
+    from .report import MIN_FC_SAMPLES
+
+    n = fc["n_samples"]
+    return f"{n} samples" + (f" — WARNING: fewer than {MIN_FC_SAMPLES}, unreliable"
+                             if n < MIN_FC_SAMPLES else "")
 
 
 def plot_output(path: str | Path, out_dir: str | Path, opts: AnalysisOptions = AnalysisOptions(),
@@ -34,45 +70,58 @@ def plot_output(path: str | Path, out_dir: str | Path, opts: AnalysisOptions = A
     out_dir = Path(out_dir)
     written: list[Path] = []
     summary, arrays = analyze_output(path, opts)
+    opts = replace(opts, discard_ms=summary["discard_ms"])     # the default resolved
     with Output(path) as out:
-        rates = []                           # spike-rate monitor outputs
+        rates = {}                           # spike-rate monitor outputs per engine
         for e in out.engines():
             if "rate" in out.datasets(e):
                 s = out.series(e, "rate")
                 if s.attrs.get("source") == "spikes":
-                    rates.append((e, s))
-        for sp in out.spikes():
-            match = [s for e, s in rates if sp.population == e or sp.population in s.variables]
+                    rates[e] = s
+        lo = opts.discard_ms
+        for engine in dict.fromkeys(sp.engine for sp in out.spikes()):
+            pops = sorted((sp for sp in out.spikes() if sp.engine == engine),
+                          key=lambda sp: sp.first_gid)
+            gids, times = out.engine_spikes(engine)
+            groups = [(sp.group, sp.first_gid, sp.first_gid + sp.n_cells) for sp in pops]
             rate = None
-            if match:
-                s = match[0]
-                cols = [i for i, v in enumerate(s.variables) if v == sp.population] or \
-                    list(range(len(s.variables)))
-                rate = (s.time_ms, s.data[:, cols, 0], [s.variables[i] for i in cols])
-            lo = opts.discard_ms
-            rng = t_range_ms or (lo, min(lo + 2000.0, float(sp.timestamps_ms.max(initial=lo + 1.0))))
+            if engine in rates:
+                s = rates[engine]
+                rate = (s.time_ms, s.data[:, :, 0], list(s.variables))
+            rng = t_range_ms or (lo, min(lo + 2000.0, float(times.max(initial=lo + 1.0))))
             written.append(plotting.plot_raster(
-                out_dir / f"raster_{_slug(sp.population)}.png", sp.timestamps_ms, sp.node_ids,
-                population=sp.population, rate=rate, t_range=rng, dpi=dpi))
-        for s in out.all_series():
-            if (engines and s.engine not in engines) or s.dataset == "bold":
+                out_dir / f"raster_{_slug(engine)}.png", times, gids, population=engine,
+                rate=rate, t_range=rng, dpi=dpi, groups=groups))
+        for s_full in out.all_series():
+            if (engines and s_full.engine not in engines) or s_full.dataset == "bold":
                 continue
-            s = s.after(opts.discard_ms)
+            s_full, derived = _eeg_instead(out, s_full)
+            if s_full is None:
+                continue
+            s = s_full.after(opts.discard_ms)
             if not s.data.shape[0]:
                 continue
+            shown = s_full if t_range_ms else s
             if t_range_ms:
-                keep = (s.time_ms >= t_range_ms[0]) & (s.time_ms <= t_range_ms[1])
+                keep = (shown.time_ms >= t_range_ms[0]) & (shown.time_ms <= t_range_ms[1])
             elif s.period_ms < 50.0:
-                keep = s.time_ms <= s.time_ms[0] + 2000.0
+                keep = shown.time_ms <= shown.time_ms[0] + 2000.0
             else:
-                keep = np.ones(s.time_ms.size, bool)
+                keep = np.ones(shown.time_ms.size, bool)
             if keep.sum() < 2:
                 continue
+            # colour scales from the samples after the transient, whatever is shown
+            clim = [plotting.robust_limits(s.data[:, v, :]) for v in range(s.data.shape[1])]
             written.append(plotting.plot_timeseries(
                 out_dir / f"timeseries_{_slug(s.engine)}_{_slug(s.dataset)}.png",
-                s.time_ms[keep], s.data[keep], s.regions, variables=s.variables,
-                units=s.units, title=f"{s.engine}: {s.dataset}", dpi=dpi))
+                shown.time_ms[keep], shown.data[keep], s.regions, variables=s.variables,
+                units=s.units, title=f"{s.engine}: {s.dataset}" + derived, dpi=dpi, clim=clim))
             key = f"spectra/{s.engine}/{s.dataset}/{s.variables[0]}"
+            if derived and s.period_ms <= opts.max_spectrum_period_ms and s.data.shape[0] >= 8:
+                freq, psd = power_spectra(s.variable(), s.period_ms, segment_ms=opts.segment_ms)
+                arrays[f"{key}/freq_hz"], arrays[f"{key}/psd"] = freq, psd
+                arrays[f"{key}/peak_hz"] = peak_frequencies(freq, psd, fmin=opts.fmin_hz,
+                                                            fmax=opts.fmax_hz)
             if f"{key}/psd" in arrays and np.any(arrays[f"{key}/psd"] > 0):
                 written.append(plotting.plot_spectra(
                     out_dir / f"spectrum_{_slug(s.engine)}_{_slug(s.dataset)}.png",
@@ -91,7 +140,7 @@ def plot_output(path: str | Path, out_dir: str | Path, opts: AnalysisOptions = A
                                             empirical=arrays.get("fc/empirical"),
                                             agreement=fc.get("fc_agreement"),
                                             source=fc["dataset"], regions=fc_regions,
-                                            dpi=dpi))
+                                            dpi=dpi, note=_fc_note(fc)))
             if "fcd/matrix" in arrays:
                 written.append(plotting.plot_fcd(out_dir / "fcd.png", arrays["fcd/matrix"],
                                                  arrays["fcd/window_start_ms"],

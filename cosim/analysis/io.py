@@ -46,11 +46,30 @@ class Series:
 
 @dataclass
 class Spikes:
-    """Spikes of one population (SONATA layout): times (ms) and node ids."""
+    """Spikes of one SONATA population (``/spikes/<engine>.<group>``): times (ms) and node
+    ids (0 … ``n_nodes`` − 1 within the group; the engine's gid is ``first_gid + node_id``)."""
 
     population: str
     timestamps_ms: np.ndarray
     node_ids: np.ndarray
+    engine: str = ""
+    group: str = ""
+    first_gid: int = 0
+    n_nodes: int | None = None
+    resolution_ms: float = 0.0          # the engine's time step (0: unknown)
+
+    @property
+    def n_cells(self) -> int:
+        """Cells of the population: ``n_nodes`` when the file declares it, else the
+        largest node id + 1."""
+        if self.n_nodes is not None:
+            return self.n_nodes
+        return int(self.node_ids.max()) + 1 if self.node_ids.size else 0
+
+    @property
+    def gids(self) -> np.ndarray:
+        """Engine-wide cell ids (int64)."""
+        return self.node_ids.astype(np.int64) + self.first_gid
 
 
 class Output:
@@ -115,8 +134,25 @@ class Output:
             return []
         out = []
         for pop, g in self.f["spikes"].items():
-            out.append(Spikes(pop, g["timestamps"][()], g["node_ids"][()]))
+            a = g.attrs
+            engine = str(a.get("engine", pop.split(".", 1)[0]))
+            group = str(a.get("group", pop.split(".", 1)[-1]))
+            n = a.get("n_nodes")
+            out.append(Spikes(pop, g["timestamps"][()], g["node_ids"][()], engine, group,
+                              int(a.get("first_gid", 0)), None if n is None else int(n),
+                              float(a.get("resolution_ms", 0.0))))
         return out
+
+    def engine_spikes(self, engine: str) -> tuple[np.ndarray, np.ndarray]:
+        """All spikes of ``engine``'s populations as engine-wide ``(gids int64, times ms)``,
+        sorted by time (stable in population order, then gid)."""
+        pops = sorted((s for s in self.spikes() if s.engine == engine), key=lambda s: s.first_gid)
+        if not pops:
+            return np.zeros(0, np.int64), np.zeros(0)
+        g = np.concatenate([s.gids for s in pops])
+        t = np.concatenate([s.timestamps_ms for s in pops])
+        order = np.lexsort((g, t))
+        return g[order], t[order]
 
     def weights(self) -> np.ndarray | None:
         return self.f["connectome/weights"][()] if "connectome/weights" in self.f else None

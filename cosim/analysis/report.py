@@ -1,5 +1,18 @@
 """What ``cosim analyze`` computes from an output file: FC, FCD, spectra, rates.
 
+Protections (each shown in the output):
+
+* **transient** — unless ``--discard`` is given, the first :func:`default_discard_ms` of
+  the run (10 % of it, at least 500 ms, at most half) are left out of every measure: the
+  start from the models' initial state otherwise dominates FC (issue 12: mean FC 0.60 with
+  the transient, −0.005 without);
+* **too few samples** — FC from fewer than :data:`MIN_FC_SAMPLES` samples is reported
+  with a loud warning (the standard error of one correlation is about 1/√(n − 3));
+  FCD windows of fewer than :data:`MIN_FCD_WINDOW_SAMPLES` samples are refused; a
+  spectrum from a series shorter than one Welch segment is flagged (its resolution is
+  coarser than asked);
+* **peaks** are always inside ``[fmin, fmax]`` (:func:`cosim.analysis.spectra.peak_frequencies`).
+
 :func:`analyze_output` returns a JSON-serialisable summary and the arrays behind it.  The
 signal for FC/FCD is the BOLD monitor's output (``bold`` datasets of every engine joined
 along the region axis, in connectome order) when present, else the first of ``rate``,
@@ -8,7 +21,7 @@ along the region axis, in connectome order) when present, else the first of ``ra
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,13 +33,23 @@ from .spectra import peak_frequencies, power_spectra
 
 #: Datasets tried, in order, as the FC signal.
 FC_PREFERENCE = ("bold", "rate", "eeg")
+#: FC from fewer samples gets a warning (SE of one correlation ≈ 1/√(n − 3) = 0.19 at 30)
+MIN_FC_SAMPLES = 30
+#: FCD windows shorter than this (in samples) are refused
+MIN_FCD_WINDOW_SAMPLES = 20
+
+
+def default_discard_ms(duration_ms: float) -> float:
+    """The transient left out when ``--discard`` is not given: 10 % of the run, at least
+    500 ms, at most half of the run (ms)."""
+    return float(min(max(500.0, 0.1 * duration_ms), 0.5 * duration_ms))
 
 
 @dataclass
 class AnalysisOptions:
     """Settings of :func:`analyze_output` (times in ms, frequencies in Hz)."""
 
-    discard_ms: float = 0.0          # initial transient left out of every measure
+    discard_ms: float | None = None  # initial transient left out (None: default_discard_ms)
     fc_dataset: str | None = None    # dataset for FC/FCD (default: FC_PREFERENCE)
     window_ms: float = 60000.0       # FCD sliding window
     step_ms: float = 2000.0          # FCD window shift
@@ -119,10 +142,16 @@ def analyze_output(path: str | Path, opts: AnalysisOptions = AnalysisOptions()
     HDF5-style paths (``fc/matrix``, ``spectra/<engine>/<dataset>/<variable>/psd``…)."""
     arrays: dict[str, np.ndarray] = {}
     with Output(path) as out:
+        duration = float(out.attrs.get("duration_ms", np.nan))
+        default = opts.discard_ms is None
+        if default:
+            opts = replace(opts, discard_ms=default_discard_ms(duration if np.isfinite(duration)
+                                                               else 0.0))
+        warnings: list[str] = []
         summary: dict = {"file": str(path), "status": str(out.attrs.get("status", "")),
-                         "duration_ms": float(out.attrs.get("duration_ms", np.nan)),
-                         "discard_ms": opts.discard_ms, "series": [], "spectra": [],
-                         "spikes": []}
+                         "duration_ms": duration,
+                         "discard_ms": opts.discard_ms, "discard_default": default,
+                         "series": [], "spectra": [], "spikes": [], "warnings": warnings}
         for s in out.all_series():
             summary["series"].append({"engine": s.engine, "dataset": s.dataset,
                                       "shape": list(s.data.shape), "period_ms": s.period_ms,
@@ -132,6 +161,11 @@ def analyze_output(path: str | Path, opts: AnalysisOptions = AnalysisOptions()
                 continue
             for v, unit in zip(s.variables, s.units):
                 freq, psd = power_spectra(s.variable(v), s.period_ms, segment_ms=opts.segment_ms)
+                if s.data.shape[0] * s.period_ms < opts.segment_ms and v == s.variables[0]:
+                    warnings.append(
+                        f"spectrum of {s.engine}/{s.dataset} from {s.data.shape[0]} samples "
+                        f"({s.data.shape[0] * s.period_ms:g} ms < one {opts.segment_ms:g} ms "
+                        f"segment): resolution {freq[1] - freq[0]:.3g} Hz, one noisy segment")
                 peaks = peak_frequencies(freq, psd, fmin=opts.fmin_hz, fmax=opts.fmax_hz)
                 key = f"spectra/{s.engine}/{s.dataset}/{v}"
                 arrays[f"{key}/freq_hz"], arrays[f"{key}/psd"] = freq, psd
@@ -146,14 +180,23 @@ def analyze_output(path: str | Path, opts: AnalysisOptions = AnalysisOptions()
             t = sp.timestamps_ms[sp.timestamps_ms > opts.discard_ms]
             summary["spikes"].append({"population": sp.population, "n_spikes": int(t.size),
                                       "n_neurons_spiking": int(np.unique(sp.node_ids).size)})
-        summary["fc"] = _fc_summary(out, opts, arrays)
+        summary["fc"] = _fc_summary(out, opts, arrays, warnings)
     return summary, arrays
 
 
-def _fc_summary(out: Output, opts: AnalysisOptions, arrays: dict) -> dict | None:
+def _fc_summary(out: Output, opts: AnalysisOptions, arrays: dict,
+                warnings: list[str]) -> dict | None:
     sig = _fc_signal(out, opts)
     if sig is None or sig.data.shape[0] < 3 or sig.data.shape[1] < 2:
+        if sig is not None and sig.data.shape[1] >= 2:
+            warnings.append(f"FC not computed: {sig.data.shape[0]} samples of {sig.dataset} "
+                            f"after the {opts.discard_ms:g} ms discarded")
         return None
+    n = int(sig.data.shape[0])
+    if n < MIN_FC_SAMPLES:
+        warnings.append(f"FC on {sig.dataset} from only {n} samples (< {MIN_FC_SAMPLES}): "
+                        f"each correlation has a standard error of about "
+                        f"{1 / np.sqrt(max(n - 3, 1)):.2f}; run longer or sample faster")
     fc = fcmod.functional_connectivity(sig.data)
     arrays["fc/matrix"] = fc
     res: dict = {"dataset": sig.dataset, "variable": sig.variable, "engines": list(sig.engines),
@@ -172,7 +215,13 @@ def _fc_summary(out: Output, opts: AnalysisOptions, arrays: dict) -> dict | None
         res["fc_agreement"] = fcmod.fc_agreement(fc, emp)
     win = int(round(opts.window_ms / sig.period_ms))
     step = max(1, int(round(opts.step_ms / sig.period_ms)))
-    if 2 <= win <= sig.data.shape[0] and (sig.data.shape[0] - win) // step + 1 >= 3:
+    if win < MIN_FCD_WINDOW_SAMPLES:
+        res["fcd"] = None
+        res["fcd_refused"] = (f"FCD windows of {opts.window_ms:g} ms hold {win} samples of "
+                              f"{sig.dataset} (< {MIN_FCD_WINDOW_SAMPLES}); use a longer "
+                              f"--window")
+        warnings.append(res["fcd_refused"])
+    elif win <= sig.data.shape[0] and (sig.data.shape[0] - win) // step + 1 >= 3:
         fcd, starts = fcmod.fcd_matrix(sig.data, win, step)
         arrays["fcd/matrix"] = fcd
         arrays["fcd/window_start_ms"] = sig.time_ms[starts]     # first sample of each window
@@ -189,9 +238,12 @@ def _fc_summary(out: Output, opts: AnalysisOptions, arrays: dict) -> dict | None
 
 def format_summary(summary: dict) -> str:
     """The summary as the lines ``cosim analyze`` prints."""
+    how = " by default; --discard MS to change" if summary.get("discard_default") else ""
     lines = [f"{summary['file']}: status {summary['status']}, "
              f"{summary['duration_ms']:g} ms simulated"
-             + (f" (first {summary['discard_ms']:g} ms discarded)" if summary["discard_ms"] else "")]
+             + (f" (first {summary['discard_ms']:g} ms discarded as transient{how})"
+                if summary["discard_ms"] else "")]
+    lines += [f"WARNING: {w}" for w in summary.get("warnings", ())]
     for s in summary["series"]:
         lines.append(f"  {s['engine']}/{s['dataset']}: {s['shape'][0]} samples x "
                      f"{len(s['variables'])} variables x {s['shape'][2]} regions "
@@ -219,7 +271,9 @@ def format_summary(summary: dict) -> str:
     if "fc_agreement" in fc:
         lines.append(f"  agreement with {fc['empirical_fc']}: r = {fc['fc_agreement']:.3f}")
     d = fc.get("fcd")
-    if d is None:
+    if d is None and fc.get("fcd_refused"):
+        lines.append(f"  FCD: refused — {fc['fcd_refused']}")
+    elif d is None:
         lines.append("  FCD: series shorter than 3 windows (see --window/--step)")
     else:
         mean = "n/a" if d["mean"] is None else f"{d['mean']:.3f} ± {d['std']:.3f}"

@@ -411,9 +411,12 @@ class MulticompartmentEngine(Engine):
         """The single-process layout (all probes), the same on every partition."""
         specs = []
         if "spikes" in self.record_variables:
+            # one SONATA population per cell group (cosim.recording); n_cells: size estimate
             specs.append(RecordSpec("spikes", ("spikes",), ("ms",), (self.name,), self.dt_ms,
                                     attrs={"kind": "spikes", "population": self.name,
-                                           "n_cells": self.n_cells}))   # for the size estimate
+                                           "populations": {g: (r.start, r.stop) for g, r
+                                                           in self.groups.items()},
+                                           "n_cells": self.n_cells}))
         if "v" in self.record_variables:
             specs.append(RecordSpec("v", ("v",), ("mV",), tuple(self.probe_names),
                                     self.record_period_ms))

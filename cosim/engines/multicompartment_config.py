@@ -186,7 +186,9 @@ def engine_kwargs(name: str, reader, ctx) -> dict[str, Any]:
     if region is not None:
         labels = list(ctx.connectome.region_labels)
         if region not in labels:
-            raise r.error("region", f"no region {region!r} in the connectome")
+            from ..region_names import suggestion
+            raise r.error("region", f"no region {region!r} in the connectome"
+                          + suggestion(region, labels))
         kw["region_indices"] = (labels.index(region),)
     base = os.path.dirname(ctx.file) if ctx.file else "."
     cells_r = r.table("cells")

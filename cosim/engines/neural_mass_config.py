@@ -23,6 +23,7 @@ from ..models import MODELS, Model
 from ..params import REQUIRED, Param, section
 from ..rng import NodeStreams, Streams
 from ..scenario_params import SPEED as CONNECTOME_SPEED
+from ..region_names import suggestion as region_suggestion
 
 # -- declarations of [engines.<name>] (type = "neural_mass") ---------------------------------
 
@@ -101,7 +102,8 @@ def per_region(value: Any, labels: Sequence[str], default: float, key: str) -> n
             if lab == "default":
                 continue
             if lab not in index:
-                raise fail(f"{key}.{lab}", "not a region of this engine" + suggest(lab, labels))
+                raise fail(f"{key}.{lab}", "not a region of this engine"
+                           + region_suggestion(lab, labels))
             out[index[lab]] = _number(v, f"{key}.{lab}")
         return out
     if isinstance(value, (list, tuple, np.ndarray)):
@@ -215,7 +217,8 @@ def resolve_regions(connectome, regions) -> tuple[int, ...]:
             idx = int(r)
         elif isinstance(r, str):
             if r not in labels:
-                raise fail(f"regions[{k}]", f"unknown region {r!r} in the connectome" + suggest(r, labels))
+                raise fail(f"regions[{k}]", f"unknown region {r!r} in the connectome"
+                           + region_suggestion(r, labels))
             idx = labels.index(r)
         else:
             raise fail(f"regions[{k}]", f"must be a region label, got {r!r}")

@@ -1,0 +1,126 @@
+"""Spikes of the output file in SONATA's layout (the recorder's spike part).
+
+One SONATA population per cell group: ``/spikes/<engine>.<group>/`` with ``timestamps``
+(float64, ms, attribute ``units = "ms"``) and ``node_ids`` (uint64, the cell's index in its
+group: gid − first_gid, from 0), and the group attribute ``sorting`` as SONATA's HDF5 enum
+(``none`` | ``by_id`` | ``by_time``; here ``by_time``), which libsonata's ``SpikeReader``
+reads.  Extra group attributes: ``engine``, ``group``, ``first_gid``, ``n_nodes`` (when the
+group's size is declared) and ``resolution_ms`` (the engine's time step).
+
+An engine's spike :class:`~cosim.engines.base.RecordSpec` declares its groups in
+``attrs["populations"]`` (group → ``(first_gid, stop_gid)``, its
+:meth:`~cosim.engines.base.Engine.populations`); its records are engine-wide ``(gids,
+times_ms)`` per window.  A spec without that attribute is one group named
+``attrs["population"]`` (else the dataset name) whose node ids are the recorded ids.  Each
+window's spikes are sorted by time (stable), and windows arrive in time order, so every
+population is sorted by time.
+"""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+
+from .engines.base import RecordSpec
+from .output_guard import chunked_bytes
+
+#: SONATA's ``sorting`` attribute: an HDF5 enum (libsonata reads no string here)
+SONATA_SORTING = h5py.enum_dtype({"none": 0, "by_id": 1, "by_time": 2}, basetype="u1")
+BY_TIME = 2
+CHUNK = 65536
+
+#: ``(name, group, first_gid, stop_gid)``; ``stop_gid`` None: an open range
+Population = tuple[str, str, int, "int | None"]
+
+
+def spike_populations(engine: str, spec: RecordSpec) -> list[Population]:
+    """SONATA populations of one spike spec, ``name = "<engine>.<group>"``."""
+    groups = spec.attrs.get("populations")
+    if not groups:
+        group = str(spec.attrs.get("population", spec.dataset))
+        return [(f"{engine}.{group}", group, 0, None)]
+    return [(f"{engine}.{g}", str(g), int(r[0]), int(r[1])) for g, r in groups.items()]
+
+
+def create_population(f: h5py.File, pop: Population, *, resolution_ms: float = 0.0) -> None:
+    """Create ``/spikes/<name>`` with empty growing ``timestamps`` and ``node_ids``."""
+    name, group, first_gid, stop_gid = pop
+    g = f.require_group(f"spikes/{name}")
+    g.attrs.create("sorting", BY_TIME, dtype=SONATA_SORTING)
+    g.attrs.update(engine=name[:-len(group) - 1], group=group, first_gid=first_gid,
+                   resolution_ms=float(resolution_ms))
+    if stop_gid is not None:
+        g.attrs["n_nodes"] = stop_gid - first_gid
+    ts = g.create_dataset("timestamps", shape=(0,), maxshape=(None,), dtype="f8",
+                          chunks=(CHUNK,))
+    ts.attrs["units"] = "ms"
+    g.create_dataset("node_ids", shape=(0,), maxshape=(None,), dtype="u8", chunks=(CHUNK,))
+
+
+class SpikeBuffers:
+    """The spikes of the windows not yet written, filed by SONATA population."""
+
+    def __init__(self):
+        self._parts: dict[str, list] = {}            # population → [(node_ids, times)]
+        self._routes: dict[tuple[str, str], list[Population]] = {}
+
+    def route(self, engine: str, spec: RecordSpec) -> list[Population]:
+        """Register ``engine``'s spike dataset; returns its populations."""
+        pops = spike_populations(engine, spec)
+        for name, *_ in pops:
+            if name in self._parts:
+                raise ValueError(f"two spike datasets write SONATA population {name!r}")
+            self._parts[name] = []
+        self._routes[(engine, spec.dataset)] = pops
+        return pops
+
+    def __contains__(self, key: tuple[str, str]) -> bool:
+        return key in self._routes
+
+    def add(self, key: tuple[str, str], value) -> None:
+        """File one window's ``(gids, times_ms)`` of ``key`` under its populations, sorted
+        by time (stable: spikes of one step keep their order)."""
+        gids = np.asarray(value[0], dtype=np.int64).ravel()
+        times = np.asarray(value[1], dtype=np.float64).ravel()
+        if gids.size != times.size:
+            raise ValueError(f"spikes of {key[0]!r}: {gids.size} ids, {times.size} times")
+        order = np.argsort(times, kind="stable")
+        gids, times = gids[order], times[order]
+        placed = 0
+        for name, _, lo, hi in self._routes[key]:
+            mine = (gids >= lo) if hi is None else ((gids >= lo) & (gids < hi))
+            n = int(np.count_nonzero(mine))
+            if n:
+                self._parts[name].append(((gids[mine] - lo).astype(np.uint64), times[mine]))
+            placed += n
+        if placed != gids.size:
+            raise ValueError(f"engine {key[0]!r} recorded spikes of gids outside its "
+                             f"populations ({gids.size - placed} spikes)")
+
+    def bytes_to_write(self, f: h5py.File) -> int:
+        """Bytes the buffered spikes add to the file (whole new chunks)."""
+        need = 0
+        for name, parts in self._parts.items():
+            if parts:
+                n0 = f[f"spikes/{name}/timestamps"].shape[0]
+                n1 = n0 + sum(len(p[1]) for p in parts)
+                need += chunked_bytes(n1, CHUNK, 16) - chunked_bytes(n0, CHUNK, 16)
+        return need
+
+    def write(self, f: h5py.File) -> None:
+        """Append the buffered spikes to their populations and empty the buffers."""
+        for name, parts in self._parts.items():
+            if not parts:
+                continue
+            ids = np.concatenate([p[0] for p in parts])
+            ts = np.concatenate([p[1] for p in parts])
+            parts.clear()
+            g = f[f"spikes/{name}"]
+            n0 = g["timestamps"].shape[0]
+            for ds, arr in (("timestamps", ts), ("node_ids", ids)):
+                g[ds].resize(n0 + arr.size, axis=0)
+                g[ds][n0:] = arr
+
+    def clear(self) -> None:
+        for parts in self._parts.values():
+            parts.clear()
