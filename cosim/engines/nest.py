@@ -68,9 +68,9 @@ against one ``Simulate`` of the same network.
 **Inputs and outputs.**  ``inputs["events"] = (line, time_ms)``; lines are numbered
 group after group (file order), cell after cell, then ``per_cell`` lines, like the
 multicompartment engine's, so a ``rate_to_poisson`` adapter gives both engines the same
-trains.  ``exports["spikes"] = (gid, time_ms)``; ``records["spikes.<engine>.<pop>"] = (node id in
-the population, time_ms)`` for every neuron population, written as SONATA population
-``<engine>.<pop>``; ``records["state.<pop>"]`` ``(time, variable, cell)``.
+trains.  ``exports["spikes"] = (gid, time_ms)`` and ``records["spikes"]`` the same, written
+as one SONATA population ``<engine>.<pop>`` per neuron population (node ids from 0 in each,
+:mod:`cosim.sonata`); ``records["state.<pop>"]`` ``(time, variable, cell)``.
 
 **One kernel per process.**  NEST's kernel is a process-wide singleton, so one process
 builds one NEST engine: a second one in the same process is a scenario error (run with
@@ -270,11 +270,12 @@ class NestEngine(Engine):
     def record_specs(self) -> list[RecordSpec]:
         specs = []
         if "spikes" in self.record_variables:
-            for pop, gids in self.groups.items():
-                specs.append(RecordSpec(f"spikes.{self.name}.{pop}", ("spikes",), ("ms",), (self.name,),
-                                        self.dt_ms, attrs={"kind": "spikes",
-                                                           "population": f"{self.name}.{pop}",
-                                                           "n_cells": len(gids)}))
+            # one SONATA population per NEST population (cosim.sonata), engine-wide gids
+            specs.append(RecordSpec("spikes", ("spikes",), ("ms",), (self.name,), self.dt_ms,
+                                    attrs={"kind": "spikes", "population": self.name,
+                                           "populations": {p: (r.start, r.stop) for p, r
+                                                           in self.groups.items()},
+                                           "n_cells": sum(len(r) for r in self.groups.values())}))
         for p in self.pops:
             if f"state.{p.name}" in self.record_variables:
                 specs.append(RecordSpec(f"state.{p.name}", p.record,
@@ -390,9 +391,7 @@ class NestEngine(Engine):
         out = WindowOutput()
         out.exports["spikes"] = (gids, times)
         if "spikes" in self.record_variables:
-            for (pop, r), first in zip(self.groups.items(), self._gid_offset):
-                mine = (gids >= r.start) & (gids < r.stop)
-                out.records[f"spikes.{self.name}.{pop}"] = (gids[mine] - first, times[mine])
+            out.records["spikes"] = (gids, times)      # the recorder splits by population
         for pop, nodes in self._probes.items():
             if f"state.{pop}" in self.record_variables:
                 vals = nodes.get(list(self.by_name[pop].record))
