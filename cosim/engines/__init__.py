@@ -26,6 +26,7 @@ ENTRY_POINT_GROUP = "cosim.engines"
 BUILTIN: dict[str, str] = {
     "neural_mass": "cosim.engines.neural_mass:NeuralMassEngine",
     "multicompartment": "cosim.engines.multicompartment:MulticompartmentEngine",
+    "neuron": "cosim.engines.neuron_engine:NeuronEngine",
 }
 
 

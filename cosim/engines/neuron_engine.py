@@ -1,0 +1,476 @@
+"""A region whose cells are a user's NEURON model (scenario ``type = "neuron"``).
+
+NEURON integrates the cells; cosim couples them to the bus, drives their input lines with
+its rate → Poisson adapters, records and launches.  Scenario keys (units in brackets)::
+
+    [engines.v1]
+    type = "neuron"
+    region = "rV1"              # the connectome region it stands for
+    model = "rv1.py"            # a .py or .hoc file, relative to the scenario
+    build = "build"             # .py: build(ctx, **args) -> {gid: cell}; .hoc: a template
+    connect = "connect"         # optional, .py: connect(ctx, cells, **args)
+    mod_dir = "mod"             # optional: .mod files, compiled by nrnivmodl (cached)
+    args = { n_exc = 240 }      # optional keyword arguments of build and connect
+    dt = 0.025                  # [ms] NEURON's fixed step
+    celsius = 6.3  v_init = -65.0  secondorder = 0  spike_threshold = 0.0   # [°C mV – mV]
+
+    [engines.v1.populations.exc]        # consecutive gids, populations in this order
+    n = 240
+    spike_source = "soma"  x = 0.5      # where spikes are detected (an attribute path)
+
+    [engines.v1.inputs.bg_exc]          # external lines, driven by a rate_to_poisson adapter
+    target = "exc"  synapse = "syn_bg"  weight = 0.0008  per_cell = 20     # [µS]
+
+    [engines.v1.probes]                 # optional voltage traces (records "v")
+    cells = [0, 240]  sections = ["soma"]  x = 0.5
+
+**The model's code.**  A ``.py`` model is imported from its file; its ``build(ctx,
+**args)`` makes the cells whose gids are ``ctx.gids`` (this partition's, ascending) and
+returns ``{gid: cell}``, every cell an object whose attributes (Python or hoc) reach its
+sections and point processes by the paths the scenario names (``soma``, ``dend[0]``,
+``syn_bg``).  The engine then registers each cell with NEURON's ``ParallelContext``
+(``set_gid2node`` and ``cell`` with a ``NetCon`` watching ``spike_source(x)`` at
+``spike_threshold``) and calls ``connect(ctx, cells, **args)``, where the model makes its
+own connections (``ctx.pc.gid_connect(source_gid, synapse)``: NEURON delivers the spikes,
+with their delays, also across ranks).  ``ctx`` (:class:`NeuronContext`) carries ``h``,
+``pc``, the gids, populations, ``dt_ms`` and the run's random streams (``ctx.rng``, a
+:class:`cosim.rng.Streams`; ``ctx.generator(*ids)`` is the domain ``neuron.model``).  A
+``.hoc`` model is loaded with ``h.load_file``; ``build`` names a template, instantiated
+once per cell with no arguments.  An exception inside the model's code ends the run with
+one line naming the engine, its partition and the error.
+
+**Inputs.**  ``inputs["events"] = (line int64[], time_ms float64[])`` (the part-side half
+of the rate → Poisson adapters, :mod:`cosim.parts`; the same counter-based trains the
+multicompartment engine gets), lines numbered as in the multicompartment engine: group
+after group, cell after cell, then ``per_cell`` lines.  Each line is a ``NetCon(None,
+synapse)`` with ``weight[0] = weight``; an event at ``te`` becomes ``netcon.event(te)``,
+queued in (time, line) order.  NEURON's fixed step delivers it at the step starting at
+``t_k`` with ``t_k − dt/2 < te ≤ t_k + dt/2`` — the multicompartment engine's rule.
+
+**Stepping.**  ``ParallelContext.psolve(t1)`` per window with NEURON's fixed step ``dt``
+(method: ``secondorder`` 0 = backward Euler, first order; 1/2 = Crank–Nicolson, second
+order; channel gates as their ``.mod`` files say, e.g. ``cnexp``).  The variable step is
+refused: a model that activates CVode is a one-line error.  The spike-exchange interval is
+the shorter of the sync interval and the model's shortest ``gid_connect`` delay.
+
+**Outputs.**  Spikes from ``ParallelContext.spike_record``; NEURON stamps a threshold
+crossing found after the step to ``t_k`` as ``t_k + 1e-10`` ms, and the engine reports the
+grid time ``t_k`` (as the multicompartment engine does), so a window's spikes lie in
+``(t0, t1]``.  ``records["v"]`` ``(time, 1, probe)`` in mV, sampled at the ``[record]
+period`` (a whole multiple of ``dt``).
+
+**Not supported (stated, not hidden).**  Checkpoints: NEURON's ``SaveState`` does not save
+the per-``NetCon`` state of ``NET_RECEIVE`` blocks that models use for plasticity, so
+``can_checkpoint = False`` and ``checkpoint_every`` is a scenario error.  One process holds
+one NEURON model: two ``neuron`` engines built in the same process are an error.  The
+region runs on one rank (``max_parts() = 1``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import CosimError
+from ..rng import Streams
+from . import neuron_config as cfg
+from .base import BuildContext, Engine, Export, RecordSpec, Take, WindowOutput
+from .neuron_config import NeuronInput, Population, resolve
+from .neuron_mod import compile_mods
+
+
+
+@dataclass
+class NeuronContext:
+    """What a model's ``build`` / ``connect`` get besides their ``args``.
+
+    ``name``: engine name; ``gids``: the gids to build on this partition (int64, ascending);
+    ``populations``: population → global gid range; ``h``, ``pc``: NEURON's ``h`` and the
+    ``ParallelContext``; ``dt_ms``; ``rng``: the run's :class:`~cosim.rng.Streams`;
+    ``model_dir``: the folder of the model file.
+    """
+
+    name: str
+    gids: np.ndarray
+    populations: dict[str, range]
+    h: Any
+    pc: Any
+    dt_ms: float
+    rng: Streams
+    model_dir: str
+    part: int = 0
+    n_parts: int = 1
+
+    def population_of(self, gid: int) -> str:
+        for name, r in self.populations.items():
+            if gid in r:
+                return name
+        raise KeyError(f"no cell with gid {gid}")
+
+    def generator(self, *ids: int | str) -> np.random.Generator:
+        """A numpy stream ``(seed, "neuron.model", engine name, *ids)``."""
+        return self.rng.generator("neuron.model", self.name, *ids)
+
+
+@dataclass
+class _Live:
+    """The NEURON objects of a built engine (kept alive: NEURON frees what Python drops)."""
+
+    h: Any
+    pc: Any
+    cells: dict[int, Any]
+    detectors: list = field(default_factory=list)
+    lines: list = field(default_factory=list)          # NetCon per local input line
+    probes: list = field(default_factory=list)         # Vector per local probe
+    spike_t: Any = None
+    spike_gid: Any = None
+    step: int = 0
+
+
+class NeuronEngine(Engine):
+    """A spiking region simulated by NEURON from the user's model code (module docstring).
+
+    Engine contract: exports its spikes (counted per population by the runtime), takes its
+    region's delayed weighted drive, whose rate → Poisson adapters make events on its
+    input lines; cannot be split or checkpointed.
+    """
+
+    type_name = "neuron"
+    parameters = cfg.SECTION
+    exports = Export.SPIKE_COUNTS
+    takes = Take.DRIVE
+    can_checkpoint = False
+
+    #: The engine built in this process (NEURON holds one model per process).
+    _built_here: str | None = None
+
+    def __init__(self, name: str, *, model_path: str, populations: list[Population],
+                 build_name: str = cfg.BUILD.default, connect_name: str | None = None,
+                 mod_dir: str | None = None, args: dict | None = None,
+                 inputs: list[NeuronInput] = (), probes: list[tuple[int, str, float]] = (),
+                 dt_ms: float = cfg.DT.default, celsius: float = cfg.CELSIUS.default,
+                 v_init_mV: float = cfg.V_INIT.default, secondorder: int = 0,
+                 spike_threshold_mV: float = cfg.SPIKE_THRESHOLD.default,
+                 seed: int | Streams = 0, sync_interval_ms: float = 1.0,
+                 record_period_ms: float = 1.0, record_variables: list[str] | None = None,
+                 region_indices: tuple[int, ...] = (), file: str | None = None):
+        self.name = name
+        self.file = file
+        self.model_path = os.path.abspath(model_path)
+        self.build_name, self.connect_name = build_name, connect_name
+        self.mod_dir = mod_dir
+        self.args = dict(args or {})
+        self.dt_ms = float(dt_ms)
+        self.celsius, self.v_init_mV = float(celsius), float(v_init_mV)
+        self.secondorder = int(secondorder)
+        self.threshold_mV = float(spike_threshold_mV)
+        self.rng = Streams.of(seed)
+        self.sync_interval_ms = float(sync_interval_ms)
+        self.record_period_ms = float(record_period_ms)
+        self.region_indices = np.asarray(region_indices, dtype=np.int64).reshape(-1)
+        self.pops = list(populations)
+        self.inputs = list(inputs)
+        self.probes = list(probes)
+        every = self.record_period_ms / self.dt_ms
+        if abs(every - round(every)) > 1e-9 * max(1.0, every):
+            raise CosimError(f"{record_period_ms:g} ms is not a whole multiple of "
+                             f"engines.{name}.dt = {dt_ms:g} ms", key="record.period")
+        self.record_every = int(round(every))
+        steps = self.sync_interval_ms / self.dt_ms
+        if abs(steps - round(steps)) > 1e-9 * max(1.0, steps):
+            raise CosimError(f"sync interval {sync_interval_ms:g} ms is not a whole multiple of "
+                             f"dt = {dt_ms:g} ms", key=self._key("dt"))
+        self.record_variables = record_variables or (["spikes", "v"] if self.probes else ["spikes"])
+        for v in self.record_variables:
+            if v not in ("spikes", "v"):
+                raise CosimError(f"engine {name!r} records 'spikes' and 'v', not {v!r}",
+                                 key=f"record.{name}.variables")
+        if "v" in self.record_variables and not self.probes:
+            raise CosimError(f"engine {name!r}: recording 'v' needs [engines.{name}.probes]",
+                             key=f"record.{name}.variables")
+        self._layout()
+        self._live: _Live | None = None
+
+    @classmethod
+    def from_config(cls, name: str, reader, ctx: BuildContext) -> "NeuronEngine":
+        kw = cfg.engine_kwargs(name, reader, ctx)
+        try:
+            return cls(name, file=ctx.file, **kw)
+        except CosimError as exc:
+            raise exc.at(file=ctx.file, key=f"engines.{name}")
+
+    def _key(self, *parts: str) -> str:
+        return ".".join(("engines", self.name) + parts)
+
+    def _layout(self) -> None:
+        """Global numbering: gids per population, input lines per group, probe names."""
+        self.groups: dict[str, range] = {}
+        for p in self.pops:
+            if p.name in self.groups:
+                raise CosimError(f"population {p.name!r} declared twice",
+                                 key=self._key("populations", p.name))
+            first = sum(len(r) for r in self.groups.values())
+            self.groups[p.name] = range(first, first + p.n)
+        self.n_cells = sum(len(r) for r in self.groups.values())
+        self.input_lines: dict[str, range] = {}
+        for g in self.inputs:
+            first = sum(len(r) for r in self.input_lines.values())
+            self.input_lines[g.name] = range(first, first + len(self.groups[g.target]) * g.per_cell)
+        self.n_input_lines = sum(len(r) for r in self.input_lines.values())
+        self.probe_names = [f"{gid}:{sec}({x:.4g})" for gid, sec, x in self.probes]
+
+    # -- engine contract ----------------------------------------------------------------
+    def populations(self) -> dict[str, range]:
+        return dict(self.groups)
+
+    def input_groups(self) -> tuple[str, ...]:
+        return tuple(self.input_lines)
+
+    def local_input_lines(self, group: str) -> np.ndarray:
+        """Every line of ``group`` (the region is one partition)."""
+        if group not in self.input_lines:
+            raise CosimError(f"unknown input group {group!r}; have {', '.join(self.input_lines)}")
+        r = self.input_lines[group]
+        return np.arange(r.start, r.stop, dtype=np.int64)
+
+    def work(self) -> float:
+        """Cell-steps per ms (the compartments are unknown before the model is built)."""
+        return self.n_cells / self.dt_ms
+
+    def record_specs(self) -> list[RecordSpec]:
+        specs = []
+        if "spikes" in self.record_variables:
+            specs.append(RecordSpec("spikes", ("spikes",), ("ms",), (self.name,), self.dt_ms,
+                                    attrs={"kind": "spikes", "population": self.name,
+                                           "n_cells": self.n_cells}))
+        if "v" in self.record_variables:
+            specs.append(RecordSpec("v", ("v",), ("mV",), tuple(self.probe_names),
+                                    self.record_period_ms))
+        return specs
+
+    # -- build --------------------------------------------------------------------------
+    def build(self) -> None:
+        """Compile and load the ``.mod`` files, run the model's code, register the cells,
+        make the input lines and probes, and ``finitialize``."""
+        if NeuronEngine._built_here not in (None, self.name):
+            raise CosimError(f"engine {self.name!r}: this process already runs the NEURON engine "
+                             f"{NeuronEngine._built_here!r}; NEURON holds one model per process "
+                             f"(run them under mpiexec, one per rank)", key=self._key("type"))
+        NeuronEngine._built_here = self.name
+        import neuron
+        from neuron import h
+        h.load_file("stdrun.hoc")
+        if self.mod_dir is not None:
+            lib_dir = compile_mods(self.mod_dir, neuron.__version__, key=self._key("mod_dir"))
+            neuron.load_mechanisms(str(lib_dir), warn_if_already_loaded=False)
+        pc = h.ParallelContext()
+        h.dt = self.dt_ms
+        h.steps_per_ms = 1.0 / self.dt_ms
+        h.celsius = self.celsius
+        h.secondorder = self.secondorder
+        gids = np.arange(self.n_cells, dtype=np.int64)
+        ctx = NeuronContext(self.name, gids, dict(self.groups), h, pc, self.dt_ms, self.rng,
+                            os.path.dirname(self.model_path))
+        build, connect = self._model_functions(h)
+        cells = self._call(build, ctx, self.build_name)
+        if not isinstance(cells, dict) or sorted(cells) != gids.tolist():
+            got = sorted(cells)[:5] if isinstance(cells, dict) else type(cells).__name__
+            raise CosimError(f"{self.build_name} must return {{gid: cell}} for the gids "
+                             f"ctx.gids (0 … {self.n_cells - 1}), got {got}…",
+                             file=self.model_path, key=self._key("build"))
+        live = self._live = _Live(h, pc, cells)
+        for pop in self.pops:
+            for gid in self.groups[pop.name]:
+                sec = self._member(cells[gid], pop.spike_source, gid,
+                                   self._key("populations", pop.name, "spike_source"))
+                nc = h.NetCon(sec(pop.x)._ref_v, None, sec=sec)
+                nc.threshold = self.threshold_mV
+                pc.set_gid2node(int(gid), pc.id())
+                pc.cell(int(gid), nc)
+                live.detectors.append(nc)
+        if connect is not None:
+            self._call(connect, ctx, self.connect_name, cells)
+        live.spike_t, live.spike_gid = h.Vector(), h.Vector()
+        pc.spike_record(-1, live.spike_t, live.spike_gid)
+        self._make_lines(live)
+        for gid, sec_path, x in self.probes:
+            sec = self._member(cells[gid], sec_path, gid, self._key("probes", "sections"))
+            live.probes.append(h.Vector().record(sec(x)._ref_v))
+        if h.cvode.active():
+            raise CosimError("the model switched on NEURON's variable step (CVode); this engine "
+                             "steps NEURON's fixed step dt: remove cvode.active(1) from the model",
+                             file=self.model_path, key=self._key("dt"))
+        if abs(h.dt - self.dt_ms) > 1e-12:
+            raise CosimError(f"the model set h.dt = {h.dt:g} ms; the scenario's dt is "
+                             f"{self.dt_ms:g} ms (set it there)", file=self.model_path,
+                             key=self._key("dt"))
+        pc.set_maxstep(self.sync_interval_ms)
+        h.finitialize(self.v_init_mV)
+        for vec in live.probes:
+            vec.resize(0)           # drop the t = 0 sample: records hold (t0, t1]
+
+    def _model_functions(self, h):
+        if self.model_path.endswith(".hoc"):
+            self._call_hoc_load(h)
+            if not hasattr(h, self.build_name):
+                raise CosimError(f"{os.path.basename(self.model_path)} defines no template "
+                                 f"{self.build_name!r}", file=self.model_path, key=self._key("build"))
+            template = getattr(h, self.build_name)
+            return (lambda ctx, **_: {int(g): template() for g in ctx.gids}), None
+        module = self._import()
+        out = []
+        for attr, name in (("build", self.build_name), ("connect", self.connect_name)):
+            if name is None:
+                out.append(None)
+            elif not callable(getattr(module, name, None)):
+                raise CosimError(f"{os.path.basename(self.model_path)} defines no function "
+                                 f"{name!r}", file=self.model_path, key=self._key(attr))
+            else:
+                out.append(getattr(module, name))
+        return tuple(out)
+
+    def _import(self):
+        mod_name = f"cosim_neuron_model_{self.name}"
+        spec = importlib.util.spec_from_file_location(mod_name, self.model_path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[mod_name] = module
+        self._guard(lambda: spec.loader.exec_module(module), "importing the model")
+        return module
+
+    def _call_hoc_load(self, h) -> None:
+        ok = self._guard(lambda: h.load_file(self.model_path), "loading the model")
+        if not ok:
+            raise CosimError(f"engine {self.name!r}: NEURON could not load the hoc file",
+                             file=self.model_path, key=self._key("model"))
+
+    def _call(self, fn, ctx, name, *extra):
+        return self._guard(lambda: fn(ctx, *extra, **self.args), name)
+
+    def _guard(self, fn, what):
+        """Run model code; its exceptions become one line naming engine, partition, error."""
+        try:
+            return fn()
+        except CosimError:
+            raise
+        except Exception as exc:
+            where = _model_line(exc, self.model_path)
+            raise ModelError(f"engine {self.name!r} (neuron, partition 0 of 1): {what} raised "
+                             f"{type(exc).__name__}: {exc}{where}", file=self.model_path,
+                             key=self._key("build" if what != "importing the model" else "model")
+                             ) from exc
+
+    def _member(self, cell, path: str, gid: int, key: str):
+        try:
+            return resolve(cell, path)
+        except (AttributeError, IndexError, TypeError, LookupError) as exc:
+            raise CosimError(f"cell {gid} has no {path!r} ({type(exc).__name__}: {exc})",
+                             file=self.model_path, key=key) from None
+
+    def _make_lines(self, live: _Live) -> None:
+        h = live.h
+        for g in self.inputs:
+            key = self._key("inputs", g.name, "synapse")
+            for gid in self.groups[g.target]:
+                target = self._member(live.cells[gid], g.synapse, gid, key)
+                if isinstance(target, (list, tuple)):
+                    if len(target) != g.per_cell:
+                        raise CosimError(f"cell {gid}: {g.synapse!r} holds {len(target)} point "
+                                         f"processes, per_cell is {g.per_cell}",
+                                         file=self.model_path, key=key)
+                    targets = list(target)
+                else:
+                    targets = [target] * g.per_cell
+                for syn in targets:
+                    try:
+                        nc = h.NetCon(None, syn)
+                    except Exception as exc:
+                        raise CosimError(f"cell {gid}: {g.synapse!r} is not a point process "
+                                         f"with a NET_RECEIVE block ({exc})",
+                                         file=self.model_path, key=key) from None
+                    nc.weight[0] = g.weight_uS
+                    live.lines.append(nc)
+
+    # -- run ----------------------------------------------------------------------------
+    def advance(self, t0_ms: float, t1_ms: float, inputs: dict) -> WindowOutput:
+        """Queue the window's input events, ``psolve(t1)``, collect spikes and probes."""
+        live = self._live
+        h, pc = live.h, live.pc
+        if abs(t0_ms - live.step * self.dt_ms) > 1e-6 * self.dt_ms + 1e-9:
+            raise RuntimeError(f"engine {self.name!r} is at t = {live.step * self.dt_ms} ms, "
+                               f"asked to start at {t0_ms}")
+        n = int(round((t1_ms - t0_ms) / self.dt_ms))
+        events = inputs.get("events") if inputs else None
+        if events is not None:
+            self._queue(live, h, events, t0_ms, t1_ms)
+        pc.psolve(t1_ms)
+        if h.cvode.active():
+            raise CosimError("the model switched on NEURON's variable step (CVode) during the "
+                             "run; this engine steps NEURON's fixed step",
+                             file=self.model_path, key=self._key("dt"))
+        live.step += n
+        out = WindowOutput()
+        t = np.rint(live.spike_t.as_numpy() / self.dt_ms) * self.dt_ms
+        g = live.spike_gid.as_numpy().astype(np.int64)
+        order = np.lexsort((g, t))
+        gids, times = g[order], t[order]
+        live.spike_t.resize(0)
+        live.spike_gid.resize(0)
+        out.exports["spikes"] = (gids, times)
+        if "spikes" in self.record_variables:
+            out.records["spikes"] = (gids, times)
+        if "v" in self.record_variables:
+            out.records["v"] = self._samples(live, n)
+        return out
+
+    def _queue(self, live: _Live, h, events, t0_ms: float, t1_ms: float) -> None:
+        lines = np.asarray(events[0], dtype=np.int64).ravel()
+        times = np.asarray(events[1], dtype=np.float64).ravel()
+        if lines.size != times.size:
+            raise ValueError("events: line and time arrays differ in length")
+        if not lines.size:
+            return
+        if lines.min() < 0 or lines.max() >= self.n_input_lines:
+            raise ValueError(f"events: input line out of range [0, {self.n_input_lines})")
+        if times.min() < t0_ms - 1e-9 or times.max() >= t1_ms + 1e-9:
+            raise ValueError(f"events: times must lie in [{t0_ms}, {t1_ms}) ms")
+        now = h.t
+        ncs = live.lines
+        for k in np.lexsort((lines, times)):
+            # h.t carries the round-off of its sums (t0 ± 1e-13): never ask for the past
+            ncs[lines[k]].event(max(float(times[k]), now))
+
+    def _samples(self, live: _Live, n: int) -> np.ndarray:
+        """``(rows, 1, probe)``: the probes' voltages at the steps of this window that are
+        multiples of the record period."""
+        first = live.step - n             # global step at the window start
+        steps = np.arange(first + 1, live.step + 1)
+        pick = np.nonzero(steps % self.record_every == 0)[0]
+        out = np.empty((pick.size, 1, len(live.probes)))
+        for j, vec in enumerate(live.probes):
+            arr = vec.as_numpy()
+            if arr.size != n:
+                raise RuntimeError(f"engine {self.name!r}: NEURON made {arr.size} steps in a "
+                                   f"window of {n} steps")
+            out[:, 0, j] = arr[pick]
+            vec.resize(0)
+        return out
+
+
+class ModelError(CosimError):
+    """An exception raised by the model's own code (build, connect, import)."""
+
+
+def _model_line(exc: BaseException, path: str) -> str:
+    """`` (rv1.py line 12)``: the innermost frame of the model file in the traceback."""
+    tb, line = exc.__traceback__, None
+    while tb is not None:
+        if os.path.abspath(tb.tb_frame.f_code.co_filename) == path:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return f" ({os.path.basename(path)} line {line})" if line is not None else ""
+
