@@ -124,7 +124,8 @@ def engine_kwargs(name: str, reader, ctx) -> dict[str, Any]:
     kw["build_name"] = _identifier(r, BUILD)
     kw["connect_name"] = _identifier(r, CONNECT)
     if kw["connect_name"] is not None and model.endswith(".hoc"):
-        raise r.error("connect", "a hoc model gives cell templates only; connect needs a .py model")
+        raise r.error("connect", "a hoc model gives cell templates only; connect needs a "
+                                 ".py model")
     mod_dir = r.param(MOD_DIR)
     if mod_dir is not None:
         mpath = os.path.join(base, mod_dir)

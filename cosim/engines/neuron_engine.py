@@ -262,6 +262,8 @@ class NeuronEngine(Engine):
                              f"{NeuronEngine._built_here!r}; NEURON holds one model per process "
                              f"(run them under mpiexec, one per rank)", key=self._key("type"))
         NeuronEngine._built_here = self.name
+        # a batch run has no GUI: without -nogui NEURON warns about DISPLAY on stderr
+        os.environ.setdefault("NEURON_MODULE_OPTIONS", "-nogui")
         import neuron
         from neuron import h
         h.load_file("stdrun.hoc")
@@ -319,7 +321,8 @@ class NeuronEngine(Engine):
             self._call_hoc_load(h)
             if not hasattr(h, self.build_name):
                 raise CosimError(f"{os.path.basename(self.model_path)} defines no template "
-                                 f"{self.build_name!r}", file=self.model_path, key=self._key("build"))
+                                 f"{self.build_name!r}", file=self.model_path,
+                                 key=self._key("build"))
             template = getattr(h, self.build_name)
             return (lambda ctx, **_: {int(g): template() for g in ctx.gids}), None
         module = self._import()

@@ -27,7 +27,8 @@ from ..errors import CosimError
 
 
 def cache_root() -> Path:
-    base = os.environ.get("COSIM_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "cosim")
+    base = (os.environ.get("COSIM_CACHE_DIR")
+            or os.path.join(os.path.expanduser("~"), ".cache", "cosim"))
     return Path(base) / "nrnivmodl"
 
 
@@ -55,7 +56,8 @@ def _nrnivmodl() -> str:
     return exe
 
 
-def compile_mods(mod_dir: str | os.PathLike, neuron_version: str, *, key: str | None = None) -> Path:
+def compile_mods(mod_dir: str | os.PathLike, neuron_version: str, *,
+                 key: str | None = None) -> Path:
     """Folder holding the compiled mechanisms of ``mod_dir`` (compiled now if not cached).
 
     ``key``: the scenario key to name in an error (e.g. ``engines.v1.mod_dir``).
@@ -113,7 +115,8 @@ def _first_error(text: str, names: list[str]) -> tuple[str, str]:
                 break
         if bad != "the folder":
             break
-    why = next((ln for ln in lines if re.search(r"[Ee]rror", ln) and not ln.startswith(("make", "Traceback", "raise", "subprocess"))),
+    noise = ("make", "Traceback", "raise", "subprocess")
+    why = next((ln for ln in lines if re.search(r"[Ee]rror", ln) and not ln.startswith(noise)),
                lines[-1] if lines else "no output")
     if bad == "the folder":       # C compile errors name the generated .c file
         m = re.search(r"(\w+)\.(?:c|cpp):\d+", text)
