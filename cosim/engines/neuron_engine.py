@@ -129,6 +129,9 @@ class _Live:
     probes: list = field(default_factory=list)         # Vector per local probe
     spike_t: Any = None
     spike_gid: Any = None
+    det_v: Any = None                   # PtrVector: v at every cell's spike source
+    det_gid: Any = None                 # gid per entry of det_v (int64)
+    at_end: Any = None                  # (gids) found crossing in the last window's last step
     step: int = 0
 
 
@@ -294,11 +297,16 @@ class NeuronEngine(Engine):
                 nc.threshold = self.threshold_mV
                 pc.set_gid2node(int(gid), pc.id())
                 pc.cell(int(gid), nc)
-                live.detectors.append(nc)
+                live.detectors.append((int(gid), sec(pop.x)))
         if connect is not None:
             self._call(connect, ctx, self.connect_name, cells)
         live.spike_t, live.spike_gid = h.Vector(), h.Vector()
         pc.spike_record(-1, live.spike_t, live.spike_gid)
+        live.det_v = h.PtrVector(len(live.detectors))
+        for i, (_, seg) in enumerate(live.detectors):
+            live.det_v.pset(i, seg._ref_v)
+        live.det_gid = np.array([g for g, _ in live.detectors], dtype=np.int64)
+        live.at_end = np.zeros(0, dtype=np.int64)
         self._make_lines(live)
         for gid, sec_path, x in self.probes:
             sec = self._member(cells[gid], sec_path, gid, self._key("probes", "sections"))
@@ -410,19 +418,38 @@ class NeuronEngine(Engine):
         events = inputs.get("events") if inputs else None
         if events is not None:
             self._queue(live, h, events, t0_ms, t1_ms)
+        # NEURON tests a spike source's threshold at the start of the next step, so a
+        # crossing in the window's last step would only be seen in the next window: stop one
+        # step early, read every source's v, finish the step and compare (NEURON's rule:
+        # a spike at t_k when v(t_k) > threshold >= v(t_(k-1)))
+        v_prev, v_now = h.Vector(len(live.detectors)), h.Vector(len(live.detectors))
+        pc.psolve(t1_ms - self.dt_ms)
+        live.det_v.gather(v_prev)
         pc.psolve(t1_ms)
+        live.det_v.gather(v_now)
         if h.cvode.active():
             raise CosimError("the model switched on NEURON's variable step (CVode) during the "
                              "run; this engine steps NEURON's fixed step",
                              file=self.model_path, key=self._key("dt"))
+        if abs(h.t - t1_ms) > 0.5 * self.dt_ms:
+            raise RuntimeError(f"engine {self.name!r}: NEURON stopped at t = {h.t} ms, not {t1_ms}")
         live.step += n
         out = WindowOutput()
         t = np.rint(live.spike_t.as_numpy() / self.dt_ms) * self.dt_ms
         g = live.spike_gid.as_numpy().astype(np.int64)
-        order = np.lexsort((g, t))
-        gids, times = g[order], t[order]
         live.spike_t.resize(0)
         live.spike_gid.resize(0)
+        late = t <= t0_ms + 1e-6 * self.dt_ms          # last window's end, reported already
+        if sorted(g[late].tolist()) != sorted(live.at_end.tolist()):
+            raise RuntimeError(f"engine {self.name!r}: NEURON's spikes at {t0_ms} ms "
+                               f"{sorted(g[late].tolist())} differ from those found at the "
+                               f"window's end {sorted(live.at_end.tolist())}")
+        vp, vn = v_prev.as_numpy(), v_now.as_numpy()
+        live.at_end = live.det_gid[(vn > self.threshold_mV) & (vp <= self.threshold_mV)]
+        g = np.concatenate([g[~late], live.at_end])
+        t = np.concatenate([t[~late], np.full(live.at_end.size, live.step * self.dt_ms)])
+        order = np.lexsort((g, t))
+        gids, times = g[order], t[order]
         out.exports["spikes"] = (gids, times)
         if "spikes" in self.record_variables:
             out.records["spikes"] = (gids, times)
