@@ -13,6 +13,7 @@ NEURON holds one model per process, so every run of the engine is a subprocess.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -269,17 +270,24 @@ def test_rv1_as_a_neuron_model_equals_the_multicompartment_engine(neuron_hybrid,
 
 
 @pytest.mark.mpi
-def test_mpiexec_3_equals_one_process_and_model_errors_name_the_rank(neuron_hybrid, tmp_path):
+def test_mpiexec_3_and_5_equal_one_process_and_model_errors_name_the_rank(neuron_hybrid,
+                                                                          tmp_path):
+    """-n 3: bus | neural masses | the NEURON region; -n 5: the region split over 3 ranks
+    (cells by contiguous blocks, spikes exchanged through cosim's Allgatherv)."""
     from cosim.launch import find_mpiexec
     scen, one = neuron_hybrid
-    three = tmp_path / "three.h5"
-    res = subprocess.run([find_mpiexec(), "-n", "3", sys.executable, "-m", "cosim", "run",
-                          str(scen), "-o", str(three), "-q", "--no-monitor"], env=_env(),
-                         capture_output=True, text=True, timeout=600)
-    assert res.returncode == 0, res.stderr
-    a, b = _read(one), _read(three)
-    for key in a:
-        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    a = _read(one)
+    for n in (3, 5):
+        out = tmp_path / f"n{n}.h5"
+        res = subprocess.run([find_mpiexec(), "-n", str(n), sys.executable, "-m", "cosim", "run",
+                              str(scen), "-o", str(out), "-q", "--no-monitor"], env=_env(),
+                             capture_output=True, text=True, timeout=600)
+        assert res.returncode == 0, res.stderr
+        roles = [r["role"] for r in json.loads(Path(f"{out}.ranks.json").read_text()).values()]
+        assert roles.count("engine v1" if n == 3 else "engine v1 part 1/3") == 1, roles
+        b = _read(out)
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key], err_msg=f"-n {n}: {key}")
     # an exception in the model's build, on the engine's rank, ends the job in one line
     bad = tmp_path / "bad.toml"
     bad.write_text(_text(_hybrid(_neuron_rv1(**RING, args={"fail": True}), tmp_path / "b.h5")))

@@ -31,10 +31,12 @@ sections and point processes by the paths the scenario names (``soma``, ``dend[0
 ``syn_bg``).  The engine then registers each cell with NEURON's ``ParallelContext``
 (``set_gid2node`` and ``cell`` with a ``NetCon`` watching ``spike_source(x)`` at
 ``spike_threshold``) and calls ``connect(ctx, cells, **args)``, where the model makes its
-own connections (``ctx.pc.gid_connect(source_gid, synapse)``: NEURON delivers the spikes,
-with their delays, also across ranks).  ``ctx`` (:class:`NeuronContext`) carries ``h``,
-``pc``, the gids, populations, ``dt_ms`` and the run's random streams (``ctx.rng``, a
-:class:`cosim.rng.Streams`; ``ctx.generator(*ids)`` is the domain ``neuron.model``).  A
+own connections onto its cells with ``ctx.pc.gid_connect(source_gid, synapse)`` (NEURON's
+idiom; it returns a ``NetCon`` whose ``weight`` vector and ``delay`` the model sets, and
+cosim delivers the source's spikes to it, see *several ranks*).  ``ctx``
+(:class:`NeuronContext`) carries ``h``, ``pc``, the gids, populations, ``dt_ms``, the
+partition and the run's random streams (``ctx.rng``, a :class:`cosim.rng.Streams`;
+``ctx.generator(*ids)`` is the domain ``neuron.model``).  A
 ``.hoc`` model is loaded with ``h.load_file``; ``build`` names a template, instantiated
 once per cell with no arguments.  An exception inside the model's code ends the run with
 one line naming the engine, its partition and the error.
@@ -50,8 +52,9 @@ queued in (time, line) order.  NEURON's fixed step delivers it at the step start
 **Stepping.**  ``ParallelContext.psolve(t1)`` per window with NEURON's fixed step ``dt``
 (method: ``secondorder`` 0 = backward Euler, first order; 1/2 = Crank–Nicolson, second
 order; channel gates as their ``.mod`` files say, e.g. ``cnexp``).  The variable step is
-refused: a model that activates CVode is a one-line error.  The spike-exchange interval is
-the shorter of the sync interval and the model's shortest ``gid_connect`` delay.
+refused: a model that activates CVode is a one-line error.  A window is run in
+sub-intervals of at most the model's shortest ``gid_connect`` delay ``d_min`` (≥ dt,
+checked); after each, the spikes of the interval are exchanged and delivered.
 
 **Outputs.**  Spikes from ``ParallelContext.spike_record``; NEURON stamps a threshold
 crossing found after the step to ``t_k`` as ``t_k + 1e-10`` ms, and the engine reports the
@@ -59,11 +62,24 @@ grid time ``t_k`` (as the multicompartment engine does), so a window's spikes li
 ``(t0, t1]``.  ``records["v"]`` ``(time, 1, probe)`` in mV, sampled at the ``[record]
 period`` (a whole multiple of ``dt``).
 
+**Several ranks** (the engine never sees MPI).  ``partition(p, K, exchange)`` builds a
+contiguous block of every population (the multicompartment engine's rule), those cells'
+input lines and probes; gids, line ids and probe indices stay global.  The connections are
+cosim's, not NEURON's: ``ctx.pc.gid_connect`` returns a ``NetCon(None, synapse)``, and after
+each sub-interval ``exchange(gids, times)`` (an Allgatherv over the region's ranks, given by
+the runtime) gathers every partition's spikes, which each partition delivers to its own
+connections as ``netcon.event(t_spike + delay)`` in the order (time, gid, connection
+order).  One process delivers its spikes the same way, so 1, 3 or 5 processes give the
+same bits.  (NEURON's own spike exchange would need NEURON's MPI on a communicator of the
+engine's ranks only; NEURON 9 runs its ``ParallelContext`` on MPI_COMM_WORLD, which cosim
+shares with the bus and the other engines.)
+
 **Not supported (stated, not hidden).**  Checkpoints: NEURON's ``SaveState`` does not save
-the per-``NetCon`` state of ``NET_RECEIVE`` blocks that models use for plasticity, so
-``can_checkpoint = False`` and ``checkpoint_every`` is a scenario error.  One process holds
-one NEURON model: two ``neuron`` engines built in the same process are an error.  The
-region runs on one rank (``max_parts() = 1``).
+the per-``NetCon`` state of ``NET_RECEIVE`` blocks that models use for plasticity, nor
+cosim's pending deliveries, so ``can_checkpoint = False`` and ``checkpoint_every`` is a
+scenario error.  One process holds one NEURON model: two ``neuron`` engines built in the
+same process are an error.  Connections made with NEURON's ``NetCon(source, target)`` from
+one cell's section to another bypass the exchange and only work inside one partition.
 """
 
 from __future__ import annotations
@@ -82,6 +98,7 @@ from . import neuron_config as cfg
 from .base import BuildContext, Engine, Export, RecordSpec, Take, WindowOutput
 from .neuron_config import NeuronInput, Population, resolve
 from .neuron_mod import compile_mods
+from ..multicompartment.partition import Exchange, block, gather_spikes, identity_exchange
 
 
 
@@ -124,6 +141,10 @@ class _Live:
     h: Any
     pc: Any
     cells: dict[int, Any]
+    #: (source gid, NetCon) of every connection the model made with ctx.pc.gid_connect
+    conns: list = field(default_factory=list)
+    fanout: dict = field(default_factory=dict)          # gid -> [(NetCon, delay ms)]
+    min_delay_steps: int | None = None
     detectors: list = field(default_factory=list)
     lines: list = field(default_factory=list)          # NetCon per local input line
     probes: list = field(default_factory=list)         # Vector per local probe
@@ -140,7 +161,7 @@ class NeuronEngine(Engine):
 
     Engine contract: exports its spikes (counted per population by the runtime), takes its
     region's delayed weighted drive, whose rate → Poisson adapters make events on its
-    input lines; cannot be split or checkpointed.
+    input lines; splits into blocks of cells; cannot checkpoint.
     """
 
     type_name = "neuron"
@@ -161,7 +182,14 @@ class NeuronEngine(Engine):
                  spike_threshold_mV: float = cfg.SPIKE_THRESHOLD.default,
                  seed: int | Streams = 0, sync_interval_ms: float = 1.0,
                  record_period_ms: float = 1.0, record_variables: list[str] | None = None,
-                 region_indices: tuple[int, ...] = (), file: str | None = None):
+                 region_indices: tuple[int, ...] = (), file: str | None = None,
+                 part: int = 0, n_parts: int = 1, exchange: Exchange | None = None):
+        self._args = {k: v for k, v in locals().items()
+                      if k not in ("self", "part", "n_parts", "exchange", "__class__")}
+        if not 0 <= part < n_parts:
+            raise CosimError(f"engine {name!r}: partition {part} outside [0, {n_parts})")
+        self.part, self.n_parts = int(part), int(n_parts)
+        self.exchange = exchange if exchange is not None or n_parts > 1 else identity_exchange
         self.name = name
         self.file = file
         self.model_path = os.path.abspath(model_path)
@@ -210,22 +238,57 @@ class NeuronEngine(Engine):
     def _key(self, *parts: str) -> str:
         return ".".join(("engines", self.name) + parts)
 
+    def partition(self, part: int, n_parts: int, exchange: Exchange | None = None
+                  ) -> "NeuronEngine":
+        """The region restricted to partition ``part`` of ``n_parts``: a contiguous block of
+        every population (the multicompartment engine's rule, :func:`.partition.block`),
+        with those cells' input lines and probes.  ``exchange(gids, times_ms)`` gathers the
+        spikes of all partitions (an Allgatherv over the region's ranks), once per
+        sub-interval of at most the shortest ``gid_connect`` delay."""
+        return type(self)(**self._args, part=part, n_parts=n_parts, exchange=exchange)
+
     def _layout(self) -> None:
-        """Global numbering: gids per population, input lines per group, probe names."""
+        """Global numbering: gids per population, input lines per group, probe names;
+        this partition's gids."""
         self.groups: dict[str, range] = {}
+        self._local: dict[str, range] = {}
         for p in self.pops:
             if p.name in self.groups:
                 raise CosimError(f"population {p.name!r} declared twice",
                                  key=self._key("populations", p.name))
             first = sum(len(r) for r in self.groups.values())
             self.groups[p.name] = range(first, first + p.n)
+            b = block(p.n, self.part, self.n_parts)
+            self._local[p.name] = range(first + b.start, first + b.stop)
         self.n_cells = sum(len(r) for r in self.groups.values())
+        self.local_gids = np.concatenate([np.arange(r.start, r.stop, dtype=np.int64)
+                                          for r in self._local.values()])
         self.input_lines: dict[str, range] = {}
         for g in self.inputs:
             first = sum(len(r) for r in self.input_lines.values())
             self.input_lines[g.name] = range(first, first + len(self.groups[g.target]) * g.per_cell)
         self.n_input_lines = sum(len(r) for r in self.input_lines.values())
         self.probe_names = [f"{gid}:{sec}({x:.4g})" for gid, sec, x in self.probes]
+        #: Global indices (into :attr:`probes`) of this partition's probes, in order.
+        self.probe_ids = self.probe_ids_of(self.part, self.n_parts)
+        line_local = np.full(self.n_input_lines, -1, dtype=np.int64)
+        k = 0
+        for g in self.inputs:
+            mine = self.local_input_lines(g.name)
+            line_local[mine] = np.arange(k, k + mine.size)
+            k += mine.size
+        self._line_local = line_local
+
+    def probe_ids_of(self, part: int, n_parts: int) -> np.ndarray:
+        """Global probe indices held by partition ``part`` of ``n_parts``."""
+        owned = []
+        for i, (gid, _, _) in enumerate(self.probes):
+            pop = next(n for n, r in self.groups.items() if gid in r)
+            first = self.groups[pop].start
+            b = block(len(self.groups[pop]), part, n_parts)
+            if first + b.start <= gid < first + b.stop:
+                owned.append(i)
+        return np.array(owned, dtype=np.int64)
 
     # -- engine contract ----------------------------------------------------------------
     def populations(self) -> dict[str, range]:
@@ -235,11 +298,36 @@ class NeuronEngine(Engine):
         return tuple(self.input_lines)
 
     def local_input_lines(self, group: str) -> np.ndarray:
-        """Every line of ``group`` (the region is one partition)."""
+        """Global ids of the lines of ``group`` that end on this partition's cells."""
         if group not in self.input_lines:
             raise CosimError(f"unknown input group {group!r}; have {', '.join(self.input_lines)}")
-        r = self.input_lines[group]
-        return np.arange(r.start, r.stop, dtype=np.int64)
+        grp = next(g for g in self.inputs if g.name == group)
+        pop, loc = self.groups[grp.target], self._local[grp.target]
+        first = self.input_lines[group].start
+        return np.arange(first + (loc.start - pop.start) * grp.per_cell,
+                         first + (loc.stop - pop.start) * grp.per_cell, dtype=np.int64)
+
+    def max_parts(self) -> int:
+        return max(1, self.n_cells)
+
+    def merge_records(self, by_part):
+        """Spikes of all partitions sorted by (time, gid) — the unsplit order — and each
+        partition's probe columns at their global indices."""
+        n = len(by_part)
+        if n == 1:
+            return by_part[0]
+        merged = {}
+        for ds, first in by_part[0].items():
+            if isinstance(first, tuple):
+                g, t = gather_spikes([p[ds] for p in by_part])
+                order = np.lexsort((g, t))
+                merged[ds] = (g[order], t[order])
+            else:
+                out = np.empty(first.shape[:2] + (len(self.probes),))
+                for k, p in enumerate(by_part):
+                    out[:, :, self.probe_ids_of(k, n)] = p[ds]
+                merged[ds] = out
+        return merged
 
     def work(self) -> float:
         """Cell-steps per ms (the compartments are unknown before the model is built)."""
@@ -278,19 +366,21 @@ class NeuronEngine(Engine):
         h.steps_per_ms = 1.0 / self.dt_ms
         h.celsius = self.celsius
         h.secondorder = self.secondorder
-        gids = np.arange(self.n_cells, dtype=np.int64)
-        ctx = NeuronContext(self.name, gids, dict(self.groups), h, pc, self.dt_ms, self.rng,
-                            os.path.dirname(self.model_path))
+        gids = self.local_gids
+        live = self._live = _Live(h, pc, {})
+        ctx = NeuronContext(self.name, gids, dict(self.groups), h, _Connector(h, pc, live.conns),
+                            self.dt_ms, self.rng, os.path.dirname(self.model_path),
+                            self.part, self.n_parts)
         build, connect = self._model_functions(h)
         cells = self._call(build, ctx, self.build_name)
         if not isinstance(cells, dict) or sorted(cells) != gids.tolist():
             got = sorted(cells)[:5] if isinstance(cells, dict) else type(cells).__name__
             raise CosimError(f"{self.build_name} must return {{gid: cell}} for the gids "
-                             f"ctx.gids (0 … {self.n_cells - 1}), got {got}…",
-                             file=self.model_path, key=self._key("build"))
-        live = self._live = _Live(h, pc, cells)
+                             f"ctx.gids, got {got}…", file=self.model_path,
+                             key=self._key("build"))
+        live.cells = cells
         for pop in self.pops:
-            for gid in self.groups[pop.name]:
+            for gid in self._local[pop.name]:
                 sec = self._member(cells[gid], pop.spike_source, gid,
                                    self._key("populations", pop.name, "spike_source"))
                 nc = h.NetCon(sec(pop.x)._ref_v, None, sec=sec)
@@ -300,6 +390,7 @@ class NeuronEngine(Engine):
                 live.detectors.append((int(gid), sec(pop.x)))
         if connect is not None:
             self._call(connect, ctx, self.connect_name, cells)
+        self._index_connections(live)
         live.spike_t, live.spike_gid = h.Vector(), h.Vector()
         pc.spike_record(-1, live.spike_t, live.spike_gid)
         live.det_v = h.PtrVector(len(live.detectors))
@@ -308,7 +399,8 @@ class NeuronEngine(Engine):
         live.det_gid = np.array([g for g, _ in live.detectors], dtype=np.int64)
         live.at_end = np.zeros(0, dtype=np.int64)
         self._make_lines(live)
-        for gid, sec_path, x in self.probes:
+        for i in self.probe_ids:
+            gid, sec_path, x = self.probes[i]
             sec = self._member(cells[gid], sec_path, gid, self._key("probes", "sections"))
             live.probes.append(h.Vector().record(sec(x)._ref_v))
         if h.cvode.active():
@@ -370,7 +462,7 @@ class NeuronEngine(Engine):
             raise
         except Exception as exc:
             where = _model_line(exc, self.model_path)
-            raise ModelError(f"engine {self.name!r} (neuron, partition 0 of 1): {what} raised "
+            raise ModelError(f"engine {self.name!r} (neuron, partition {self.part} of {self.n_parts}): {what} raised "
                              f"{type(exc).__name__}: {exc}{where}", file=self.model_path,
                              key=self._key("build" if what != "importing the model" else "model")
                              ) from exc
@@ -386,7 +478,7 @@ class NeuronEngine(Engine):
         h = live.h
         for g in self.inputs:
             key = self._key("inputs", g.name, "synapse")
-            for gid in self.groups[g.target]:
+            for gid in self._local[g.target]:
                 target = self._member(live.cells[gid], g.synapse, gid, key)
                 if isinstance(target, (list, tuple)):
                     if len(target) != g.per_cell:
@@ -406,11 +498,33 @@ class NeuronEngine(Engine):
                     nc.weight[0] = g.weight_uS
                     live.lines.append(nc)
 
+    def _index_connections(self, live: _Live) -> None:
+        """Connections by source gid, in the order the model made them; the shortest delay."""
+        for src, nc in live.conns:
+            if not 0 <= src < self.n_cells:
+                raise CosimError(f"the model connects from gid {src}, outside the region's "
+                                 f"gids [0, {self.n_cells})", file=self.model_path,
+                                 key=self._key("connect"))
+            d = float(nc.delay)
+            steps = int(round(d / self.dt_ms))
+            if d < self.dt_ms * (1.0 - 1e-9):
+                raise CosimError(f"a connection from gid {src} has delay {d:g} ms, shorter than "
+                                 f"dt = {self.dt_ms:g} ms", file=self.model_path,
+                                 key=self._key("connect"))
+            live.fanout.setdefault(src, []).append((nc, d))
+            live.min_delay_steps = steps if live.min_delay_steps is None else min(
+                live.min_delay_steps, steps)
+
     # -- run ----------------------------------------------------------------------------
     def advance(self, t0_ms: float, t1_ms: float, inputs: dict) -> WindowOutput:
-        """Queue the window's input events, ``psolve(t1)``, collect spikes and probes."""
+        """Queue the window's input events, then ``psolve`` in sub-intervals of at most the
+        shortest connection delay, each followed by the exchange and delivery of the spikes;
+        collect spikes and probes."""
         live = self._live
-        h, pc = live.h, live.pc
+        h = live.h
+        if self.exchange is None:
+            raise CosimError(f"engine {self.name!r}: partition {self.part} of {self.n_parts} "
+                             f"needs an exchange function to advance")
         if abs(t0_ms - live.step * self.dt_ms) > 1e-6 * self.dt_ms + 1e-9:
             raise RuntimeError(f"engine {self.name!r} is at t = {live.step * self.dt_ms} ms, "
                                f"asked to start at {t0_ms}")
@@ -418,44 +532,78 @@ class NeuronEngine(Engine):
         events = inputs.get("events") if inputs else None
         if events is not None:
             self._queue(live, h, events, t0_ms, t1_ms)
-        # NEURON tests a spike source's threshold at the start of the next step, so a
-        # crossing in the window's last step would only be seen in the next window: stop one
-        # step early, read every source's v, finish the step and compare (NEURON's rule:
-        # a spike at t_k when v(t_k) > threshold >= v(t_(k-1)))
-        v_prev, v_now = h.Vector(len(live.detectors)), h.Vector(len(live.detectors))
-        pc.psolve(t1_ms - self.dt_ms)
-        live.det_v.gather(v_prev)
-        pc.psolve(t1_ms)
-        live.det_v.gather(v_now)
-        if h.cvode.active():
-            raise CosimError("the model switched on NEURON's variable step (CVode) during the "
-                             "run; this engine steps NEURON's fixed step",
-                             file=self.model_path, key=self._key("dt"))
-        if abs(h.t - t1_ms) > 0.5 * self.dt_ms:
-            raise RuntimeError(f"engine {self.name!r}: NEURON stopped at t = {h.t} ms, not {t1_ms}")
-        live.step += n
+        end = live.step + n
+        gs, ts = [], []
+        while live.step < end:
+            k = end - live.step
+            if live.min_delay_steps is not None:
+                k = min(k, live.min_delay_steps)
+            g, t = self._run_interval(live, k)
+            gs.append(g)
+            ts.append(t)
+            if live.fanout:
+                self._deliver(live, *self.exchange(g, t))
+        gids, times = gather_spikes(list(zip(gs, ts)))
+        order = np.lexsort((gids, times))
+        gids, times = gids[order], times[order]
         out = WindowOutput()
-        t = np.rint(live.spike_t.as_numpy() / self.dt_ms) * self.dt_ms
-        g = live.spike_gid.as_numpy().astype(np.int64)
-        live.spike_t.resize(0)
-        live.spike_gid.resize(0)
-        late = t <= t0_ms + 1e-6 * self.dt_ms          # last window's end, reported already
-        if sorted(g[late].tolist()) != sorted(live.at_end.tolist()):
-            raise RuntimeError(f"engine {self.name!r}: NEURON's spikes at {t0_ms} ms "
-                               f"{sorted(g[late].tolist())} differ from those found at the "
-                               f"window's end {sorted(live.at_end.tolist())}")
-        vp, vn = v_prev.as_numpy(), v_now.as_numpy()
-        live.at_end = live.det_gid[(vn > self.threshold_mV) & (vp <= self.threshold_mV)]
-        g = np.concatenate([g[~late], live.at_end])
-        t = np.concatenate([t[~late], np.full(live.at_end.size, live.step * self.dt_ms)])
-        order = np.lexsort((g, t))
-        gids, times = g[order], t[order]
         out.exports["spikes"] = (gids, times)
         if "spikes" in self.record_variables:
             out.records["spikes"] = (gids, times)
         if "v" in self.record_variables:
             out.records["v"] = self._samples(live, n)
         return out
+
+    def _run_interval(self, live: _Live, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """``psolve`` ``k`` steps; this partition's spikes ``(gids, times_ms)`` in them.
+
+        NEURON tests a spike source's threshold at the start of the next step, so a crossing
+        in the interval's last step would only be seen in the next interval: stop one step
+        early, read every source's v, finish the step and compare (NEURON's rule: a spike
+        at ``t_k`` when ``v(t_k) > threshold >= v(t_(k-1))``); NEURON's own late report of
+        it is dropped.
+        """
+        h, pc = live.h, live.pc
+        t_a = live.step * self.dt_ms
+        live.step += k
+        t_b = live.step * self.dt_ms
+        v_prev, v_now = h.Vector(len(live.detectors)), h.Vector(len(live.detectors))
+        pc.psolve(t_b - self.dt_ms)
+        live.det_v.gather(v_prev)
+        pc.psolve(t_b)
+        live.det_v.gather(v_now)
+        if h.cvode.active():
+            raise CosimError("the model switched on NEURON's variable step (CVode) during the "
+                             "run; this engine steps NEURON's fixed step",
+                             file=self.model_path, key=self._key("dt"))
+        if abs(h.t - t_b) > 0.5 * self.dt_ms:
+            raise RuntimeError(f"engine {self.name!r}: NEURON stopped at t = {h.t} ms, not {t_b}")
+        t = np.rint(live.spike_t.as_numpy() / self.dt_ms) * self.dt_ms
+        g = live.spike_gid.as_numpy().astype(np.int64)
+        live.spike_t.resize(0)
+        live.spike_gid.resize(0)
+        late = t <= t_a + 1e-6 * self.dt_ms          # the last interval's end, reported already
+        if sorted(g[late].tolist()) != sorted(live.at_end.tolist()):
+            raise RuntimeError(f"engine {self.name!r}: NEURON's spikes at {t_a} ms "
+                               f"{sorted(g[late].tolist())} differ from those found at the "
+                               f"interval's end {sorted(live.at_end.tolist())}")
+        vp, vn = v_prev.as_numpy(), v_now.as_numpy()
+        live.at_end = live.det_gid[(vn > self.threshold_mV) & (vp <= self.threshold_mV)]
+        g = np.concatenate([g[~late], live.at_end])
+        t = np.concatenate([t[~late], np.full(live.at_end.size, t_b)])
+        return g, t
+
+    def _deliver(self, live: _Live, gids, times_ms) -> None:
+        """Spikes of every partition → events on this partition's connections, at spike
+        time + delay, in the canonical order (time, gid, connection order) — the same in
+        every layout."""
+        gids = np.asarray(gids, dtype=np.int64)
+        times_ms = np.asarray(times_ms, dtype=np.float64)
+        fan = live.fanout
+        for i in np.lexsort((gids, times_ms)):
+            ts = float(times_ms[i])
+            for nc, d in fan.get(int(gids[i]), ()):
+                nc.event(ts + d)
 
     def _queue(self, live: _Live, h, events, t0_ms: float, t1_ms: float) -> None:
         lines = np.asarray(events[0], dtype=np.int64).ravel()
@@ -470,9 +618,12 @@ class NeuronEngine(Engine):
             raise ValueError(f"events: times must lie in [{t0_ms}, {t1_ms}) ms")
         now = h.t
         ncs = live.lines
+        local = self._line_local
         for k in np.lexsort((lines, times)):
-            # h.t carries the round-off of its sums (t0 ± 1e-13): never ask for the past
-            ncs[lines[k]].event(max(float(times[k]), now))
+            j = local[lines[k]]
+            if j >= 0:      # lines of other partitions are theirs
+                # h.t carries the round-off of its sums (t0 ± 1e-13): never ask for the past
+                ncs[j].event(max(float(times[k]), now))
 
     def _samples(self, live: _Live, n: int) -> np.ndarray:
         """``(rows, 1, probe)``: the probes' voltages at the steps of this window that are
@@ -489,6 +640,29 @@ class NeuronEngine(Engine):
             out[:, 0, j] = arr[pick]
             vec.resize(0)
         return out
+
+
+class _Connector:
+    """``ctx.pc`` of the model's code: NEURON's ``ParallelContext``, except ``gid_connect``.
+
+    ``gid_connect(source_gid, target)`` returns a ``NetCon(None, target)`` (set its
+    ``weight`` and ``delay`` as usual) and cosim delivers the source's spikes to it at
+    spike time + delay, after each exchange — whether the source is on this rank or
+    another, so one process and several ranks run the same arithmetic.  (NEURON's own
+    spike exchange runs on MPI_COMM_WORLD, which cosim shares with the bus and the other
+    engines; NEURON cannot be given the engine's sub-communicator.)
+    """
+
+    def __init__(self, h, pc, conns: list):
+        self._h, self._pc, self._conns = h, pc, conns
+
+    def gid_connect(self, source_gid, target, *_):
+        nc = self._h.NetCon(None, target)
+        self._conns.append((int(source_gid), nc))
+        return nc
+
+    def __getattr__(self, name):
+        return getattr(self._pc, name)
 
 
 class ModelError(CosimError):
