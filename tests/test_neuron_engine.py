@@ -359,6 +359,27 @@ def test_a_mod_file_that_does_not_compile_is_one_line_naming_it(tmp_path):
     assert "broken.mod" in line and "engines.v1.mod_dir" in line and "nrnivmodl failed" in line
 
 
+def test_a_hoc_template_model(tmp_path):
+    """``model = "cell.hoc"``, ``build`` = a template: one cell per gid, spikes recorded."""
+    v1 = _neuron_rv1(DATA / "cell.hoc", None, synapse="syn")
+    v1.update(build="StimCell")
+    del v1["connect"], v1["args"]
+    path = tmp_path / "h.toml"
+    path.write_text(_text(scenario(simulation(20.0, 5.0, 1, tmp_path / "out.h5"),
+                                   engines={"v1": v1}, record=record(1.0))))
+    res = run_cli("run", str(path), "-q", "--no-monitor")
+    assert res.returncode == 0, res.stderr
+    with h5py.File(tmp_path / "out.h5", "r") as f:
+        gids = f["spikes/v1/node_ids"][()]
+        times = f["spikes/v1/timestamps"][()]
+        v = f["engines/v1/v"][()]
+    # identical cells under the same clamp: every cell fires at the same steps
+    assert sorted(set(gids.tolist())) == list(range(N_EXC + N_INH))
+    per_cell = [times[gids == g] for g in range(N_EXC + N_INH)]
+    assert all(np.array_equal(per_cell[0], t) for t in per_cell)
+    assert v.shape == (20, 1, len(PROBE_CELLS)) and (v[:, 0, :] == v[:, :1, 0]).all()
+
+
 def test_checkpointing_is_refused(tmp_path):
     data = scenario(simulation(10.0, 5.0, 1, tmp_path / "out.h5", checkpoint_every=5.0),
                     engines={"v1": _neuron_rv1(**RING)},
