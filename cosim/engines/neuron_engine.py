@@ -87,6 +87,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -143,10 +144,13 @@ class _Live:
     cells: dict[int, Any]
     #: (source gid, NetCon) of every connection the model made with ctx.pc.gid_connect
     conns: list = field(default_factory=list)
-    fanout: dict = field(default_factory=dict)          # gid -> [(NetCon, delay ms)]
+    fanout: dict = field(default_factory=dict)          # gid -> [(NetCon.event, delay ms)]
+    v_prev: Any = None                                  # Vectors for det_v.gather
+    v_now: Any = None
     min_delay_steps: int | None = None
     detectors: list = field(default_factory=list)
     lines: list = field(default_factory=list)          # NetCon per local input line
+    line_events: list = field(default_factory=list)    # their bound .event methods
     probes: list = field(default_factory=list)         # Vector per local probe
     spike_t: Any = None
     spike_gid: Any = None
@@ -226,6 +230,8 @@ class NeuronEngine(Engine):
                              key=f"record.{name}.variables")
         self._layout()
         self._live: _Live | None = None
+        #: wall seconds inside NEURON's psolve, and in advance() altogether (for bench/)
+        self.timing = {"neuron_s": 0.0, "advance_s": 0.0}
 
     @classmethod
     def from_config(cls, name: str, reader, ctx: BuildContext) -> "NeuronEngine":
@@ -245,6 +251,8 @@ class NeuronEngine(Engine):
         with those cells' input lines and probes.  ``exchange(gids, times_ms)`` gathers the
         spikes of all partitions (an Allgatherv over the region's ranks), once per
         sub-interval of at most the shortest ``gid_connect`` delay."""
+        if (part, n_parts) == (self.part, self.n_parts) and exchange is None:
+            return self
         return type(self)(**self._args, part=part, n_parts=n_parts, exchange=exchange)
 
     def _layout(self) -> None:
@@ -397,6 +405,7 @@ class NeuronEngine(Engine):
         for i, (_, seg) in enumerate(live.detectors):
             live.det_v.pset(i, seg._ref_v)
         live.det_gid = np.array([g for g, _ in live.detectors], dtype=np.int64)
+        live.v_prev, live.v_now = h.Vector(len(live.detectors)), h.Vector(len(live.detectors))
         live.at_end = np.zeros(0, dtype=np.int64)
         self._make_lines(live)
         for i in self.probe_ids:
@@ -497,6 +506,7 @@ class NeuronEngine(Engine):
                                          file=self.model_path, key=key) from None
                     nc.weight[0] = g.weight_uS
                     live.lines.append(nc)
+                    live.line_events.append(nc.event)
 
     def _index_connections(self, live: _Live) -> None:
         """Connections by source gid, in the order the model made them; the shortest delay."""
@@ -511,7 +521,7 @@ class NeuronEngine(Engine):
                 raise CosimError(f"a connection from gid {src} has delay {d:g} ms, shorter than "
                                  f"dt = {self.dt_ms:g} ms", file=self.model_path,
                                  key=self._key("connect"))
-            live.fanout.setdefault(src, []).append((nc, d))
+            live.fanout.setdefault(src, []).append((nc.event, d))
             live.min_delay_steps = steps if live.min_delay_steps is None else min(
                 live.min_delay_steps, steps)
 
@@ -520,6 +530,7 @@ class NeuronEngine(Engine):
         """Queue the window's input events, then ``psolve`` in sub-intervals of at most the
         shortest connection delay, each followed by the exchange and delivery of the spikes;
         collect spikes and probes."""
+        tic = time.perf_counter()
         live = self._live
         h = live.h
         if self.exchange is None:
@@ -552,6 +563,7 @@ class NeuronEngine(Engine):
             out.records["spikes"] = (gids, times)
         if "v" in self.record_variables:
             out.records["v"] = self._samples(live, n)
+        self.timing["advance_s"] += time.perf_counter() - tic
         return out
 
     def _run_interval(self, live: _Live, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -567,11 +579,13 @@ class NeuronEngine(Engine):
         t_a = live.step * self.dt_ms
         live.step += k
         t_b = live.step * self.dt_ms
-        v_prev, v_now = h.Vector(len(live.detectors)), h.Vector(len(live.detectors))
+        v_prev, v_now = live.v_prev, live.v_now
+        tic = time.perf_counter()
         pc.psolve(t_b - self.dt_ms)
         live.det_v.gather(v_prev)
         pc.psolve(t_b)
         live.det_v.gather(v_now)
+        self.timing["neuron_s"] += time.perf_counter() - tic
         if h.cvode.active():
             raise CosimError("the model switched on NEURON's variable step (CVode) during the "
                              "run; this engine steps NEURON's fixed step",
@@ -600,10 +614,10 @@ class NeuronEngine(Engine):
         gids = np.asarray(gids, dtype=np.int64)
         times_ms = np.asarray(times_ms, dtype=np.float64)
         fan = live.fanout
-        for i in np.lexsort((gids, times_ms)):
-            ts = float(times_ms[i])
-            for nc, d in fan.get(int(gids[i]), ()):
-                nc.event(ts + d)
+        order = np.lexsort((gids, times_ms))
+        for g, ts in zip(gids[order].tolist(), times_ms[order].tolist()):
+            for event, d in fan.get(g, ()):
+                event(ts + d)
 
     def _queue(self, live: _Live, h, events, t0_ms: float, t1_ms: float) -> None:
         lines = np.asarray(events[0], dtype=np.int64).ravel()
@@ -616,14 +630,14 @@ class NeuronEngine(Engine):
             raise ValueError(f"events: input line out of range [0, {self.n_input_lines})")
         if times.min() < t0_ms - 1e-9 or times.max() >= t1_ms + 1e-9:
             raise ValueError(f"events: times must lie in [{t0_ms}, {t1_ms}) ms")
-        now = h.t
-        ncs = live.lines
-        local = self._line_local
-        for k in np.lexsort((lines, times)):
-            j = local[lines[k]]
-            if j >= 0:      # lines of other partitions are theirs
-                # h.t carries the round-off of its sums (t0 ± 1e-13): never ask for the past
-                ncs[j].event(max(float(times[k]), now))
+        order = np.lexsort((lines, times))
+        local = self._line_local[lines[order]]
+        mine = local >= 0                   # lines of other partitions are theirs
+        # h.t carries the round-off of its sums (t0 ± 1e-13): never ask for the past
+        when = np.maximum(times[order][mine], h.t)
+        events = live.line_events
+        for j, t in zip(local[mine].tolist(), when.tolist()):
+            events[j](t)
 
     def _samples(self, live: _Live, n: int) -> np.ndarray:
         """``(rows, 1, probe)``: the probes' voltages at the steps of this window that are
