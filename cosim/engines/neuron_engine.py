@@ -49,7 +49,7 @@ synapse)`` with ``weight[0] = weight``; an event at ``te`` becomes ``netcon.even
 queued in (time, line) order.  NEURON's fixed step delivers it at the step starting at
 ``t_k`` with ``t_k − dt/2 < te ≤ t_k + dt/2`` — the multicompartment engine's rule.
 
-**Stepping.**  ``ParallelContext.psolve(t1)`` per window with NEURON's fixed step ``dt``
+**Stepping.**  ``ParallelContext.psolve`` with NEURON's fixed step ``dt``
 (method: ``secondorder`` 0 = backward Euler, first order; 1/2 = Crank–Nicolson, second
 order; channel gates as their ``.mod`` files say, e.g. ``cnexp``).  The variable step is
 refused: a model that activates CVode is a one-line error.  A window is run in
@@ -57,9 +57,11 @@ sub-intervals of at most the model's shortest ``gid_connect`` delay ``d_min`` (�
 checked); after each, the spikes of the interval are exchanged and delivered.
 
 **Outputs.**  Spikes from ``ParallelContext.spike_record``; NEURON stamps a threshold
-crossing found after the step to ``t_k`` as ``t_k + 1e-10`` ms, and the engine reports the
-grid time ``t_k`` (as the multicompartment engine does), so a window's spikes lie in
-``(t0, t1]``.  ``records["v"]`` ``(time, 1, probe)`` in mV, sampled at the ``[record]
+crossing in the step to ``t_k`` as ``t_k + 1e-10`` ms, and the engine reports the grid time
+``t_k`` (as the multicompartment engine does).  NEURON tests thresholds at the start of the
+following step, so for the last step of each sub-interval the engine compares every spike
+source's v before and after the step itself (NEURON's rule) and drops NEURON's late copy:
+a window's spikes lie in ``(t0, t1]``.  ``records["v"]`` ``(time, 1, probe)`` in mV, sampled at the ``[record]
 period`` (a whole multiple of ``dt``).
 
 **Several ranks** (the engine never sees MPI).  ``partition(p, K, exchange)`` builds a
@@ -74,10 +76,11 @@ same bits.  (NEURON's own spike exchange would need NEURON's MPI on a communicat
 engine's ranks only; NEURON 9 runs its ``ParallelContext`` on MPI_COMM_WORLD, which cosim
 shares with the bus and the other engines.)
 
-**Not supported (stated, not hidden).**  Checkpoints: NEURON's ``SaveState`` does not save
-the per-``NetCon`` state of ``NET_RECEIVE`` blocks that models use for plasticity, nor
-cosim's pending deliveries, so ``can_checkpoint = False`` and ``checkpoint_every`` is a
-scenario error.  One process holds one NEURON model: two ``neuron`` engines built in the
+**Not supported (stated, not hidden).**  Checkpoints: a resume would have to restore,
+bit for bit, NEURON's event queue (cosim's queued input events and spike deliveries) and
+the ``NET_RECEIVE`` state of every ``NetCon`` (plasticity); that ``SaveState`` does so is
+not established here, so ``can_checkpoint = False`` and ``checkpoint_every`` is a scenario
+error.  One process holds one NEURON model: two ``neuron`` engines built in the
 same process are an error.  Connections made with NEURON's ``NetCon(source, target)`` from
 one cell's section to another bypass the exchange and only work inside one partition.
 """
@@ -363,8 +366,12 @@ class NeuronEngine(Engine):
         NeuronEngine._built_here = self.name
         # a batch run has no GUI: without -nogui NEURON warns about DISPLAY on stderr
         os.environ.setdefault("NEURON_MODULE_OPTIONS", "-nogui")
-        import neuron
-        from neuron import h
+        try:
+            import neuron
+            from neuron import h
+        except ImportError as exc:
+            raise CosimError(f"engine type neuron needs NEURON ({exc}): pip install "
+                             f"cosim[neuron]", key=self._key("type")) from None
         h.load_file("stdrun.hoc")
         if self.mod_dir is not None:
             lib_dir = compile_mods(self.mod_dir, neuron.__version__, key=self._key("mod_dir"))

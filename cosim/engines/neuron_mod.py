@@ -69,8 +69,12 @@ def compile_mods(mod_dir: str | os.PathLike, neuron_version: str, *,
     final = root / content_key(mod_dir, neuron_version)
     if _library(final) is not None:
         return final
-    root.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".build-", dir=root))
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=".build-", dir=root))
+    except OSError as exc:
+        raise CosimError(f"cannot write the nrnivmodl cache {root} ({exc.strerror}); set "
+                         f"COSIM_CACHE_DIR to a writable folder", key=key) from None
     try:
         for p in files:
             shutil.copy(p, work / p.name)
