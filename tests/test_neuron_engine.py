@@ -163,6 +163,37 @@ def test_engine_equals_a_plain_neuron_script(tmp_path):
     assert np.max(np.abs(eng["v"] - plain["v"])) <= 1e-9     # measured: 0 (same arithmetic)
 
 
+def test_partitions_share_out_cells_lines_and_probes_and_merge_back():
+    """Description only (nothing is built): every gid, input line and probe belongs to
+    exactly one of K partitions, and merge_records rebuilds the one-process layout."""
+    from cosim.engines.neuron_config import NeuronInput, Population
+    from cosim.engines.neuron_engine import NeuronEngine
+    eng = NeuronEngine("r", model_path=str(DATA / "ring.py"),
+                       populations=[Population("a", 7), Population("b", 4)],
+                       inputs=[NeuronInput("x", "a", "syn", 0.001, 3),
+                               NeuronInput("y", "b", "syn", 0.001, 2)],
+                       probes=[(0, "soma", 0.5), (6, "soma", 0.5), (7, "soma", 0.5),
+                               (10, "soma", 0.5)])
+    assert eng.partition(0, 1) is eng and eng.max_parts() == 11
+    for k in (2, 3, 5):
+        parts = [eng.partition(p, k) for p in range(k)]
+        np.testing.assert_array_equal(np.sort(np.concatenate([p.local_gids for p in parts])),
+                                      np.arange(11))
+        for grp, n in (("x", 21), ("y", 8)):
+            lines = np.concatenate([p.local_input_lines(grp) for p in parts])
+            np.testing.assert_array_equal(np.sort(lines), eng.local_input_lines(grp))
+            assert lines.size == n
+        ids = [p.probe_ids for p in parts]
+        np.testing.assert_array_equal(np.sort(np.concatenate(ids)), np.arange(4))
+        v = np.arange(3 * 4, dtype=float).reshape(3, 1, 4)
+        by_part = [{"v": v[:, :, i], "spikes": (np.array([10 - q]), np.array([1.0 + q % 2]))}
+                   for q, i in enumerate(ids)]
+        merged = eng.merge_records(by_part)
+        np.testing.assert_array_equal(merged["v"], v)
+        g, t = merged["spikes"]
+        assert (np.diff(t) >= 0).all() and sorted(g.tolist()) == sorted(10 - q for q in range(k))
+
+
 # -- the cross-check: rV1 as a NEURON model ≡ cosim's multicompartment engine ------------------
 
 N_EXC, N_INH = 24, 8
