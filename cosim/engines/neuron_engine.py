@@ -66,13 +66,15 @@ period`` (a whole multiple of ``dt``).
 
 **Several ranks** (the engine never sees MPI).  ``partition(p, K, exchange)`` builds a
 contiguous block of every population (the multicompartment engine's rule), those cells'
-input lines and probes; gids, line ids and probe indices stay global.  The connections are
-cosim's, not NEURON's: ``ctx.pc.gid_connect`` returns a ``NetCon(None, synapse)``, and after
-each sub-interval ``exchange(gids, times)`` (an Allgatherv over the region's ranks, given by
-the runtime) gathers every partition's spikes, which each partition delivers to its own
-connections as ``netcon.event(t_spike + delay)`` in the order (time, gid, connection
-order).  One process delivers its spikes the same way, so 1, 3 or 5 processes give the
-same bits.  (NEURON's own spike exchange would need NEURON's MPI on a communicator of the
+input lines and probes; gids, line ids and probe indices stay global.  The spike exchange
+is cosim's, not NEURON's: ``ctx.pc.gid_connect(src, synapse)`` returns a ``NetCon`` from a
+*relay* of ``src`` on this partition (a ``NetStim`` that emits one spike per event it
+receives); after each sub-interval ``exchange(gids, times)`` (an Allgatherv over the
+region's ranks, given by the runtime) gathers every partition's spikes, and each partition
+triggers the relay of each source at ``t_spike + d_min``, in the order (time, gid); the
+relay's ``NetCon``s, their delays lowered by ``d_min`` after ``connect``, reach the
+synapses at ``t_spike + delay``.  One process delivers its spikes the same way, so 1, 3
+or 5 processes give the same bits.  (NEURON's own spike exchange would need NEURON's MPI on a communicator of the
 engine's ranks only; NEURON 9 runs its ``ParallelContext`` on MPI_COMM_WORLD, which cosim
 shares with the bus and the other engines.)
 
@@ -147,7 +149,10 @@ class _Live:
     cells: dict[int, Any]
     #: (source gid, NetCon) of every connection the model made with ctx.pc.gid_connect
     conns: list = field(default_factory=list)
-    fanout: dict = field(default_factory=dict)          # gid -> [(NetCon.event, delay ms)]
+    relays: dict = field(default_factory=dict)          # source gid -> its relay NetStim
+    fanout: dict = field(default_factory=dict)          # source gid -> NetCon(None, relay).event
+    triggers: list = field(default_factory=list)        # NetCon(None, relay) per source
+    d_min_ms: float = 0.0                               # shortest connection delay
     v_prev: Any = None                                  # Vectors for det_v.gather
     v_now: Any = None
     min_delay_steps: int | None = None
@@ -383,7 +388,8 @@ class NeuronEngine(Engine):
         h.secondorder = self.secondorder
         gids = self.local_gids
         live = self._live = _Live(h, pc, {})
-        ctx = NeuronContext(self.name, gids, dict(self.groups), h, _Connector(h, pc, live.conns),
+        ctx = NeuronContext(self.name, gids, dict(self.groups), h,
+                            _Connector(h, pc, live.conns, live.relays),
                             self.dt_ms, self.rng, os.path.dirname(self.model_path),
                             self.part, self.n_parts)
         build, connect = self._model_functions(h)
@@ -516,21 +522,34 @@ class NeuronEngine(Engine):
                     live.line_events.append(nc.event)
 
     def _index_connections(self, live: _Live) -> None:
-        """Connections by source gid, in the order the model made them; the shortest delay."""
+        """Check the connections, find the shortest delay ``d_min``, and make each source's
+        trigger: a spike at ``ts`` triggers the source's relay at ``ts + d_min``, whose
+        ``NetCon``s (delay set by the model, ``d``, now ``d − d_min``) reach their targets at
+        ``ts + d`` — one event per spike and partition, NEURON fans it out."""
+        delays = []
         for src, nc in live.conns:
             if not 0 <= src < self.n_cells:
                 raise CosimError(f"the model connects from gid {src}, outside the region's "
                                  f"gids [0, {self.n_cells})", file=self.model_path,
                                  key=self._key("connect"))
             d = float(nc.delay)
-            steps = int(round(d / self.dt_ms))
             if d < self.dt_ms * (1.0 - 1e-9):
                 raise CosimError(f"a connection from gid {src} has delay {d:g} ms, shorter than "
                                  f"dt = {self.dt_ms:g} ms", file=self.model_path,
                                  key=self._key("connect"))
-            live.fanout.setdefault(src, []).append((nc.event, d))
-            live.min_delay_steps = steps if live.min_delay_steps is None else min(
-                live.min_delay_steps, steps)
+            delays.append(d)
+        if not delays:
+            return
+        d_min = min(delays)
+        live.min_delay_steps = max(1, int(np.floor(d_min / self.dt_ms + 1e-9)))
+        live.d_min_ms = d_min
+        for (src, nc), d in zip(live.conns, delays):
+            nc.delay = d - d_min
+        for src, relay in live.relays.items():
+            trig = live.h.NetCon(None, relay)
+            trig.weight[0] = 1.0
+            live.triggers.append(trig)
+            live.fanout[src] = trig.event
 
     # -- run ----------------------------------------------------------------------------
     def advance(self, t0_ms: float, t1_ms: float, inputs: dict) -> WindowOutput:
@@ -621,10 +640,12 @@ class NeuronEngine(Engine):
         gids = np.asarray(gids, dtype=np.int64)
         times_ms = np.asarray(times_ms, dtype=np.float64)
         fan = live.fanout
+        d_min = live.d_min_ms
         order = np.lexsort((gids, times_ms))
         for g, ts in zip(gids[order].tolist(), times_ms[order].tolist()):
-            for event, d in fan.get(g, ()):
-                event(ts + d)
+            trigger = fan.get(g)
+            if trigger is not None:
+                trigger(ts + d_min)
 
     def _queue(self, live: _Live, h, events, t0_ms: float, t1_ms: float) -> None:
         lines = np.asarray(events[0], dtype=np.int64).ravel()
@@ -674,16 +695,28 @@ class _Connector:
     engines; NEURON cannot be given the engine's sub-communicator.)
     """
 
-    def __init__(self, h, pc, conns: list):
-        self._h, self._pc, self._conns = h, pc, conns
+    def __init__(self, h, pc, conns: list, relays: dict):
+        self._h, self._pc, self._conns, self._relays = h, pc, conns, relays
 
     def gid_connect(self, source_gid, target, *_):
-        nc = self._h.NetCon(None, target)
-        self._conns.append((int(source_gid), nc))
+        src = int(source_gid)
+        relay = self._relays.get(src)
+        if relay is None:
+            relay = self._relays[src] = _relay(self._h)
+        nc = self._h.NetCon(relay, target)
+        self._conns.append((src, nc))
         return nc
 
     def __getattr__(self, name):
         return getattr(self._pc, name)
+
+
+def _relay(h):
+    """A ``NetStim`` that emits one spike at the time of every event it receives
+    (``number = 1``, no start of its own, no noise): the source end of a gid's connections."""
+    r = h.NetStim()
+    r.number, r.start, r.noise, r.interval = 1, -1, 0, 1.0
+    return r
 
 
 class ModelError(CosimError):
