@@ -150,15 +150,15 @@ class _Live:
     #: (source gid, NetCon) of every connection the model made with ctx.pc.gid_connect
     conns: list = field(default_factory=list)
     relays: dict = field(default_factory=dict)          # source gid -> its relay NetStim
-    fanout: dict = field(default_factory=dict)          # source gid -> NetCon(None, relay).event
-    triggers: list = field(default_factory=list)        # NetCon(None, relay) per source
+    trigger_list: Any = None                            # hoc List of NetCon(None, relay)
+    trigger_of: Any = None                              # gid -> index in trigger_list, or -1
     d_min_ms: float = 0.0                               # shortest connection delay
     v_prev: Any = None                                  # Vectors for det_v.gather
     v_now: Any = None
     min_delay_steps: int | None = None
     detectors: list = field(default_factory=list)
     lines: list = field(default_factory=list)          # NetCon per local input line
-    line_events: list = field(default_factory=list)    # their bound .event methods
+    line_list: Any = None                              # the same NetCons in a hoc List
     probes: list = field(default_factory=list)         # Vector per local probe
     spike_t: Any = None
     spike_gid: Any = None
@@ -498,6 +498,7 @@ class NeuronEngine(Engine):
 
     def _make_lines(self, live: _Live) -> None:
         h = live.h
+        live.line_list = h.List()
         for g in self.inputs:
             key = self._key("inputs", g.name, "synapse")
             for gid in self._local[g.target]:
@@ -519,7 +520,7 @@ class NeuronEngine(Engine):
                                          file=self.model_path, key=key) from None
                     nc.weight[0] = g.weight_uS
                     live.lines.append(nc)
-                    live.line_events.append(nc.event)
+                    live.line_list.append(nc)
 
     def _index_connections(self, live: _Live) -> None:
         """Check the connections, find the shortest delay ``d_min``, and make each source's
@@ -545,11 +546,13 @@ class NeuronEngine(Engine):
         live.d_min_ms = d_min
         for (src, nc), d in zip(live.conns, delays):
             nc.delay = d - d_min
+        live.trigger_list = live.h.List()
+        live.trigger_of = np.full(self.n_cells, -1, dtype=np.int64)
         for src, relay in live.relays.items():
             trig = live.h.NetCon(None, relay)
             trig.weight[0] = 1.0
-            live.triggers.append(trig)
-            live.fanout[src] = trig.event
+            live.trigger_of[src] = int(live.trigger_list.count())
+            live.trigger_list.append(trig)
 
     # -- run ----------------------------------------------------------------------------
     def advance(self, t0_ms: float, t1_ms: float, inputs: dict) -> WindowOutput:
@@ -575,10 +578,10 @@ class NeuronEngine(Engine):
             k = end - live.step
             if live.min_delay_steps is not None:
                 k = min(k, live.min_delay_steps)
-            g, t = self._run_interval(live, k)
+            g, t = self._run_interval(live, k, last=live.step + k == end)
             gs.append(g)
             ts.append(t)
-            if live.fanout:
+            if live.trigger_list is not None:
                 self._deliver(live, *self.exchange(g, t))
         gids, times = gather_spikes(list(zip(gs, ts)))
         order = np.lexsort((gids, times))
@@ -592,25 +595,28 @@ class NeuronEngine(Engine):
         self.timing["advance_s"] += time.perf_counter() - tic
         return out
 
-    def _run_interval(self, live: _Live, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """``psolve`` ``k`` steps; this partition's spikes ``(gids, times_ms)`` in them.
+    def _run_interval(self, live: _Live, k: int, last: bool) -> tuple[np.ndarray, np.ndarray]:
+        """``psolve`` ``k`` steps; this partition's spikes ``(gids, times_ms)`` found in them.
 
-        NEURON tests a spike source's threshold at the start of the next step, so a crossing
-        in the interval's last step would only be seen in the next interval: stop one step
-        early, read every source's v, finish the step and compare (NEURON's rule: a spike
-        at ``t_k`` when ``v(t_k) > threshold >= v(t_(k-1))``); NEURON's own late report of
-        it is dropped.
+        NEURON tests a spike source's threshold at the start of the next step, so it reports
+        a crossing in an interval's last step in the next interval.  Inside a window that is
+        harmless: the spike is exchanged one interval later, still before it is due
+        (``t_spike + d_min`` ≥ the end of the next interval).  At the window's end the
+        window must hold it: stop one step early, read every source's v, finish the step
+        and compare (NEURON's rule: a spike at ``t_k`` when ``v(t_k) > threshold >=
+        v(t_(k-1))``); NEURON's late report of it in the next window is dropped.
         """
         h, pc = live.h, live.pc
         t_a = live.step * self.dt_ms
         live.step += k
         t_b = live.step * self.dt_ms
-        v_prev, v_now = live.v_prev, live.v_now
         tic = time.perf_counter()
-        pc.psolve(t_b - self.dt_ms)
-        live.det_v.gather(v_prev)
+        if last:
+            pc.psolve(t_b - self.dt_ms)
+            live.det_v.gather(live.v_prev)
         pc.psolve(t_b)
-        live.det_v.gather(v_now)
+        if last:
+            live.det_v.gather(live.v_now)
         self.timing["neuron_s"] += time.perf_counter() - tic
         if h.cvode.active():
             raise CosimError("the model switched on NEURON's variable step (CVode) during the "
@@ -622,15 +628,19 @@ class NeuronEngine(Engine):
         g = live.spike_gid.as_numpy().astype(np.int64)
         live.spike_t.resize(0)
         live.spike_gid.resize(0)
-        late = t <= t_a + 1e-6 * self.dt_ms          # the last interval's end, reported already
-        if sorted(g[late].tolist()) != sorted(live.at_end.tolist()):
-            raise RuntimeError(f"engine {self.name!r}: NEURON's spikes at {t_a} ms "
-                               f"{sorted(g[late].tolist())} differ from those found at the "
-                               f"interval's end {sorted(live.at_end.tolist())}")
-        vp, vn = v_prev.as_numpy(), v_now.as_numpy()
-        live.at_end = live.det_gid[(vn > self.threshold_mV) & (vp <= self.threshold_mV)]
-        g = np.concatenate([g[~late], live.at_end])
-        t = np.concatenate([t[~late], np.full(live.at_end.size, t_b)])
+        if live.at_end is not None:        # first interval of a window
+            late = t <= t_a + 1e-6 * self.dt_ms   # the last window's end, reported already
+            if sorted(g[late].tolist()) != sorted(live.at_end.tolist()):
+                raise RuntimeError(f"engine {self.name!r}: NEURON's spikes at {t_a} ms "
+                                   f"{sorted(g[late].tolist())} differ from those found at "
+                                   f"the window's end {sorted(live.at_end.tolist())}")
+            g, t = g[~late], t[~late]
+            live.at_end = None
+        if last:
+            vp, vn = live.v_prev.as_numpy(), live.v_now.as_numpy()
+            live.at_end = live.det_gid[(vn > self.threshold_mV) & (vp <= self.threshold_mV)]
+            g = np.concatenate([g, live.at_end])
+            t = np.concatenate([t, np.full(live.at_end.size, t_b)])
         return g, t
 
     def _deliver(self, live: _Live, gids, times_ms) -> None:
@@ -639,13 +649,12 @@ class NeuronEngine(Engine):
         every layout."""
         gids = np.asarray(gids, dtype=np.int64)
         times_ms = np.asarray(times_ms, dtype=np.float64)
-        fan = live.fanout
-        d_min = live.d_min_ms
         order = np.lexsort((gids, times_ms))
-        for g, ts in zip(gids[order].tolist(), times_ms[order].tolist()):
-            trigger = fan.get(g)
-            if trigger is not None:
-                trigger(ts + d_min)
+        j = live.trigger_of[gids[order]]
+        mine = j >= 0
+        # a spike learnt one interval late may be due now: h.t's round-off, never the past
+        when = np.maximum(times_ms[order][mine] + live.d_min_ms, live.h.t)
+        _events(live.h, live.trigger_list, j[mine], when)
 
     def _queue(self, live: _Live, h, events, t0_ms: float, t1_ms: float) -> None:
         lines = np.asarray(events[0], dtype=np.int64).ravel()
@@ -663,9 +672,7 @@ class NeuronEngine(Engine):
         mine = local >= 0                   # lines of other partitions are theirs
         # h.t carries the round-off of its sums (t0 ± 1e-13): never ask for the past
         when = np.maximum(times[order][mine], h.t)
-        events = live.line_events
-        for j, t in zip(local[mine].tolist(), when.tolist()):
-            events[j](t)
+        _events(h, live.line_list, local[mine], when)
 
     def _samples(self, live: _Live, n: int) -> np.ndarray:
         """``(rows, 1, probe)``: the probes' voltages at the steps of this window that are
@@ -682,6 +689,20 @@ class NeuronEngine(Engine):
             out[:, 0, j] = arr[pick]
             vec.resize(0)
         return out
+
+
+_EVENTS_PROC = ("proc cosim_neuron_events() { local k\n"
+                "  for k = 0, $o2.size() - 1 { $o1.o($o2.x[k]).event($o3.x[k]) }\n}")
+
+
+def _events(h, netcons, index: np.ndarray, times_ms: np.ndarray) -> None:
+    """``netcons.o(index[k]).event(times_ms[k])`` for every k, in order — one hoc loop
+    (NEURON's Python-to-hoc call per event costs more than the event itself)."""
+    if not index.size:
+        return
+    if not hasattr(h, "cosim_neuron_events"):
+        h(_EVENTS_PROC)
+    h.cosim_neuron_events(netcons, h.Vector(index.astype(np.float64)), h.Vector(times_ms))
 
 
 class _Connector:
