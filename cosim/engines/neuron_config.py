@@ -138,7 +138,8 @@ def engine_kwargs(name: str, reader, ctx) -> dict[str, Any]:
     kw["args"] = dict(args.raw) if args is not None else {}
     pops_r = r.table("populations")
     if not pops_r.keys():
-        raise pops_r.error(None, "declare at least one population, e.g. [engines.x.populations.exc]")
+        raise pops_r.error(None, "declare at least one population, e.g. "
+                                 "[engines.x.populations.exc]")
     pops = []
     for k in pops_r.keys():
         t = pops_r.table(k)

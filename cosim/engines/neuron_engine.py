@@ -61,8 +61,8 @@ crossing in the step to ``t_k`` as ``t_k + 1e-10`` ms, and the engine reports th
 ``t_k`` (as the multicompartment engine does).  NEURON tests thresholds at the start of the
 following step, so for the last step of each window the engine compares every spike
 source's v before and after the step itself (NEURON's rule) and drops NEURON's late copy:
-a window's spikes lie in ``(t0, t1]``.  ``records["v"]`` ``(time, 1, probe)`` in mV, sampled at the ``[record]
-period`` (a whole multiple of ``dt``).
+a window's spikes lie in ``(t0, t1]``.  ``records["v"]`` ``(time, 1, probe)`` in mV,
+sampled at the ``[record] period`` (a whole multiple of ``dt``).
 
 **Several ranks** (the engine never sees MPI).  ``partition(p, K, exchange)`` builds a
 contiguous block of every population (the multicompartment engine's rule), those cells'
@@ -74,9 +74,9 @@ region's ranks, given by the runtime) gathers every partition's spikes, and each
 triggers the relay of each source at ``t_spike + d_min``, in the order (time, gid); the
 relay's ``NetCon``s, their delays lowered by ``d_min`` after ``connect``, reach the
 synapses at ``t_spike + delay``.  One process delivers its spikes the same way, so 1, 3
-or 5 processes give the same bits.  (NEURON's own spike exchange would need NEURON's MPI on a communicator of the
-engine's ranks only; NEURON 9 runs its ``ParallelContext`` on MPI_COMM_WORLD, which cosim
-shares with the bus and the other engines.)
+or 5 processes give the same bits.  (NEURON's own spike exchange would need NEURON's MPI
+on a communicator of the engine's ranks only; NEURON 9 runs its ``ParallelContext`` on
+MPI_COMM_WORLD, which cosim shares with the bus and the other engines.)
 
 **Not supported (stated, not hidden).**  Checkpoints: a resume would have to restore,
 bit for bit, NEURON's event queue (cosim's queued input events and spike deliveries) and
@@ -99,14 +99,13 @@ from typing import Any
 import numpy as np
 
 from ..errors import CosimError
+from ..multicompartment.partition import Exchange, block, gather_spikes, identity_exchange
 from ..rng import Streams
 from . import neuron_config as cfg
 from .base import BuildContext, Engine, Export, RecordSpec, Take, WindowOutput
 from .neuron_config import NeuronInput, Population, resolve
 from .neuron_mod import compile_mods
-from .neuron_model import ModelError, NeuronContext, _Connector, _events, model_line
-from ..multicompartment.partition import Exchange, block, gather_spikes, identity_exchange
-
+from .neuron_model import Connector, ModelError, NeuronContext, model_line, queue_events
 
 
 @dataclass
@@ -358,7 +357,7 @@ class NeuronEngine(Engine):
         gids = self.local_gids
         live = self._live = _Live(h, pc, {})
         ctx = NeuronContext(self.name, gids, dict(self.groups), h,
-                            _Connector(h, pc, live.conns, live.relays),
+                            Connector(h, pc, live.conns, live.relays),
                             self.dt_ms, self.rng, os.path.dirname(self.model_path),
                             self.part, self.n_parts)
         build, connect = self._model_functions(h)
@@ -453,8 +452,9 @@ class NeuronEngine(Engine):
             raise
         except Exception as exc:
             where = model_line(exc, self.model_path)
-            raise ModelError(f"engine {self.name!r} (neuron, partition {self.part} of {self.n_parts}): {what} raised "
-                             f"{type(exc).__name__}: {exc}{where}", file=self.model_path,
+            raise ModelError(f"engine {self.name!r} (neuron, partition {self.part} of "
+                             f"{self.n_parts}): {what} raised {type(exc).__name__}: "
+                             f"{exc}{where}", file=self.model_path,
                              key=self._key("build" if what != "importing the model" else "model")
                              ) from exc
 
@@ -623,7 +623,7 @@ class NeuronEngine(Engine):
         mine = j >= 0
         # a spike learnt one interval late may be due now: h.t's round-off, never the past
         when = np.maximum(times_ms[order][mine] + live.d_min_ms, live.h.t)
-        _events(live.h, live.trigger_list, j[mine], when)
+        queue_events(live.h, live.trigger_list, j[mine], when)
 
     def _queue(self, live: _Live, h, events, t0_ms: float, t1_ms: float) -> None:
         lines = np.asarray(events[0], dtype=np.int64).ravel()
@@ -641,7 +641,7 @@ class NeuronEngine(Engine):
         mine = local >= 0                   # lines of other partitions are theirs
         # h.t carries the round-off of its sums (t0 ± 1e-13): never ask for the past
         when = np.maximum(times[order][mine], h.t)
-        _events(h, live.line_list, local[mine], when)
+        queue_events(h, live.line_list, local[mine], when)
 
     def _samples(self, live: _Live, n: int) -> np.ndarray:
         """``(rows, 1, probe)``: the probes' voltages at the steps of this window that are

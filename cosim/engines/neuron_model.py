@@ -1,11 +1,11 @@
 """What a NEURON model's code sees, and how cosim talks to NEURON in bulk.
 
 :class:`NeuronContext` is the ``ctx`` of a model's ``build(ctx, **args)`` /
-``connect(ctx, cells, **args)``; its ``pc`` is a :class:`_Connector`, NEURON's
+``connect(ctx, cells, **args)``; its ``pc`` is a :class:`Connector`, NEURON's
 ``ParallelContext`` whose ``gid_connect`` makes connections from a *relay* of the source
 gid, so that cosim delivers every spike in every layout the same way (see
-:mod:`cosim.engines.neuron_engine`).  :func:`_events` queues many ``NetCon`` events in one
-hoc loop; :func:`model_line` finds the model file's line in a traceback.
+:mod:`cosim.engines.neuron_engine`).  :func:`queue_events` queues many ``NetCon`` events
+in one hoc loop; :func:`model_line` finds the model file's line in a traceback.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ _EVENTS_PROC = ("proc cosim_neuron_events() { local k\n"
                 "  for k = 0, $o2.size() - 1 { $o1.o($o2.x[k]).event($o3.x[k]) }\n}")
 
 
-def _events(h, netcons, index: np.ndarray, times_ms: np.ndarray) -> None:
+def queue_events(h, netcons, index: np.ndarray, times_ms: np.ndarray) -> None:
     """``netcons.o(index[k]).event(times_ms[k])`` for every k, in order — one hoc loop
     (NEURON's Python-to-hoc call per event costs more than the event itself)."""
     if not index.size:
@@ -67,7 +67,7 @@ def _events(h, netcons, index: np.ndarray, times_ms: np.ndarray) -> None:
     h.cosim_neuron_events(netcons, h.Vector(index.astype(np.float64)), h.Vector(times_ms))
 
 
-class _Connector:
+class Connector:
     """``ctx.pc`` of the model's code: NEURON's ``ParallelContext``, except ``gid_connect``.
 
     ``gid_connect(source_gid, target)`` returns a ``NetCon(None, target)`` (set its
