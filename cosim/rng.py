@@ -50,6 +50,9 @@ domain                         ids after ``(seed, domain)``   used by, and what 
                                                               ``rng_seed`` = key word 0
                                                               mod (2**31 − 2) + 1 (NEST draws
                                                               its own numbers from it)
+``neuron.model``               engine name, ids the model     ``NeuronEngine`` model code
+                               code chooses                   (``ctx.generator(*ids)``): numpy
+                                                              stream, drawn as the model likes
 ``rate_to_poisson``            engine name, adapter name      ``RateToPoisson`` independent
                                                               trains: numba, counter
                                                               ``(k, line, 0, 0)`` → k-th Exp(1)
@@ -63,7 +66,9 @@ domain                         ids after ``(seed, domain)``   used by, and what 
 
 (``NeuralMassEngine``: :mod:`cosim.engines.neural_mass`; ``MulticompartmentEngine``:
 :mod:`cosim.engines.multicompartment`; ``NestEngine``: :mod:`cosim.engines.nest`;
-``RateToPoisson``: :mod:`adapters.rate_to_poisson`, built by the spiking part for each ``rate_to_poisson`` adapter of the scenario.)
+``NeuronEngine``: :mod:`cosim.engines.neuron_engine`; ``RateToPoisson``:
+:mod:`adapters.rate_to_poisson`, built by the spiking part for each
+``rate_to_poisson`` adapter of the scenario.)
 
 Whether an engine's *name* is in the key is decided by which ids are stable and unique:
 
@@ -105,6 +110,7 @@ DOMAINS: dict[str, tuple[str, ...]] = {
     "neural_mass.initial": ("region index",),
     "multicompartment.connect": ("engine name", "projection name", "target gid"),
     "nest.kernel": ("engine name",),
+    "neuron.model": ("engine name", "ids chosen by the model code"),
     "rate_to_poisson": ("engine name", "adapter name"),
     "rate_to_poisson.mother": ("engine name", "adapter name"),
     "rate_to_poisson.copy": ("engine name", "adapter name"),

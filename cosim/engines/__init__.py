@@ -27,6 +27,7 @@ BUILTIN: dict[str, str] = {
     "neural_mass": "cosim.engines.neural_mass:NeuralMassEngine",
     "multicompartment": "cosim.engines.multicompartment:MulticompartmentEngine",
     "nest": "cosim.engines.nest:NestEngine",
+    "neuron": "cosim.engines.neuron_engine:NeuronEngine",
 }
 
 
