@@ -62,10 +62,11 @@ def worker(name: str, duration_ms: float, out: Path) -> dict:
     if hasattr(eng, "timing"):
         res.update(eng.timing)
     with h5py.File(out, "r") as f:
-        res["n_spikes"] = int(f["spikes/v1/timestamps"].shape[0])
-        res["spikes_sha"] = __import__("hashlib").sha256(
-            np.ascontiguousarray(f["spikes/v1/timestamps"][()]).tobytes()
-            + np.ascontiguousarray(f["spikes/v1/node_ids"][()]).tobytes()).hexdigest()
+        pops = [g for name, g in sorted(f["spikes"].items()) if name.startswith("v1.")]
+        res["n_spikes"] = int(sum(g["timestamps"].shape[0] for g in pops))
+        res["spikes_sha"] = __import__("hashlib").sha256(b"".join(
+            np.ascontiguousarray(g[k][()]).tobytes() for g in pops
+            for k in ("timestamps", "node_ids"))).hexdigest()
     return res
 
 

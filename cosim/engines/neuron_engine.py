@@ -320,8 +320,11 @@ class NeuronEngine(Engine):
     def record_specs(self) -> list[RecordSpec]:
         specs = []
         if "spikes" in self.record_variables:
+            # one SONATA population per cell population (cosim.sonata), engine-wide gids
             specs.append(RecordSpec("spikes", ("spikes",), ("ms",), (self.name,), self.dt_ms,
                                     attrs={"kind": "spikes", "population": self.name,
+                                           "populations": {p: (r.start, r.stop) for p, r
+                                                           in self.populations().items()},
                                            "n_cells": self.n_cells}))
         if "v" in self.record_variables:
             specs.append(RecordSpec("v", ("v",), ("mV",), tuple(self.probe_names),
