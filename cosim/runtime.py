@@ -544,7 +544,9 @@ def _announce_ranks(transport, plan: Plan, rank: int, output: Path, stream) -> N
     watchdog.attach(watchdog.start(table))
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
-        ranks_file(output).write_text(json.dumps(table, indent=1))
+        tmp = ranks_file(output).with_name(ranks_file(output).name + ".tmp")
+        tmp.write_text(json.dumps(table, indent=1))
+        os.replace(tmp, ranks_file(output))           # readers never see half a table
     except OSError:
         pass
     if stream is not None:
