@@ -4,6 +4,7 @@ Schemes (step ``h = dt``, ``f(x, c)`` the model dfun, ``c(t)`` the delayed coupl
 ``σ`` the additive noise amplitude per state variable, ``ξ ~ N(0, 1)`` one draw per step,
 state variable and node)::
 
+    euler             x⁺ = x + h f(x, c(t))                                  (order 1)
     heun              x̃ = x + h f(x, c(t));      x⁺ = x + h/2 [f(x, c(t)) + f(x̃, c(t+h))]
     rk4               classic Runge–Kutta 4 with stage inputs c(t), c(t+h/2), c(t+h/2), c(t+h)
     euler_maruyama    x⁺ = x + h f(x, c(t)) + σ √h ξ
@@ -77,6 +78,7 @@ class Scheme:
 
 
 SCHEMES = {
+    "euler": Scheme((0.0,), (1.0,), (AT_START,), order=1),
     "heun": Scheme((0.0, 1.0), (0.5, 0.5), (AT_START, AT_END), order=2),
     "rk4": Scheme((0.0, 0.5, 0.5, 1.0), (1 / 6, 1 / 3, 1 / 3, 1 / 6),
                   (AT_START, AT_HALF, AT_HALF, AT_END), order=4),

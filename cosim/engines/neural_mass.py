@@ -9,7 +9,7 @@ Scenario section (all times in ms, lengths in mm, speeds in mm/ms)::
 
     [engines.cortex]
     type = "neural_mass"
-    model = "jansen_rit"        # wilson_cowan | jansen_rit | stuart_landau | wong_wang | linear
+    model = "jansen_rit"        # see `cosim models` (cosim.models): jansen_rit, epileptor, …
     regions = "all"             # "all" | "rest" (regions no earlier engine claimed) |
                                 # ["rA1", "rA2", ...] (connectome labels)
     dt = 0.1                    # ms, integration step, > 0 (default 0.1)
@@ -29,10 +29,11 @@ Scenario section (all times in ms, lengths in mm, speeds in mm/ms)::
     mu = [0.22, 0.23, ...]      #   an array with one value per engine region, or
     B = {default = 22.0, rA1 = 25.0}   # a table of region label -> value
     [engines.cortex.coupling]
-    type = "sigmoidal_jansen_rit"   # linear | difference | sigmoidal_jansen_rit
+    type = "sigmoidal_jansen_rit"   # linear | scaling | difference | kuramoto | sigmoidal |
+                                # hyperbolic_tangent | sigmoidal_jansen_rit
                                 # (default: the model's usual coupling)
     G = 0.5                     # global coupling strength, plus that type's parameters
-                                # (see cosim.coupling), one value each
+                                # (see cosim.coupling); scalar/array/table as parameters
     [engines.cortex.noise]      # only with a stochastic integrator; additive noise
     y4 = 0.001                  # σ per state variable, in (state unit)/√ms: the increment
                                 # per step is σ √dt ξ, ξ ~ N(0, 1); scalar/array/table as above
@@ -125,7 +126,8 @@ class NeuralMassEngine(Engine):
     coupling : str, optional
         Coupling type (default: the model's ``default_coupling``).
     coupling_parameters : dict, optional
-        Coupling parameters by name (``G`` and the type's own), scalars.
+        Coupling parameters by name (``G`` and the type's own), same forms as
+        ``parameters`` (a source's afferent reads its own values, a target's input its own).
     parameters : dict, optional
         Model parameters by name: scalar, one value per region, or
         ``{"default": v, label: v}``.
@@ -226,7 +228,8 @@ class NeuralMassEngine(Engine):
         self.n_regions = len(self.region_indices)
 
         self.coupling = cfg.resolve_coupling(self.model, coupling)
-        self.coupling_params = cfg.coupling_parameters(self.coupling, coupling_parameters or {})
+        self.coupling_params = cfg.coupling_parameters(self.coupling, self.region_labels,
+                                                       coupling_parameters or {})
         self.params = cfg.model_parameters(self.model, self.region_labels, parameters or {})
         self._weights = np.asarray(connectome.weights, dtype=np.float64)
         nz = self._weights != 0
@@ -333,7 +336,7 @@ class NeuralMassEngine(Engine):
         labels = self.region_labels
         args = dict(self._args)
         args["regions"] = [int(self.region_indices[i]) for i in keep]
-        for key in ("parameters", "noise", "initial"):
+        for key in ("parameters", "noise", "initial", "coupling_parameters"):
             if args[key]:
                 args[key] = {v: _restrict(x, labels, keep) for v, x in args[key].items()}
         if args["initial_history"] is not None:

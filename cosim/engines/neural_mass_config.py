@@ -56,7 +56,9 @@ SECTION = section(
              "an array with one value per engine region, or a table {default = v, <label> = v}",
              open=True),
      section("engines.<name>.coupling", "the coupling type and its parameters (see `cosim "
-             "describe coupling NAME`), one value each", (COUPLING_TYPE,), open=True),
+             "describe coupling NAME`), per region like model parameters (a source's "
+             "afferent reads its own values, a target's input its own)", (COUPLING_TYPE,),
+             open=True),
      section("engines.<name>.noise", "additive noise (stochastic integrators only): sigma per "
              "state variable in (state unit)/sqrt(ms); increment sigma sqrt(dt) xi per step; "
              "per region like parameters", open=True),
@@ -161,19 +163,28 @@ def resolve_coupling(model: Model, name: str | None) -> Coupling:
     return c
 
 
-def coupling_parameters(coupling: Coupling, given: Mapping[str, float]) -> np.ndarray:
-    """Coupling parameters in declaration order (global scalars)."""
-    values = coupling.default_parameters()
+def coupling_parameters(coupling: Coupling, labels: Sequence[str],
+                        given: Mapping[str, Any]) -> np.ndarray:
+    """Coupling parameters ``(region, parameter)`` in declaration order; each given as one
+    value, one per region or a label table (like model parameters)."""
     names = coupling.parameter_names
+    values = np.tile(coupling.default_parameters(), (len(labels), 1))
     for k, v in given.items():
         if k not in names:
-            raise fail(f"coupling.{k}", f"unknown parameter of coupling {coupling.name}" + suggest(k, names))
+            raise fail(f"coupling.{k}", f"unknown parameter of coupling {coupling.name}"
+                       + tvb_hint(k, names, coupling.tvb[1] if coupling.tvb else {}))
         j = names.index(k)
-        values[j] = _number(v, f"coupling.{k}")
-        bad = coupling.parameters[j].violation(values[j])
-        if bad:
-            raise fail(f"coupling.{k}", bad)
-    return values
+        values[:, j] = per_region(v, labels, coupling.parameters[j].default, f"coupling.{k}")
+        _check_bounds(coupling.parameters[j], values[:, j], labels, f"coupling.{k}")
+    return np.ascontiguousarray(values)
+
+
+def tvb_hint(word: str, names: Sequence[str], tvb_names: Mapping[str, str],
+             notes: Mapping[str, str] | None = None) -> str:
+    """``; did you mean 'x' (TVB: y)?`` when ``word`` is TVB's spelling of cosim's ``x``
+    (:func:`cosim.tvb.hint`), else the closest cosim name (:func:`suggest`)."""
+    from ..tvb import hint
+    return hint(word, tvb_names, notes) or suggest(word, names)
 
 
 def model_parameters(model: Model, labels: Sequence[str], given: Mapping[str, Any]) -> np.ndarray:
@@ -182,11 +193,17 @@ def model_parameters(model: Model, labels: Sequence[str], given: Mapping[str, An
     p = np.tile(model.default_parameters(), (len(labels), 1))
     for k, v in given.items():
         if k not in names:
-            raise fail(f"parameters.{k}", f"unknown parameter of {model.name}" + suggest(k, names))
+            raise fail(f"parameters.{k}", f"unknown parameter of {model.name}"
+                       + tvb_hint(k, names, *_model_tvb(model)))
         j = names.index(k)
         p[:, j] = per_region(v, labels, model.parameters[j].default, f"parameters.{k}")
         _check_bounds(model.parameters[j], p[:, j], labels, f"parameters.{k}")
     return np.ascontiguousarray(p)
+
+
+def _model_tvb(model: Model):
+    info = model.extra.get("tvb", {})
+    return info.get("rename", {}), info.get("notes", {})
 
 
 def _check_bounds(decl, values: np.ndarray, labels: Sequence[str], key: str) -> None:
@@ -237,7 +254,9 @@ def noise_sigmas(model: Model, labels: Sequence[str], integrator: str,
     sig = {}
     for k, v in noise.items():
         if k not in names:
-            raise fail(f"noise.{k}", f"not a state variable of {model.name}" + suggest(k, names))
+            raise fail(f"noise.{k}", f"not a state variable of {model.name}" + (
+                "; TVB's nsig = D is sigma = sqrt(2 D) per state variable here (VAR = sigma)"
+                if k == "nsig" else suggest(k, names)))
         s = per_region(v, labels, 0.0, f"noise.{k}")
         if (s < 0).any():
             raise fail(f"noise.{k}", "must be >= 0")
@@ -310,6 +329,7 @@ def read_section(reader, ctx) -> tuple[str, Any, dict[str, Any], list]:
     The sub-readers are returned so the caller can reject unknown keys afterwards.
     """
     r = reader
+    _refuse_tvb_names(r)
     model = r.param(MODEL)
     regions_raw = r.param(REGIONS)
     if regions_raw == "rest":
@@ -334,7 +354,7 @@ def read_section(reader, ctx) -> tuple[str, Any, dict[str, Any], list]:
     kw["parameters"] = _raw_values(r.table("parameters", {}))
     coup_r = r.table("coupling", {})
     kw["coupling"] = coup_r.param(COUPLING_TYPE)
-    kw["coupling_parameters"] = {k: coup_r.number(k) for k in coup_r.keys() if k != "type"}
+    kw["coupling_parameters"] = _raw_values(coup_r, skip=("type",))
     if r.has("noise"):
         if kw["integrator"] not in STOCHASTIC:
             raise r.error("noise", f"noise needs a stochastic integrator (euler_maruyama or "
@@ -345,6 +365,20 @@ def read_section(reader, ctx) -> tuple[str, Any, dict[str, Any], list]:
     kw["initial_seed"] = init_r.param(INITIAL_SEED)
     kw["initial"] = _raw_values(init_r, skip=(INITIAL_RANDOM.name, INITIAL_SEED.name))
     return model, regions, kw, [opt_r, coup_r, init_r]
+
+
+def _refuse_tvb_names(r) -> None:
+    """A TVB class name where cosim expects its own name: one line naming cosim's."""
+    from ..tvb import COUPLING_CLASSES, INTEGRATORS as TVB_INTEGRATORS, MODEL_CLASSES
+    coupling = r.raw.get("coupling")
+    for key, v, table in (
+            ("model", r.raw.get("model"), MODEL_CLASSES),
+            ("integrator", r.raw.get("integrator"), TVB_INTEGRATORS),
+            ("coupling.type", coupling.get("type") if isinstance(coupling, dict) else None,
+             COUPLING_CLASSES)):
+        if isinstance(v, str) and v in table:
+            what = key.split(".")[0]
+            raise r.error(key, f"unknown {what} {v!r}; did you mean {table[v]!r} (TVB: {v})?")
 
 
 def _speed(r, ctx, regions) -> float:
