@@ -7,7 +7,7 @@ declaration; :func:`get_model` looks one up with a helpful error.
 from __future__ import annotations
 
 from .base import Model, Observable, Option, Parameter, StateVariable
-from . import (epileptor, generic_2d_oscillator, jansen_rit, kuramoto, linear,
+from . import (epileptor, generic_2d_oscillator, jansen_rit, kuramoto, larter_breakspear, linear,
                montbrio_pazo_roxin, reduced_wong_wang_exc_inh, stuart_landau, wilson_cowan,
                wong_wang)
 
@@ -22,6 +22,7 @@ MODELS: dict[str, Model] = {m.name: m for m in (
     epileptor.MODEL,
     montbrio_pazo_roxin.MODEL,
     reduced_wong_wang_exc_inh.MODEL,
+    larter_breakspear.MODEL,
 )}
 
 
