@@ -232,6 +232,11 @@ class NeuralMassEngine(Engine):
                                                        coupling_parameters or {})
         self.params = cfg.model_parameters(self.model, self.region_labels, parameters or {})
         self._weights = np.asarray(connectome.weights, dtype=np.float64)
+        prepare = self.model.extra.get("prepare")
+        if prepare is not None:     # parameters a model derives (e.g. feedback inhibition)
+            self.params = np.ascontiguousarray(prepare(
+                self.model, self.options, self.params, self._weights[self.region_indices],
+                self.coupling, self.coupling_params))
         nz = self._weights != 0
         _check_history(connectome, nz, self.speed_mm_per_ms, self.dt_ms, self.model.n_state,
                        self.n_regions)

@@ -17,8 +17,18 @@ coupling strength (TVB's model parameter ``G``) is the coupling's ``G`` here, so
 only).  ``H`` is evaluated with ``expm1`` and its limit ``1/d`` at ``a I = b`` (no 0/0).
 ``S_e``, ``S_i`` are kept in [0, 1] after every stage (TVB's boundaries).
 
-Feedback inhibition control (Deco et al. 2014) is ``J_i`` set per region (a per-region
-parameter array) so that each region's excitatory rate is 3 Hz.
+Feedback inhibition control (option ``fic = "analytic"``, Deco et al. 2014): ``J_i`` is
+set per region so that every region's excitatory rate is ``fic_rate`` (3 Hz) at the
+network's fixed point.  Deco et al. tuned ``J_i`` by iterating simulations; here it is the
+fixed point solved directly (:func:`fic_j_i`): with every region at ``H_e = r``,
+``S_e* = γ_e τ_e r / (1 + γ_e τ_e r)``, the input ``c_i = G S_e* Σ_j w_ij (+ offset)``,
+``I_e* = H_e⁻¹(r)``, ``S_i*`` the root of ``S_i / τ_i = γ_i H_i(I_i(S_i))``, and
+``J_i = (W_e I_o + w_p J_N S_e* + J_N c_i + I_ext − I_e*) / S_i*``.  It needs the
+``linear`` or ``scaling`` coupling; the rows ``Σ_j w_ij`` are over the whole connectome
+(regions of other engines assumed at the same fixed point).  The fixed point is not always
+stable: on connectivity_76 (raw weights) it attracts for ``G = 0.02`` (tested), while for
+``G ≥ 0.05`` the network leaves it for the high-activity state — Deco et al.'s iterative
+tuning has the same limit; check the recorded rates.
 
 References: G. Deco, A. Ponce-Alvarez, P. Hagmann, G. L. Romani, D. Mantini,
 M. Corbetta, J. Neurosci. 34:7886 (2014); ``tvb.simulator.models.ReducedWongWangExcInh``
@@ -32,7 +42,8 @@ import math
 import numpy as np
 from numba import njit
 
-from .base import Model, Parameter, StateVariable
+from ..errors import CosimError
+from .base import Model, Option, Parameter, StateVariable
 
 
 @njit(inline="always")
@@ -98,6 +109,72 @@ PARAMETERS = (
               "the excitatory one)", ge=0),
 )
 
+FIC_RATE = Parameter("fic_rate", 3.0, "Hz", "target excitatory rate of feedback inhibition "
+                     "control (option fic)", gt=0)
+
+
+def _h_np(u, d):
+    u = np.asarray(u, dtype=float)
+    small = np.abs(d * u) < 1e-9
+    with np.errstate(divide="ignore", invalid="ignore"):
+        h = u / -np.expm1(-d * u)
+    return np.where(small, 1.0 / d + 0.5 * u, h)
+
+
+def _root(f, lo, hi, n=200):
+    """Bisection of an increasing ``f`` on ``[lo, hi]`` (vectorised, to double precision)."""
+    lo, hi = np.array(lo, dtype=float), np.array(hi, dtype=float)
+    for _ in range(n):
+        mid = 0.5 * (lo + hi)
+        up = f(mid) > 0
+        hi = np.where(up, mid, hi)
+        lo = np.where(up, lo, mid)
+    return 0.5 * (lo + hi)
+
+
+def fic_j_i(p: dict, input_c: np.ndarray, rate_hz=FIC_RATE.default) -> np.ndarray:
+    """``J_i`` per region (nA) that puts every region at excitatory rate ``rate_hz``;
+    ``p``: parameter arrays by name (per region), ``input_c``: the long-range input
+    ``c_i`` at the fixed point (see the module docstring for the steps)."""
+    r = np.asarray(rate_hz, dtype=float)
+    ge_te = p["gamma_e"] * p["tau_e"]
+    S_e = ge_te * r / (1.0 + ge_te * r)
+    u_e = _root(lambda u: _h_np(u, p["d_e"]) - r, np.full_like(S_e, -1e3), np.full_like(S_e, 1e3))
+    I_e = (u_e + p["b_e"]) / p["a_e"]
+    cc = p["J_N"] * input_c
+
+    def balance(S_i):   # increasing in S_i: S_i / τ_i − γ_i H_i(I_i(S_i))
+        u_i = p["a_i"] * (p["J_N"] * S_e - S_i + p["W_i"] * p["I_o"] + p["lamda"] * cc) - p["b_i"]
+        return S_i / p["tau_i"] - p["gamma_i"] * _h_np(u_i, p["d_i"])
+
+    S_i = _root(balance, np.zeros_like(S_e), np.ones_like(S_e))
+    return (p["W_e"] * p["I_o"] + p["w_p"] * p["J_N"] * S_e + cc + p["I_ext"] - I_e) / S_i
+
+
+def prepare(model, options, params, weights, coupling, coupling_params):
+    """Engine hook: with ``fic = "analytic"``, replace ``J_i`` by :func:`fic_j_i`.
+    ``weights`` (engine region, connectome region) are the engine's rows of the whole
+    connectome; ``params`` (region, parameter); ``coupling_params`` (region, parameter)."""
+    if dict(zip((o.name for o in model.options), options)).get("fic") != "analytic":
+        return params
+    if coupling.name not in ("linear", "scaling"):
+        raise CosimError(f"feedback inhibition control needs the linear or scaling coupling, "
+                         f"not {coupling.name}", key="options.fic")
+    names = model.parameter_names
+    p = {k: params[:, j] for j, k in enumerate(names)}
+    r = p["fic_rate"]
+    ge_te = p["gamma_e"] * p["tau_e"]
+    S_e = ge_te * r / (1.0 + ge_te * r)
+    G = coupling_params[:, 0]
+    offset = coupling_params[:, 1] if coupling.name == "linear" else 0.0
+    c = G * S_e * weights.sum(axis=1) + offset
+    out = params.copy()
+    out[:, names.index("J_i")] = fic_j_i(p, c, r)
+    if not np.isfinite(out[:, names.index("J_i")]).all():
+        raise CosimError("feedback inhibition control found no fixed point", key="options.fic")
+    return out
+
+
 MODEL = Model(
     name="reduced_wong_wang_exc_inh",
     doc=__doc__,
@@ -107,12 +184,16 @@ MODEL = Model(
         StateVariable("S_i", "1", "GABA gating of the inhibitory pool", 0.0, (0.0, 1.0),
                       (0.0, 1.0)),
     ),
-    parameters=PARAMETERS,
+    parameters=PARAMETERS + (FIC_RATE,),
     coupling_variables=("S_e",),
     default_coupling="linear",
-    dfuns={(): dfun},
+    dfuns={("none",): dfun, ("analytic",): dfun},
+    options=(Option("fic", ("none", "analytic"), "none", "feedback inhibition control: "
+                    "\"analytic\" sets J_i per region for an excitatory rate of fic_rate "
+                    "(Deco et al. 2014)"),),
     reference="Deco et al., J. Neurosci. 34:7886 (2014); TVB ReducedWongWangExcInh",
-    extra={"tvb": {"class": "ReducedWongWangExcInh", "drop": ("G",),
+    extra={"prepare": prepare,
+           "tvb": {"class": "ReducedWongWangExcInh", "drop": ("G",),
                    "notes": {"G": "the global coupling is the coupling's G here "
                                   "([engines.NAME.coupling] G = TVB's model G x coupling a)"}}},
 )
