@@ -82,6 +82,10 @@ def from_tvb(model: str, params: Mapping[str, Any]) -> dict[str, Any]:
     for k, v in params.items():
         if k in info.get("drop", ()):
             continue
+        if k in info.get("arrays", {}):
+            for j, vj in enumerate(np.ravel(v)):
+                out[f"{info['arrays'][k]}{j}"] = float(vj)
+            continue
         key = back.get(k, k)
         if key not in m.parameter_names:
             raise KeyError(f"{model}: no cosim parameter for TVB's {k!r}")

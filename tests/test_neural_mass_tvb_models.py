@@ -204,6 +204,20 @@ def test_larter_breakspear_hyperbolic_tangent_coupling_matches_tvb(conn76, monke
     _assert_agree(ours, theirs, ("V", "W", "Z"))
 
 
+def test_zerlaut_first_order_linear_coupling_matches_tvb(conn76, monkeypatch):
+    hist = _history(conn76, [0.001, 0.001, 0.0, 0.0, 0.0], [0.02, 0.03, 50.0, 0.0, 0.0], 22)
+    tvb_m = lab.models.ZerlautAdaptationFirstOrder(
+        external_input_ex_ex=np.array([0.0005]),
+        variables_of_interest=("E", "I", "W_e", "W_i", "ou_drift"))
+    ours, theirs = _run_both(conn76, tvb_m, lab.coupling.Linear(a=np.array([0.2])),
+                             "zerlaut_first_order", "linear", hist,
+                             params={"external_input_ex_ex": 0.0005},
+                             coupling_params={"G": 0.2}, monkeypatch=monkeypatch)
+    _not_trivial(ours, 0)
+    _assert_agree(ours[:, :3], theirs[:, :3], ("E", "I", "W_e"))
+    assert np.abs(ours[:, 3:]).max() == 0.0 and np.abs(theirs[:, 3:]).max() == 0.0
+
+
 # -- the equations themselves, point by point -------------------------------------------
 
 _DFUN_CASES = {
@@ -217,6 +231,8 @@ _DFUN_CASES = {
     "reduced_wong_wang_exc_inh": ("ReducedWongWangExcInh", {"lamda": 0.4, "I_ext": 0.05,
                                                             "G": 1.0}),
     "larter_breakspear": ("LarterBreakspear", {"C": 0.3, "Iext": 0.4, "d_V": 0.6}),
+    "zerlaut_first_order": ("ZerlautAdaptationFirstOrder", {"b_e": 20.0, "tau_w_i": 20.0,
+                                                            "external_input_ex_ex": 0.001}),
     "wilson_cowan": ("WilsonCowan", {"alpha_e": 1.3, "theta_i": 0.4, "P": 0.7, "k_i": 0.9}),
 }
 
