@@ -125,10 +125,12 @@ MODEL = Model(
                       (0.001, 0.25), (0.0, INF)),
         StateVariable("W_e", "pA", "adaptation current of the excitatory population", 0.0,
                       (0.0, 200.0)),
+        # random initial ranges: TVB's [0, 0] for W_i and ou_drift, widened to a small
+        # interval (a declared range is lo < hi)
         StateVariable("W_i", "pA", "adaptation current of the inhibitory population", 0.0,
-                      (0.0, 0.0)),
+                      (0.0, 1e-3)),
         StateVariable("ou_drift", "kHz", "Ornstein-Uhlenbeck drive (add noise to it)", 0.0,
-                      (0.0, 0.0)),
+                      (0.0, 1e-3)),
     ),
     parameters=(
         Parameter("g_L", 10.0, "nS", "leak conductance", gt=0),
