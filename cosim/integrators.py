@@ -11,6 +11,15 @@ state variable and node)::
     stochastic_heun   x̃ = x + h f(x, c(t)) + σ √h ξ;   x⁺ = x + h/2 [f(x,c(t)) + f(x̃,c(t+h))] + σ √h ξ
                       (the same ξ in both lines: Heun for additive noise, TVB's HeunStochastic)
 
+Noise (``[engines.NAME.noise] type``): ``"additive"`` as above; ``"multiplicative"`` has
+the diffusion ``g(x) = σ x`` (linear in the state, TVB's ``Multiplicative`` with its default
+``b = Linear(a=1, b=0)``): Euler–Maruyama adds ``σ x √h ξ`` (Itô), stochastic Heun adds
+``σ x √h ξ`` to the predictor and ``σ ½ (x + x̃) √h ξ`` to the step (Stratonovich).  With
+``ntau = τ > 0`` the additive noise is coloured: the force ``η`` is an Ornstein–Uhlenbeck
+process, ``⟨η(t) η(s)⟩ = σ²/(2τ) e^{−|t−s|/τ}`` (white noise of amplitude σ as τ → 0),
+advanced exactly, ``η⁺ = e^{−h/τ} η + σ √((1 − e^{−2h/τ}) / (2τ)) ξ``; the step adds
+``h η⁺`` where white noise adds ``σ √h ξ`` (see :func:`coloured_increments`).
+
 Where the delayed input is evaluated (``coupling_evaluation``):
 
 ``"stage"`` (default)
@@ -109,7 +118,8 @@ def read_ahead(integrator: str, evaluation: str) -> int:
 #   ring   = (hist, dring)                          history.py buffers
 #   net    = (far ptr, src, lag, w, near ptr, src, lag, w, instant ptr, src, w, rowsum)
 #   model  = (p, cvar, cp, lo, hi, bounded)         parameters and bounds
-#   drive  = (ext, xi, amp, nvar)                   external input, noise
+#   drive  = (ext, xi, amp, nvar, mult, g0, g1)     external input, noise (mult:
+#            multiplicative; g0, g1 (n, q) work arrays of the diffusion)
 #   out    = (rec_vars, rec, rec_first, rec_every, exp_aff)
 #   ks (MAX_STAGES, n, n_state) stage derivatives;  xs (n, n_state) stage state
 #   cw     = (c, sn, si, st, aff)                   coupling work arrays
@@ -178,11 +188,15 @@ def _t_bound(x, model):
                     x[i, k] = hi[k]
 
 
-def _t_add_noise(x, s, drive):
-    xi, amp, nvar = drive[1], drive[2], drive[3]
+def _t_add_noise(x, s, drive, g):
+    """x += amp ξ, times the diffusion g(x)/σ = g[i, q] for multiplicative noise."""
+    xi, amp, nvar, mult = drive[1], drive[2], drive[3], drive[4]
     for i in range(x.shape[0]):
         for q in range(nvar.shape[0]):
-            x[i, nvar[q]] += amp[i, q] * xi[i, s, q]
+            if mult:
+                x[i, nvar[q]] += amp[i, q] * xi[i, s, q] * g[i, q]
+            else:
+                x[i, nvar[q]] += amp[i, q] * xi[i, s, q]
 
 
 def _t_finish_step(s, n, x, ring, model, out, nrec, cw):
@@ -210,9 +224,15 @@ def _t_integrate(n_steps, dt, held, scheme, x, ring, clock, net, model, drive, o
     n_stages = a.shape[0]
     n, dnext = clock[0], clock[1]
     nrec = 0
+    mult, g0, g1 = drive[4], drive[5], drive[6]
+    nvar = drive[3]
     for s in range(n_steps):
         es = s if ext.shape[0] > 1 else 0
         dnext = _t_far_ready(n, dnext, ring, net)
+        if mult:                                  # diffusion at the start of the step
+            for i in range(x.shape[0]):
+                for q in range(nvar.shape[0]):
+                    g0[i, q] = x[i, nvar[q]]
         for stage in range(n_stages):
             if stage == 0:
                 for i in range(x.shape[0]):
@@ -225,7 +245,7 @@ def _t_integrate(n_steps, dt, held, scheme, x, ring, clock, net, model, drive, o
                     for k in range(x.shape[1]):
                         xs[i, k] = x[i, k] + h * prev[i, k]
                 if noise_stages:
-                    _t_add_noise(xs, s, drive)
+                    _t_add_noise(xs, s, drive, g0)
                 _t_bound(xs, model)
             _t_rates(xs, n, when[stage], held and stage > 0, net, ring, model, ext, es, cw,
                      ks, stage)
@@ -236,7 +256,13 @@ def _t_integrate(n_steps, dt, held, scheme, x, ring, clock, net, model, drive, o
                     acc += b[stage] * ks[stage, i, k]
                 x[i, k] += dt * acc
         if noise_final:
-            _t_add_noise(x, s, drive)
+            if mult and noise_stages:             # Stratonovich: mean of x and x̃
+                for i in range(x.shape[0]):
+                    for q in range(nvar.shape[0]):
+                        g1[i, q] = 0.5 * (g0[i, q] + xs[i, nvar[q]])
+                _t_add_noise(x, s, drive, g1)
+            else:
+                _t_add_noise(x, s, drive, g0)
         _t_bound(x, model)
         n += 1
         nrec = _t_finish_step(s, n, x, ring, model, out, nrec, cw)
@@ -358,6 +384,21 @@ def get_kernels(model_name: str, option_values: tuple[str, ...], dfun: Callable,
         tag=tag)
     _KERNELS[key] = kernels
     return kernels
+
+
+def coloured_increments(xi: np.ndarray, eta: np.ndarray, sigma: np.ndarray, dt_ms: float,
+                        tau_ms: float) -> np.ndarray:
+    """Increments ``h η_s`` of coloured (Ornstein–Uhlenbeck) noise for one window, from the
+    standard normal draws ``xi`` (n, steps, q); ``eta`` (n, q), the force at the start,
+    is advanced in place (module docstring: exact OU update, order-free)."""
+    E = math.exp(-dt_ms / tau_ms)
+    b = np.asarray(sigma, dtype=np.float64) * math.sqrt((1.0 - E * E) / (2.0 * tau_ms))
+    out = np.empty_like(xi)
+    for s in range(xi.shape[1]):
+        eta *= E
+        eta += b * xi[:, s, :]
+        out[:, s, :] = dt_ms * eta
+    return out
 
 
 def noise_scale(sigma: np.ndarray, dt_ms: float) -> np.ndarray:

@@ -131,9 +131,18 @@ model NAME`); TVB's names are those of `tvb.simulator` (tvb-library 2.x).
   and `Scaling.a` default to 0.00390625, `Difference.a` to 0.1. Set `G` explicitly.
 - **Noise.** TVB's `Additive(nsig = D)` has the increment `sqrt(2 D) sqrt(dt) xi`; cosim's
   `[engines.NAME.noise] VAR = sigma` has `sigma sqrt(dt) xi`: **sigma = sqrt(2 nsig)**, per
-  state variable (TVB's `nsig` array is per state variable too).
+  state variable (TVB's `nsig` array is per state variable too). TVB's
+  `Multiplicative(nsig)` with its default `b = Linear(a=1, b=0)` is
+  `[engines.NAME.noise] type = "multiplicative"`, `VAR = sqrt(2 nsig)` (diffusion
+  `sigma x`; Itô with `euler_maruyama`, Stratonovich with `stochastic_heun`). `ntau = τ`
+  (ms) makes cosim's additive noise coloured: an Ornstein–Uhlenbeck force with
+  `<η(t) η(s)> = sigma² / (2τ) exp(−|t − s| / τ)` (not compared with TVB's coloured noise).
+- **Initial history from a file.** `[engines.NAME.initial] history = "h.npy"` (TVB's
+  `initial_conditions` without the mode axis) or an earlier cosim output (`"run1.h5"`).
 - **History.** TVB's `initial_conditions` (time, state, region, mode) without the mode axis
   is cosim's `initial_history` (time, state, region): chronological, last sample at t = 0.
+  TVB's own default history is random in the state ranges; cosim's is the declared
+  initial value held constant (`[engines.NAME.initial] random = true` for random).
   TVB keeps the history and forms the coupling sum in float32; cosim in float64 (agreement
   is about 1e-8 relative, not bitwise).
 - **Raw monitor.** TVB's `Raw` time axis starts at `horizon * dt`; cosim's samples start
@@ -197,6 +206,9 @@ def markdown() -> str:
     for cls, name in INTEGRATORS.items():
         out.append(f"| `{cls}` | `{name}` |")
     out.append("| `noise = Additive(nsig = D)` | `[engines.NAME.noise] VAR = sqrt(2 D)` |")
+    out.append("| `noise = Multiplicative(nsig = D)` | `[engines.NAME.noise] type = \"multiplicative\"`, "
+               "`VAR = sqrt(2 D)` |")
+    out.append("| `Dopri5`, `Dop853`, `VODE` (scipy) | not available: use `rk4` with a small `dt` |")
     out.append("")
     return "\n".join(out)
 

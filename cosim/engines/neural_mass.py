@@ -34,11 +34,14 @@ Scenario section (all times in ms, lengths in mm, speeds in mm/ms)::
                                 # (default: the model's usual coupling)
     G = 0.5                     # global coupling strength, plus that type's parameters
                                 # (see cosim.coupling); scalar/array/table as parameters
-    [engines.cortex.noise]      # only with a stochastic integrator; additive noise
+    [engines.cortex.noise]      # only with a stochastic integrator (cosim.integrators)
+    type = "additive"           # or "multiplicative": diffusion sigma x
+    ntau = 0.0                  # ms; > 0: coloured (Ornstein-Uhlenbeck) additive noise
     y4 = 0.001                  # σ per state variable, in (state unit)/√ms: the increment
                                 # per step is σ √dt ξ, ξ ~ N(0, 1); scalar/array/table as above
     [engines.cortex.initial]    # initial state, held constant as history for t ≤ 0
     y0 = 0.0                    # per state variable: scalar/array/table as above
+    history = "run1.h5"         # or a .npy (time, state, region): explicit history (t <= 0)
     random = false              # true: variables not given are uniform in the model's range,
                                 # per region from the stream (seed, region index)
     seed = 0                    # optional seed of those draws (default: simulation seed)
@@ -92,8 +95,10 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..errors import CosimError
-from ..history import dring_shape, far_restart, far_start, push_rows, ring_length, ring_shape
-from ..integrators import MAX_STAGES, SCHEMES, get_kernels, noise_scale, read_ahead
+from ..history import (dring_shape, far_restart, far_start, push_rows, read_history_file,
+                       ring_length, ring_shape)
+from ..integrators import (MAX_STAGES, SCHEMES, coloured_increments, get_kernels,
+                           noise_scale, read_ahead)
 from ..models import Model
 from ..numerics import check_finite
 from ..rng import Streams
@@ -156,6 +161,9 @@ class NeuralMassEngine(Engine):
     initial_history : ndarray, optional
         Explicit history ``(T, n_state, n_regions)``, chronological, last sample at t = 0
         (TVB's ``initial_conditions`` layout); overrides ``initial``.
+    initial_history_file : str, optional
+        The same from a file (:func:`cosim.history.read_history_file`: ``.npy`` or an
+        earlier run's ``.h5`` output); ``initial_history`` wins when both are given.
     model_options : dict, optional
         Structural model options (e.g. ``{"transfer": "erf"}`` for Wilson–Cowan).
     export_afferent : bool
@@ -195,7 +203,8 @@ class NeuralMassEngine(Engine):
                  initial: Mapping[str, Any] | None = None, random_initial: bool = False,
                  initial_seed: int | None = None, initial_history: np.ndarray | None = None,
                  model_options: Mapping[str, str] | None = None, export_afferent: bool = False,
-                 bus: bool = False, sync_interval_ms: float | None = None):
+                 bus: bool = False, sync_interval_ms: float | None = None,
+                 initial_history_file: str | None = None):
         # the description, for partitions built on the rank that runs them
         self._args = dict(name=name, model=model, connectome=connectome, regions=regions,
                           dt_ms=dt_ms, integrator=integrator, coupling=coupling,
@@ -205,7 +214,8 @@ class NeuralMassEngine(Engine):
                           coupling_evaluation=coupling_evaluation, initial=initial,
                           random_initial=random_initial, initial_seed=initial_seed,
                           initial_history=initial_history, model_options=model_options,
-                          export_afferent=export_afferent, sync_interval_ms=sync_interval_ms)
+                          export_afferent=export_afferent, sync_interval_ms=sync_interval_ms,
+                          initial_history_file=initial_history_file)
         self.sync_interval_ms = sync_interval_ms
         self.name = str(name)
         self.model = cfg.resolve_model(model)
@@ -251,10 +261,15 @@ class NeuralMassEngine(Engine):
         self.bus = bus
         self.noise_vars, self.noise_sigma = cfg.noise_sigmas(self.model, self.region_labels,
                                                              integrator, noise or {})
+        self.noise_type, self.noise_ntau_ms = cfg.noise_kind(noise or {})
         self._streams = (self.rng.nodes("neural_mass.noise", self.region_indices)
                          if self.noise_vars.size else None)
         (self.record_period_ms, self.record_every, self.record_variables,
          self._rec_vars) = cfg.record_selection(self.model, self.dt_ms, record_period_ms, record_variables)
+        if initial_history_file is not None and initial_history is None:
+            initial_history = read_history_file(initial_history_file, self.model.state_names,
+                                                self.region_labels, self.dt_ms, self.name)
+            self._args["initial_history"] = initial_history    # partitions slice it
         self._initial = cfg.initial_history(
             self.model, self.region_labels, "neural_mass.initial", self.region_indices,
             self.history_length, initial or {}, random_initial,
@@ -404,6 +419,14 @@ class NeuralMassEngine(Engine):
         self._no_noise = np.zeros((n, 0, 0))
         self._no_export = np.zeros((0, n, self.n_afferent))
         self._amp = np.ascontiguousarray(noise_scale(self.noise_sigma, self.dt_ms))
+        q = self.noise_vars.size
+        self._mult = self.noise_type == "multiplicative"
+        self._g = (np.zeros((n, q)), np.zeros((n, q)))      # diffusion work arrays
+        # coloured noise: the OU force per region and noisy variable; the kernel adds the
+        # increments h η as they are (amplitude 1)
+        self._eta = np.zeros((n, q))
+        if self.noise_ntau_ms > 0:
+            self._amp = np.ones_like(self._amp)
         self._built = True
 
     def initial_afferent(self) -> np.ndarray:
@@ -456,6 +479,9 @@ class NeuralMassEngine(Engine):
         if self._streams is not None:
             xi = np.empty((n, n_steps, self.noise_vars.size))
             self._streams.standard_normal(xi)
+            if self.noise_ntau_ms > 0:
+                xi = coloured_increments(xi, self._eta, self.noise_sigma, self.dt_ms,
+                                         self.noise_ntau_ms)
         else:
             xi = self._no_noise
         every = self.record_every
@@ -466,7 +492,7 @@ class NeuralMassEngine(Engine):
         exp_aff = np.empty((n_steps, n, self.n_afferent)) if exporting else self._no_export
         self._kernels.step(n_steps, self.dt_ms, self.coupling_evaluation == "step", self._scheme,
                            self._x, self._ring, self._clock, self._net, self._model_args,
-                           (ext, xi, self._amp, self.noise_vars),
+                           (ext, xi, self._amp, self.noise_vars, self._mult) + self._g,
                            (self._rec_vars, rec, first, every, exp_aff), self._ks, self._xs,
                            self._cw)
         # a blow-up stops the run here, before this window's samples reach the output
@@ -533,6 +559,8 @@ class NeuralMassEngine(Engine):
             out["external_until"] = np.array(self._ext_until)
         if self._streams is not None:
             out["rng"] = self._streams.pack_state()
+        if self.noise_ntau_ms > 0:
+            out["noise_eta"] = self._eta.copy()
         return out
 
     def restore(self, state: Mapping[str, np.ndarray]) -> None:
@@ -549,6 +577,8 @@ class NeuralMassEngine(Engine):
         self._ext_until = int(np.asarray(state["external_until"])) if "external_until" in state else None
         if self._streams is not None:
             self._streams.unpack_state(state["rng"])
+        if self.noise_ntau_ms > 0:
+            self._eta[...] = np.asarray(state["noise_eta"])
 
 
 def _restrict(value, labels, keep):

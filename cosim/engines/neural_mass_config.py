@@ -45,6 +45,20 @@ INITIAL_RANDOM = Param("random", False, "", "variables not given are uniform in 
                        "range, per region from the stream (seed, engine, region)", type="boolean")
 INITIAL_SEED = Param("seed", None, "", "seed of the random initial draws", type="integer", ge=0,
                      derived="simulation.seed")
+INITIAL_HISTORY = Param("history", None, "", "file of an explicit history for t <= 0 "
+                        "(relative to the scenario): a .npy array (time, state, region), "
+                        "chronological, last sample at t = 0 (TVB's initial_conditions), or an "
+                        ".h5 output of an earlier run (its /engines/<name>/timeseries, every "
+                        "state variable, recorded every dt); overrides the values",
+                        type="string")
+
+NOISE_TYPE = Param("type", "additive", "", "\"additive\": increment sigma sqrt(dt) xi; "
+                   "\"multiplicative\": diffusion g(x) = sigma x (Ito with euler_maruyama, "
+                   "Stratonovich with stochastic_heun)", type="string",
+                   choices=("additive", "multiplicative"))
+NOISE_NTAU = Param("ntau", 0.0, "ms", "correlation time of coloured (Ornstein-Uhlenbeck) "
+                   "additive noise; 0: white", ge=0)
+
 
 SECTION = section(
     "engines.<name>", "type = \"neural_mass\": a network of neural masses on the delayed "
@@ -59,12 +73,13 @@ SECTION = section(
              "describe coupling NAME`), per region like model parameters (a source's "
              "afferent reads its own values, a target's input its own)", (COUPLING_TYPE,),
              open=True),
-     section("engines.<name>.noise", "additive noise (stochastic integrators only): sigma per "
-             "state variable in (state unit)/sqrt(ms); increment sigma sqrt(dt) xi per step; "
-             "per region like parameters", open=True),
+     section("engines.<name>.noise", "noise (stochastic integrators only): sigma per "
+             "state variable in (state unit)/sqrt(ms), per region like parameters; additive: "
+             "increment sigma sqrt(dt) xi per step (TVB's nsig = sigma^2 / 2)",
+             (NOISE_TYPE, NOISE_NTAU), open=True),
      section("engines.<name>.initial", "initial state, held constant as history for t <= 0: a "
              "value per state variable (per region like parameters)",
-             (INITIAL_RANDOM, INITIAL_SEED), open=True)))
+             (INITIAL_RANDOM, INITIAL_SEED, INITIAL_HISTORY), open=True)))
 
 
 def suggest(word: str, choices: Sequence[str]) -> str:
@@ -244,6 +259,21 @@ def resolve_regions(connectome, regions) -> tuple[int, ...]:
     return tuple(out)
 
 
+def noise_kind(noise: Mapping[str, Any]) -> tuple[str, float]:
+    """``(type, ntau_ms)`` of a noise table (see :data:`NOISE_TYPE`, :data:`NOISE_NTAU`)."""
+    kind = noise.get("type", NOISE_TYPE.default)
+    if kind not in NOISE_TYPE.choices:
+        raise fail("noise.type", f"must be one of {', '.join(map(repr, NOISE_TYPE.choices))}, "
+                                 f"got {kind!r}" + suggest(str(kind), NOISE_TYPE.choices))
+    ntau = _number(noise.get("ntau", NOISE_NTAU.default), "noise.ntau")
+    if ntau < 0:
+        raise fail("noise.ntau", f"must be >= 0 ms, got {ntau:g}")
+    if ntau > 0 and kind == "multiplicative":
+        raise fail("noise.ntau", "coloured noise (ntau > 0) is additive only; remove ntau or "
+                                 "use type = \"additive\"")
+    return kind, ntau
+
+
 def noise_sigmas(model: Model, labels: Sequence[str], integrator: str,
                  noise: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     """``(noisy state indices (q,), σ (region, q))``; only variables with some σ > 0."""
@@ -253,6 +283,8 @@ def noise_sigmas(model: Model, labels: Sequence[str], integrator: str,
                             f"stochastic_heun), not {integrator}")
     sig = {}
     for k, v in noise.items():
+        if k in (NOISE_TYPE.name, NOISE_NTAU.name):
+            continue
         if k not in names:
             raise fail(f"noise.{k}", f"not a state variable of {model.name}" + (
                 "; TVB's nsig = D is sigma = sqrt(2 D) per state variable here (VAR = sigma)"
@@ -359,12 +391,25 @@ def read_section(reader, ctx) -> tuple[str, Any, dict[str, Any], list]:
         if kw["integrator"] not in STOCHASTIC:
             raise r.error("noise", f"noise needs a stochastic integrator (euler_maruyama or "
                                    f"stochastic_heun), not {kw['integrator']!r}")
-        kw["noise"] = _raw_values(r.table("noise"))
+        noise_r = r.table("noise")
+        kw["noise"] = _raw_values(noise_r)
     init_r = r.table("initial", {})
     kw["random_initial"] = init_r.param(INITIAL_RANDOM)
     kw["initial_seed"] = init_r.param(INITIAL_SEED)
-    kw["initial"] = _raw_values(init_r, skip=(INITIAL_RANDOM.name, INITIAL_SEED.name))
+    hist_file = init_r.param(INITIAL_HISTORY)
+    kw["initial"] = _raw_values(init_r, skip=(INITIAL_RANDOM.name, INITIAL_SEED.name,
+                                              INITIAL_HISTORY.name))
+    if hist_file is not None:
+        kw["initial_history_file"] = _relative_to(hist_file, reader.file)
     return model, regions, kw, [opt_r, coup_r, init_r]
+
+
+def _relative_to(path: str, scenario_file: str | None) -> str:
+    from pathlib import Path
+    p = Path(path).expanduser()
+    if not p.is_absolute() and scenario_file:
+        p = Path(scenario_file).parent / p
+    return str(p)
 
 
 def _refuse_tvb_names(r) -> None:
