@@ -25,6 +25,7 @@ INTEGRATORS = {
     "EulerDeterministic": "euler",
     "EulerStochastic": "euler_maruyama",
     "RungeKutta4thOrderDeterministic": "rk4",
+    "Dopri5": "dopri5",
 }
 
 #: TVB class name → cosim model name.
@@ -208,7 +209,8 @@ def markdown() -> str:
     out.append("| `noise = Additive(nsig = D)` | `[engines.NAME.noise] VAR = sqrt(2 D)` |")
     out.append("| `noise = Multiplicative(nsig = D)` | `[engines.NAME.noise] type = \"multiplicative\"`, "
                "`VAR = sqrt(2 D)` |")
-    out.append("| `Dopri5`, `Dop853`, `VODE` (scipy) | not available: use `rk4` with a small `dt` |")
+    out.append("| `Dop853`, `VODE` (scipy) | not available: `dopri5` (delay-free systems; `rtol`, "
+               "`atol`) or `rk4` with a small `dt` |")
     out.append("")
     return "\n".join(out)
 

@@ -208,3 +208,65 @@ def test_bad_noise_settings_are_one_line(noise, message):
     from cosim.errors import CosimError
     with pytest.raises(CosimError, match=message.replace("(", r"\(").replace(")", r"\)")):
         _independent(2, "euler_maruyama", 0.1, noise, -1.0)
+
+
+# -- adaptive Dormand–Prince 5(4) ---------------------------------------------------------
+
+def _stuart_landau_exact(t, a, omega, x0):
+    """|z|² = a / (1 + (a/r₀² − 1) e^{−2at}), arg z = ω t (z₀ = x0 real)."""
+    r2 = a / (1.0 + (a / x0 ** 2 - 1.0) * np.exp(-2.0 * a * t))
+    r = np.sqrt(r2)
+    return r * np.cos(omega * t), r * np.sin(omega * t)
+
+
+def _dopri5_stuart_landau(rtol):
+    """(max error over 30 ms, accepted substeps) of dopri5 on the limit-cycle approach of
+    the Hopf normal form, exact in closed form; asserts the error is within 50 rtol |z|."""
+    a, omega, x0, T = 0.2, 1.0, 0.05, 30.0
+    conn = make_connectome([[0.0]], [[0.0]], ["a"])
+    e = NeuralMassEngine("sl", "stuart_landau", conn, dt_ms=1.0, integrator="dopri5",
+                         parameters={"a": a, "omega": omega}, initial={"x": x0, "y": 0.0},
+                         rtol=rtol, atol=1e-12, record_period_ms=1.0)
+    y = e.advance(0.0, T, {}).records["timeseries"][:, :, 0]
+    t = np.arange(1, y.shape[0] + 1) * 1.0
+    ex, ey = _stuart_landau_exact(t, a, omega, x0)
+    err = np.abs(np.stack([y[:, 0] - ex, y[:, 1] - ey], 1)).max()
+    assert err < 50 * rtol * np.sqrt(a), (rtol, err)
+    assert err > 1e-3 * rtol * np.sqrt(a)            # (not exact by accident: it adapts)
+    accepted = e.state()["substep"][1]
+    assert accepted >= T                             # at least one substep per grid step
+    return err, accepted
+
+
+@pytest.mark.parametrize("rtol", [1e-4, 1e-6, 1e-8])
+def test_dopri5_meets_its_tolerance_on_stuart_landau(rtol):
+    _dopri5_stuart_landau(rtol)
+
+
+def test_dopri5_error_and_work_scale_with_tolerance():
+    """1000x tighter rtol: the error at least 100x smaller, the work ~1000^(1/5) = 4x."""
+    errs, work = zip(*[_dopri5_stuart_landau(r) for r in (1e-5, 1e-8)])
+    assert errs[1] < 1e-2 * errs[0]                  # 1000x tighter: at least 100x smaller
+    ratio = work[1] / work[0]
+    assert 2.0 < ratio < 8.0, work                   # ~ 1000^(1/5) = 4
+
+
+def test_dopri5_instant_coupling_matches_matrix_exponential():
+    w = np.array([[0.0, 1.0, 0.5], [1.0, 0.0, 0.0], [0.3, 0.7, 0.0]])
+    conn = make_connectome(w, np.zeros((3, 3)), ["a", "b", "c"])
+    gamma, G, x0 = -0.2, -0.5, np.array([1.0, -0.5, 0.25])
+    e = NeuralMassEngine("ode", "linear", conn, dt_ms=0.5, integrator="dopri5",
+                         coupling="linear", coupling_parameters={"G": G},
+                         parameters={"gamma": gamma}, initial={"x": x0}, rtol=1e-10,
+                         atol=1e-12, record_period_ms=2.0)
+    y = e.advance(0.0, 2.0, {}).records["timeseries"][-1, 0]
+    np.testing.assert_allclose(y, expm((gamma * np.eye(3) + G * w) * 2.0) @ x0, rtol=0, atol=1e-9)
+
+
+def test_dopri5_refuses_delays():
+    from cosim.errors import CosimError
+    conn = make_connectome([[0.0, 1.0], [1.0, 0.0]], [[0.0, 10.0], [10.0, 0.0]], ["a", "b"])
+    with pytest.raises(CosimError, match="dopri5 is adaptive and needs a delay-free system; "
+                                         "this connectome has delays up to 10 ms") as e:
+        NeuralMassEngine("x", "linear", conn, integrator="dopri5", speed_mm_per_ms=1.0)
+    assert e.value.key == "integrator"

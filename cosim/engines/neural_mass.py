@@ -13,7 +13,8 @@ Scenario section (all times in ms, lengths in mm, speeds in mm/ms)::
     regions = "all"             # "all" | "rest" (regions no earlier engine claimed) |
                                 # ["rA1", "rA2", ...] (connectome labels)
     dt = 0.1                    # ms, integration step, > 0 (default 0.1)
-    integrator = "heun"         # heun | rk4 | euler_maruyama | stochastic_heun (default heun)
+    integrator = "heun"         # euler | heun | rk4 | euler_maruyama | stochastic_heun |
+                                # dopri5 (adaptive, delay-free only; rtol, atol) (default heun)
     coupling_evaluation = "stage"   # "stage": each stage reads the delayed state at its
                                 # own time (Heun 2nd, RK4 4th order); "step": delayed input
                                 # computed once per step and held (The Virtual Brain's rule)
@@ -97,8 +98,8 @@ import numpy as np
 from ..errors import CosimError
 from ..history import (dring_shape, far_restart, far_start, push_rows, read_history_file,
                        ring_length, ring_shape)
-from ..integrators import (MAX_STAGES, SCHEMES, coloured_increments, get_kernels,
-                           noise_scale, read_ahead)
+from ..integrators import (ADAPTIVE, DOPRI_A, DOPRI_B, DOPRI_E, DOPRI_STAGES, MAX_STAGES,
+                           SCHEMES, coloured_increments, get_kernels, noise_scale, read_ahead)
 from ..models import Model
 from ..numerics import check_finite
 from ..rng import Streams
@@ -204,7 +205,8 @@ class NeuralMassEngine(Engine):
                  initial_seed: int | None = None, initial_history: np.ndarray | None = None,
                  model_options: Mapping[str, str] | None = None, export_afferent: bool = False,
                  bus: bool = False, sync_interval_ms: float | None = None,
-                 initial_history_file: str | None = None):
+                 initial_history_file: str | None = None, rtol: float = cfg.RTOL.default,
+                 atol: float = cfg.ATOL.default):
         # the description, for partitions built on the rank that runs them
         self._args = dict(name=name, model=model, connectome=connectome, regions=regions,
                           dt_ms=dt_ms, integrator=integrator, coupling=coupling,
@@ -215,7 +217,7 @@ class NeuralMassEngine(Engine):
                           random_initial=random_initial, initial_seed=initial_seed,
                           initial_history=initial_history, model_options=model_options,
                           export_afferent=export_afferent, sync_interval_ms=sync_interval_ms,
-                          initial_history_file=initial_history_file)
+                          initial_history_file=initial_history_file, rtol=rtol, atol=atol)
         self.sync_interval_ms = sync_interval_ms
         self.name = str(name)
         self.model = cfg.resolve_model(model)
@@ -253,6 +255,15 @@ class NeuralMassEngine(Engine):
         self._steps = connectome.delay_steps(self.speed_mm_per_ms, self.dt_ms)  # TVB's rule
         # every engine keeps the history the bus keeps: back to the connectome's largest delay
         self.max_delay_steps = int(self._steps[nz].max()) if nz.any() else 0
+        self.adaptive = integrator in ADAPTIVE
+        self.rtol, self.atol = float(rtol), float(atol)
+        if self.adaptive and self.max_delay_steps > 0:
+            longest = float(connectome.tract_lengths_mm[nz].max()) / self.speed_mm_per_ms
+            raise CosimError(f"{integrator} is adaptive and needs a delay-free system; this "
+                             f"connectome has delays up to {longest:g} ms at "
+                             f"{self.speed_mm_per_ms:g} mm/ms (use heun or rk4)", key="integrator")
+        if self.adaptive and not (self.rtol > 0 and self.atol > 0):
+            raise CosimError("rtol and atol must be > 0", key="rtol")
         self.history_length = ring_length(self.max_delay_steps)
         ncv = len(self.model.coupling_variables)
         self.n_afferent = self.coupling.n_afferent(ncv)
@@ -329,8 +340,8 @@ class NeuralMassEngine(Engine):
     def max_parts(self) -> int:
         """All regions, when every connection between two different regions of the engine
         is delayed by at least one sync window plus the read-ahead; else 1."""
-        if self.sync_interval_ms is None or self.n_regions < 2:
-            return 1
+        if self.sync_interval_ms is None or self.n_regions < 2 or self.adaptive:
+            return 1        # (adaptive: the step size depends on every region's error)
         idx = self.region_indices
         w = self._weights[np.ix_(idx, idx)].copy()
         np.fill_diagonal(w, 0.0)
@@ -394,7 +405,9 @@ class NeuralMassEngine(Engine):
         """Compile (or load) the kernels and set up state and history."""
         dfun = self.model.dfun(self.options)
         self._kernels = get_kernels(self.model.name, self.options, dfun, self.coupling)
-        self._scheme = SCHEMES[self.integrator].arrays()
+        self._scheme = None if self.adaptive else SCHEMES[self.integrator].arrays()
+        self._tol = (DOPRI_A, DOPRI_B, DOPRI_E, np.array([self.rtol, self.atol]))
+        self._hs = np.array([self.dt_ms, 0.0, 0.0])     # substep h, accepted, rejected
         n, nsv = self.n_regions, self.model.n_state
         lo, hi = self.model.bounds()
         bounded = bool(np.isfinite(lo).any() or np.isfinite(hi).any())
@@ -413,7 +426,7 @@ class NeuralMassEngine(Engine):
         self._x = states[-1].copy()
         # global step number; first step whose far sum is not in the ring yet
         self._clock = np.array([0, far_start(0)], dtype=np.int64)
-        self._ks = np.zeros((MAX_STAGES, n, nsv))     # stage derivatives
+        self._ks = np.zeros((DOPRI_STAGES if self.adaptive else MAX_STAGES, n, nsv))
         self._xs = np.zeros((n, nsv))                 # stage state
         self._no_input = np.zeros((1, n, self.n_inputs))
         self._no_noise = np.zeros((n, 0, 0))
@@ -490,11 +503,16 @@ class NeuralMassEngine(Engine):
         rec = np.empty((n_rec, self._rec_vars.size, n))
         exporting = self.export_afferent or self._bus
         exp_aff = np.empty((n_steps, n, self.n_afferent)) if exporting else self._no_export
-        self._kernels.step(n_steps, self.dt_ms, self.coupling_evaluation == "step", self._scheme,
-                           self._x, self._ring, self._clock, self._net, self._model_args,
-                           (ext, xi, self._amp, self.noise_vars, self._mult) + self._g,
-                           (self._rec_vars, rec, first, every, exp_aff), self._ks, self._xs,
-                           self._cw)
+        drive = (ext, xi, self._amp, self.noise_vars, self._mult) + self._g
+        out = (self._rec_vars, rec, first, every, exp_aff)
+        if self.adaptive:
+            self._kernels.adaptive(n_steps, self.dt_ms, self._tol, self._x, self._ring,
+                                   self._clock, self._net, self._model_args, drive, out,
+                                   self._ks, self._xs, self._cw, self._hs)
+        else:
+            self._kernels.step(n_steps, self.dt_ms, self.coupling_evaluation == "step",
+                               self._scheme, self._x, self._ring, self._clock, self._net,
+                               self._model_args, drive, out, self._ks, self._xs, self._cw)
         # a blow-up stops the run here, before this window's samples reach the output
         check_finite(self.name, self._x, (("region", self.region_labels),
                                           ("variable", self.model.state_names)),
@@ -561,6 +579,8 @@ class NeuralMassEngine(Engine):
             out["rng"] = self._streams.pack_state()
         if self.noise_ntau_ms > 0:
             out["noise_eta"] = self._eta.copy()
+        if self.adaptive:
+            out["substep"] = self._hs.copy()
         return out
 
     def restore(self, state: Mapping[str, np.ndarray]) -> None:
@@ -579,6 +599,8 @@ class NeuralMassEngine(Engine):
             self._streams.unpack_state(state["rng"])
         if self.noise_ntau_ms > 0:
             self._eta[...] = np.asarray(state["noise_eta"])
+        if self.adaptive:
+            self._hs[...] = np.asarray(state["substep"])
 
 
 def _restrict(value, labels, keep):

@@ -30,12 +30,16 @@ MODEL = Param("model", REQUIRED, "", "neural-mass model (see `cosim models`)", t
               choices=tuple(sorted(MODELS)))
 REGIONS = Param("regions", "all", "", "\"all\", \"rest\" (regions no earlier engine claimed) or "
                 "an array of connectome region labels, in engine order", type="any")
-DT = Param("dt", 0.1, "ms", "integration step", gt=0)
+DT = Param("dt", 0.1, "ms", "integration step (dopri5: the output grid; substeps adapt)", gt=0)
 INTEGRATOR = Param("integrator", "heun", "", "time-stepping scheme (euler_maruyama and "
-                   "stochastic_heun take [noise])", type="string", choices=INTEGRATORS)
+                   "stochastic_heun take [noise]; dopri5: adaptive, delay-free systems only)",
+                   type="string", choices=INTEGRATORS)
 COUPLING_EVALUATION = Param("coupling_evaluation", "stage", "", "\"stage\": each stage reads "
                             "the delayed state at its own time; \"step\": once per step and "
                             "held (The Virtual Brain's rule)", type="string", choices=EVALUATIONS)
+RTOL = Param("rtol", 1e-6, "", "relative tolerance of the adaptive integrator (dopri5)", gt=0)
+ATOL = Param("atol", 1e-9, "state unit", "absolute tolerance of the adaptive integrator "
+             "(dopri5)", gt=0)
 SPEED = CONNECTOME_SPEED.with_(default=None, derived="connectome.speed",
                                doc="conduction speed of this engine's delays; only an engine "
                                    "that simulates every region may differ from connectome.speed")
@@ -63,7 +67,7 @@ NOISE_NTAU = Param("ntau", 0.0, "ms", "correlation time of coloured (Ornstein-Uh
 SECTION = section(
     "engines.<name>", "type = \"neural_mass\": a network of neural masses on the delayed "
     "connectome (cosim.engines.neural_mass)",
-    (MODEL, REGIONS, DT, INTEGRATOR, COUPLING_EVALUATION, SPEED),
+    (MODEL, REGIONS, DT, INTEGRATOR, COUPLING_EVALUATION, SPEED, RTOL, ATOL),
     (section("engines.<name>.options", "structural choices of the model (see `cosim describe "
              "model NAME`), e.g. wilson_cowan: transfer = \"erf\"", open=True),
      section("engines.<name>.parameters", "any model parameter, in the model's units: one value, "
@@ -379,6 +383,8 @@ def read_section(reader, ctx) -> tuple[str, Any, dict[str, Any], list]:
         dt_ms=r.param(DT),
         integrator=r.param(INTEGRATOR),
         coupling_evaluation=r.param(COUPLING_EVALUATION),
+        rtol=r.param(RTOL),
+        atol=r.param(ATOL),
         speed_mm_per_ms=_speed(r, ctx, regions),
     )
     opt_r = r.table("options", {})
