@@ -2,8 +2,9 @@
 
 Same set-up as ``tests/test_neural_mass_tvb.py`` (connectivity_76, 3 mm/ms, deterministic
 Heun at dt = 0.1 ms, ``coupling_evaluation = "step"``, the same random initial history,
-TVB's ``Raw`` monitor) with its helpers; each run is 200 ms.  Tolerance: 1e-6 of each
-variable's largest magnitude (TVB keeps the history and the coupling sum in float32).
+TVB's ``Raw`` monitor) with its helpers; each run is 150 ms unless said otherwise.
+Tolerance: 1e-6 of each variable's largest magnitude (TVB keeps the history and the
+coupling sum in float32); ``pytest -s`` prints the agreement of every variable.
 
 TVB's parameter names map to cosim's as ``docs/tvb.md`` lists them; the tests below pass
 TVB's values through that table (``cosim.tvb.from_tvb``), so the table is tested too.
@@ -19,7 +20,7 @@ import pytest
 import test_neural_mass_tvb as base
 from test_neural_mass_tvb import _assert_agree, _horizon, conn76, lab  # noqa: F401 (fixture)
 
-DURATION = 200.0
+DURATION = 150.0
 #: With the sigmoidal z (``modification``) the Epileptor's fast discharges amplify TVB's
 #: float32 rounding of the history: measured 1.8e-8 after 50 ms, 1e-6 at 100 ms, 9e-5 at
 #: 190 ms in the run below.  The equations themselves agree to 1e-12
