@@ -260,3 +260,70 @@ def initial_states(values: np.ndarray, length: int) -> np.ndarray:
         return v[-length:].copy()
     pad = np.repeat(v[:1], length - v.shape[0], axis=0)
     return np.concatenate([pad, v], axis=0)
+
+
+def read_history_file(path, state_names, region_labels, dt_ms: float, engine: str,
+                      key: str = "initial.history") -> np.ndarray:
+    """An explicit initial history ``(T, n_state, n_regions)`` from a file.
+
+    ``.npy``: an array ``(T, n_state, n_regions)`` (chronological, last sample at t = 0,
+    TVB's ``initial_conditions`` without the mode axis) or ``(n_state, n_regions)`` (held
+    constant), in the engine's state and region order.  ``.h5``: the output of an earlier
+    cosim run: its ``/engines/<engine>/timeseries`` (every state variable recorded, every
+    region of this engine, by label; sample period = ``dt_ms``); its last sample is the
+    new t = 0.  Problems raise :class:`~cosim.errors.CosimError` naming ``key``.
+    """
+    from pathlib import Path
+
+    from .errors import CosimError
+
+    p = Path(path)
+
+    def bad(reason):
+        return CosimError(f"{p}: {reason}", key=key)
+
+    if not p.is_file():
+        raise bad("no such file")
+    n_state, n = len(state_names), len(region_labels)
+    if p.suffix == ".npy":
+        try:
+            h = np.load(p, allow_pickle=False)
+        except (ValueError, OSError) as exc:
+            raise bad(f"not a numpy array file ({exc})") from None
+        if h.ndim == 2:
+            h = h[np.newaxis]
+        if h.ndim != 3 or h.shape[1:] != (n_state, n):
+            raise bad(f"must have shape (T, {n_state}, {n}) (time, state, region), got {h.shape}")
+    elif p.suffix in (".h5", ".hdf5"):
+        import h5py
+        try:
+            with h5py.File(p, "r") as f:
+                name = f"engines/{engine}/timeseries"
+                if name not in f:
+                    raise bad(f"has no dataset /{name}")
+                d = f[name]
+                names = [str(v) for v in d.attrs.get("variables", [])]
+                labels = [str(v) for v in d.attrs.get("regions", [])]
+                period = float(d.attrs.get("period_ms", np.nan))
+                data = d[...]
+        except OSError as exc:
+            raise bad(f"cannot be read as HDF5 ({exc})") from None
+        missing = [v for v in state_names if v not in names]
+        if missing:
+            raise bad(f"/{name} lacks state variable(s) {', '.join(missing)}: record every "
+                      f"state variable of the earlier run")
+        absent = [r for r in region_labels if r not in labels]
+        if absent:
+            raise bad(f"/{name} lacks region(s) {', '.join(absent[:3])}")
+        if not abs(period - dt_ms) <= 1e-9 * dt_ms:
+            raise bad(f"/{name} was recorded every {period:g} ms; a history needs every step "
+                      f"(period = dt = {dt_ms:g} ms)")
+        if data.shape[0] == 0:
+            raise bad(f"/{name} is empty")
+        h = data[:, [names.index(v) for v in state_names]][:, :, [labels.index(r) for r in region_labels]]
+    else:
+        raise bad("must be a .npy array or an .h5 cosim output")
+    h = np.asarray(h, dtype=np.float64)
+    if not np.isfinite(h).all():
+        raise bad("contains NaN/Inf")
+    return h

@@ -4,11 +4,24 @@ Schemes (step ``h = dt``, ``f(x, c)`` the model dfun, ``c(t)`` the delayed coupl
 ``σ`` the additive noise amplitude per state variable, ``ξ ~ N(0, 1)`` one draw per step,
 state variable and node)::
 
+    euler             x⁺ = x + h f(x, c(t))                                  (order 1)
     heun              x̃ = x + h f(x, c(t));      x⁺ = x + h/2 [f(x, c(t)) + f(x̃, c(t+h))]
     rk4               classic Runge–Kutta 4 with stage inputs c(t), c(t+h/2), c(t+h/2), c(t+h)
+    dopri5            Dormand–Prince 5(4), adaptive substeps inside each dt (order 5, error
+                      per step controlled by rtol/atol); delay-free systems only
+                      (:func:`_t_integrate_adaptive`)
     euler_maruyama    x⁺ = x + h f(x, c(t)) + σ √h ξ
     stochastic_heun   x̃ = x + h f(x, c(t)) + σ √h ξ;   x⁺ = x + h/2 [f(x,c(t)) + f(x̃,c(t+h))] + σ √h ξ
                       (the same ξ in both lines: Heun for additive noise, TVB's HeunStochastic)
+
+Noise (``[engines.NAME.noise] type``): ``"additive"`` as above; ``"multiplicative"`` has
+the diffusion ``g(x) = σ x`` (linear in the state, TVB's ``Multiplicative`` with its default
+``b = Linear(a=1, b=0)``): Euler–Maruyama adds ``σ x √h ξ`` (Itô), stochastic Heun adds
+``σ x √h ξ`` to the predictor and ``σ ½ (x + x̃) √h ξ`` to the step (Stratonovich).  With
+``ntau = τ > 0`` the additive noise is coloured: the force ``η`` is an Ornstein–Uhlenbeck
+process, ``⟨η(t) η(s)⟩ = σ²/(2τ) e^{−|t−s|/τ}`` (white noise of amplitude σ as τ → 0),
+advanced exactly, ``η⁺ = e^{−h/τ} η + σ √((1 − e^{−2h/τ}) / (2τ)) ξ``; the step adds
+``h η⁺`` where white noise adds ``σ √h ξ`` (see :func:`coloured_increments`).
 
 Where the delayed input is evaluated (``coupling_evaluation``):
 
@@ -77,6 +90,7 @@ class Scheme:
 
 
 SCHEMES = {
+    "euler": Scheme((0.0,), (1.0,), (AT_START,), order=1),
     "heun": Scheme((0.0, 1.0), (0.5, 0.5), (AT_START, AT_END), order=2),
     "rk4": Scheme((0.0, 0.5, 0.5, 1.0), (1 / 6, 1 / 3, 1 / 3, 1 / 6),
                   (AT_START, AT_HALF, AT_HALF, AT_END), order=4),
@@ -84,9 +98,26 @@ SCHEMES = {
     "stochastic_heun": Scheme((0.0, 1.0), (0.5, 0.5), (AT_START, AT_END),
                               noise_stages=True, noise_final=True),
 }
-INTEGRATORS = tuple(SCHEMES)
+#: The adaptive embedded Runge–Kutta (Dormand–Prince 5(4)), for delay-free systems.
+ADAPTIVE = ("dopri5",)
+INTEGRATORS = tuple(SCHEMES) + ADAPTIVE
 STOCHASTIC = tuple(k for k, v in SCHEMES.items() if v.noise_final)
 MAX_STAGES = max(len(v.a) for v in SCHEMES.values())
+
+
+# Dormand–Prince 5(4) tableau (Hairer, Nørsett & Wanner, Solving ODEs I, table 5.2)
+DOPRI_A = np.array([
+    [0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+    [1 / 5, 0.0, 0.0, 0.0, 0.0, 0.0],
+    [3 / 40, 9 / 40, 0.0, 0.0, 0.0, 0.0],
+    [44 / 45, -56 / 15, 32 / 9, 0.0, 0.0, 0.0],
+    [19372 / 6561, -25360 / 2187, 64448 / 6561, -212 / 729, 0.0, 0.0],
+    [9017 / 3168, -355 / 33, 46732 / 5247, 49 / 176, -5103 / 18656, 0.0],
+    [35 / 384, 0.0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84]])
+DOPRI_B = np.array([35 / 384, 0.0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84, 0.0])
+DOPRI_E = DOPRI_B - np.array([5179 / 57600, 0.0, 7571 / 16695, 393 / 640, -92097 / 339200,
+                              187 / 2100, 1 / 40])
+DOPRI_STAGES = 7
 
 
 def read_ahead(integrator: str, evaluation: str) -> int:
@@ -94,6 +125,8 @@ def read_ahead(integrator: str, evaluation: str) -> int:
     a delay of ``d`` steps the stages read the history up to step ``n + r − d``, with
     ``r = 0`` at ``t_n``, 1 at ``t_{n+1}`` and 2 at ``t_n + dt/2`` (the cubic stencil,
     :mod:`cosim.history`); with ``"step"`` evaluation only ``t_n`` is read."""
+    if integrator in ADAPTIVE:
+        return 0
     when = SCHEMES[integrator].when
     if evaluation == "step":
         when = when[:1]
@@ -107,7 +140,8 @@ def read_ahead(integrator: str, evaluation: str) -> int:
 #   ring   = (hist, dring)                          history.py buffers
 #   net    = (far ptr, src, lag, w, near ptr, src, lag, w, instant ptr, src, w, rowsum)
 #   model  = (p, cvar, cp, lo, hi, bounded)         parameters and bounds
-#   drive  = (ext, xi, amp, nvar)                   external input, noise
+#   drive  = (ext, xi, amp, nvar, mult, g0, g1)     external input, noise (mult:
+#            multiplicative; g0, g1 (n, q) work arrays of the diffusion)
 #   out    = (rec_vars, rec, rec_first, rec_every, exp_aff)
 #   ks (MAX_STAGES, n, n_state) stage derivatives;  xs (n, n_state) stage state
 #   cw     = (c, sn, si, st, aff)                   coupling work arrays
@@ -176,11 +210,15 @@ def _t_bound(x, model):
                     x[i, k] = hi[k]
 
 
-def _t_add_noise(x, s, drive):
-    xi, amp, nvar = drive[1], drive[2], drive[3]
+def _t_add_noise(x, s, drive, g):
+    """x += amp ξ, times the diffusion g(x)/σ = g[i, q] for multiplicative noise."""
+    xi, amp, nvar, mult = drive[1], drive[2], drive[3], drive[4]
     for i in range(x.shape[0]):
         for q in range(nvar.shape[0]):
-            x[i, nvar[q]] += amp[i, q] * xi[i, s, q]
+            if mult:
+                x[i, nvar[q]] += amp[i, q] * xi[i, s, q] * g[i, q]
+            else:
+                x[i, nvar[q]] += amp[i, q] * xi[i, s, q]
 
 
 def _t_finish_step(s, n, x, ring, model, out, nrec, cw):
@@ -208,9 +246,15 @@ def _t_integrate(n_steps, dt, held, scheme, x, ring, clock, net, model, drive, o
     n_stages = a.shape[0]
     n, dnext = clock[0], clock[1]
     nrec = 0
+    mult, g0, g1 = drive[4], drive[5], drive[6]
+    nvar = drive[3]
     for s in range(n_steps):
         es = s if ext.shape[0] > 1 else 0
         dnext = _t_far_ready(n, dnext, ring, net)
+        if mult:                                  # diffusion at the start of the step
+            for i in range(x.shape[0]):
+                for q in range(nvar.shape[0]):
+                    g0[i, q] = x[i, nvar[q]]
         for stage in range(n_stages):
             if stage == 0:
                 for i in range(x.shape[0]):
@@ -223,7 +267,7 @@ def _t_integrate(n_steps, dt, held, scheme, x, ring, clock, net, model, drive, o
                     for k in range(x.shape[1]):
                         xs[i, k] = x[i, k] + h * prev[i, k]
                 if noise_stages:
-                    _t_add_noise(xs, s, drive)
+                    _t_add_noise(xs, s, drive, g0)
                 _t_bound(xs, model)
             _t_rates(xs, n, when[stage], held and stage > 0, net, ring, model, ext, es, cw,
                      ks, stage)
@@ -234,7 +278,75 @@ def _t_integrate(n_steps, dt, held, scheme, x, ring, clock, net, model, drive, o
                     acc += b[stage] * ks[stage, i, k]
                 x[i, k] += dt * acc
         if noise_final:
-            _t_add_noise(x, s, drive)
+            if mult and noise_stages:             # Stratonovich: mean of x and x̃
+                for i in range(x.shape[0]):
+                    for q in range(nvar.shape[0]):
+                        g1[i, q] = 0.5 * (g0[i, q] + xs[i, nvar[q]])
+                _t_add_noise(x, s, drive, g1)
+            else:
+                _t_add_noise(x, s, drive, g0)
+        _t_bound(x, model)
+        n += 1
+        nrec = _t_finish_step(s, n, x, ring, model, out, nrec, cw)
+    clock[0], clock[1] = n, dnext
+
+
+def _t_integrate_adaptive(n_steps, dt, tol, x, ring, clock, net, model, drive, out, ks, xs,
+                          cw, hs):
+    """Dormand–Prince 5(4) with step-size control inside each step of dt (the output grid):
+    substeps h adapt so that the embedded error estimate, in the norm
+    sqrt(mean((e / (atol + rtol max(|x|, |x⁺|)))²)), is ≤ 1; h is carried from step to
+    step in hs[0] (substeps counted in hs[1], rejections in hs[2]).  Coupling is evaluated
+    from every stage state (delay-free systems only, instant edges)."""
+    A, B, Ee = tol[0], tol[1], tol[2]
+    rtol, atol = tol[3][0], tol[3][1]
+    ext = drive[0]
+    n, dnext = clock[0], clock[1]
+    nrec = 0
+    nn, nsv = x.shape[0], x.shape[1]
+    for s in range(n_steps):
+        es = s if ext.shape[0] > 1 else 0
+        t = 0.0
+        while t < dt * (1.0 - 1e-12):
+            h = hs[0]
+            last = False
+            if h >= dt - t:
+                h = dt - t
+                last = True
+            for stage in range(7):
+                for i in range(nn):
+                    for k in range(nsv):
+                        acc = 0.0
+                        for j in range(stage):
+                            acc += A[stage, j] * ks[j, i, k]
+                        xs[i, k] = x[i, k] + h * acc
+                if stage > 0:
+                    _t_bound(xs, model)
+                _t_rates(xs, n, AT_END, False, net, ring, model, ext, es, cw, ks, stage)
+            # xs now holds the 5th-order solution (row 7 of A is B); error estimate
+            err = 0.0
+            for i in range(nn):
+                for k in range(nsv):
+                    e = 0.0
+                    for j in range(7):
+                        e += Ee[j] * ks[j, i, k]
+                    sc = atol + rtol * max(abs(x[i, k]), abs(xs[i, k]))
+                    q = h * e / sc
+                    err += q * q
+            err = math.sqrt(err / (nn * nsv))
+            if err <= 1.0:
+                for i in range(nn):
+                    for k in range(nsv):
+                        x[i, k] = xs[i, k]
+                t = dt if last else t + h
+                hs[1] += 1.0
+            else:
+                hs[2] += 1.0
+            fac = 5.0 if err == 0.0 else min(5.0, max(0.2, 0.9 * err ** -0.2))
+            if err > 1.0:
+                fac = min(fac, 1.0)
+            if not (last and err <= 1.0 and fac >= 1.0):
+                hs[0] = h * fac              # keep the unclipped h across the grid point
         _t_bound(x, model)
         n += 1
         nrec = _t_finish_step(s, n, x, ring, model, out, nrec, cw)
@@ -272,6 +384,7 @@ class Kernels:
     step: Callable
     fill: Callable
     tag: str
+    adaptive: Callable | None = None
 
 
 _KERNELS: dict[tuple, Kernels] = {}
@@ -353,9 +466,26 @@ def get_kernels(model_name: str, option_values: tuple[str, ...], dfun: Callable,
     kernels = Kernels(
         step=njit(cache=True, **_FLAGS)(_rebound(_t_integrate, glb, f"kernel__{tag}")),
         fill=njit(cache=True, **_FLAGS)(_rebound(_t_fill_history, glb, f"fill__{tag}")),
-        tag=tag)
+        tag=tag,
+        adaptive=njit(cache=True, **_FLAGS)(_rebound(_t_integrate_adaptive, glb,
+                                                    f"adaptive__{tag}")))
     _KERNELS[key] = kernels
     return kernels
+
+
+def coloured_increments(xi: np.ndarray, eta: np.ndarray, sigma: np.ndarray, dt_ms: float,
+                        tau_ms: float) -> np.ndarray:
+    """Increments ``h η_s`` of coloured (Ornstein–Uhlenbeck) noise for one window, from the
+    standard normal draws ``xi`` (n, steps, q); ``eta`` (n, q), the force at the start,
+    is advanced in place (module docstring: exact OU update, order-free)."""
+    E = math.exp(-dt_ms / tau_ms)
+    b = np.asarray(sigma, dtype=np.float64) * math.sqrt((1.0 - E * E) / (2.0 * tau_ms))
+    out = np.empty_like(xi)
+    for s in range(xi.shape[1]):
+        eta *= E
+        eta += b * xi[:, s, :]
+        out[:, s, :] = dt_ms * eta
+    return out
 
 
 def noise_scale(sigma: np.ndarray, dt_ms: float) -> np.ndarray:

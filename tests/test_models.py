@@ -69,8 +69,8 @@ def _wc_rhs(z, p, kind):
     E, I = z
     se = _transfer(p["w_ee"] * E - p["w_ei"] * I + p["P_e"], p["theta_e"], p["sigma_e"], kind)
     si = _transfer(p["w_ie"] * E - p["w_ii"] * I + p["P_i"], p["theta_i"], p["sigma_i"], kind)
-    return np.array([(-E + (1 - p["r"] * E) * se) / p["tau_e"],
-                     (-I + (1 - p["r"] * I) * si) / p["tau_i"]])
+    return np.array([(-E + (1 - p["r_e"] * E) * se) / p["tau_e"],
+                     (-I + (1 - p["r_i"] * I) * si) / p["tau_i"]])
 
 
 def _jacobian(f, z, h=1e-7):
@@ -91,7 +91,7 @@ def _fixed_point(f, guess):
 @pytest.mark.parametrize("kind", ["logistic", "erf"])
 @pytest.mark.parametrize("r", [0.0, 1.0])
 def test_wilson_cowan_converges_to_fixed_point(kind, r):
-    p = dict(WC, P_e=0.5, sigma_e=1.5, sigma_i=1.5, r=r)
+    p = dict(WC, P_e=0.5, sigma_e=1.5, sigma_i=1.5, r_e=r, r_i=r)
     z = _fixed_point(lambda z: _wc_rhs(z, p, kind), [0.1, 0.1])
     assert 0.03 < z[0] < 0.5 and 0.03 < z[1] < 0.5
     assert np.linalg.eigvals(_jacobian(lambda z: _wc_rhs(z, p, kind), z)).real.max() < 0
@@ -101,7 +101,7 @@ def test_wilson_cowan_converges_to_fixed_point(kind, r):
 
 
 def test_wilson_cowan_hopf_point_predicts_onset_of_oscillation():
-    base = dict(WC, sigma_e=1 / 1.5, sigma_i=1 / 1.5, r=1.0)
+    base = dict(WC, sigma_e=1 / 1.5, sigma_i=1 / 1.5, r_e=1.0, r_i=1.0)
 
     def at(P_e):
         p = dict(base, P_e=P_e)

@@ -174,7 +174,7 @@ def test_from_config_full_section(conn6):
     names = e.model.parameter_names
     np.testing.assert_array_equal(e.params[:, names.index("P_e")], [0.5, 0.7])
     np.testing.assert_array_equal(e.params[:, names.index("tau_e")], [2.0, 3.0])
-    assert e.coupling_params[0] == 0.2 and e.speed_mm_per_ms == 6.0
+    assert (e.coupling_params[:, 0] == 0.2).all() and e.speed_mm_per_ms == 6.0
     assert e.record_variables == ("E",)
     assert e.advance(0.0, 1.0, {}).records["timeseries"].shape == (1, 1, 2)
 

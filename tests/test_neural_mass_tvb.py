@@ -78,6 +78,7 @@ def _assert_agree(ours, theirs, names):
     for v, name in enumerate(names):
         scale = np.abs(theirs[:, v]).max()
         err = np.abs(ours[:, v] - theirs[:, v]).max() / scale
+        print(f"agreement {name}: {err:.1e}")       # shown with pytest -s
         assert err <= RTOL, f"{name}: max |cosim − TVB| / max |TVB| = {err:.2e}"
 
 

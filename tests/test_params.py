@@ -137,9 +137,9 @@ def test_one_sigmoid_everywhere():
     np.testing.assert_array_equal(dx[:, 3], p["A"] * p["a"] * s)
 
     # the coupling with the model's constants
-    cp = SIGMOIDAL_JANSEN_RIT.default_parameters()
+    cp = np.tile(SIGMOIDAL_JANSEN_RIT.default_parameters(), (v.size, 1))
     names = SIGMOIDAL_JANSEN_RIT.parameter_names
-    cp[names.index("midpoint")] = V0.default
+    cp[:, names.index("midpoint")] = V0.default
     aff = np.zeros((v.size, 1))
     for i in range(v.size):
         SIGMOIDAL_JANSEN_RIT.afferent(x, np.array([1, 2]), cp, i, aff)

@@ -9,11 +9,12 @@ Scenario section (all times in ms, lengths in mm, speeds in mm/ms)::
 
     [engines.cortex]
     type = "neural_mass"
-    model = "jansen_rit"        # wilson_cowan | jansen_rit | stuart_landau | wong_wang | linear
+    model = "jansen_rit"        # see `cosim models` (cosim.models): jansen_rit, epileptor, …
     regions = "all"             # "all" | "rest" (regions no earlier engine claimed) |
                                 # ["rA1", "rA2", ...] (connectome labels)
     dt = 0.1                    # ms, integration step, > 0 (default 0.1)
-    integrator = "heun"         # heun | rk4 | euler_maruyama | stochastic_heun (default heun)
+    integrator = "heun"         # euler | heun | rk4 | euler_maruyama | stochastic_heun |
+                                # dopri5 (adaptive, delay-free only; rtol, atol) (default heun)
     coupling_evaluation = "stage"   # "stage": each stage reads the delayed state at its
                                 # own time (Heun 2nd, RK4 4th order); "step": delayed input
                                 # computed once per step and held (The Virtual Brain's rule)
@@ -29,15 +30,19 @@ Scenario section (all times in ms, lengths in mm, speeds in mm/ms)::
     mu = [0.22, 0.23, ...]      #   an array with one value per engine region, or
     B = {default = 22.0, rA1 = 25.0}   # a table of region label -> value
     [engines.cortex.coupling]
-    type = "sigmoidal_jansen_rit"   # linear | difference | sigmoidal_jansen_rit
+    type = "sigmoidal_jansen_rit"   # linear | scaling | difference | kuramoto | sigmoidal |
+                                # hyperbolic_tangent | sigmoidal_jansen_rit
                                 # (default: the model's usual coupling)
     G = 0.5                     # global coupling strength, plus that type's parameters
-                                # (see cosim.coupling), one value each
-    [engines.cortex.noise]      # only with a stochastic integrator; additive noise
+                                # (see cosim.coupling); scalar/array/table as parameters
+    [engines.cortex.noise]      # only with a stochastic integrator (cosim.integrators)
+    type = "additive"           # or "multiplicative": diffusion sigma x
+    ntau = 0.0                  # ms; > 0: coloured (Ornstein-Uhlenbeck) additive noise
     y4 = 0.001                  # σ per state variable, in (state unit)/√ms: the increment
                                 # per step is σ √dt ξ, ξ ~ N(0, 1); scalar/array/table as above
     [engines.cortex.initial]    # initial state, held constant as history for t ≤ 0
     y0 = 0.0                    # per state variable: scalar/array/table as above
+    history = "run1.h5"         # or a .npy (time, state, region): explicit history (t <= 0)
     random = false              # true: variables not given are uniform in the model's range,
                                 # per region from the stream (seed, region index)
     seed = 0                    # optional seed of those draws (default: simulation seed)
@@ -91,8 +96,10 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..errors import CosimError
-from ..history import dring_shape, far_restart, far_start, push_rows, ring_length, ring_shape
-from ..integrators import MAX_STAGES, SCHEMES, get_kernels, noise_scale, read_ahead
+from ..history import (dring_shape, far_restart, far_start, push_rows, read_history_file,
+                       ring_length, ring_shape)
+from ..integrators import (ADAPTIVE, DOPRI_A, DOPRI_B, DOPRI_E, DOPRI_STAGES, MAX_STAGES,
+                           SCHEMES, coloured_increments, get_kernels, noise_scale, read_ahead)
 from ..models import Model
 from ..numerics import check_finite
 from ..rng import Streams
@@ -125,7 +132,8 @@ class NeuralMassEngine(Engine):
     coupling : str, optional
         Coupling type (default: the model's ``default_coupling``).
     coupling_parameters : dict, optional
-        Coupling parameters by name (``G`` and the type's own), scalars.
+        Coupling parameters by name (``G`` and the type's own), same forms as
+        ``parameters`` (a source's afferent reads its own values, a target's input its own).
     parameters : dict, optional
         Model parameters by name: scalar, one value per region, or
         ``{"default": v, label: v}``.
@@ -154,6 +162,9 @@ class NeuralMassEngine(Engine):
     initial_history : ndarray, optional
         Explicit history ``(T, n_state, n_regions)``, chronological, last sample at t = 0
         (TVB's ``initial_conditions`` layout); overrides ``initial``.
+    initial_history_file : str, optional
+        The same from a file (:func:`cosim.history.read_history_file`: ``.npy`` or an
+        earlier run's ``.h5`` output); ``initial_history`` wins when both are given.
     model_options : dict, optional
         Structural model options (e.g. ``{"transfer": "erf"}`` for Wilson–Cowan).
     export_afferent : bool
@@ -193,7 +204,9 @@ class NeuralMassEngine(Engine):
                  initial: Mapping[str, Any] | None = None, random_initial: bool = False,
                  initial_seed: int | None = None, initial_history: np.ndarray | None = None,
                  model_options: Mapping[str, str] | None = None, export_afferent: bool = False,
-                 bus: bool = False, sync_interval_ms: float | None = None):
+                 bus: bool = False, sync_interval_ms: float | None = None,
+                 initial_history_file: str | None = None, rtol: float = cfg.RTOL.default,
+                 atol: float = cfg.ATOL.default):
         # the description, for partitions built on the rank that runs them
         self._args = dict(name=name, model=model, connectome=connectome, regions=regions,
                           dt_ms=dt_ms, integrator=integrator, coupling=coupling,
@@ -203,7 +216,8 @@ class NeuralMassEngine(Engine):
                           coupling_evaluation=coupling_evaluation, initial=initial,
                           random_initial=random_initial, initial_seed=initial_seed,
                           initial_history=initial_history, model_options=model_options,
-                          export_afferent=export_afferent, sync_interval_ms=sync_interval_ms)
+                          export_afferent=export_afferent, sync_interval_ms=sync_interval_ms,
+                          initial_history_file=initial_history_file, rtol=rtol, atol=atol)
         self.sync_interval_ms = sync_interval_ms
         self.name = str(name)
         self.model = cfg.resolve_model(model)
@@ -226,15 +240,30 @@ class NeuralMassEngine(Engine):
         self.n_regions = len(self.region_indices)
 
         self.coupling = cfg.resolve_coupling(self.model, coupling)
-        self.coupling_params = cfg.coupling_parameters(self.coupling, coupling_parameters or {})
+        self.coupling_params = cfg.coupling_parameters(self.coupling, self.region_labels,
+                                                       coupling_parameters or {})
         self.params = cfg.model_parameters(self.model, self.region_labels, parameters or {})
         self._weights = np.asarray(connectome.weights, dtype=np.float64)
+        prepare = self.model.extra.get("prepare")
+        if prepare is not None:     # parameters a model derives (e.g. feedback inhibition)
+            self.params = np.ascontiguousarray(prepare(
+                self.model, self.options, self.params, self._weights[self.region_indices],
+                self.coupling, self.coupling_params))
         nz = self._weights != 0
         _check_history(connectome, nz, self.speed_mm_per_ms, self.dt_ms, self.model.n_state,
                        self.n_regions)
         self._steps = connectome.delay_steps(self.speed_mm_per_ms, self.dt_ms)  # TVB's rule
         # every engine keeps the history the bus keeps: back to the connectome's largest delay
         self.max_delay_steps = int(self._steps[nz].max()) if nz.any() else 0
+        self.adaptive = integrator in ADAPTIVE
+        self.rtol, self.atol = float(rtol), float(atol)
+        if self.adaptive and self.max_delay_steps > 0:
+            longest = float(connectome.tract_lengths_mm[nz].max()) / self.speed_mm_per_ms
+            raise CosimError(f"{integrator} is adaptive and needs a delay-free system; this "
+                             f"connectome has delays up to {longest:g} ms at "
+                             f"{self.speed_mm_per_ms:g} mm/ms (use heun or rk4)", key="integrator")
+        if self.adaptive and not (self.rtol > 0 and self.atol > 0):
+            raise CosimError("rtol and atol must be > 0", key="rtol")
         self.history_length = ring_length(self.max_delay_steps)
         ncv = len(self.model.coupling_variables)
         self.n_afferent = self.coupling.n_afferent(ncv)
@@ -243,10 +272,15 @@ class NeuralMassEngine(Engine):
         self.bus = bus
         self.noise_vars, self.noise_sigma = cfg.noise_sigmas(self.model, self.region_labels,
                                                              integrator, noise or {})
+        self.noise_type, self.noise_ntau_ms = cfg.noise_kind(noise or {})
         self._streams = (self.rng.nodes("neural_mass.noise", self.region_indices)
                          if self.noise_vars.size else None)
         (self.record_period_ms, self.record_every, self.record_variables,
          self._rec_vars) = cfg.record_selection(self.model, self.dt_ms, record_period_ms, record_variables)
+        if initial_history_file is not None and initial_history is None:
+            initial_history = read_history_file(initial_history_file, self.model.state_names,
+                                                self.region_labels, self.dt_ms, self.name)
+            self._args["initial_history"] = initial_history    # partitions slice it
         self._initial = cfg.initial_history(
             self.model, self.region_labels, "neural_mass.initial", self.region_indices,
             self.history_length, initial or {}, random_initial,
@@ -306,8 +340,8 @@ class NeuralMassEngine(Engine):
     def max_parts(self) -> int:
         """All regions, when every connection between two different regions of the engine
         is delayed by at least one sync window plus the read-ahead; else 1."""
-        if self.sync_interval_ms is None or self.n_regions < 2:
-            return 1
+        if self.sync_interval_ms is None or self.n_regions < 2 or self.adaptive:
+            return 1        # (adaptive: the step size depends on every region's error)
         idx = self.region_indices
         w = self._weights[np.ix_(idx, idx)].copy()
         np.fill_diagonal(w, 0.0)
@@ -333,7 +367,7 @@ class NeuralMassEngine(Engine):
         labels = self.region_labels
         args = dict(self._args)
         args["regions"] = [int(self.region_indices[i]) for i in keep]
-        for key in ("parameters", "noise", "initial"):
+        for key in ("parameters", "noise", "initial", "coupling_parameters"):
             if args[key]:
                 args[key] = {v: _restrict(x, labels, keep) for v, x in args[key].items()}
         if args["initial_history"] is not None:
@@ -371,7 +405,9 @@ class NeuralMassEngine(Engine):
         """Compile (or load) the kernels and set up state and history."""
         dfun = self.model.dfun(self.options)
         self._kernels = get_kernels(self.model.name, self.options, dfun, self.coupling)
-        self._scheme = SCHEMES[self.integrator].arrays()
+        self._scheme = None if self.adaptive else SCHEMES[self.integrator].arrays()
+        self._tol = (DOPRI_A, DOPRI_B, DOPRI_E, np.array([self.rtol, self.atol]))
+        self._hs = np.array([self.dt_ms, 0.0, 0.0])     # substep h, accepted, rejected
         n, nsv = self.n_regions, self.model.n_state
         lo, hi = self.model.bounds()
         bounded = bool(np.isfinite(lo).any() or np.isfinite(hi).any())
@@ -390,12 +426,20 @@ class NeuralMassEngine(Engine):
         self._x = states[-1].copy()
         # global step number; first step whose far sum is not in the ring yet
         self._clock = np.array([0, far_start(0)], dtype=np.int64)
-        self._ks = np.zeros((MAX_STAGES, n, nsv))     # stage derivatives
+        self._ks = np.zeros((DOPRI_STAGES if self.adaptive else MAX_STAGES, n, nsv))
         self._xs = np.zeros((n, nsv))                 # stage state
         self._no_input = np.zeros((1, n, self.n_inputs))
         self._no_noise = np.zeros((n, 0, 0))
         self._no_export = np.zeros((0, n, self.n_afferent))
         self._amp = np.ascontiguousarray(noise_scale(self.noise_sigma, self.dt_ms))
+        q = self.noise_vars.size
+        self._mult = self.noise_type == "multiplicative"
+        self._g = (np.zeros((n, q)), np.zeros((n, q)))      # diffusion work arrays
+        # coloured noise: the OU force per region and noisy variable; the kernel adds the
+        # increments h η as they are (amplitude 1)
+        self._eta = np.zeros((n, q))
+        if self.noise_ntau_ms > 0:
+            self._amp = np.ones_like(self._amp)
         self._built = True
 
     def initial_afferent(self) -> np.ndarray:
@@ -448,6 +492,9 @@ class NeuralMassEngine(Engine):
         if self._streams is not None:
             xi = np.empty((n, n_steps, self.noise_vars.size))
             self._streams.standard_normal(xi)
+            if self.noise_ntau_ms > 0:
+                xi = coloured_increments(xi, self._eta, self.noise_sigma, self.dt_ms,
+                                         self.noise_ntau_ms)
         else:
             xi = self._no_noise
         every = self.record_every
@@ -456,11 +503,16 @@ class NeuralMassEngine(Engine):
         rec = np.empty((n_rec, self._rec_vars.size, n))
         exporting = self.export_afferent or self._bus
         exp_aff = np.empty((n_steps, n, self.n_afferent)) if exporting else self._no_export
-        self._kernels.step(n_steps, self.dt_ms, self.coupling_evaluation == "step", self._scheme,
-                           self._x, self._ring, self._clock, self._net, self._model_args,
-                           (ext, xi, self._amp, self.noise_vars),
-                           (self._rec_vars, rec, first, every, exp_aff), self._ks, self._xs,
-                           self._cw)
+        drive = (ext, xi, self._amp, self.noise_vars, self._mult) + self._g
+        out = (self._rec_vars, rec, first, every, exp_aff)
+        if self.adaptive:
+            self._kernels.adaptive(n_steps, self.dt_ms, self._tol, self._x, self._ring,
+                                   self._clock, self._net, self._model_args, drive, out,
+                                   self._ks, self._xs, self._cw, self._hs)
+        else:
+            self._kernels.step(n_steps, self.dt_ms, self.coupling_evaluation == "step",
+                               self._scheme, self._x, self._ring, self._clock, self._net,
+                               self._model_args, drive, out, self._ks, self._xs, self._cw)
         # a blow-up stops the run here, before this window's samples reach the output
         check_finite(self.name, self._x, (("region", self.region_labels),
                                           ("variable", self.model.state_names)),
@@ -525,6 +577,10 @@ class NeuralMassEngine(Engine):
             out["external_until"] = np.array(self._ext_until)
         if self._streams is not None:
             out["rng"] = self._streams.pack_state()
+        if self.noise_ntau_ms > 0:
+            out["noise_eta"] = self._eta.copy()
+        if self.adaptive:
+            out["substep"] = self._hs.copy()
         return out
 
     def restore(self, state: Mapping[str, np.ndarray]) -> None:
@@ -541,6 +597,10 @@ class NeuralMassEngine(Engine):
         self._ext_until = int(np.asarray(state["external_until"])) if "external_until" in state else None
         if self._streams is not None:
             self._streams.unpack_state(state["rng"])
+        if self.noise_ntau_ms > 0:
+            self._eta[...] = np.asarray(state["noise_eta"])
+        if self.adaptive:
+            self._hs[...] = np.asarray(state["substep"])
 
 
 def _restrict(value, labels, keep):

@@ -31,12 +31,16 @@ MODEL = Param("model", REQUIRED, "", "neural-mass model (see `cosim models`)", t
               choices=tuple(sorted(MODELS)))
 REGIONS = Param("regions", "all", "", "\"all\", \"rest\" (regions no earlier engine claimed) or "
                 "an array of connectome region labels, in engine order", type="any")
-DT = Param("dt", 0.1, "ms", "integration step", gt=0)
+DT = Param("dt", 0.1, "ms", "integration step (dopri5: the output grid; substeps adapt)", gt=0)
 INTEGRATOR = Param("integrator", "heun", "", "time-stepping scheme (euler_maruyama and "
-                   "stochastic_heun take [noise])", type="string", choices=INTEGRATORS)
+                   "stochastic_heun take [noise]; dopri5: adaptive, delay-free systems only)",
+                   type="string", choices=INTEGRATORS)
 COUPLING_EVALUATION = Param("coupling_evaluation", "stage", "", "\"stage\": each stage reads "
                             "the delayed state at its own time; \"step\": once per step and "
                             "held (The Virtual Brain's rule)", type="string", choices=EVALUATIONS)
+RTOL = Param("rtol", 1e-6, "", "relative tolerance of the adaptive integrator (dopri5)", gt=0)
+ATOL = Param("atol", 1e-9, "state unit", "absolute tolerance of the adaptive integrator "
+             "(dopri5)", gt=0)
 SPEED = CONNECTOME_SPEED.with_(default=None, derived="connectome.speed",
                                doc="conduction speed of this engine's delays; only an engine "
                                    "that simulates every region may differ from connectome.speed")
@@ -46,24 +50,41 @@ INITIAL_RANDOM = Param("random", False, "", "variables not given are uniform in 
                        "range, per region from the stream (seed, engine, region)", type="boolean")
 INITIAL_SEED = Param("seed", None, "", "seed of the random initial draws", type="integer", ge=0,
                      derived="simulation.seed")
+INITIAL_HISTORY = Param("history", None, "", "file of an explicit history for t <= 0 "
+                        "(relative to the scenario): a .npy array (time, state, region), "
+                        "chronological, last sample at t = 0 (TVB's initial_conditions), or an "
+                        ".h5 output of an earlier run (its /engines/<name>/timeseries, every "
+                        "state variable, recorded every dt); overrides the values",
+                        type="string")
+
+NOISE_TYPE = Param("type", "additive", "", "\"additive\": increment sigma sqrt(dt) xi; "
+                   "\"multiplicative\": diffusion g(x) = sigma x (Ito with euler_maruyama, "
+                   "Stratonovich with stochastic_heun)", type="string",
+                   choices=("additive", "multiplicative"))
+NOISE_NTAU = Param("ntau", 0.0, "ms", "correlation time of coloured (Ornstein-Uhlenbeck) "
+                   "additive noise; 0: white", ge=0)
+
 
 SECTION = section(
     "engines.<name>", "type = \"neural_mass\": a network of neural masses on the delayed "
     "connectome (cosim.engines.neural_mass)",
-    (MODEL, REGIONS, DT, INTEGRATOR, COUPLING_EVALUATION, SPEED),
+    (MODEL, REGIONS, DT, INTEGRATOR, COUPLING_EVALUATION, SPEED, RTOL, ATOL),
     (section("engines.<name>.options", "structural choices of the model (see `cosim describe "
              "model NAME`), e.g. wilson_cowan: transfer = \"erf\"", open=True),
      section("engines.<name>.parameters", "any model parameter, in the model's units: one value, "
              "an array with one value per engine region, or a table {default = v, <label> = v}",
              open=True),
      section("engines.<name>.coupling", "the coupling type and its parameters (see `cosim "
-             "describe coupling NAME`), one value each", (COUPLING_TYPE,), open=True),
-     section("engines.<name>.noise", "additive noise (stochastic integrators only): sigma per "
-             "state variable in (state unit)/sqrt(ms); increment sigma sqrt(dt) xi per step; "
-             "per region like parameters", open=True),
+             "describe coupling NAME`), per region like model parameters (a source's "
+             "afferent reads its own values, a target's input its own)", (COUPLING_TYPE,),
+             open=True),
+     section("engines.<name>.noise", "noise (stochastic integrators only): sigma per "
+             "state variable in (state unit)/sqrt(ms), per region like parameters; additive: "
+             "increment sigma sqrt(dt) xi per step (TVB's nsig = sigma^2 / 2)",
+             (NOISE_TYPE, NOISE_NTAU), open=True),
      section("engines.<name>.initial", "initial state, held constant as history for t <= 0: a "
              "value per state variable (per region like parameters)",
-             (INITIAL_RANDOM, INITIAL_SEED), open=True)))
+             (INITIAL_RANDOM, INITIAL_SEED, INITIAL_HISTORY), open=True)))
 
 
 def suggest(word: str, choices: Sequence[str]) -> str:
@@ -163,19 +184,28 @@ def resolve_coupling(model: Model, name: str | None) -> Coupling:
     return c
 
 
-def coupling_parameters(coupling: Coupling, given: Mapping[str, float]) -> np.ndarray:
-    """Coupling parameters in declaration order (global scalars)."""
-    values = coupling.default_parameters()
+def coupling_parameters(coupling: Coupling, labels: Sequence[str],
+                        given: Mapping[str, Any]) -> np.ndarray:
+    """Coupling parameters ``(region, parameter)`` in declaration order; each given as one
+    value, one per region or a label table (like model parameters)."""
     names = coupling.parameter_names
+    values = np.tile(coupling.default_parameters(), (len(labels), 1))
     for k, v in given.items():
         if k not in names:
-            raise fail(f"coupling.{k}", f"unknown parameter of coupling {coupling.name}" + suggest(k, names))
+            raise fail(f"coupling.{k}", f"unknown parameter of coupling {coupling.name}"
+                       + tvb_hint(k, names, coupling.tvb[1] if coupling.tvb else {}))
         j = names.index(k)
-        values[j] = _number(v, f"coupling.{k}")
-        bad = coupling.parameters[j].violation(values[j])
-        if bad:
-            raise fail(f"coupling.{k}", bad)
-    return values
+        values[:, j] = per_region(v, labels, coupling.parameters[j].default, f"coupling.{k}")
+        _check_bounds(coupling.parameters[j], values[:, j], labels, f"coupling.{k}")
+    return np.ascontiguousarray(values)
+
+
+def tvb_hint(word: str, names: Sequence[str], tvb_names: Mapping[str, str],
+             notes: Mapping[str, str] | None = None) -> str:
+    """``; did you mean 'x' (TVB: y)?`` when ``word`` is TVB's spelling of cosim's ``x``
+    (:func:`cosim.tvb.hint`), else the closest cosim name (:func:`suggest`)."""
+    from ..tvb import hint
+    return hint(word, tvb_names, notes) or suggest(word, names)
 
 
 def model_parameters(model: Model, labels: Sequence[str], given: Mapping[str, Any]) -> np.ndarray:
@@ -184,11 +214,17 @@ def model_parameters(model: Model, labels: Sequence[str], given: Mapping[str, An
     p = np.tile(model.default_parameters(), (len(labels), 1))
     for k, v in given.items():
         if k not in names:
-            raise fail(f"parameters.{k}", f"unknown parameter of {model.name}" + suggest(k, names))
+            raise fail(f"parameters.{k}", f"unknown parameter of {model.name}"
+                       + tvb_hint(k, names, *_model_tvb(model)))
         j = names.index(k)
         p[:, j] = per_region(v, labels, model.parameters[j].default, f"parameters.{k}")
         _check_bounds(model.parameters[j], p[:, j], labels, f"parameters.{k}")
     return np.ascontiguousarray(p)
+
+
+def _model_tvb(model: Model):
+    info = model.extra.get("tvb", {})
+    return info.get("rename", {}), info.get("notes", {})
 
 
 def _check_bounds(decl, values: np.ndarray, labels: Sequence[str], key: str) -> None:
@@ -230,6 +266,21 @@ def resolve_regions(connectome, regions) -> tuple[int, ...]:
     return tuple(out)
 
 
+def noise_kind(noise: Mapping[str, Any]) -> tuple[str, float]:
+    """``(type, ntau_ms)`` of a noise table (see :data:`NOISE_TYPE`, :data:`NOISE_NTAU`)."""
+    kind = noise.get("type", NOISE_TYPE.default)
+    if kind not in NOISE_TYPE.choices:
+        raise fail("noise.type", f"must be one of {', '.join(map(repr, NOISE_TYPE.choices))}, "
+                                 f"got {kind!r}" + suggest(str(kind), NOISE_TYPE.choices))
+    ntau = _number(noise.get("ntau", NOISE_NTAU.default), "noise.ntau")
+    if ntau < 0:
+        raise fail("noise.ntau", f"must be >= 0 ms, got {ntau:g}")
+    if ntau > 0 and kind == "multiplicative":
+        raise fail("noise.ntau", "coloured noise (ntau > 0) is additive only; remove ntau or "
+                                 "use type = \"additive\"")
+    return kind, ntau
+
+
 def noise_sigmas(model: Model, labels: Sequence[str], integrator: str,
                  noise: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     """``(noisy state indices (q,), σ (region, q))``; only variables with some σ > 0."""
@@ -239,8 +290,12 @@ def noise_sigmas(model: Model, labels: Sequence[str], integrator: str,
                             f"stochastic_heun), not {integrator}")
     sig = {}
     for k, v in noise.items():
+        if k in (NOISE_TYPE.name, NOISE_NTAU.name):
+            continue
         if k not in names:
-            raise fail(f"noise.{k}", f"not a state variable of {model.name}" + suggest(k, names))
+            raise fail(f"noise.{k}", f"not a state variable of {model.name}" + (
+                "; TVB's nsig = D is sigma = sqrt(2 D) per state variable here (VAR = sigma)"
+                if k == "nsig" else suggest(k, names)))
         s = per_region(v, labels, 0.0, f"noise.{k}")
         if (s < 0).any():
             raise fail(f"noise.{k}", "must be >= 0")
@@ -313,6 +368,7 @@ def read_section(reader, ctx) -> tuple[str, Any, dict[str, Any], list]:
     The sub-readers are returned so the caller can reject unknown keys afterwards.
     """
     r = reader
+    _refuse_tvb_names(r)
     model = r.param(MODEL)
     regions_raw = r.param(REGIONS)
     if regions_raw == "rest":
@@ -330,6 +386,8 @@ def read_section(reader, ctx) -> tuple[str, Any, dict[str, Any], list]:
         dt_ms=r.param(DT),
         integrator=r.param(INTEGRATOR),
         coupling_evaluation=r.param(COUPLING_EVALUATION),
+        rtol=r.param(RTOL),
+        atol=r.param(ATOL),
         speed_mm_per_ms=_speed(r, ctx, regions),
     )
     opt_r = r.table("options", {})
@@ -337,17 +395,44 @@ def read_section(reader, ctx) -> tuple[str, Any, dict[str, Any], list]:
     kw["parameters"] = _raw_values(r.table("parameters", {}))
     coup_r = r.table("coupling", {})
     kw["coupling"] = coup_r.param(COUPLING_TYPE)
-    kw["coupling_parameters"] = {k: coup_r.number(k) for k in coup_r.keys() if k != "type"}
+    kw["coupling_parameters"] = _raw_values(coup_r, skip=("type",))
     if r.has("noise"):
         if kw["integrator"] not in STOCHASTIC:
             raise r.error("noise", f"noise needs a stochastic integrator (euler_maruyama or "
                                    f"stochastic_heun), not {kw['integrator']!r}")
-        kw["noise"] = _raw_values(r.table("noise"))
+        noise_r = r.table("noise")
+        kw["noise"] = _raw_values(noise_r)
     init_r = r.table("initial", {})
     kw["random_initial"] = init_r.param(INITIAL_RANDOM)
     kw["initial_seed"] = init_r.param(INITIAL_SEED)
-    kw["initial"] = _raw_values(init_r, skip=(INITIAL_RANDOM.name, INITIAL_SEED.name))
+    hist_file = init_r.param(INITIAL_HISTORY)
+    kw["initial"] = _raw_values(init_r, skip=(INITIAL_RANDOM.name, INITIAL_SEED.name,
+                                              INITIAL_HISTORY.name))
+    if hist_file is not None:
+        kw["initial_history_file"] = _relative_to(hist_file, reader.file)
     return model, regions, kw, [opt_r, coup_r, init_r]
+
+
+def _relative_to(path: str, scenario_file: str | None) -> str:
+    from pathlib import Path
+    p = Path(path).expanduser()
+    if not p.is_absolute() and scenario_file:
+        p = Path(scenario_file).parent / p
+    return str(p)
+
+
+def _refuse_tvb_names(r) -> None:
+    """A TVB class name where cosim expects its own name: one line naming cosim's."""
+    from ..tvb import COUPLING_CLASSES, INTEGRATORS as TVB_INTEGRATORS, MODEL_CLASSES
+    coupling = r.raw.get("coupling")
+    for key, v, table in (
+            ("model", r.raw.get("model"), MODEL_CLASSES),
+            ("integrator", r.raw.get("integrator"), TVB_INTEGRATORS),
+            ("coupling.type", coupling.get("type") if isinstance(coupling, dict) else None,
+             COUPLING_CLASSES)):
+        if isinstance(v, str) and v in table:
+            what = key.split(".")[0]
+            raise r.error(key, f"unknown {what} {v!r}; did you mean {table[v]!r} (TVB: {v})?")
 
 
 def _speed(r, ctx, regions) -> float:

@@ -7,7 +7,9 @@ declaration; :func:`get_model` looks one up with a helpful error.
 from __future__ import annotations
 
 from .base import Model, Observable, Option, Parameter, StateVariable
-from . import jansen_rit, linear, stuart_landau, wilson_cowan, wong_wang
+from . import (epileptor, generic_2d_oscillator, jansen_rit, kuramoto, larter_breakspear, linear,
+               montbrio_pazo_roxin, reduced_wong_wang_exc_inh, stuart_landau, wilson_cowan,
+               wong_wang, zerlaut)
 
 MODELS: dict[str, Model] = {m.name: m for m in (
     wilson_cowan.MODEL,
@@ -15,6 +17,13 @@ MODELS: dict[str, Model] = {m.name: m for m in (
     stuart_landau.MODEL,
     wong_wang.MODEL,
     linear.MODEL,
+    generic_2d_oscillator.MODEL,
+    kuramoto.MODEL,
+    epileptor.MODEL,
+    montbrio_pazo_roxin.MODEL,
+    reduced_wong_wang_exc_inh.MODEL,
+    larter_breakspear.MODEL,
+    zerlaut.MODEL,
 )}
 
 

@@ -117,4 +117,5 @@ MODEL = Model(
     dfuns={(): dfun},
     observables={"rate": RATE, "eeg": EEG},
     reference="Jansen & Rit, Biol. Cybern. 73:357 (1995); TVB JansenRit",
+    extra={"tvb": {"class": "JansenRit"}},
 )

@@ -27,4 +27,5 @@ MODEL = Model(
     default_coupling="linear",
     dfuns={(): dfun},
     reference="TVB Linear model",
+    extra={"tvb": {"class": "Linear"}},
 )

@@ -50,4 +50,5 @@ MODEL = Model(
     default_coupling="difference",
     dfuns={(): dfun},
     reference="Hopf normal form; Deco et al., Sci. Rep. 7:3095 (2017)",
+    extra={"tvb": {"class": "SupHopf", "defaults": {"a": -0.5, "omega": 1.0}}},
 )

@@ -64,4 +64,5 @@ MODEL = Model(
     default_coupling="linear",
     dfuns={(): dfun},
     reference="Deco et al., J. Neurosci. 33:11239 (2013); TVB ReducedWongWang",
+    extra={"tvb": {"class": "ReducedWongWang"}},
 )
