@@ -100,6 +100,7 @@ from ..multicompartment.network import probe_name
 from ..multicompartment.partition import Exchange, block, gather_spikes, identity_exchange
 from ..rng import Streams
 from .base import BuildContext, Engine, Export, RecordSpec, Take, WindowOutput
+from .spiking import merge_spiking_records, spike_spec
 from .multicompartment_config import (TEMPLATES, CellGroup, Clamp, InputGroup, Projection,  # noqa: F401
                                       engine_kwargs)
 from . import multicompartment_config as cfg
@@ -391,32 +392,14 @@ class MulticompartmentEngine(Engine):
     def merge_records(self, by_part):
         """Spikes of all partitions sorted by (time, gid) — the unsplit order — and each
         partition's probe columns at their global indices."""
-        n = len(by_part)
-        if n == 1:
-            return by_part[0]
-        merged = {}
-        for ds, first in by_part[0].items():
-            if isinstance(first, tuple):
-                g, t = gather_spikes([p[ds] for p in by_part])
-                order = np.lexsort((g, t))
-                merged[ds] = (g[order], t[order])
-            else:
-                out = np.empty(first.shape[:2] + (len(self.probes),))
-                for k, p in enumerate(by_part):
-                    out[:, :, self.probe_ids_of(k, n)] = p[ds]
-                merged[ds] = out
-        return merged
+        return merge_spiking_records(by_part, len(self.probes), self.probe_ids_of)
 
     def record_specs(self) -> list[RecordSpec]:
         """The single-process layout (all probes), the same on every partition."""
         specs = []
         if "spikes" in self.record_variables:
             # one SONATA population per cell group (cosim.recording); n_cells: size estimate
-            specs.append(RecordSpec("spikes", ("spikes",), ("ms",), (self.name,), self.dt_ms,
-                                    attrs={"kind": "spikes", "population": self.name,
-                                           "populations": {g: (r.start, r.stop) for g, r
-                                                           in self.groups.items()},
-                                           "n_cells": self.n_cells}))
+            specs.append(spike_spec(self.name, self.dt_ms, self.groups))
         if "v" in self.record_variables:
             specs.append(RecordSpec("v", ("v",), ("mV",), tuple(self.probe_names),
                                     self.record_period_ms))

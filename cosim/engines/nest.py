@@ -91,6 +91,7 @@ import numpy as np
 from ..errors import CosimError
 from ..rng import Streams
 from .base import BuildContext, Engine, Export, RecordSpec, Take, WindowOutput
+from .spiking import spike_spec
 from . import nest_config as cfg
 from .nest_config import Connection, Distribution, InputGroup, Population  # noqa: F401
 
@@ -271,11 +272,7 @@ class NestEngine(Engine):
         specs = []
         if "spikes" in self.record_variables:
             # one SONATA population per NEST population (cosim.sonata), engine-wide gids
-            specs.append(RecordSpec("spikes", ("spikes",), ("ms",), (self.name,), self.dt_ms,
-                                    attrs={"kind": "spikes", "population": self.name,
-                                           "populations": {p: (r.start, r.stop) for p, r
-                                                           in self.groups.items()},
-                                           "n_cells": sum(len(r) for r in self.groups.values())}))
+            specs.append(spike_spec(self.name, self.dt_ms, self.groups))
         for p in self.pops:
             if f"state.{p.name}" in self.record_variables:
                 specs.append(RecordSpec(f"state.{p.name}", p.record,

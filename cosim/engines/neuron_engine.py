@@ -103,6 +103,7 @@ from ..multicompartment.partition import Exchange, block, gather_spikes, identit
 from ..rng import Streams
 from . import neuron_config as cfg
 from .base import BuildContext, Engine, Export, RecordSpec, Take, WindowOutput
+from .spiking import merge_spiking_records, spike_spec
 from .neuron_config import NeuronInput, Population, resolve
 from .neuron_mod import compile_mods
 from .neuron_model import Connector, ModelError, NeuronContext, model_line, queue_events
@@ -297,21 +298,7 @@ class NeuronEngine(Engine):
     def merge_records(self, by_part):
         """Spikes of all partitions sorted by (time, gid) — the unsplit order — and each
         partition's probe columns at their global indices."""
-        n = len(by_part)
-        if n == 1:
-            return by_part[0]
-        merged = {}
-        for ds, first in by_part[0].items():
-            if isinstance(first, tuple):
-                g, t = gather_spikes([p[ds] for p in by_part])
-                order = np.lexsort((g, t))
-                merged[ds] = (g[order], t[order])
-            else:
-                out = np.empty(first.shape[:2] + (len(self.probes),))
-                for k, p in enumerate(by_part):
-                    out[:, :, self.probe_ids_of(k, n)] = p[ds]
-                merged[ds] = out
-        return merged
+        return merge_spiking_records(by_part, len(self.probes), self.probe_ids_of)
 
     def work(self) -> float:
         """Cell-steps per ms (the compartments are unknown before the model is built)."""
@@ -321,11 +308,7 @@ class NeuronEngine(Engine):
         specs = []
         if "spikes" in self.record_variables:
             # one SONATA population per cell population (cosim.sonata), engine-wide gids
-            specs.append(RecordSpec("spikes", ("spikes",), ("ms",), (self.name,), self.dt_ms,
-                                    attrs={"kind": "spikes", "population": self.name,
-                                           "populations": {p: (r.start, r.stop) for p, r
-                                                           in self.populations().items()},
-                                           "n_cells": self.n_cells}))
+            specs.append(spike_spec(self.name, self.dt_ms, self.populations()))
         if "v" in self.record_variables:
             specs.append(RecordSpec("v", ("v",), ("mV",), tuple(self.probe_names),
                                     self.record_period_ms))
