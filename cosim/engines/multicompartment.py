@@ -100,7 +100,7 @@ from ..multicompartment.network import probe_name
 from ..multicompartment.partition import Exchange, block, gather_spikes, identity_exchange
 from ..rng import Streams
 from .base import BuildContext, Engine, Export, RecordSpec, Take, WindowOutput
-from .spiking import merge_spiking_records, spike_spec
+from .spiking import check_record_variables, merge_spiking_records, spike_spec
 from .multicompartment_config import (TEMPLATES, CellGroup, Clamp, InputGroup, Projection,  # noqa: F401
                                       engine_kwargs)
 from . import multicompartment_config as cfg
@@ -161,14 +161,7 @@ class MulticompartmentEngine(Engine):
         if abs(every - round(every)) > 1e-9 * max(1.0, every):
             raise CosimError(f"{record_period_ms:g} ms is not a whole multiple of "
                              f"engines.{name}.dt = {dt_ms:g} ms", key="record.period")
-        self.record_variables = record_variables or (["spikes", "v"] if self.probes else ["spikes"])
-        for v in self.record_variables:
-            if v not in ("spikes", "v"):
-                raise CosimError(f"engine {name!r} records 'spikes' and 'v', not {v!r}",
-                                 key=f"record.{name}.variables")
-        if "v" in self.record_variables and not self.probes:
-            raise CosimError(f"engine {name!r}: recording 'v' needs [engines.{name}.probes]",
-                             key=f"record.{name}.variables")
+        self.record_variables = check_record_variables(name, record_variables, bool(self.probes))
         self._net = Network(self.dt_ms, celsius=celsius, v_init_mV=v_init_mV,
                             spike_threshold_mV=spike_threshold_mV,
                             max_window_ms=max(self.sync_interval_ms, self.dt_ms),

@@ -15,6 +15,7 @@ from ..multicompartment import apply_d_lambda, ball_and_stick, y_shaped
 from ..multicompartment.channels import MECHANISM_DEFAULTS, MECHANISMS
 from ..multicompartment.synapses import RECEPTOR_DEFAULTS
 from ..params import REQUIRED, Param, section
+from .spiking import read_region
 
 TEMPLATES = {"ball_and_stick": ball_and_stick, "y_shaped": y_shaped}
 #: Size limits: beyond them a run cannot fit in memory (or NEURON's nseg limit, 32767).
@@ -182,14 +183,7 @@ def engine_kwargs(name: str, reader, ctx) -> dict[str, Any]:
         v_init_mV=r.param(V_INIT),
         spike_threshold_mV=r.param(SPIKE_THRESHOLD),
     )
-    region = r.param(REGION)
-    if region is not None:
-        labels = list(ctx.connectome.region_labels)
-        if region not in labels:
-            from ..region_names import suggestion
-            raise r.error("region", f"no region {region!r} in the connectome"
-                          + suggestion(region, labels))
-        kw["region_indices"] = (labels.index(region),)
+    kw["region_indices"] = read_region(r, ctx, REGION)
     base = os.path.dirname(ctx.file) if ctx.file else "."
     cells_r = r.table("cells")
     if not cells_r.keys():

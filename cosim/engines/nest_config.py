@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..params import REQUIRED, Param, section
+from .spiking import read_region
 
 CACHE = Path(__file__).with_name("nest_models.json")
 #: Size limits (memory): cells of one engine and input lines of one engine.
@@ -65,10 +67,21 @@ WEIGHT = Param("weight", 1.0, "pA or nS", "synaptic weight in the target model's
                "std} | {distribution = \"exponential\", beta}", type="any")
 DELAY = Param("delay", 1.0, "ms", "synaptic delay (>= resolution), or a distribution table",
               type="any")
-CONN_KEYS = ("indegree", "outdegree", "N", "p", "pairs_avg_num", "allow_autapses",
-             "allow_multapses", "make_symmetric")
+#: NEST's connection-rule parameters, declared with their types and bounds
+CONN_PARAMS = (
+    Param("indegree", None, "", "fixed_indegree: sources per target", type="integer", ge=0),
+    Param("outdegree", None, "", "fixed_outdegree: targets per source", type="integer", ge=0),
+    Param("N", None, "", "fixed_total_number: connections in all", type="integer", ge=0),
+    Param("p", None, "", "pairwise_bernoulli: connection probability", ge=0, le=1),
+    Param("pairs_avg_num", None, "", "symmetric_pairwise_bernoulli: mean pairs per neuron", ge=0),
+    Param("allow_autapses", None, "", "allow self-connections", type="boolean"),
+    Param("allow_multapses", None, "", "allow several connections per pair", type="boolean"),
+    Param("make_symmetric", None, "", "one_to_one / all_to_all: also connect target → source",
+          type="boolean"),
+)
+CONN_KEYS = tuple(c.name for c in CONN_PARAMS)
 CONN = section("engines.<name>.projections.<projection>.conn", "further connection-rule "
-               "parameters, NEST's names: " + ", ".join(CONN_KEYS), open=True)
+               "parameters, NEST's names", CONN_PARAMS)
 SYN = section("engines.<name>.projections.<projection>.syn", "further synapse-model "
               "parameters, NEST's names (tsodyks2_synapse: U, u, x, tau_rec, tau_fac [ms])",
               open=True)
@@ -163,12 +176,7 @@ def engine_kwargs(name: str, reader, ctx) -> dict[str, Any]:
     """Read ``[engines.<name>]`` into the engine's keyword arguments."""
     r = reader
     kw: dict[str, Any] = dict(resolution_ms=r.param(RESOLUTION), threads=r.param(THREADS))
-    region = r.param(REGION)
-    if region is not None:
-        labels = list(ctx.connectome.region_labels)
-        if region not in labels:
-            raise r.error("region", f"no region {region!r} in the connectome")
-        kw["region_indices"] = (labels.index(region),)
+    kw["region_indices"] = read_region(r, ctx, REGION)
     pr = r.table("populations")
     if not pr.keys():
         raise pr.error(None, "declare at least one population, e.g. [engines.x.populations.E]")
@@ -208,6 +216,8 @@ def _value(t, key: str, kind: str):
           "array": lambda v: isinstance(v, list)}[kind]
     if not ok(raw):
         raise t.error(key, f"must be a {kind}, got {raw!r}")
+    if kind == "number" and not math.isfinite(raw):
+        raise t.error(key, f"must be a finite number, got {raw!r}")
     return float(raw) if kind == "number" else raw
 
 
@@ -286,7 +296,9 @@ def _read_connection(t, name: str, known: dict) -> Connection:
         for k in ct.keys():
             if k not in CONN_KEYS:
                 raise ct.error(k, "unknown connection-rule parameter" + _close(k, CONN_KEYS))
-            conn[k] = ct.any(k)
+        for decl in CONN_PARAMS:
+            if ct.has(decl.name):
+                conn[decl.name] = ct.param(decl)
     synapse = _synapse(t, SYNAPSE)
     sparams = models()["synapse_models"][synapse]["params"]
     syn = {}

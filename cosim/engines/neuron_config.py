@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..params import REQUIRED, Param, section
+from .spiking import read_region
 
 # -- declarations of [engines.<name>] (type = "neuron") -----------------------------------
 
@@ -108,12 +109,7 @@ def engine_kwargs(name: str, reader, ctx) -> dict[str, Any]:
     kw: dict[str, Any] = dict(dt_ms=r.param(DT), celsius=r.param(CELSIUS),
                               v_init_mV=r.param(V_INIT), secondorder=r.param(SECONDORDER),
                               spike_threshold_mV=r.param(SPIKE_THRESHOLD))
-    region = r.param(REGION)
-    if region is not None:
-        labels = list(ctx.connectome.region_labels)
-        if region not in labels:
-            raise r.error("region", f"no region {region!r} in the connectome")
-        kw["region_indices"] = (labels.index(region),)
+    kw["region_indices"] = read_region(r, ctx, REGION)
     model = r.param(MODEL)
     path = os.path.join(base, model)
     if not model.endswith((".py", ".hoc")):

@@ -103,7 +103,7 @@ from ..multicompartment.partition import Exchange, block, gather_spikes, identit
 from ..rng import Streams
 from . import neuron_config as cfg
 from .base import BuildContext, Engine, Export, RecordSpec, Take, WindowOutput
-from .spiking import merge_spiking_records, spike_spec
+from .spiking import check_record_variables, merge_spiking_records, spike_spec
 from .neuron_config import NeuronInput, Population, resolve
 from .neuron_mod import compile_mods
 from .neuron_model import Connector, ModelError, NeuronContext, model_line, queue_events
@@ -197,14 +197,7 @@ class NeuronEngine(Engine):
         if abs(steps - round(steps)) > 1e-9 * max(1.0, steps):
             raise CosimError(f"sync interval {sync_interval_ms:g} ms is not a whole multiple of "
                              f"dt = {dt_ms:g} ms", key=self._key("dt"))
-        self.record_variables = record_variables or (["spikes", "v"] if self.probes else ["spikes"])
-        for v in self.record_variables:
-            if v not in ("spikes", "v"):
-                raise CosimError(f"engine {name!r} records 'spikes' and 'v', not {v!r}",
-                                 key=f"record.{name}.variables")
-        if "v" in self.record_variables and not self.probes:
-            raise CosimError(f"engine {name!r}: recording 'v' needs [engines.{name}.probes]",
-                             key=f"record.{name}.variables")
+        self.record_variables = check_record_variables(name, record_variables, bool(self.probes))
         self._layout()
         self._live: _Live | None = None
         #: wall seconds inside NEURON's psolve, and in advance() altogether (for bench/)

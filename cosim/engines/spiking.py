@@ -17,6 +17,36 @@ from ..multicompartment.partition import gather_spikes
 from .base import RecordSpec
 
 
+def read_region(reader, ctx, decl) -> tuple[int, ...]:
+    """The ``region`` key (declaration ``decl``) of a spiking engine standing for one
+    connectome region: ``(index,)``, or ``()`` when not set; an unknown label is one line
+    with the closest labels."""
+    region = reader.param(decl)
+    if region is None:
+        return ()
+    labels = list(ctx.connectome.region_labels)
+    if region not in labels:
+        from ..region_names import suggestion
+        raise reader.error("region", f"no region {region!r} in the connectome"
+                           + suggestion(region, labels))
+    return (labels.index(region),)
+
+
+def check_record_variables(name: str, variables, has_probes: bool) -> list[str]:
+    """``[record.<name>] variables`` of a spiking engine (``spikes``, ``v``), or the default."""
+    from ..errors import CosimError
+
+    chosen = list(variables or (["spikes", "v"] if has_probes else ["spikes"]))
+    for v in chosen:
+        if v not in ("spikes", "v"):
+            raise CosimError(f"engine {name!r} records 'spikes' and 'v', not {v!r}",
+                             key=f"record.{name}.variables")
+    if "v" in chosen and not has_probes:
+        raise CosimError(f"engine {name!r}: recording 'v' needs [engines.{name}.probes]",
+                         key=f"record.{name}.variables")
+    return chosen
+
+
 def spike_spec(engine: str, dt_ms: float, populations: Mapping[str, range]) -> RecordSpec:
     """The ``"spikes"`` record spec of a spiking engine with these populations (gid ranges)."""
     return RecordSpec("spikes", ("spikes",), ("ms",), (engine,), dt_ms,
