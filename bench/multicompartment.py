@@ -299,7 +299,8 @@ class CosimRunner:
 
     def versions(self):
         from importlib.metadata import version
-        return {"cosim": version("cosim"), "numba": version("numba"), "numpy": version("numpy")}
+        import cosim
+        return {"cosim": cosim.__version__, "numba": version("numba"), "numpy": version("numpy")}
 
     def _network(self, m: dict, n_cells: int):
         from cosim.multicompartment import Network, ball_and_stick, discretise

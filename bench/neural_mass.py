@@ -252,7 +252,8 @@ class CosimRunner:
 
     def versions(self):
         from importlib.metadata import version
-        return {"cosim": version("cosim"), "numba": version("numba"), "numpy": version("numpy")}
+        import cosim
+        return {"cosim": cosim.__version__, "numba": version("numba"), "numpy": version("numpy")}
 
     def _initial_state(self, n_regions: int):
         """Initial state (held as history for t ≤ 0), shape (state, region): the peer's
