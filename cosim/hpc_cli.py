@@ -36,6 +36,9 @@ def _add_job_arguments(p: argparse.ArgumentParser, ntasks_help: str) -> None:
     g.add_argument("--account", "-A", help="account to charge")
     g.add_argument("--mem-per-cpu", metavar="SIZE", help="memory per CPU, e.g. 2G")
     g.add_argument("--job-name", "-J", help="job name (default: the file's stem)")
+    g.add_argument("--overcommit", action="store_true",
+                   help="allow more tasks than CPUs (sbatch and srun --overcommit): small "
+                        "engines, or a large layout on a few cores")
     g.add_argument("--launcher", choices=LAUNCHERS, default="srun",
                    help="start the ranks with srun (default) or the MPI's own mpiexec")
     g.add_argument("--mpi", default="pmi2", metavar="TYPE",
@@ -67,7 +70,7 @@ def _job_options(args, name_from: str | Path, ntasks: int) -> JobOptions:
         account=args.account, mem_per_cpu=args.mem_per_cpu, launcher=args.launcher,
         mpi=args.mpi, python=args.python, mpiexec=args.mpiexec, modules=list(args.module),
         setup=list(args.setup), chdir=Path(args.chdir or Path.cwd()).resolve(), log=args.log,
-        sbatch=list(args.sbatch), signal_lead_s=args.signal_lead)
+        sbatch=list(args.sbatch), signal_lead_s=args.signal_lead, overcommit=args.overcommit)
 
 
 def _write_script(text: str, path: str, force: bool) -> Path | None:

@@ -15,6 +15,10 @@ Launch line, by number of tasks K and launcher:
   own launcher inside the allocation (Hydra and Open MPI detect SLURM and start their
   proxies with ``srun``).
 
+``--overcommit`` (sbatch's and srun's option of that name) lets a job run more tasks than
+it has CPUs: for small engines (most ranks of a hybrid wait on the bus much of the time),
+or to test a large layout on one node.
+
 Each rank finds out it is one of K from the launcher's PMI environment
 (:func:`cosim.launch.launcher_world_size`), so ``cosim run`` is the same command for all.
 
@@ -93,6 +97,7 @@ class JobOptions:
     array: str | None = None                # "0-9" or "0-9%2"
     sbatch: list[str] = field(default_factory=list)  # extra raw #SBATCH options
     signal_lead_s: int = 60                 # SIGTERM this many s before the time limit; 0: none
+    overcommit: bool = False                # more tasks than CPUs (sbatch/srun --overcommit)
 
     def check(self) -> None:
         """Raise :class:`CosimError` naming the option with a bad value."""
@@ -144,6 +149,8 @@ class JobOptions:
             opts.append(f"--array={self.array}")
         if self.signal_lead_s:
             opts.append(f"--signal=B:TERM@{self.signal_lead_s}")
+        if self.overcommit:
+            opts.append("--overcommit")
         opts += list(self.sbatch)
         return [f"#SBATCH {o}" for o in opts]
 
@@ -155,7 +162,8 @@ class JobOptions:
         if self.ntasks == 1:
             return ""
         if self.launcher == "srun":
-            return f"srun --mpi={self.mpi} --kill-on-bad-exit=1 "
+            over = "--overcommit " if self.overcommit else ""
+            return f"srun --mpi={self.mpi} --kill-on-bad-exit=1 {over}"
         return '"$MPIEXEC" -n "$SLURM_NTASKS" '
 
 

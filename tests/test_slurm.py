@@ -113,3 +113,33 @@ def test_sweep_job_array_runs_each_variant(slurm, tmp_path):
     assert series[0].shape == series[1].shape == (50, series[0].shape[1], 76)
     assert not np.array_equal(series[0], series[1])   # the coupling strength mattered
     assert not (tmp_path / "unused.h5").exists()
+
+
+@pytest.mark.parametrize("launcher", ["srun", "mpiexec"])
+def test_nest_hybrid_under_sbatch_equals_one_process(slurm, tmp_path, launcher):
+    """A NEST region inside the brain, as a batch job on 3 tasks (bus | Jansen–Rit | NEST)
+    with ``--overcommit`` (2 CPUs in CI: more tasks than CPUs): NEST's MPI-less wheel starts under srun's and
+    Hydra's PMI variables and the job writes the one-process file bit for bit."""
+    pytest.importorskip("nest")
+    from _util import run_cli
+    from test_nest_engine import _datasets, hybrid_nest
+    from scenarios import write
+
+    sc = write(tmp_path / "h.toml", hybrid_nest(duration=20.0))
+    r = run_cli("run", str(sc), "--output", "one.h5", "--quiet", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    proc = hpc(slurm, "slurm", str(sc), "--ntasks", "3", "--overcommit", "--launcher", launcher,
+               "--time", "5",
+               "--mem-per-cpu", "800M", "--partition", "debug", "--output", "job.h5",
+               "--script", "job.sbatch", "--submit", cwd=tmp_path)
+    job = job_id_of(proc)
+    records = wait_for_job(slurm, job, timeout=180)
+    assert_completed(records, tmp_path / f"h-{job}.out")
+    assert records[0]["NumTasks"] == "3"
+    one, batch = _datasets(tmp_path / "one.h5"), _datasets(tmp_path / "job.h5")
+    assert one["spikes/v1.E/timestamps"].size > 20
+    assert set(one) == set(batch)
+    for name in one:
+        np.testing.assert_array_equal(one[name], batch[name], err_msg=name)
+    with h5py.File(tmp_path / "job.h5") as f:
+        assert f["timing/window_seconds"].shape[1] == 3          # three ranks took part

@@ -73,6 +73,10 @@ def test_launcher_choices_and_more_ranks(tmp_path):
     assert r.stdout.rstrip().endswith(f'"$MPIEXEC" -n "$SLURM_NTASKS" "$PYTHON" -m cosim run '
                                       f'{tmp_path}/two.toml --output x.h5 --overwrite')
     assert "#   output: " + str(tmp_path / "x.h5") in r.stdout
+    # more tasks than CPUs: --overcommit for the allocation and for srun
+    r = slurm("two.toml", "--script", "-", "--ntasks", "9", "--overcommit", cwd=tmp_path)
+    assert "#SBATCH --overcommit\n" in r.stdout
+    assert "srun --mpi=pmi2 --kill-on-bad-exit=1 --overcommit \"$PYTHON\"" in r.stdout
     # one task: the single-process runner, no MPI launcher
     r = slurm("two.toml", "--script", "-", "--ntasks", "1", cwd=tmp_path)
     assert "#   rank 0: bus + left, right (one process)" in r.stdout
