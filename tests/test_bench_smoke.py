@@ -101,3 +101,18 @@ def test_multicompartment_peer_agrees(multicompartment, peer):
     if peer == "neuron":
         exact = d["agreement"]["cosim-neuron_exact_rates"]
         assert exact["agree"], exact   # same spike steps as NEURON with exact rates
+
+
+def test_neuron_region_bench_runs_all_three_sides(tmp_path):
+    """bench/neuron_region.py: rV1 in the NEURON engine, in cosim's own engine and in the
+    hand-written TVB + NEURON glue; the two cosim runs give the same rV1 spikes."""
+    pytest.importorskip("neuron")
+    pytest.importorskip("tvb.simulator")
+    d = _run("neuron_region.py", tmp_path / "neuron_region.json", "--duration-ms", "20")
+    assert d["_exit"] == 0, d["_output"]
+    assert d["spikes_identical"] is True
+    assert set(d["wall_per_sim_s"]) == {"neuron", "multicompartment", "glue"}
+    assert all(_positive(v) for v in d["wall_per_sim_s"].values())
+    assert _positive(d["ratios"]["glue"]) and d["ratios"]["glue"] == d["ratio_glue_over_cosim"]
+    assert 0 <= d["coupling_overhead"] < 1
+    assert d["glue_rate_exc_hz"] >= 0
