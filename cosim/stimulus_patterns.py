@@ -32,7 +32,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -200,7 +199,7 @@ def read_samples(path: Path, period: float | None, start: float, key: str
     for what, arr in (("time", times), ("value", values)):
         nonfinite = np.flatnonzero(~np.isfinite(arr))
         if nonfinite.size:
-            raise bad(f"{what} of sample {int(nonfinite[0])} is {arr[nonfinite[0]]!r}")
+            raise bad(f"{what} of sample {int(nonfinite[0])} is {float(arr[nonfinite[0]])!r}")
     steps = np.diff(times)
     if (steps <= 0).any():
         i = int(np.flatnonzero(steps <= 0)[0]) + 1
@@ -233,7 +232,3 @@ def _read_csv(path: Path) -> np.ndarray:
             raise ValueError(f"row {i + 1} is not numbers: {ln.strip()[:40]!r}") from None
     return np.array(out)
 
-
-def pattern_params_doc(kind: str) -> Any:
-    """The declarations of pattern ``kind`` (for describe)."""
-    return SECTIONS[kind]
