@@ -128,16 +128,21 @@ class RateToPoisson:
         they key the random streams (domains ``rate_to_poisson[.mother|.copy]``).
     correlation : float in [0, 1]
         Fraction of shared spikes (0 = independent trains).
+    key : array of 2 uint64, optional
+        Philox key of independent trains from another domain (a stimulus's Poisson input,
+        ``stimulus.poisson``) instead of ``rate_to_poisson``.
     """
 
     def __init__(self, syn_ids, seed: int | Streams, engine: str, adapter: str,
-                 correlation: float = 0.0):
+                 correlation: float = 0.0, key: np.ndarray | None = None):
         self.syn_ids = np.ascontiguousarray(syn_ids, dtype=np.uint64)
         if not 0.0 <= correlation <= 1.0:
             raise ValueError("correlation must be within [0, 1]")
+        if key is not None and correlation:
+            raise ValueError("a stream key of its own is for independent trains only")
         self.correlation = float(correlation)
         rng = Streams.of(seed)
-        self._key = rng.key("rate_to_poisson", engine, adapter)
+        self._key = rng.key("rate_to_poisson", engine, adapter) if key is None else key
         self._key_mother = rng.key("rate_to_poisson.mother", engine, adapter)
         self._key_copy = rng.key("rate_to_poisson.copy", engine, adapter)
         n = self.syn_ids.size

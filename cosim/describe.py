@@ -9,6 +9,7 @@ default, unit or bound::
     cosim describe coupling linear
     cosim describe monitor bold            # [record.<engine>.bold]
     cosim describe adapter rate_to_poisson
+    cosim describe stimulus pulse_train    # [stimuli.<name>] with that temporal pattern
     cosim describe --markdown              # the whole reference (docs/scenario.md)
     python -m cosim.describe --markdown > docs/scenario.md
 
@@ -73,6 +74,15 @@ def _adapters():
     return ADAPTERS
 
 
+def _stimuli() -> dict[str, Section]:
+    """Temporal pattern type → ``[stimuli.<name>]`` with that ``temporal`` table."""
+    from .stimuli import STIMULUS
+    from .stimulus_patterns import SECTIONS
+
+    return {t: Section(STIMULUS.key, STIMULUS.doc, STIMULUS.params, (sec,))
+            for t, sec in SECTIONS.items()}
+
+
 def _framework(name: str) -> Section:
     from . import scenario_params as sp
 
@@ -83,7 +93,7 @@ def _framework(name: str) -> Section:
 KINDS: dict[str, Callable[[], dict] | None] = {
     "simulation": None, "connectome": None, "record": None,
     "engine": lambda: _engines(), "model": _models, "coupling": _couplings,
-    "monitor": _monitors, "adapter": _adapters,
+    "monitor": _monitors, "adapter": _adapters, "stimulus": _stimuli,
 }
 
 
@@ -267,6 +277,8 @@ def markdown() -> str:
     out += ["## Adapters (`[adapters.<name>]`)", ""]
     for t, sec in _adapters().items():
         out += [f"## Adapter `{t}`", ""] + _md_section(sec)
+    from .stimuli import STIMULUS
+    out += ["## Stimuli (`[stimuli.<name>]`)", ""] + _md_section(STIMULUS)
     out += ["## Models (`[engines.<name>] model = \"...\"`)", ""]
     for m in _models().values():
         out += [f"### Model `{m.name}`", "", _md_escape(_first_line(m.doc)), ""]

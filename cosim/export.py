@@ -10,6 +10,9 @@ NWB (:func:`export_nwb`, needs ``pynwb``: ``pip install pynwb``, or the ``export
       (engine, dataset, variable) named ``<engine>_<dataset>_<variable>``, data ``(time,
       region)`` in the recorded unit, ``starting_time`` (s) and ``rate`` (Hz), the region
       names in ``comments`` and in a ``regions`` table of ``misc``;
+    * stimuli (``/stimuli/<name>``) → ``stimulus/<name>``: the temporal pattern as applied,
+      a regular ``TimeSeries`` (start and rate from the engine's stimulus times); the
+      spatial pattern → the table ``misc/stimulus_<name>_targets`` (target, weight);
     * the scenario text → ``source_script`` (file name ``source_script_file_name``), seed,
       status and versions → ``notes`` (JSON); session start = the run's creation time.
 
@@ -146,10 +149,44 @@ def export_nwb(path: str | Path, nwb_path: str | Path, *, overwrite: bool = Fals
                     mod.add(ts)
                 else:
                     nwb.add_acquisition(ts)
+        _nwb_stimuli(out.f, nwb, mod, pynwb, DynamicTable, VectorData)
     nwb_path.parent.mkdir(parents=True, exist_ok=True)
     with pynwb.NWBHDF5IO(str(nwb_path), "w") as io:
         io.write(nwb)
     return nwb_path
+
+
+def _nwb_stimuli(f, nwb, mod, pynwb, DynamicTable, VectorData) -> None:
+    """``/stimuli/<name>`` → ``stimulus/<name>``: the temporal pattern as applied (a regular
+    ``TimeSeries``) and its spatial pattern as the table ``misc/stimulus_<name>_targets``
+    (target label, weight); target j received ``weight_j · data``."""
+    if "stimuli" not in f:
+        return
+    for name, g in f["stimuli"].items():
+        a = dict(g.attrs)
+        values, t = g["values"][()], g["time_ms"][()]
+        if values.size == 0:
+            continue
+        targets = [str(x) for x in a.get("targets", [])]
+        weights = g["weights"][()]
+        dt = float(a.get("dt_ms", np.nan))
+        params = ", ".join(f"{k[len('pattern_'):]} = {a[k]}" for k in sorted(a)
+                           if k.startswith("pattern_"))
+        nwb.add_stimulus(pynwb.TimeSeries(
+            name=name, data=values, unit=str(a.get("unit", "")) or "n.a.",
+            starting_time=float(t[0]) / 1000.0, rate=1000.0 / dt,
+            description=(f"cosim stimulus {name}: {a.get('pattern', '')} ({params}) on engine "
+                         f"{a.get('engine', '')}, target {a.get('target', '')}; target j "
+                         f"receives weight_j * data (table misc/stimulus_{name}_targets); "
+                         f"{a.get('time_rule', '')}"),
+            comments="targets: " + ", ".join(targets)))
+        mod.add(DynamicTable(
+            name=f"stimulus_{name}_targets",
+            description=f"spatial pattern of stimulus {name} (row = target)",
+            columns=[VectorData(name="target", description="region, cell or input group",
+                                data=targets),
+                     VectorData(name="weight", description="factor on the stimulus",
+                                data=np.asarray(weights, dtype=np.float64))]))
 
 
 # -- TVB -----------------------------------------------------------------------------------

@@ -140,8 +140,10 @@ def read_ahead(integrator: str, evaluation: str) -> int:
 #   ring   = (hist, dring)                          history.py buffers
 #   net    = (far ptr, src, lag, w, near ptr, src, lag, w, instant ptr, src, w, rowsum)
 #   model  = (p, cvar, cp, lo, hi, bounded)         parameters and bounds
-#   drive  = (ext, xi, amp, nvar, mult, g0, g1)     external input, noise (mult:
-#            multiplicative; g0, g1 (n, q) work arrays of the diffusion)
+#   drive  = (ext, xi, amp, nvar, mult, g0, g1, su, sc)   external input, noise (mult:
+#            multiplicative; g0, g1 (n, q) work arrays of the diffusion), stimuli
+#            su (S, 3, n, n_state) added to the derivatives and sc (S, 3, n, n_inputs) to
+#            the coupling input at step s and stimulus time AT_* (first axis 0: none)
 #   out    = (rec_vars, rec, rec_first, rec_every, exp_aff)
 #   ks (MAX_STAGES, n, n_state) stage derivatives;  xs (n, n_state) stage state
 #   cw     = (c, sn, si, st, aff)                   coupling work arrays
@@ -183,10 +185,14 @@ def _t_input_sums(x, n, when, net, ring, model, cw):
             st[i, k] = v
 
 
-def _t_rates(x, n, when, held, net, ring, model, ext, es, cw, ks, stage):
-    """ks[stage] = f(x, c), c = post(sum, x) + ext[es]; with `held`, c is the last one."""
+def _t_rates(x, n, when, held, net, ring, model, drive, s, sw, cw, ks, stage):
+    """ks[stage] = f(x, c) + su, c = post(sum, x) + ext + sc; with `held`, c is the last
+    one.  su, sc = drive[7], drive[8]: stimuli of step s at stimulus time sw (AT_*) added
+    to the derivatives and to the coupling input (empty: none)."""
     p = model[0]
     c = cw[0]
+    ext, su, sc = drive[0], drive[7], drive[8]
+    es = s if ext.shape[0] > 1 else 0
     if not held:
         _t_input_sums(x, n, when, net, ring, model, cw)
         st, rowsum, cvar, cp = cw[3], net[11], model[1], model[2]
@@ -194,9 +200,15 @@ def _t_rates(x, n, when, held, net, ring, model, ext, es, cw, ks, stage):
             coupling_post(st, x, cvar, rowsum, cp, i, c)  # noqa: F821
             for k in range(c.shape[1]):
                 c[i, k] += ext[es, i, k]
+            if sc.shape[0] > 0:
+                for k in range(c.shape[1]):
+                    c[i, k] += sc[s, sw, i, k]
     dx = ks[stage]
     for i in range(x.shape[0]):
         model_dfun(x, c, p, i, dx)  # noqa: F821
+        if su.shape[0] > 0:
+            for k in range(dx.shape[1]):
+                dx[i, k] += su[s, sw, i, k]
 
 
 def _t_bound(x, model):
@@ -242,14 +254,12 @@ def _t_finish_step(s, n, x, ring, model, out, nrec, cw):
 def _t_integrate(n_steps, dt, held, scheme, x, ring, clock, net, model, drive, out, ks, xs, cw):
     """Integrate n_steps steps of the whole network in place (see module docstring)."""
     a, b, when, noise_stages, noise_final = scheme
-    ext = drive[0]
     n_stages = a.shape[0]
     n, dnext = clock[0], clock[1]
     nrec = 0
     mult, g0, g1 = drive[4], drive[5], drive[6]
     nvar = drive[3]
     for s in range(n_steps):
-        es = s if ext.shape[0] > 1 else 0
         dnext = _t_far_ready(n, dnext, ring, net)
         if mult:                                  # diffusion at the start of the step
             for i in range(x.shape[0]):
@@ -269,8 +279,8 @@ def _t_integrate(n_steps, dt, held, scheme, x, ring, clock, net, model, drive, o
                 if noise_stages:
                     _t_add_noise(xs, s, drive, g0)
                 _t_bound(xs, model)
-            _t_rates(xs, n, when[stage], held and stage > 0, net, ring, model, ext, es, cw,
-                     ks, stage)
+            _t_rates(xs, n, when[stage], held and stage > 0, net, ring, model, drive, s,
+                     when[stage], cw, ks, stage)
         for i in range(x.shape[0]):
             for k in range(x.shape[1]):
                 acc = 0.0
@@ -300,12 +310,10 @@ def _t_integrate_adaptive(n_steps, dt, tol, x, ring, clock, net, model, drive, o
     from every stage state (delay-free systems only, instant edges)."""
     A, B, Ee = tol[0], tol[1], tol[2]
     rtol, atol = tol[3][0], tol[3][1]
-    ext = drive[0]
     n, dnext = clock[0], clock[1]
     nrec = 0
     nn, nsv = x.shape[0], x.shape[1]
     for s in range(n_steps):
-        es = s if ext.shape[0] > 1 else 0
         t = 0.0
         while t < dt * (1.0 - 1e-12):
             h = hs[0]
@@ -322,7 +330,8 @@ def _t_integrate_adaptive(n_steps, dt, tol, x, ring, clock, net, model, drive, o
                         xs[i, k] = x[i, k] + h * acc
                 if stage > 0:
                     _t_bound(xs, model)
-                _t_rates(xs, n, AT_END, False, net, ring, model, ext, es, cw, ks, stage)
+                _t_rates(xs, n, AT_END, False, net, ring, model, drive, s, AT_START, cw,
+                         ks, stage)
             # xs now holds the 5th-order solution (row 7 of A is B); error estimate
             err = 0.0
             for i in range(nn):

@@ -27,6 +27,7 @@ class RecordPipeline:
         self.monitors = scenario.monitors
         self.groups = plan.groups
         self.recorder = recorder
+        self.sync_interval_ms = scenario.simulation.sync_interval_ms
         self._records: dict[str, dict[int, dict]] = {g.name: {} for g in plan.groups}
         #: latest rate-monitor samples for live monitoring: engine → {region: Hz}
         self.live_rates: dict[str, dict[str, float]] = {}
@@ -45,7 +46,8 @@ class RecordPipeline:
                 recs = self.monitors[g.name].apply(recs, t1)
                 self._note_rates(g.name, recs)
             outputs[g.name] = _Out(recs)
-        self.recorder.write_window(outputs, timing, t_end_ms=t1)
+        t0 = k * self.sync_interval_ms
+        self.recorder.write_window(outputs, timing, t_end_ms=t1, t_start_ms=t0)
 
     def _note_rates(self, engine: str, records: dict) -> None:
         """Remember the last sample of a rate monitor (``[record.<engine>.rate]``)."""

@@ -22,6 +22,8 @@ Layout (all times in ms)::
     /spikes/<engine>.<group>/timestamps   float64 ms, ascending; attrs: units = "ms"
     /spikes/<engine>.<group>/node_ids     uint64, the cell's index in its group (gid −
                             first_gid, from 0)
+    /stimuli/<name>/        values, time_ms (time,) and weights (target,): each stimulus
+                            as applied (layout and attrs: :mod:`cosim.stimuli`)
     /timing/window_seconds  float64 (window, rank, phase) with phase = compute,
                             communicate, wait; attrs: phases, ranks
 
@@ -62,6 +64,7 @@ from .output_guard import (FLUSH_MARGIN_BYTES, OutputLock, check_free_space,  # 
                            check_output_path, chunked_bytes, estimate_output_bytes,
                            format_size, input_files, is_disk_full, series_chunk_rows)
 from .sonata import SpikeBuffers, create_population
+from .stimulus_output import StimulusWriter
 
 FORMAT_VERSION = 2          # 2: one SONATA population per cell group
 PHASES = ("compute", "communicate", "wait")
@@ -134,6 +137,7 @@ class Recorder:
         self._windows_buffered = 0
         self.windows_completed = 0
         self.f = None
+        self._stimulus_records = getattr(scenario, "stimuli", {})
         self._lock = OutputLock(self.path)
         try:
             if new:
@@ -214,6 +218,7 @@ class Recorder:
                     b = f.get(f"engines/{engine}/{spec.dataset}_bin_start_ms")
                     self._series[(engine, spec.dataset)] = _Series(spec, d, t, n_written=d.shape[0],
                                                                    bin_start=b)
+        self._stimuli = StimulusWriter(f, self._stimulus_records, create=False)
         self._timing_ds = f["timing/window_seconds"]
         if self._timing_ds.shape[1] < self.n_ranks:       # resumed on more processes
             self._timing_ds.resize(self.n_ranks, axis=1)
@@ -264,6 +269,7 @@ class Recorder:
                         create_population(f, pop, resolution_ms=spec.period_ms)
                 else:
                     self._create_series(eg, engine, spec)
+        self._stimuli = StimulusWriter(f, getattr(scenario, "stimuli", {}), create=True)
         tg = f.create_group("timing")
         # axis 1 may grow: a run resumed on more processes than it started with
         tg.create_dataset("window_seconds", shape=(0, self.n_ranks, len(PHASES)),
@@ -306,9 +312,12 @@ class Recorder:
 
     # -- per window ----------------------------------------------------------------------
     def write_window(self, outputs: dict, timing: np.ndarray | None = None,
-                     t_end_ms: float | None = None) -> None:
+                     t_end_ms: float | None = None, t_start_ms: float | None = None) -> None:
         """Buffer one window: ``outputs[engine].records[dataset]`` arrays and timing
-        ``(n_ranks, 3)`` seconds; writes to disk every ``flush_every`` windows."""
+        ``(n_ranks, 3)`` seconds; writes to disk every ``flush_every`` windows.  With
+        ``t_start_ms`` and ``t_end_ms`` the stimuli of the window are recorded too."""
+        if t_start_ms is not None and t_end_ms is not None:
+            self._stimuli.add_window(t_start_ms, t_end_ms)
         for engine, out in outputs.items():
             for dataset, value in out.records.items():
                 key = (engine, dataset)
@@ -366,6 +375,7 @@ class Recorder:
                          + scales * (chunked_bytes(n1, max(rows, 256), 8)
                                      - chunked_bytes(n0, max(rows, 256), 8)))
         need += self._spikes.bytes_to_write(self.f)
+        need += self._stimuli.bytes_to_write()
         if self._timing:
             n0 = self._timing_ds.shape[0]
             row = 24 * self.n_ranks
@@ -381,6 +391,7 @@ class Recorder:
         for s in self._series.values():
             s.chunks.clear()
         self._spikes.clear()
+        self._stimuli.clear()
         self._timing.clear()
         self._windows_buffered = 0
         try:
@@ -416,6 +427,7 @@ class Recorder:
                 s.bin_start[n0:n1] = s.spec.start_ms + s.spec.period_ms * np.arange(n0, n1)
             s.n_written = n1
         self._spikes.write(self.f)
+        self._stimuli.write()
         if self._timing:
             block = np.stack(self._timing)
             self._timing.clear()

@@ -62,6 +62,10 @@ domain                         ids after ``(seed, domain)``   used by, and what 
 ``rate_to_poisson.copy``       engine name, adapter name      ``RateToPoisson`` correlated: does
                                                               ``line`` copy mother event ``m``?
                                                               counter ``(m, line, 0, 0)`` → U(0,1)
+``stimulus.poisson``           engine name, stimulus name     a ``[stimuli.<name>]`` with
+                                                              ``target = "poisson"``:
+                                                              ``RateToPoisson`` independent
+                                                              trains, counter ``(k, line, 0, 0)``
 =============================  =============================  ===================================
 
 (``NeuralMassEngine``: :mod:`cosim.engines.neural_mass`; ``MulticompartmentEngine``:
@@ -114,6 +118,7 @@ DOMAINS: dict[str, tuple[str, ...]] = {
     "rate_to_poisson": ("engine name", "adapter name"),
     "rate_to_poisson.mother": ("engine name", "adapter name"),
     "rate_to_poisson.copy": ("engine name", "adapter name"),
+    "stimulus.poisson": ("engine name", "stimulus name"),
 }
 
 

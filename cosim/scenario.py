@@ -31,6 +31,8 @@ Layout::
     [adapters.<name>]            # scale-boundary converters: rate_to_poisson, spikes_to_rate
                                  # (see adapters.config)
 
+    [stimuli.<name>]             # a temporal x spatial pattern on one engine (cosim.stimuli)
+
     [record]
     period = 1.0                 # ms, sample period of region time series
     flush_every = 100            # windows between writes to disk
@@ -60,6 +62,7 @@ from . import scenario_params as sp
 from .monitor_config import monitors_from_config
 from .monitor_params import RECORD_VARIABLES
 from .schema import Reader
+from .stimuli import bind_stimuli, read_stimuli
 
 #: Relative tolerance when checking that one time step divides another.
 _MULTIPLE_RTOL = 1e-9
@@ -110,6 +113,7 @@ class Scenario:
     adapters: dict[str, dict] = field(default_factory=dict)
     monitors: dict[str, Any] = field(default_factory=dict)   # name → EngineMonitors
     speed_mm_per_ms: float = sp.SPEED.default   # [connectome] speed
+    stimuli: dict[str, Any] = field(default_factory=dict)    # name → StimulusRecord
 
     @property
     def name(self) -> str:
@@ -242,9 +246,13 @@ def load_scenario(path: str | Path, *, output: str | Path | None = None) -> Scen
     adapters: dict[str, Any] = {}
     if top.has("adapters"):
         adapters = adapters_from_config(top.table("adapters"), engines)
+    stimuli: dict[str, Any] = {}
+    if top.has("stimuli"):
+        stimuli = bind_stimuli(read_stimuli(top.table("stimuli"), p.parent), engines)
     top.done()
     scenario = Scenario(p, text, sim, connectome, engines,
-                        RecordSpecGlobal(period, flush_every), adapters, monitors, speed)
+                        RecordSpecGlobal(period, flush_every), adapters, monitors, speed,
+                        stimuli)
     try:
         coupling_layout(scenario)   # bus resolution and causality of cross-engine delays
     except CosimError as exc:

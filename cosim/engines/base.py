@@ -20,6 +20,7 @@ declaration            used by
 ``partition()``        the rank that runs partition ``p`` builds it
 ``merge_records()``    the record pipeline: the parts' records → the one-process layout
 ``can_checkpoint``     the scenario: ``checkpoint_every`` is refused when False
+``add_stimulus()``     the scenario: binds a ``[stimuli.<name>]`` (default: refused)
 ``record_specs()``     the recorder
 =====================  ==================================================================
 
@@ -195,6 +196,14 @@ class Engine(ABC):
         if len(by_part) == 1:
             return by_part[0]
         raise NotImplementedError(f"engine type {self.type_name!r} cannot be split")
+
+    def add_stimulus(self, spec):
+        """Bind a ``[stimuli.<name>]`` (:class:`cosim.stimuli.StimulusSpec`) to the
+        description, before any partition is made; return the
+        :class:`cosim.stimuli.StimulusRecord` of what it applies.  Raise
+        :class:`~cosim.errors.CosimError` naming the key on a target the engine lacks."""
+        raise spec.error("engine", f"engine {self.name!r} (type {self.type_name}) takes no "
+                                   "stimuli")
 
     # -- execution (on the rank that runs the partition) ----------------------------------
     def coupled(self) -> None:

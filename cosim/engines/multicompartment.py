@@ -104,6 +104,7 @@ from .spiking import check_record_variables, merge_spiking_records, spike_spec
 from .multicompartment_config import (TEMPLATES, CellGroup, Clamp, InputGroup, Projection,  # noqa: F401
                                       engine_kwargs)
 from . import multicompartment_config as cfg
+from . import spiking_stimuli as sstim
 
 
 class MulticompartmentEngine(Engine):
@@ -137,8 +138,8 @@ class MulticompartmentEngine(Engine):
                  spike_threshold_mV: float = cfg.SPIKE_THRESHOLD.default, seed: int | Streams = 0,
                  sync_interval_ms: float = 1.0,
                  record_period_ms: float = 1.0, record_variables: list[str] | None = None,
-                 region_indices: tuple[int, ...] = (), part: int = 0, n_parts: int = 1,
-                 exchange: Exchange | None = None):
+                 region_indices: tuple[int, ...] = (), stimuli: tuple = (), part: int = 0,
+                 n_parts: int = 1, exchange: Exchange | None = None):
         self._args = {k: v for k, v in locals().items()
                       if k not in ("self", "part", "n_parts", "exchange", "__class__")}
         if not 0 <= part < n_parts:
@@ -154,6 +155,8 @@ class MulticompartmentEngine(Engine):
         self.inputs = list(inputs)
         self.clamps = list(clamps)
         self.probes = list(probes)
+        self.stimuli = list(stimuli)
+        self._poisson = {}          # stimulus name → RateToPoisson of this partition's lines
         self.sync_interval_ms = float(sync_interval_ms)
         self.record_period_ms = float(record_period_ms)
         self.region_indices = np.asarray(region_indices, dtype=np.int64).reshape(-1)
@@ -289,6 +292,15 @@ class MulticompartmentEngine(Engine):
         for i in self.probe_ids:
             gid, sec, x = self.probes[i]
             net.add_probe(gid, (sec, x), name=self.probe_names[i])
+        for st in self.stimuli:
+            if isinstance(st, sstim.CurrentStimulus):
+                gids = self.groups[st.population]
+                for j in (st.cells if st.cells is not None else range(len(gids))):
+                    if gids[j] in self._local[st.population]:
+                        net.add_current_drive(gids[j], (st.section, st.x), st.pattern)
+            else:
+                self._poisson[st.name] = sstim.poisson_generator(
+                    self.name, st, self.local_input_lines(st.input), self.rng)
         self._described = True
 
     @property
@@ -359,6 +371,19 @@ class MulticompartmentEngine(Engine):
 
     def input_groups(self) -> tuple[str, ...]:
         return tuple(self.input_lines)
+
+    def add_stimulus(self, spec):
+        """Bind a current-clamp train or a Poisson-rate stimulus (:mod:`.spiking_stimuli`)."""
+        if self._described:
+            raise RuntimeError(f"engine {self.name!r}: add stimuli before build()")
+
+        def site(pop, section, x, key):
+            self._node(pop, section, x, f"stimulus {spec.name!r}", key)
+
+        bound, record = sstim.bind(self, spec, self.groups, self.input_groups(), site)
+        self.stimuli.append(bound)
+        self._args["stimuli"] = tuple(self.stimuli)
+        return record
 
     def max_parts(self) -> int:
         return max(1, self.n_cells)
@@ -438,6 +463,13 @@ class MulticompartmentEngine(Engine):
             local = self._line_local[lines]
             mine = local >= 0
             net.schedule(local[mine], times[mine])
+        for st in self.stimuli:
+            gen = self._poisson.get(getattr(st, "name", None)) if isinstance(
+                st, sstim.PoissonStimulus) else None
+            if gen is not None and gen.syn_ids.size:
+                rates = sstim.poisson_rates(st, net.step, n, self.dt_ms)
+                lines, times = gen.generate(t0_ms, rates, self.dt_ms)
+                net.schedule(self._line_local[lines], times)
         self._window = (net.step + n, [], [], [])
 
     @property
@@ -496,10 +528,16 @@ class MulticompartmentEngine(Engine):
                          net.t_ms, dt_ms=self.dt_ms)
 
     def state(self) -> dict[str, np.ndarray]:
-        return self.net.state()
+        out = self.net.state()
+        for name, gen in self._poisson.items():
+            out.update({f"stimulus:{name}:{k}": v for k, v in gen.state().items()})
+        return out
 
     def restore(self, state: dict[str, np.ndarray]) -> None:
         self.net.restore(state)
+        for name, gen in self._poisson.items():
+            prefix = f"stimulus:{name}:"
+            gen.restore({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
 
     # -- scenario -----------------------------------------------------------------------
 

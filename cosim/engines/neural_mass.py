@@ -107,6 +107,8 @@ from . import neural_mass_config as cfg
 from ..multicompartment.partition import block
 from .base import BuildContext, Engine, Export, RecordSpec, Take, WindowOutput
 from .neural_mass_network import network, undelayed_external
+from . import neural_mass_stimuli as stim
+from .neural_mass_stimuli import BoundStimulus
 
 DATASET = "timeseries"
 
@@ -206,7 +208,7 @@ class NeuralMassEngine(Engine):
                  model_options: Mapping[str, str] | None = None, export_afferent: bool = False,
                  bus: bool = False, sync_interval_ms: float | None = None,
                  initial_history_file: str | None = None, rtol: float = cfg.RTOL.default,
-                 atol: float = cfg.ATOL.default):
+                 atol: float = cfg.ATOL.default, stimuli: Sequence[BoundStimulus] = ()):
         # the description, for partitions built on the rank that runs them
         self._args = dict(name=name, model=model, connectome=connectome, regions=regions,
                           dt_ms=dt_ms, integrator=integrator, coupling=coupling,
@@ -217,8 +219,11 @@ class NeuralMassEngine(Engine):
                           random_initial=random_initial, initial_seed=initial_seed,
                           initial_history=initial_history, model_options=model_options,
                           export_afferent=export_afferent, sync_interval_ms=sync_interval_ms,
-                          initial_history_file=initial_history_file, rtol=rtol, atol=atol)
+                          initial_history_file=initial_history_file, rtol=rtol, atol=atol,
+                          stimuli=tuple(stimuli))
         self.sync_interval_ms = sync_interval_ms
+        self._connectome = connectome
+        self._stimuli = list(stimuli)
         self.name = str(name)
         self.model = cfg.resolve_model(model)
         self.options = cfg.resolve_options(self.model, model_options)
@@ -372,6 +377,7 @@ class NeuralMassEngine(Engine):
                 args[key] = {v: _restrict(x, labels, keep) for v, x in args[key].items()}
         if args["initial_history"] is not None:
             args["initial_history"] = np.asarray(args["initial_history"])[:, :, keep]
+        args["stimuli"] = tuple(s.restricted(keep) for s in self._stimuli)
         return type(self)(**args)
 
     def merge_records(self, by_part):
@@ -382,6 +388,16 @@ class NeuralMassEngine(Engine):
 
     def coupled(self) -> None:
         self.bus = True
+
+    def add_stimulus(self, spec):
+        """Bind a ``[stimuli.<name>]`` (:mod:`.neural_mass_stimuli`): a term on state
+        variables or on the coupling input, per region."""
+        if self._built:
+            raise RuntimeError(f"engine {self.name!r}: add stimuli before build()")
+        bound, record = stim.bind(self, spec, self._connectome)
+        self._stimuli.append(bound)
+        self._args["stimuli"] = tuple(self._stimuli)
+        return record
 
     def initial(self, n_samples: int) -> dict[str, np.ndarray]:
         return {"afferent": np.ascontiguousarray(self.initial_afferent())}
@@ -503,7 +519,10 @@ class NeuralMassEngine(Engine):
         rec = np.empty((n_rec, self._rec_vars.size, n))
         exporting = self.export_afferent or self._bus
         exp_aff = np.empty((n_steps, n, self.n_afferent)) if exporting else self._no_export
-        drive = (ext, xi, self._amp, self.noise_vars, self._mult) + self._g
+        held = self.coupling_evaluation == "step" or self.adaptive
+        drive = ((ext, xi, self._amp, self.noise_vars, self._mult) + self._g
+                 + stim.arrays(self._stimuli, step0, n_steps, self.dt_ms, held,
+                               self.model.n_state, self.n_inputs))
         out = (self._rec_vars, rec, first, every, exp_aff)
         if self.adaptive:
             self._kernels.adaptive(n_steps, self.dt_ms, self._tol, self._x, self._ring,

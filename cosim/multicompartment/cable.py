@@ -116,8 +116,11 @@ def run_window(n_steps, step0, dt, q10, tmpl, batches, state, work, syn, ring, c
     * ``detect = (det_k int64[n_cells], gid int64[n_cells], threshold_mV, above uint8[],
       inline)`` — ``inline = False`` leaves the delivery of the spikes to the caller;
     * ``spikes = (gid int64[cap], t_ms float64[cap], count int64[1])``;
-    * ``stims = (stim_k int64[j], stim_par float64[j, 3])`` — current clamps
-      (delay ms, duration ms, amplitude nA), on during ``del ≤ t + dt/2 < del + dur``;
+    * ``stims = (stim_k int64[j], stim_par float64[j, 3], drive_k int64[m], drive_w
+      float64[m], drive_pattern int64[m], drive_u float64[n_steps, n_patterns])`` —
+      current clamps (delay ms, duration ms, amplitude nA), on during
+      ``del ≤ t + dt/2 < del + dur``, and time-varying currents (stimuli):
+      ``drive_w[j] · drive_u[s, drive_pattern[j]]`` nA at ``drive_k[j]`` in step ``s``;
     * ``rec = (rec_k int64[r], every, out float64[rows, r], first_row)`` — ``v`` at global
       step ``k`` (multiple of ``every``) goes to row ``k // every − first_row``.
     """
@@ -131,7 +134,7 @@ def run_window(n_steps, step0, dt, q10, tmpl, batches, state, work, syn, ring, c
     site_k, site_par, site_ab = syn
     det_k, det_gid, threshold, above, inline = detect
     sp_gid, sp_t, sp_count = spikes
-    st_k, st_par = stims
+    st_k, st_par, dr_k, dr_w, dr_pat, dr_u = stims
     rec_k, rec_every, rec_out, rec_first = rec
     n_slots = ring.shape[1]
     n_sites = site_k.size
@@ -207,6 +210,8 @@ def run_window(n_steps, step0, dt, q10, tmpl, batches, state, work, syn, ring, c
         for j in range(st_k.size):
             if st_par[j, 0] <= t_mid < st_par[j, 0] + st_par[j, 1]:
                 rhs[st_k[j]] += st_par[j, 2]
+        for j in range(dr_k.size):
+            rhs[dr_k[j]] += dr_w[j] * dr_u[s, dr_pat[j]]
         # 4. Hines: eliminate leaves towards the root, then substitute back
         for b in range(n_batches):
             noff, nn, nc, soff = batches[b, 0], batches[b, 1], batches[b, 2], batches[b, 3]

@@ -69,6 +69,9 @@ class Network:
         self._conns: list[tuple[int, int, float, int, tuple[float, float, float]]] = []
         self._ext: list[tuple[int, float]] = []
         self._stims: list[tuple[int, int, float, float, float]] = []
+        self._drives: list[tuple[int, int, int, float]] = []     # gid, node, pattern, weight
+        self._patterns: list = []
+        self._no_drive = np.zeros((0, 0))
         self._probes: list[tuple[int, int]] = []
         self.probe_names: list[str] = []
         self._built = False
@@ -153,6 +156,17 @@ class Network:
         node = self._node(self.template_of(gid), where)
         self._stims.append((int(gid), node, float(delay_ms), float(dur_ms), float(amp_nA)))
 
+    def add_current_drive(self, gid: int, where, pattern, weight: float = 1.0) -> None:
+        """A time-varying current ``weight · pattern(t)`` nA (``pattern``: a function of an
+        array of times, ms; a stimulus's temporal pattern), evaluated at the middle of each
+        step, ``t_n + dt/2``, as an IClamp is."""
+        self._check_open()
+        node = self._node(self.template_of(gid), where)
+        if not any(p is pattern for p in self._patterns):
+            self._patterns.append(pattern)
+        k = next(i for i, p in enumerate(self._patterns) if p is pattern)
+        self._drives.append((int(gid), node, k, float(weight)))
+
     def add_probe(self, gid: int, where, name: str | None = None) -> int:
         """Record ``v`` (mV) of cell ``gid`` at ``where`` every ``record_every_steps``."""
         self._check_open()
@@ -225,6 +239,10 @@ class Network:
         self._above = np.zeros(self.n_cells, dtype=np.uint8)
         self._st_k = np.array([self.flat_index(g, nd) for g, nd, *_ in self._stims], dtype=np.int64)
         self._st_par = np.array([s[2:] for s in self._stims], dtype=np.float64).reshape(-1, 3)
+        self._dr_k = np.array([self.flat_index(g, nd) for g, nd, _, _ in self._drives],
+                              dtype=np.int64)
+        self._dr_pat = np.array([d[2] for d in self._drives], dtype=np.int64)
+        self._dr_w = np.array([d[3] for d in self._drives], dtype=np.float64)
         self._rec_k = np.array([self.flat_index(g, nd) for g, nd in self._probes], dtype=np.int64)
         self._sp_gid = np.zeros(max(64, 4 * self.n_cells), dtype=np.int64)
         self._sp_t = np.zeros(self._sp_gid.size)
@@ -311,6 +329,7 @@ class Network:
         else:
             first_row, n_rows = 0, 0
         v_out = np.zeros((n_rows, len(self._probes)))
+        drive_u = self.drive_values(self.step, n_steps)
         self._sp_count[0] = 0
         done = 0
         while done < n_steps:
@@ -319,7 +338,8 @@ class Network:
                 chunk, self.step, self.dt_ms, self.q10, self._tmpl, self._batch_arr, self.state_arr,
                 self._work, (self._site_k, self._site_par, self._site_ab), self._ring,
                 self._conn, (self._det_k, self._det_gid, self.threshold_mV, self._above, bool(deliver)),
-                (self._sp_gid, self._sp_t, self._sp_count), (self._st_k, self._st_par),
+                (self._sp_gid, self._sp_t, self._sp_count),
+                (self._st_k, self._st_par, self._dr_k, self._dr_w, self._dr_pat, drive_u[done:]),
                 (self._rec_k, every, v_out, first_row))
             self.step += got
             done += got
@@ -356,6 +376,16 @@ class Network:
     @property
     def t_ms(self) -> float:
         return self.step * self.dt_ms
+
+    def drive_values(self, step0: int, n_steps: int) -> np.ndarray:
+        """``(n_steps, n_patterns)``: every drive pattern at the step midpoints
+        ``(k + 1/2) dt`` of steps ``step0 …`` (the kernel's current-clamp time)."""
+        if not self._patterns:
+            return self._no_drive
+        from ..stimuli import step_times
+
+        t = step_times(step0 + np.arange(n_steps) + 0.5, self.dt_ms)
+        return np.ascontiguousarray(np.stack([p(t) for p in self._patterns], axis=1))
 
     @property
     def gids(self) -> np.ndarray:
