@@ -5,6 +5,7 @@
 - :mod:`.spectra` — Welch power spectra and peak frequencies;
 - :mod:`.stability` — fixed points, Jacobian eigenvalues, Hopf bifurcations;
 - :mod:`.modes` — connectome eigenmodes and the linearised network's mode growth rates;
+- :mod:`.lif_transfer` — the LIF transfer function Φ(μ, σ) and self-consistent network rates;
 - :mod:`.io`, :mod:`.report`, :mod:`.figures`, :mod:`.cli` — reading output files,
   ``cosim analyze`` and ``cosim plot``.
 """
@@ -20,6 +21,8 @@ _EXPORTS = {
                   "HopfPoint", "node_rhs", "input_jacobian"),
     "modes": ("connectome_modes", "laplacian", "mode_growth_rates", "linear_network_modes",
               "network_jacobian", "ModeSpectrum"),
+    "lif_transfer": ("siegert", "siegert_derivatives", "LIF", "Network", "self_consistent_rates",
+                "input_moments"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_WHERE)
