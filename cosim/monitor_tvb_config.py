@@ -42,6 +42,7 @@ import numpy as np
 from . import monitor_params as mp
 from . import sensors as sn
 from .engines.base import RecordSpec
+from .errors import CosimError
 from .expression import Expression, ExpressionError
 from .monitors import EegMonitor, Monitor, Signal, difference_signal, variable_signal
 from .monitors_tvb import (ExpressionMonitor, SpatialAverageMonitor, VolterraBoldMonitor)
@@ -77,10 +78,10 @@ def source_signal(r: Reader, source: RecordSpec, eeg_observable) -> Signal:
 
 
 @lru_cache(maxsize=2)     # (588, 16384) float64 = 77 MB each
-def _vertex_gain_seeg(sensors_path: str, surface_path: str, sigma: float, file, key):
-    sens = sn.read_sensors(Path(sensors_path), file, key)
-    verts, normals = sn.read_surface(Path(surface_path), file, key)
-    return sens, sn.dipole_gain(sens.locations, verts, normals, sigma), verts.shape[0]
+def _seeg_vertex_gain(sensors_path: str, surface_path: str, sigma: float):
+    sens = sn.read_sensors(Path(sensors_path))
+    verts, normals = sn.read_surface(Path(surface_path))
+    return sens, sn.dipole_gain(sens.locations, verts, normals, sigma)
 
 
 def projection_monitor(table: str, r: Reader, source: RecordSpec, eeg_observable,
@@ -99,8 +100,11 @@ def projection_monitor(table: str, r: Reader, source: RecordSpec, eeg_observable
         surf_name = r.param(mp.SEEG_SURFACE)
         sigma = r.param(mp.SEEG_SIGMA)
         surf_path = sn.resolve(surf_name, base, file, r.key("surface"))
-        sens, vgain, _ = _vertex_gain_seeg(str(sens_path), str(surf_path), float(sigma), file,
-                                           r.key("sensors"))
+        try:
+            sens, vgain = _seeg_vertex_gain(str(sens_path), str(surf_path), float(sigma))
+        except CosimError as exc:
+            raise r.error("surface" if Path(exc.file or "") == surf_path else "sensors",
+                          exc.reason) from None
         how = f"point dipoles of {surf_name} (sigma = {sigma:g}), {sens_name}"
     else:
         if table == "seeg":
