@@ -43,7 +43,8 @@ BOLD_OFFSET = Param("offset", 0.0, "input unit", "subtracted from the input")
 BOLD_PRESET = Param("preset", "stephan2007", "", "Balloon-Windkessel constants",
                     type="string", choices=("stephan2007", "friston2000"))
 BOLD_STEP = Param("step", 10.0, "ms", "Balloon: integration step (input averaged over it; 0: "
-                  "every sample); kernel: the block over which the input is averaged (TVB: 4 ms)",
+                  "every sample); with a kernel (hrf): the block the input is averaged over, default "
+                  "4 ms (TVB's)",
                   ge=0, derived="")
 BOLD_HRF = Param("hrf", "balloon", "", "\"balloon\": the Balloon-Windkessel ODE; or a "
                  "haemodynamic kernel convolved with the input (TVB's Bold monitor, "
