@@ -144,7 +144,8 @@ def read_ahead(integrator: str, evaluation: str) -> int:
 #            multiplicative; g0, g1 (n, q) work arrays of the diffusion), stimuli
 #            su (S, 3, n, n_state) added to the derivatives and sc (S, 3, n, n_inputs) to
 #            the coupling input at step s and stimulus time AT_* (first axis 0: none)
-#   out    = (rec_vars, rec, rec_first, rec_every, exp_aff)
+#   out    = (rec_vars, rec, rec_first, rec_every, exp_aff, crec)   crec (rec, input, n):
+#            coupling record (0 rows: none)
 #   ks (MAX_STAGES, n, n_state) stage derivatives;  xs (n, n_state) stage state
 #   cw     = (c, sn, si, st, aff)                   coupling work arrays
 # `n` is the global step number; stage times `when` are history.AT_*.
@@ -233,16 +234,26 @@ def _t_add_noise(x, s, drive, g):
                 x[i, nvar[q]] += amp[i, q] * xi[i, s, q]
 
 
-def _t_finish_step(s, n, x, ring, model, out, nrec, cw):
-    """After step s of the window (new global step n): store afferents, record, export."""
+def _t_finish_step(s, n, x, ring, net, model, out, nrec, cw):
+    """After step s of the window (new global step n): store afferents, record, export.
+    With a coupling record (``crec`` with rows), a recorded step also records the network
+    coupling input c(t_n) = post(delayed sum at t_n, x_n), without external input — what
+    the next step's first stage computes (TVB's ``AfferentCoupling``)."""
     aff = cw[4]
     _t_afferent(x, model[1], model[2], aff)
     push(ring[0], n, aff)
-    rec_vars, rec, rec_first, rec_every, exp_aff = out
+    rec_vars, rec, rec_first, rec_every, exp_aff, crec = out
     if s + 1 >= rec_first and (s + 1 - rec_first) % rec_every == 0 and nrec < rec.shape[0]:
         for v in range(rec_vars.shape[0]):
             for i in range(x.shape[0]):
                 rec[nrec, v, i] = x[i, rec_vars[v]]
+        if crec.shape[0] > 0:
+            _t_input_sums(x, n, AT_START, net, ring, model, cw)
+            st, rowsum, cvar, cp, c = cw[3], net[11], model[1], model[2], cw[0]
+            for i in range(x.shape[0]):
+                coupling_post(st, x, cvar, rowsum, cp, i, c)  # noqa: F821
+                for k in range(c.shape[1]):
+                    crec[nrec, k, i] = c[i, k]
         nrec += 1
     if exp_aff.shape[0] > 0:
         for i in range(aff.shape[0]):
@@ -297,7 +308,7 @@ def _t_integrate(n_steps, dt, held, scheme, x, ring, clock, net, model, drive, o
                 _t_add_noise(x, s, drive, g0)
         _t_bound(x, model)
         n += 1
-        nrec = _t_finish_step(s, n, x, ring, model, out, nrec, cw)
+        nrec = _t_finish_step(s, n, x, ring, net, model, out, nrec, cw)
     clock[0], clock[1] = n, dnext
 
 
@@ -358,7 +369,7 @@ def _t_integrate_adaptive(n_steps, dt, tol, x, ring, clock, net, model, drive, o
                 hs[0] = h * fac              # keep the unclipped h across the grid point
         _t_bound(x, model)
         n += 1
-        nrec = _t_finish_step(s, n, x, ring, model, out, nrec, cw)
+        nrec = _t_finish_step(s, n, x, ring, net, model, out, nrec, cw)
     clock[0], clock[1] = n, dnext
 
 

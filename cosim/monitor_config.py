@@ -64,8 +64,12 @@ from .models import MODELS
 from .monitors import (AverageMonitor, BoldMonitor, EegMonitor, Monitor, RateMonitor, Signal,
                        SpikeGroup, SpikeRateMonitor, difference_signal, observable_signal,
                        variable_signal)
+from .monitor_tvb_config import kernel_bold, tvb_monitor
 from .params import REQUIRED
 from .schema import Reader
+
+#: Tables read by :mod:`cosim.monitor_tvb_config` from the engine's region time series.
+TVB_TABLES = ("meg", "seeg", "global_average", "spatial_average", "expression")
 
 MONITOR_TABLES = tuple(mp.MONITORS)
 
@@ -78,6 +82,12 @@ def model_observable(model: str | None, name: str):
 
 def _is_spikes(spec: RecordSpec) -> bool:
     return spec.attrs.get("kind") == "spikes"
+
+
+def _is_internal(spec: RecordSpec) -> bool:
+    """A dataset an engine records only for a monitor (the coupling input): never stored
+    as it is."""
+    return spec.attrs.get("kind") == "coupling"
 
 
 class EngineMonitors:
@@ -98,6 +108,7 @@ class EngineMonitors:
         self.raw = raw
         self._spike_pop = {s.dataset: s.attrs.get("population", s.dataset)
                            for s in self.engine_specs if _is_spikes(s)}
+        self._internal = {s.dataset for s in self.engine_specs if _is_internal(s)}
         names = [m.spec.dataset for _, m in self.series]
         if spike_rate is not None:
             names.append(spike_rate.spec.dataset)
@@ -112,7 +123,8 @@ class EngineMonitors:
         return self.raw and not self.series and self.spike_rate is None
 
     def record_specs(self) -> list[RecordSpec]:
-        out = [s for s in self.engine_specs if self.raw or _is_spikes(s)]
+        out = [s for s in self.engine_specs
+               if (self.raw or _is_spikes(s)) and not _is_internal(s)]
         if self.spike_rate is not None:
             out.append(self.spike_rate.spec)
         return out + [m.spec for _, m in self.series]
@@ -121,7 +133,8 @@ class EngineMonitors:
         """Records to write for one window ending at ``t_end_ms`` (ms)."""
         if self.passthrough:
             return records
-        out = {k: v for k, v in records.items() if self.raw or k in self._spike_pop}
+        out = {k: v for k, v in records.items()
+               if (self.raw or k in self._spike_pop) and k not in self._internal}
         inputs = records
         if self.spike_rate is not None:
             spikes = {self._spike_pop[k]: v for k, v in records.items() if k in self._spike_pop}
@@ -166,7 +179,11 @@ def monitors_from_config(reader: Reader | None, engine: str, engine_specs: Seque
     if reader is None:
         return EngineMonitors(engine, engine_specs)
     raw = reader.param(mp.RAW)
-    series_specs = [s for s in engine_specs if not _is_spikes(s)]
+    coupling_spec = None
+    if reader.has("afferent_coupling"):
+        coupling_spec = _coupling_record(reader, engine, engine_object)
+        engine_specs = engine_object.record_specs()
+    series_specs = [s for s in engine_specs if not _is_spikes(s) and not _is_internal(s)]
     spike_specs = [s for s in engine_specs if _is_spikes(s)]
     wanted = [t for t in MONITOR_TABLES if reader.has(t)]
     source = None
@@ -192,6 +209,9 @@ def monitors_from_config(reader: Reader | None, engine: str, engine_specs: Seque
             src, sig = spike_rate.spec, _spike_rate_signal(spike_rate)
             series.append((src.dataset, _series_monitor(table, r, src, model, region_labels,
                                                         sig, params)))
+        elif table == "afferent_coupling":
+            series.append((coupling_spec.dataset,
+                           tvb_monitor(table, r, source, None, region_labels, coupling_spec)))
         elif not (table == "rate" and spike_specs):
             if source is None:
                 raise r.error(None, f"engine {engine!r} records no region time series")
@@ -202,6 +222,15 @@ def monitors_from_config(reader: Reader | None, engine: str, engine_specs: Seque
         return EngineMonitors(engine, engine_specs, series, spike_rate, raw)
     except ValueError as exc:
         raise reader.error(None, str(exc)) from None
+
+
+def _coupling_record(reader: Reader, engine: str, engine_object) -> RecordSpec:
+    """Ask the engine to record its coupling input (a capability: ``record_coupling()``)."""
+    fn = getattr(engine_object, "record_coupling", None)
+    if fn is None:
+        raise reader.error("afferent_coupling", f"engine {engine!r} does not record a "
+                                                "coupling input (neural-mass engines do)")
+    return fn()
 
 
 def _guard(r: Reader, key: str | None, fn):
@@ -266,17 +295,30 @@ def _series_monitor(table: str, r: Reader, source: RecordSpec, model, region_lab
         variables = r.param(decl["variables"])
         return _guard(r, "period", lambda: AverageMonitor(source, period, mode=table,
                                                           variables=variables))
+    if table in TVB_TABLES:
+        return tvb_monitor(table, r, source, model_observable(model or "jansen_rit", "eeg"),
+                           region_labels)
     if table == "bold":
         tr = r.param(mp.BOLD_TR)
         inp = r.param(mp.BOLD_INPUT)
         scale = r.param(mp.BOLD_SCALE)
         offset = r.param(mp.BOLD_OFFSET)
-        preset = r.param(mp.BOLD_PRESET)
-        step = r.param(mp.BOLD_STEP)
+        hrf = r.param(mp.BOLD_HRF)
         if inp == "rate":
             sig = rate_signal or _default_rate_signal(r, "input", source, model, params)
         else:
             sig = _guard(r, "input", lambda: variable_signal(source, inp))
+        if hrf != "balloon":
+            if r.has("preset"):
+                raise r.error("preset", "Balloon-Windkessel constants: not with hrf = "
+                                        f"{hrf!r}")
+            return kernel_bold(r, source, sig, hrf, tr, scale, offset)
+        for p in (mp.BOLD_LENGTH, *mp.BOLD_KERNEL_PARAMS):
+            if r.has(p.name):
+                raise r.error(p.name, "a kernel parameter: only with hrf = \"<kernel>\" "
+                                      "(the default hrf is \"balloon\")")
+        preset = r.param(mp.BOLD_PRESET)
+        step = r.param(mp.BOLD_STEP)
         return _guard(r, "tr", lambda: BoldMonitor(source, sig, tr_ms=tr, scale=scale,
                                                    offset=offset, step_ms=step,
                                                    params=BalloonParams.preset(preset)))

@@ -111,6 +111,8 @@ from . import neural_mass_stimuli as stim
 from .neural_mass_stimuli import BoundStimulus
 
 DATASET = "timeseries"
+#: Dataset of the recorded coupling input (see :meth:`NeuralMassEngine.record_coupling`).
+COUPLING_DATASET = "coupling"
 
 
 class NeuralMassEngine(Engine):
@@ -208,7 +210,8 @@ class NeuralMassEngine(Engine):
                  model_options: Mapping[str, str] | None = None, export_afferent: bool = False,
                  bus: bool = False, sync_interval_ms: float | None = None,
                  initial_history_file: str | None = None, rtol: float = cfg.RTOL.default,
-                 atol: float = cfg.ATOL.default, stimuli: Sequence[BoundStimulus] = ()):
+                 atol: float = cfg.ATOL.default, stimuli: Sequence[BoundStimulus] = (),
+                 record_coupling: bool = False):
         # the description, for partitions built on the rank that runs them
         self._args = dict(name=name, model=model, connectome=connectome, regions=regions,
                           dt_ms=dt_ms, integrator=integrator, coupling=coupling,
@@ -220,7 +223,7 @@ class NeuralMassEngine(Engine):
                           initial_history=initial_history, model_options=model_options,
                           export_afferent=export_afferent, sync_interval_ms=sync_interval_ms,
                           initial_history_file=initial_history_file, rtol=rtol, atol=atol,
-                          stimuli=tuple(stimuli))
+                          stimuli=tuple(stimuli), record_coupling=record_coupling)
         self.sync_interval_ms = sync_interval_ms
         self._connectome = connectome
         self._stimuli = list(stimuli)
@@ -273,6 +276,7 @@ class NeuralMassEngine(Engine):
         ncv = len(self.model.coupling_variables)
         self.n_afferent = self.coupling.n_afferent(ncv)
         self.n_inputs = self.coupling.n_inputs(ncv)
+        self.coupling_record = bool(record_coupling)
         self._built = False
         self.bus = bus
         self.noise_vars, self.noise_sigma = cfg.noise_sigmas(self.model, self.region_labels,
@@ -402,7 +406,41 @@ class NeuralMassEngine(Engine):
     def initial(self, n_samples: int) -> dict[str, np.ndarray]:
         return {"afferent": np.ascontiguousarray(self.initial_afferent())}
 
+    def record_coupling(self) -> RecordSpec:
+        """Record the network coupling input of every region too (TVB's
+        ``AfferentCoupling``); returns the spec of that dataset.  Call before :meth:`build`.
+
+        Dataset ``"coupling"`` ``(time, input, region)``, sampled with the state: sample
+        ``k`` is ``c(t_k) = post(Σ_j w_ij a_j(t_k − d_ij), x_i(t_k))`` — the long-range
+        input the model receives at ``t_k`` (what the next step's first stage computes;
+        under ``coupling_evaluation = "step"`` the value held over that step), without the
+        external ``inputs["coupling"]``.  Costs one coupling evaluation per recorded step.
+        """
+        if self._built:
+            raise RuntimeError(f"engine {self.name!r}: record_coupling() before build()")
+        self.coupling_record = True
+        self._args["record_coupling"] = True
+        return self.record_specs()[-1]
+
+    def coupling_input_names(self) -> tuple[str, ...]:
+        """Names of the coupling inputs: ``c_<coupling variable>``, or ``c`` when the
+        coupling makes one input."""
+        if self.n_inputs == len(self.model.coupling_variables):
+            return tuple(f"c_{v}" for v in self.model.coupling_variables)
+        return ("c",) if self.n_inputs == 1 else tuple(f"c{k}" for k in range(self.n_inputs))
+
     def record_specs(self) -> list[RecordSpec]:
+        specs = self._state_specs()
+        if self.coupling_record:
+            names = self.coupling_input_names()
+            specs.append(RecordSpec(COUPLING_DATASET, names, ("",) * len(names),
+                                    self.region_labels, self.record_period_ms, 0.0,
+                                    {"kind": "coupling", "model": self.model.name,
+                                     "coupling": self.coupling.name,
+                                     "coupling_evaluation": self.coupling_evaluation}))
+        return specs
+
+    def _state_specs(self) -> list[RecordSpec]:
         units = dict(zip(self.model.state_names, self.model.state_units))
         return [RecordSpec(
             dataset=DATASET,
@@ -447,6 +485,7 @@ class NeuralMassEngine(Engine):
         self._no_input = np.zeros((1, n, self.n_inputs))
         self._no_noise = np.zeros((n, 0, 0))
         self._no_export = np.zeros((0, n, self.n_afferent))
+        self._no_crec = np.zeros((0, self.n_inputs, n))
         self._amp = np.ascontiguousarray(noise_scale(self.noise_sigma, self.dt_ms))
         q = self.noise_vars.size
         self._mult = self.noise_type == "multiplicative"
@@ -523,7 +562,9 @@ class NeuralMassEngine(Engine):
         drive = ((ext, xi, self._amp, self.noise_vars, self._mult) + self._g
                  + stim.arrays(self._stimuli, step0, n_steps, self.dt_ms, held,
                                self.model.n_state, self.n_inputs))
-        out = (self._rec_vars, rec, first, every, exp_aff)
+        crec = (np.empty((n_rec, self.n_inputs, n)) if self.coupling_record
+                else self._no_crec)
+        out = (self._rec_vars, rec, first, every, exp_aff, crec)
         if self.adaptive:
             self._kernels.adaptive(n_steps, self.dt_ms, self._tol, self._x, self._ring,
                                    self._clock, self._net, self._model_args, drive, out,
@@ -537,7 +578,10 @@ class NeuralMassEngine(Engine):
                                           ("variable", self.model.state_names)),
                      self.time_ms, dt_ms=self.dt_ms)
         exports = {"afferent": exp_aff.transpose(0, 2, 1).copy()} if exporting else {}
-        return WindowOutput(records={DATASET: rec}, exports=exports)
+        records = {DATASET: rec}
+        if self.coupling_record:
+            records[COUPLING_DATASET] = crec
+        return WindowOutput(records=records, exports=exports)
 
     def _external_input(self, coupling, n_steps) -> np.ndarray:
         u = np.asarray(coupling, dtype=np.float64)
