@@ -28,6 +28,7 @@ BUILTIN: dict[str, str] = {
     "multicompartment": "cosim.engines.multicompartment:MulticompartmentEngine",
     "nest": "cosim.engines.nest:NestEngine",
     "neuron": "cosim.engines.neuron_engine:NeuronEngine",
+    "neural_field": "cosim.engines.neural_field:NeuralFieldEngine",
 }
 
 
