@@ -70,7 +70,7 @@ def _extremum(kernel, dims: int, k_max: float, sign: float) -> tuple[float, floa
     if hi > lo:
         res = minimize_scalar(lambda q: -sign * float(kernel.hat(q, dims)), bounds=(lo, hi),
                               method="bounded", options={"xatol": 1e-12 * max(1.0, hi)})
-        if -res.fun >= v[i]:
+        if -res.fun > v[i]:
             return float(res.x), float(kernel.hat(res.x, dims))
     return float(k[i]), float(kernel.hat(k[i], dims))
 
