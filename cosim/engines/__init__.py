@@ -29,6 +29,7 @@ BUILTIN: dict[str, str] = {
     "nest": "cosim.engines.nest:NestEngine",
     "neuron": "cosim.engines.neuron_engine:NeuronEngine",
     "neural_field": "cosim.engines.neural_field:NeuralFieldEngine",
+    "neural_surface": "cosim.engines.neural_surface:NeuralSurfaceEngine",
 }
 
 
