@@ -4,6 +4,7 @@
 - :mod:`.fc` — static FC, sliding-window FC, FCD, agreement with an empirical FC;
 - :mod:`.spectra` — Welch power spectra and peak frequencies;
 - :mod:`.stability` — fixed points, Jacobian eigenvalues, Hopf bifurcations;
+- :mod:`.dispersion` — neural-field sheets: λ(k), Turing and Hopf onsets;
 - :mod:`.modes` — connectome eigenmodes and the linearised network's mode growth rates;
 - :mod:`.lif_transfer` — the LIF transfer function Φ(μ, σ) and self-consistent network rates;
 - :mod:`.io`, :mod:`.report`, :mod:`.figures`, :mod:`.cli` — reading output files,
@@ -19,6 +20,8 @@ _EXPORTS = {
     "spectra": ("power_spectra", "peak_frequencies", "band_power"),
     "stability": ("jacobian", "fixed_points", "analyse_point", "find_hopf", "FixedPoint",
                   "HopfPoint", "node_rhs", "input_jacobian"),
+    "dispersion": ("dispersion", "growth_rate", "turing_onset", "hopf_onset", "critical",
+                   "hopf_frequency", "Onset"),
     "modes": ("connectome_modes", "laplacian", "mode_growth_rates", "linear_network_modes",
               "network_jacobian", "ModeSpectrum"),
     "lif_transfer": ("siegert", "siegert_derivatives", "LIF", "Network", "self_consistent_rates",

@@ -28,6 +28,8 @@ BUILTIN: dict[str, str] = {
     "multicompartment": "cosim.engines.multicompartment:MulticompartmentEngine",
     "nest": "cosim.engines.nest:NestEngine",
     "neuron": "cosim.engines.neuron_engine:NeuronEngine",
+    "neural_field": "cosim.engines.neural_field:NeuralFieldEngine",
+    "neural_surface": "cosim.engines.neural_surface:NeuralSurfaceEngine",
     "population_density": "cosim.engines.population_density:PopulationDensityEngine",
 }
 

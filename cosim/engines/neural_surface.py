@@ -1,0 +1,378 @@
+"""The cortical-surface engine: a neural mass at every vertex, coupled locally through a
+sparse local-connectivity matrix and over the connectome (The Virtual Brain's surface
+simulation; method in :mod:`cosim.fields.surface`).
+
+Scenario section::
+
+    [engines.cortex]
+    type = "neural_surface"
+    model = "generic_2d_oscillator"             # any cosim model (see `cosim models`)
+    region_mapping = "tvb:regionMapping_16k_76"  # or a text file: one region per vertex
+    local_connectivity = "tvb:local_connectivity_16384"   # or a .mat / .npz sparse matrix
+    local_coupling_strength = 1.0               # κ (TVB's Cortex.coupling_strength)
+    dt = 0.1                                    # ms
+    integrator = "heun"                         # or "euler" (TVB's deterministic schemes)
+    [engines.cortex.parameters]                 # model parameters (one value each)
+    [engines.cortex.coupling]                   # long-range coupling: type and parameters
+    type = "linear"
+    G = 0.01
+    [engines.cortex.initial]                    # one value per state variable, or
+    random = true                               # uniform in the model's range per vertex
+
+Every connectome region must own at least one vertex.  Delays: ``rint(length / speed /
+dt)`` steps at ``[connectome] speed``.  Record: ``"regions"`` ``(time, variable, region)``,
+the region averages of the state variables every ``[record] period``.
+
+The engine simulates every region of the connectome itself (no bus: ``Export.NOTHING``,
+``Take.NOTHING``), and splits into contiguous vertex blocks over as many ranks as the plan
+gives it; the blocks are joined after each stage through the engine's ``exchange``, so a
+split run gives the one-rank bits.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..errors import CosimError
+from ..fields import surface as sf
+from ..multicompartment.partition import block
+from ..numerics import check_finite
+from ..params import REQUIRED, Param, section
+from ..rng import Streams
+from . import neural_mass_config as nmc
+from .base import BuildContext, Engine, Export, RecordSpec, Take, WindowOutput
+
+DATASET = "regions"
+
+MODEL = nmc.MODEL
+REGION_MAPPING = Param("region_mapping", "tvb:regionMapping_16k_76", "", "vertex → connectome "
+                       "region: a tvb: name or a text file of one region index per vertex",
+                       type="string")
+LOCAL_CONNECTIVITY = Param("local_connectivity", "tvb:local_connectivity_16384", "",
+                           "sparse local connectivity (vertex × vertex): a tvb: name, a .mat "
+                           "or a .npz file", type="string")
+LOCAL_STRENGTH = Param("local_coupling_strength", 1.0, "1", "κ: factor of the local "
+                       "connectivity (TVB's Cortex.coupling_strength)")
+DT = nmc.DT.with_(doc="integration step")
+INTEGRATOR = Param("integrator", "heun", "", "heun (TVB's HeunDeterministic) or euler",
+                   type="string", choices=("heun", "euler"))
+INITIAL_RANDOM = Param("random", False, "", "variables not given are uniform in the model's "
+                       "range at every vertex (stream (seed, \"neural_surface.initial\", engine))",
+                       type="boolean")
+
+SECTION = section(
+    "engines.<name>", "type = \"neural_surface\": a neural mass at every vertex of a cortical "
+    "surface, local + long-range coupling (cosim.engines.neural_surface)",
+    (MODEL, REGION_MAPPING, LOCAL_CONNECTIVITY, LOCAL_STRENGTH, DT, INTEGRATOR),
+    (section("engines.<name>.parameters", "model parameters, one value each", open=True),
+     section("engines.<name>.coupling", "long-range coupling type and parameters (one value "
+             "each)", (nmc.COUPLING_TYPE,), open=True),
+     section("engines.<name>.initial", "initial state, held as history for t <= 0: one value "
+             "per state variable", (INITIAL_RANDOM,), open=True)))
+
+
+class NeuralSurfaceEngine(Engine):
+    """See the module docstring."""
+
+    type_name = "neural_surface"
+    parameters = SECTION
+    exports = Export.NOTHING
+    takes = Take.NOTHING
+
+    def __init__(self, name: str, model, connectome, *, region_mapping="tvb:regionMapping_16k_76",
+                 local_connectivity="tvb:local_connectivity_16384",
+                 local_coupling_strength: float = 1.0, dt_ms: float = DT.default,
+                 integrator: str = "heun", parameters=None, coupling=None,
+                 coupling_parameters=None, initial=None, random_initial=False,
+                 initial_state: np.ndarray | None = None, seed=0,
+                 speed_mm_per_ms: float = 3.0, record_period_ms: float | None = None,
+                 record_variables=None, base_dir=None, part=(0, 1)):
+        self._args = dict(name=name, model=model, connectome=connectome,
+                          region_mapping=region_mapping, local_connectivity=local_connectivity,
+                          local_coupling_strength=local_coupling_strength, dt_ms=dt_ms,
+                          integrator=integrator, parameters=parameters, coupling=coupling,
+                          coupling_parameters=coupling_parameters, initial=initial,
+                          random_initial=random_initial, initial_state=initial_state, seed=seed,
+                          speed_mm_per_ms=speed_mm_per_ms, record_period_ms=record_period_ms,
+                          record_variables=record_variables, base_dir=base_dir)
+        self.name = str(name)
+        self.model = nmc.resolve_model(model)
+        self.options = nmc.resolve_options(self.model, None)
+        self.dt_ms = float(dt_ms)
+        if integrator not in INTEGRATOR.choices:
+            raise CosimError(f"must be one of {', '.join(INTEGRATOR.choices)}, got {integrator!r}",
+                             key="integrator")
+        self.integrator = integrator
+        self.rng = Streams.of(seed)
+        try:
+            self.region_of = sf.load_region_mapping(region_mapping, base_dir)
+        except CosimError as exc:
+            raise CosimError(exc.reason, key="region_mapping") from None
+        self._lc_spec = local_connectivity
+        self._base_dir = base_dir
+        self.n_vertices = int(self.region_of.size)
+        labels = tuple(connectome.region_labels)
+        n_reg = len(labels)
+        if self.region_of.max() >= n_reg:
+            raise CosimError(f"maps a vertex to region {int(self.region_of.max())}; the connectome "
+                             f"has {n_reg} regions", key="region_mapping")
+        self.counts = np.bincount(self.region_of, minlength=n_reg).astype(np.float64)
+        if (self.counts == 0).any():
+            r = int(np.flatnonzero(self.counts == 0)[0])
+            raise CosimError(f"region {labels[r]!r} has no vertex; every connectome region "
+                             f"must own vertices", key="region_mapping")
+        self.region_indices = np.arange(n_reg, dtype=np.int64)
+        self.region_labels = labels
+        self.local_strength = float(local_coupling_strength)
+        names = [v.name for v in self.model.state_variables]
+        spec = sf.LOCAL.get(self.model.name, (self.model.coupling_variables[0], None, 0, "1"))
+        self._local = (names.index(spec[0]), -1 if spec[1] is None else names.index(spec[1]),
+                       spec[2])
+        self.coupling = nmc.resolve_coupling(self.model, coupling)
+        self.coupling_params = nmc.coupling_parameters(self.coupling, labels, coupling_parameters or {})
+        self.params = nmc.model_parameters(self.model, ("all",), parameters or {})[0]
+        if spec[3] == "1/gamma":
+            gamma = self.params[self.model.parameter_names.index("gamma")]
+            if gamma == 0:
+                raise CosimError("gamma = 0: TVB's local term lc is added next to gamma·c; "
+                                 "cosim adds lc/gamma to c", key="parameters.gamma")
+            self._lfactor = 1.0 / gamma
+        else:
+            self._lfactor = 1.0
+        self._weights = np.asarray(connectome.weights, dtype=np.float64)
+        self._steps = connectome.delay_steps(speed_mm_per_ms, self.dt_ms)
+        nz = self._weights != 0
+        self.max_delay_steps = int(self._steps[nz].max()) if nz.any() else 0
+        self.speed_mm_per_ms = float(speed_mm_per_ms)
+        (self.record_period_ms, self.record_every, self.record_variables,
+         self._rec_vars) = nmc.record_selection(self.model, self.dt_ms, record_period_ms,
+                                                record_variables)
+        self._initial_state = initial_state
+        self._initial = dict(initial or {})
+        for k in self._initial:
+            if k not in names:
+                raise CosimError(f"not a state variable of {self.model.name}"
+                                 + nmc.suggest(k, names), key=f"initial.{k}")
+        self.random_initial = bool(random_initial)
+        self.part, self.n_parts = part
+        b = block(self.n_vertices, self.part, self.n_parts)
+        self.v0, self.v1 = b.start, b.stop
+        self._exchange = None
+        self._built = False
+
+    @classmethod
+    def from_config(cls, name: str, reader, ctx: BuildContext) -> "NeuralSurfaceEngine":
+        from pathlib import Path
+        r = reader
+        kw = dict(region_mapping=r.param(REGION_MAPPING),
+                  local_connectivity=r.param(LOCAL_CONNECTIVITY),
+                  local_coupling_strength=r.param(LOCAL_STRENGTH), dt_ms=r.param(DT),
+                  integrator=r.param(INTEGRATOR))
+        model = r.param(MODEL)
+        pr = r.table("parameters", {})
+        kw["parameters"] = {k: pr.number(k) for k in pr.keys()}
+        cr = r.table("coupling", {})
+        kw["coupling"] = cr.param(nmc.COUPLING_TYPE)
+        kw["coupling_parameters"] = {k: cr.number(k) for k in cr.keys() if k != "type"}
+        ir = r.table("initial", {})
+        kw["random_initial"] = ir.param(INITIAL_RANDOM)
+        kw["initial"] = {k: ir.number(k) for k in ir.keys() if k != INITIAL_RANDOM.name}
+        r.done(allowed_extra=("type",))
+        try:
+            eng = cls(name, model, ctx.connectome, seed=ctx.rng, speed_mm_per_ms=ctx.speed_mm_per_ms,
+                      record_period_ms=ctx.record_period_ms, record_variables=ctx.record_variables,
+                      base_dir=Path(ctx.file).parent if ctx.file else None, **kw)
+            eng._check_local()
+        except CosimError as exc:
+            raise nmc.locate(exc, name, reader) from None
+        return eng
+
+    def _check_local(self):
+        """Load the local connectivity once at description time (its shape is checked)."""
+        try:
+            m = sf.load_local_connectivity(self._lc_spec, self._base_dir)
+        except CosimError as exc:
+            raise CosimError(exc.reason, key="local_connectivity") from None
+        if m.shape[0] != self.n_vertices:
+            raise CosimError(f"is {m.shape[0]} × {m.shape[1]}; the region mapping has "
+                             f"{self.n_vertices} vertices", key="local_connectivity")
+
+    # -- contract -------------------------------------------------------------------------
+    def work(self) -> float:
+        return self.n_vertices * self.model.n_state * 8.0 / self.dt_ms
+
+    def max_parts(self) -> int:
+        return max(1, self.n_vertices // 1024)
+
+    def partition(self, part, n_parts, exchange=None):
+        if n_parts == 1:
+            return self
+        eng = type(self)(**self._args, part=(part, n_parts))
+        eng._exchange = exchange
+        return eng
+
+    def merge_records(self, by_part):
+        return by_part[0]            # every part holds the whole state after each step
+
+    def record_specs(self):
+        units = dict(zip(self.model.state_names, self.model.state_units))
+        return [RecordSpec(DATASET, self.record_variables,
+                           tuple(units[v] for v in self.record_variables), self.region_labels,
+                           self.record_period_ms,
+                           attrs={"model": self.model.name, "coupling": self.coupling.name,
+                                  "integrator": self.integrator, "dt_ms": self.dt_ms,
+                                  "n_vertices": self.n_vertices,
+                                  "local_coupling_strength": self.local_strength,
+                                  "monitor": "region average of the vertex states"})]
+
+    # -- execution ------------------------------------------------------------------------
+    def initial_vertex_state(self) -> np.ndarray:
+        """``(vertex, state)`` at t = 0 (also the history for t ≤ 0)."""
+        V, sv = self.n_vertices, self.model.state_variables
+        if self._initial_state is not None:
+            x = np.array(self._initial_state, dtype=np.float64)
+            if x.shape != (V, len(sv)):
+                raise ValueError(f"initial_state must be ({V}, {len(sv)}), got {x.shape}")
+            return x
+        if self.random_initial:
+            lo = np.array([v.range[0] for v in sv])
+            hi = np.array([v.range[1] for v in sv])
+            x = lo + (hi - lo) * self.rng.generator("neural_surface.initial", self.name).random((V, len(sv)))
+        else:
+            x = np.tile([v.initial for v in sv], (V, 1)).astype(np.float64)
+        for k, v in self._initial.items():
+            x[:, [s.name for s in sv].index(k)] = v
+        return x
+
+    def build(self) -> None:
+        dfun = self.model.dfun(self.options)
+        (self._local_q, self._derivs, self._region_input, self._region_average,
+         self._region_mean, self._window) = sf.surface_kernels(self.model.name, dfun, self.coupling)
+        lc = sf.load_local_connectivity(self._lc_spec, self._base_dir)
+        self._L = (lc.indptr.astype(np.int64), lc.indices.astype(np.int64), lc.data.copy())
+        V, ns, R = self.n_vertices, self.model.n_state, len(self.region_labels)
+        self._lscale = np.full(V, self.local_strength * self._lfactor)
+        self._p = np.ascontiguousarray(np.tile(self.params, (V, 1)))
+        lo, hi = self.model.bounds()
+        self._lo, self._hi = np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)
+        # long-range edges by target, sources ascending
+        w = self._weights
+        ptr, src, dly, ww = [0], [], [], []
+        for i in range(R):
+            j = np.flatnonzero(w[i])
+            src += j.tolist()
+            dly += self._steps[i, j].tolist()
+            ww += w[i, j].tolist()
+            ptr.append(len(src))
+        self._net = (np.array(ptr, dtype=np.int64), np.array(src, dtype=np.int64),
+                     np.array(dly, dtype=np.int64), np.array(ww, dtype=np.float64))
+        self._rowsum = w.sum(axis=1)
+        self._cvar = np.asarray(self.model.coupling_indices(), dtype=np.int64)
+        ncv = self._cvar.size
+        self.n_aff = self.coupling.n_afferent(ncv)
+        self.n_in = self.coupling.n_inputs(ncv)
+        self.H = self.max_delay_steps + 1
+        self._hist = np.zeros((self.H, self.n_aff, R))
+        self._x = self.initial_vertex_state()
+        self._xs = np.empty_like(self._x)
+        self._k1 = np.zeros_like(self._x)
+        self._k2 = np.zeros_like(self._x)
+        self._q = np.empty(V)
+        self._c = np.zeros((V, self.n_in))
+        self._xr = np.zeros((R, ns))
+        self._aff = np.zeros((R, self.n_aff))
+        self._s = np.zeros((R, self.n_aff))
+        self._cr = np.zeros((R, self.n_in))
+        self._rec_rows = np.asarray(self._rec_vars, dtype=np.int64)
+        self._region_average(self._x, self.region_of, self.counts, self._cvar,
+                             self.coupling_params, self._xr, self._aff, self._hist, 0)
+        self._hist[:] = self._hist[0]             # constant history for t ≤ 0
+        self.step = 0
+        self._built = True
+
+    def _join(self, x) -> None:
+        """Every part's block of ``x`` into every part's copy (split runs only)."""
+        if self._exchange is None:
+            return
+        ns = x.shape[1]
+        ids = np.arange(self.v0 * ns, self.v1 * ns, dtype=np.int64)
+        all_ids, values = self._exchange(ids, x[self.v0:self.v1].ravel())
+        x.reshape(-1)[all_ids] = values
+
+    def _one_step(self) -> None:
+        n, x, xs = self.step, self._x, self._xs
+        ptr, src, dly, w = self._net
+        Lp, Li, Lv = self._L
+        lp, lm, lin = self._local
+        self._region_input(self._hist, n, ptr, src, dly, w, self._xr, self._cvar,
+                           self.coupling_params, self._rowsum, self._s, self._cr)
+        self._local_q(x, lp, lm, self._q)
+        self._derivs(x, self._q, self._cr, self.region_of, Lp, Li, Lv, self._lscale, lin,
+                     self.v0, self.v1, self._p, self._c, self._k1)
+        if self.integrator == "euler":
+            sf.euler_update(x, self._k1, self.dt_ms, self.v0, self.v1, self._lo, self._hi, x)
+        else:
+            sf.euler_update(x, self._k1, self.dt_ms, self.v0, self.v1, self._lo, self._hi, xs)
+            self._join(xs)
+            self._local_q(xs, lp, lm, self._q)
+            self._derivs(xs, self._q, self._cr, self.region_of, Lp, Li, Lv, self._lscale, lin,
+                         self.v0, self.v1, self._p, self._c, self._k2)
+            sf.heun_update(x, self._k1, self._k2, self.dt_ms, self.v0, self.v1, self._lo, self._hi)
+        self._join(x)
+        self.step = n + 1
+        self._region_average(x, self.region_of, self.counts, self._cvar, self.coupling_params,
+                             self._xr, self._aff, self._hist, self.step % self.H)
+
+    def advance(self, t0_ms: float, t1_ms: float, inputs=None) -> WindowOutput:
+        if not self._built:
+            self.build()
+        step0 = self.step
+        if abs(t0_ms - step0 * self.dt_ms) > 1e-6 * self.dt_ms:
+            raise ValueError(f"engine {self.name!r} is at t = {step0 * self.dt_ms:g} ms, "
+                             f"asked to advance from {t0_ms:g} ms")
+        n_steps = nmc.whole_multiple(t1_ms - t0_ms, self.dt_ms)
+        every = self.record_every
+        rec = np.empty(((step0 + n_steps) // every - step0 // every, self._rec_rows.size,
+                        len(self.region_labels)))
+        if self._exchange is None:       # one part: the whole window in one kernel call
+            self._window(n_steps, step0, self.integrator == "heun", self.dt_ms, every, self._x,
+                         self._xs, self._k1, self._k2, self._q, self._hist, self._net,
+                         self._L + (self._lscale,), self._local, (self.region_of, self.counts),
+                         self._cvar, self.coupling_params, self._rowsum, self._p, self._lo,
+                         self._hi, (self._xr, self._aff, self._s, self._cr, self._c),
+                         self._rec_rows, rec)
+            self.step = step0 + n_steps
+        else:
+            k = 0
+            for _ in range(n_steps):
+                self._one_step()
+                if self.step % every == 0:
+                    self._region_mean(self._x, self.region_of, self.counts, self._rec_rows, rec[k])
+                    k += 1
+        check_finite(self.name, self._x[self.v0:self.v1],
+                     (("vertex", lambda i: str(i + self.v0)),
+                      ("variable", self.model.state_names)), self.step * self.dt_ms,
+                     dt_ms=self.dt_ms)
+        return WindowOutput(records={DATASET: rec})
+
+    def vertex_state(self) -> np.ndarray:
+        """The current state ``(vertex, state variable)``."""
+        return self._x.copy()
+
+    def state(self):
+        if not self._built:
+            self.build()
+        return {"x": self._x.copy(), "history": self._hist.copy(), "step": np.array(self.step)}
+
+    def restore(self, state):
+        if not self._built:
+            self.build()
+        self._x[...] = np.asarray(state["x"])
+        self.step = int(np.asarray(state["step"]))
+        # the region averages of the restored state (the same numbers as at the save)
+        self._region_average(self._x, self.region_of, self.counts, self._cvar,
+                             self.coupling_params, self._xr, self._aff, self._hist,
+                             self.step % self.H)
+        self._hist[...] = np.asarray(state["history"])

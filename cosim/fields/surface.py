@@ -1,0 +1,251 @@
+"""A neural mass at every vertex of a cortical surface, coupled locally and through the
+connectome — The Virtual Brain's surface simulation, written for cosim's models.
+
+Per step ``n → n + 1`` (``x`` the vertex states, ``r(v)`` the region of vertex ``v``):
+
+1. long range, once per step (TVB's rule): the region averages ``x̄_j`` of the coupling
+   variables are kept in a delay ring as afferents ``a_j = g(x̄_j)`` (:mod:`cosim.coupling`);
+   ``c_R = post(Σ_j w_Rj a_j(t_n − d_Rj), x̄_R)`` and vertex ``v`` receives ``c_{r(v)}``;
+2. local, at every stage: ``ℓ = κ L q(x)`` with ``L`` the sparse local connectivity
+   (``κ``: TVB's ``Cortex.coupling_strength``) and ``q`` the model's local variable
+   (:data:`LOCAL`), added to the coupling input the way TVB's model adds its
+   ``local_coupling`` term;
+3. Heun (TVB's ``HeunDeterministic``: predictor, corrector, state bounds after each stage)
+   or Euler;
+4. the new region averages (vertex order, then divided by the vertex count, as TVB's
+   ``surface_state_to_rois``) go into the ring as step ``n + 1``.
+
+Split across ranks by contiguous vertex blocks: every part keeps the whole state, updates
+its block, and the blocks are joined after each stage (``exchange``), so the local sums
+and region averages are the same numbers in any layout.
+
+Data: ``tvb:`` names load the files shipped in the ``tvb-data`` package —
+``tvb:regionMapping_16k_76`` (vertex → connectivity_76 region) and
+``tvb:local_connectivity_16384`` (a 16 384² sparse matrix, ``LocalCoupling`` in a .mat);
+a user's files: a text file of one region index per vertex, and a ``.mat`` (a sparse
+matrix) or ``.npz`` (:func:`scipy.sparse.save_npz`).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+from numba import njit
+
+from ..errors import CosimError
+from ..integrators import _FLAGS, _inlined, _rebound, _source_hash
+
+#: How TVB's model adds its local coupling term: model → (variable ``q`` reads: plus,
+#: minus or None; input of ``c`` it joins; factor).  generic_2d_oscillator adds
+#: ``lc`` next to ``γ c`` (so ``c += lc / γ``), jansen_rit adds ``L (y1 − y2)`` to the
+#: long-range input, linear ``L x``.  Other models: the first coupling variable, into input
+#: 0 (cosim's convention; TVB's differs per model).
+LOCAL = {"generic_2d_oscillator": ("V", None, 0, "1/gamma"),
+         "jansen_rit": ("y1", "y2", 0, "1"),
+         "linear": ("x", None, 0, "1")}
+
+TVB_FILES = {"regionMapping_16k_76": ("regionMapping", "regionMapping_16k_76.txt"),
+             "regionMapping_16k_192": ("regionMapping", "regionMapping_16k_192.txt"),
+             "local_connectivity_16384": ("local_connectivity", "local_connectivity_16384.mat")}
+
+
+def tvb_file(name: str) -> Path:
+    """Path of a file shipped in ``tvb-data`` (see :data:`TVB_FILES`)."""
+    if name not in TVB_FILES:
+        raise CosimError(f"unknown tvb-data file {name!r}; available: "
+                         + ", ".join(f"tvb:{n}" for n in TVB_FILES))
+    spec = importlib.util.find_spec("tvb_data")
+    if spec is None or not spec.submodule_search_locations:
+        raise CosimError("the tvb-data package is not installed (pip install tvb-data)")
+    folder, base = TVB_FILES[name]
+    return Path(list(spec.submodule_search_locations)[0]) / folder / base
+
+
+def _path(spec: str, base_dir) -> Path:
+    if spec.startswith("tvb:"):
+        return tvb_file(spec[4:])
+    p = Path(spec).expanduser()
+    if not p.is_absolute() and base_dir is not None:
+        p = Path(base_dir) / p
+    if not p.is_file():
+        raise CosimError(f"no such file: {p}")
+    return p
+
+
+def load_region_mapping(spec: str, base_dir=None) -> np.ndarray:
+    """Region index of every vertex (int64)."""
+    p = _path(spec, base_dir)
+    try:
+        v = np.loadtxt(p)
+    except ValueError as exc:
+        raise CosimError(f"{p.name} is not a text file of region indices ({exc})") from None
+    v = np.atleast_1d(v)
+    if v.ndim != 1 or not v.size or not np.all(v == np.rint(v)) or v.min() < 0:
+        raise CosimError(f"{p.name} must hold one region index (an integer >= 0) per vertex")
+    return v.astype(np.int64)
+
+
+def load_local_connectivity(spec: str, base_dir=None):
+    """The local connectivity as a CSR matrix (float64)."""
+    import scipy.io
+    import scipy.sparse as sp
+    p = _path(spec, base_dir)
+    if p.suffix == ".npz":
+        try:
+            m = sp.load_npz(p)
+        except (ValueError, OSError) as exc:
+            raise CosimError(f"{p.name} is not a scipy.sparse .npz file ({exc})") from None
+    elif p.suffix == ".mat":
+        try:
+            data = scipy.io.loadmat(p)
+        except (ValueError, OSError, NotImplementedError) as exc:
+            raise CosimError(f"{p.name} is not a MATLAB file ({exc})") from None
+        found = [v for k, v in data.items() if not k.startswith("__") and sp.issparse(v)]
+        m = data.get("LocalCoupling", found[0] if found else None)
+        if m is None or not sp.issparse(m):
+            raise CosimError(f"{p.name} holds no sparse matrix (TVB's LocalCoupling)")
+    else:
+        raise CosimError(f"{p.name}: expected a .mat or .npz sparse matrix")
+    m = sp.csr_matrix(m, dtype=np.float64)
+    m.sort_indices()
+    if m.shape[0] != m.shape[1]:
+        raise CosimError(f"{p.name}: the local connectivity must be square, got {m.shape}")
+    if not np.isfinite(m.data).all():
+        raise CosimError(f"{p.name}: the local connectivity contains NaN/Inf")
+    return m
+
+
+# -- kernels (templates specialised per model and coupling, as cosim.integrators does) ----
+
+def _t_local_q(x, lp, lm, q):
+    """``q[v] = x[v, lp] − x[v, lm]`` (``lm < 0``: no subtrahend), every vertex."""
+    for v in range(x.shape[0]):
+        q[v] = x[v, lp] - (x[v, lm] if lm >= 0 else 0.0)
+
+
+def _t_derivs(x, q, cr, region_of, ptr, idx, val, lscale, lin, v0, v1, p, c, dx):
+    """``dx`` of vertices ``v0 … v1 − 1``: input ``c = c_{r(v)}`` plus the local term."""
+    for v in range(v0, v1):
+        acc = 0.0
+        for e in range(ptr[v], ptr[v + 1]):
+            acc += val[e] * q[idx[e]]
+        r = region_of[v]
+        for a in range(c.shape[1]):
+            c[v, a] = cr[r, a]
+        c[v, lin] += lscale[v] * acc
+        model_dfun(x, c, p, v, dx)
+
+
+def _t_region_input(hist, n, ptr, src, dly, w, xr, cvar, cp, rowsum, s, cr):
+    """``cr[R] = post(Σ_j w_Rj hist[n − d_Rj, :, j], x̄_R)`` (edges in source order)."""
+    H = hist.shape[0]
+    for r in range(s.shape[0]):
+        for a in range(s.shape[1]):
+            acc = 0.0
+            for e in range(ptr[r], ptr[r + 1]):
+                acc += w[e] * hist[(n - dly[e]) % H, a, src[e]]
+            s[r, a] = acc
+        coupling_post(s, xr, cvar, rowsum, cp, r, cr)
+
+
+def _t_region_average(x, region_of, counts, cvar, cp, xr, aff, hist, slot):
+    """Region averages of the coupling variables (vertex order) and their afferents,
+    stored as ring slot ``slot``."""
+    xr[:, :] = 0.0
+    for v in range(x.shape[0]):
+        r = region_of[v]
+        for k in range(cvar.shape[0]):
+            xr[r, cvar[k]] += x[v, cvar[k]]
+    for r in range(xr.shape[0]):
+        for k in range(cvar.shape[0]):
+            xr[r, cvar[k]] /= counts[r]
+        coupling_afferent(xr, cvar, cp, r, aff)
+        for a in range(aff.shape[1]):
+            hist[slot, a, r] = aff[r, a]
+
+
+def _t_window(n_steps, step, heun, dt, every, x, xs, k1, k2, q, hist, net, lc, local, region,
+              cvar, cp, rowsum, p, lo, hi, work, rec_rows, rec):
+    """``n_steps`` whole steps of one unsplit engine: the same operations, in the same
+    order, as the per-step path of a split engine (so both give the same bits)."""
+    ptr, src, dly, w = net
+    Lp, Li, Lv, lscale = lc
+    lp, lm, lin = local
+    region_of, counts = region
+    xr, aff, s, cr, c = work
+    V = x.shape[0]
+    H = hist.shape[0]
+    k = 0
+    for m in range(n_steps):
+        n = step + m
+        region_input(hist, n, ptr, src, dly, w, xr, cvar, cp, rowsum, s, cr)
+        local_q(x, lp, lm, q)
+        derivs(x, q, cr, region_of, Lp, Li, Lv, lscale, lin, 0, V, p, c, k1)
+        if heun:
+            euler_update_(x, k1, dt, 0, V, lo, hi, xs)
+            local_q(xs, lp, lm, q)
+            derivs(xs, q, cr, region_of, Lp, Li, Lv, lscale, lin, 0, V, p, c, k2)
+            heun_update_(x, k1, k2, dt, 0, V, lo, hi)
+        else:
+            euler_update_(x, k1, dt, 0, V, lo, hi, x)
+        region_average(x, region_of, counts, cvar, cp, xr, aff, hist, (n + 1) % H)
+        if (n + 1) % every == 0:
+            region_mean(x, region_of, counts, rec_rows, rec[k])
+            k += 1
+
+
+def _t_region_mean(x, region_of, counts, rows, out):
+    """``out[k, r]`` = mean over region ``r``'s vertices of ``x[:, rows[k]]`` (vertex order)."""
+    out[:, :] = 0.0
+    for v in range(x.shape[0]):
+        r = region_of[v]
+        for k in range(rows.size):
+            out[k, r] += x[v, rows[k]]
+    for k in range(rows.size):
+        for r in range(out.shape[1]):
+            out[k, r] /= counts[r]
+
+
+@njit(cache=True, **_FLAGS)
+def euler_update(x, k, h, v0, v1, lo, hi, out):
+    """``out[v] = bound(x[v] + h k[v])`` for ``v0 ≤ v < v1``."""
+    for v in range(v0, v1):
+        for j in range(x.shape[1]):
+            y = x[v, j] + h * k[v, j]
+            out[v, j] = min(max(y, lo[j]), hi[j])
+
+
+@njit(cache=True, **_FLAGS)
+def heun_update(x, k1, k2, h, v0, v1, lo, hi):
+    """``x[v] = bound(x[v] + (h/2)(k1 + k2))`` for ``v0 ≤ v < v1``."""
+    for v in range(v0, v1):
+        for j in range(x.shape[1]):
+            y = x[v, j] + h * 0.5 * (k1[v, j] + k2[v, j])
+            x[v, j] = min(max(y, lo[j]), hi[j])
+
+
+_SURFACE_KERNELS: dict = {}
+
+
+def surface_kernels(model_name: str, dfun, coupling):
+    """``(local_q, derivs, region_input, region_average, region_mean, window)`` for one
+    model and coupling."""
+    key = (model_name, dfun, coupling.afferent, coupling.post)
+    if key in _SURFACE_KERNELS:
+        return _SURFACE_KERNELS[key]
+    digest = _source_hash(dfun, coupling.afferent, coupling.post, _t_derivs, _t_region_input,
+                          _t_region_average, _t_window, euler_update)
+    tag = f"{model_name}__{coupling.name}__{digest}"
+    glb = dict(globals())
+    glb.update(model_dfun=_inlined(dfun), coupling_afferent=_inlined(coupling.afferent),
+               coupling_post=_inlined(coupling.post))
+    for t in (_t_local_q, _t_derivs, _t_region_input, _t_region_average, _t_region_mean):
+        glb[t.__name__[3:]] = _inlined(_rebound(t, glb))
+    glb.update(euler_update_=_inlined(euler_update), heun_update_=_inlined(heun_update))
+    out = tuple(njit(cache=True, **_FLAGS)(_rebound(t, glb, f"{t.__name__[3:]}__{tag}"))
+                for t in (_t_local_q, _t_derivs, _t_region_input, _t_region_average,
+                          _t_region_mean, _t_window))
+    _SURFACE_KERNELS[key] = out
+    return out

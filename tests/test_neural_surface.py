@@ -1,0 +1,142 @@
+"""The cortical-surface engine: split over ranks by vertex blocks gives the one-rank bits
+(``mpiexec -n 3``: bus + 2 parts), a checkpoint resumes bit for bit, the per-step path of a
+split part equals the one-kernel window path, and bad keys are one-line errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+
+from _util import REPO
+from cosim.cli import main
+from cosim.connectome import load_connectome
+from cosim.engines.neural_surface import NeuralSurfaceEngine
+
+SCENARIO = REPO / "scenarios" / "cortical_surface.toml"
+
+
+def _short(tmp_path, duration=4.0, extra=""):
+    text = SCENARIO.read_text().replace("duration = 100.0", f"duration = {duration}")
+    text = text.replace('output = "results/cortical_surface.h5"\n', "") + extra
+    p = tmp_path / "surface.toml"
+    p.write_text(text)
+    return p
+
+
+def _engine(**kw):
+    args = dict(coupling="linear", coupling_parameters={"G": 0.05}, local_coupling_strength=0.02,
+                random_initial=True, seed=5, record_period_ms=0.5)
+    args.update(kw)
+    return NeuralSurfaceEngine("cortex", "generic_2d_oscillator",
+                               load_connectome("tvb:connectivity_76"), **args)
+
+
+def test_split_parts_equal_the_window_kernel():
+    """Two parts, each in a thread, joined by an in-process allgather (what the runtime's
+    Allgatherv does between ranks), give the bits of the one-part window kernel."""
+    import threading
+    one = _engine()
+    one.build()
+    rec_one = [one.advance(t, t + 1.0).records["regions"] for t in (0.0, 1.0, 2.0)]
+    n = 2
+    barrier = threading.Barrier(n)
+    slots = [None] * n
+
+    def exchange_of(p):
+        def exchange(ids, values):
+            slots[p] = (ids.copy(), values.copy())
+            barrier.wait()
+            out = (np.concatenate([s[0] for s in slots]), np.concatenate([s[1] for s in slots]))
+            barrier.wait()
+            return out
+        return exchange
+
+    desc = _engine()
+    parts = [desc.partition(p, n, exchange_of(p)) for p in range(n)]
+    recs = [[] for _ in range(n)]
+
+    def run(p):
+        parts[p].build()
+        for t in (0.0, 1.0, 2.0):
+            recs[p].append(parts[p].advance(t, t + 1.0).records["regions"])
+    threads = [threading.Thread(target=run, args=(p,)) for p in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for p in range(n):
+        np.testing.assert_array_equal(parts[p].vertex_state(), one.vertex_state())
+        merged = [desc.merge_records([{"regions": recs[q][k]} for q in range(n)])["regions"]
+                  for k in range(3)]
+        for a, b in zip(merged, rec_one):
+            np.testing.assert_array_equal(a, b)
+    assert parts[0].v1 == parts[1].v0 == 8192 and desc.max_parts() == 16
+
+
+def test_checkpoint_resume_is_bitwise():
+    one = _engine()
+    one.build()
+    for t in (0.0, 1.0, 2.0, 3.0):
+        last = one.advance(t, t + 1.0).records["regions"]
+    first = _engine()
+    first.build()
+    for t in (0.0, 1.0):
+        first.advance(t, t + 1.0)
+    second = _engine()
+    second.restore({k: v.copy() for k, v in first.state().items()})
+    for t in (2.0, 3.0):
+        last2 = second.advance(t, t + 1.0).records["regions"]
+    np.testing.assert_array_equal(second.vertex_state(), one.vertex_state())
+    np.testing.assert_array_equal(last, last2)
+
+
+@pytest.mark.mpi
+def test_mpiexec_split_equals_one_process(tmp_path):
+    from cosim.launch import find_mpiexec
+    scen = _short(tmp_path)
+    one, three = tmp_path / "one.h5", tmp_path / "three.h5"
+    assert main(["run", str(scen), "-o", str(one), "-q", "--no-monitor"]) == 0
+    res = subprocess.run([find_mpiexec(), "-n", "3", sys.executable, "-m", "cosim", "run",
+                          str(scen), "-o", str(three), "-q", "--no-monitor"],
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    with h5py.File(one) as a, h5py.File(three) as b:
+        x, y = a["engines/cortex/regions"][()], b["engines/cortex/regions"][()]
+        assert x.shape == (4, 2, 76)
+        np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize("old,new,key,reason", [
+    ('model = "generic_2d_oscillator"', 'model = "g2d"', "engines.cortex.model", "must be one of"),
+    ('region_mapping = "tvb:regionMapping_16k_76"', 'region_mapping = "nowhere.txt"',
+     "engines.cortex.region_mapping", "no such file"),
+    ('local_connectivity = "tvb:local_connectivity_16384"', 'local_connectivity = "tvb:lc"',
+     "engines.cortex.local_connectivity", "unknown tvb-data file"),
+    ('integrator = "heun"', 'integrator = "rk4"', "engines.cortex.integrator", "must be one of"),
+    ("G = 0.05", "G = 0.05\nH = 1", "engines.cortex.coupling.H", "unknown parameter"),
+    ("random = true", "random = true\nQ = 1.0", "engines.cortex.initial.Q", "not a state variable"),
+])
+def test_bad_keys_are_one_line_errors(tmp_path, capsys, old, new, key, reason):
+    scen = _short(tmp_path)
+    text = scen.read_text()
+    assert old in text, old
+    scen.write_text(text.replace(old, new, 1))
+    assert main(["validate", str(scen)]) == 2
+    line = capsys.readouterr().err.strip()
+    assert "\n" not in line and line.startswith(f"surface.toml: {key}: ") and reason in line, line
+
+
+def test_region_mapping_must_cover_every_region(tmp_path, capsys):
+    from cosim.fields.surface import tvb_file
+    mapping = np.loadtxt(tvb_file("regionMapping_16k_76")).astype(int)
+    mapping[mapping == 5] = 4
+    np.savetxt(tmp_path / "rm.txt", mapping, fmt="%d")
+    scen = _short(tmp_path)
+    scen.write_text(scen.read_text().replace('"tvb:regionMapping_16k_76"', '"rm.txt"'))
+    assert main(["validate", str(scen)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("surface.toml: engines.cortex.region_mapping: region") and "no vertex" in err
