@@ -9,6 +9,7 @@ default, unit or bound::
     cosim describe coupling linear
     cosim describe monitor bold            # [record.<engine>.bold]
     cosim describe adapter rate_to_poisson
+    cosim describe fit [target]            # the keys of a fit description (cosim fit)
     cosim describe --markdown              # the whole reference (docs/scenario.md)
     python -m cosim.describe --markdown > docs/scenario.md
 
@@ -83,8 +84,14 @@ def _framework(name: str) -> Section:
 KINDS: dict[str, Callable[[], dict] | None] = {
     "simulation": None, "connectome": None, "record": None,
     "engine": lambda: _engines(), "model": _models, "coupling": _couplings,
-    "monitor": _monitors, "adapter": _adapters,
+    "monitor": _monitors, "adapter": _adapters, "fit": lambda: _fit_sections(),
 }
+
+
+def _fit_sections():
+    from .fitting.declarations import SECTIONS
+
+    return SECTIONS
 
 
 def _unknown(what: str, word: str, known: Iterable[str]) -> CosimError:
@@ -267,6 +274,10 @@ def markdown() -> str:
     out += ["## Adapters (`[adapters.<name>]`)", ""]
     for t, sec in _adapters().items():
         out += [f"## Adapter `{t}`", ""] + _md_section(sec)
+    out += ["## Fit descriptions (`cosim fit FIT.toml`, `cosim identify FIT.toml`)", "",
+            "A fit description is a TOML file of its own (see cosim.fitting).", ""]
+    for sec in _fit_sections().values():
+        out += _md_section(sec)
     out += ["## Models (`[engines.<name>] model = \"...\"`)", ""]
     for m in _models().values():
         out += [f"### Model `{m.name}`", "", _md_escape(_first_line(m.doc)), ""]
