@@ -31,7 +31,7 @@ def _setup(tmp_path, **target):
 
 
 def _records(folder):
-    return [{k: v for k, v in json.loads(line).items() if k not in ("wall_s", "output")}
+    return [{k: v for k, v in json.loads(line).items() if k not in ("wall_s", "time_s", "output")}
             for line in (folder / "evaluations.jsonl").read_text().splitlines()]
 
 

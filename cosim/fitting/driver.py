@@ -4,7 +4,8 @@ The fit folder (``[fit] out`` / ``--out``) holds::
 
     fit.json            the description's digest, parameters, options (written first)
     evaluations.jsonl   one JSON line per evaluation: index, wave, params, loss, fc_r,
-                        fcd_ks, status, output, wall_s — appended as each wave ends
+                        fcd_ks, status, output, wall_s, time_s (seconds since the session started when
+                        the wave ended) — appended as each wave ends
     evaluations/        NNNNN.toml (the variant) and NNNNN.h5 (its output)
     best.json           the best evaluation (written at the end)
 
@@ -223,8 +224,10 @@ def run_fit(spec: FitSpec, backend=None, *, overwrite: bool = False,
             else:
                 jobs.append((i, values))
         new = backend.run(spec, jobs) if jobs else []
+        done_s = round(time.perf_counter() - tic, 3)
         for r in new:
             r["wave"] = wave
+            r["time_s"] = done_s            # since this session's start: when it was known
             wave_recs[r["index"]] = r
         ordered = [wave_recs[len(records) + j] for j in range(len(cands))]
         if backend.rank == 0 and new:
