@@ -7,6 +7,8 @@
 ``cosim slurm FILE``               write (and submit) an sbatch script
 ``cosim sweep FILE --param K=a:b:n`` a grid of variants: here, over MPI, or a SLURM array
 ``cosim watch ADDRESS|OUTPUT``     follow a running job's live progress (ZeroMQ)
+``cosim fit FIT.toml``             fit free parameters to empirical FC/FCD (cosim.fitting)
+``cosim identify FIT.toml``        sensitivity and profile likelihoods of a fit's parameters
 ``cosim describe KIND [NAME]``     the declared parameters (see cosim.describe)
 ``cosim models``                   the neural-mass models
 ``cosim export OUTPUT --nwb F --tvb D``  the output as NWB / TVB H5 (see cosim.export)
@@ -62,6 +64,11 @@ def _parser() -> argparse.ArgumentParser:
     add_slurm_arguments(sub.add_parser("slurm", help="write (and submit) an sbatch script for a scenario"))
     add_sweep_arguments(sub.add_parser("sweep", help="run or submit a grid of scenario variants"))
     add_watch_arguments(sub.add_parser("watch", help="follow a running job's live progress"))
+    from .fitting.cli import add_fit_arguments, add_identify_arguments
+
+    add_fit_arguments(sub.add_parser("fit", help="fit scenario parameters to empirical FC/FCD"))
+    add_identify_arguments(sub.add_parser("identify", help="which parameters the data "
+                                                           "determine (sensitivity, profiles)"))
 
     d = sub.add_parser("describe", help="print the declared parameters of a scenario table, "
                                         "engine, model, coupling, monitor or adapter")
@@ -277,10 +284,12 @@ def main(argv: list[str] | None = None) -> int:
     from .describe import describe_main, models_main
     from .export_cli import export_main
 
+    from .fitting.cli import fit_main, identify_main
+
     handler = {"validate": _validate, "run": _run, "analyze": analyze_main, "plot": plot_main,
                "slurm": slurm_main, "sweep": sweep_main, "watch": watch_main,
                "describe": describe_main, "models": models_main, "export": export_main,
-               "regions": _regions}[args.command]
+               "regions": _regions, "fit": fit_main, "identify": identify_main}[args.command]
     try:
         return handler(args)
     except CosimError as exc:

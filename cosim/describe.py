@@ -10,6 +10,7 @@ default, unit or bound::
     cosim describe monitor bold            # [record.<engine>.bold]
     cosim describe adapter rate_to_poisson
     cosim describe stimulus pulse_train    # [stimuli.<name>] with that temporal pattern
+    cosim describe fit [target]            # the keys of a fit description (cosim fit)
     cosim describe --markdown              # the whole reference (docs/scenario.md)
     python -m cosim.describe --markdown > docs/scenario.md
 
@@ -94,7 +95,14 @@ KINDS: dict[str, Callable[[], dict] | None] = {
     "simulation": None, "connectome": None, "record": None,
     "engine": lambda: _engines(), "model": _models, "coupling": _couplings,
     "monitor": _monitors, "adapter": _adapters, "stimulus": _stimuli,
+    "fit": lambda: _fit_sections(),
 }
+
+
+def _fit_sections():
+    from .fitting.declarations import SECTIONS
+
+    return SECTIONS
 
 
 def _unknown(what: str, word: str, known: Iterable[str]) -> CosimError:
@@ -279,6 +287,10 @@ def markdown() -> str:
         out += [f"## Adapter `{t}`", ""] + _md_section(sec)
     from .stimuli import STIMULUS
     out += ["## Stimuli (`[stimuli.<name>]`)", ""] + _md_section(STIMULUS)
+    out += ["## Fit descriptions (`cosim fit FIT.toml`, `cosim identify FIT.toml`)", "",
+            "A fit description is a TOML file of its own (see cosim.fitting).", ""]
+    for sec in _fit_sections().values():
+        out += _md_section(sec)
     out += ["## Models (`[engines.<name>] model = \"...\"`)", ""]
     for m in _models().values():
         out += [f"### Model `{m.name}`", "", _md_escape(_first_line(m.doc)), ""]

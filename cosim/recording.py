@@ -47,6 +47,7 @@ cache on, HDF5 fails inside its metadata flush and leaves a file no reader can o
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import os
 import platform
 import sys
@@ -70,6 +71,13 @@ FORMAT_VERSION = 2          # 2: one SONATA population per cell group
 PHASES = ("compute", "communicate", "wait")
 def package_versions() -> dict[str, str]:
     """Versions of cosim and the libraries whose behaviour shapes the numbers."""
+    return dict(_package_versions())
+
+
+@functools.lru_cache(maxsize=1)
+def _package_versions() -> dict[str, str]:
+    # looked up once per process: a fit runs hundreds of scenarios in one process, and
+    # reading the distributions' metadata took ~0.1 s per output file
     from . import __version__
 
     out = {"python": sys.version.split()[0], "platform": platform.platform(),

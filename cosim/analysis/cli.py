@@ -16,7 +16,7 @@ from ..errors import CosimError
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("output", help="a cosim output .h5 file (analyze: or a cosim sweep folder)")
+    p.add_argument("output", help="a cosim output .h5 file (analyze: or a cosim sweep or fit folder)")
     p.add_argument("--discard", type=float, default=None, metavar="MS",
                    help="leave out the first MS ms (initial transient) [10 %% of the run, "
                         "at least 500 ms, at most half of it; 0 keeps everything]")
@@ -79,6 +79,12 @@ def analyze_main(args) -> int:
     from .report import analyze_output, format_summary, save_arrays
 
     if Path(args.output).is_dir():
+        from ..fitting.report import analyze_fit_main, is_fit_folder
+
+        if is_fit_folder(Path(args.output)):
+            for line in analyze_fit_main(Path(args.output), as_json=args.json):
+                print(line)
+            return 0
         return _analyze_sweep(args)
     summary, arrays = analyze_output(args.output, _options(args))
     for w in summary["warnings"]:
