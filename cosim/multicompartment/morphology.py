@@ -92,7 +92,8 @@ class Morphology:
             catalogue=None) -> "Morphology":
         """Set parameters on the selected sections (in place; returns ``self``).
 
-        ``mechanisms`` inserts each named mechanism (default parameters completed from
+        A parameter value may be a string, an expression of the path distance ``d`` (µm)
+        from the soma (:mod:`.distribution`).  ``mechanisms`` inserts each named mechanism (default parameters completed from
         :data:`MECHANISM_DEFAULTS`, or from ``catalogue``, a
         :class:`~.mechanism.Catalogue` holding mechanisms read from ``.mod`` files); an
         empty dict value inserts it with defaults.
@@ -117,7 +118,15 @@ class Morphology:
                     if key not in full:
                         raise CosimError(f"unknown parameter {key!r} of mechanism {mech!r}; "
                                          f"known: {', '.join(full)}")
-                    full[key] = float(value)
+                    if isinstance(value, str):       # a function of path distance d
+                        from .distribution import parse
+                        try:
+                            parse(value)
+                        except CosimError as exc:
+                            raise CosimError(f"{mech}.{key}: {exc.reason}") from None
+                        full[key] = value
+                    else:
+                        full[key] = float(value)
                 sec.mechanisms[mech] = full
         return self
 

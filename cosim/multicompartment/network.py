@@ -243,11 +243,15 @@ class Network:
     def _build_mechanisms(self) -> None:
         """Instance arrays of the mechanism layer and its generated kernels (if any)."""
         per_mech: dict[str, list] = {}
+        for tmpl, _, _ in self._batches:
+            for mech in (tmpl.catalogue.mechanisms.values() if tmpl.catalogue is not None else ()):
+                if mech.name in per_mech and per_mech[mech.name][0] is not mech:
+                    raise CosimError(f"two different mechanisms named {mech.name!r} in one network")
+                per_mech.setdefault(mech.name, [mech, [], [], []])
         for b, (tmpl, n, _) in enumerate(self._batches):
             soff = self._batch_arr[b, 3]
             for mech, nodes, par, fac in tmpl.mechs:
                 k = (soff + nodes[:, None] * n + np.arange(n)[None, :]).ravel()
-                per_mech.setdefault(mech.name, [mech, [], [], []])
                 per_mech[mech.name][1].append(k)
                 per_mech[mech.name][2].append(np.repeat(par, n, axis=1))
                 per_mech[mech.name][3].append(np.repeat(fac, n))
@@ -261,9 +265,11 @@ class Network:
         self._mech_list = [e[0] for e in entries]
         mechs = []
         for mech, ks, pars, facs in entries:
-            k = np.concatenate(ks).astype(np.int64)
-            mechs.append((k, np.concatenate(facs).astype(np.float64),
-                          np.ascontiguousarray(np.concatenate(pars, axis=1).reshape(len(mech.params), k.size)),
+            n_par = len(mech.params)
+            k = np.concatenate(ks).astype(np.int64) if ks else np.zeros(0, np.int64)
+            fac = np.concatenate(facs).astype(np.float64) if facs else np.zeros(0)
+            par = np.concatenate(pars, axis=1) if pars else np.zeros((n_par, 0))
+            mechs.append((k, fac, np.ascontiguousarray(par.reshape(n_par, k.size)),
                           np.zeros((len(mech.states), k.size)), np.zeros((len(mech.assigned), k.size))))
         self._mechs = tuple(mechs)
         self._ion_names = sorted({ion for m in self._mech_list for ion in m.ions})
