@@ -86,6 +86,11 @@ def fingerprint(scenario, plan) -> dict[str, str]:
             p = base / text
             if p.is_file():
                 flat[f"@file:{text}"] = hashlib.sha256(p.read_bytes()).hexdigest()[:16]
+            elif p.is_dir() and text not in (".", ".."):     # e.g. a folder of .mod files
+                h = hashlib.sha256()
+                for q in sorted(x for x in p.iterdir() if x.is_file()):
+                    h.update(q.name.encode() + b"\0" + q.read_bytes())
+                flat[f"@file:{text}"] = h.hexdigest()[:16]
     c = scenario.connectome
     flat["@connectome"] = _digest(c.weights, c.tract_lengths_mm, np.array(c.region_labels, dtype=object))
     for g in plan.groups:

@@ -83,3 +83,62 @@ def spike_recorder(h, seg, threshold=0.0):
     nc.threshold = threshold
     nc.record(vec)
     return nc, vec
+
+
+def load_mod_dir(mod_dir) -> bool:
+    """Compile a folder of .mod files with nrnivmodl (cached by content hash, see
+    cosim.engines.neuron_mod) and load it into NEURON; False if nrnivmodl is missing."""
+    import neuron
+    from cosim.engines.neuron_mod import compile_mods
+    from cosim.errors import CosimError
+    try:
+        lib = compile_mods(mod_dir, neuron.__version__)
+    except CosimError:
+        return False
+    neuron.load_mechanisms(str(lib), warn_if_already_loaded=False)
+    return True
+
+
+def build_neuron_mechs(h, morph, catalogue, ions=None):
+    """Like :func:`build_neuron`, for any mechanisms: RANGE parameters per segment, the
+    others (NEURON GLOBALs) as ``<name>_<suffix>``; ``ions`` = {ion: {e, ci, co}}."""
+    secs = []
+    for s in morph.sections:
+        sec = h.Section(name=s.name)
+        for x, y, z, d in s.points:
+            h.pt3dadd(float(x), float(y), float(z), float(d), sec=sec)
+        sec.nseg = s.nseg
+        sec.Ra = s.Ra_ohm_cm
+        sec.cm = s.cm_uF_per_cm2
+        for mech, p in s.mechanisms.items():
+            sec.insert(mech)
+            if mech in ("hh", "pas"):
+                continue
+            m = catalogue.mechanisms[mech]
+            for name, value in p.items():
+                if name in m.mod.range_names:
+                    for seg in sec:
+                        setattr(getattr(seg, mech), name, value)
+                else:
+                    setattr(h, f"{name}_{mech}", value)
+        for mech, p in s.mechanisms.items():
+            for seg in sec:
+                if mech == "hh":
+                    seg.hh.gnabar, seg.hh.gkbar = p["gnabar"], p["gkbar"]
+                    seg.hh.gl, seg.hh.el = p["gl"], p["el"]
+                    seg.ena, seg.ek = p["ena"], p["ek"]
+                elif mech == "pas":
+                    seg.pas.g, seg.pas.e = p["g"], p["e"]
+        for ion, vals in (ions or {}).items():
+            if hasattr(sec(0.5), f"e{ion}"):
+                for seg in sec:
+                    if "e" in vals:
+                        setattr(seg, f"e{ion}", vals["e"])
+                    if "ci" in vals:
+                        setattr(seg, f"{ion}i", vals["ci"])
+                    if "co" in vals:
+                        setattr(seg, f"{ion}o", vals["co"])
+        if s.parent >= 0:
+            sec.connect(secs[s.parent](s.parent_x), 0)
+        secs.append(sec)
+    return secs

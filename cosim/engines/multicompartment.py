@@ -92,7 +92,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import CosimError
+from ..errors import CosimError, NumericalError
 from ..multicompartment import Network, discretise
 from ..multicompartment.cable import N_STATE
 from ..numerics import check_finite
@@ -138,8 +138,9 @@ class MulticompartmentEngine(Engine):
                  spike_threshold_mV: float = cfg.SPIKE_THRESHOLD.default, seed: int | Streams = 0,
                  sync_interval_ms: float = 1.0,
                  record_period_ms: float = 1.0, record_variables: list[str] | None = None,
-                 region_indices: tuple[int, ...] = (), stimuli: tuple = (), part: int = 0,
-                 n_parts: int = 1, exchange: Exchange | None = None):
+                 region_indices: tuple[int, ...] = (), stimuli: tuple = (), catalogue=None,
+                 ions: dict | None = None, part: int = 0, n_parts: int = 1,
+                 exchange: Exchange | None = None):
         self._args = {k: v for k, v in locals().items()
                       if k not in ("self", "part", "n_parts", "exchange", "__class__")}
         if not 0 <= part < n_parts:
@@ -165,10 +166,11 @@ class MulticompartmentEngine(Engine):
             raise CosimError(f"{record_period_ms:g} ms is not a whole multiple of "
                              f"engines.{name}.dt = {dt_ms:g} ms", key="record.period")
         self.record_variables = check_record_variables(name, record_variables, bool(self.probes))
+        self.catalogue = catalogue
         self._net = Network(self.dt_ms, celsius=celsius, v_init_mV=v_init_mV,
                             spike_threshold_mV=spike_threshold_mV,
                             max_window_ms=max(self.sync_interval_ms, self.dt_ms),
-                            record_every_steps=int(round(every)))
+                            record_every_steps=int(round(every)), ions=ions)
         for rname, params in (receptors or {}).items():
             self._net.set_receptor(rname, **params)
         self._layout()
@@ -200,7 +202,7 @@ class MulticompartmentEngine(Engine):
                 raise CosimError(f"cell population {g.name!r} declared twice",
                                  key=self._key("cells", g.name))
             first = sum(len(r) for r in self.groups.values())
-            self.templates[g.name] = discretise(g.morphology)
+            self.templates[g.name] = discretise(g.morphology, self.catalogue)
             self.groups[g.name] = range(first, first + g.n)
             b = block(g.n, self.part, self.n_parts)
             self._local[g.name] = range(first + b.start, first + b.stop)
@@ -516,6 +518,8 @@ class MulticompartmentEngine(Engine):
         """Raise :class:`~cosim.errors.NumericalError` naming cell (gid), compartment and
         variable if a voltage or gate of this partition is NaN/Inf (see :mod:`cosim.numerics`)."""
         net = self._net
+        if net._kernel is not None:
+            self._check_mechanisms_finite()
         if np.isfinite(net.state_arr).all():
             return
         assert len(self.STATE_NAMES) == N_STATE
@@ -526,6 +530,23 @@ class MulticompartmentEngine(Engine):
                           ("compartment", lambda k, t=tmpl: _compartment(t, k)),
                           ("variable", self.STATE_NAMES)],
                          net.t_ms, dt_ms=self.dt_ms)
+
+    def _check_mechanisms_finite(self) -> None:
+        net = self._net
+        for mech, names, S, k in net.mechanism_states():
+            if np.isfinite(S).all():
+                continue
+            row, j = np.argwhere(~np.isfinite(S))[0]
+            flat = int(k[j])
+            for (tmpl, n, first), (_, n_nodes, _, off) in zip(net._batches, net._batch_arr):
+                if off <= flat < off + n_nodes * n:
+                    node, cell = divmod(flat - off, n)
+                    raise NumericalError(
+                        f"state {names[row]} of mechanism {mech} is {S[row, j]} in cell {first + cell} "
+                        f"at {_compartment(tmpl, node)}, t = {net.t_ms:g} ms; the model or its "
+                        f"parameters blew up (try a smaller dt)", engine=self.name,
+                        location={"cell": str(first + cell), "compartment": _compartment(tmpl, node),
+                                  "variable": f"{mech}.{names[row]}"}, t_ms=net.t_ms)
 
     def state(self) -> dict[str, np.ndarray]:
         out = self.net.state()

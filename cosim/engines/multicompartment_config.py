@@ -12,7 +12,9 @@ from typing import Any
 
 from ..errors import CosimError
 from ..multicompartment import apply_d_lambda, ball_and_stick, y_shaped
-from ..multicompartment.channels import MECHANISM_DEFAULTS, MECHANISMS
+from ..multicompartment.channels import MECHANISMS
+from ..multicompartment.mechanism import BUILTIN_CATALOGUE, Catalogue, shipped_mod_dir
+from ..multicompartment.nmodl import NmodlError
 from ..multicompartment.synapses import RECEPTOR_DEFAULTS
 from ..params import REQUIRED, Param, section
 from .spiking import read_region
@@ -34,6 +36,20 @@ SPIKE_THRESHOLD = Param("spike_threshold", 0.0, "mV", "a spike is an upward cros
                         "detection site")
 REGION = Param("region", None, "", "the connectome region this engine stands for (needed by "
                "adapters)", type="string", derived="none")
+#: The value of ``mechanisms_dir`` that names the cortical set shipped with cosim.
+SHIPPED = "cosim:cortical"
+MECH_DIR = Param("mechanisms_dir", None, "", "NMODL .mod files to read: a folder (every *.mod), "
+                 "a file, or a list of them, relative to the scenario; \"" + SHIPPED + "\" is "
+                 "the cortical set shipped with cosim (na_pos, kdr_pos, im_pos, ih, ca_hva, "
+                 "ca_lva, sk, cadecay)", type="any", derived="only hh and pas")
+ION_E = Param("e", None, "mV", "reversal potential (where no mechanism writes a concentration)",
+              derived="NEURON's default")
+ION_CI = Param("ci", None, "mM", "inside concentration at the start", gt=0,
+               derived="NEURON's default")
+ION_CO = Param("co", None, "mM", "outside concentration", gt=0, derived="NEURON's default")
+IONS = section("engines.<name>.ions.<ion>", "values of an ion used by the .mod mechanisms "
+               "(NEURON's defaults: na e 50, ci 10, co 140; k e -77, ci 54.4, co 2.5; ca "
+               "e 132.458, ci 5e-5, co 2)", (ION_E, ION_CI, ION_CO))
 
 CELLS_N = Param("n", REQUIRED, "", "number of cells", type="integer", ge=1, le=MAX_CELLS)
 MORPHOLOGY = Param("morphology", "ball_and_stick", "", "a template (" + ", ".join(TEMPLATES)
@@ -50,7 +66,7 @@ CELLS = section("engines.<name>.cells.<group>", "a population of identical cells
                 (section("engines.<name>.cells.<group>.mechanisms.<where>",
                          "<where> = soma | dend | all | a section name: {mechanism = {param = "
                          "value}} ({} inserts it with its defaults); mechanisms: "
-                         + ", ".join(MECHANISMS), open=True,
+                         + ", ".join(MECHANISMS) + " and those of mechanisms_dir", open=True,
                          tables=tuple(section(f"engines.<name>.cells.<group>.mechanisms."
                                               f"<where>.{m}", f"mechanism {m!r}", params)
                                       for m, params in MECHANISMS.items())),))
@@ -119,8 +135,8 @@ PROBES = section("engines.<name>.probes", "membrane-potential probes",
 
 SECTION = section("engines.<name>", "type = \"multicompartment\": Hodgkin–Huxley cells with "
                   "cable dendrites (cosim.engines.multicompartment)",
-                  (DT, CELSIUS, V_INIT, SPIKE_THRESHOLD, REGION),
-                  (CELLS, RECEPTORS, PROJECTIONS, INPUTS, CLAMPS, PROBES))
+                  (DT, CELSIUS, V_INIT, SPIKE_THRESHOLD, REGION, MECH_DIR),
+                  (CELLS, IONS, RECEPTORS, PROJECTIONS, INPUTS, CLAMPS, PROBES))
 
 
 @dataclass
@@ -185,10 +201,13 @@ def engine_kwargs(name: str, reader, ctx) -> dict[str, Any]:
     )
     kw["region_indices"] = read_region(r, ctx, REGION)
     base = os.path.dirname(ctx.file) if ctx.file else "."
+    catalogue = _read_catalogue(r, base)
+    kw["catalogue"] = catalogue
+    kw["ions"] = _read_ions(r, catalogue)
     cells_r = r.table("cells")
     if not cells_r.keys():
         raise cells_r.error(None, "declare at least one cell population, e.g. [engines.x.cells.exc]")
-    cells = [_read_cells(cells_r.table(k), k, base) for k in cells_r.keys()]
+    cells = [_read_cells(cells_r.table(k), k, base, catalogue) for k in cells_r.keys()]
     receptors = {}
     rec_r = r.table("receptors", {})
     for k in rec_r.keys():
@@ -220,7 +239,48 @@ def engine_kwargs(name: str, reader, ctx) -> dict[str, Any]:
                 record_variables=ctx.record_variables, **kw)
 
 
-def _read_cells(t, name: str, base_dir: str) -> CellGroup:
+def _read_catalogue(r, base_dir: str) -> Catalogue:
+    """The mechanisms of ``mechanisms_dir`` (each file parsed and checked now, so that a
+    construct cosim cannot run is one line before the run starts)."""
+    if not r.has(MECH_DIR.name):
+        r.param(MECH_DIR)
+        return BUILTIN_CATALOGUE
+    raw = r.any(MECH_DIR.name)
+    items = raw if isinstance(raw, list) else [raw]
+    if not items or any(not isinstance(x, str) or not x for x in items):
+        raise r.error(MECH_DIR.name, f"must be a path or a list of paths (strings), got {raw!r}")
+    paths = []
+    for x in items:
+        p = shipped_mod_dir() if x == SHIPPED else os.path.join(base_dir, x)
+        if not os.path.exists(p):
+            raise r.error(MECH_DIR.name, f"{x!r} not found (looked at {p})")
+        if os.path.isdir(p) and not any(f.endswith(".mod") for f in os.listdir(p)):
+            raise r.error(MECH_DIR.name, f"folder {x!r} holds no .mod file")
+        paths.append(p)
+    try:
+        return Catalogue.from_paths(paths)
+    except NmodlError as exc:
+        raise r.error(MECH_DIR.name, f"{exc.key}: {exc.reason}") from None
+    except CosimError as exc:
+        raise r.error(MECH_DIR.name, exc.reason) from None
+
+
+def _read_ions(r, catalogue: Catalogue) -> dict:
+    used = sorted({ion for m in catalogue.mechanisms.values() for ion in m.ions})
+    out = {}
+    ion_r = r.table("ions", {})
+    for ion in ion_r.keys():
+        t = ion_r.table(ion)
+        if ion not in used:
+            raise ion_r.error(ion, f"no mechanism of mechanisms_dir uses ion {ion!r} "
+                                   f"(used: {', '.join(used) or 'none'})")
+        vals = {k: t.param(p) for k, p in (("e", ION_E), ("ci", ION_CI), ("co", ION_CO))}
+        t.done()
+        out[ion] = {k: v for k, v in vals.items() if v is not None}
+    return out
+
+
+def _read_cells(t, name: str, base_dir: str, catalogue: Catalogue = None) -> CellGroup:
     from ..multicompartment.swc import load_swc
     n = t.param(CELLS_N)
     morph_name = t.param(MORPHOLOGY)
@@ -250,16 +310,18 @@ def _read_cells(t, name: str, base_dir: str) -> CellGroup:
             wr = mr.table(where)
             mechs = {}
             for mech in wr.keys():
-                if mech not in MECHANISM_DEFAULTS:
-                    raise wr.error(mech, f"unknown mechanism; known: {', '.join(MECHANISM_DEFAULTS)}")
+                if mech not in catalogue:
+                    raise wr.error(mech, f"unknown mechanism; known: {', '.join(catalogue.names)}")
                 pr = wr.table(mech)
-                mechs[mech] = {p.name: pr.param(p) for p in MECHANISMS[mech] if pr.has(p.name)}
+                mechs[mech] = {p.name: (_distribution(pr, p) if isinstance(pr.any(p.name), str)
+                                        else pr.param(p))
+                               for p in catalogue.params(mech) if pr.has(p.name)}
                 pr.done()
             wr.done()
             try:
                 for i in morph.select(where):
                     morph.sections[i].mechanisms.clear()
-                morph.set(where, mechanisms=mechs)
+                morph.set(where, mechanisms=mechs, catalogue=catalogue)
             except CosimError as exc:
                 raise mr.error(where, exc.reason)
     if d_lambda is not None:
@@ -275,6 +337,17 @@ def _read_cells(t, name: str, base_dir: str) -> CellGroup:
     except CosimError as exc:
         raise t.error("detect", exc.reason)
     return CellGroup(name, n, morph, detect)
+
+
+def _distribution(t, p) -> str:
+    """A parameter given as an expression of the path distance ``d`` (µm) from the soma."""
+    from ..multicompartment.distribution import parse
+    text = t.any(p.name)
+    try:
+        parse(text)
+    except CosimError as exc:
+        raise t.error(p.name, exc.reason) from None
+    return text
 
 
 def _check_input_lines(in_r, inputs: list[InputGroup], cells: list[CellGroup]) -> None:

@@ -199,6 +199,7 @@ def run_window(n_steps, step0, dt, q10, tmpl, batches, state, work, syn, ring, c
                         flow = gax * (vp[c] - vv[c])
                         rr[c] += flow
                         rp[c] -= flow
+        # @mechanisms: currents
         # 3. synaptic and stimulus currents
         for j in range(n_sites):
             k = site_k[j]
@@ -259,6 +260,7 @@ def run_window(n_steps, step0, dt, q10, tmpl, batches, state, work, syn, ring, c
                 else:
                     for c in range(nc):
                         vv[c] += rr[c]
+        # @mechanisms: states
         for j in range(n_sites):
             site_ab[j, 0] *= site_par[j, DEC1]
             site_ab[j, 1] *= site_par[j, DEC2]

@@ -20,12 +20,19 @@ cable kernel uses; ``cap = cm·area·1e-5`` nF, ``g = density·area·1e-2`` µS.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import CosimError
+from .distribution import path_distance, value_at
 from .morphology import Morphology, Section
+
+
+def _at(value, d: float) -> float:
+    """A parameter value at path distance ``d`` (µm): numbers as they are."""
+    return float(value_at(value, d)) if isinstance(value, str) else value
 
 #: Rows of :attr:`CellTemplate.node_par`.
 NODE_PARAMS = ("cap_nF", "gax_uS", "gsum_uS", "gna_uS", "gk_uS", "gl_uS", "el_mV",
@@ -78,6 +85,13 @@ class CellTemplate:
     has_hh: np.ndarray
     section: np.ndarray
     x: np.ndarray
+    #: Mechanisms of the mechanism layer (:mod:`.mechanism`; every one but hh and pas):
+    #: ``(mechanism, nodes int64[n], params float64[n_params, n], fac float64[n])`` with
+    #: ``fac = area·1e-2`` (mA/cm² → nA), in the order NEURON runs them (by file name).
+    mechs: tuple = ()
+    #: The :class:`~.mechanism.Catalogue` the mechanisms come from: one kernel serves
+    #: every model of a catalogue (mechanisms without instances cost nothing per step).
+    catalogue: object = None
 
     @property
     def n_nodes(self) -> int:
@@ -103,8 +117,12 @@ class CellTemplate:
         return int(mine[np.argmin(np.abs(self.x[mine] - target))])
 
 
-def discretise(morph: Morphology) -> CellTemplate:
-    """Build the compartment arrays of ``morph`` (see module docstring)."""
+def discretise(morph: Morphology, catalogue=None) -> CellTemplate:
+    """Build the compartment arrays of ``morph`` (see module docstring).
+
+    ``catalogue`` (:class:`~.mechanism.Catalogue`) describes the mechanisms other than
+    hh and pas that the sections insert.
+    """
     secs = morph.sections
     for i, sec in enumerate(secs):
         if (i == 0) != (sec.parent < 0) or sec.parent >= i:
@@ -147,10 +165,10 @@ def discretise(morph: Morphology) -> CellTemplate:
         edges.append((prev, k, r_prev))
         centres.append(mine)
         end_node.append(k)
-    return _assemble(morph, np.array(n_sec), np.array(n_x), np.array(n_area), edges)
+    return _assemble(morph, np.array(n_sec), np.array(n_x), np.array(n_area), edges, catalogue)
 
 
-def _assemble(morph, n_sec, n_x, n_area, edges) -> CellTemplate:
+def _assemble(morph, n_sec, n_x, n_area, edges, catalogue=None) -> CellTemplate:
     n_raw = n_sec.size
     nbrs: list[list[tuple[int, float]]] = [[] for _ in range(n_raw)]
     for a, b, r in edges:
@@ -175,6 +193,8 @@ def _assemble(morph, n_sec, n_x, n_area, edges) -> CellTemplate:
     area = n_area[order]
     node_par = np.zeros((len(NODE_PARAMS), n))
     has_hh = np.zeros(n, dtype=np.uint8)
+    layer: dict[str, list] = {}       # mechanism -> [(node, params)]
+    dist = path_distance(morph, n_sec[order], n_x[order])   # for densities given as f(d)
     for i, k in enumerate(order):
         if i > 0:
             node_par[GAX, i] = 1.0 / r_par[k]
@@ -182,17 +202,34 @@ def _assemble(morph, n_sec, n_x, n_area, edges) -> CellTemplate:
             continue
         sec = morph.sections[n_sec[k]]
         node_par[CAP, i] = sec.cm_uF_per_cm2 * area[i] * 1e-5
-        hh = sec.mechanisms.get("hh")
+        mechs_here = {name: ({p: _at(v, dist[i]) for p, v in vals.items()}
+                             if any(isinstance(v, str) for v in vals.values()) else vals)
+                      for name, vals in sec.mechanisms.items()}
+        hh = mechs_here.get("hh")
         if hh is not None:
             has_hh[i] = 1
             g = area[i] * 1e-2
             node_par[GNA, i], node_par[GK, i], node_par[GL, i] = hh["gnabar"] * g, hh["gkbar"] * g, hh["gl"] * g
             node_par[EL, i], node_par[ENA, i], node_par[EK, i] = hh["el"], hh["ena"], hh["ek"]
-        pas = sec.mechanisms.get("pas")
+        pas = mechs_here.get("pas")
         if pas is not None:
             node_par[GPAS, i] = pas["g"] * area[i] * 1e-2
             node_par[EPAS, i] = pas["e"]
+        for name, values in mechs_here.items():
+            if name not in ("hh", "pas"):
+                layer.setdefault(name, []).append((i, values))
     node_par[GSUM] = node_par[GAX]
     np.add.at(node_par[GSUM], parent[1:], node_par[GAX, 1:])
+    mechs = []
+    for name, inst in layer.items():
+        if catalogue is None or name not in getattr(catalogue, "mechanisms", {}):
+            raise CosimError(f"mechanism {name!r} is not in the catalogue given to discretise")
+        mech = catalogue.mechanisms[name]
+        nodes = np.array([i for i, _ in inst], dtype=np.int64)
+        par = np.array([[vals.get(p, dflt) for p, dflt in mech.defaults.items()]
+                        for _, vals in inst], dtype=np.float64).reshape(len(inst), -1).T
+        mechs.append((mech, nodes, np.ascontiguousarray(par), area[nodes] * 1e-2))
+    mechs.sort(key=lambda m: (os.path.basename(m[0].path), m[0].name))
     return CellTemplate(morph, parent, area, node_par, has_hh,
-                        n_sec[order].astype(np.int64), n_x[order])
+                        n_sec[order].astype(np.int64), n_x[order], tuple(mechs),
+                        catalogue if mechs else None)

@@ -88,11 +88,15 @@ class Morphology:
 
     def set(self, which: str = "all", *, nseg: int | None = None, Ra_ohm_cm: float | None = None,
             cm_uF_per_cm2: float | None = None,
-            mechanisms: dict[str, dict[str, float]] | None = None) -> "Morphology":
+            mechanisms: dict[str, dict[str, float]] | None = None,
+            catalogue=None) -> "Morphology":
         """Set parameters on the selected sections (in place; returns ``self``).
 
-        ``mechanisms`` inserts each named mechanism (default parameters completed from
-        :data:`MECHANISM_DEFAULTS`); an empty dict value inserts it with defaults.
+        A parameter value may be a string, an expression of the path distance ``d`` (µm)
+        from the soma (:mod:`.distribution`).  ``mechanisms`` inserts each named mechanism (default parameters completed from
+        :data:`MECHANISM_DEFAULTS`, or from ``catalogue``, a
+        :class:`~.mechanism.Catalogue` holding mechanisms read from ``.mod`` files); an
+        empty dict value inserts it with defaults.
         """
         for i in self.select(which):
             sec = self.sections[i]
@@ -103,15 +107,26 @@ class Morphology:
             if cm_uF_per_cm2 is not None:
                 sec.cm_uF_per_cm2 = float(cm_uF_per_cm2)
             for mech, params in (mechanisms or {}).items():
-                if mech not in MECHANISM_DEFAULTS:
-                    raise CosimError(f"unknown mechanism {mech!r}; known: "
-                                     + ", ".join(MECHANISM_DEFAULTS))
-                full = dict(MECHANISM_DEFAULTS[mech])
+                if catalogue is not None and mech in catalogue:
+                    full = catalogue.defaults(mech)
+                elif mech in MECHANISM_DEFAULTS:
+                    full = dict(MECHANISM_DEFAULTS[mech])
+                else:
+                    known = catalogue.names if catalogue is not None else MECHANISM_DEFAULTS
+                    raise CosimError(f"unknown mechanism {mech!r}; known: " + ", ".join(known))
                 for key, value in params.items():
                     if key not in full:
                         raise CosimError(f"unknown parameter {key!r} of mechanism {mech!r}; "
                                          f"known: {', '.join(full)}")
-                    full[key] = float(value)
+                    if isinstance(value, str):       # a function of path distance d
+                        from .distribution import parse
+                        try:
+                            parse(value)
+                        except CosimError as exc:
+                            raise CosimError(f"{mech}.{key}: {exc.reason}") from None
+                        full[key] = value
+                    else:
+                        full[key] = float(value)
                 sec.mechanisms[mech] = full
         return self
 

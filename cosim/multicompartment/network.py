@@ -27,11 +27,13 @@ not depend on the partitioning or on how a run is cut into calls.
 
 from __future__ import annotations
 
+import os
 
 import numpy as np
 
 from ..errors import CosimError
-from . import cable
+from . import cable, codegen
+from .mechanism import ION_CI, ION_CO, ION_DEFAULTS, ION_E, ION_I, ION_NERNST, ION_ROWS
 from .channels import hh_q10
 from .compartments import CellTemplate
 from .stp import NO_STP, initial_state
@@ -53,13 +55,17 @@ class Network:
 
     def __init__(self, dt_ms: float = 0.025, *, celsius: float = 6.3, v_init_mV: float = -65.0,
                  spike_threshold_mV: float = 0.0, max_window_ms: float = 10.0,
-                 record_every_steps: int = 1):
+                 record_every_steps: int = 1, ions: dict | None = None):
         self.dt_ms = float(dt_ms)
         self.celsius = float(celsius)
         self.v_init_mV = float(v_init_mV)
         self.threshold_mV = float(spike_threshold_mV)
         self.max_window_steps = max(1, int(round(max_window_ms / self.dt_ms)))
         self.record_every = int(record_every_steps)
+        #: Ion values ``{ion: {"e": mV, "ci": mM, "co": mM}}`` overriding NEURON's
+        #: defaults (:data:`.mechanism.ION_DEFAULTS`) for the mechanism layer.
+        self.ions = {k: dict(v) for k, v in (ions or {}).items()}
+        self._kernel = None
         self._batches: list[tuple[CellTemplate, int, int]] = []   # template, n, first gid
         self._detect: list[int] = []            # node per local cell
         self._gids: list[int] = []              # global gid per local cell (ascending)
@@ -247,13 +253,76 @@ class Network:
         self._sp_gid = np.zeros(max(64, 4 * self.n_cells), dtype=np.int64)
         self._sp_t = np.zeros(self._sp_gid.size)
         self._sp_count = np.zeros(1, dtype=np.int64)
+        self._build_mechanisms()
         self._built = True
         self.reset()
         return self
 
+    def _build_mechanisms(self) -> None:
+        """Instance arrays of the mechanism layer and its generated kernels (if any)."""
+        per_mech: dict[str, list] = {}
+        for tmpl, _, _ in self._batches:
+            for mech in (tmpl.catalogue.mechanisms.values() if tmpl.catalogue is not None else ()):
+                if mech.name in per_mech and per_mech[mech.name][0] is not mech:
+                    raise CosimError(f"two different mechanisms named {mech.name!r} in one network")
+                per_mech.setdefault(mech.name, [mech, [], [], []])
+        for b, (tmpl, n, _) in enumerate(self._batches):
+            soff = self._batch_arr[b, 3]
+            for mech, nodes, par, fac in tmpl.mechs:
+                k = (soff + nodes[:, None] * n + np.arange(n)[None, :]).ravel()
+                per_mech[mech.name][1].append(k)
+                per_mech[mech.name][2].append(np.repeat(par, n, axis=1))
+                per_mech[mech.name][3].append(np.repeat(fac, n))
+        self._mech_list = []
+        self._mechs = ()
+        self._ions = ()
+        self._ion_names = []
+        if not per_mech:
+            return
+        entries = sorted(per_mech.values(), key=lambda e: (os.path.basename(e[0].path), e[0].name))
+        self._mech_list = [e[0] for e in entries]
+        mechs = []
+        for mech, ks, pars, facs in entries:
+            n_par = len(mech.params)
+            k = np.concatenate(ks).astype(np.int64) if ks else np.zeros(0, np.int64)
+            fac = np.concatenate(facs).astype(np.float64) if facs else np.zeros(0)
+            par = np.concatenate(pars, axis=1) if pars else np.zeros((n_par, 0))
+            mechs.append((k, fac, np.ascontiguousarray(par.reshape(n_par, k.size)),
+                          np.zeros((len(mech.states), k.size)), np.zeros((len(mech.assigned), k.size))))
+        self._mechs = tuple(mechs)
+        self._ion_names = sorted({ion for m in self._mech_list for ion in m.ions})
+        unknown = sorted(set(self.ions) - set(self._ion_names))
+        if unknown:
+            raise CosimError(f"ion {unknown[0]!r} is set but no mechanism uses it; used: "
+                             f"{', '.join(self._ion_names) or 'none'}")
+        self._ions = tuple(np.zeros((ION_ROWS, self.n_state)) for _ in self._ion_names)
+        nernst = {ion: np.zeros(self.n_state) for ion in self._ion_names}
+        for m, (k, *_rest) in zip(self._mech_list, self._mechs):
+            for ion in m.writes_concentration:
+                nernst[ion][k] = 1.0
+        self._ion_nernst = nernst
+        self._kernel = codegen.kernel_module(self._mech_list, self._ion_names)
+
+    def _reset_ions(self) -> None:
+        for ion, arr in zip(self._ion_names, self._ions):
+            base = dict(ION_DEFAULTS.get(ion, {"e": 0.0, "ci": 1.0, "co": 1.0}))
+            base.update(self.ions.get(ion, {}))
+            arr[ION_E] = base["e"]
+            arr[ION_I] = 0.0
+            arr[ION_CI] = base["ci"]
+            arr[ION_CO] = base["co"]
+            arr[ION_NERNST] = self._ion_nernst[ion]
+
     def reset(self) -> None:
         """NEURON's ``finitialize(v_init)``: rest state, no pending events, t = 0."""
         cable.init_state(self.v_init_mV, self.q10, self._tmpl, self._batch_arr, self.state_arr)
+        if self._kernel is not None:
+            self._reset_ions()
+            for _, _, _, S, A in self._mechs:
+                S[:] = 0.0
+                A[:] = 0.0
+            self._kernel.init_mechanisms(self.state_arr[cable.V], self.celsius, self.dt_ms,
+                                         self._mechs, self._ions)
         self._site_ab[:] = 0.0
         self._ring[:] = 0.0
         self._stp_state[:] = initial_state(self._stp_state.shape[0])
@@ -334,13 +403,16 @@ class Network:
         done = 0
         while done < n_steps:
             chunk = min(n_steps - done, self.max_window_steps)
-            got = cable.run_window(
-                chunk, self.step, self.dt_ms, self.q10, self._tmpl, self._batch_arr, self.state_arr,
-                self._work, (self._site_k, self._site_par, self._site_ab), self._ring,
-                self._conn, (self._det_k, self._det_gid, self.threshold_mV, self._above, bool(deliver)),
-                (self._sp_gid, self._sp_t, self._sp_count),
-                (self._st_k, self._st_par, self._dr_k, self._dr_w, self._dr_pat, drive_u[done:]),
-                (self._rec_k, every, v_out, first_row))
+            args = (chunk, self.step, self.dt_ms, self.q10, self._tmpl, self._batch_arr, self.state_arr,
+                    self._work, (self._site_k, self._site_par, self._site_ab), self._ring,
+                    self._conn, (self._det_k, self._det_gid, self.threshold_mV, self._above, bool(deliver)),
+                    (self._sp_gid, self._sp_t, self._sp_count),
+                    (self._st_k, self._st_par, self._dr_k, self._dr_w, self._dr_pat, drive_u[done:]),
+                    (self._rec_k, every, v_out, first_row))
+            if self._kernel is None:
+                got = cable.run_window(*args)
+            else:
+                got = self._kernel.run_window(*args, self.celsius, self._mechs, self._ions)
             self.step += got
             done += got
             if got < chunk:  # spike buffer nearly full: enlarge and go on
@@ -398,9 +470,16 @@ class Network:
 
     # -- checkpoints ------------------------------------------------------------------
     def state(self) -> dict[str, np.ndarray]:
-        return {"step": np.array([self.step], dtype=np.int64), "cable": self.state_arr.copy(),
-                "site_ab": self._site_ab.copy(), "ring": self._ring.copy(),
-                "stp": self._stp_state.copy(), "above": self._above.copy()}
+        st = {"step": np.array([self.step], dtype=np.int64), "cable": self.state_arr.copy(),
+              "site_ab": self._site_ab.copy(), "ring": self._ring.copy(),
+              "stp": self._stp_state.copy(), "above": self._above.copy()}
+        for m, (_, _, P, S, A) in zip(self._mech_list, self._mechs):
+            st[f"mech.{m.name}.P"] = P.copy()
+            st[f"mech.{m.name}.S"] = S.copy()
+            st[f"mech.{m.name}.A"] = A.copy()
+        for ion, arr in zip(self._ion_names, self._ions):
+            st[f"ion.{ion}"] = arr.copy()
+        return st
 
     def restore(self, st: dict[str, np.ndarray]) -> None:
         self.step = int(st["step"][0])
@@ -409,6 +488,17 @@ class Network:
         self._ring[:] = st["ring"]
         self._stp_state[:] = st["stp"]
         self._above[:] = st["above"]
+        for m, (_, _, P, S, A) in zip(self._mech_list, self._mechs):
+            P[:] = st[f"mech.{m.name}.P"]
+            S[:] = st[f"mech.{m.name}.S"]
+            A[:] = st[f"mech.{m.name}.A"]
+        for ion, arr in zip(self._ion_names, self._ions):
+            arr[:] = st[f"ion.{ion}"]
+
+    def mechanism_states(self):
+        """``[(mechanism name, state names, S float64[n_states, n_instances], k int64[n])]``
+        of the mechanism layer (for finiteness checks)."""
+        return [(m.name, m.states, S, k) for m, (k, _, _, S, _) in zip(self._mech_list, self._mechs)]
 
 
 def probe_name(template: CellTemplate, gid: int, node: int) -> str:

@@ -1,0 +1,652 @@
+"""Numba kernels for a set of mechanisms, generated from their descriptions.
+
+For a set of :class:`~.mechanism.Mechanism` this writes one Python module: per mechanism
+an ``init_<m>``, ``cur_<m>`` and ``state_<m>`` kernel (a loop over the mechanism's
+instances — one per compartment where it is inserted), its PROCEDUREs and FUNCTIONs, and
+a ``run_window`` that is :func:`.cable.run_window`'s own source with the two hooks
+``# @mechanisms: currents`` and ``# @mechanisms: states`` filled in.  The module goes to
+``$COSIM_CACHE_DIR/mechanisms/<key>/`` (default ``~/.cache/cosim``), keyed by the SHA-256
+of its text and of the kernel modules it imports, and is imported from there, so numba's
+``cache=True`` keeps the machine code between runs like the other kernels.
+
+Per step, as NEURON's fixed step (``secondorder = 0``):
+
+* *currents* (before the Hines solve, at ``v_n`` with the states of the last update):
+  ion currents restart from 0 and reversal potentials follow the concentrations where a
+  mechanism writes them; each mechanism's BREAKPOINT (without its SOLVE) runs at
+  ``v + 0.001`` and at ``v``; the current at ``v`` (mA/cm² · area → nA) goes to the
+  right-hand side and the slope ``(i(v+0.001) − i(v))/0.001`` to the diagonal; written ion
+  currents are summed into the node's ion;
+* *states* (after ``v_{n+1}`` is known): each SOLVE of the BREAKPOINT, in order:
+  ``cnexp`` — an equation ``x' = f`` linear in ``x`` (checked on the syntax tree) is
+  ``x' = a + b·x`` with ``a = f(x=0)``, ``b = f(x=1) − a``, advanced exactly over ``dt``:
+  ``x += (1 − exp(b·dt))·(−a/b − x)`` (``x += a·dt`` when b = 0), as nocmodl writes it;
+  ``derivimplicit`` — backward Euler ``y = y_n + dt·f(y)`` solved by Newton's method
+  (numerical Jacobian, to a relative 1e-10); a PROCEDURE without METHOD is called.
+  Concentrations written by a mechanism go back to the node's ion afterwards.
+
+Kernels do not allocate; the instance arrays are ``k int64[n]`` (flat node index),
+``fac float64[n]`` (area·1e-2: mA/cm² → nA), ``P float64[n_params, n]``, ``S float64[n_states,
+n]``, ``A float64[n_assigned, n]``; an ion is ``float64[5, n_nodes]`` (:data:`.mechanism.ION_ROWS`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import inspect
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from .mechanism import ION_CI, ION_CO, ION_E, ION_I, ION_NERNST, Mechanism
+from .nmodl import MATH_FUNCTIONS, SPECIAL, NmodlError
+
+_DEPENDENCIES = ("cable", "channels", "compartments", "fastexp", "stp", "synapses", "mechanism")
+NEWTON_TOL = 1e-10
+NEWTON_MAX_ITER = 50
+
+
+def cache_dir() -> Path:
+    base = (os.environ.get("COSIM_CACHE_DIR")
+            or os.path.join(os.path.expanduser("~"), ".cache", "cosim"))
+    return Path(base) / "mechanisms"
+
+
+# -- syntax-tree helpers --------------------------------------------------------------------
+
+def _walk_expr(e, names: set, calls: set):
+    kind = e[0]
+    if kind == "name":
+        names.add(e[1])
+    elif kind == "call":
+        calls.add(e[1])
+        for a in e[2]:
+            _walk_expr(a, names, calls)
+    elif kind == "bin":
+        _walk_expr(e[2], names, calls)
+        _walk_expr(e[3], names, calls)
+    elif kind in ("neg", "not"):
+        _walk_expr(e[1], names, calls)
+
+
+def _walk(stmts, reads: set, writes: set, calls: set, locals_: set):
+    for st in stmts:
+        kind = st[0]
+        if kind in ("assign", "deriv"):
+            writes.add(st[1])
+            _walk_expr(st[2], reads, calls)
+            if kind == "deriv":
+                reads.add(st[1])
+        elif kind == "call":
+            calls.add(st[1])
+            for a in st[2]:
+                _walk_expr(a, reads, calls)
+        elif kind == "if":
+            _walk_expr(st[1], reads, calls)
+            _walk(st[2], reads, writes, calls, locals_)
+            _walk(st[3], reads, writes, calls, locals_)
+        elif kind == "local":
+            locals_.update(st[1])
+
+
+def _degree(e, x: str, touches) -> int:
+    """Polynomial degree of expression ``e`` in ``x`` (2 stands for 'not linear')."""
+    kind = e[0]
+    if kind == "num":
+        return 0
+    if kind == "name":
+        return 1 if e[1] == x else 0
+    if kind == "neg":
+        return _degree(e[1], x, touches)
+    if kind == "not":
+        return 2 if _degree(e[1], x, touches) else 0
+    if kind == "call":
+        if any(_degree(a, x, touches) for a in e[2]) or x in touches(e[1]):
+            return 2
+        return 0
+    op, a, b = e[1], _degree(e[2], x, touches), _degree(e[3], x, touches)
+    if op in ("+", "-"):
+        return max(a, b)
+    if op == "*":
+        return min(a + b, 2)
+    if op == "/":
+        return a if b == 0 else 2
+    return 0 if a == b == 0 else 2
+
+
+class _MechGen:
+    """Python source of one mechanism's kernels."""
+
+    def __init__(self, mech: Mechanism):
+        self.m = mech
+        self.mod = mech.mod
+        self.path = mech.path
+        self.tag = mech.name
+        self.ions = sorted(mech.ions)
+        self.callables = self.mod.callables
+        self._touch: dict[str, tuple[set, set]] = {}
+        for name in self.callables:
+            self._analyse(name, ())
+
+    def fail(self, reason, line):
+        return NmodlError(reason, path=self.path, line=line)
+
+    # names
+    def instance_names(self) -> set:
+        m = self.m
+        ionv = set()
+        for ion, u in m.ions.items():
+            ionv |= u["read"] | u["write"]
+        return set(m.param_names) | set(m.states) | set(m.assigned) | ionv | set(SPECIAL)
+
+    def _analyse(self, name: str, stack: tuple):
+        """(touched, written) instance-level names of callable ``name``, transitively."""
+        if name in self._touch:
+            return self._touch[name]
+        c = self.callables[name]
+        if name in stack:
+            raise self.fail(f"recursive call of {name} is not supported", c.line)
+        reads, writes, calls, locals_ = set(), set(), set(), set()
+        _walk(c.body, reads, writes, calls, locals_)
+        inst = self.instance_names()
+        own = set(c.args) | locals_ | ({name} if c.kind == "FUNCTION" else set())
+        touched = {n for n in (reads | writes) if n in inst and n not in own}
+        written = {n for n in writes if n in inst and n not in own}
+        for callee in calls:
+            if callee in self.callables:
+                t, w = self._analyse(callee, stack + (name,))
+                touched |= t - own
+                written |= w - own
+        if c.kind == "FUNCTION" and written:
+            raise self.fail(f"FUNCTION {name} assigns {', '.join(sorted(written))}; cosim "
+                            "supports FUNCTIONs that only return a value", c.line)
+        for n in written & set(SPECIAL):
+            raise self.fail(f"{name} assigns {n}, which is read-only", c.line)
+        self._touch[name] = (touched, written)
+        return touched, written
+
+    def touches(self, fname: str) -> set:
+        return self._touch[fname][0] if fname in self._touch else set()
+
+    # expressions
+    def expr(self, e, scope: set, line: int, subst: dict | None = None) -> str:
+        kind = e[0]
+        if kind == "num":
+            return repr(float(e[1]))
+        if kind == "name":
+            n = e[1]
+            if subst and n in subst:
+                return subst[n]
+            return self.ref(n, scope, line)
+        if kind == "neg":
+            return f"(-{self.expr(e[1], scope, line, subst)})"
+        if kind == "not":
+            return f"(not {self.expr(e[1], scope, line, subst)})"
+        if kind == "call":
+            fn, args = e[1], [self.expr(a, scope, line, subst) for a in e[2]]
+            if fn in self.callables:
+                c = self.callables[fn]
+                if c.kind != "FUNCTION":
+                    raise self.fail(f"{c.kind} {fn} used as a value", line)
+                if len(args) != len(c.args):
+                    raise self.fail(f"{fn} takes {len(c.args)} arguments, got {len(args)}", line)
+                extra = [self.ref(n, scope, line) if not (subst and n in subst) else subst[n]
+                         for n in sorted(self.touches(fn))]
+                return f"f_{self.tag}_{fn}({', '.join(args + extra)})"
+            if fn in MATH_FUNCTIONS:
+                return f"{MATH_FUNCTIONS[fn]}({', '.join(args)})"
+            raise self.fail(f"unknown function {fn}()", line)
+        op, a, b = e[1], self.expr(e[2], scope, line, subst), self.expr(e[3], scope, line, subst)
+        py = {"^": "**", "and": "and", "or": "or"}.get(op, op)
+        return f"({a} {py} {b})"
+
+    def ref(self, n: str, scope: set, line: int) -> str:
+        if n in scope:
+            return f"l_{n}"
+        if n in self.mod.constants:
+            return repr(float(self.mod.constants[n]))
+        if n == "PI":
+            return "math.pi"
+        if n in self.instance_names():
+            return f"x_{n}"
+        raise self.fail(f"undeclared name {n!r}", line)
+
+    def target(self, n: str, scope: set, line: int) -> str:
+        if n in scope:
+            return f"l_{n}"
+        if n in SPECIAL:
+            raise self.fail(f"assigning {n} is not supported", line)
+        if n in self.instance_names():
+            return f"x_{n}"
+        if n in self.mod.constants:
+            raise self.fail(f"assigning the constant {n}", line)
+        raise self.fail(f"undeclared name {n!r}", line)
+
+    # statements
+    def stmts(self, body, scope: set, ind: str, deriv=None) -> list[str]:
+        out = []
+        for st in body:
+            kind, line = st[0], st[-1]
+            if kind == "local":
+                continue
+            if kind == "assign":
+                out.append(f"{ind}{self.target(st[1], scope, line)} = "
+                           f"{self.expr(st[2], scope, line)}")
+            elif kind == "deriv":
+                if deriv is None:
+                    raise self.fail(f"{st[1]}' = … outside a DERIVATIVE block", line)
+                out.extend(deriv(st, scope, ind))
+            elif kind == "call":
+                out.extend(self.call_stmt(st, scope, ind))
+            elif kind == "if":
+                out.append(f"{ind}if {self.expr(st[1], scope, line)}:")
+                out.extend(self.stmts(st[2], scope, ind + "    ", deriv) or [f"{ind}    pass"])
+                if st[3]:
+                    out.append(f"{ind}else:")
+                    out.extend(self.stmts(st[3], scope, ind + "    ", deriv) or [f"{ind}    pass"])
+            elif kind == "solve":
+                pass        # handled by the state kernel
+        return out
+
+    def call_stmt(self, st, scope, ind):
+        _, fn, args, line = st
+        if fn in MATH_FUNCTIONS:
+            return []
+        if fn not in self.callables:
+            raise self.fail(f"unknown procedure {fn}()", line)
+        c = self.callables[fn]
+        if c.kind == "DERIVATIVE":
+            raise self.fail(f"DERIVATIVE {fn} can only be used in SOLVE", line)
+        if len(args) != len(c.args):
+            raise self.fail(f"{fn} takes {len(c.args)} arguments, got {len(args)}", line)
+        a = [self.expr(x, scope, line) for x in args]
+        touched, written = self._touch[fn]
+        extra = [self.ref(n, scope, line) for n in sorted(touched)]
+        prefix = "f" if c.kind == "FUNCTION" else "p"
+        call = f"{prefix}_{self.tag}_{fn}({', '.join(a + extra)})"
+        if c.kind == "PROCEDURE" and written:
+            lhs = ", ".join(self.target(n, scope, line) for n in sorted(written))
+            return [f"{ind}{lhs}, = {call}"]
+        return [f"{ind}{call}"]
+
+    @staticmethod
+    def locals_of(body) -> set:
+        r, w, c, loc = set(), set(), set(), set()
+        _walk(body, r, w, c, loc)
+        return loc
+
+    # callables as functions
+    def callable_src(self, c) -> list[str]:
+        touched, written = self._touch[c.name]
+        scope = set(c.args) | self.locals_of(c.body)
+        if c.kind == "FUNCTION":
+            scope.add(c.name)
+        params = [f"l_{a}" for a in c.args] + [f"x_{n}" for n in sorted(touched)]
+        prefix = "f" if c.kind == "FUNCTION" else "p"
+        lines = ["", "", "@njit(cache=True, error_model='numpy')",
+                 f"def {prefix}_{self.tag}_{c.name}({', '.join(params)}):"]
+        for n in sorted(scope - set(c.args)):
+            lines.append(f"    l_{n} = 0.0")
+        lines.extend(self.stmts(c.body, scope, "    "))
+        if c.kind == "FUNCTION":
+            lines.append(f"    return l_{c.name}")
+        elif written:
+            lines.append(f"    return ({', '.join(f'x_{n}' for n in sorted(written))},)")
+        else:
+            lines.append("    return 0.0")
+        return lines
+
+    # the three kernels
+    def signature(self, kind: str) -> str:
+        ions = [f"ion_{i}" for i in self.ions]
+        head = {"init": "v, k, P, S, A", "cur": "v, d, rhs, k, fac, P, S, A",
+                "state": "v, k, P, S, A"}[kind]
+        return f"def {kind}_{self.tag}({', '.join([head] + ions + ['celsius', 'dt', 't'])}):"
+
+    def load(self, ind: str, init: bool) -> list[str]:
+        m = self.m
+        out = [f"{ind}kk = k[j]", f"{ind}x_v = v[kk]", f"{ind}x_celsius = celsius",
+               f"{ind}x_dt = dt", f"{ind}x_t = t"]
+        out += [f"{ind}x_{p} = P[{i}, j]" for i, p in enumerate(m.param_names)]
+        for i, s in enumerate(m.states):
+            if init:
+                s0 = f"{s}0"
+                out.append(f"{ind}x_{s} = x_{s0}" if s0 in m.param_names else f"{ind}x_{s} = 0.0")
+            else:
+                out.append(f"{ind}x_{s} = S[{i}, j]")
+        out += [f"{ind}x_{a} = A[{i}, j]" for i, a in enumerate(m.assigned)]
+        for ion in self.ions:
+            u = m.ions[ion]
+            for n, row in ((f"e{ion}", ION_E), (f"i{ion}", ION_I), (f"{ion}i", ION_CI),
+                           (f"{ion}o", ION_CO)):
+                if n in u["read"] or n in u["write"]:
+                    if n == f"i{ion}" and n in u["write"]:
+                        out.append(f"{ind}x_{n} = 0.0")
+                    else:
+                        out.append(f"{ind}x_{n} = ion_{ion}[{row}, kk]")
+        return out
+
+    def store(self, ind: str, states=True) -> list[str]:
+        m = self.m
+        out = []
+        if states:
+            out += [f"{ind}S[{i}, j] = x_{s}" for i, s in enumerate(m.states)]
+        out += [f"{ind}A[{i}, j] = x_{a}" for i, a in enumerate(m.assigned)]
+        out += [f"{ind}P[{i}, j] = x_{p}" for i, p in enumerate(m.param_names)
+                if p in self.written_params]
+        return out
+
+    def conc_writes(self, ind: str) -> list[str]:
+        out = []
+        for ion in self.ions:
+            for n, row in ((f"{ion}i", ION_CI), (f"{ion}o", ION_CO)):
+                if n in self.m.ions[ion]["write"]:
+                    out.append(f"{ind}ion_{ion}[{row}, kk] = x_{n}")
+        return out
+
+    @property
+    def written_params(self) -> set:
+        r, w, c, loc = set(), set(), set(), set()
+        _walk(self.mod.initial + self.mod.breakpoint, r, w, c, loc)
+        for name in self.callables:
+            w |= self._touch[name][1]
+        return w & set(self.m.param_names)
+
+    def init_src(self) -> list[str]:
+        scope = self.locals_of(self.mod.initial)
+        lines = ["", "", "@njit(cache=True, error_model='numpy')", self.signature("init"),
+                 "    for j in range(k.size):"]
+        lines += self.load("        ", True)
+        lines += [f"        l_{n} = 0.0" for n in sorted(scope)]
+        lines += self.stmts(self.mod.initial, scope, "        ")
+        lines += self.store("        ") + self.conc_writes("        ")
+        return lines
+
+    def breakpoint_body(self):
+        return [st for st in self.mod.breakpoint if st[0] != "solve"]
+
+    def cur_src(self) -> list[str]:
+        m = self.m
+        body = self.breakpoint_body()
+        scope = self.locals_of(body)
+        ind = "        "
+        lines = ["", "", "@njit(cache=True, error_model='numpy')", self.signature("cur"),
+                 "    for j in range(k.size):"]
+        lines += self.load(ind, False)
+        lines += [f"{ind}l_{n} = 0.0" for n in sorted(scope)]
+        written_i = [c for c in m.currents if c.startswith("i") and c[1:] in m.ions]
+        total = " + ".join(f"x_{c}" for c in m.currents) or "0.0"
+        lines.append(f"{ind}_v0 = x_v")
+        lines.append(f"{ind}x_v = _v0 + 0.001")
+        lines += self.stmts(body, scope, ind)
+        lines.append(f"{ind}_g = {total}")
+        lines.append(f"{ind}x_v = _v0")
+        lines += [f"{ind}x_{c} = 0.0" for c in written_i]
+        lines += self.stmts(body, scope, ind)
+        lines.append(f"{ind}_i = {total}")
+        lines.append(f"{ind}_g = (_g - _i) / 0.001")
+        lines.append(f"{ind}rhs[kk] -= _i * fac[j]")
+        lines.append(f"{ind}d[kk] += _g * fac[j]")
+        for c in written_i:
+            lines.append(f"{ind}ion_{c[1:]}[{ION_I}, kk] += x_{c}")
+        lines += self.store(ind)
+        return lines
+
+    def state_src(self) -> list[str]:
+        ind = "        "
+        lines = ["", "", "@njit(cache=True, error_model='numpy')", self.signature("state"),
+                 "    for j in range(k.size):"]
+        lines += self.load(ind, False)
+        for st in self.mod.breakpoint:
+            if st[0] != "solve":
+                continue
+            _, block, method, line = st
+            if block not in self.callables:
+                raise self.fail(f"SOLVE {block}: no such block", line)
+            c = self.callables[block]
+            if c.kind == "PROCEDURE" and not method:
+                lines += self.call_stmt(("call", block, [], line), set(), ind)
+            elif c.kind == "DERIVATIVE" and method == "cnexp":
+                lines += self.cnexp(c, ind)
+            elif c.kind == "DERIVATIVE" and method == "derivimplicit":
+                lines += self.derivimplicit(c, ind)
+            else:
+                raise self.fail(f"SOLVE {block} METHOD {method or '(none)'} is not supported "
+                                "(cnexp and derivimplicit are)", line)
+        lines += self.store(ind) + self.conc_writes(ind)
+        return lines
+
+    def deriv_states(self, c) -> list[str]:
+        out = []
+        for st in self._flat(c.body):
+            if st[0] == "deriv":
+                s = st[1]
+                if s not in self.m.states and self.m.ion_var(s) is None:
+                    raise self.fail(f"{s}' = …: {s} is not a STATE", st[-1])
+                if s in out:
+                    raise self.fail(f"{s}' given twice", st[-1])
+                out.append(s)
+        return out
+
+    def _flat(self, body):
+        for st in body:
+            yield st
+            if st[0] == "if":
+                yield from self._flat(st[2])
+                yield from self._flat(st[3])
+
+    def cnexp(self, c, ind):
+        scope = self.locals_of(c.body)
+        lines = [f"{ind}l_{n} = 0.0" for n in sorted(scope)]
+
+        def deriv(st, scope, ind2):
+            s, e, line = st[1], st[2], st[3]
+            if _degree(e, s, self.touches) > 1:
+                raise self.fail(f"METHOD cnexp needs {s}' linear in {s}; use derivimplicit", line)
+            a = self.expr(e, scope, line, {s: "0.0"})
+            b = self.expr(e, scope, line, {s: "1.0"})
+            x = self.target(s, scope, line)
+            return [f"{ind2}_a = {a}", f"{ind2}_b = {b} - _a",
+                    f"{ind2}if _b != 0.0:",
+                    f"{ind2}    {x} = {x} + (1.0 - math.exp(dt * _b)) * (-_a / _b - {x})",
+                    f"{ind2}else:",
+                    f"{ind2}    {x} = {x} + dt * _a"]
+        self.deriv_states(c)
+        lines += self.stmts(c.body, scope, ind, deriv)
+        return lines
+
+    def derivimplicit(self, c, ind):
+        states = self.deriv_states(c)
+        n = len(states)
+        # the derivative function: states are its first arguments
+        reads, writes, calls, loc = set(), set(), set(), set()
+        _walk(c.body, reads, writes, calls, loc)
+        inst = self.instance_names()
+        touched, written = set(), set()
+        for callee in calls:
+            if callee in self._touch:
+                t, w = self._touch[callee]
+                touched |= t
+                written |= w
+        touched |= {x for x in reads | writes if x in inst and x not in loc}
+        written |= {x for x in writes if x in inst and x not in loc}
+        written -= set(states)
+        others = sorted(touched - set(states))
+        fname = f"d_{self.tag}_{c.name}"
+        scope = loc
+
+        def deriv(st, scope, ind2):
+            return [f"{ind2}_f{states.index(st[1])} = {self.expr(st[2], scope, st[3])}"]
+        fn = ["", "", "@njit(cache=True, error_model='numpy')",
+              f"def {fname}({', '.join([f'x_{s}' for s in states] + [f'x_{o}' for o in others])}):"]
+        fn += [f"    l_{x} = 0.0" for x in sorted(scope)]
+        fn += [f"    _f{i} = 0.0" for i in range(n)]
+        fn += self.stmts(c.body, scope, "    ", deriv)
+        outs = [f"_f{i}" for i in range(n)] + [f"x_{w}" for w in sorted(written)]
+        fn.append(f"    return ({', '.join(outs)},)")
+        self.extra_functions.extend(fn)
+        st_args = [f"x_{s}" for s in states]
+        oth = [f"x_{o}" for o in others]
+        w_lhs = [f"x_{w}" for w in sorted(written)]
+        junk = [f"_w{i}" for i in range(len(written))]
+
+        def call(args, lhs_f):
+            return f"{', '.join(lhs_f + junk)}, = {fname}({', '.join(args + oth)})"
+        L = [f"{ind}_y{i} = x_{s}" for i, s in enumerate(states)]
+        L.append(f"{ind}for _it in range({NEWTON_MAX_ITER}):")
+        I = ind + "    "
+        L.append(I + call(st_args, [f"_f{i}" for i in range(n)]))
+        for i, s in enumerate(states):
+            L.append(f"{I}_r{i} = x_{s} - _y{i} - dt * _f{i}")
+        for j, s in enumerate(states):
+            L.append(f"{I}_h = 1e-7 * max(abs(x_{s}), 1e-9)")
+            args = [f"x_{q}" if q != s else f"(x_{q} + _h)" for q in states]
+            L.append(I + call(args, [f"_g{i}" for i in range(n)]))
+            for i in range(n):
+                L.append(f"{I}_J{i}_{j} = {1.0 if i == j else 0.0} - dt * (_g{i} - _f{i}) / _h")
+        # Gaussian elimination (no pivoting: J = I - dt·∂f/∂y is near the identity)
+        for p in range(n):
+            for i in range(p + 1, n):
+                L.append(f"{I}_m = _J{i}_{p} / _J{p}_{p}")
+                for j in range(p + 1, n):
+                    L.append(f"{I}_J{i}_{j} -= _m * _J{p}_{j}")
+                L.append(f"{I}_r{i} -= _m * _r{p}")
+        for i in reversed(range(n)):
+            acc = " - ".join([f"_r{i}"] + [f"_J{i}_{j} * _x{j}" for j in range(i + 1, n)])
+            L.append(f"{I}_x{i} = ({acc}) / _J{i}_{i}")
+        L.append(f"{I}_conv = True")
+        for i, s in enumerate(states):
+            L.append(f"{I}x_{s} -= _x{i}")
+            L.append(f"{I}if abs(_x{i}) > {NEWTON_TOL} * abs(x_{s}) + 1e-300:")
+            L.append(f"{I}    _conv = False")
+        L.append(f"{I}if _conv:")
+        L.append(f"{I}    break")
+        if written:
+            L.append(f"{ind}{', '.join([f'_f{i}' for i in range(n)] + w_lhs)}, = "
+                     f"{fname}({', '.join(st_args + oth)})")
+        return L
+
+    def source(self) -> list[str]:
+        self.extra_functions: list[str] = []
+        out = []
+        for c in self.callables.values():
+            if c.kind != "DERIVATIVE":
+                out += self.callable_src(c)
+        kern = self.init_src() + self.cur_src() + self.state_src()
+        return out + self.extra_functions + kern
+
+
+def check_mechanism(mech: Mechanism) -> None:
+    """Generate the kernels' source once, so that every error shows before a run."""
+    _MechGen(mech).source()
+
+
+# -- the module of a mechanism set ------------------------------------------------------
+
+def _template() -> str:
+    from . import cable
+    src = inspect.getsource(cable.run_window)
+    head = "stims, rec):"
+    if head not in src or "# @mechanisms: currents" not in src or "# @mechanisms: states" not in src:
+        raise RuntimeError("cable.run_window lost its mechanism hooks")
+    return src.replace(head, "stims, rec, celsius, mechs, ions):", 1)
+
+
+def module_source(mechs: list[Mechanism], ions: list[str]) -> str:
+    """The kernel module of ``mechs`` (in this order) over the ions ``ions``."""
+    from .mechanism import ION_DEFAULTS
+    lines = ['"""Generated by cosim.multicompartment.codegen — do not edit."""', "",
+             "import math", "from numba import njit",
+             "from cosim.multicompartment import cable as _cable",
+             "globals().update({k: getattr(_cable, k) for k in dir(_cable) if not k.startswith('__')})"]
+    for m in mechs:
+        lines += _MechGen(m).source()
+    valence = {}
+    for m in mechs:
+        for ion, u in m.ions.items():
+            valence[ion] = u["valence"]
+    # ion restart at each step
+    lines += ["", "", "@njit(cache=True, error_model='numpy')",
+              "def ion_start(ion, z, celsius):",
+              "    ktf = 1000.0 * %r * (celsius + 273.15) / %r / z" % (
+                  __import__("cosim.multicompartment.nmodl", fromlist=["x"]).GAS_CONSTANT,
+                  __import__("cosim.multicompartment.nmodl", fromlist=["x"]).FARADAY),
+              "    for q in range(ion.shape[1]):",
+              f"        ion[{ION_I}, q] = 0.0",
+              f"        if ion[{ION_NERNST}, q] != 0.0:",
+              f"            ci = ion[{ION_CI}, q]",
+              f"            co = ion[{ION_CO}, q]",
+              "            if ci <= 0.0:",
+              f"                ion[{ION_E}, q] = 1e6",
+              "            elif co <= 0.0:",
+              f"                ion[{ION_E}, q] = -1e6",
+              "            else:",
+              f"                ion[{ION_E}, q] = ktf * math.log(co / ci)"]
+
+    def calls(kind, ind, v="v"):
+        out = []
+        for i, m in enumerate(mechs):
+            a = [f"mechs[{i}][{r}]" for r in range(5)]
+            if kind != "cur":
+                a = [a[0]] + a[2:]
+            ia = [f"ions[{ions.index(x)}]" for x in sorted(m.ions)]
+            head = [v, "d", "rhs"] if kind == "cur" else [v]
+            tt = "(step + 0.5) * dt" if kind == "cur" else ("(step + 1.0) * dt" if kind == "state" else "0.0")
+            out.append(f"{ind}{kind}_{m.name}({', '.join(head + a + ia + ['celsius', 'dt', tt])})")
+        return out
+    z = [valence.get(x, ION_DEFAULTS.get(x, {}).get("z", 1.0)) for x in ions]
+    cur = [f"        ion_start(ions[{q}], {z[q]!r}, celsius)" for q in range(len(ions))]
+    cur += calls("cur", "        ")
+    state = calls("state", "        ")
+    lines += ["", "", "@njit(cache=True, error_model='numpy')",
+              "def init_mechanisms(v, celsius, dt, mechs, ions):"]
+    lines += [f"    ion_start(ions[{q}], {z[q]!r}, celsius)" for q in range(len(ions))]
+    lines += calls("init", "    ") or ["    pass"]
+    tmpl = _template()
+    out_t = []
+    for ln in tmpl.splitlines():
+        s = ln.strip()
+        if s == "# @mechanisms: currents":
+            out_t += cur
+        elif s == "# @mechanisms: states":
+            out_t += state
+        else:
+            out_t.append(ln)
+    lines += ["", ""] + out_t
+    return "\n".join(lines) + "\n"
+
+
+_LOADED: dict[str, object] = {}
+
+
+def _dependency_hash() -> bytes:
+    h = hashlib.sha256()
+    here = Path(__file__).parent
+    for name in _DEPENDENCIES + ("codegen", "nmodl"):
+        h.update((here / f"{name}.py").read_bytes())
+    return h.digest()
+
+
+def kernel_module(mechs: list[Mechanism], ions: list[str]):
+    """The imported kernel module of ``mechs`` over ``ions`` (written and cached on first use)."""
+    src = module_source(mechs, ions)
+    key = hashlib.sha256(src.encode() + _dependency_hash()).hexdigest()[:20]
+    if key in _LOADED:
+        return _LOADED[key]
+    folder = cache_dir() / key
+    path = folder / f"mechset_{key}.py"
+    if not path.exists() or path.read_text() != src:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+        with os.fdopen(fd, "w") as fh:
+            fh.write(src)
+        os.replace(tmp, path)
+    name = f"cosim_mechset_{key}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    _LOADED[key] = mod
+    return mod

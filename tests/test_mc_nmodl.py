@@ -1,0 +1,549 @@
+"""Mechanisms read from NMODL: cosim's reader and kernels against NEURON compiling the same
+``.mod`` files with ``nrnivmodl``; refused constructs; dt convergence; layout and
+checkpoint invariants with the new mechanisms.
+
+The NEURON side uses only NEURON's own API and the compiled ``.mod`` files
+(``usetable_<suffix> = 0`` where a TABLE exists), so it is independent of cosim's
+kernels.  cosim runs every model of one catalogue through one generated kernel module.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from cosim.errors import CosimError
+from cosim.multicompartment import Network, ball_and_stick, discretise
+from cosim.multicompartment.mechanism import Catalogue, nernst, shipped_mod_dir
+from cosim.multicompartment.nmodl import NmodlError
+
+from mc_reference import build_neuron_mechs, load_mod_dir, neuron_h, run_neuron, spike_recorder
+
+DT = 0.025
+TOL_MV = 1e-3          # the issue asks for 0.1 mV; the agreement is ~1e-8 mV
+SHIPPED = ("na_pos", "kdr_pos", "im_pos", "ih", "ca_hva", "ca_lva", "sk", "cadecay")
+
+
+@pytest.fixture(scope="module")
+def cat():
+    return Catalogue.from_paths([shipped_mod_dir()])
+
+
+@pytest.fixture(scope="module")
+def nrn(cat):
+    if shutil.which("gcc") is None and shutil.which("cc") is None:
+        pytest.skip("no C compiler for nrnivmodl")
+    if not load_mod_dir(shipped_mod_dir()):
+        pytest.skip("nrnivmodl unavailable")
+    return neuron_h()
+
+
+def cortical_morph(cat, soma=None, dend=None):
+    """Ball and stick (soma 20 µm, dendrite 400 µm × 2 µm, 21 segments) with every shipped
+    mechanism: a spiking soma with Ca, SK and M currents, a dendrite with Ih and T-type Ca."""
+    m = ball_and_stick(dend_L_um=400.0, dend_diam_um=2.0, dend_nseg=21)
+    m.sections[0].mechanisms.clear()
+    m.sections[1].mechanisms.clear()
+    m.set("soma", mechanisms=soma if soma is not None else {
+        "na_pos": {}, "kdr_pos": {}, "im_pos": {"gkbar": 1e-4}, "pas": {"g": 1e-4, "e": -70.0},
+        "ca_hva": {"gbar": 5e-5}, "cadecay": {}, "sk": {"gbar": 1e-4}}, catalogue=cat)
+    m.set("dend", mechanisms=dend if dend is not None else {
+        "ih": {"gbar": 1e-4}, "ca_lva": {"gbar": 1e-4}, "cadecay": {"decay": 50.0},
+        "pas": {"g": 5e-5, "e": -70.0}, "na_pos": {"gnabar": 0.01}, "kdr_pos": {"gkbar": 0.003}},
+        catalogue=cat)
+    return m
+
+
+def _neuron_run(h, morph, cat, tstop, celsius, clamp=None, syn_events=(), probes=(("soma", 0.5), ("dend", 0.95))):
+    secs = build_neuron_mechs(h, morph, cat)
+    by_name = {s.name: sec for s, sec in zip(morph.sections, secs)}
+    for name in SHIPPED:
+        if hasattr(h, f"usetable_{name}"):
+            setattr(h, f"usetable_{name}", 0)
+    keep = []
+    if clamp is not None:
+        ic = h.IClamp(by_name[clamp[0]](clamp[1]))
+        ic.delay, ic.dur, ic.amp = clamp[2:]
+        keep.append(ic)
+    ncs = []
+    for sec, x, w, times in syn_events:
+        syn = h.Exp2Syn(by_name[sec](x))
+        syn.tau1, syn.tau2, syn.e = 0.2, 2.0, 0.0
+        nc = h.NetCon(None, syn)
+        nc.weight[0] = w
+        keep += [syn, nc]
+        ncs.append((nc, times))
+    fih = h.FInitializeHandler(lambda: [nc.event(t) for nc, ts in ncs for t in ts])  # noqa: F841
+    vecs = [h.Vector().record(by_name[s](x)._ref_v) for s, x in probes]
+    nc_sp, sp = spike_recorder(h, by_name["soma"](0.5))
+    run_neuron(h, tstop, DT, celsius=celsius)
+    v = np.array([np.array(vec)[1:] for vec in vecs]).T
+    out = v, np.array(sp)
+    for sec in secs:
+        h.delete_section(sec=sec)
+    return out
+
+
+def _cosim_run(morph, cat, tstop, celsius, clamp=None, syn_events=(), probes=(("soma", 0.5), ("dend", 0.95)),
+               dt=DT, every=1):
+    net = Network(dt, celsius=celsius, record_every_steps=every)
+    net.add_cells(discretise(morph, cat), 1)
+    if clamp is not None:
+        net.add_current_clamp(0, clamp[:2], *clamp[2:])
+    idx, tt = [], []
+    for sec, x, w, times in syn_events:
+        e = net.add_external(net.add_site(0, (sec, x), "AMPA"), w)
+        idx += [e] * len(times)
+        tt += list(times)
+    for p in probes:
+        net.add_probe(0, p)
+    (_, sp), v = net.run(tstop, events=(np.array(idx, np.int64), np.array(tt)) if idx else None)
+    return v, sp
+
+
+def _assert_same(a, b, n_spikes_min=0):
+    (v, sp), (vn, spn) = a, b
+    assert v.shape == vn.shape
+    dv = np.abs(v - vn).max(axis=0)
+    assert np.all(dv <= TOL_MV), f"max |dV| per probe {dv}"
+    assert len(sp) == len(spn) >= n_spikes_min, (sp, spn)
+    assert np.all(np.abs(sp - spn) <= DT + 1e-9), (sp, spn)
+    return dv
+
+
+# -- against NEURON ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("celsius", [24.0, 36.0])
+def test_cortical_cell_current_step_matches_neuron(cat, nrn, celsius):
+    morph = cortical_morph(cat)
+    clamp = ("soma", 0.5, 20.0, 150.0, 0.3)
+    ref = _neuron_run(nrn, morph, cat, 200.0, celsius, clamp=clamp)
+    got = _cosim_run(cortical_morph(cat), cat, 200.0, celsius, clamp=clamp)
+    _assert_same(got, ref, n_spikes_min=2)
+    # temperature matters: the two runs differ (spike counts 14 vs 23 at 24 vs 36 degC)
+
+
+@pytest.mark.parametrize("celsius", [24.0, 36.0])
+def test_cortical_cell_synaptic_input_matches_neuron(cat, nrn, celsius):
+    events = [("dend", 0.95, 0.02, [10.0, 10.5, 11.0, 40.0, 41.0, 41.5, 42.0]),
+              ("dend", 0.3, 0.015, [60.0, 60.25, 61.0, 90.0])]
+    ref = _neuron_run(nrn, cortical_morph(cat), cat, 120.0, celsius, syn_events=events)
+    got = _cosim_run(cortical_morph(cat), cat, 120.0, celsius, syn_events=events)
+    _assert_same(got, ref, n_spikes_min=2)
+    assert got[0][:, 1].max() > -40.0          # the distal dendrite depolarises strongly
+
+
+# One mechanism at a time in a passive single compartment, hyperpolarising then depolarising
+# steps: each mechanism's kinetics alone, where no other current masks an error.
+ALONE = {
+    "na_pos": {"na_pos": {"gnabar": 0.02}, "kdr_pos": {"gkbar": 0.01}},
+    "kdr_pos": {"kdr_pos": {"gkbar": 0.01}},
+    "im_pos": {"im_pos": {"gkbar": 2e-3}},
+    "ih": {"ih": {"gbar": 1e-3}},
+    "ca_hva": {"ca_hva": {"gbar": 2e-4}, "cadecay": {}},
+    "ca_lva": {"ca_lva": {"gbar": 1e-3}, "cadecay": {"decay": 20.0}},
+    "sk": {"ca_hva": {"gbar": 2e-4}, "cadecay": {"gamma": 0.5}, "sk": {"gbar": 2e-3}},
+}
+
+
+@pytest.mark.parametrize("name", sorted(ALONE))
+def test_each_mechanism_matches_neuron(cat, nrn, name):
+    mechs = dict(ALONE[name], pas={"g": 1e-4, "e": -70.0})
+
+    def morph():
+        m = cortical_morph(cat, soma=mechs, dend={"pas": {"g": 1e-4, "e": -70.0}})
+        return m
+    h = nrn
+    probes = (("soma", 0.5),)
+    results = []
+    for amp in (-0.15, 0.12):
+        clamp = ("soma", 0.5, 10.0, 100.0, amp)
+        ref = _neuron_run(h, morph(), cat, 140.0, 30.0, clamp=clamp, probes=probes)
+        got = _cosim_run(morph(), cat, 140.0, 30.0, clamp=clamp, probes=probes)
+        _assert_same(got, ref)
+        results.append(got[0][:, 0])
+    # the mechanism does something: the response differs from the passive cell's
+    passive = cortical_morph(cat, soma={"pas": {"g": 1e-4, "e": -70.0}}, dend={"pas": {"g": 1e-4, "e": -70.0}})
+    v_pas = _cosim_run(passive, cat, 140.0, 30.0, clamp=("soma", 0.5, 10.0, 100.0, 0.12), probes=probes)[0]
+    assert np.abs(results[1] - v_pas[:, 0]).max() > 0.2
+
+
+def test_calcium_pool_and_nernst(cat):
+    """cai rises during Ca entry and decays back to minCai; eca follows cai by Nernst."""
+    morph = cortical_morph(cat, soma={"ca_hva": {"gbar": 5e-4}, "cadecay": {"decay": 20.0},
+                                      "pas": {"g": 1e-4, "e": -70.0}},
+                           dend={"pas": {"g": 1e-4, "e": -70.0}})
+    net = Network(DT, celsius=30.0)
+    net.add_cells(discretise(morph, cat), 1)
+    net.add_current_clamp(0, ("soma", 0.5), 5.0, 20.0, 0.5)
+    net.build()
+    ca = net._ions[net._ion_names.index("ca")]
+    k = net.flat_index(0, net.template_of(0).node("soma", 0.5))
+    assert ca[2, k] == pytest.approx(1e-4)                      # INITIAL: cai = minCai
+    net.run(25.0)
+    assert ca[2, k] > 2e-4                                      # Ca entered
+    # eca is the Nernst potential of cai at the last current evaluation (one step old)
+    assert ca[0, k] == pytest.approx(nernst(ca[2, k], 2.0, 2.0, 30.0), rel=1e-3)
+    assert ca[0, k] < nernst(1e-4, 2.0, 2.0, 30.0) - 5.0
+    net.run(400.0)
+    assert ca[2, k] == pytest.approx(1e-4, rel=2e-2)            # back near rest (tau 20 ms)
+
+
+# -- derivimplicit --------------------------------------------------------------------------
+
+PUMP = """
+COMMENT
+Test mechanism: a calcium pool with a saturating (Michaelis-Menten) pump, nonlinear in
+cai, so that only METHOD derivimplicit can solve it.
+ENDCOMMENT
+NEURON {
+    SUFFIX capump
+    USEION ca READ ica WRITE cai
+    RANGE vmax, km
+}
+UNITS {
+    (mM) = (milli/liter)
+    FARADAY = (faraday) (coulomb)
+}
+PARAMETER {
+    vmax = 2e-4 (mM/ms)
+    km = 5e-4 (mM)
+    depth = 0.2 (um)
+    leak = 2e-6 (mM/ms)
+}
+ASSIGNED { ica (mA/cm2) }
+STATE { cai (mM) }
+INITIAL { cai = 5e-5 }
+BREAKPOINT { SOLVE pool METHOD derivimplicit }
+DERIVATIVE pool {
+    cai' = -(10000) * ica / (2 * FARADAY * depth) - vmax * cai / (cai + km) + leak
+}
+"""
+
+
+def test_derivimplicit_pump_matches_neuron(tmp_path, nrn):
+    mod_dir = tmp_path / "mods"
+    mod_dir.mkdir()
+    (mod_dir / "capump.mod").write_text(PUMP)
+    # NEURON: the pump's own library beside the shipped one (loaded by the fixture)
+    if not load_mod_dir(mod_dir):
+        pytest.skip("nrnivmodl unavailable")
+    cat2 = Catalogue.from_paths([shipped_mod_dir() / "ca_hva.mod", shipped_mod_dir() / "sk.mod",
+                                 mod_dir / "capump.mod"])
+    h = nrn
+    soma = {"ca_hva": {"gbar": 3e-4}, "capump": {}, "sk": {"gbar": 5e-4}, "pas": {"g": 1e-4, "e": -70.0}}
+
+    def morph():
+        m = ball_and_stick(dend_L_um=100.0, dend_nseg=3)
+        m.sections[0].mechanisms.clear()
+        m.sections[1].mechanisms.clear()
+        m.set("soma", mechanisms=soma, catalogue=cat2)
+        m.set("dend", mechanisms={"pas": {"g": 1e-4, "e": -70.0}}, catalogue=cat2)
+        return m
+    clamp = ("soma", 0.5, 5.0, 60.0, 0.4)
+    probes = (("soma", 0.5),)
+    secs = build_neuron_mechs(h, morph(), cat2)
+    ic = h.IClamp(secs[0](0.5))
+    ic.delay, ic.dur, ic.amp = clamp[2:]
+    vv = h.Vector().record(secs[0](0.5)._ref_v)
+    cai = h.Vector().record(secs[0](0.5)._ref_cai)
+    run_neuron(h, 100.0, DT, celsius=30.0)
+    net = Network(DT, celsius=30.0)
+    net.add_cells(discretise(morph(), cat2), 1)
+    net.add_current_clamp(0, clamp[:2], *clamp[2:])
+    net.add_probe(0, probes[0])
+    net.build()
+    ca = net._ions[net._ion_names.index("ca")]
+    k = net.flat_index(0, net.template_of(0).node("soma", 0.5))
+    got_ca = []
+    vs = []
+    for _ in range(40):
+        _, v = net.advance(int(round(2.5 / DT)))
+        vs.append(v)
+        got_ca.append(ca[2, k])
+    v = np.concatenate(vs)[:, 0]
+    ref_ca = np.array(cai)[1:][int(round(2.5 / DT)) - 1::int(round(2.5 / DT))]
+    assert np.abs(v - np.array(vv)[1:]).max() <= TOL_MV
+    assert np.max(got_ca) > 5 * 5e-5                           # the pump is far from rest
+    np.testing.assert_allclose(got_ca, ref_ca, rtol=1e-6)
+    for sec in secs:
+        h.delete_section(sec=sec)
+
+
+# -- refused constructs -----------------------------------------------------------------------
+
+BASE = """NEURON {{
+    SUFFIX bad
+    NONSPECIFIC_CURRENT i
+    RANGE g
+}}
+PARAMETER {{ g = 0.001 (S/cm2) }}
+ASSIGNED {{ v (mV) i (mA/cm2) }}
+STATE {{ m }}
+BREAKPOINT {{
+    SOLVE states METHOD {method}
+    i = g * m * (v + 70)
+}}
+DERIVATIVE states {{
+{deriv}
+}}
+{extra}
+"""
+
+
+@pytest.mark.parametrize("method, deriv, extra, line, construct", [
+    ("cnexp", "    m' = 1 - m", "KINETIC kin {\n    ~ a <-> b (1, 1)\n}", 16, "KINETIC"),
+    ("cnexp", "    m' = 1 - m", "PROCEDURE p() {\nVERBATIM\n  return 0;\nENDVERBATIM\n}", 17, "VERBATIM"),
+    ("cnexp", "    m' = 1 - m", "NET_RECEIVE(w) {\n    m = m + w\n}", 16, "NET_RECEIVE"),
+    ("sparse", "    m' = 1 - m", "", 10, "METHOD sparse"),
+    ("cnexp", "    m' = (1 - m) * m", "", 14, "cnexp needs m' linear"),
+    ("cnexp", "    m' = 1 - m + q", "", 14, "undeclared name 'q'"),
+    ("cnexp", "    FROM i = 0 TO 2 {\n    m' = 1\n    }", "", 14, "FROM"),
+    ("cnexp", "    m' = 1 - m", "FUNCTION f(x) {\n    g = x\n    f = x\n}", 16, "FUNCTION f assigns g"),
+    ("cnexp", "    m' = 1 - m", "PROCEDURE p() {\n    net_send(1, 1)\n}", 17, "net_send"),
+    ("cnexp", "    m' = exprel(1) - m", "", 14, "unknown function exprel"),
+])
+def test_unsupported_constructs_one_line(tmp_path, method, deriv, extra, line, construct):
+    p = tmp_path / "bad.mod"
+    p.write_text(BASE.format(method=method, deriv=deriv, extra=extra))
+    with pytest.raises(NmodlError) as exc:
+        Catalogue.from_paths([p])
+    msg = str(exc.value)
+    assert "\n" not in msg
+    assert msg.startswith(f"bad.mod:{line}: "), msg
+    assert construct in msg, msg
+
+
+def test_point_process_refused(tmp_path):
+    p = tmp_path / "syn.mod"
+    p.write_text("NEURON {\n  POINT_PROCESS MySyn\n}\n")
+    with pytest.raises(NmodlError, match=r"^syn.mod:2: POINT_PROCESS \(point processes\) is not supported"):
+        Catalogue.from_paths([p])
+
+
+def test_table_is_ignored_and_the_shipped_set_reads(cat):
+    assert list(cat.mechanisms) == ["ca_hva", "ca_lva", "cadecay", "ih", "im_pos", "kdr_pos",
+                                    "na_pos", "sk"]
+    for m in cat.mechanisms.values():
+        assert m.doc and "(" in m.doc             # a docstring citing its source
+    assert cat.mechanisms["na_pos"].defaults == {"gnabar": 0.05, "vt": -58.0, "q10": 3.0}
+    assert cat.mechanisms["cadecay"].ions["ca"]["write"] == {"cai"}
+    with pytest.raises(CosimError, match="unknown mechanism 'kdr'; known: hh, pas, ca_hva"):
+        ball_and_stick().set("soma", mechanisms={"kdr": {}}, catalogue=cat)
+
+
+# -- numerics and invariants ------------------------------------------------------------------
+
+def test_dt_convergence_order_one(cat):
+    """Backward Euler with staggered gates: the error falls linearly with dt (subthreshold
+    response with Ih, M, T-type Ca, SK and the Ca pool all active)."""
+    def morph():
+        return cortical_morph(cat, soma={"im_pos": {"gkbar": 1e-3}, "ca_lva": {"gbar": 5e-4},
+                                         "cadecay": {}, "sk": {"gbar": 5e-4}, "ih": {"gbar": 5e-4},
+                                         "pas": {"g": 1e-4, "e": -70.0}},
+                              dend={"ih": {"gbar": 5e-4}, "pas": {"g": 5e-5, "e": -70.0}})
+    grid = 0.2                         # compare on a 0.2 ms grid
+    res = {}
+    for dt in (0.1, 0.05, 0.025, 0.0125, 0.0015625):
+        every = int(round(grid / dt))
+        v, _ = _cosim_run(morph(), cat, 60.0, 30.0, clamp=("soma", 0.5, 5.0, 40.0, -0.2),
+                          dt=dt, every=every)
+        res[dt] = v
+    ref = res[0.0015625]
+    err = [np.abs(res[dt] - ref).max() for dt in (0.1, 0.05, 0.025, 0.0125)]
+    orders = np.log2(np.array(err[:-1]) / np.array(err[1:]))
+    assert err[0] > 1e-3
+    assert np.all((orders > 0.85) & (orders < 1.2)), (err, orders)
+
+
+def _region(cat, sync_ms=1.0):
+    from cosim.engines.multicompartment import (CellGroup, Clamp, InputGroup, MulticompartmentEngine,
+                                                Projection)
+    cells = [CellGroup("pyr", 7, cortical_morph(cat))]
+    projections = [Projection("ee", "pyr", "pyr", 3, ["AMPA", "NMDA"], [0.004, 0.001], section="dend",
+                              x=0.5, delay_ms=(0.8, 1.2))]
+    inputs = [InputGroup("bg", "pyr", "AMPA", 0.01, section="dend", x=0.9, per_cell=2)]
+    clamps = [Clamp("pyr", [0, 3], "soma", 0.5, 2.0, 30.0, 0.35)]
+    probes = [(g, s, 0.5) for g in range(7) for s in ("soma", "dend")]
+    return MulticompartmentEngine("ctx", cells=cells, projections=projections, inputs=inputs,
+                                  clamps=clamps, probes=probes, seed=3, sync_interval_ms=sync_ms,
+                                  record_period_ms=0.25, celsius=34.0, catalogue=cat,
+                                  ions={"k": {"e": -85.0}})
+
+
+def _events(n_lines, t_end):
+    rng = np.random.default_rng(2)
+    n = rng.poisson(0.3 * t_end * n_lines)
+    t = np.sort(np.floor(rng.uniform(0, t_end, n) * 8) / 8)
+    return rng.integers(0, n_lines, n).astype(np.int64), t
+
+
+def _window(ev, t0, t1):
+    k = np.ceil(ev[1] / DT - 0.5 - 1e-9)
+    sel = (k >= round(t0 / DT)) & (k < round(t1 / DT))
+    return {"events": (ev[0][sel], ev[1][sel])}
+
+
+def test_layout_independence_and_checkpoint_resume_bitwise(cat):
+    from cosim.multicompartment.partition import advance_in_lockstep, merge_outputs
+    T = 30
+    ref = _region(cat)
+    ref.build()
+    ev = _events(ref.n_input_lines, T)
+    outs = [ref.advance(float(w), w + 1.0, _window(ev, w, w + 1.0)) for w in range(T)]
+    g = np.concatenate([o.records["spikes"][0] for o in outs])
+    t = np.concatenate([o.records["spikes"][1] for o in outs])
+    v = np.concatenate([o.records["v"] for o in outs])
+    assert g.size >= 4
+    # split over 3 partitions, 2 ms windows
+    parts = [_region(cat, sync_ms=2.0).partition(p, 3) for p in range(3)]
+    for p in parts:
+        p.build()
+    gs, ts, vs = [], [], []
+    for w in range(T // 2):
+        o = advance_in_lockstep(parts, 2.0 * w, 2.0 * w + 2.0, _window(ev, 2 * w, 2 * w + 2))
+        rec = merge_outputs(parts, o)
+        gs.append(rec.records["spikes"][0])
+        ts.append(rec.records["spikes"][1])
+        vs.append(rec.records["v"])
+    assert np.array_equal(np.concatenate(gs), g) and np.array_equal(np.concatenate(ts), t)
+    assert np.array_equal(np.concatenate(vs), v)
+    # checkpoint at 12 ms, resume in a fresh engine
+    a = _region(cat)
+    a.build()
+    for w in range(12):
+        a.advance(float(w), w + 1.0, _window(ev, w, w + 1.0))
+    st = {k: x.copy() for k, x in a.state().items()}
+    assert any(k.startswith("mech.") for k in st) and "ion.ca" in st
+    b = _region(cat)
+    b.build()
+    b.restore(st)
+    vb = np.concatenate([b.advance(float(w), w + 1.0, _window(ev, w, w + 1.0)).records["v"]
+                         for w in range(12, T)])
+    assert np.array_equal(vb, v[12 * 4:])
+
+
+def test_module_is_cached_and_reused(cat, tmp_path, monkeypatch):
+    """The generated kernel module lives in the cache folder keyed by its hash; a second
+    network of the same catalogue reuses it."""
+    from cosim.multicompartment import codegen
+    net = Network(DT)
+    net.add_cells(discretise(cortical_morph(cat), cat), 1)
+    net.build()
+    mod = net._kernel
+    assert mod.__file__.startswith(str(codegen.cache_dir()))
+    net2 = Network(DT)
+    net2.add_cells(discretise(cortical_morph(cat, soma={"ih": {}}, dend={"pas": {}}), cat), 2)
+    net2.build()
+    assert net2._kernel is mod
+
+
+def test_hh_pas_path_unchanged_without_mod_mechanisms():
+    net = Network(DT)
+    net.add_cells(discretise(ball_and_stick()), 1)
+    net.build()
+    assert net._kernel is None                      # the built-in kernel, unchanged
+
+
+
+# -- scenario files ---------------------------------------------------------------------------
+
+def _scenario(mech_dir, soma=None, dend=None, extra=None):
+    from scenarios import ball_and_stick as cells, multicompartment, scenario, simulation
+    soma = soma if soma is not None else {"na_pos": {}, "kdr_pos": {}, "pas": {"g": 1e-4, "e": -70.0}}
+    dend = dend if dend is not None else {
+        "ih": {"gbar": "0.0002 * (-0.8696 + 2.087 * exp(d / 323))"}, "pas": {"g": 5e-5, "e": -70.0}}
+    keys = {"ions": {"k": {"e": -85.0}, "na": {"e": 55.0}}, **(extra or {})}
+    eng = multicompartment(celsius=34.0, mechanisms_dir=mech_dir,
+                           cells={"pyr": cells(2, 11, {"soma": soma, "dend": dend})},
+                           clamps={"step": {"target": "pyr", "delay": 2.0, "duration": 20.0,
+                                            "amplitude": 0.3}},
+                           probes={"cells": [0], "sections": ["soma", "dend"]}, **keys)
+    return scenario(simulation(duration=10.0, output="out.h5"), {"pyr": eng}, connectome=None)
+
+
+def test_scenario_validate_run_and_errors(write_scenario, tmp_path):
+    from _util import run_cli
+    mod = tmp_path / "mod"
+    shutil.copytree(shipped_mod_dir(), mod)
+    good = write_scenario(_scenario("mod/"), "cell.toml")
+    r = run_cli("validate", str(good))
+    assert r.returncode == 0, r.stderr
+    r = run_cli("run", str(good), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "out.h5").exists()
+    cases = [
+        (_scenario("cosim:cortical", soma={"kdr": {}}),
+         "cell.toml: engines.pyr.cells.pyr.mechanisms.soma.kdr: unknown mechanism; known: hh, pas, ca_hva"),
+        (_scenario("nope/"), "cell.toml: engines.pyr.mechanisms_dir: 'nope/' not found"),
+        (_scenario("mod/", dend={"ih": {"gbar": "2 * q"}}),
+         "cell.toml: engines.pyr.cells.pyr.mechanisms.dend.ih.gbar: bad expression '2 * q': unknown name 'q'"),
+        (_scenario("mod/", soma={"na_pos": {"gnabar2": 1.0}}),
+         "cell.toml: engines.pyr.cells.pyr.mechanisms.soma.na_pos.gnabar2: unknown key"),
+        (_scenario("mod/", extra={"ions": {"cl": {"e": -80.0}}}),
+         "cell.toml: engines.pyr.ions.cl: no mechanism of mechanisms_dir uses ion 'cl'"),
+    ]
+    for i, (data, start) in enumerate(cases):
+        path = write_scenario(data, "cell.toml")
+        for cmd in ("validate", "run") if i == 0 else ("validate",):
+            r = run_cli(cmd, str(path), cwd=tmp_path)
+            assert r.returncode == 2, (cmd, r.stderr)
+            assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr, r.stderr
+            assert r.stderr.startswith(start), r.stderr
+    (mod / "bad.mod").write_text(BASE.format(method="cnexp", deriv="    m' = 1 - m",
+                                             extra="KINETIC kin {\n    ~ a <-> b (1, 1)\n}"))
+    path = write_scenario(_scenario("mod/"), "cell.toml")
+    for cmd in ("validate", "run"):
+        r = run_cli(cmd, str(path), cwd=tmp_path)
+        assert r.returncode == 2
+        assert r.stderr.strip() == ("cell.toml: engines.pyr.mechanisms_dir: bad.mod:16: block "
+                                    "KINETIC is not supported by cosim's NMODL reader"), r.stderr
+
+
+def test_distance_dependent_density_matches_neuron(cat, nrn):
+    """Ih with Hay et al.'s exponential gradient on a Y-shaped cell: the densities cosim
+    derives from the path distance equal NEURON's h.distance(soma(0.5), seg), seen in v."""
+    from cosim.multicompartment import y_shaped
+    expr = "0.0002 * (-0.8696 + 2.087 * exp(d / 323))"
+
+    def morph():
+        m = y_shaped(nseg=7)
+        for s in m.sections:
+            s.mechanisms.clear()
+        m.set("soma", mechanisms={"na_pos": {}, "kdr_pos": {}, "pas": {"g": 1e-4, "e": -70.0}}, catalogue=cat)
+        m.set("dend", mechanisms={"ih": {"gbar": expr}, "pas": {"g": 5e-5, "e": -70.0}}, catalogue=cat)
+        return m
+    from cosim.multicompartment.distribution import evaluate
+    h = nrn
+    m = morph()
+    m_plain = morph()
+    for s in m_plain.sections:       # NEURON gets per-segment numbers
+        s.mechanisms.get("ih", {}).pop("gbar", None)
+    secs = build_neuron_mechs(h, m_plain, cat)
+    h.distance(0, secs[0](0.5))
+    gmax = 0.0
+    for s, sec in zip(m.sections, secs):
+        if "ih" in s.mechanisms:
+            for seg in sec:
+                seg.ih.gbar = float(evaluate(expr, h.distance(secs[0](0.5), seg)))
+                gmax = max(gmax, seg.ih.gbar)
+    ic = h.IClamp(secs[0](0.5))
+    ic.delay, ic.dur, ic.amp = 5.0, 60.0, -0.3
+    v1 = h.Vector().record(secs[0](0.5)._ref_v)
+    v2 = h.Vector().record(secs[2](0.95)._ref_v)
+    run_neuron(h, 80.0, DT, celsius=34.0)
+    vn = np.array([np.array(v1)[1:], np.array(v2)[1:]]).T
+    for sec in secs:
+        h.delete_section(sec=sec)
+    v, _ = _cosim_run(m, cat, 80.0, 34.0, clamp=("soma", 0.5, 5.0, 60.0, -0.3),
+                      probes=(("soma", 0.5), ("branch_a", 0.95)))
+    assert gmax > 2 * 0.0002 * (-0.8696 + 2.087)          # the gradient is steep here
+    assert np.abs(v - vn).max() <= TOL_MV
+    # and it matters: a uniform density gives another trace
+    u = morph()
+    u.set("dend", mechanisms={"ih": {"gbar": 0.0002 * (-0.8696 + 2.087)}, "pas": {"g": 5e-5, "e": -70.0}}, catalogue=cat)
+    vu, _ = _cosim_run(u, cat, 80.0, 34.0, clamp=("soma", 0.5, 5.0, 60.0, -0.3),
+                       probes=(("soma", 0.5), ("branch_a", 0.95)))
+    assert np.abs(vu - v).max() > 0.5
