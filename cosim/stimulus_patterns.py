@@ -43,7 +43,7 @@ PATTERN_TYPES = ("pulse_train", "pulse", "sinusoid", "ramp", "file")
 TYPE = Param("type", REQUIRED, "", "temporal pattern", type="string", choices=PATTERN_TYPES)
 AMPLITUDE = Param("amplitude", REQUIRED, "target unit", "value while on (a state variable: "
                   "added to its derivative, state unit/ms; coupling: coupling-input unit; "
-                  "current: nA; Poisson input: Hz)")
+                  "current: nA, NEST pA; Poisson input: Hz)")
 ONSET = Param("onset", 0.0, "ms", "start of the first pulse / of the pattern", ge=0)
 STOP = Param("stop", None, "ms", "the pattern is 0 from this time on", gt=0, derived="never")
 PERIOD = Param("period", REQUIRED, "ms", "pulse repetition period", gt=0)

@@ -47,6 +47,10 @@ Scenario section (all times in ms, lengths in mm, speeds in mm/ms)::
                                 # per region from the stream (seed, region index)
     seed = 0                    # optional seed of those draws (default: simulation seed)
 
+Stimuli (``[stimuli.<name>]`` with ``engine`` this one, :mod:`cosim.stimuli`): terms
+``w_r u(t)`` added to the derivatives of named state variables or to the coupling input,
+at the stage times of the integrator (:mod:`.neural_mass_stimuli`).
+
 Recording: the variables of ``[record.<engine>] variables`` (default: all state variables)
 every ``[record] period`` ms (a whole multiple of ``dt``), dataset ``"timeseries"`` of
 shape ``(time, variable, region)``; sample ``k`` is the state at ``t = k·period``.
