@@ -460,6 +460,8 @@ class NeuralMassEngine(Engine):
         self._eta = np.zeros((n, q))
         if self.noise_ntau_ms > 0:
             self._amp = np.ones_like(self._amp)
+        self._stim = stim.Arrays(self._stimuli, n, nsv, self.n_inputs, self.dt_ms,
+                                 self.coupling_evaluation == "step" or self.adaptive)
         self._built = True
 
     def initial_afferent(self) -> np.ndarray:
@@ -523,10 +525,8 @@ class NeuralMassEngine(Engine):
         rec = np.empty((n_rec, self._rec_vars.size, n))
         exporting = self.export_afferent or self._bus
         exp_aff = np.empty((n_steps, n, self.n_afferent)) if exporting else self._no_export
-        held = self.coupling_evaluation == "step" or self.adaptive
         drive = ((ext, xi, self._amp, self.noise_vars, self._mult) + self._g
-                 + stim.arrays(self._stimuli, step0, n_steps, self.dt_ms, held,
-                               self.model.n_state, self.n_inputs))
+                 + self._stim(step0, n_steps))
         out = (self._rec_vars, rec, first, every, exp_aff)
         if self.adaptive:
             self._kernels.adaptive(n_steps, self.dt_ms, self._tol, self._x, self._ring,
