@@ -202,6 +202,19 @@ def test_bad_stimuli_are_one_line_naming_file_key_and_problem(write_scenario, tm
     assert "\n" not in str(err.value)
 
 
+def test_misplaced_stimulus_tables_point_to_stimuli(write_scenario):
+    base = _jr_scenario()
+    sc = {**base, "stimulus": {"p": {"engine": "cortex"}}}
+    with pytest.raises(CosimError, match=r"^stim.toml: stimulus: unknown key; did you mean "
+                                         r"'stimuli'\?$"):
+        load_scenario(write_scenario(sc, "stim.toml"))
+    sc = {**base, "engines": {"cortex": {**base["engines"]["cortex"], "stimulus": {"a": 1.0}}}}
+    with pytest.raises(CosimError, match=r"^stim.toml: engines.cortex.stimulus: a stimulus is a "
+                                         r"table of its own: \[stimuli.<name>\] with engine = "
+                                         r"\"cortex\""):
+        load_scenario(write_scenario(sc, "stim.toml"))
+
+
 def test_cli_validate_lists_the_stimuli(write_scenario, tmp_path):
     path = write_scenario({**_jr_scenario(), "stimuli": {"p": {
         "engine": "cortex", "target": ["y1", "y2"], "temporal": PULSES}}}, "stim.toml")
@@ -387,3 +400,19 @@ def test_epilepsy_scenario_stimulus_triggers_a_seizure_in_the_epileptogenic_zone
     assert min(seizing.values()) > 250.0                  # ms with x1 > 0
     assert not (x1[t <= 3000.0] > 0).any()
     assert not (runs["without"][0] > 0).any()
+
+
+def test_the_disk_space_estimate_counts_the_stimuli(write_scenario, tmp_path):
+    from cosim.output_guard import estimate_output_bytes
+    from cosim.pipeline import record_specs
+
+    plain = load_scenario(write_scenario(_jr_scenario(), "a.toml"))
+    stim = load_scenario(write_scenario({**_jr_scenario(), "stimuli": {"p": {
+        "engine": "cortex", "target": "y1", "temporal": PULSES}}}, "b.toml"))
+    extra = (estimate_output_bytes(record_specs(stim), stim)
+             - estimate_output_bytes(record_specs(plain), plain))
+    run_scenario(stim, output=tmp_path / "s.h5", progress_stream=None)
+    with h5py.File(tmp_path / "s.h5") as f:
+        g = f["stimuli/p"]
+        written = sum(g[d].id.get_storage_size() for d in ("values", "time_ms", "weights"))
+    assert extra >= written > 0
