@@ -78,9 +78,10 @@ def bind(engine, spec: StimulusSpec, populations: dict, input_groups: tuple[str,
         gids = populations[pop]
         chosen = [gids[c] for c in (cells if cells is not None else range(n))]
         rule = current_rule or f"u(t_n + dt/2) nA into {section}({x:g}) over step n (as IClamp)"
+        labels = tuple(f"{pop}[{g - gids.start}]" for g in chosen)
         record = StimulusRecord(spec.name, engine.name, CURRENT, spec.pattern, engine.dt_ms,
-                                0.5 * engine.dt_ms, tuple(f"{pop}[{g - gids.start}]" for g in chosen),
-                                np.ones(len(chosen)), current_unit, rule)
+                                0.5 * engine.dt_ms, labels, np.ones(len(chosen)), current_unit,
+                                rule)
         return bound, record
     if target == POISSON:
         spec.refuse(("input",), '"poisson"')
