@@ -115,19 +115,6 @@ class Pattern:
             u = np.where(t < stop, u, 0.0)
         return np.asarray(u, dtype=np.float64)
 
-    @property
-    def end_ms(self) -> float:
-        """Time after which the pattern is 0 for ever (``inf``: never)."""
-        p = self.params
-        ends = [p.get("stop") if p.get("stop") is not None else math.inf]
-        if self.kind == "pulse":
-            ends.append(p["onset"] + p["width"])
-        elif self.kind == "pulse_train" and p["count"] is not None:
-            ends.append(p["onset"] + p["period"] * (p["count"] - 1) + p["width"])
-        elif self.kind == "file":
-            ends.append(float(self.samples[0][-1]) + _last_spacing(self.samples[0]))
-        return min(ends)
-
 
 def _last_spacing(times: np.ndarray) -> float:
     return float(times[-1] - times[-2])
