@@ -114,7 +114,9 @@ def _validate(args) -> int:
     print(f"{sc.name}: ok — {sc.connectome.n_regions}-region connectome "
           f"({sc.connectome.source}); {sc.simulation.duration_ms:g} ms in "
           f"{sc.simulation.n_windows} windows of {sc.simulation.sync_interval_ms:g} ms; "
-          f"engines: {engines}")
+          f"engines: {engines}" + "".join(
+              f"; stimulus {n} ({r.pattern.kind} on {r.engine}.{r.target})"
+              for n, r in sc.stimuli.items()))
     return 0
 
 

@@ -212,7 +212,8 @@ def estimate_output_bytes(specs: dict[str, list[RecordSpec]], scenario, n_ranks:
     chunks, plus their time axes; spikes: cells (``attrs["n_cells"]`` of the spike spec) ×
     :data:`SPIKE_RATE_ALLOWANCE_HZ` × duration × 16 bytes (time + node id) — a network
     firing faster than that is caught by the check before each flush; timing: windows ×
-    ranks × 3 × 8; connectome: 2 n² × 8; plus :data:`HEADER_ALLOWANCE_BYTES`.
+    ranks × 3 × 8; connectome: 2 n² × 8; stimuli: steps × 2 × 8 each (:mod:`cosim.stimuli`);
+    plus :data:`HEADER_ALLOWANCE_BYTES`.
     """
     sim = scenario.simulation
     total = HEADER_ALLOWANCE_BYTES + 16 * len(scenario.connectome.region_labels) ** 2
@@ -228,6 +229,9 @@ def estimate_output_bytes(specs: dict[str, list[RecordSpec]], scenario, n_ranks:
             n = int(math.floor((sim.duration_ms - spec.start_ms) / spec.period_ms + 1e-9))
             rows = series_chunk_rows(nv, nr)
             total += chunked_bytes(n, rows, 8 * nv * nr) + chunked_bytes(n, max(rows, 256), 8)
+    for rec in getattr(scenario, "stimuli", {}).values():      # values + time_ms per step
+        n = int(math.ceil(sim.duration_ms / rec.dt_ms - 1e-9))
+        total += 2 * chunked_bytes(n, 4096, 8) + 8 * len(rec.targets)
     n_windows = math.ceil(sim.duration_ms / sim.sync_interval_ms - 1e-9)
     total += chunked_bytes(n_windows, 256, 24 * n_ranks)
     return total

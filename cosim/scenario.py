@@ -211,6 +211,10 @@ def load_scenario(path: str | Path, *, output: str | Path | None = None) -> Scen
             and engines_r.raw[n].get("regions") == "rest"]
     for name in [n for n in names if n not in rest] + rest:
         er = engines_r.table(name)
+        for k in ("stimulus", "stimuli"):
+            if er.has(k):
+                raise er.error(k, f"a stimulus is a table of its own: [stimuli.<name>] with "
+                                  f"engine = \"{name}\" (cosim describe stimulus)")
         type_name = er.string("type", choices=list(engine_types()))
         rec_vars, rr = None, None
         if record_r.has(name):
@@ -246,9 +250,7 @@ def load_scenario(path: str | Path, *, output: str | Path | None = None) -> Scen
     adapters: dict[str, Any] = {}
     if top.has("adapters"):
         adapters = adapters_from_config(top.table("adapters"), engines)
-    stimuli: dict[str, Any] = {}
-    if top.has("stimuli"):
-        stimuli = bind_stimuli(read_stimuli(top.table("stimuli"), p.parent), engines)
+    stimuli = bind_stimuli(read_stimuli(top.table("stimuli", {}), p.parent), engines)
     top.done()
     scenario = Scenario(p, text, sim, connectome, engines,
                         RecordSpecGlobal(period, flush_every), adapters, monitors, speed,

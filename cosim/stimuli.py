@@ -13,7 +13,7 @@
     type = "pulse_train"
     amplitude = 0.5  period = 100.0  width = 5.0  onset = 200.0
 
-    [stimuli.drive]                # a spiking engine (multicompartment)
+    [stimuli.drive]                # a spiking engine (multicompartment, nest, neuron)
     engine = "v1"
     target = "poisson"             # every line of [engines.v1.inputs.<input>] gets an
     input = "stim"                 #   inhomogeneous Poisson train of rate u(t) Hz
@@ -22,7 +22,7 @@
 
     [stimuli.clamp]
     engine = "v1"  target = "current"    # a current-clamp train of u(t) nA on cells
-    population = "exc"  cells = [0, 1]  section = "soma"  x = 0.5
+    population = "exc"  cells = [0, 1]  section = "soma"  x = 0.5   # (NEST: pA, no section)
     [stimuli.clamp.temporal]
     type = "pulse_train"  amplitude = 0.3  period = 50.0  width = 2.0
 
@@ -58,8 +58,9 @@ from .stimulus_patterns import SECTIONS as PATTERN_SECTIONS, Pattern, read_patte
 ENGINE = Param("engine", REQUIRED, "", "the engine it acts on", type="string")
 TARGET = Param("target", REQUIRED, "", "neural_mass: a state variable of the model (its "
                "derivative gets + w u(t)), an array of them, or \"coupling\" (added to the "
-               "coupling input); multicompartment: \"current\" (a current-clamp train on "
-               "cells) or \"poisson\" (Poisson trains of rate u(t) on an input group)",
+               "coupling input); spiking engines (multicompartment, nest, neuron): \"current\" "
+               "(a current-clamp train on cells; nA, NEST pA) or \"poisson\" (Poisson trains "
+               "of rate u(t) on an input group)",
                type="any")
 WEIGHTS = Param("weights", None, "", "neural_mass: factor per region — a number (every "
                 "region of the engine), an array (one per connectome region, or one per "
@@ -68,9 +69,10 @@ WEIGHTS = Param("weights", None, "", "neural_mass: factor per region — a numbe
 POPULATION = Param("population", None, "", "current: the cell population", type="string")
 CELLS = Param("cells", None, "", "current: cell indices within the population",
               type="any", derived="every cell")
-SECTION = Param("section", None, "", "current: the section the clamp sits on", type="string",
-                derived="\"soma\"")
-X = Param("x", None, "", "current: position along the section", ge=0, le=1, derived="0.5")
+SECTION = Param("section", None, "", "current: the section the clamp sits on "
+                "(multicompartment, neuron)", type="string", derived="\"soma\"")
+X = Param("x", None, "", "current: position along the section (multicompartment, neuron)",
+          ge=0, le=1, derived="0.5")
 INPUT = Param("input", None, "", "poisson: the input group [engines.<e>.inputs.<group>]",
               type="string")
 

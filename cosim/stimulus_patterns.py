@@ -43,7 +43,7 @@ PATTERN_TYPES = ("pulse_train", "pulse", "sinusoid", "ramp", "file")
 TYPE = Param("type", REQUIRED, "", "temporal pattern", type="string", choices=PATTERN_TYPES)
 AMPLITUDE = Param("amplitude", REQUIRED, "target unit", "value while on (a state variable: "
                   "added to its derivative, state unit/ms; coupling: coupling-input unit; "
-                  "current: nA; Poisson input: Hz)")
+                  "current: nA, NEST pA; Poisson input: Hz)")
 ONSET = Param("onset", 0.0, "ms", "start of the first pulse / of the pattern", ge=0)
 STOP = Param("stop", None, "ms", "the pattern is 0 from this time on", gt=0, derived="never")
 PERIOD = Param("period", REQUIRED, "ms", "pulse repetition period", gt=0)
@@ -114,19 +114,6 @@ class Pattern:
         if stop is not None:
             u = np.where(t < stop, u, 0.0)
         return np.asarray(u, dtype=np.float64)
-
-    @property
-    def end_ms(self) -> float:
-        """Time after which the pattern is 0 for ever (``inf``: never)."""
-        p = self.params
-        ends = [p.get("stop") if p.get("stop") is not None else math.inf]
-        if self.kind == "pulse":
-            ends.append(p["onset"] + p["width"])
-        elif self.kind == "pulse_train" and p["count"] is not None:
-            ends.append(p["onset"] + p["period"] * (p["count"] - 1) + p["width"])
-        elif self.kind == "file":
-            ends.append(float(self.samples[0][-1]) + _last_spacing(self.samples[0]))
-        return min(ends)
 
 
 def _last_spacing(times: np.ndarray) -> float:

@@ -221,7 +221,7 @@ def bases() -> dict[str, dict]:
 
 #: Tables whose keys are names the user chooses: renaming one is not an error.
 FREE_NAMES = ["engines", "engines.*.cells", "engines.*.projections", "engines.*.inputs",
-              "engines.*.clamps", "engines.*.receptors", "adapters"]
+              "engines.*.clamps", "engines.*.receptors", "adapters", "stimuli"]
 
 #: Keys whose deletion must be an error (glob patterns on dotted paths).
 REQUIRED = ["simulation", "simulation.duration", "simulation.sync_interval", "connectome",
@@ -235,7 +235,11 @@ REQUIRED = ["simulation", "simulation.duration", "simulation.sync_interval", "co
             "engines.*.clamps.*.target", "engines.*.clamps.*.duration",
             "engines.*.clamps.*.amplitude", "engines.*.probes.cells",
             "adapters.*.type", "adapters.*.engine", "adapters.*.input",
-            "record.*.rate.bin"]
+            "record.*.rate.bin", "stimuli.*.engine", "stimuli.*.target", "stimuli.*.temporal",
+            "stimuli.*.temporal.type", "stimuli.*.temporal.amplitude",
+            "stimuli.*.temporal.period", "stimuli.*.temporal.width",
+            "stimuli.*.temporal.duration", "stimuli.*.temporal.frequency",
+            "stimuli.*.temporal.file"]
 #: ... and, in scenarios with adapters, the spiking engine's region and the inputs they feed.
 REQUIRED_WITH_ADAPTERS = ["engines.*.region", "engines.*.inputs.*"]
 
@@ -285,6 +289,13 @@ OUT_OF_RANGE = {
     "record.*.bold.step": [-1.0],
     "adapters.*.correlation": [-0.1, 1.5],
     "adapters.*.tau": [0, -5.0],
+    "stimuli.*.temporal.onset": [-1.0],
+    "stimuli.*.temporal.period": [0, -1.0],
+    "stimuli.*.temporal.width": [0, -1.0],
+    "stimuli.*.temporal.duration": [0, -1.0],
+    "stimuli.*.temporal.frequency": [0, -1.0],
+    "stimuli.*.temporal.stop": [0, -1.0],
+    "stimuli.*.x": [-0.1, 1.5],
 }
 
 #: Typed replacements: each is refused wherever a value of the original type is expected.

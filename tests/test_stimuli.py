@@ -202,6 +202,27 @@ def test_bad_stimuli_are_one_line_naming_file_key_and_problem(write_scenario, tm
     assert "\n" not in str(err.value)
 
 
+def test_misplaced_stimulus_tables_point_to_stimuli(write_scenario):
+    base = _jr_scenario()
+    sc = {**base, "stimulus": {"p": {"engine": "cortex"}}}
+    with pytest.raises(CosimError, match=r"^stim.toml: stimulus: unknown key; did you mean "
+                                         r"'stimuli'\?$"):
+        load_scenario(write_scenario(sc, "stim.toml"))
+    sc = {**base, "engines": {"cortex": {**base["engines"]["cortex"], "stimulus": {"a": 1.0}}}}
+    with pytest.raises(CosimError, match=r"^stim.toml: engines.cortex.stimulus: a stimulus is a "
+                                         r"table of its own: \[stimuli.<name>\] with engine = "
+                                         r"\"cortex\""):
+        load_scenario(write_scenario(sc, "stim.toml"))
+
+
+def test_cli_validate_lists_the_stimuli(write_scenario, tmp_path):
+    path = write_scenario({**_jr_scenario(), "stimuli": {"p": {
+        "engine": "cortex", "target": ["y1", "y2"], "temporal": PULSES}}}, "stim.toml")
+    r = run_cli("validate", str(path), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().endswith("; stimulus p (pulse_train on cortex.y1,y2)")
+
+
 def test_cli_refuses_a_bad_stimulus_with_exit_2_and_one_line(write_scenario, tmp_path):
     path = write_scenario({**_jr_scenario(), "stimuli": {"p": {
         "engine": "cortex", "target": "y7", "temporal": PULSES}}}, "stim.toml")
@@ -351,3 +372,47 @@ def test_neural_mass_checkpoint_resume_with_stimuli(write_scenario, tmp_path):
     run_scenario(load_scenario(path), output=tmp_path / "cut.h5", progress_stream=None,
                  resume=True)
     assert_same_data(h5_data(tmp_path / "straight.h5"), h5_data(tmp_path / "cut.h5"))
+
+
+# -- the shipped epilepsy scenario ----------------------------------------------------------
+
+def test_epilepsy_scenario_stimulus_triggers_a_seizure_in_the_epileptogenic_zone(tmp_path):
+    """scenarios/epilepsy_stimulation.toml: the 20 ms stimulus at 3 s starts a seizure
+    (x1 > 0 for hundreds of ms) in the stimulated zone; without it no region seizes."""
+    from _util import REPO
+
+    text = (REPO / "scenarios" / "epilepsy_stimulation.toml").read_text()
+    text = text.replace("duration = 6000.0", "duration = 4500.0")
+    runs = {}
+    head, rest = text.split("\n[stimuli.seeg_contacts]")
+    without = head + "\n[record]" + rest.split("\n[record]", 1)[1]
+    for name, t in (("with", text), ("without", without)):
+        p = tmp_path / f"{name}.toml"
+        p.write_text(t)
+        e = load_scenario(p).engines["brain"]
+        x = e.advance(0.0, 4500.0, {}).records["timeseries"]      # (time, x1 z x2, region)
+        runs[name] = (x[:, 0, :], list(e.region_labels))
+    x1, labels = runs["with"]
+    t = np.arange(1, x1.shape[0] + 1) * 4.0
+    seizing = {lab: float((x1[t > 3000.0, i] > 0).sum() * 4.0) for i, lab in enumerate(labels)
+               if (x1[t > 3000.0, i] > 0).any()}
+    assert set(seizing) == {"rHC", "rAMYG"}, seizing
+    assert min(seizing.values()) > 250.0                  # ms with x1 > 0
+    assert not (x1[t <= 3000.0] > 0).any()
+    assert not (runs["without"][0] > 0).any()
+
+
+def test_the_disk_space_estimate_counts_the_stimuli(write_scenario, tmp_path):
+    from cosim.output_guard import estimate_output_bytes
+    from cosim.pipeline import record_specs
+
+    plain = load_scenario(write_scenario(_jr_scenario(), "a.toml"))
+    stim = load_scenario(write_scenario({**_jr_scenario(), "stimuli": {"p": {
+        "engine": "cortex", "target": "y1", "temporal": PULSES}}}, "b.toml"))
+    extra = (estimate_output_bytes(record_specs(stim), stim)
+             - estimate_output_bytes(record_specs(plain), plain))
+    run_scenario(stim, output=tmp_path / "s.h5", progress_stream=None)
+    with h5py.File(tmp_path / "s.h5") as f:
+        g = f["stimuli/p"]
+        written = sum(g[d].id.get_storage_size() for d in ("values", "time_ms", "weights"))
+    assert extra >= written > 0

@@ -1,6 +1,7 @@
 """Stimuli under ``mpiexec``: the output (the stimuli under ``/stimuli`` included) is bitwise
 the one-process output when a neural-mass engine is split in blocks of regions and when a
-spiking region's cells are split over ranks; a bad stimulus is one line, printed once."""
+spiking region's cells (multicompartment, a NEURON model) are split over ranks; a bad
+stimulus is one line, printed once."""
 
 from __future__ import annotations
 
@@ -85,6 +86,31 @@ def test_split_spiking_region_with_stimuli_equals_one_process(tmp_path):
     _run(["run", str(scen), "-o", str(tmp_path / "n3.h5"), "-q", "--no-monitor"], 3)
     a, b = h5_data(tmp_path / "one.h5"), h5_data(tmp_path / "n3.h5")
     assert a["spikes/v1.exc/timestamps"].size > 5
+    assert_same_data(a, b)
+
+
+def test_split_neuron_model_with_stimuli_equals_one_process(tmp_path):
+    pytest.importorskip("neuron")
+    ring = REPO / "tests" / "data" / "neuron" / "ring.py"
+    eng = {"type": "neuron", "dt": 0.025, "model": str(ring),
+           "connect": "connect", "args": {"w_ring": 0.01, "delay": 2.0},
+           "populations": {"a": {"n": 6}},
+           "inputs": {"bg": {"target": "a", "synapse": "syn", "weight": 0.004, "per_cell": 4}},
+           "probes": {"cells": [0, 3, 5], "sections": ["soma"], "x": 0.5}}
+    stimuli = {"c": {"engine": "v1", "target": "current", "population": "a", "cells": [1, 4],
+                     "section": "soma", "x": 0.5,
+                     "temporal": {"type": "pulse_train", "amplitude": 0.3, "period": 10.0,
+                                  "width": 3.0, "onset": 2.0}},
+               "d": {"engine": "v1", "target": "poisson", "input": "bg",
+                     "temporal": {"type": "ramp", "amplitude": 200.0, "duration": 20.0}}}
+    scen = write(tmp_path / "nrn.toml", scenario(simulation(duration=30.0, seed=3),
+                                                 {"v1": eng}, record=record(0.5, 5),
+                                                 stimuli=stimuli))
+    assert make_plan(load_scenario(scen), 3).group("v1").n_parts == 2
+    _run(["run", str(scen), "-o", str(tmp_path / "one.h5"), "-q", "--no-monitor"])
+    _run(["run", str(scen), "-o", str(tmp_path / "n3.h5"), "-q", "--no-monitor"], 3)
+    a, b = h5_data(tmp_path / "one.h5"), h5_data(tmp_path / "n3.h5")
+    assert a["spikes/v1.a/timestamps"].size > 5
     assert_same_data(a, b)
 
 

@@ -92,6 +92,7 @@ from ..errors import CosimError
 from ..rng import Streams
 from .base import BuildContext, Engine, Export, RecordSpec, Take, WindowOutput
 from .spiking import spike_spec
+from . import spiking_stimuli as sstim
 from . import nest_config as cfg
 from .nest_config import Connection, Distribution, InputGroup, Population  # noqa: F401
 
@@ -173,8 +174,10 @@ class NestEngine(Engine):
                  resolution_ms: float = cfg.RESOLUTION.default, threads: int = cfg.THREADS.default,
                  seed: int | Streams = 0, sync_interval_ms: float = 1.0,
                  duration_ms: float | None = None, record_variables: list[str] | None = None,
-                 region_indices: tuple[int, ...] = ()):
+                 region_indices: tuple[int, ...] = (), stimuli: tuple = ()):
         self.name = name
+        self.stimuli = list(stimuli)
+        self._poisson = {}
         self.dt_ms = float(resolution_ms)
         self.threads = int(threads)
         self.rng = Streams.of(seed)
@@ -255,6 +258,21 @@ class NestEngine(Engine):
     def input_groups(self) -> tuple[str, ...]:
         return tuple(self.input_lines)
 
+    def add_stimulus(self, spec):
+        """Bind a current train (a ``step_current_generator``, pA) or Poisson rates on an
+        input group (events on its ``spike_generator`` lines; :mod:`.spiking_stimuli`)."""
+        if self._nest is not None:
+            raise RuntimeError(f"engine {self.name!r}: add stimuli before build()")
+        bound, record = sstim.bind(
+            self, spec, self.groups, self.input_groups(), current_unit="pA",
+            current_rule="u(t_n + h/2) pA over step n: a step_current_generator changing at "
+                         "t_n - h, connected with delay h")
+        if isinstance(bound, sstim.CurrentStimulus) and self.duration_ms is None:
+            raise spec.error("target", "a current stimulus on a NEST engine needs the run's "
+                                       "duration")
+        self.stimuli.append(bound)
+        return record
+
     def local_input_lines(self, group: str) -> np.ndarray:
         if group not in self.input_lines:
             raise CosimError(f"unknown input group {group!r}; have {', '.join(self.input_lines)}")
@@ -322,6 +340,7 @@ class NestEngine(Engine):
                              {"synapse_model": g.synapse, "weight": float(g.weight),
                               "delay": float(g.delay_ms), "receptor_type": int(g.receptor_type)})
                 k += n
+        self._stimulus_devices(nest)
         self._first_id = np.array([self.nodes[p][0].global_id for p in self.groups])
         self._gid_offset = np.array([r.start for r in self.groups.values()])
         neurons = None
@@ -343,6 +362,35 @@ class NestEngine(Engine):
         self._probes = {p.name: self.nodes[p.name][list(p.cells)] for p in self.pops if p.record}
         nest.Prepare()
         self._t_ms = 0.0
+
+    def _stimulus_devices(self, nest) -> None:
+        """One ``step_current_generator`` per current stimulus, its whole schedule set before
+        ``Prepare`` (NEST ignores a change at the current time, so it cannot be set window by
+        window): the value for step n, u((n + 1/2) h), at time (n − 1) h, which with the
+        connection delay h reaches the cells in step n (step 0 gets nothing).  One
+        :class:`RateToPoisson` per Poisson stimulus, on the group's lines."""
+        h = self.dt_ms
+        for st in self.stimuli:
+            if isinstance(st, sstim.PoissonStimulus):
+                self._poisson[st.name] = sstim.poisson_generator(
+                    self.name, st, self.local_input_lines(st.input), self.rng)
+                continue
+            from ..stimuli import step_times
+
+            n = int(round(self.duration_ms / h))
+            k = np.arange(1, n)                             # steps 1 … n − 1
+            u = st.pattern(step_times(k + 0.5, h))
+            change = np.concatenate([[True], u[1:] != u[:-1]])
+            times = np.round((k[change] - 1) * h, 10)
+            values = u[change]
+            if times.size and times[0] <= 0.0:             # NEST wants times > 0: step 1's
+                times, values = times[1:], values[1:]      # value then starts at step 2
+            gen = nest.Create("step_current_generator")
+            gen.set({"amplitude_times": times.tolist(), "amplitude_values": values.tolist()})
+            cells = self.nodes[st.population]
+            if st.cells is not None:
+                cells = cells[list(st.cells)]
+            nest.Connect(gen, cells, "all_to_all", {"delay": h})
 
     @contextmanager
     def _refused(self, *key: str):
@@ -371,6 +419,20 @@ class NestEngine(Engine):
             raise RuntimeError(f"engine {self.name!r} is at t = {self._t_ms} ms, asked to start "
                                f"at {t0_ms}")
         events = inputs.get("events") if inputs else None
+        if self._poisson:
+            lines, times = [], []
+            if events is not None:
+                lines.append(np.asarray(events[0], dtype=np.int64).ravel())
+                times.append(np.asarray(events[1], dtype=np.float64).ravel())
+            n = int(round((t1_ms - t0_ms) / self.dt_ms))
+            step0 = int(round(t0_ms / self.dt_ms))
+            for st in self.stimuli:
+                if st.name in self._poisson and isinstance(st, sstim.PoissonStimulus):
+                    got = self._poisson[st.name].generate(
+                        t0_ms, sstim.poisson_rates(st, step0, n, self.dt_ms), self.dt_ms)
+                    lines.append(got[0])
+                    times.append(got[1])
+            events = (np.concatenate(lines), np.concatenate(times))
         if events is not None and self._gens is not None:
             self._schedule(t0_ms, t1_ms, *events)
         nest.Run(t1_ms - t0_ms)

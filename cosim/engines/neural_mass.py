@@ -47,6 +47,10 @@ Scenario section (all times in ms, lengths in mm, speeds in mm/ms)::
                                 # per region from the stream (seed, region index)
     seed = 0                    # optional seed of those draws (default: simulation seed)
 
+Stimuli (``[stimuli.<name>]`` with ``engine`` this one, :mod:`cosim.stimuli`): terms
+``w_r u(t)`` added to the derivatives of named state variables or to the coupling input,
+at the stage times of the integrator (:mod:`.neural_mass_stimuli`).
+
 Recording: the variables of ``[record.<engine>] variables`` (default: all state variables)
 every ``[record] period`` ms (a whole multiple of ``dt``), dataset ``"timeseries"`` of
 shape ``(time, variable, region)``; sample ``k`` is the state at ``t = k·period``.
@@ -495,6 +499,8 @@ class NeuralMassEngine(Engine):
         self._eta = np.zeros((n, q))
         if self.noise_ntau_ms > 0:
             self._amp = np.ones_like(self._amp)
+        self._stim = stim.Arrays(self._stimuli, n, nsv, self.n_inputs, self.dt_ms,
+                                 self.coupling_evaluation == "step" or self.adaptive)
         self._built = True
 
     def initial_afferent(self) -> np.ndarray:
@@ -558,10 +564,8 @@ class NeuralMassEngine(Engine):
         rec = np.empty((n_rec, self._rec_vars.size, n))
         exporting = self.export_afferent or self._bus
         exp_aff = np.empty((n_steps, n, self.n_afferent)) if exporting else self._no_export
-        held = self.coupling_evaluation == "step" or self.adaptive
         drive = ((ext, xi, self._amp, self.noise_vars, self._mult) + self._g
-                 + stim.arrays(self._stimuli, step0, n_steps, self.dt_ms, held,
-                               self.model.n_state, self.n_inputs))
+                 + self._stim(step0, n_steps))
         crec = (np.empty((n_rec, self.n_inputs, n)) if self.coupling_record
                 else self._no_crec)
         out = (self._rec_vars, rec, first, every, exp_aff, crec)

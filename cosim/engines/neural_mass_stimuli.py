@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..history import AT_END, AT_HALF, AT_START
-from ..stimuli import StimulusRecord, StimulusSpec, region_weights, step_times
+from ..stimuli import StimulusRecord, StimulusSpec, region_weights
 
 COUPLING = "coupling"
 
@@ -81,29 +81,45 @@ def bind(engine, spec: StimulusSpec, connectome) -> tuple[BoundStimulus, Stimulu
     return bound, record
 
 
-def arrays(stimuli, step0: int, n_steps: int, dt_ms: float, held: bool, n_state: int,
-           n_inputs: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(su, sc)`` for the steps ``step0 … step0 + n_steps − 1`` (module docstring)."""
-    if not stimuli:
-        return NONE, NONE
-    k = step0 + np.arange(n_steps)
-    t = np.empty((n_steps, 3))
-    t[:, AT_START] = step_times(k, dt_ms)
-    if held:
-        t[:, AT_HALF] = t[:, AT_START]
-        t[:, AT_END] = t[:, AT_START]
-    else:
-        t[:, AT_HALF] = step_times(k + 0.5, dt_ms)
-        t[:, AT_END] = step_times(k + 1, dt_ms)
-    n = stimuli[0].weights.size
-    state = [s for s in stimuli if s.kind == "state"]
-    coup = [s for s in stimuli if s.kind == COUPLING]
-    su = np.zeros((n_steps, 3, n, n_state)) if state else NONE
-    sc = np.zeros((n_steps, 3, n, n_inputs)) if coup else NONE
-    for s in stimuli:
-        u = s.pattern(t)                                   # (S, 3)
-        term = u[:, :, None] * s.weights[None, None, :]    # (S, 3, n)
-        out = su if s.kind == "state" else sc
-        for j in s.index:
-            out[:, :, :, j] += term
-    return su, sc
+class Arrays:
+    """The ``(su, sc)`` of every window (module docstring), in buffers kept between
+    windows of the same length (no allocation per window in a steady run)."""
+
+    def __init__(self, stimuli, n_regions: int, n_state: int, n_inputs: int, dt_ms: float,
+                 held: bool):
+        self.stimuli = list(stimuli)
+        self.shape = (n_regions, n_state, n_inputs)
+        self.dt_ms = float(dt_ms)
+        #: stage time offsets in steps, AT_START / AT_HALF / AT_END (held: all at t_n)
+        self._offsets = np.array([0.0, 0.0, 0.0]) if held else np.zeros(3)
+        if not held:
+            self._offsets[[AT_START, AT_HALF, AT_END]] = (0.0, 0.5, 1.0)
+        self._n = None
+
+    def _buffers(self, n_steps: int) -> None:
+        n, nsv, nin = self.shape
+        state = any(s.kind == "state" for s in self.stimuli)
+        coup = any(s.kind == COUPLING for s in self.stimuli)
+        self._su = np.zeros((n_steps, 3, n, nsv)) if state else NONE
+        self._sc = np.zeros((n_steps, 3, n, nin)) if coup else NONE
+        self._steps = np.arange(n_steps, dtype=np.float64)[:, None] + self._offsets[None, :]
+        self._n = n_steps
+
+    def __call__(self, step0: int, n_steps: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(su, sc)`` for the steps ``step0 … step0 + n_steps − 1``: stimulus ``s`` at
+        the stage times ``(k + offset) dt`` — the same numbers as
+        :func:`cosim.stimuli.step_times` (integers and halves are exact in float64)."""
+        if not self.stimuli:
+            return NONE, NONE
+        if self._n != n_steps:
+            self._buffers(n_steps)
+        su, sc = self._su, self._sc
+        su[...] = 0.0
+        sc[...] = 0.0
+        t = (step0 + self._steps) * self.dt_ms                # (S, 3)
+        for s in self.stimuli:
+            u = s.pattern(t)
+            out = su if s.kind == "state" else sc
+            for j in s.index:
+                out[:, :, :, j] += u[:, :, None] * s.weights[None, None, :]
+        return su, sc

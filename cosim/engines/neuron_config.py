@@ -168,7 +168,7 @@ def engine_kwargs(name: str, reader, ctx) -> dict[str, Any]:
         probes = [(g, s, x) for g in raw for s in secs]
     return dict(populations=pops, inputs=inputs, probes=probes, seed=ctx.rng,
                 sync_interval_ms=ctx.sync_interval_ms, record_period_ms=ctx.record_period_ms,
-                record_variables=ctx.record_variables, **kw)
+                record_variables=ctx.record_variables, duration_ms=ctx.duration_ms, **kw)
 
 
 def _identifier(r, decl: Param) -> str | None:

@@ -104,6 +104,7 @@ from ..rng import Streams
 from . import neuron_config as cfg
 from .base import BuildContext, Engine, Export, RecordSpec, Take, WindowOutput
 from .spiking import check_record_variables, merge_spiking_records, spike_spec
+from . import spiking_stimuli as sstim
 from .neuron_config import NeuronInput, Population, resolve
 from .neuron_mod import compile_mods
 from .neuron_model import Connector, ModelError, NeuronContext, model_line, queue_events
@@ -129,6 +130,7 @@ class _Live:
     lines: list = field(default_factory=list)          # NetCon per local input line
     line_list: Any = None                              # the same NetCons in a hoc List
     probes: list = field(default_factory=list)         # Vector per local probe
+    stim_refs: list = field(default_factory=list)      # IClamps and played Vectors (stimuli)
     spike_t: Any = None
     spike_gid: Any = None
     det_v: Any = None                   # PtrVector: v at every cell's spike source
@@ -164,6 +166,7 @@ class NeuronEngine(Engine):
                  seed: int | Streams = 0, sync_interval_ms: float = 1.0,
                  record_period_ms: float = 1.0, record_variables: list[str] | None = None,
                  region_indices: tuple[int, ...] = (), file: str | None = None,
+                 duration_ms: float | None = None, stimuli: tuple = (),
                  part: int = 0, n_parts: int = 1, exchange: Exchange | None = None):
         self._args = {k: v for k, v in locals().items()
                       if k not in ("self", "part", "n_parts", "exchange", "__class__")}
@@ -188,6 +191,9 @@ class NeuronEngine(Engine):
         self.pops = list(populations)
         self.inputs = list(inputs)
         self.probes = list(probes)
+        self.duration_ms = duration_ms
+        self.stimuli = list(stimuli)
+        self._poisson = {}          # stimulus name → RateToPoisson of this partition's lines
         every = self.record_period_ms / self.dt_ms
         if abs(every - round(every)) > 1e-9 * max(1.0, every):
             raise CosimError(f"{record_period_ms:g} ms is not a whole multiple of "
@@ -368,6 +374,7 @@ class NeuronEngine(Engine):
         live.v_prev, live.v_now = h.Vector(len(live.detectors)), h.Vector(len(live.detectors))
         live.at_end = np.zeros(0, dtype=np.int64)
         self._make_lines(live)
+        self._make_stimuli(live)
         for i in self.probe_ids:
             gid, sec_path, x = self.probes[i]
             sec = self._member(cells[gid], sec_path, gid, self._key("probes", "sections"))
@@ -470,6 +477,57 @@ class NeuronEngine(Engine):
                     live.lines.append(nc)
                     live.line_list.append(nc)
 
+    def _make_stimuli(self, live: _Live) -> None:
+        """Current stimuli: an ``IClamp`` (``del = 0``, ``dur`` the whole run) per selected
+        local cell at ``section(x)``, its ``amp`` played from one ``Vector`` with
+        ``Dt = dt`` holding ``u((n + 1/2) dt)`` for step ``n`` (the IClamp's own midpoint
+        rule); Poisson stimuli: a :class:`RateToPoisson` on the group's local lines."""
+        h = live.h
+        for st in self.stimuli:
+            if isinstance(st, sstim.PoissonStimulus):
+                self._poisson[st.name] = sstim.poisson_generator(
+                    self.name, st, self.local_input_lines(st.input), self.rng)
+                continue
+            from ..stimuli import step_times
+
+            n = int(round(self.duration_ms / self.dt_ms)) + 1
+            vec = h.Vector(st.pattern(step_times(np.arange(n) + 0.5, self.dt_ms)))
+            live.stim_refs.append(vec)
+            gids = self.groups[st.population]
+            key = f"stimuli.{st.name}.section"
+            for j in (st.cells if st.cells is not None else range(len(gids))):
+                gid = gids[j]
+                if gid not in self._local[st.population]:
+                    continue
+                sec = self._member(live.cells[gid], st.section, gid, key)
+                try:
+                    clamp = h.IClamp(sec(st.x))
+                except Exception as exc:
+                    raise CosimError(f"cell {gid}: {st.section!r} is not a section ({exc})",
+                                     file=self.model_path, key=key) from None
+                clamp.delay, clamp.dur = 0.0, 1e9
+                vec.play(clamp._ref_amp, self.dt_ms)
+                live.stim_refs.append(clamp)
+
+    def add_stimulus(self, spec):
+        """Bind a current-clamp train or Poisson rates on an input group
+        (:mod:`.spiking_stimuli`); the section is an attribute path of the model's cells,
+        resolved when the cells exist."""
+        from .neuron_config import _PATH
+
+        def site(pop, section, x, key):
+            if not _PATH.match(section):
+                raise CosimError(f"{section!r} is not an attribute path (soma, dend[0], …)",
+                                 key=key)
+
+        bound, record = sstim.bind(self, spec, self.groups, self.input_groups(), site)
+        if isinstance(bound, sstim.CurrentStimulus) and self.duration_ms is None:
+            raise spec.error("target", "a current stimulus on a NEURON engine needs the run's "
+                                       "duration")
+        self.stimuli.append(bound)
+        self._args["stimuli"] = tuple(self.stimuli)
+        return record
+
     def _index_connections(self, live: _Live) -> None:
         """Check the connections, find the shortest delay ``d_min``, and make each source's
         trigger: a spike at ``ts`` triggers the source's relay at ``ts + d_min``, whose
@@ -518,6 +576,8 @@ class NeuronEngine(Engine):
                                f"asked to start at {t0_ms}")
         n = int(round((t1_ms - t0_ms) / self.dt_ms))
         events = inputs.get("events") if inputs else None
+        if self._poisson:
+            events = self._with_stimulus_events(events, live.step, n, t0_ms)
         if events is not None:
             self._queue(live, h, events, t0_ms, t1_ms)
         end = live.step + n
@@ -542,6 +602,20 @@ class NeuronEngine(Engine):
             out.records["v"] = self._samples(live, n)
         self.timing["advance_s"] += time.perf_counter() - tic
         return out
+
+    def _with_stimulus_events(self, events, step0: int, n: int, t0_ms: float):
+        """The window's input events and those of the Poisson stimuli, one array pair."""
+        lines, times = [], []
+        if events is not None:
+            lines.append(np.asarray(events[0], dtype=np.int64).ravel())
+            times.append(np.asarray(events[1], dtype=np.float64).ravel())
+        for st in self.stimuli:
+            if isinstance(st, sstim.PoissonStimulus):
+                got = self._poisson[st.name].generate(
+                    t0_ms, sstim.poisson_rates(st, step0, n, self.dt_ms), self.dt_ms)
+                lines.append(got[0])
+                times.append(got[1])
+        return np.concatenate(lines), np.concatenate(times)
 
     def _run_interval(self, live: _Live, k: int, last: bool) -> tuple[np.ndarray, np.ndarray]:
         """``psolve`` ``k`` steps; this partition's spikes ``(gids, times_ms)`` found in them.

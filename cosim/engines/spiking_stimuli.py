@@ -40,13 +40,16 @@ class PoissonStimulus:
 
 
 def bind(engine, spec: StimulusSpec, populations: dict, input_groups: tuple[str, ...],
-         check_site=None):
+         check_site=None, current_unit: str = "nA", current_rule: str | None = None):
     """Check ``spec`` against a spiking engine: ``populations`` name → gids (range),
     ``input_groups`` its input group names; ``check_site(population, section, x, key)``
-    raises for a section the cells lack.  Returns ``(bound, record)``."""
+    raises for a section the cells lack (``None``: point neurons, no ``section``/``x``);
+    ``current_unit``/``current_rule``: how the engine injects a current.  Returns
+    ``(bound, record)``."""
     target = spec.target
     if target == CURRENT:
-        spec.refuse(("population", "cells", "section", "x"), '"current"')
+        spec.refuse(("population", "cells") + (("section", "x") if check_site else ()),
+                    '"current"' + ("" if check_site else " on point neurons"))
         pop = spec.given.get("population")
         if pop is None:
             raise spec.error("population", "missing required key (the cell population of "
@@ -74,10 +77,11 @@ def bind(engine, spec: StimulusSpec, populations: dict, input_groups: tuple[str,
         bound = CurrentStimulus(spec.name, spec.pattern, pop, cells, section, x)
         gids = populations[pop]
         chosen = [gids[c] for c in (cells if cells is not None else range(n))]
+        rule = current_rule or f"u(t_n + dt/2) nA into {section}({x:g}) over step n (as IClamp)"
+        labels = tuple(f"{pop}[{g - gids.start}]" for g in chosen)
         record = StimulusRecord(spec.name, engine.name, CURRENT, spec.pattern, engine.dt_ms,
-                                0.5 * engine.dt_ms, tuple(f"{pop}[{g - gids.start}]" for g in chosen),
-                                np.ones(len(chosen)), "nA",
-                                f"u(t_n + dt/2) nA into {section}({x:g}) over step n (as IClamp)")
+                                0.5 * engine.dt_ms, labels, np.ones(len(chosen)), current_unit,
+                                rule)
         return bound, record
     if target == POISSON:
         spec.refuse(("input",), '"poisson"')
