@@ -297,3 +297,44 @@ def test_bad_expression_is_one_line_exit_2(write_scenario, tmp_path):
         assert line.startswith("bad.toml: record.cortex.expression.expression: unknown name "
                                "'y7' in 'y1 - y7'")
     assert not (tmp_path / "out.h5").exists()
+
+
+# -- rate observables of the TVB models ----------------------------------------------------
+
+RATES = {   # model: (variable, rate of it in the observable's unit, unit)
+    "generic_2d_oscillator": ("V", lambda v, p: v, "1"),
+    "larter_breakspear": ("V", lambda v, p: 500.0 * p["QV_max"] * (1 + np.tanh(
+        (v - p["VT"]) / p["d_V"])), "Hz"),
+    "montbrio_pazo_roxin": ("r", lambda v, p: 1000.0 * v, "Hz"),
+    "reduced_wong_wang_exc_inh": ("S_e", lambda v, p: v, "1"),
+    "zerlaut_first_order": ("E", lambda v, p: 1000.0 * v, "Hz"),
+}
+
+
+@pytest.mark.parametrize("model", sorted(RATES))
+def test_model_rate_observable_drives_rate_and_bold(model):
+    from cosim.connectome import make_connectome
+    from cosim.engines.neural_mass import NeuralMassEngine
+    from cosim.models import get_model
+
+    m = get_model(model)
+    var, rate, unit = RATES[model]
+    params = {"VT": 0.1, "d_V": 0.5} if model == "larter_breakspear" else {}
+    conn = make_connectome(np.array([[0.0, 1.0], [1.0, 0.0]]), np.full((2, 2), 10.0),
+                           ["L", "R"])
+    # linear coupling: the kernels the TVB parity tests compile (numba's cache)
+    eng = NeuralMassEngine("cortex", model, conn, dt_ms=0.1, record_period_ms=1.0,
+                           coupling="linear", coupling_parameters={"G": 0.01},
+                           random_initial=True, parameters=params, initial_seed=5)
+    em = monitors_from_config(Reader({"rate": {}, "bold": {"tr": 10.0, "step": 0.0}},
+                                     "s.toml", "record.cortex"), "cortex", eng.record_specs(),
+                              engine_object=eng)
+    out = em.apply(eng.advance(0.0, 40.0, {}).records, 40.0)
+    x = out["timeseries"][:, eng.record_variables.index(var)]
+    p = {q.name: q.default for q in m.parameters} | params
+    np.testing.assert_allclose(out["rate"][:, 0], rate(x, p), rtol=1e-12)
+    specs = {s.dataset: s for s in em.record_specs()}
+    assert specs["rate"].units == (unit,) and out["bold"].shape == (4, 1, 2)
+    obs = m.observables["rate"]
+    for q in obs.parameters:             # the transfer's defaults are the model's
+        assert q.default == m.parameters[m.parameter_names.index(q.name)].default
