@@ -236,6 +236,19 @@ def test_config_errors_name_the_key(table, key, message, tmp_path):
     assert "\n" not in err.value.message()
 
 
+def test_malformed_sensor_and_mapping_files(tmp_path):
+    (tmp_path / "bad_sensors.txt").write_text("Fz 1.0 2.0\n")
+    (tmp_path / "bad_map.txt").write_text("0\n1.5\n")
+    for table, key, message in (
+            ({"seeg": {"sensors": "bad_sensors.txt"}}, "seeg.sensors",
+             "bad_sensors.txt: line 1: expected 'label x y z [ox oy oz]', got 2 numbers"),
+            ({"meg": {"region_mapping": "bad_map.txt"}}, "meg.region_mapping",
+             "one non-negative integer per vertex")):
+        with pytest.raises(CosimError) as err:
+            _em(table, tmp_path)
+        assert err.value.key == f"record.cortex.{key}" and message in err.value.reason
+
+
 # -- whole runs -----------------------------------------------------------------------------
 
 MONITORS = {
