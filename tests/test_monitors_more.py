@@ -351,3 +351,33 @@ def test_model_rate_observable_drives_rate_and_bold(model):
     obs = m.observables["rate"]
     for q in obs.parameters:             # the transfer's defaults are the model's
         assert q.default == m.parameters[m.parameter_names.index(q.name)].default
+
+
+@pytest.mark.parametrize("integrator, evaluation", [("heun", "step"), ("rk4", "stage")])
+def test_afferent_coupling_is_the_delayed_weighted_sum(integrator, evaluation):
+    """Linear coupling: the recorded input is c_i(t_n) = G Σ_j w_ij V_j(t_n − d_ij), from the
+    recorded V (every step) and the constant initial history — however the integrator
+    evaluates the coupling inside a step."""
+    from cosim.connectome import make_connectome
+    from cosim.engines.neural_mass import NeuralMassEngine
+
+    w = np.array([[0.0, 1.0, 0.5], [1.0, 0.0, 0.2], [0.3, 0.7, 0.0]])
+    lengths = np.array([[0.0, 0.3, 0.6], [0.3, 0.0, 1.5], [0.9, 1.2, 0.0]])   # mm
+    conn = make_connectome(w, lengths, ["a", "b", "c"])
+    v0 = np.array([0.1, -0.5, 0.9])
+    eng = NeuralMassEngine("x", "generic_2d_oscillator", conn, dt_ms=0.1, speed_mm_per_ms=3.0,
+                           integrator=integrator, coupling_evaluation=evaluation,
+                           record_period_ms=0.1, coupling="linear",
+                           coupling_parameters={"G": 0.3}, initial={"V": v0.tolist()})
+    eng.record_coupling()
+    rec = [eng.advance(k * 1.0, (k + 1) * 1.0, {}).records for k in range(5)]
+    V = np.concatenate([r["timeseries"] for r in rec])[:, 0]             # t = 0.1 … 5 ms
+    c = np.concatenate([r["coupling"] for r in rec])[:, 0]
+    d = np.rint(lengths / 3.0 / 0.1).astype(int)                           # 0 … 5 steps
+    full = np.concatenate([v0[None], V])                                  # index n: t = n dt
+    ref = np.zeros_like(c)
+    for n in range(1, V.shape[0] + 1):
+        for i in range(3):
+            ref[n - 1, i] = 0.3 * sum(w[i, j] * full[max(n - d[i, j], 0), j] for j in range(3))
+    np.testing.assert_allclose(c, ref, rtol=1e-13, atol=1e-16)
+    assert eng.record_specs()[-1].variables == ("c_V",)
