@@ -222,6 +222,8 @@ def _region_mapping_file(tmp_path, n_vertices, top):
     ({"bold": {"input": "y0", "hrf": "gamma", "preset": "friston2000"}}, "bold.preset",
      "not with hrf"),
     ({"bold": {"input": "y0", "hrf": "gamma", "tr": 2001.0}}, "bold.tr", "multiple of the step"),
+    ({"bold": {"input": "y0", "hrf": "gamma", "step": 2.5}}, "bold.step",
+     "not a whole multiple of the record period"),
 ])
 def test_config_errors_name_the_key(table, key, message, tmp_path):
     for name, top in (("RM10", 0), ("RM_BIG", 9)):
