@@ -44,6 +44,10 @@ loader reads)::
     [record.hippocampus.bold]   # spiking engine: BOLD driven by the population rate (Hz) of
     tr = 2000.0                 #   all its cells (needs the rate table; tr a multiple of bin)
 
+The monitors TVB users expect — ``meg``, ``seeg``, ``global_average``, ``spatial_average``,
+``expression``, ``afferent_coupling`` and ``bold`` with ``hrf = "<kernel>"`` — are read by
+:mod:`cosim.monitor_tvb_config` (its docstring shows their keys).
+
 Paths are relative to the scenario file's folder.  :func:`monitors_from_config` validates
 all of it and returns an :class:`EngineMonitors` that the runtime applies to every window.
 Every key is declared once in :mod:`cosim.monitor_params` (defaults, units, bounds).

@@ -190,3 +190,39 @@ MONITORS = {"average": AVERAGE, "subsample": SUBSAMPLE, "bold": BOLD, "eeg": EEG
 
 RECORD_ENGINE = section("record.<engine>", "what is recorded of one engine, and its monitors",
                         (RECORD_VARIABLES, RAW, SOURCE), tuple(MONITORS.values()))
+
+#: TVB's monitors and cosim's ``[record.<engine>.<table>]`` (docs/tvb.md is generated from it).
+TVB_MONITORS = (
+    ("Raw", "(the engine's record, [record] period = dt)",
+     "time axis starts at dt, TVB's at horizon * dt"),
+    ("SubSample", "subsample", "same samples"),
+    ("TemporalAverage", "average", "cosim stamps a mean at the end of its period, TVB at "
+     "the middle"),
+    ("GlobalAverage", "global_average", "`period` samples like TVB"),
+    ("SpatialAverage(spatial_mask)", "spatial_average (`mapping` = spatial_mask, or `groups` "
+     "by region names)", "`period` samples like TVB"),
+    ("AfferentCoupling", "afferent_coupling", "without external input; tested with "
+     "coupling_evaluation = \"step\""),
+    ("AfferentCouplingTemporalAverage", "afferent_coupling with `period`", ""),
+    ("EEG.from_file()", "eeg with `leadfield` = (sensor, region) file", "no `reference` "
+     "subtraction, no obsnoise"),
+    ("MEG.from_file()", "meg (defaults: tvb-data's files)", "region gain = sum of vertex "
+     "columns (TVB's rule); channels without a lead field dropped; no obsnoise"),
+    ("iEEG.from_file()", "seeg (defaults: seeg_588.txt, analytic gain of cortex_16384)",
+     "tvb-data has no SEEG projection: TVB's iEEG.analytic on the surface; no obsnoise"),
+    ("Bold(hrf_kernel=FirstOrderVolterra())", "bold with hrf = \"first_order_volterra\"",
+     "also gamma, double_exponential, mixture_of_gammas; default hrf is the "
+     "Balloon-Windkessel ODE"),
+    ("(none: a derived signal such as y1 - y2)", "expression (`\"y1 - y2\"`)",
+     "safe evaluation: names, numbers, arithmetic, comparisons, numpy functions"),
+)
+
+
+def tvb_markdown() -> list[str]:
+    """The monitors section of docs/tvb.md."""
+    out = ["\n## Monitors\n", "| TVB monitor | cosim `[record.<engine>.…]` | notes |",
+           "|---|---|---|"]
+    out += [f"| `{t}` | {c} | {n or '-'} |" for t, c, n in TVB_MONITORS]
+    out.append("\nTVB's projection monitors add observation noise (`obsnoise`, on by "
+               "default); cosim's do not (add noise in analysis if wanted).")
+    return out

@@ -271,6 +271,10 @@ def kernel_bold(r: Reader, source: RecordSpec, sig: Signal, hrf: str, tr: float,
         if bad:
             raise r.error(p.name, bad)
         values[p.name] = v
+    from .monitors import whole_ratio
+    if whole_ratio(step, source.period_ms) is None:
+        raise r.error("step", f"{step:g} ms is not a whole multiple of the record period "
+                              f"{source.period_ms:g} ms")
     return _guard(r, "tr", lambda: VolterraBoldMonitor(
         source, sig, kernel=hrf, kernel_parameters=values, tr_ms=tr, step_ms=step,
         length_ms=length, scale=scale, offset=offset))

@@ -211,6 +211,8 @@ def markdown() -> str:
                "`VAR = sqrt(2 D)` |")
     out.append("| `Dop853`, `VODE` (scipy) | not available: `dopri5` (delay-free systems; `rtol`, "
                "`atol`) or `rk4` with a small `dt` |")
+    from .monitor_params import tvb_markdown
+    out.extend(tvb_markdown())
     out.append("")
     return "\n".join(out)
 

@@ -222,6 +222,8 @@ def _region_mapping_file(tmp_path, n_vertices, top):
     ({"bold": {"input": "y0", "hrf": "gamma", "preset": "friston2000"}}, "bold.preset",
      "not with hrf"),
     ({"bold": {"input": "y0", "hrf": "gamma", "tr": 2001.0}}, "bold.tr", "multiple of the step"),
+    ({"bold": {"input": "y0", "hrf": "gamma", "step": 2.5}}, "bold.step",
+     "not a whole multiple of the record period"),
 ])
 def test_config_errors_name_the_key(table, key, message, tmp_path):
     for name, top in (("RM10", 0), ("RM_BIG", 9)):
@@ -234,6 +236,19 @@ def test_config_errors_name_the_key(table, key, message, tmp_path):
     assert err.value.key == f"record.cortex.{key}"
     assert message in err.value.reason
     assert "\n" not in err.value.message()
+
+
+def test_malformed_sensor_and_mapping_files(tmp_path):
+    (tmp_path / "bad_sensors.txt").write_text("Fz 1.0 2.0\n")
+    (tmp_path / "bad_map.txt").write_text("0\n1.5\n")
+    for table, key, message in (
+            ({"seeg": {"sensors": "bad_sensors.txt"}}, "seeg.sensors",
+             "bad_sensors.txt: line 1: expected 'label x y z [ox oy oz]', got 2 numbers"),
+            ({"meg": {"region_mapping": "bad_map.txt"}}, "meg.region_mapping",
+             "one non-negative integer per vertex")):
+        with pytest.raises(CosimError) as err:
+            _em(table, tmp_path)
+        assert err.value.key == f"record.cortex.{key}" and message in err.value.reason
 
 
 # -- whole runs -----------------------------------------------------------------------------
@@ -297,3 +312,74 @@ def test_bad_expression_is_one_line_exit_2(write_scenario, tmp_path):
         assert line.startswith("bad.toml: record.cortex.expression.expression: unknown name "
                                "'y7' in 'y1 - y7'")
     assert not (tmp_path / "out.h5").exists()
+
+
+# -- rate observables of the TVB models ----------------------------------------------------
+
+RATES = {   # model: (variable, rate of it in the observable's unit, unit)
+    "generic_2d_oscillator": ("V", lambda v, p: v, "1"),
+    "larter_breakspear": ("V", lambda v, p: 500.0 * p["QV_max"] * (1 + np.tanh(
+        (v - p["VT"]) / p["d_V"])), "Hz"),
+    "montbrio_pazo_roxin": ("r", lambda v, p: 1000.0 * v, "Hz"),
+    "reduced_wong_wang_exc_inh": ("S_e", lambda v, p: v, "1"),
+    "zerlaut_first_order": ("E", lambda v, p: 1000.0 * v, "Hz"),
+}
+
+
+@pytest.mark.parametrize("model", sorted(RATES))
+def test_model_rate_observable_drives_rate_and_bold(model):
+    from cosim.connectome import make_connectome
+    from cosim.engines.neural_mass import NeuralMassEngine
+    from cosim.models import get_model
+
+    m = get_model(model)
+    var, rate, unit = RATES[model]
+    params = {"VT": 0.1, "d_V": 0.5} if model == "larter_breakspear" else {}
+    conn = make_connectome(np.array([[0.0, 1.0], [1.0, 0.0]]), np.full((2, 2), 10.0),
+                           ["L", "R"])
+    # linear coupling: the kernels the TVB parity tests compile (numba's cache)
+    eng = NeuralMassEngine("cortex", model, conn, dt_ms=0.1, record_period_ms=1.0,
+                           coupling="linear", coupling_parameters={"G": 0.01},
+                           random_initial=True, parameters=params, initial_seed=5)
+    em = monitors_from_config(Reader({"rate": {}, "bold": {"tr": 10.0, "step": 0.0}},
+                                     "s.toml", "record.cortex"), "cortex", eng.record_specs(),
+                              engine_object=eng)
+    out = em.apply(eng.advance(0.0, 40.0, {}).records, 40.0)
+    x = out["timeseries"][:, eng.record_variables.index(var)]
+    p = {q.name: q.default for q in m.parameters} | params
+    np.testing.assert_allclose(out["rate"][:, 0], rate(x, p), rtol=1e-12)
+    specs = {s.dataset: s for s in em.record_specs()}
+    assert specs["rate"].units == (unit,) and out["bold"].shape == (4, 1, 2)
+    obs = m.observables["rate"]
+    for q in obs.parameters:             # the transfer's defaults are the model's
+        assert q.default == m.parameters[m.parameter_names.index(q.name)].default
+
+
+@pytest.mark.parametrize("integrator, evaluation", [("heun", "step"), ("rk4", "stage")])
+def test_afferent_coupling_is_the_delayed_weighted_sum(integrator, evaluation):
+    """Linear coupling: the recorded input is c_i(t_n) = G Σ_j w_ij V_j(t_n − d_ij), from the
+    recorded V (every step) and the constant initial history — however the integrator
+    evaluates the coupling inside a step."""
+    from cosim.connectome import make_connectome
+    from cosim.engines.neural_mass import NeuralMassEngine
+
+    w = np.array([[0.0, 1.0, 0.5], [1.0, 0.0, 0.2], [0.3, 0.7, 0.0]])
+    lengths = np.array([[0.0, 0.3, 0.6], [0.3, 0.0, 1.5], [0.9, 1.2, 0.0]])   # mm
+    conn = make_connectome(w, lengths, ["a", "b", "c"])
+    v0 = np.array([0.1, -0.5, 0.9])
+    eng = NeuralMassEngine("x", "generic_2d_oscillator", conn, dt_ms=0.1, speed_mm_per_ms=3.0,
+                           integrator=integrator, coupling_evaluation=evaluation,
+                           record_period_ms=0.1, coupling="linear",
+                           coupling_parameters={"G": 0.3}, initial={"V": v0.tolist()})
+    eng.record_coupling()
+    rec = [eng.advance(k * 1.0, (k + 1) * 1.0, {}).records for k in range(5)]
+    V = np.concatenate([r["timeseries"] for r in rec])[:, 0]             # t = 0.1 … 5 ms
+    c = np.concatenate([r["coupling"] for r in rec])[:, 0]
+    d = np.rint(lengths / 3.0 / 0.1).astype(int)                           # 0 … 5 steps
+    full = np.concatenate([v0[None], V])                                  # index n: t = n dt
+    ref = np.zeros_like(c)
+    for n in range(1, V.shape[0] + 1):
+        for i in range(3):
+            ref[n - 1, i] = 0.3 * sum(w[i, j] * full[max(n - d[i, j], 0), j] for j in range(3))
+    np.testing.assert_allclose(c, ref, rtol=1e-13, atol=1e-16)
+    assert eng.record_specs()[-1].variables == ("c_V",)

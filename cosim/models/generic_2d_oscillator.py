@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from numba import njit
 
-from .base import Model, Parameter, StateVariable
+from .base import Model, Observable, Parameter, StateVariable
 
 
 @njit(cache=True)
@@ -43,6 +43,10 @@ def dfun(x, c, p, i, dx):
     dx[i, 0] = d * tau * (alpha * W - f * V2 * V + e * V2 + g * V + gamma * I + gamma * c[i, 0])
     dx[i, 1] = d * (a + b * V + c2 * V2 - beta * W) / tau
 
+
+#: The activity BOLD and the rate monitor read by default: the fast variable V (not a rate
+#: in Hz; scale it in the monitor), as TVB's Bold monitor does with its default VOI.
+RATE = Observable("rate", "", "activity: the fast variable V (dimensionless)", ("V",))
 
 MODEL = Model(
     name="generic_2d_oscillator",
@@ -69,6 +73,7 @@ MODEL = Model(
     coupling_variables=("V",),
     default_coupling="linear",
     dfuns={(): dfun},
+    observables={"rate": RATE},
     reference="Sanz-Leon et al., NeuroImage 111:385 (2015); TVB Generic2dOscillator",
     extra={"tvb": {"class": "Generic2dOscillator", "rename": {"c2": "c"}}},
 )

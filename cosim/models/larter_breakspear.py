@@ -31,7 +31,10 @@ import math
 
 from numba import njit
 
-from .base import Model, Parameter, StateVariable
+import numpy as np
+
+from ..params import Param
+from .base import Model, Observable, Parameter, StateVariable
 
 _NAMES = ("gCa", "gK", "gL", "phi", "gNa", "TK", "TCa", "TNa", "VCa", "VK", "VL", "VNa",
           "d_K", "tau_K", "d_Na", "d_Ca", "aei", "aie", "b", "C", "ane", "ani", "aee", "Iext",
@@ -93,6 +96,24 @@ def dfun(x, c, p, i, dx):
     dx[i, 2] = t_scale * b * (ani * Iext + aei * V * QV)
 
 
+def rate_hz(V, QV_max, VT, d_V):
+    """Firing rate of the excitatory population ``Q_V = ½ Q_V,max (1 + tanh((V − V_T) /
+    δ_V))`` in Hz (``QV_max`` in 1/ms)."""
+    return 1000.0 * 0.5 * QV_max * (1.0 + np.tanh((V - VT) / d_V))
+
+
+#: The rate transfer: the model's own Q_V of V, in Hz, with the engine's parameters.
+RATE = Observable(
+    "rate", "Hz", "firing rate of the excitatory population, 1000 Q_V = 500 QV_max "
+    "(1 + tanh((V - VT) / d_V))", ("V",), rate_hz,
+    parameters=(Param("QV_max", 1.0, "1/ms", "maximal excitatory firing rate",
+                      derived="the engine's QV_max"),
+                Param("VT", 0.0, "1", "mean excitatory threshold", derived="the engine's VT"),
+                Param("d_V", 0.65, "1", "spread of the excitatory thresholds", gt=0,
+                      derived="the engine's d_V")),
+    from_model=lambda p: {"QV_max": p["QV_max"], "VT": p["VT"], "d_V": p["d_V"]},
+    formula="500*{QV_max}*(1+tanh((V-{VT})/{d_V}))", transfer="larter_breakspear")
+
 MODEL = Model(
     name="larter_breakspear",
     doc=__doc__,
@@ -140,6 +161,7 @@ MODEL = Model(
     coupling_variables=("V",),
     default_coupling="hyperbolic_tangent",
     dfuns={(): dfun},
+    observables={"rate": RATE},
     reference="Breakspear, Terry & Friston, Network 14:703 (2003); TVB LarterBreakspear",
     extra={"tvb": {"class": "LarterBreakspear"}},
 )

@@ -24,7 +24,7 @@ import math
 
 from numba import njit
 
-from .base import INF, Model, Parameter, StateVariable
+from .base import INF, Model, Observable, Parameter, StateVariable
 
 _PI = math.pi
 _PI2 = math.pi ** 2
@@ -47,6 +47,10 @@ def dfun(x, c, p, i, dx):
                             + cr * c[i, 0] + cv * c[i, 1])
 
 
+#: The rate: the population firing rate r (1/ms) in Hz.
+RATE = Observable("rate", "Hz", "population firing rate, 1000 r", ("r",),
+                  lambda r: 1000.0 * r, formula="1000*r", transfer="montbrio_pazo_roxin")
+
 MODEL = Model(
     name="montbrio_pazo_roxin",
     doc=__doc__,
@@ -67,6 +71,7 @@ MODEL = Model(
     coupling_variables=("r", "V"),
     default_coupling="linear",
     dfuns={(): dfun},
+    observables={"rate": RATE},
     reference="Montbrió, Pazó & Roxin, Phys. Rev. X 5:021028 (2015); TVB MontbrioPazoRoxin",
     extra={"tvb": {"class": "MontbrioPazoRoxin", "drop": ("Gamma",),
                    "notes": {"Gamma": "unused by TVB's equations; not declared"}}},

@@ -43,7 +43,7 @@ import numpy as np
 from numba import njit
 
 from ..errors import CosimError
-from .base import Model, Option, Parameter, StateVariable
+from .base import Model, Observable, Option, Parameter, StateVariable
 
 
 @njit(inline="always")
@@ -175,6 +175,11 @@ def prepare(model, options, params, weights, coupling, coupling_params):
     return out
 
 
+#: The activity BOLD reads by default: the excitatory NMDA gating S_e, the BOLD input of
+#: Deco et al. (2014).  (The pool's rate H(x_e) needs the coupling input, not a state.)
+RATE = Observable("rate", "", "activity: the NMDA gating S_e of the excitatory pool (Deco "
+                  "et al. 2014's BOLD input)", ("S_e",))
+
 MODEL = Model(
     name="reduced_wong_wang_exc_inh",
     doc=__doc__,
@@ -191,6 +196,7 @@ MODEL = Model(
     options=(Option("fic", ("none", "analytic"), "none", "feedback inhibition control: "
                     "\"analytic\" sets J_i per region for an excitatory rate of fic_rate "
                     "(Deco et al. 2014)"),),
+    observables={"rate": RATE},
     reference="Deco et al., J. Neurosci. 34:7886 (2014); TVB ReducedWongWangExcInh",
     extra={"prepare": prepare,
            "tvb": {"class": "ReducedWongWangExcInh", "drop": ("G",),

@@ -38,7 +38,7 @@ import math
 
 from numba import njit
 
-from .base import INF, Model, Parameter, StateVariable
+from .base import INF, Model, Observable, Parameter, StateVariable
 
 _SQRT2 = math.sqrt(2.0)
 
@@ -115,6 +115,10 @@ def dfun(x, c, p, i, dx):
     dx[i, 4] = -ou / tau_OU
 
 
+#: The rate: the excitatory firing rate E (kHz) in Hz.
+RATE = Observable("rate", "Hz", "excitatory firing rate, 1000 E", ("E",),
+                  lambda E: 1000.0 * E, formula="1000*E", transfer="zerlaut")
+
 MODEL = Model(
     name="zerlaut_first_order",
     doc=__doc__,
@@ -169,6 +173,7 @@ MODEL = Model(
     coupling_variables=("E",),
     default_coupling="linear",
     dfuns={(): dfun},
+    observables={"rate": RATE},
     reference="Zerlaut et al., J. Comput. Neurosci. 44:45 (2018); TVB ZerlautAdaptationFirstOrder",
     extra={"tvb": {"class": "ZerlautAdaptationFirstOrder", "drop": ("S_i",),
                    "arrays": {"P_e": "P_e_", "P_i": "P_i_"},
