@@ -283,21 +283,19 @@ class PopulationDensityEngine(Engine):
                             exports=exports)
 
     def _samples(self, rate_hz, vmean, mu, sigma) -> np.ndarray:
-        """Record samples at engine steps that are multiples of ``record_every``."""
+        """Record samples at engine steps that are multiples of ``record_every``: rates
+        averaged over the record period, the other quantities at the sample step."""
         S = rate_hz.shape[0]
         step0 = self._step - S
         every = self.record_every
-        by = {"v_mean": vmean, "mu": mu, "sigma": sigma}
-        rows = []
-        for m in range(S):
-            self._rec_acc += rate_hz[m]
-            if (step0 + m + 1) % every == 0:
-                vals = {"rate": self._rec_acc / every}
-                vals.update({q: by[q][m] for q in by})
-                rows.append([vals[q][self._index[p]] for q, p in
-                             (v.split(".", 1) for v in self.record_variables)])
-                self._rec_acc = np.zeros(len(self.pops))
-        return np.array(rows, dtype=np.float64).reshape(len(rows), -1, 1)
+        ends = np.flatnonzero((step0 + np.arange(1, S + 1)) % every == 0)
+        csum = np.cumsum(rate_hz, axis=0) + self._rec_acc           # (S, population)
+        rates = np.diff(np.vstack([np.zeros((1, csum.shape[1])), csum[ends]]), axis=0)
+        self._rec_acc = csum[-1] - csum[ends[-1]] if ends.size else csum[-1].copy()
+        by = {"rate": rates / every, "v_mean": vmean[ends], "mu": mu[ends], "sigma": sigma[ends]}
+        cols = [by[q][:, self._index[p]] for q, p in
+                (v.split(".", 1) for v in self.record_variables)]
+        return np.stack(cols, axis=1)[:, :, None]
 
     def _check(self, t_ms: float) -> None:
         """Finite, non-negative densities whose total probability is 1 (module docstring)."""
