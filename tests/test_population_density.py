@@ -238,6 +238,7 @@ def test_scenario_builds_the_engine(tmp_path):
     ("inputs.bg.weigth", 1.0, "engines.v1.inputs.bg.weigth", "unknown key"),
     ("output.populations", ["Q"], "engines.v1.output.populations", "unknown population 'Q'"),
     ("dv", 0.0, "engines.v1.dv", "must be > 0"),
+    ("warmup", 10.05, "engines.v1.warmup", "not a whole multiple"),
     ("region", "nowhere", "engines.v1.region", "no region 'nowhere'"),
 ])
 def test_bad_values_are_one_line_scenario_errors(tmp_path, path, value, key, reason):

@@ -115,6 +115,8 @@ class PopulationDensityEngine(Engine):
         self.h_ms = self.dt_ms / self.substeps
         self.dv_mv = float(dv_mv)
         self.warmup_ms = float(warmup_ms)
+        self._warmup_steps = (cfg.whole_steps(self.warmup_ms, self.dt_ms, self._key("warmup"),
+                                              "the warm-up", "dt") if self.warmup_ms > 0 else 0)
         self.mass_tolerance = float(mass_tolerance)
         self.region_indices = np.asarray(region_indices, dtype=np.int64).reshape(-1)
         self.region_label = region_label or (name if not self.region_indices.size else None)
@@ -133,7 +135,7 @@ class PopulationDensityEngine(Engine):
         self._index = {n: i for i, n in enumerate(names)}
         self._describe_grid()
         period = self.dt_ms if record_period_ms is None else float(record_period_ms)
-        every = cfg.whole_steps(period, self.dt_ms, "record.period", "the record period")
+        every = cfg.whole_steps(period, self.dt_ms, "record.period", "the record period", "dt")
         self.record_period_ms, self.record_every = every * self.dt_ms, every
         allowed = [f"{q}.{p}" for p in names for q, _ in QUANTITIES]
         default = [f"{q}.{p}" for q in ("rate", "v_mean") for p in names]
@@ -229,9 +231,8 @@ class PopulationDensityEngine(Engine):
         self._rec_acc = np.zeros(n_pop)
         self._step = 0                      # engine steps since t = 0
         self._prime_moments()
-        if self.warmup_ms > 0:
-            n = cfg.whole_steps(self.warmup_ms, self.dt_ms, self._key("warmup"), "warmup")
-            self._run(np.zeros(n))
+        if self._warmup_steps:
+            self._run(np.zeros(self._warmup_steps))
         # the rate at t = 0: the last warm-up step's, or 0 for a fresh density
         self._rate0 = self._last_rates.copy() if self.warmup_ms > 0 else np.zeros(n_pop)
         self._built = True

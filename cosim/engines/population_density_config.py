@@ -209,13 +209,14 @@ def _input(t, name: str, known) -> Input:
     return g
 
 
-def whole_steps(value_ms: float, step_ms: float, key: str, what: str) -> int:
+def whole_steps(value_ms: float, step_ms: float, key: str, what: str,
+                step_name: str = "the density step (dt / substeps)") -> int:
     """``value / step`` as a whole number ≥ 1, else a :class:`CosimError` at ``key``."""
     q = value_ms / step_ms
     k = round(q)
     if k < 1 or abs(q - k) > 1e-9 * max(1.0, q):
-        raise CosimError(f"{what} {value_ms:g} ms is not a whole multiple (>= 1) of the density "
-                         f"step {step_ms:g} ms (dt / substeps)", key=key)
+        raise CosimError(f"{what} {value_ms:g} ms is not a whole multiple (>= 1) of "
+                         f"{step_name}, {step_ms:g} ms", key=key)
     return int(k)
 
 
