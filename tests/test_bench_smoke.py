@@ -116,3 +116,25 @@ def test_neuron_region_bench_runs_all_three_sides(tmp_path):
     assert _positive(d["ratios"]["glue"]) and d["ratios"]["glue"] == d["ratio_glue_over_cosim"]
     assert 0 <= d["coupling_overhead"] < 1
     assert d["glue_rate_exc_hz"] >= 0
+
+
+@pytest.fixture(scope="module")
+def population_density(tmp_path_factory) -> dict:
+    pytest.importorskip("nest", reason="NEST is not installed")
+    out = tmp_path_factory.mktemp("bench") / "population_density.json"
+    return _run("population_density.py", out, "--duration-ms", "40", "--scale", "0.02")
+
+
+def test_population_density_json_structure_and_agreement(population_density):
+    d = population_density
+    assert d["_exit"] == 0, d["_output"]
+    assert set(d["ratios"]) == {"nest_10000", "nest_100000"}
+    assert d["neurons"] == {"nest_10000": 200, "nest_100000": 2000}
+    assert not d["skipped"], d["skipped"]
+    assert _positive(d["ratios"]["nest_10000"]) and _positive(d["ratios"]["nest_100000"])
+    assert _positive(d["ratios_precise"]["nest_100000"])
+    assert _positive(d["seconds_per_sim_second"]["density"])
+    # same model: the density's rate is within the 2000-neuron network's sampling error
+    assert d["rate_error_reference"] == "nest_ps 2000"
+    assert 0 < d["rate_error"] < 2.5 * d["reference_sampling_error"], d
+    assert d["density_discretisation_error"] < 0.05

@@ -115,6 +115,8 @@ class PopulationDensityEngine(Engine):
         self.h_ms = self.dt_ms / self.substeps
         self.dv_mv = float(dv_mv)
         self.warmup_ms = float(warmup_ms)
+        self._warmup_steps = (cfg.whole_steps(self.warmup_ms, self.dt_ms, self._key("warmup"),
+                                              "the warm-up", "dt") if self.warmup_ms > 0 else 0)
         self.mass_tolerance = float(mass_tolerance)
         self.region_indices = np.asarray(region_indices, dtype=np.int64).reshape(-1)
         self.region_label = region_label or (name if not self.region_indices.size else None)
@@ -133,7 +135,7 @@ class PopulationDensityEngine(Engine):
         self._index = {n: i for i, n in enumerate(names)}
         self._describe_grid()
         period = self.dt_ms if record_period_ms is None else float(record_period_ms)
-        every = cfg.whole_steps(period, self.dt_ms, "record.period", "the record period")
+        every = cfg.whole_steps(period, self.dt_ms, "record.period", "the record period", "dt")
         self.record_period_ms, self.record_every = every * self.dt_ms, every
         allowed = [f"{q}.{p}" for p in names for q, _ in QUANTITIES]
         default = [f"{q}.{p}" for q in ("rate", "v_mean") for p in names]
@@ -229,9 +231,8 @@ class PopulationDensityEngine(Engine):
         self._rec_acc = np.zeros(n_pop)
         self._step = 0                      # engine steps since t = 0
         self._prime_moments()
-        if self.warmup_ms > 0:
-            n = cfg.whole_steps(self.warmup_ms, self.dt_ms, self._key("warmup"), "warmup")
-            self._run(np.zeros(n))
+        if self._warmup_steps:
+            self._run(np.zeros(self._warmup_steps))
         # the rate at t = 0: the last warm-up step's, or 0 for a fresh density
         self._rate0 = self._last_rates.copy() if self.warmup_ms > 0 else np.zeros(n_pop)
         self._built = True
@@ -283,21 +284,19 @@ class PopulationDensityEngine(Engine):
                             exports=exports)
 
     def _samples(self, rate_hz, vmean, mu, sigma) -> np.ndarray:
-        """Record samples at engine steps that are multiples of ``record_every``."""
+        """Record samples at engine steps that are multiples of ``record_every``: rates
+        averaged over the record period, the other quantities at the sample step."""
         S = rate_hz.shape[0]
         step0 = self._step - S
         every = self.record_every
-        by = {"v_mean": vmean, "mu": mu, "sigma": sigma}
-        rows = []
-        for m in range(S):
-            self._rec_acc += rate_hz[m]
-            if (step0 + m + 1) % every == 0:
-                vals = {"rate": self._rec_acc / every}
-                vals.update({q: by[q][m] for q in by})
-                rows.append([vals[q][self._index[p]] for q, p in
-                             (v.split(".", 1) for v in self.record_variables)])
-                self._rec_acc = np.zeros(len(self.pops))
-        return np.array(rows, dtype=np.float64).reshape(len(rows), -1, 1)
+        ends = np.flatnonzero((step0 + np.arange(1, S + 1)) % every == 0)
+        csum = np.cumsum(rate_hz, axis=0) + self._rec_acc           # (S, population)
+        rates = np.diff(np.vstack([np.zeros((1, csum.shape[1])), csum[ends]]), axis=0)
+        self._rec_acc = csum[-1] - csum[ends[-1]] if ends.size else csum[-1].copy()
+        by = {"rate": rates / every, "v_mean": vmean[ends], "mu": mu[ends], "sigma": sigma[ends]}
+        cols = [by[q][:, self._index[p]] for q, p in
+                (v.split(".", 1) for v in self.record_variables)]
+        return np.stack(cols, axis=1)[:, :, None]
 
     def _check(self, t_ms: float) -> None:
         """Finite, non-negative densities whose total probability is 1 (module docstring)."""

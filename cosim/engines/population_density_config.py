@@ -57,7 +57,7 @@ SOURCE = Param("source", REQUIRED, "", "presynaptic population", type="string")
 TARGET = Param("target", REQUIRED, "", "postsynaptic population", type="string")
 WEIGHT = Param("weight", REQUIRED, "mV", "jump of V per spike (current-based delta synapse; "
                "negative: inhibitory)")
-INDEGREE = Param("indegree", REQUIRED, "", "synapses per target neuron", ge=0)
+INDEGREE = Param("indegree", REQUIRED, "", "synapses per target neuron", ge=0, lt=1e6)
 DELAY = Param("delay", 1.0, "ms", "synaptic delay (a whole multiple of dt / substeps, >= it)",
               gt=0)
 PROJECTIONS = section("engines.<name>.projections.<projection>", "recurrent input: the rate of "
@@ -69,9 +69,11 @@ RATE = Param("rate", 0.0, "Hz", "rate per synapse (added to gain s_R, clipped at
 GAIN = Param("gain", 0.0, "Hz per input unit", "rate per synapse per unit of the region's "
              "delayed weighted input s_R (the bus drive; rate_to_poisson's rule "
              "max(0, gain s_R + rate)); 0: a constant input")
+INPUT_WEIGHT = WEIGHT.with_(gt=0, doc="jump of V per spike (current-based delta synapse); "
+                            "external input is excitatory (constant inhibition: I_e < 0)")
 INPUTS = section("engines.<name>.inputs.<group>", "external Poisson input of rate "
                  "max(0, gain s_R + rate) per synapse on `indegree` synapses per neuron",
-                 (INPUT_TARGET, WEIGHT, INDEGREE, RATE, GAIN))
+                 (INPUT_TARGET, INPUT_WEIGHT, INDEGREE, RATE, GAIN))
 
 OUT_POPULATIONS = Param("populations", None, "", "the pooled rate (weighted by n) of these "
                         "populations is the region's afferent", type="strings",
@@ -201,19 +203,20 @@ def _projection(t, name: str, known) -> Projection:
 
 
 def _input(t, name: str, known) -> Input:
-    g = Input(name, _pop_name(t, INPUT_TARGET, known), t.param(WEIGHT), t.param(INDEGREE),
+    g = Input(name, _pop_name(t, INPUT_TARGET, known), t.param(INPUT_WEIGHT), t.param(INDEGREE),
               t.param(RATE), t.param(GAIN))
     t.done()
     return g
 
 
-def whole_steps(value_ms: float, step_ms: float, key: str, what: str) -> int:
+def whole_steps(value_ms: float, step_ms: float, key: str, what: str,
+                step_name: str = "the density step (dt / substeps)") -> int:
     """``value / step`` as a whole number ≥ 1, else a :class:`CosimError` at ``key``."""
     q = value_ms / step_ms
     k = round(q)
     if k < 1 or abs(q - k) > 1e-9 * max(1.0, q):
-        raise CosimError(f"{what} {value_ms:g} ms is not a whole multiple (>= 1) of the density "
-                         f"step {step_ms:g} ms (dt / substeps)", key=key)
+        raise CosimError(f"{what} {value_ms:g} ms is not a whole multiple (>= 1) of "
+                         f"{step_name}, {step_ms:g} ms", key=key)
     return int(k)
 
 

@@ -64,7 +64,8 @@ def _coeffs(a, D, dist):
     if D <= 0.0:
         return max(a, 0.0), max(-a, 0.0)
     x = a * dist / D
-    return D / dist * _b(-x), D / dist * _b(x)
+    bx = _b(x)
+    return D / dist * (bx + x), D / dist * bx          # B(−x) = B(x) + x
 
 
 @njit(cache=True)
