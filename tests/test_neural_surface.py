@@ -140,3 +140,58 @@ def test_region_mapping_must_cover_every_region(tmp_path, capsys):
     assert main(["validate", str(scen)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("surface.toml: engines.cortex.region_mapping: region") and "no vertex" in err
+
+
+HYBRID = REPO / "scenarios" / "surface_hybrid.toml"
+
+
+def _hybrid_text(duration=5.0, kappa=None):
+    text = HYBRID.read_text().replace("duration = 200.0", f"duration = {duration}")
+    text = text.replace('output = "results/surface_hybrid.h5"\n', "")
+    if kappa is not None:
+        text = text.replace("local_coupling_strength = 0.02", f"local_coupling_strength = {kappa}")
+    return text
+
+
+def test_hybrid_equals_the_whole_surface_when_vertices_move_together(tmp_path):
+    """κ = 0 and one initial state everywhere: every vertex of a region follows the same
+    trajectory, which is that region's neural mass.  So the surface with four regions as
+    neural masses on the bus equals the whole surface (an exact check of the bus coupling
+    in both directions, up to the rounding of the region averages)."""
+    hyb = tmp_path / "hybrid.toml"
+    hyb.write_text(_hybrid_text(kappa=0.0))
+    text = _hybrid_text(kappa=0.0)
+    start, end = text.index("[engines.subcortex]"), text.index("# ---- the cortex")
+    whole = tmp_path / "whole.toml"
+    whole.write_text(text[:start] + text[end:].replace(
+        'exclude_regions = ["rAMYG", "rHC", "lAMYG", "lHC"]\n', ""))
+    for p in (hyb, whole):
+        assert main(["run", str(p), "-o", str(p.with_suffix(".h5")), "-q", "--no-monitor"]) == 0
+    labels = list(load_connectome("tvb:connectivity_76").region_labels)
+    sub = [labels.index(r) for r in ("rAMYG", "rHC", "lAMYG", "lHC")]
+    with h5py.File(whole.with_suffix(".h5")) as w, h5py.File(hyb.with_suffix(".h5")) as h:
+        ref = w["engines/cortex/regions"][()]                      # (time, [V, W], 76)
+        cortex = h["engines/cortex/regions"][()]                   # 72 regions
+        masses = h["engines/subcortex/timeseries"][()]             # 4 regions
+        kept = [i for i in range(76) if i not in sub]
+        assert list(h["engines/cortex/regions"].attrs["regions"]) == [labels[i] for i in kept]
+    scale = np.abs(ref).max(axis=(0, 2))[None, :, None]
+    np.testing.assert_allclose(cortex / scale, ref[:, :, kept] / scale, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(masses / scale, ref[:, :, sub] / scale, rtol=0, atol=1e-12)
+    assert np.ptp(ref[:, 0], axis=0).max() > 0.05 and np.ptp(ref[-1, 0]) > 1e-3   # regions differ
+
+
+@pytest.mark.mpi
+def test_hybrid_under_mpiexec_equals_one_process(tmp_path):
+    from cosim.launch import find_mpiexec
+    scen = tmp_path / "hybrid.toml"
+    scen.write_text(_hybrid_text(duration=3.0))
+    one, three = tmp_path / "one.h5", tmp_path / "three.h5"
+    assert main(["run", str(scen), "-o", str(one), "-q", "--no-monitor"]) == 0
+    res = subprocess.run([find_mpiexec(), "-n", "3", sys.executable, "-m", "cosim", "run",
+                          str(scen), "-o", str(three), "-q", "--no-monitor"],
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    with h5py.File(one) as a, h5py.File(three) as b:
+        for ds in ("engines/cortex/regions", "engines/subcortex/timeseries"):
+            np.testing.assert_array_equal(a[ds][()], b[ds][()])

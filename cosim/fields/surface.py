@@ -159,6 +159,8 @@ def _t_region_average(x, region_of, counts, cvar, cp, xr, aff, hist, slot):
         for k in range(cvar.shape[0]):
             xr[r, cvar[k]] += x[v, cvar[k]]
     for r in range(xr.shape[0]):
+        if counts[r] == 0:          # a region of another engine: its afferents come from the bus
+            continue
         for k in range(cvar.shape[0]):
             xr[r, cvar[k]] /= counts[r]
         coupling_afferent(xr, cvar, cp, r, aff)
@@ -205,7 +207,8 @@ def _t_region_mean(x, region_of, counts, rows, out):
             out[k, r] += x[v, rows[k]]
     for k in range(rows.size):
         for r in range(out.shape[1]):
-            out[k, r] /= counts[r]
+            if counts[r] > 0:
+                out[k, r] /= counts[r]
 
 
 @njit(cache=True, **_FLAGS)
