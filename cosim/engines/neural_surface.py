@@ -302,10 +302,12 @@ class NeuralSurfaceEngine(Engine):
         if self.kept.size != lc.shape[0]:
             lc = lc[self.kept][:, self.kept].tocsr()
             lc.sort_indices()
-        self._L = (lc.indptr.astype(np.int64), lc.indices.astype(np.int64), lc.data.copy())
+        # int32 indices: the stage loops are memory-bound (16 384 vertices × ~6 neighbours)
+        self._L = (lc.indptr.astype(np.int64), lc.indices.astype(np.int32), lc.data.copy())
         V, ns, R = self.n_vertices, self.model.n_state, len(self.all_labels)
         self._lscale = np.full(V, self.local_strength * self._lfactor)
-        self._p = np.ascontiguousarray(np.tile(self.params, (V, 1)))
+        # one parameter row for every vertex: a stride-0 view, read by the model's dfun
+        self._p = np.broadcast_to(np.ascontiguousarray(self.params), (V, self.params.size))
         lo, hi = self.model.bounds()
         self._lo, self._hi = np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)
         # long-range edges by target, sources ascending
