@@ -35,11 +35,13 @@ def _engine(**kw):
                                load_connectome("tvb:connectivity_76"), **args)
 
 
-def test_split_parts_equal_the_window_kernel():
+@pytest.mark.parametrize("integrator", ["heun", "euler"])
+def test_split_parts_equal_the_window_kernel(integrator):
     """Two parts, each in a thread, joined by an in-process allgather (what the runtime's
-    Allgatherv does between ranks), give the bits of the one-part window kernel."""
+    Allgatherv does between ranks), give the bits of the one-part window kernel (whose
+    stages are fused passes)."""
     import threading
-    one = _engine()
+    one = _engine(integrator=integrator)
     one.build()
     rec_one = [one.advance(t, t + 1.0).records["regions"] for t in (0.0, 1.0, 2.0)]
     n = 2
@@ -55,7 +57,7 @@ def test_split_parts_equal_the_window_kernel():
             return out
         return exchange
 
-    desc = _engine()
+    desc = _engine(integrator=integrator)
     parts = [desc.partition(p, n, exchange_of(p)) for p in range(n)]
     recs = [[] for _ in range(n)]
 

@@ -334,6 +334,7 @@ class NeuralSurfaceEngine(Engine):
         self._k1 = np.zeros_like(self._x)
         self._k2 = np.zeros_like(self._x)
         self._q = np.empty(V)
+        self._qq = np.empty((2, V))
         self._c = np.zeros((V, self.n_in))
         self._xr = np.zeros((R, ns))
         self._aff = np.zeros((R, self.n_aff))
@@ -395,7 +396,7 @@ class NeuralSurfaceEngine(Engine):
                         len(self.all_labels)))
         if self._exchange is None:       # one part: the whole window in one kernel call
             self._window(n_steps, step0, self.integrator == "heun", self.dt_ms, every, self._x,
-                         self._xs, self._k1, self._k2, self._q, self._hist, self._net,
+                         self._xs, self._k1, self._k2, self._qq, self._hist, self._net,
                          self._L + (self._lscale,), self._local, (self.region_of, self.counts),
                          self._cvar, self.coupling_params, self._rowsum, self._p, self._lo,
                          self._hi, (self._xr, self._aff, self._s, self._cr, self._c),
