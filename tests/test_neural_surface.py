@@ -108,8 +108,9 @@ def test_mpiexec_split_equals_one_process(tmp_path):
     assert res.returncode == 0, res.stderr
     with h5py.File(one) as a, h5py.File(three) as b:
         x, y = a["engines/cortex/regions"][()], b["engines/cortex/regions"][()]
-        assert x.shape == (4, 2, 76)
+        assert x.shape == (4, 2, 76) and a["engines/cortex/eeg"].shape == (4, 1, 63)
         np.testing.assert_array_equal(x, y)
+        np.testing.assert_array_equal(a["engines/cortex/eeg"][()], b["engines/cortex/eeg"][()])
 
 
 @pytest.mark.parametrize("old,new,key,reason", [
@@ -197,3 +198,35 @@ def test_hybrid_under_mpiexec_equals_one_process(tmp_path):
     with h5py.File(one) as a, h5py.File(three) as b:
         for ds in ("engines/cortex/regions", "engines/subcortex/timeseries"):
             np.testing.assert_array_equal(a[ds][()], b[ds][()])
+
+
+def test_eeg_and_meg_project_the_vertex_activity():
+    """``eeg``/``meg``: the shipped 16k projection matrices applied to V at every record
+    step (checked against numpy on the recorded vertex state), in both kernel paths."""
+    from cosim.fields.surface import load_projection, tvb_file
+    kw = dict(eeg="tvb:projection_eeg_65_surface_16k", meg="tvb:projection_meg_276_surface_16k",
+              record_period_ms=1.0, exclude_regions=["rV1"])
+    eng = _engine(**kw)
+    assert [s.dataset for s in eng.record_specs()] == ["regions", "eeg", "meg"]
+    eng.build()
+    out = eng.advance(0.0, 2.0)
+    P = np.load(tvb_file("projection_eeg_65_surface_16k"))
+    M = np.load(tvb_file("projection_meg_276_surface_16k"))
+    # tvb-data's files hold NaN rows (2 EEG, 28 MEG channels): those sensors are left out
+    P = P[np.isfinite(P).all(axis=1)][:, eng.kept]
+    M = M[np.isfinite(M).all(axis=1)][:, eng.kept]
+    V = eng.vertex_state()[:, 0]
+    assert out.records["eeg"].shape == (2, 1, 63) and out.records["meg"].shape == (2, 1, 248)
+    np.testing.assert_allclose(out.records["eeg"][-1, 0], P @ V, rtol=1e-12, atol=1e-12 * np.abs(P @ V).max())
+    np.testing.assert_allclose(out.records["meg"][-1, 0], M @ V, rtol=1e-12, atol=1e-12 * np.abs(M @ V).max())
+    # the per-step (split) path gives the same samples
+    other = _engine(**kw)
+    other._exchange = lambda ids, values: (ids, values)     # a single part that "joins"
+    other.build()
+    out2 = other.advance(0.0, 2.0)
+    for ds in ("regions", "eeg", "meg"):
+        np.testing.assert_array_equal(out.records[ds], out2.records[ds])
+    with pytest.raises(Exception, match="projects 65 vertices"):
+        bad = tvb_file("projection_eeg_65_surface_16k")
+        np.save("/tmp/_cosim_bad_proj.npy", np.load(bad)[:, :65])
+        _engine(eeg="/tmp/_cosim_bad_proj.npy")

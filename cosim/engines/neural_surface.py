@@ -63,6 +63,12 @@ LOCAL_STRENGTH = Param("local_coupling_strength", 1.0, "1", "κ: factor of the l
 DT = nmc.DT.with_(doc="integration step")
 INTEGRATOR = Param("integrator", "heun", "", "heun (TVB's HeunDeterministic) or euler",
                    type="string", choices=("heun", "euler"))
+EEG = Param("eeg", None, "", "EEG projection (sensor × surface vertex, .npy or "
+            "tvb:projection_eeg_65_surface_16k): dataset \"eeg\" = P q every record period, q "
+            "the model's local variable at each vertex; sensor rows with NaN/Inf are left out",
+            type="string")
+MEG = Param("meg", None, "", "MEG projection (tvb:projection_meg_276_surface_16k or a .npy): "
+            "dataset \"meg\", as eeg", type="string")
 INITIAL_RANDOM = Param("random", False, "", "variables not given are uniform in the model's "
                        "range at every vertex (stream (seed, \"neural_surface.initial\", engine))",
                        type="boolean")
@@ -70,7 +76,8 @@ INITIAL_RANDOM = Param("random", False, "", "variables not given are uniform in 
 SECTION = section(
     "engines.<name>", "type = \"neural_surface\": a neural mass at every vertex of a cortical "
     "surface, local + long-range coupling (cosim.engines.neural_surface)",
-    (MODEL, REGION_MAPPING, LOCAL_CONNECTIVITY, LOCAL_STRENGTH, EXCLUDE, DT, INTEGRATOR),
+    (MODEL, REGION_MAPPING, LOCAL_CONNECTIVITY, LOCAL_STRENGTH, EXCLUDE, DT, INTEGRATOR, EEG,
+     MEG),
     (section("engines.<name>.parameters", "model parameters, one value each", open=True),
      section("engines.<name>.coupling", "long-range coupling type and parameters (one value "
              "each)", (nmc.COUPLING_TYPE,), open=True),
@@ -94,7 +101,7 @@ class NeuralSurfaceEngine(Engine):
                  initial_state: np.ndarray | None = None, seed=0,
                  speed_mm_per_ms: float = 3.0, record_period_ms: float | None = None,
                  record_variables=None, base_dir=None, sync_interval_ms: float | None = None,
-                 exclude_regions=(), part=(0, 1)):
+                 exclude_regions=(), eeg=None, meg=None, part=(0, 1)):
         self._args = dict(name=name, model=model, connectome=connectome,
                           region_mapping=region_mapping, local_connectivity=local_connectivity,
                           local_coupling_strength=local_coupling_strength, dt_ms=dt_ms,
@@ -103,7 +110,8 @@ class NeuralSurfaceEngine(Engine):
                           random_initial=random_initial, initial_state=initial_state, seed=seed,
                           speed_mm_per_ms=speed_mm_per_ms, record_period_ms=record_period_ms,
                           record_variables=record_variables, base_dir=base_dir,
-                          sync_interval_ms=sync_interval_ms, exclude_regions=exclude_regions)
+                          sync_interval_ms=sync_interval_ms, exclude_regions=exclude_regions,
+                          eeg=eeg, meg=meg)
         self.name = str(name)
         self.model = nmc.resolve_model(model)
         self.options = nmc.resolve_options(self.model, None)
@@ -181,6 +189,22 @@ class NeuralSurfaceEngine(Engine):
                 raise CosimError(f"not a state variable of {self.model.name}"
                                  + nmc.suggest(k, names), key=f"initial.{k}")
         self.random_initial = bool(random_initial)
+        self.sensors = {}
+        for key, spec_ in (("eeg", eeg), ("meg", meg)):
+            if spec_ is None:
+                continue
+            try:
+                m = sf.load_projection(spec_, base_dir, mmap=True)
+            except CosimError as exc:
+                raise CosimError(exc.reason, key=key) from None
+            if m.shape[1] != self.n_surface_vertices:
+                raise CosimError(f"projects {m.shape[1]} vertices; the surface has "
+                                 f"{self.n_surface_vertices}", key=key)
+            # rows with NaN/Inf (tvb-data's files have some: unused channels) are left out
+            rows = np.flatnonzero(np.isfinite(m).all(axis=1))
+            if not rows.size:
+                raise CosimError("has no sensor row without NaN/Inf", key=key)
+            self.sensors[key] = (spec_, rows)
         self.part, self.n_parts = part
         b = block(self.n_vertices, self.part, self.n_parts)
         self.v0, self.v1 = b.start, b.stop
@@ -194,6 +218,7 @@ class NeuralSurfaceEngine(Engine):
         from pathlib import Path
         r = reader
         kw = dict(region_mapping=r.param(REGION_MAPPING), exclude_regions=r.param(EXCLUDE),
+                  eeg=r.param(EEG), meg=r.param(MEG),
                   local_connectivity=r.param(LOCAL_CONNECTIVITY),
                   local_coupling_strength=r.param(LOCAL_STRENGTH), dt_ms=r.param(DT),
                   integrator=r.param(INTEGRATOR))
@@ -273,7 +298,18 @@ class NeuralSurfaceEngine(Engine):
                                   "integrator": self.integrator, "dt_ms": self.dt_ms,
                                   "n_vertices": self.n_vertices,
                                   "local_coupling_strength": self.local_strength,
-                                  "monitor": "region average of the vertex states"})]
+                                  "monitor": "region average of the vertex states"})] + [
+            RecordSpec(key, (key,), ("1",), tuple(f"{key}{i}" for i in rows),
+                       self.record_period_ms,
+                       attrs={"projection": spec_, "projected": self._local_name(),
+                              "monitor": f"{key}: projection of the vertex activity "
+                                         "(sensor rows with NaN/Inf left out)"})
+            for key, (spec_, rows) in self.sensors.items()]
+
+    def _local_name(self) -> str:
+        lp, lm, _ = self._local
+        names = self.model.state_names
+        return names[lp] + (f" - {names[lm]}" if lm >= 0 else "")
 
     # -- execution ------------------------------------------------------------------------
     def initial_vertex_state(self) -> np.ndarray:
@@ -334,6 +370,9 @@ class NeuralSurfaceEngine(Engine):
         self._k1 = np.zeros_like(self._x)
         self._k2 = np.zeros_like(self._x)
         self._q = np.empty(V)
+        self._proj = {key: np.ascontiguousarray(
+            np.asarray(sf.load_projection(spec_, self._base_dir, mmap=True))[rows][:, self.kept],
+            dtype=np.float64) for key, (spec_, rows) in self.sensors.items()}
         self._qq = np.empty((2, V))
         self._c = np.zeros((V, self.n_in))
         self._xr = np.zeros((R, ns))
@@ -394,20 +433,33 @@ class NeuralSurfaceEngine(Engine):
         every = self.record_every
         rec = np.empty(((step0 + n_steps) // every - step0 // every, self._rec_rows.size,
                         len(self.all_labels)))
-        if self._exchange is None:       # one part: the whole window in one kernel call
-            self._window(n_steps, step0, self.integrator == "heun", self.dt_ms, every, self._x,
-                         self._xs, self._k1, self._k2, self._qq, self._hist, self._net,
-                         self._L + (self._lscale,), self._local, (self.region_of, self.counts),
-                         self._cvar, self.coupling_params, self._rowsum, self._p, self._lo,
-                         self._hi, (self._xr, self._aff, self._s, self._cr, self._c),
-                         self._rec_rows, rec)
-            self.step = step0 + n_steps
+        sens = {key: np.empty((rec.shape[0], 1, P.shape[0])) for key, P in self._proj.items()}
+        if self._exchange is None:       # one part: whole windows in one kernel call
+            # (cut at the record steps when sensors are projected from the vertex states)
+            k, done = 0, 0
+            while done < n_steps:
+                m = n_steps - done
+                if self._proj:
+                    m = min(m, every - (step0 + done) % every)
+                self._window(m, step0 + done, self.integrator == "heun", self.dt_ms, every,
+                             self._x, self._xs, self._k1, self._k2, self._qq, self._hist,
+                             self._net, self._L + (self._lscale,), self._local,
+                             (self.region_of, self.counts), self._cvar, self.coupling_params,
+                             self._rowsum, self._p, self._lo, self._hi,
+                             (self._xr, self._aff, self._s, self._cr, self._c), self._rec_rows,
+                             rec[k:])
+                done += m
+                self.step = step0 + done
+                if self.step % every == 0:
+                    self._project(sens, k)
+                    k += 1
         else:
             k = 0
             for _ in range(n_steps):
                 self._one_step()
                 if self.step % every == 0:
                     self._region_mean(self._x, self.region_of, self.counts, self._rec_rows, rec[k])
+                    self._project(sens, k)
                     k += 1
         check_finite(self.name, self._x[self.v0:self.v1],
                      (("vertex", lambda i: str(i + self.v0)),
@@ -417,8 +469,18 @@ class NeuralSurfaceEngine(Engine):
         if self._bus:
             slots = (step0 + 1 + np.arange(n_steps)) % self.H
             exports["afferent"] = np.ascontiguousarray(self._hist[slots][:, :, self._own])
-        return WindowOutput(records={DATASET: np.ascontiguousarray(rec[:, :, self.region_indices])},
-                            exports=exports)
+        records = {DATASET: np.ascontiguousarray(rec[:, :, self.region_indices])}
+        records.update(sens)
+        return WindowOutput(records=records, exports=exports)
+
+    def _project(self, sens, k) -> None:
+        """Sensor sample ``k``: ``P q`` with ``q`` the local variable of every vertex."""
+        if not self._proj:
+            return
+        lp, lm, _ = self._local
+        self._local_q(self._x, lp, lm, self._q)
+        for key, P in self._proj.items():
+            sens[key][k, 0] = P @ self._q
 
     def _take_sources(self, src, step0: int, n_steps: int) -> None:
         """The afferents of the regions of other engines into the ring (as the neural-mass

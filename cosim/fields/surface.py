@@ -48,7 +48,9 @@ LOCAL = {"generic_2d_oscillator": ("V", None, 0, "1/gamma"),
 
 TVB_FILES = {"regionMapping_16k_76": ("regionMapping", "regionMapping_16k_76.txt"),
              "regionMapping_16k_192": ("regionMapping", "regionMapping_16k_192.txt"),
-             "local_connectivity_16384": ("local_connectivity", "local_connectivity_16384.mat")}
+             "local_connectivity_16384": ("local_connectivity", "local_connectivity_16384.mat"),
+             "projection_eeg_65_surface_16k": ("projectionMatrix", "projection_eeg_65_surface_16k.npy"),
+             "projection_meg_276_surface_16k": ("projectionMatrix", "projection_meg_276_surface_16k.npy")}
 
 
 def tvb_file(name: str) -> Path:
@@ -114,6 +116,21 @@ def load_local_connectivity(spec: str, base_dir=None):
         raise CosimError(f"{p.name}: the local connectivity must be square, got {m.shape}")
     if not np.isfinite(m.data).all():
         raise CosimError(f"{p.name}: the local connectivity contains NaN/Inf")
+    return m
+
+
+def load_projection(spec: str, base_dir=None, mmap: bool = False) -> np.ndarray:
+    """A sensor projection matrix ``(sensor, vertex)`` from a ``.npy`` file (EEG / MEG
+    lead fields on the surface, e.g. tvb-data's ``projectionMatrix/*.npy``)."""
+    p = _path(spec, base_dir)
+    if p.suffix != ".npy":
+        raise CosimError(f"{p.name}: expected a .npy projection matrix (sensor × vertex)")
+    try:
+        m = np.load(p, mmap_mode="r" if mmap else None)
+    except (ValueError, OSError) as exc:
+        raise CosimError(f"{p.name} is not a .npy array ({exc})") from None
+    if m.ndim != 2 or m.dtype.kind not in "fiu":
+        raise CosimError(f"{p.name}: a projection must be a 2-D numeric array, got {m.shape}")
     return m
 
 
