@@ -6,7 +6,6 @@ key a one-line error with exit code 2.
 
 from __future__ import annotations
 
-import math
 import os
 import subprocess
 import sys

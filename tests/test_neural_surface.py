@@ -203,7 +203,7 @@ def test_hybrid_under_mpiexec_equals_one_process(tmp_path):
 def test_eeg_and_meg_project_the_vertex_activity():
     """``eeg``/``meg``: the shipped 16k projection matrices applied to V at every record
     step (checked against numpy on the recorded vertex state), in both kernel paths."""
-    from cosim.fields.surface import load_projection, tvb_file
+    from cosim.fields.surface import tvb_file
     kw = dict(eeg="tvb:projection_eeg_65_surface_16k", meg="tvb:projection_meg_276_surface_16k",
               record_period_ms=1.0, exclude_regions=["rV1"])
     eng = _engine(**kw)
@@ -230,3 +230,15 @@ def test_eeg_and_meg_project_the_vertex_activity():
         bad = tvb_file("projection_eeg_65_surface_16k")
         np.save("/tmp/_cosim_bad_proj.npy", np.load(bad)[:, :65])
         _engine(eeg="/tmp/_cosim_bad_proj.npy")
+
+
+def test_excluded_regions_need_an_engine(tmp_path, capsys):
+    text = _hybrid_text()
+    start, end = text.index("[engines.subcortex]"), text.index("# ---- the cortex")
+    scen = tmp_path / "nosub.toml"
+    scen.write_text(text[:start] + text[end:])
+    assert main(["validate", str(scen)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("nosub.toml: engines: region 'rAMYG' is left out of the surface by "
+                   "engines.cortex.exclude_regions, but no engine declared before 'cortex' "
+                   "simulates it"), err

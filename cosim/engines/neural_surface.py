@@ -33,7 +33,6 @@ through the engine's ``exchange``, so a split run gives the one-rank bits.
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 
@@ -41,7 +40,7 @@ from ..errors import CosimError
 from ..fields import surface as sf
 from ..multicompartment.partition import block
 from ..numerics import check_finite
-from ..params import REQUIRED, Param, section
+from ..params import Param, section
 from ..rng import Streams
 from . import neural_mass_config as nmc
 from .base import BuildContext, Engine, Export, RecordSpec, Take, WindowOutput
@@ -238,14 +237,21 @@ class NeuralSurfaceEngine(Engine):
                       base_dir=Path(ctx.file).parent if ctx.file else None,
                       sync_interval_ms=ctx.sync_interval_ms, **kw)
             eng._check_local()
-            missing = [int(r) for r in eng.external if int(r) not in ctx.claimed_regions]
-            if missing:
-                raise CosimError(f"region {eng.all_labels[missing[0]]!r} has no vertex; a "
-                                 f"region without vertices must be simulated by an engine "
-                                 f"declared before this one ({len(missing)} such regions)",
-                                 key="region_mapping")
         except CosimError as exc:
             raise nmc.locate(exc, name, reader) from None
+        missing = [int(r) for r in eng.external if int(r) not in ctx.claimed_regions]
+        excluded = [r for r in missing if eng.all_labels[r] in (kw["exclude_regions"] or ())]
+        if excluded:
+            # the engine that should simulate them is missing: the set of engines is wrong
+            raise CosimError(f"region {eng.all_labels[excluded[0]]!r} is left out of the "
+                             f"surface by engines.{name}.exclude_regions, but no engine "
+                             f"declared before {name!r} simulates it", file=reader.file,
+                             key="engines")
+        if missing:
+            raise CosimError(f"region {eng.all_labels[missing[0]]!r} has no vertex; a "
+                             f"region without vertices must be simulated by an engine "
+                             f"declared before this one ({len(missing)} such regions)",
+                             file=reader.file, key=reader.key("region_mapping"))
         return eng
 
     def _check_local(self):
