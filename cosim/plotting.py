@@ -402,3 +402,51 @@ def plot_sweep(path: Path, params: dict[str, Sequence], metrics: dict[str, np.nd
             ax.set_ylabel(name)
         ax.set_title(name)
     return _save(fig, path, dpi)
+
+
+@_paper_style
+def plot_field(path: Path, time_ms: np.ndarray, data: np.ndarray, grid_shape: Sequence[int],
+               spacing_mm: float, *, title: str = "", n_snapshots: int = 4,
+               dpi: int = 300) -> Path:
+    """A neural field's snapshots ``data (time, point)`` on its grid (points in C order):
+    a 1-D ring as a kymograph (position × time); a 2-D sheet as ``n_snapshots`` snapshots
+    evenly spaced in time plus the kymograph of its middle row.  One colour scale."""
+    x_t, tlabel = _time_axis(np.asarray(time_ms, dtype=float))
+    d = np.asarray(data, dtype=float)
+    lo, hi = robust_limits(d)
+    shape = tuple(int(n) for n in grid_shape)
+    if len(shape) == 1:
+        fig = _figure(DOUBLE_COLUMN_IN, 2.6)
+        ax = fig.subplots()
+        im = ax.imshow(d.T, aspect="auto", origin="lower", cmap="viridis", vmin=lo, vmax=hi,
+                       extent=(x_t[0], x_t[-1], 0.0, shape[0] * spacing_mm))
+        ax.set_xlabel(tlabel)
+        ax.set_ylabel("position (mm)")
+        fig.colorbar(im, ax=ax, label="u", shrink=0.9)
+    else:
+        k = min(n_snapshots, d.shape[0])
+        idx = np.linspace(0, d.shape[0] - 1, k).round().astype(int)
+        fig = _figure(DOUBLE_COLUMN_IN, 4.2)
+        grid = fig.subplots(2, k, squeeze=False)
+        ext = (0.0, shape[1] * spacing_mm, 0.0, shape[0] * spacing_mm)
+        for j, i in enumerate(idx):
+            ax = grid[0, j]
+            im = ax.imshow(d[i].reshape(shape), origin="lower", cmap="viridis", vmin=lo,
+                           vmax=hi, extent=ext)
+            ax.set_title(f"t = {time_ms[i]:g} ms", fontsize=7)
+            ax.set_xlabel("x (mm)")
+            if j == 0:
+                ax.set_ylabel("y (mm)")
+        gs = grid[1, 0].get_gridspec()
+        for ax in grid[1]:
+            ax.remove()
+        ax = fig.add_subplot(gs[1, :])
+        row = d.reshape(d.shape[0], *shape)[:, shape[0] // 2, :]
+        ax.imshow(row.T, aspect="auto", origin="lower", cmap="viridis", vmin=lo, vmax=hi,
+                  extent=(x_t[0], x_t[-1], 0.0, shape[1] * spacing_mm))
+        ax.set_xlabel(tlabel)
+        ax.set_ylabel("x (mm), middle row")
+        fig.colorbar(im, ax=list(grid[0]) + [ax], label="u", shrink=0.8)
+    if title:
+        fig.suptitle(title, fontsize=8)
+    return _save(fig, path, dpi)

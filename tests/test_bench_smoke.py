@@ -138,3 +138,29 @@ def test_population_density_json_structure_and_agreement(population_density):
     assert d["rate_error_reference"] == "nest_ps 2000"
     assert 0 < d["rate_error"] < 2.5 * d["reference_sampling_error"], d
     assert d["density_discretisation_error"] < 0.05
+
+
+@pytest.fixture(scope="module")
+def neural_field(tmp_path_factory) -> dict:
+    pytest.importorskip("cosim.engines.neural_surface", reason="cosim's surface engine is not there")
+    out = tmp_path_factory.mktemp("bench") / "neural_field.json"
+    return _run("neural_field.py", out, "--duration-ms", "3", "--grids", "16", "32",
+                "--sheet-steps", "40")
+
+
+def test_neural_field_json_structure(neural_field):
+    d = neural_field
+    for key in ("ratios", "seconds_per_sim_second", "sheet", "agreement", "skipped",
+                "versions", "machine", "duration_ms"):
+        assert key in d, key
+    assert set(d["ratios"]) == {"tvb"}
+    assert _positive(d["seconds_per_sim_second"]["cosim"])
+    assert set(d["sheet"]) == {"sheet-16", "sheet-32"}
+    for v in d["sheet"].values():
+        assert _positive(v["steps_per_second"]) and _positive(v["ns_per_point_log2N"])
+    if "tvb" in d["skipped"]:
+        pytest.skip(d["skipped"]["tvb"])
+    assert _positive(d["ratios"]["tvb"])
+    # the same model on both sides: region averages agree (TVB's float32 history aside)
+    assert d["agreement"]["agree"] and d["agreement"]["max_rel_diff"] < 1e-4, d["agreement"]
+    assert d["_exit"] == 0, d["_output"]

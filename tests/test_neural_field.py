@@ -236,3 +236,20 @@ def test_records_exports_and_stimulus_hook():
         assert np.allclose(where, value * (1 - math.exp(-2.0 / TAU)), rtol=2e-5)
     assert out.exports["afferent"][-1, 0, 0] == pytest.approx(
         np.mean(Firing("erf", 2.0, 0.0).value(u)), rel=1e-14)
+
+
+def test_perturbations_grow_at_the_dispersion_rates_on_a_torus():
+    """2-D: the modes (m₀, m₁) of a 32 mm torus grow at Re λ(|k|) — isotropy included."""
+    L, n, dt = 32.0, 64, 0.05
+    on = dz.turing_onset(MEXICAN_HAT, 2)
+    slope = 4 * on.gain * 1.1
+    sheet, _ = _sheet_at_threshold(MEXICAN_HAT, 2, n, L / n, slope, 0, dt)
+    sheet.build(1e-7 * np.random.default_rng(4).standard_normal(n * n))
+    c1 = np.fft.fft2(sheet.u.reshape(n, n))
+    sheet.advance(1000)
+    c2 = np.fft.fft2(sheet.u.reshape(n, n))
+    measured = np.log(np.abs(c2 / c1)) / (1000 * dt)
+    for m0, m1 in ((1, 0), (4, 0), (3, 3), (0, 5), (2, 5), (8, 1)):
+        k = 2 * np.pi / L * math.hypot(m0, m1)
+        lam = complex(dz.dispersion(MEXICAN_HAT, 2, k, slope / 4, TAU))
+        assert measured[m0, m1] == pytest.approx(lam.real, rel=0.02), (m0, m1)

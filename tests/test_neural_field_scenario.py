@@ -6,7 +6,6 @@ key a one-line error with exit code 2.
 
 from __future__ import annotations
 
-import math
 import os
 import subprocess
 import sys
@@ -165,6 +164,14 @@ def test_turing_scenario_forms_the_predicted_pattern(tmp_path):
     # the power sits on the ring |k| ≈ k* (within one lattice step 2π/48 mm)
     ring = np.abs(kk - k_star) <= 2 * np.pi / 48.0
     assert power[ring].sum() > 0.8 * power.sum()
+    # `cosim plot`'s figure of a field: snapshots on the grid and a kymograph
+    pytest.importorskip("matplotlib")
+    from cosim import plotting
+    with h5py.File(out) as f:
+        ds = f["engines/sheet/field"]
+        png = plotting.plot_field(tmp_path / "field.png", f["engines/sheet/field_time_ms"][()],
+                                  ds[:, 0, :], shape, h, dpi=50)
+    assert png.stat().st_size > 5000 and png.read_bytes()[:4] == b"\x89PNG"
 
 
 @pytest.mark.parametrize("old,new,key,reason", [

@@ -35,11 +35,13 @@ def _engine(**kw):
                                load_connectome("tvb:connectivity_76"), **args)
 
 
-def test_split_parts_equal_the_window_kernel():
+@pytest.mark.parametrize("integrator", ["heun", "euler"])
+def test_split_parts_equal_the_window_kernel(integrator):
     """Two parts, each in a thread, joined by an in-process allgather (what the runtime's
-    Allgatherv does between ranks), give the bits of the one-part window kernel."""
+    Allgatherv does between ranks), give the bits of the one-part window kernel (whose
+    stages are fused passes)."""
     import threading
-    one = _engine()
+    one = _engine(integrator=integrator)
     one.build()
     rec_one = [one.advance(t, t + 1.0).records["regions"] for t in (0.0, 1.0, 2.0)]
     n = 2
@@ -55,7 +57,7 @@ def test_split_parts_equal_the_window_kernel():
             return out
         return exchange
 
-    desc = _engine()
+    desc = _engine(integrator=integrator)
     parts = [desc.partition(p, n, exchange_of(p)) for p in range(n)]
     recs = [[] for _ in range(n)]
 
@@ -106,8 +108,9 @@ def test_mpiexec_split_equals_one_process(tmp_path):
     assert res.returncode == 0, res.stderr
     with h5py.File(one) as a, h5py.File(three) as b:
         x, y = a["engines/cortex/regions"][()], b["engines/cortex/regions"][()]
-        assert x.shape == (4, 2, 76)
+        assert x.shape == (4, 2, 76) and a["engines/cortex/eeg"].shape == (4, 1, 63)
         np.testing.assert_array_equal(x, y)
+        np.testing.assert_array_equal(a["engines/cortex/eeg"][()], b["engines/cortex/eeg"][()])
 
 
 @pytest.mark.parametrize("old,new,key,reason", [
@@ -140,3 +143,102 @@ def test_region_mapping_must_cover_every_region(tmp_path, capsys):
     assert main(["validate", str(scen)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("surface.toml: engines.cortex.region_mapping: region") and "no vertex" in err
+
+
+HYBRID = REPO / "scenarios" / "surface_hybrid.toml"
+
+
+def _hybrid_text(duration=5.0, kappa=None):
+    text = HYBRID.read_text().replace("duration = 200.0", f"duration = {duration}")
+    text = text.replace('output = "results/surface_hybrid.h5"\n', "")
+    if kappa is not None:
+        text = text.replace("local_coupling_strength = 0.02", f"local_coupling_strength = {kappa}")
+    return text
+
+
+def test_hybrid_equals_the_whole_surface_when_vertices_move_together(tmp_path):
+    """κ = 0 and one initial state everywhere: every vertex of a region follows the same
+    trajectory, which is that region's neural mass.  So the surface with four regions as
+    neural masses on the bus equals the whole surface (an exact check of the bus coupling
+    in both directions, up to the rounding of the region averages)."""
+    hyb = tmp_path / "hybrid.toml"
+    hyb.write_text(_hybrid_text(kappa=0.0))
+    text = _hybrid_text(kappa=0.0)
+    start, end = text.index("[engines.subcortex]"), text.index("# ---- the cortex")
+    whole = tmp_path / "whole.toml"
+    whole.write_text(text[:start] + text[end:].replace(
+        'exclude_regions = ["rAMYG", "rHC", "lAMYG", "lHC"]\n', ""))
+    for p in (hyb, whole):
+        assert main(["run", str(p), "-o", str(p.with_suffix(".h5")), "-q", "--no-monitor"]) == 0
+    labels = list(load_connectome("tvb:connectivity_76").region_labels)
+    sub = [labels.index(r) for r in ("rAMYG", "rHC", "lAMYG", "lHC")]
+    with h5py.File(whole.with_suffix(".h5")) as w, h5py.File(hyb.with_suffix(".h5")) as h:
+        ref = w["engines/cortex/regions"][()]                      # (time, [V, W], 76)
+        cortex = h["engines/cortex/regions"][()]                   # 72 regions
+        masses = h["engines/subcortex/timeseries"][()]             # 4 regions
+        kept = [i for i in range(76) if i not in sub]
+        assert list(h["engines/cortex/regions"].attrs["regions"]) == [labels[i] for i in kept]
+    scale = np.abs(ref).max(axis=(0, 2))[None, :, None]
+    np.testing.assert_allclose(cortex / scale, ref[:, :, kept] / scale, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(masses / scale, ref[:, :, sub] / scale, rtol=0, atol=1e-12)
+    assert np.ptp(ref[:, 0], axis=0).max() > 0.05 and np.ptp(ref[-1, 0]) > 1e-3   # regions differ
+
+
+@pytest.mark.mpi
+def test_hybrid_under_mpiexec_equals_one_process(tmp_path):
+    from cosim.launch import find_mpiexec
+    scen = tmp_path / "hybrid.toml"
+    scen.write_text(_hybrid_text(duration=3.0))
+    one, three = tmp_path / "one.h5", tmp_path / "three.h5"
+    assert main(["run", str(scen), "-o", str(one), "-q", "--no-monitor"]) == 0
+    res = subprocess.run([find_mpiexec(), "-n", "3", sys.executable, "-m", "cosim", "run",
+                          str(scen), "-o", str(three), "-q", "--no-monitor"],
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    with h5py.File(one) as a, h5py.File(three) as b:
+        for ds in ("engines/cortex/regions", "engines/subcortex/timeseries"):
+            np.testing.assert_array_equal(a[ds][()], b[ds][()])
+
+
+def test_eeg_and_meg_project_the_vertex_activity():
+    """``eeg``/``meg``: the shipped 16k projection matrices applied to V at every record
+    step (checked against numpy on the recorded vertex state), in both kernel paths."""
+    from cosim.fields.surface import tvb_file
+    kw = dict(eeg="tvb:projection_eeg_65_surface_16k", meg="tvb:projection_meg_276_surface_16k",
+              record_period_ms=1.0, exclude_regions=["rV1"])
+    eng = _engine(**kw)
+    assert [s.dataset for s in eng.record_specs()] == ["regions", "eeg", "meg"]
+    eng.build()
+    out = eng.advance(0.0, 2.0)
+    P = np.load(tvb_file("projection_eeg_65_surface_16k"))
+    M = np.load(tvb_file("projection_meg_276_surface_16k"))
+    # tvb-data's files hold NaN rows (2 EEG, 28 MEG channels): those sensors are left out
+    P = P[np.isfinite(P).all(axis=1)][:, eng.kept]
+    M = M[np.isfinite(M).all(axis=1)][:, eng.kept]
+    V = eng.vertex_state()[:, 0]
+    assert out.records["eeg"].shape == (2, 1, 63) and out.records["meg"].shape == (2, 1, 248)
+    np.testing.assert_allclose(out.records["eeg"][-1, 0], P @ V, rtol=1e-12, atol=1e-12 * np.abs(P @ V).max())
+    np.testing.assert_allclose(out.records["meg"][-1, 0], M @ V, rtol=1e-12, atol=1e-12 * np.abs(M @ V).max())
+    # the per-step (split) path gives the same samples
+    other = _engine(**kw)
+    other._exchange = lambda ids, values: (ids, values)     # a single part that "joins"
+    other.build()
+    out2 = other.advance(0.0, 2.0)
+    for ds in ("regions", "eeg", "meg"):
+        np.testing.assert_array_equal(out.records[ds], out2.records[ds])
+    with pytest.raises(Exception, match="projects 65 vertices"):
+        bad = tvb_file("projection_eeg_65_surface_16k")
+        np.save("/tmp/_cosim_bad_proj.npy", np.load(bad)[:, :65])
+        _engine(eeg="/tmp/_cosim_bad_proj.npy")
+
+
+def test_excluded_regions_need_an_engine(tmp_path, capsys):
+    text = _hybrid_text()
+    start, end = text.index("[engines.subcortex]"), text.index("# ---- the cortex")
+    scen = tmp_path / "nosub.toml"
+    scen.write_text(text[:start] + text[end:])
+    assert main(["validate", str(scen)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("nosub.toml: engines: region 'rAMYG' is left out of the surface by "
+                   "engines.cortex.exclude_regions, but no engine declared before 'cortex' "
+                   "simulates it"), err

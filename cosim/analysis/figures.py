@@ -7,6 +7,8 @@
   (its EEG monitor, else the observable computed from the samples: Jansen–Rit y1 − y2)
   instead of its raw state variables; colour scales come from the samples after the
   discarded transient;
+- ``field_<engine>.png`` — a neural field's snapshots on its grid and a kymograph
+  (:func:`cosim.plotting.plot_field`);
 - ``spectrum_<engine>_<dataset>.png`` — Welch spectra of each series sampled ≥ 20 Hz;
 - ``bold.png``, ``fc.png``, ``fcd.png`` — BOLD, FC and FCD of the FC signal
   (:func:`cosim.analysis.report.analyze_output`).
@@ -94,6 +96,14 @@ def plot_output(path: str | Path, out_dir: str | Path, opts: AnalysisOptions = A
                 rate=rate, t_range=rng, dpi=dpi, groups=groups))
         for s_full in out.all_series():
             if (engines and s_full.engine not in engines) or s_full.dataset == "bold":
+                continue
+            if "grid_shape" in s_full.attrs and s_full.dataset == "field":
+                # a neural field's snapshots: on its grid, and as a kymograph
+                written.append(plotting.plot_field(
+                    out_dir / f"field_{_slug(s_full.engine)}.png", s_full.time_ms,
+                    s_full.data[:, 0, :], list(s_full.attrs["grid_shape"]),
+                    float(s_full.attrs["spacing_mm"]), dpi=dpi,
+                    title=f"{s_full.engine}: field u"))
                 continue
             s_full, derived = _eeg_instead(out, s_full)
             if s_full is None:

@@ -109,6 +109,7 @@ def grid_shape(size, spacing) -> tuple[int, ...]:
 
 def read_kernel(r):
     kind = r.param(KERNEL_TYPE)
+    r.done(allowed_extra=SECTION.table(".kernel").names)     # a misspelt key first
     allowed = {p.name for p in KERNEL_KEYS[kind]} | {"type"}
     for k in r.keys():
         if k not in allowed and k in SECTION.table(".kernel").names:

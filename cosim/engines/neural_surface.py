@@ -19,19 +19,20 @@ Scenario section::
     [engines.cortex.initial]                    # one value per state variable, or
     random = true                               # uniform in the model's range per vertex
 
-Every connectome region must own at least one vertex.  Delays: ``rint(length / speed /
+Regions without vertices must be simulated by other engines declared before this one
+(e.g. subcortical neural masses): their afferents come from the bus (``Take.SOURCES``), and
+the surface exports its regions' afferents — ``g`` of the region averages — every step
+(``Export.AFFERENT``).  Delays: ``rint(length / speed /
 dt)`` steps at ``[connectome] speed``.  Record: ``"regions"`` ``(time, variable, region)``,
 the region averages of the state variables every ``[record] period``.
 
-The engine simulates every region of the connectome itself (no bus: ``Export.NOTHING``,
-``Take.NOTHING``), and splits into contiguous vertex blocks over as many ranks as the plan
-gives it; the blocks are joined after each stage through the engine's ``exchange``, so a
-split run gives the one-rank bits.
+It splits into contiguous vertex blocks over as many ranks as the plan gives it (when it
+simulates every region; else it runs on one rank); the blocks are joined after each stage
+through the engine's ``exchange``, so a split run gives the one-rank bits.
 """
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 
@@ -39,7 +40,7 @@ from ..errors import CosimError
 from ..fields import surface as sf
 from ..multicompartment.partition import block
 from ..numerics import check_finite
-from ..params import REQUIRED, Param, section
+from ..params import Param, section
 from ..rng import Streams
 from . import neural_mass_config as nmc
 from .base import BuildContext, Engine, Export, RecordSpec, Take, WindowOutput
@@ -53,11 +54,20 @@ REGION_MAPPING = Param("region_mapping", "tvb:regionMapping_16k_76", "", "vertex
 LOCAL_CONNECTIVITY = Param("local_connectivity", "tvb:local_connectivity_16384", "",
                            "sparse local connectivity (vertex × vertex): a tvb: name, a .mat "
                            "or a .npz file", type="string")
+EXCLUDE = Param("exclude_regions", [], "", "connectome regions whose vertices are removed "
+                "from the surface (with their rows and columns of the local connectivity), to "
+                "be simulated by other engines", type="strings")
 LOCAL_STRENGTH = Param("local_coupling_strength", 1.0, "1", "κ: factor of the local "
                        "connectivity (TVB's Cortex.coupling_strength)")
 DT = nmc.DT.with_(doc="integration step")
 INTEGRATOR = Param("integrator", "heun", "", "heun (TVB's HeunDeterministic) or euler",
                    type="string", choices=("heun", "euler"))
+EEG = Param("eeg", None, "", "EEG projection (sensor × surface vertex, .npy or "
+            "tvb:projection_eeg_65_surface_16k): dataset \"eeg\" = P q every record period, q "
+            "the model's local variable at each vertex; sensor rows with NaN/Inf are left out",
+            type="string")
+MEG = Param("meg", None, "", "MEG projection (tvb:projection_meg_276_surface_16k or a .npy): "
+            "dataset \"meg\", as eeg", type="string")
 INITIAL_RANDOM = Param("random", False, "", "variables not given are uniform in the model's "
                        "range at every vertex (stream (seed, \"neural_surface.initial\", engine))",
                        type="boolean")
@@ -65,7 +75,8 @@ INITIAL_RANDOM = Param("random", False, "", "variables not given are uniform in 
 SECTION = section(
     "engines.<name>", "type = \"neural_surface\": a neural mass at every vertex of a cortical "
     "surface, local + long-range coupling (cosim.engines.neural_surface)",
-    (MODEL, REGION_MAPPING, LOCAL_CONNECTIVITY, LOCAL_STRENGTH, DT, INTEGRATOR),
+    (MODEL, REGION_MAPPING, LOCAL_CONNECTIVITY, LOCAL_STRENGTH, EXCLUDE, DT, INTEGRATOR, EEG,
+     MEG),
     (section("engines.<name>.parameters", "model parameters, one value each", open=True),
      section("engines.<name>.coupling", "long-range coupling type and parameters (one value "
              "each)", (nmc.COUPLING_TYPE,), open=True),
@@ -78,8 +89,8 @@ class NeuralSurfaceEngine(Engine):
 
     type_name = "neural_surface"
     parameters = SECTION
-    exports = Export.NOTHING
-    takes = Take.NOTHING
+    exports = Export.AFFERENT
+    takes = Take.SOURCES
 
     def __init__(self, name: str, model, connectome, *, region_mapping="tvb:regionMapping_16k_76",
                  local_connectivity="tvb:local_connectivity_16384",
@@ -88,7 +99,8 @@ class NeuralSurfaceEngine(Engine):
                  coupling_parameters=None, initial=None, random_initial=False,
                  initial_state: np.ndarray | None = None, seed=0,
                  speed_mm_per_ms: float = 3.0, record_period_ms: float | None = None,
-                 record_variables=None, base_dir=None, part=(0, 1)):
+                 record_variables=None, base_dir=None, sync_interval_ms: float | None = None,
+                 exclude_regions=(), eeg=None, meg=None, part=(0, 1)):
         self._args = dict(name=name, model=model, connectome=connectome,
                           region_mapping=region_mapping, local_connectivity=local_connectivity,
                           local_coupling_strength=local_coupling_strength, dt_ms=dt_ms,
@@ -96,7 +108,9 @@ class NeuralSurfaceEngine(Engine):
                           coupling_parameters=coupling_parameters, initial=initial,
                           random_initial=random_initial, initial_state=initial_state, seed=seed,
                           speed_mm_per_ms=speed_mm_per_ms, record_period_ms=record_period_ms,
-                          record_variables=record_variables, base_dir=base_dir)
+                          record_variables=record_variables, base_dir=base_dir,
+                          sync_interval_ms=sync_interval_ms, exclude_regions=exclude_regions,
+                          eeg=eeg, meg=meg)
         self.name = str(name)
         self.model = nmc.resolve_model(model)
         self.options = nmc.resolve_options(self.model, None)
@@ -112,19 +126,31 @@ class NeuralSurfaceEngine(Engine):
             raise CosimError(exc.reason, key="region_mapping") from None
         self._lc_spec = local_connectivity
         self._base_dir = base_dir
-        self.n_vertices = int(self.region_of.size)
         labels = tuple(connectome.region_labels)
         n_reg = len(labels)
         if self.region_of.max() >= n_reg:
             raise CosimError(f"maps a vertex to region {int(self.region_of.max())}; the connectome "
                              f"has {n_reg} regions", key="region_mapping")
+        self.n_surface_vertices = int(self.region_of.size)
+        drop = []
+        for k, lab in enumerate(exclude_regions):
+            if lab not in labels:
+                from ..region_names import suggestion
+                raise CosimError(f"unknown region {lab!r} in the connectome"
+                                 + suggestion(lab, labels), key=f"exclude_regions[{k}]")
+            drop.append(labels.index(lab))
+        #: the surface vertices kept (all but those of the excluded regions), ascending
+        self.kept = np.flatnonzero(~np.isin(self.region_of, drop)).astype(np.int64)
+        if not self.kept.size:
+            raise CosimError("excludes every vertex", key="exclude_regions")
+        self.region_of = np.ascontiguousarray(self.region_of[self.kept])
+        self.n_vertices = int(self.region_of.size)
         self.counts = np.bincount(self.region_of, minlength=n_reg).astype(np.float64)
-        if (self.counts == 0).any():
-            r = int(np.flatnonzero(self.counts == 0)[0])
-            raise CosimError(f"region {labels[r]!r} has no vertex; every connectome region "
-                             f"must own vertices", key="region_mapping")
-        self.region_indices = np.arange(n_reg, dtype=np.int64)
-        self.region_labels = labels
+        # the regions with vertices are the engine's; the others belong to other engines
+        self.region_indices = np.flatnonzero(self.counts > 0).astype(np.int64)
+        self.external = np.flatnonzero(self.counts == 0).astype(np.int64)
+        self.all_labels = labels
+        self.region_labels = tuple(labels[i] for i in self.region_indices)
         self.local_strength = float(local_coupling_strength)
         names = [v.name for v in self.model.state_variables]
         spec = sf.LOCAL.get(self.model.name, (self.model.coupling_variables[0], None, 0, "1"))
@@ -132,6 +158,10 @@ class NeuralSurfaceEngine(Engine):
                        spec[2])
         self.coupling = nmc.resolve_coupling(self.model, coupling)
         self.coupling_params = nmc.coupling_parameters(self.coupling, labels, coupling_parameters or {})
+        if self.coupling.name in ("difference", "kuramoto") and self.external.size:
+            raise CosimError(f"{self.coupling.name} coupling reads the target's state; with "
+                             f"regions of other engines use linear, scaling or a sigmoid",
+                             key="coupling.type")
         self.params = nmc.model_parameters(self.model, ("all",), parameters or {})[0]
         if spec[3] == "1/gamma":
             gamma = self.params[self.model.parameter_names.index("gamma")]
@@ -145,6 +175,8 @@ class NeuralSurfaceEngine(Engine):
         self._steps = connectome.delay_steps(speed_mm_per_ms, self.dt_ms)
         nz = self._weights != 0
         self.max_delay_steps = int(self._steps[nz].max()) if nz.any() else 0
+        self.window_steps = (nmc.whole_multiple(sync_interval_ms, self.dt_ms) or 1
+                             if sync_interval_ms else 1)
         self.speed_mm_per_ms = float(speed_mm_per_ms)
         (self.record_period_ms, self.record_every, self.record_variables,
          self._rec_vars) = nmc.record_selection(self.model, self.dt_ms, record_period_ms,
@@ -156,17 +188,36 @@ class NeuralSurfaceEngine(Engine):
                 raise CosimError(f"not a state variable of {self.model.name}"
                                  + nmc.suggest(k, names), key=f"initial.{k}")
         self.random_initial = bool(random_initial)
+        self.sensors = {}
+        for key, spec_ in (("eeg", eeg), ("meg", meg)):
+            if spec_ is None:
+                continue
+            try:
+                m = sf.load_projection(spec_, base_dir, mmap=True)
+            except CosimError as exc:
+                raise CosimError(exc.reason, key=key) from None
+            if m.shape[1] != self.n_surface_vertices:
+                raise CosimError(f"projects {m.shape[1]} vertices; the surface has "
+                                 f"{self.n_surface_vertices}", key=key)
+            # rows with NaN/Inf (tvb-data's files have some: unused channels) are left out
+            rows = np.flatnonzero(np.isfinite(m).all(axis=1))
+            if not rows.size:
+                raise CosimError("has no sensor row without NaN/Inf", key=key)
+            self.sensors[key] = (spec_, rows)
         self.part, self.n_parts = part
         b = block(self.n_vertices, self.part, self.n_parts)
         self.v0, self.v1 = b.start, b.stop
         self._exchange = None
+        self._bus = False
+        self._ext_until = None
         self._built = False
 
     @classmethod
     def from_config(cls, name: str, reader, ctx: BuildContext) -> "NeuralSurfaceEngine":
         from pathlib import Path
         r = reader
-        kw = dict(region_mapping=r.param(REGION_MAPPING),
+        kw = dict(region_mapping=r.param(REGION_MAPPING), exclude_regions=r.param(EXCLUDE),
+                  eeg=r.param(EEG), meg=r.param(MEG),
                   local_connectivity=r.param(LOCAL_CONNECTIVITY),
                   local_coupling_strength=r.param(LOCAL_STRENGTH), dt_ms=r.param(DT),
                   integrator=r.param(INTEGRATOR))
@@ -183,10 +234,24 @@ class NeuralSurfaceEngine(Engine):
         try:
             eng = cls(name, model, ctx.connectome, seed=ctx.rng, speed_mm_per_ms=ctx.speed_mm_per_ms,
                       record_period_ms=ctx.record_period_ms, record_variables=ctx.record_variables,
-                      base_dir=Path(ctx.file).parent if ctx.file else None, **kw)
+                      base_dir=Path(ctx.file).parent if ctx.file else None,
+                      sync_interval_ms=ctx.sync_interval_ms, **kw)
             eng._check_local()
         except CosimError as exc:
             raise nmc.locate(exc, name, reader) from None
+        missing = [int(r) for r in eng.external if int(r) not in ctx.claimed_regions]
+        excluded = [r for r in missing if eng.all_labels[r] in (kw["exclude_regions"] or ())]
+        if excluded:
+            # the engine that should simulate them is missing: the set of engines is wrong
+            raise CosimError(f"region {eng.all_labels[excluded[0]]!r} is left out of the "
+                             f"surface by engines.{name}.exclude_regions, but no engine "
+                             f"declared before {name!r} simulates it", file=reader.file,
+                             key="engines")
+        if missing:
+            raise CosimError(f"region {eng.all_labels[missing[0]]!r} has no vertex; a "
+                             f"region without vertices must be simulated by an engine "
+                             f"declared before this one ({len(missing)} such regions)",
+                             file=reader.file, key=reader.key("region_mapping"))
         return eng
 
     def _check_local(self):
@@ -195,16 +260,30 @@ class NeuralSurfaceEngine(Engine):
             m = sf.load_local_connectivity(self._lc_spec, self._base_dir)
         except CosimError as exc:
             raise CosimError(exc.reason, key="local_connectivity") from None
-        if m.shape[0] != self.n_vertices:
+        if m.shape[0] != self.n_surface_vertices:
             raise CosimError(f"is {m.shape[0]} × {m.shape[1]}; the region mapping has "
-                             f"{self.n_vertices} vertices", key="local_connectivity")
+                             f"{self.n_surface_vertices} vertices", key="local_connectivity")
 
     # -- contract -------------------------------------------------------------------------
     def work(self) -> float:
         return self.n_vertices * self.model.n_state * 8.0 / self.dt_ms
 
     def max_parts(self) -> int:
-        return max(1, self.n_vertices // 1024)
+        """Vertex blocks of ≥ 1024 vertices; 1 when other engines simulate some regions
+        (every part reads the whole bus input; only part 0 takes and exports it)."""
+        return 1 if self.external.size else max(1, self.n_vertices // 1024)
+
+    def part_regions(self, part: int, n_parts: int) -> np.ndarray:
+        return self.region_indices if part == 0 else self.region_indices[:0]
+
+    def coupled(self) -> None:
+        self._bus = True
+
+    def initial(self, n_samples: int) -> dict[str, np.ndarray]:
+        if not self._built:
+            self.build()
+        a0 = self._hist[0][:, self._own]               # the constant initial afferents
+        return {"afferent": np.ascontiguousarray(np.broadcast_to(a0, (n_samples,) + a0.shape))}
 
     def partition(self, part, n_parts, exchange=None):
         if n_parts == 1:
@@ -225,7 +304,18 @@ class NeuralSurfaceEngine(Engine):
                                   "integrator": self.integrator, "dt_ms": self.dt_ms,
                                   "n_vertices": self.n_vertices,
                                   "local_coupling_strength": self.local_strength,
-                                  "monitor": "region average of the vertex states"})]
+                                  "monitor": "region average of the vertex states"})] + [
+            RecordSpec(key, (key,), ("1",), tuple(f"{key}{i}" for i in rows),
+                       self.record_period_ms,
+                       attrs={"projection": spec_, "projected": self._local_name(),
+                              "monitor": f"{key}: projection of the vertex activity "
+                                         "(sensor rows with NaN/Inf left out)"})
+            for key, (spec_, rows) in self.sensors.items()]
+
+    def _local_name(self) -> str:
+        lp, lm, _ = self._local
+        names = self.model.state_names
+        return names[lp] + (f" - {names[lm]}" if lm >= 0 else "")
 
     # -- execution ------------------------------------------------------------------------
     def initial_vertex_state(self) -> np.ndarray:
@@ -251,10 +341,15 @@ class NeuralSurfaceEngine(Engine):
         (self._local_q, self._derivs, self._region_input, self._region_average,
          self._region_mean, self._window) = sf.surface_kernels(self.model.name, dfun, self.coupling)
         lc = sf.load_local_connectivity(self._lc_spec, self._base_dir)
-        self._L = (lc.indptr.astype(np.int64), lc.indices.astype(np.int64), lc.data.copy())
-        V, ns, R = self.n_vertices, self.model.n_state, len(self.region_labels)
+        if self.kept.size != lc.shape[0]:
+            lc = lc[self.kept][:, self.kept].tocsr()
+            lc.sort_indices()
+        # int32 indices: the stage loops are memory-bound (16 384 vertices × ~6 neighbours)
+        self._L = (lc.indptr.astype(np.int64), lc.indices.astype(np.int32), lc.data.copy())
+        V, ns, R = self.n_vertices, self.model.n_state, len(self.all_labels)
         self._lscale = np.full(V, self.local_strength * self._lfactor)
-        self._p = np.ascontiguousarray(np.tile(self.params, (V, 1)))
+        # one parameter row for every vertex: a stride-0 view, read by the model's dfun
+        self._p = np.broadcast_to(np.ascontiguousarray(self.params), (V, self.params.size))
         lo, hi = self.model.bounds()
         self._lo, self._hi = np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)
         # long-range edges by target, sources ascending
@@ -273,13 +368,18 @@ class NeuralSurfaceEngine(Engine):
         ncv = self._cvar.size
         self.n_aff = self.coupling.n_afferent(ncv)
         self.n_in = self.coupling.n_inputs(ncv)
-        self.H = self.max_delay_steps + 1
+        # a window of S steps exports the afferents of its S steps from the ring
+        self.H = self.max_delay_steps + 1 + self.window_steps
         self._hist = np.zeros((self.H, self.n_aff, R))
         self._x = self.initial_vertex_state()
         self._xs = np.empty_like(self._x)
         self._k1 = np.zeros_like(self._x)
         self._k2 = np.zeros_like(self._x)
         self._q = np.empty(V)
+        self._proj = {key: np.ascontiguousarray(
+            np.asarray(sf.load_projection(spec_, self._base_dir, mmap=True))[rows][:, self.kept],
+            dtype=np.float64) for key, (spec_, rows) in self.sensors.items()}
+        self._qq = np.empty((2, V))
         self._c = np.zeros((V, self.n_in))
         self._xr = np.zeros((R, ns))
         self._aff = np.zeros((R, self.n_aff))
@@ -289,6 +389,7 @@ class NeuralSurfaceEngine(Engine):
         self._region_average(self._x, self.region_of, self.counts, self._cvar,
                              self.coupling_params, self._xr, self._aff, self._hist, 0)
         self._hist[:] = self._hist[0]             # constant history for t ≤ 0
+        self._own = self.part_regions(self.part, self.n_parts)
         self.step = 0
         self._built = True
 
@@ -333,29 +434,88 @@ class NeuralSurfaceEngine(Engine):
             raise ValueError(f"engine {self.name!r} is at t = {step0 * self.dt_ms:g} ms, "
                              f"asked to advance from {t0_ms:g} ms")
         n_steps = nmc.whole_multiple(t1_ms - t0_ms, self.dt_ms)
+        if self._bus:
+            self._take_sources((inputs or {}).get("sources"), step0, n_steps)
         every = self.record_every
         rec = np.empty(((step0 + n_steps) // every - step0 // every, self._rec_rows.size,
-                        len(self.region_labels)))
-        if self._exchange is None:       # one part: the whole window in one kernel call
-            self._window(n_steps, step0, self.integrator == "heun", self.dt_ms, every, self._x,
-                         self._xs, self._k1, self._k2, self._q, self._hist, self._net,
-                         self._L + (self._lscale,), self._local, (self.region_of, self.counts),
-                         self._cvar, self.coupling_params, self._rowsum, self._p, self._lo,
-                         self._hi, (self._xr, self._aff, self._s, self._cr, self._c),
-                         self._rec_rows, rec)
-            self.step = step0 + n_steps
+                        len(self.all_labels)))
+        sens = {key: np.empty((rec.shape[0], 1, P.shape[0])) for key, P in self._proj.items()}
+        if self._exchange is None:       # one part: whole windows in one kernel call
+            # (cut at the record steps when sensors are projected from the vertex states)
+            k, done = 0, 0
+            while done < n_steps:
+                m = n_steps - done
+                if self._proj:
+                    m = min(m, every - (step0 + done) % every)
+                self._window(m, step0 + done, self.integrator == "heun", self.dt_ms, every,
+                             self._x, self._xs, self._k1, self._k2, self._qq, self._hist,
+                             self._net, self._L + (self._lscale,), self._local,
+                             (self.region_of, self.counts), self._cvar, self.coupling_params,
+                             self._rowsum, self._p, self._lo, self._hi,
+                             (self._xr, self._aff, self._s, self._cr, self._c), self._rec_rows,
+                             rec[k:])
+                done += m
+                self.step = step0 + done
+                if self.step % every == 0:
+                    self._project(sens, k)
+                    k += 1
         else:
             k = 0
             for _ in range(n_steps):
                 self._one_step()
                 if self.step % every == 0:
                     self._region_mean(self._x, self.region_of, self.counts, self._rec_rows, rec[k])
+                    self._project(sens, k)
                     k += 1
         check_finite(self.name, self._x[self.v0:self.v1],
                      (("vertex", lambda i: str(i + self.v0)),
                       ("variable", self.model.state_names)), self.step * self.dt_ms,
                      dt_ms=self.dt_ms)
-        return WindowOutput(records={DATASET: rec})
+        exports = {}
+        if self._bus:
+            slots = (step0 + 1 + np.arange(n_steps)) % self.H
+            exports["afferent"] = np.ascontiguousarray(self._hist[slots][:, :, self._own])
+        records = {DATASET: np.ascontiguousarray(rec[:, :, self.region_indices])}
+        records.update(sens)
+        return WindowOutput(records=records, exports=exports)
+
+    def _project(self, sens, k) -> None:
+        """Sensor sample ``k``: ``P q`` with ``q`` the local variable of every vertex."""
+        if not self._proj:
+            return
+        lp, lm, _ = self._local
+        self._local_q(self._x, lp, lm, self._q)
+        for key, P in self._proj.items():
+            sens[key][k, 0] = P @ self._q
+
+    def _take_sources(self, src, step0: int, n_steps: int) -> None:
+        """The afferents of the regions of other engines into the ring (as the neural-mass
+        engine: the initial history first, then each window's new samples)."""
+        ext = self.external
+        if not ext.size:
+            return
+        if n_steps > self.window_steps:
+            raise ValueError(f"engine {self.name!r}: windows of at most {self.window_steps} steps")
+        if src is None:
+            raise ValueError(f"engine {self.name!r} needs input 'sources' (regions {ext.tolist()})")
+        v = np.asarray(src, dtype=np.float64)
+        if self._ext_until is None:
+            L = v.shape[0]
+            first = step0 - (L - 1)
+            for i in range(L):
+                s_ = first + i
+                if s_ > step0 - self.H:
+                    self._hist[s_ % self.H][:, ext] = v[i]
+            # steps older than the samples given: the oldest one stands for them
+            for s_ in range(step0 - self.H + 1, first):
+                self._hist[s_ % self.H][:, ext] = v[0]
+        else:
+            if v.shape[0] != step0 - self._ext_until:
+                raise ValueError(f"engine {self.name!r}: 'sources' must hold steps "
+                                 f"{self._ext_until + 1} … {step0}, got {v.shape[0]} samples")
+            for i in range(v.shape[0]):
+                self._hist[(self._ext_until + 1 + i) % self.H][:, ext] = v[i]
+        self._ext_until = step0
 
     def vertex_state(self) -> np.ndarray:
         """The current state ``(vertex, state variable)``."""
@@ -364,7 +524,10 @@ class NeuralSurfaceEngine(Engine):
     def state(self):
         if not self._built:
             self.build()
-        return {"x": self._x.copy(), "history": self._hist.copy(), "step": np.array(self.step)}
+        out = {"x": self._x.copy(), "history": self._hist.copy(), "step": np.array(self.step)}
+        if self._ext_until is not None:
+            out["external_until"] = np.array(self._ext_until)
+        return out
 
     def restore(self, state):
         if not self._built:
@@ -376,3 +539,5 @@ class NeuralSurfaceEngine(Engine):
                              self.coupling_params, self._xr, self._aff, self._hist,
                              self.step % self.H)
         self._hist[...] = np.asarray(state["history"])
+        self._ext_until = (int(np.asarray(state["external_until"]))
+                           if "external_until" in state else None)

@@ -48,7 +48,9 @@ LOCAL = {"generic_2d_oscillator": ("V", None, 0, "1/gamma"),
 
 TVB_FILES = {"regionMapping_16k_76": ("regionMapping", "regionMapping_16k_76.txt"),
              "regionMapping_16k_192": ("regionMapping", "regionMapping_16k_192.txt"),
-             "local_connectivity_16384": ("local_connectivity", "local_connectivity_16384.mat")}
+             "local_connectivity_16384": ("local_connectivity", "local_connectivity_16384.mat"),
+             "projection_eeg_65_surface_16k": ("projectionMatrix", "projection_eeg_65_surface_16k.npy"),
+             "projection_meg_276_surface_16k": ("projectionMatrix", "projection_meg_276_surface_16k.npy")}
 
 
 def tvb_file(name: str) -> Path:
@@ -117,6 +119,21 @@ def load_local_connectivity(spec: str, base_dir=None):
     return m
 
 
+def load_projection(spec: str, base_dir=None, mmap: bool = False) -> np.ndarray:
+    """A sensor projection matrix ``(sensor, vertex)`` from a ``.npy`` file (EEG / MEG
+    lead fields on the surface, e.g. tvb-data's ``projectionMatrix/*.npy``)."""
+    p = _path(spec, base_dir)
+    if p.suffix != ".npy":
+        raise CosimError(f"{p.name}: expected a .npy projection matrix (sensor × vertex)")
+    try:
+        m = np.load(p, mmap_mode="r" if mmap else None)
+    except (ValueError, OSError) as exc:
+        raise CosimError(f"{p.name} is not a .npy array ({exc})") from None
+    if m.ndim != 2 or m.dtype.kind not in "fiu":
+        raise CosimError(f"{p.name}: a projection must be a 2-D numeric array, got {m.shape}")
+    return m
+
+
 # -- kernels (templates specialised per model and coupling, as cosim.integrators does) ----
 
 def _t_local_q(x, lp, lm, q):
@@ -125,17 +142,22 @@ def _t_local_q(x, lp, lm, q):
         q[v] = x[v, lp] - (x[v, lm] if lm >= 0 else 0.0)
 
 
+def _t_vertex_deriv(x, q, cr, region_of, ptr, idx, val, lscale, lin, p, c, dx, v):
+    """``dx[v]`` with input ``c[v] = c_{r(v)}`` plus the local term ``κ Σ_e L_ve q_e``."""
+    acc = 0.0
+    for e in range(ptr[v], ptr[v + 1]):
+        acc += val[e] * q[idx[e]]
+    r = region_of[v]
+    for a in range(c.shape[1]):
+        c[v, a] = cr[r, a]
+    c[v, lin] += lscale[v] * acc
+    model_dfun(x, c, p, v, dx)
+
+
 def _t_derivs(x, q, cr, region_of, ptr, idx, val, lscale, lin, v0, v1, p, c, dx):
-    """``dx`` of vertices ``v0 … v1 − 1``: input ``c = c_{r(v)}`` plus the local term."""
+    """``dx`` of vertices ``v0 … v1 − 1`` (:func:`_t_vertex_deriv`)."""
     for v in range(v0, v1):
-        acc = 0.0
-        for e in range(ptr[v], ptr[v + 1]):
-            acc += val[e] * q[idx[e]]
-        r = region_of[v]
-        for a in range(c.shape[1]):
-            c[v, a] = cr[r, a]
-        c[v, lin] += lscale[v] * acc
-        model_dfun(x, c, p, v, dx)
+        vertex_deriv(x, q, cr, region_of, ptr, idx, val, lscale, lin, p, c, dx, v)
 
 
 def _t_region_input(hist, n, ptr, src, dly, w, xr, cvar, cp, rowsum, s, cr):
@@ -158,7 +180,14 @@ def _t_region_average(x, region_of, counts, cvar, cp, xr, aff, hist, slot):
         r = region_of[v]
         for k in range(cvar.shape[0]):
             xr[r, cvar[k]] += x[v, cvar[k]]
+    region_finish(xr, counts, cvar, cp, aff, hist, slot)
+
+
+def _t_region_finish(xr, counts, cvar, cp, aff, hist, slot):
+    """Region sums → averages → afferents in ring slot ``slot`` (regions with vertices)."""
     for r in range(xr.shape[0]):
+        if counts[r] == 0:          # a region of another engine: its afferents come from the bus
+            continue
         for k in range(cvar.shape[0]):
             xr[r, cvar[k]] /= counts[r]
         coupling_afferent(xr, cvar, cp, r, aff)
@@ -166,31 +195,49 @@ def _t_region_average(x, region_of, counts, cvar, cp, xr, aff, hist, slot):
             hist[slot, a, r] = aff[r, a]
 
 
-def _t_window(n_steps, step, heun, dt, every, x, xs, k1, k2, q, hist, net, lc, local, region,
+def _t_window(n_steps, step, heun, dt, every, x, xs, k1, k2, qq, hist, net, lc, local, region,
               cvar, cp, rowsum, p, lo, hi, work, rec_rows, rec):
-    """``n_steps`` whole steps of one unsplit engine: the same operations, in the same
-    order, as the per-step path of a split engine (so both give the same bits)."""
+    """``n_steps`` whole steps of one unsplit engine, each stage one pass over the vertices
+    (derivative, update, the next stage's local variable and the region sums together):
+    the same arithmetic, in the same order, as the separate kernels a split part calls
+    (:func:`_t_derivs`, :func:`euler_update`, :func:`heun_update`, :func:`_t_local_q`,
+    :func:`_t_region_average`), so both give the same bits."""
     ptr, src, dly, w = net
     Lp, Li, Lv, lscale = lc
     lp, lm, lin = local
     region_of, counts = region
     xr, aff, s, cr, c = work
-    V = x.shape[0]
+    V, ns = x.shape
     H = hist.shape[0]
+    q1, q2 = qq[0], qq[1]
+    local_q(x, lp, lm, q1)
     k = 0
     for m in range(n_steps):
         n = step + m
         region_input(hist, n, ptr, src, dly, w, xr, cvar, cp, rowsum, s, cr)
-        local_q(x, lp, lm, q)
-        derivs(x, q, cr, region_of, Lp, Li, Lv, lscale, lin, 0, V, p, c, k1)
         if heun:
-            euler_update_(x, k1, dt, 0, V, lo, hi, xs)
-            local_q(xs, lp, lm, q)
-            derivs(xs, q, cr, region_of, Lp, Li, Lv, lscale, lin, 0, V, p, c, k2)
-            heun_update_(x, k1, k2, dt, 0, V, lo, hi)
-        else:
-            euler_update_(x, k1, dt, 0, V, lo, hi, x)
-        region_average(x, region_of, counts, cvar, cp, xr, aff, hist, (n + 1) % H)
+            for v in range(V):
+                vertex_deriv(x, q1, cr, region_of, Lp, Li, Lv, lscale, lin, p, c, k1, v)
+                for j in range(ns):
+                    xs[v, j] = min(max(x[v, j] + dt * k1[v, j], lo[j]), hi[j])
+                q2[v] = xs[v, lp] - (xs[v, lm] if lm >= 0 else 0.0)
+        xr[:, :] = 0.0
+        for v in range(V):
+            if heun:
+                vertex_deriv(xs, q2, cr, region_of, Lp, Li, Lv, lscale, lin, p, c, k2, v)
+                for j in range(ns):
+                    x[v, j] = min(max(x[v, j] + dt * 0.5 * (k1[v, j] + k2[v, j]), lo[j]), hi[j])
+                q1[v] = x[v, lp] - (x[v, lm] if lm >= 0 else 0.0)
+            else:
+                vertex_deriv(x, q1, cr, region_of, Lp, Li, Lv, lscale, lin, p, c, k1, v)
+                for j in range(ns):
+                    x[v, j] = min(max(x[v, j] + dt * k1[v, j], lo[j]), hi[j])
+            r = region_of[v]
+            for kk in range(cvar.shape[0]):
+                xr[r, cvar[kk]] += x[v, cvar[kk]]
+        if not heun:
+            local_q(x, lp, lm, q1)       # Euler's pass reads q1 of x_n: renewed after it
+        region_finish(xr, counts, cvar, cp, aff, hist, (n + 1) % H)
         if (n + 1) % every == 0:
             region_mean(x, region_of, counts, rec_rows, rec[k])
             k += 1
@@ -205,7 +252,8 @@ def _t_region_mean(x, region_of, counts, rows, out):
             out[k, r] += x[v, rows[k]]
     for k in range(rows.size):
         for r in range(out.shape[1]):
-            out[k, r] /= counts[r]
+            if counts[r] > 0:
+                out[k, r] /= counts[r]
 
 
 @njit(cache=True, **_FLAGS)
@@ -235,13 +283,15 @@ def surface_kernels(model_name: str, dfun, coupling):
     key = (model_name, dfun, coupling.afferent, coupling.post)
     if key in _SURFACE_KERNELS:
         return _SURFACE_KERNELS[key]
-    digest = _source_hash(dfun, coupling.afferent, coupling.post, _t_derivs, _t_region_input,
-                          _t_region_average, _t_window, euler_update)
+    digest = _source_hash(dfun, coupling.afferent, coupling.post, _t_vertex_deriv, _t_derivs,
+                          _t_region_input, _t_region_finish, _t_region_average, _t_window,
+                          euler_update)
     tag = f"{model_name}__{coupling.name}__{digest}"
     glb = dict(globals())
     glb.update(model_dfun=_inlined(dfun), coupling_afferent=_inlined(coupling.afferent),
                coupling_post=_inlined(coupling.post))
-    for t in (_t_local_q, _t_derivs, _t_region_input, _t_region_average, _t_region_mean):
+    for t in (_t_vertex_deriv, _t_local_q, _t_derivs, _t_region_input, _t_region_finish,
+              _t_region_average, _t_region_mean):
         glb[t.__name__[3:]] = _inlined(_rebound(t, glb))
     glb.update(euler_update_=_inlined(euler_update), heun_update_=_inlined(heun_update))
     out = tuple(njit(cache=True, **_FLAGS)(_rebound(t, glb, f"{t.__name__[3:]}__{tag}"))

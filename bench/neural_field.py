@@ -1,0 +1,279 @@
+"""Neural-field benchmark: the cortical surface in cosim vs The Virtual Brain, side by side,
+and the periodic sheet's cost versus grid size.
+
+**Cortical surface (cosim vs TVB).**  tvb-data's cortex_16384 (16 384 vertices, region
+mapping to connectivity_76, its local_connectivity_16384 matrix with coupling strength
+κ = 0.02), a Generic2dOscillator at every vertex, Linear long-range coupling (a = G = 0.05)
+with delays at 3 mm/ms, deterministic Heun, dt = 0.1 ms, the same random initial state
+(cosim's worker draws it and hands it to TVB).  Both record the region averages every 1 ms
+(TVB: ``SpatialAverage(period=1)`` over the region mapping; cosim: the ``regions``
+dataset).  Timed: TVB's ``Simulator.run()`` (configured beforehand); cosim's
+``engine.advance`` over 1 ms windows, as the runtime calls it (no HDF5 output).
+
+**Sheet.**  cosim's neural-field sheet on a 2-D torus of n × n points (DoG kernel, logistic
+firing, delay 1 ms so that Heun needs one FFT convolution per step), for n = 64 … 512:
+steps per second and the cost per step divided by N log₂ N (flat when the FFT dominates).
+
+Every simulator runs in a worker process of its own, one thread, interleaved rounds,
+minimum over ``--repeats`` (see ``_common``).  The ratio is TVB ÷ cosim of wall seconds per
+simulated second; target ≥ 10.
+
+Usage::
+
+    python bench/neural_field.py [--duration-ms 1000] [--repeats 3] [--grids 64 128 256 512]
+                                 [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _common as C  # noqa: E402
+
+TARGETS = {"tvb": 10.0}
+SURFACE = {"dt_ms": 0.1, "G": 0.05, "kappa": 0.02, "speed_mm_per_ms": 3.0,
+           "record_period_ms": 1.0, "sync_interval_ms": 1.0, "seed": 3}
+WARMUP_MS = 2.0
+
+
+class CosimSurfaceRunner:
+    def __init__(self, config):
+        self.c = config
+
+    def versions(self):
+        import cosim
+        from importlib.metadata import version
+        return {"cosim": cosim.__version__, "numba": version("numba")}
+
+    def _engine(self):
+        from cosim.connectome import load_connectome
+        from cosim.engines.neural_surface import NeuralSurfaceEngine
+        c = self.c
+        eng = NeuralSurfaceEngine("cortex", "generic_2d_oscillator",
+                                  load_connectome("tvb:connectivity_76"), coupling="linear",
+                                  coupling_parameters={"G": c["G"]},
+                                  local_coupling_strength=c["kappa"], random_initial=True,
+                                  seed=c["seed"], dt_ms=c["dt_ms"],
+                                  speed_mm_per_ms=c["speed_mm_per_ms"],
+                                  record_period_ms=c["record_period_ms"])
+        eng.build()
+        return eng
+
+    def _advance(self, eng, duration):
+        import numpy as np
+        sync = self.c["sync_interval_ms"]
+        tic = time.perf_counter()
+        recs = [eng.advance(k * sync, (k + 1) * sync).records["regions"]
+                for k in range(round(duration / sync))]
+        return time.perf_counter() - tic, np.concatenate(recs)
+
+    def warmup(self):
+        self._advance(self._engine(), WARMUP_MS)
+
+    def build(self):
+        self.eng = self._engine()
+        self.s0 = self.eng.state()
+        return {"initial_state": self.eng.initial_vertex_state().tolist(),
+                "n_vertices": self.eng.n_vertices}
+
+    def run(self):
+        import numpy as np
+        self.eng.restore(self.s0)
+        wall, rec = self._advance(self.eng, self.c["duration_ms"])
+        t = self.c["record_period_ms"] * np.arange(1, rec.shape[0] + 1)
+        return wall, {"t_ms": t, "y": rec}
+
+
+class TvbSurfaceRunner:
+    def __init__(self, config):
+        try:
+            import tvb.simulator  # noqa: F401
+        except ImportError as exc:
+            raise C.PeerUnavailable(f"tvb-library is not installed ({exc})") from None
+        import logging
+        import warnings
+        logging.getLogger("tvb").setLevel(logging.ERROR)
+        warnings.simplefilter("ignore")
+        self.c = config
+
+    def versions(self):
+        from importlib.metadata import version
+        return {"tvb-library": version("tvb-library"), "tvb-data": version("tvb-data")}
+
+    def _sim(self, duration):
+        import numpy as np
+        from tvb.simulator.lab import (connectivity, cortex, coupling, integrators, models,
+                                       monitors, simulator)
+        c = self.c
+        tc = connectivity.Connectivity.from_file("connectivity_76.zip")
+        tc.speed = np.array([c["speed_mm_per_ms"]])
+        ctx = cortex.Cortex.from_file(source_file="cortex_16384.zip",
+                                      region_mapping_file="regionMapping_16k_76.txt",
+                                      local_connectivity_file="local_connectivity_16384.mat")
+        ctx.region_mapping_data.connectivity = tc
+        ctx.coupling_strength = np.array([c["kappa"]])
+
+        def make(ic=None):
+            return simulator.Simulator(
+                model=models.Generic2dOscillator(variables_of_interest=("V", "W")),
+                connectivity=tc, coupling=coupling.Linear(a=np.array([c["G"]])),
+                integrator=integrators.HeunDeterministic(dt=c["dt_ms"]),
+                monitors=(monitors.SpatialAverage(period=c["record_period_ms"]),),
+                surface=ctx, simulation_length=duration, initial_conditions=ic).configure()
+        horizon = make().connectivity.horizon
+        x0 = np.asarray(c["initial_state"])                      # (vertex, state)
+        sim = make(np.repeat(x0.T[None, :, :, None], horizon, axis=0))
+        # TVB counts the given history's steps (current_step = horizon − 1), which shifts
+        # the monitor's sampling phase; the history is constant, so step 0 is the same state
+        sim.current_step = 0
+        return sim
+
+    def warmup(self):
+        self._sim(WARMUP_MS).run()
+
+    def build(self):
+        self.sim = self._sim(self.c["duration_ms"])
+        return {}
+
+    def run(self):
+        import numpy as np
+        sim = self.sim if self.sim is not None else self._sim(self.c["duration_ms"])
+        self.sim = None
+        tic = time.perf_counter()
+        ((t, y),) = sim.run()
+        wall = time.perf_counter() - tic
+        t = self.c["record_period_ms"] * np.arange(1, len(t) + 1)
+        return wall, {"t_ms": t, "y": y[:, :, :, 0]}
+
+
+class SheetRunner:
+    def __init__(self, config):
+        self.c = config
+
+    def versions(self):
+        return {}
+
+    def _sheet(self):
+        import numpy as np
+        from cosim.fields.firing import Firing
+        from cosim.fields.kernels import DifferenceOfGaussians
+        from cosim.fields.sheet import Sheet
+        n = self.c["n"]
+        s = Sheet((n, n), 0.5, 10.0, DifferenceOfGaussians(3.0, 1.0, 2.0, 2.0),
+                  Firing("logistic", 3.2, 0.0), 10, 0.1, "heun", -0.5)
+        s.build(1e-4 * np.random.default_rng(0).standard_normal(n * n))
+        return s
+
+    def warmup(self):
+        self._sheet().advance(5)
+
+    def build(self):
+        self.sheet = self._sheet()
+        return {"points": self.c["n"] ** 2}
+
+    def run(self):
+        tic = time.perf_counter()
+        self.sheet.advance(self.c["steps"])
+        return time.perf_counter() - tic, {}
+
+
+def factories():
+    f = {"cosim": CosimSurfaceRunner, "tvb": TvbSurfaceRunner}
+    f.update({f"sheet-{n}": SheetRunner for n in (16, 32, 64, 128, 256, 512, 1024)})
+    return f
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--duration-ms", type=float, default=1000.0,
+                   help="simulated time of the surface runs (default 1000)")
+    p.add_argument("--grids", type=int, nargs="+", default=[64, 128, 256, 512],
+                   help="sheet sizes n (n × n points; default 64 128 256 512)")
+    p.add_argument("--sheet-steps", type=int, default=400,
+                   help="steps per timed sheet run at 64² (scaled down as 1/N above)")
+    p.add_argument("--agree-rtol", type=float, default=1e-4,
+                   help="largest allowed |cosim − TVB| / range of a region average")
+    C.add_common_args(p, repeats=3)
+    args = p.parse_args(argv)
+    if args.worker:
+        C.worker_main(factories(), args.worker)
+        return 0
+    dur = args.duration_ms
+    print(f"neural-field benchmark: cortical surface 16384 vertices, {dur:g} ms, dt 0.1 ms; "
+          f"sheet {args.grids}; 1 thread each, min over {args.repeats} rounds", flush=True)
+    surf = dict(SURFACE, duration_ms=dur)
+
+    def initial_from_cosim(results, out_dir):
+        r = results.get("cosim")
+        if r is None or r["status"] != "ok":
+            raise C.PeerUnavailable("cosim's surface did not set up")
+        return {"initial_state": r["setup"]["info"]["initial_state"]}
+
+    plan = [{"name": "cosim", "config": surf},
+            {"name": "tvb", "config": surf, "before_setup": initial_from_cosim}]
+    for n in args.grids:
+        steps = max(5, round(args.sheet_steps * 64 ** 2 / n ** 2))
+        plan.append({"name": f"sheet-{n}", "config": {"n": n, "steps": steps}})
+    if args.only:
+        plan = [x for x in plan if x["name"] in args.only]
+    results = C.run_interleaved(__file__, plan, args.repeats, verbose=args.verbose,
+                                cold_jit=args.cold_jit,
+                                log=lambda s: print(s, file=sys.stderr, flush=True))
+    sps, skipped, versions, sheet = {}, {}, {}, {}
+    for item in plan:
+        name = item["name"]
+        r = results[name]
+        if r["status"] != "ok":
+            skipped[name] = r["reason"]
+            continue
+        versions.update(r["setup"]["versions"])
+        if name.startswith("sheet-"):
+            n, steps = item["config"]["n"], item["config"]["steps"]
+            per_step = min(r["walls_s"]) / steps
+            N = n * n
+            sheet[name] = {"points": N, "steps_per_second": 1.0 / per_step,
+                           "ns_per_point_log2N": per_step / (N * math.log2(N)) * 1e9}
+        else:
+            sps[name] = min(r["walls_s"]) / (dur / 1000.0)
+    ratios = {"tvb": C.ratio(sps.get("tvb"), sps.get("cosim"))}
+    agreement = None
+    if "tvb" in sps and "cosim" in sps:
+        import numpy as np
+        a, b = results["cosim"]["arrays"]["y"], results["tvb"]["arrays"]["y"]
+        m = min(len(a), len(b))
+        span = np.ptp(b[:m], axis=(0, 2))
+        rel = float((np.abs(a[:m] - b[:m]) / np.where(span > 0, span, 1)[None, :, None]).max())
+        agreement = {"n_samples": m, "max_rel_diff": rel, "agree": rel <= args.agree_rtol}
+    print()
+    C.print_table(["simulator", "wall s / sim s", "TVB÷cosim"],
+                  [[n, sps.get(n), ratios["tvb"] if n == "cosim" else None] for n in ("cosim", "tvb")])
+    if sheet:
+        print()
+        C.print_table(["sheet", "points", "steps / s", "ns / (N log2 N)"],
+                      [[k, v["points"], v["steps_per_second"], v["ns_per_point_log2N"]]
+                       for k, v in sheet.items()])
+    for name, reason in skipped.items():
+        print(f"  {name}: skipped — {reason}")
+    if agreement:
+        print(f"\nagreement cosim-tvb: max |Δ|/range {agreement['max_rel_diff']:.2e} over "
+              f"{agreement['n_samples']} samples → {'AGREE' if agreement['agree'] else 'DISAGREE'}")
+    targets = C.check_targets(ratios, TARGETS, at_least={"tvb"})
+    if args.json:
+        C.write_json(args.json, {
+            "benchmark": "neural_field", "ratios": ratios, "seconds_per_sim_second": sps,
+            "sheet": sheet, "agreement": agreement, "targets_met": targets,
+            "skipped": skipped, "duration_ms": dur, "repeats": args.repeats,
+            "surface": SURFACE, "versions": versions, "machine": C.machine_info(),
+            "wall_seconds_all_rounds": {n: results[n]["walls_s"] for n in results
+                                        if results[n]["status"] == "ok"}})
+    return 0 if agreement is None or agreement["agree"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
