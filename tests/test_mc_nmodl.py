@@ -56,8 +56,9 @@ def cortical_morph(cat, soma=None, dend=None):
     return m
 
 
-def _neuron_run(h, morph, cat, tstop, celsius, clamp=None, syn_events=(), probes=(("soma", 0.5), ("dend", 0.95))):
-    secs = build_neuron_mechs(h, morph, cat)
+def _neuron_run(h, morph, cat, tstop, celsius, clamp=None, syn_events=(), probes=(("soma", 0.5), ("dend", 0.95)),
+                ions=None):
+    secs = build_neuron_mechs(h, morph, cat, ions)
     by_name = {s.name: sec for s, sec in zip(morph.sections, secs)}
     for name in SHIPPED:
         if hasattr(h, f"usetable_{name}"):
@@ -77,7 +78,7 @@ def _neuron_run(h, morph, cat, tstop, celsius, clamp=None, syn_events=(), probes
         ncs.append((nc, times))
     fih = h.FInitializeHandler(lambda: [nc.event(t) for nc, ts in ncs for t in ts])  # noqa: F841
     vecs = [h.Vector().record(by_name[s](x)._ref_v) for s, x in probes]
-    nc_sp, sp = spike_recorder(h, by_name["soma"](0.5))
+    nc_sp, sp = spike_recorder(h, secs[0](0.5))
     run_neuron(h, tstop, DT, celsius=celsius)
     v = np.array([np.array(vec)[1:] for vec in vecs]).T
     out = v, np.array(sp)
@@ -87,9 +88,9 @@ def _neuron_run(h, morph, cat, tstop, celsius, clamp=None, syn_events=(), probes
 
 
 def _cosim_run(morph, cat, tstop, celsius, clamp=None, syn_events=(), probes=(("soma", 0.5), ("dend", 0.95)),
-               dt=DT, every=1):
-    net = Network(dt, celsius=celsius, record_every_steps=every)
-    net.add_cells(discretise(morph, cat), 1)
+               dt=DT, every=1, ions=None):
+    net = Network(dt, celsius=celsius, record_every_steps=every, ions=ions)
+    net.add_cells(discretise(morph, cat), 1, detect_at=(morph.sections[0].name, 0.5))
     if clamp is not None:
         net.add_current_clamp(0, clamp[:2], *clamp[2:])
     idx, tt = [], []
@@ -547,3 +548,37 @@ def test_distance_dependent_density_matches_neuron(cat, nrn):
     vu, _ = _cosim_run(u, cat, 80.0, 34.0, clamp=("soma", 0.5, 5.0, 60.0, -0.3),
                        probes=(("soma", 0.5), ("branch_a", 0.95)))
     assert np.abs(vu - v).max() > 0.5
+
+
+# -- a layer-5 pyramidal-like cell on a reconstructed morphology -----------------------------
+
+def _l5(cat):
+    from pathlib import Path
+    from cosim.multicompartment.cells import layer5_cell
+    from cosim.multicompartment.distribution import path_distance
+    m, _ = layer5_cell(Path(__file__).parent / "data" / "allen_515570710.swc", cat)
+    t = discretise(m, cat)
+    d = path_distance(m, t.section, t.x)
+    apic = np.array([m.sections[s].kind == "apic" for s in t.section]) & (t.area_um2 > 0)
+    far = int(np.argmax(np.where(apic, d, -1.0)))
+    return m, (m.sections[t.section[far]].name, float(t.x[far])), float(d[far])
+
+
+@pytest.mark.parametrize("celsius, stim", [(30.0, "step"), (37.0, "step"), (30.0, "syn"), (37.0, "syn")])
+def test_layer5_cell_matches_neuron(cat, nrn, celsius, stim):
+    """The Allen Cell Types layer-5 cell (Rbp4-Cre, specimen 515570710) with every shipped
+    mechanism and a distance-dependent Ih: soma and the most distal apical segment."""
+    from cosim.multicompartment.cells import LAYER5_IONS
+    m, far, dist = _l5(cat)
+    assert dist > 500.0
+    probes = (("soma[0]", 0.5), far)
+    clamp = ("soma[0]", 0.5, 10.0, 60.0, 1.2) if stim == "step" else None
+    syn = [(far[0], far[1], 0.05, [10.0, 10.5, 11.0, 11.5, 12.0, 40.0, 40.5, 41.0])] if stim == "syn" else ()
+    ref = _neuron_run(nrn, m, cat, 70.0, celsius, clamp=clamp, syn_events=syn, probes=probes,
+                      ions=LAYER5_IONS)
+    v, sp_c = _cosim_run(m, cat, 70.0, celsius, clamp=clamp, syn_events=syn, probes=probes,
+                         ions=LAYER5_IONS)
+    vn, spn = ref
+    _assert_same((v, sp_c), (vn, spn), n_spikes_min=1 if stim == "step" else 0)
+    if stim == "syn":
+        assert v[:, 1].max() > -30.0            # a large distal EPSP
