@@ -102,7 +102,8 @@ def load_mod_dir(mod_dir) -> bool:
 def build_neuron_mechs(h, morph, catalogue, ions=None):
     """Like :func:`build_neuron`, for any mechanisms: RANGE parameters per segment (a
     string value is evaluated at ``h.distance(root(0.5), seg)``), the others (NEURON
-    GLOBALs) as ``<name>_<suffix>``; ``ions`` = {ion: {e, ci, co}}."""
+    GLOBALs) as ``<name>_<suffix>``; ``ions`` = {ion: {e, ci, co}}.  Rate tables are
+    switched off (``usetable_<suffix> = 0``)."""
     from cosim.multicompartment.distribution import evaluate
     secs = []
     for s in morph.sections:
@@ -122,6 +123,8 @@ def build_neuron_mechs(h, morph, catalogue, ions=None):
             if mech in ("hh", "pas"):
                 continue
             m = catalogue.mechanisms[mech]
+            if hasattr(h, f"usetable_{mech}"):
+                setattr(h, f"usetable_{mech}", 0)      # exact rates (cosim ignores TABLE)
             for name, value in p.items():
                 if name in m.mod.range_names:
                     for seg in sec:

@@ -27,15 +27,27 @@ SHIPPED = ("na_pos", "kdr_pos", "im_pos", "ih", "ca_hva", "ca_lva", "sk", "cadec
 
 
 @pytest.fixture(scope="module")
-def cat():
-    return Catalogue.from_paths([shipped_mod_dir()])
+def mod_dir(tmp_path_factory):
+    """The shipped .mod files plus two test mechanisms (a derivimplicit pump and a user
+    synapse): one catalogue, so every test here shares one generated kernel module."""
+    d = tmp_path_factory.mktemp("mods")
+    for f in shipped_mod_dir().glob("*.mod"):
+        shutil.copy(f, d / f.name)
+    (d / "capump.mod").write_text(PUMP)
+    (d / "blocksyn.mod").write_text(USER_SYN)
+    return d
 
 
 @pytest.fixture(scope="module")
-def nrn(cat):
+def cat(mod_dir):
+    return Catalogue.from_paths([mod_dir])
+
+
+@pytest.fixture(scope="module")
+def nrn(mod_dir):
     if shutil.which("gcc") is None and shutil.which("cc") is None:
         pytest.skip("no C compiler for nrnivmodl")
-    if not load_mod_dir(shipped_mod_dir()):
+    if not load_mod_dir(mod_dir):
         pytest.skip("nrnivmodl unavailable")
     return neuron_h()
 
@@ -224,15 +236,8 @@ DERIVATIVE pool {
 """
 
 
-def test_derivimplicit_pump_matches_neuron(tmp_path, nrn):
-    mod_dir = tmp_path / "mods"
-    mod_dir.mkdir()
-    (mod_dir / "capump.mod").write_text(PUMP)
-    # NEURON: the pump's own library beside the shipped one (loaded by the fixture)
-    if not load_mod_dir(mod_dir):
-        pytest.skip("nrnivmodl unavailable")
-    cat2 = Catalogue.from_paths([shipped_mod_dir() / "ca_hva.mod", shipped_mod_dir() / "sk.mod",
-                                 mod_dir / "capump.mod"])
+def test_derivimplicit_pump_matches_neuron(cat, nrn):
+    cat2 = cat
     h = nrn
     soma = {"ca_hva": {"gbar": 3e-4}, "capump": {}, "sk": {"gbar": 5e-4}, "pas": {"g": 1e-4, "e": -70.0}}
 
@@ -297,7 +302,7 @@ DERIVATIVE states {{
 @pytest.mark.parametrize("method, deriv, extra, line, construct", [
     ("cnexp", "    m' = 1 - m", "KINETIC kin {\n    ~ a <-> b (1, 1)\n}", 16, "KINETIC"),
     ("cnexp", "    m' = 1 - m", "PROCEDURE p() {\nVERBATIM\n  return 0;\nENDVERBATIM\n}", 17, "VERBATIM"),
-    ("cnexp", "    m' = 1 - m", "NET_RECEIVE(w) {\n    m = m + w\n}", 16, "NET_RECEIVE"),
+    ("cnexp", "    m' = 1 - m", "NET_RECEIVE(w) {\n    m = m + w\n}", 16, "NET_RECEIVE needs a POINT_PROCESS"),
     ("sparse", "    m' = 1 - m", "", 10, "METHOD sparse"),
     ("cnexp", "    m' = (1 - m) * m", "", 14, "cnexp needs m' linear"),
     ("cnexp", "    m' = 1 - m + q", "", 14, "undeclared name 'q'"),
@@ -317,14 +322,15 @@ def test_unsupported_constructs_one_line(tmp_path, method, deriv, extra, line, c
     assert construct in msg, msg
 
 
-def test_point_process_refused(tmp_path):
-    p = tmp_path / "syn.mod"
-    p.write_text("NEURON {\n  POINT_PROCESS MySyn\n}\n")
-    with pytest.raises(NmodlError, match=r"^syn.mod:2: POINT_PROCESS \(point processes\) is not supported"):
+def test_artificial_cell_refused(tmp_path):
+    p = tmp_path / "cell.mod"
+    p.write_text("NEURON {\n  ARTIFICIAL_CELL IntFire9\n}\n")
+    with pytest.raises(NmodlError, match=r"^cell.mod:2: ARTIFICIAL_CELL is not supported"):
         Catalogue.from_paths([p])
 
 
-def test_table_is_ignored_and_the_shipped_set_reads(cat):
+def test_table_is_ignored_and_the_shipped_set_reads():
+    cat = Catalogue.from_paths([shipped_mod_dir()])
     assert list(cat.mechanisms) == ["ca_hva", "ca_lva", "cadecay", "ih", "im_pos", "kdr_pos",
                                     "na_pos", "sk"]
     for m in cat.mechanisms.values():
@@ -465,11 +471,13 @@ def _scenario(mech_dir, soma=None, dend=None, extra=None):
     return scenario(simulation(duration=10.0, output="out.h5"), {"pyr": eng}, connectome=None)
 
 
-def test_scenario_validate_run_and_errors(write_scenario, tmp_path):
+def test_scenario_validate_run_and_errors(write_scenario, tmp_path, mod_dir):
     from _util import run_cli
     mod = tmp_path / "mod"
-    shutil.copytree(shipped_mod_dir(), mod)
-    good = write_scenario(_scenario("mod/"), "cell.toml")
+    shutil.copytree(mod_dir, mod)
+    syn = {"receptors": {"BlockSyn": {"tau2": 40.0}},
+           "inputs": {"bg": {"target": "pyr", "receptor": "BlockSyn", "weight": 0.01, "x": 0.9}}}
+    good = write_scenario(_scenario("mod/", extra=syn), "cell.toml")
     r = run_cli("validate", str(good))
     assert r.returncode == 0, r.stderr
     r = run_cli("run", str(good), cwd=tmp_path)
@@ -485,6 +493,8 @@ def test_scenario_validate_run_and_errors(write_scenario, tmp_path):
          "cell.toml: engines.pyr.cells.pyr.mechanisms.soma.na_pos.gnabar2: unknown key"),
         (_scenario("mod/", extra={"ions": {"cl": {"e": -80.0}}}),
          "cell.toml: engines.pyr.ions.cl: no mechanism of mechanisms_dir uses ion 'cl'"),
+        (_scenario("mod/", extra={"receptors": {"BlockSyn": {"tau3": 1.0}}}),
+         "cell.toml: engines.pyr.receptors.BlockSyn.tau3: unknown key"),
     ]
     for i, (data, start) in enumerate(cases):
         path = write_scenario(data, "cell.toml")
@@ -582,3 +592,88 @@ def test_layer5_cell_matches_neuron(cat, nrn, celsius, stim):
     _assert_same((v, sp_c), (vn, spn), n_spikes_min=1 if stim == "step" else 0)
     if stim == "syn":
         assert v[:, 1].max() > -30.0            # a large distal EPSP
+
+
+# -- a user's synapse: POINT_PROCESS with NET_RECEIVE -------------------------------------------
+
+USER_SYN = """
+COMMENT
+Test synapse: a difference of exponentials with a voltage-dependent (Mg-like) block, as a
+user would write it; weight in uS.
+ENDCOMMENT
+NEURON {
+    POINT_PROCESS BlockSyn
+    RANGE tau1, tau2, e, mg, i, g
+    NONSPECIFIC_CURRENT i
+}
+UNITS { (nA) = (nanoamp) (mV) = (millivolt) (uS) = (microsiemens) (mM) = (milli/liter) }
+PARAMETER { tau1 = 1.0 (ms)  tau2 = 30 (ms)  e = 0 (mV)  mg = 1 (mM) }
+ASSIGNED { v (mV) i (nA) g (uS) factor }
+STATE { A (uS) B (uS) }
+INITIAL {
+    LOCAL tp
+    A = 0
+    B = 0
+    tp = (tau1 * tau2) / (tau2 - tau1) * log(tau2 / tau1)
+    factor = 1 / (-exp(-tp / tau1) + exp(-tp / tau2))
+}
+BREAKPOINT {
+    SOLVE state METHOD cnexp
+    g = (B - A) / (1 + mg / 3.57 * exp(-0.062 * v))
+    i = g * (v - e)
+}
+DERIVATIVE state {
+    A' = -A / tau1
+    B' = -B / tau2
+}
+NET_RECEIVE(weight (uS)) {
+    A = A + weight * factor
+    B = B + weight * factor
+}
+"""
+
+
+def test_user_point_process_synapse_matches_neuron(cat, nrn):
+    mech = cat.mechanisms["BlockSyn"]
+    assert mech.point
+    h = nrn
+    times = [5.0, 5.5, 6.0, 6.0, 30.0, 31.0, 60.25]
+    m = cortical_morph(cat)
+    secs = build_neuron_mechs(h, m, cat)
+    s1 = h.BlockSyn(secs[1](0.9))
+    s1.tau2, s1.mg = 40.0, 1.2
+    s2 = h.BlockSyn(secs[0](0.5))
+    ncs = []
+    for syn, w in ((s1, 0.01), (s2, 0.004)):
+        nc = h.NetCon(None, syn)
+        nc.weight[0] = w
+        ncs.append(nc)
+    fih = h.FInitializeHandler(lambda: [nc.event(t) for nc in ncs for t in times])  # noqa: F841
+    vs = [h.Vector().record(secs[0](0.5)._ref_v), h.Vector().record(secs[1](0.9)._ref_v)]
+    nc_sp, sp = spike_recorder(h, secs[0](0.5))
+    run_neuron(h, 100.0, DT, celsius=34.0)
+    vn, spn = np.array([np.array(x)[1:] for x in vs]).T, np.array(sp)
+    del fih, ncs, s1, s2, nc_sp
+    for sec in secs:
+        h.delete_section(sec=sec)
+    net = Network(DT, celsius=34.0)
+    net.add_cells(discretise(cortical_morph(cat), cat), 1)
+    net.add_point_process(mech, "slow", tau2=40.0, mg=1.2)
+    net.add_point_process(mech)
+    e1 = net.add_external(net.add_site(0, ("dend", 0.9), "slow"), 0.005)
+    e1b = net.add_external(net.add_site(0, ("dend", 0.9), "slow"), 0.005)   # same site, summed
+    e2 = net.add_external(net.add_site(0, ("soma", 0.5), "BlockSyn"), 0.004)
+    net.add_probe(0, ("soma", 0.5))
+    net.add_probe(0, ("dend", 0.9))
+    idx = np.array([e1] * len(times) + [e1b] * len(times) + [e2] * len(times))
+    (_, sp_c), v = net.run(100.0, events=(idx, np.array(times * 3)))
+    _assert_same((v, sp_c), (vn, spn), n_spikes_min=1)
+    assert v[:, 1].max() > -40.0
+
+
+def test_net_receive_must_be_proportional_to_the_weight(tmp_path):
+    p = tmp_path / "stdp.mod"
+    p.write_text(USER_SYN.replace("    B = B + weight * factor", "    B = B * 0.5 + weight"))
+    with pytest.raises(NmodlError, match=r"^stdp.mod:33: NET_RECEIVE: B = … must add an amount "
+                                         r"proportional to weight"):
+        Catalogue.from_paths([p])

@@ -138,6 +138,7 @@ class MulticompartmentEngine(Engine):
                  sync_interval_ms: float = 1.0,
                  record_period_ms: float = 1.0, record_variables: list[str] | None = None,
                  region_indices: tuple[int, ...] = (), catalogue=None, ions: dict | None = None,
+                 point_processes: dict | None = None,
                  part: int = 0, n_parts: int = 1,
                  exchange: Exchange | None = None):
         self._args = {k: v for k, v in locals().items()
@@ -170,6 +171,10 @@ class MulticompartmentEngine(Engine):
                             record_every_steps=int(round(every)), ions=ions)
         for rname, params in (receptors or {}).items():
             self._net.set_receptor(rname, **params)
+        # every POINT_PROCESS of the catalogue is a receptor by its name
+        for mech in (catalogue.mechanisms.values() if catalogue is not None else ()):
+            if mech.point:
+                self._net.add_point_process(mech, **(point_processes or {}).get(mech.name, {}))
         self._layout()
         self._described = False
         self._window = None
@@ -204,7 +209,7 @@ class MulticompartmentEngine(Engine):
             b = block(g.n, self.part, self.n_parts)
             self._local[g.name] = range(first + b.start, first + b.stop)
         self.n_cells = sum(len(r) for r in self.groups.values())
-        known = set(self._net._receptors)
+        known = set(self._net._receptors) | set(self._net._pp_types)
         self.min_delay_steps = None
         for p in self.projections:
             self._check_projection(p, known)

@@ -80,7 +80,8 @@ RECEPTOR_PARAMS = {
     Param("mg", None, "mM", "Mg2+ concentration (NMDA block)", ge=0, derived=_BUILT_IN): "mg_mM",
 }
 RECEPTORS = section("engines.<name>.receptors.<receptor>", "change a built-in receptor or add "
-                    "one (tau_rise, tau_decay and e_rev required); built-in: " + "; ".join(
+                    "one (tau_rise, tau_decay and e_rev required), or set the parameters of a "
+                    "POINT_PROCESS of mechanisms_dir (usable as a receptor by its name); built-in: " + "; ".join(
                         f"{k} (" + ", ".join(f"{p.name} {v[kw]:g} {p.unit}"
                                              for p, kw in RECEPTOR_PARAMS.items() if kw in v)
                         + ")" for k, v in RECEPTOR_DEFAULTS.items()), tuple(RECEPTOR_PARAMS))
@@ -210,14 +211,21 @@ def engine_kwargs(name: str, reader, ctx) -> dict[str, Any]:
     cells = [_read_cells(cells_r.table(k), k, base, catalogue) for k in cells_r.keys()]
     receptors = {}
     rec_r = r.table("receptors", {})
+    points = {m.name: m for m in catalogue.mechanisms.values() if m.point}
+    point_processes = {}
     for k in rec_r.keys():
         t = rec_r.table(k)
+        if k in points:        # a POINT_PROCESS of mechanisms_dir: its own parameters
+            point_processes[k] = {p.name: t.param(p) for p in points[k].params if t.has(p.name)}
+            t.done()
+            continue
         receptors[k] = {v: t.param(decl) for decl, v in RECEPTOR_PARAMS.items()}
         receptors[k] = {a: b for a, b in receptors[k].items() if b is not None}
         if k not in RECEPTOR_DEFAULTS and not {"tau_rise_ms", "tau_decay_ms", "e_rev_mV"} <= set(receptors[k]):
             raise t.error(None, "a new receptor needs tau_rise, tau_decay and e_rev")
         t.done()
-    known = set(RECEPTOR_DEFAULTS) | set(receptors)
+    known = set(RECEPTOR_DEFAULTS) | set(receptors) | set(points)
+    kw["point_processes"] = point_processes
     proj_r = r.table("projections", {})
     projections = [_read_projection(proj_r.table(k), k, known) for k in proj_r.keys()]
     in_r = r.table("inputs", {})
