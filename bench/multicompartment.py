@@ -59,7 +59,7 @@ Case "cortical_cell" (``cases.cortical_cell`` in the JSON)
 ------------------------------------------------------
 ``--cortical-cells`` (10) copies of the layer-5 pyramidal-like cell
 (:data:`cosim.multicompartment.cells.LAYER5_MECHANISMS`) on the Allen Cell Types
-reconstruction 515570710 (``tests/data/allen_515570710.swc``, d_lambda = 0.1), with the
+reconstruction 515570710 (``scenarios/cortical_l5/allen_515570710.swc``, d_lambda = 0.1), with the
 shipped cortical ``.mod`` files (Na, Kdr, M, Ih with an apical gradient, Ca_HVA, Ca_LVA,
 SK, Ca pool) at 34 °C, a 1.0 nA soma step from 20 ms on.  NEURON runs the *same* ``.mod``
 files compiled by ``nrnivmodl`` (``usetable_na_pos = 0``), cosim reads them itself.  ns per
@@ -356,7 +356,7 @@ class CosimRunner:
 
 CORTICAL = {"n_cells": 10, "celsius": 34.0, "dt_ms": 0.025, "duration_ms": 1000.0,
             "iclamp_amp_nA": 1.0, "iclamp_delay_ms": 20.0, "threshold_mV": 0.0,
-            "swc": str(Path(__file__).resolve().parent.parent / "tests" / "data" / "allen_515570710.swc")}
+            "swc": str(Path(__file__).resolve().parent.parent / "scenarios" / "cortical_l5" / "allen_515570710.swc")}
 
 
 class CosimCortical:

@@ -566,7 +566,7 @@ def _l5(cat):
     from pathlib import Path
     from cosim.multicompartment.cells import layer5_cell
     from cosim.multicompartment.distribution import path_distance
-    m, _ = layer5_cell(Path(__file__).parent / "data" / "allen_515570710.swc", cat)
+    m, _ = layer5_cell(Path(__file__).parent.parent / "scenarios" / "cortical_l5" / "allen_515570710.swc", cat)
     t = discretise(m, cat)
     d = path_distance(m, t.section, t.x)
     apic = np.array([m.sections[s].kind == "apic" for s in t.section]) & (t.area_um2 > 0)
@@ -677,3 +677,63 @@ def test_net_receive_must_be_proportional_to_the_weight(tmp_path):
     with pytest.raises(NmodlError, match=r"^stdp.mod:33: NET_RECEIVE: B = … must add an amount "
                                          r"proportional to weight"):
         Catalogue.from_paths([p])
+
+
+def test_projection_with_several_sites_spread_by_length():
+    """sites = 5 over the dendrite: five sites per target cell and receptor at the segment
+    centres of x = 0.1, 0.3, …, 0.9; connection k of a cell on site k mod 5; the split
+    region equals the unsplit one bit for bit."""
+    from cosim.engines.multicompartment import CellGroup, Clamp, MulticompartmentEngine, Projection
+    from cosim.multicompartment.partition import advance_in_lockstep, merge_outputs
+
+    def region(sync=1.0):
+        cells = [CellGroup("e", 6, ball_and_stick(dend_nseg=10))]
+        proj = [Projection("ee", "e", "e", 4, ["AMPA", "NMDA"], [0.004, 0.001], section="dend",
+                           delay_ms=(1.0, 2.0), sites=5)]
+        clamps = [Clamp("e", [0, 1, 2], "soma", 0.5, 1.0, 20.0, 0.5)]
+        probes = [(g, "dend", 0.5) for g in range(6)]
+        return MulticompartmentEngine("r", cells=cells, projections=proj, clamps=clamps,
+                                      probes=probes, seed=4, sync_interval_ms=sync,
+                                      record_period_ms=0.25)
+    eng = region()
+    eng.build()
+    net = eng.net
+    tmpl = eng.templates["e"]
+    want = [tmpl.node("dend", x) for x in (0.1, 0.3, 0.5, 0.7, 0.9)]
+    for gid in range(6):
+        for rc in ("AMPA", "NMDA"):
+            assert [nd for g, nd, r in net._sites if g == gid and r == rc] == want
+    per_site = {}
+    for pre, site, *_ in net._conns:
+        per_site.setdefault(site, []).append(pre)
+    assert all(len(v) <= 1 for v in per_site.values())   # 4 connections over 5 sites: one each
+    outs = [eng.advance(float(w), w + 1.0, {}) for w in range(30)]
+    g = np.concatenate([o.records["spikes"][0] for o in outs])
+    v = np.concatenate([o.records["v"] for o in outs])
+    assert {0, 1, 2} <= set(g.tolist())
+    parts = [region(2.0).partition(p, 2) for p in range(2)]
+    for p in parts:
+        p.build()
+    vs, gs = [], []
+    for w in range(15):
+        rec = merge_outputs(parts, advance_in_lockstep(parts, 2.0 * w, 2.0 * w + 2.0, {}))
+        vs.append(rec.records["v"])
+        gs.append(rec.records["spikes"][0])
+    assert np.array_equal(np.concatenate(vs), v) and np.array_equal(np.concatenate(gs), g)
+
+
+def test_layer5_scenario_declares_the_layer5_cell():
+    """scenarios/cortical_l5/l5_region.toml validates and its pyramidal cells are exactly
+    LAYER5_MECHANISMS / LAYER5_IONS / LAYER5_PASSIVE (one declaration, checked)."""
+    import tomllib
+    from pathlib import Path
+    from cosim.cli import main
+    from cosim.multicompartment.cells import LAYER5_IONS, LAYER5_MECHANISMS, LAYER5_PASSIVE
+    path = Path(__file__).parent.parent / "scenarios" / "cortical_l5" / "l5_region.toml"
+    assert main(["validate", str(path)]) == 0
+    eng = tomllib.loads(path.read_text())["engines"]["v1"]
+    cell = eng["cells"]["l5"]
+    assert cell["mechanisms"] == LAYER5_MECHANISMS
+    assert eng["ions"] == LAYER5_IONS
+    assert (cell["Ra"], cell["cm"], cell["d_lambda"]) == (
+        LAYER5_PASSIVE["Ra_ohm_cm"], LAYER5_PASSIVE["cm_uF_per_cm2"], LAYER5_PASSIVE["d_lambda"])

@@ -263,7 +263,13 @@ class MulticompartmentEngine(Engine):
             if rc not in known:
                 raise CosimError(f"projection {p.name!r}: unknown receptor {rc!r}",
                                  key=f"{key}.receptors")
-        self._node(p.target, p.section, p.x, f"projection {p.name!r}", f"{key}.section")
+        if p.sites > 1:
+            try:
+                self._site_nodes(p)
+            except CosimError as exc:
+                raise CosimError(f"projection {p.name!r}: {exc.reason}", key=f"{key}.section") from None
+        else:
+            self._node(p.target, p.section, p.x, f"projection {p.name!r}", f"{key}.section")
         if p.indegree == 0 or not p.receptors:
             return
         lo = p.delay_ms[0]
@@ -322,6 +328,23 @@ class MulticompartmentEngine(Engine):
                              f"{', '.join(self.groups)}", key=key)
         return self.groups[name]
 
+    def _site_nodes(self, p: Projection) -> list[int]:
+        """Nodes of ``p.sites`` sites spread uniformly by length over the sections
+        ``p.section`` selects: site k at arc length (k + ½)/sites of their total length,
+        sections in morphology order."""
+        tmpl = self.templates[p.target]
+        morph = tmpl.morphology
+        secs = morph.select(p.section)
+        lengths = np.array([morph.sections[i].length_um for i in secs])
+        ends = np.cumsum(lengths)
+        nodes = []
+        for k in range(p.sites):
+            s = (k + 0.5) / p.sites * ends[-1]
+            j = min(int(np.searchsorted(ends, s, side="right")), len(secs) - 1)
+            x = (s - (ends[j] - lengths[j])) / lengths[j]
+            nodes.append(tmpl.node(secs[j], min(max(x, 1e-9), 1.0 - 1e-9)))
+        return nodes
+
     def _connect(self, p: Projection) -> None:
         src = self.groups[p.source]
         same = p.source == p.target
@@ -333,10 +356,11 @@ class MulticompartmentEngine(Engine):
             if same and not p.autapses:
                 pick = pick + (pick >= gid - src.start)
             delays = rng.uniform(lo, hi, size=p.indegree) if hi > lo else np.full(p.indegree, lo)
+            where = self._site_nodes(p) if p.sites > 1 else [(p.section, p.x)]
             for receptor, w in zip(p.receptors, p.weights_uS):
-                site = self._net.add_site(gid, (p.section, p.x), receptor)
-                for j, d in zip(pick, delays):
-                    self._net.connect(src.start + int(j), site, w, float(d), p.stp)
+                sites = [self._net.add_site(gid, at, receptor) for at in where]
+                for c, (j, d) in enumerate(zip(pick, delays)):
+                    self._net.connect(src.start + int(j), sites[c % len(sites)], w, float(d), p.stp)
 
     # -- partition queries --------------------------------------------------------------
     def population_of(self, gid: int) -> str:
