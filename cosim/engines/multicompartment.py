@@ -12,6 +12,13 @@ with spike events.  Scenario keys (units in brackets; defaults after ``=``)::
     spike_threshold = 0.0       # [mV], detected at each cell's `detect` section (x = 0.5)
     region = "rV1"              # optional: the connectome region this engine stands for
 
+    mechanisms_dir = "mod/"     # optional: NMODL .mod files (a folder, a file or a list),
+                                # or "cosim:cortical", the set shipped with cosim
+                                # (cosim.multicompartment.nmodl, .mechanism, .codegen)
+
+    [engines.spiking.ions.k]            # optional ion values for the .mod mechanisms
+    e = -85.0                           # [mV]; also ci, co [mM]
+
     [engines.spiking.receptors.NMDA]    # optional overrides of AMPA / GABA_A / NMDA
     tau_rise = 2.0  tau_decay = 80.0  e_rev = 0.0  mg = 1.0     # [ms ms mV mM]
 
@@ -26,11 +33,16 @@ with spike events.  Scenario keys (units in brackets; defaults after ``=``)::
                                                 # entry replaces the mechanisms it selects
     soma = { hh = {} }                          # NEURON hh defaults
     dend = { pas = { g = 0.0001, e = -65.0 } }  # [S/cm², mV]
+    apic = { ih = { gbar = "0.0002 * (-0.8696 + 2.087 * exp(d / 323))" } }
+                                                # a density as a function of the path
+                                                # distance d (µm) from the soma
 
     [engines.spiking.projections.ee]    # recurrent, fixed in-degree
     source = "exc"  target = "exc"  indegree = 20
     receptors = ["AMPA", "NMDA"]  weights = [0.0005, 0.0002]    # [µS]
     section = "dend"  x = 0.5
+    sites = 1                           # > 1: sites spread uniformly by length over the
+                                        # sections `section` selects (x unused)
     delay = 1.5                         # [ms], or [min, max] drawn uniformly per connection
     autapses = false
     stp = { U = 0.5, tau_rec = 800.0, tau_fac = 0.0 }           # optional [–, ms, ms]
@@ -45,6 +57,9 @@ with spike events.  Scenario keys (units in brackets; defaults after ``=``)::
 
     [engines.spiking.probes]            # optional voltage traces (records "v")
     cells = [0, 80]  sections = ["soma"]  x = 0.5       # cells by gid
+
+A POINT_PROCESS of ``mechanisms_dir`` (a user's synapse ``.mod``) is a receptor by its
+name, its parameters under ``[engines.<name>.receptors.<POINT_PROCESS>]``.
 
 Connectivity uses one counter-based stream per ``(seed, "multicompartment.connect", engine,
 projection, target gid)`` (:mod:`cosim.rng`), so it does not depend on how cells are split
