@@ -35,7 +35,20 @@ def mod_dir(tmp_path_factory):
         shutil.copy(f, d / f.name)
     (d / "capump.mod").write_text(PUMP)
     (d / "blocksyn.mod").write_text(USER_SYN)
+    hh = _neuron_hh_mod()
+    if hh is not None:         # NEURON's own hh.mod, renamed so as not to clash with hh
+        (d / "hh_nrn.mod").write_text(hh.read_text().replace("SUFFIX hh", "SUFFIX hh_nrn"))
     return d
+
+
+def _neuron_hh_mod():
+    try:
+        import neuron
+    except ImportError:
+        return None
+    from pathlib import Path
+    hits = sorted(Path(neuron.__file__).parent.glob(".data/share/modfile/hh.mod"))
+    return hits[0] if hits else None
 
 
 @pytest.fixture(scope="module")
@@ -333,6 +346,11 @@ def test_table_is_ignored_and_the_shipped_set_reads():
     cat = Catalogue.from_paths([shipped_mod_dir()])
     assert list(cat.mechanisms) == ["ca_hva", "ca_lva", "cadecay", "ih", "im_pos", "kdr_pos",
                                     "na_pos", "sk"]
+    # NEURON's own example mechanisms read too (or are refused in one line)
+    hh = _neuron_hh_mod()
+    if hh is not None:
+        for name in ("exp2syn.mod", "expsyn.mod"):
+            assert Catalogue.from_paths([hh.parent / name]).mechanisms
     for m in cat.mechanisms.values():
         assert m.doc and "(" in m.doc             # a docstring citing its source
     assert cat.mechanisms["na_pos"].defaults == {"gnabar": 0.05, "vt": -58.0, "q10": 3.0}
@@ -737,3 +755,23 @@ def test_layer5_scenario_declares_the_layer5_cell():
     assert eng["ions"] == LAYER5_IONS
     assert (cell["Ra"], cell["cm"], cell["d_lambda"]) == (
         LAYER5_PASSIVE["Ra_ohm_cm"], LAYER5_PASSIVE["cm_uF_per_cm2"], LAYER5_PASSIVE["d_lambda"])
+
+
+def test_neurons_own_hh_mod_equals_the_builtin_hh(cat):
+    """NEURON's hh.mod (TABLE, UNITSOFF, FUNCTION vtrap, PROCEDURE rates, GLOBALs, USEION),
+    read by cosim, reproduces cosim's built-in hh fast path (two independent codings of
+    Hodgkin & Huxley 1952) at 6.3 and 20 degC, through spikes."""
+    if "hh_nrn" not in cat:
+        pytest.skip("NEURON's hh.mod not found")
+
+    def run(mech, celsius):
+        m = ball_and_stick(dend_nseg=5)
+        for sec in m.sections:
+            sec.mechanisms.clear()
+        m.set("all", mechanisms={mech: {}}, catalogue=cat)
+        return _cosim_run(m, cat, 60.0, celsius, clamp=("soma", 0.5, 5.0, 50.0, 0.3))
+    for celsius in (6.3, 20.0):
+        v1, s1 = run("hh", celsius)
+        v2, s2 = run("hh_nrn", celsius)
+        assert len(s1) == len(s2) >= 3 and np.all(np.abs(s1 - s2) <= 1e-9)
+        assert np.abs(v1 - v2).max() <= 1e-6

@@ -6,8 +6,9 @@ with one line ``<file>:<line>: <construct> is not supported …`` before any run
 
 * ``NEURON``: ``SUFFIX``, ``USEION <ion> READ … WRITE … [VALENCE z]``, ``RANGE``,
   ``GLOBAL``, ``NONSPECIFIC_CURRENT``, ``THREADSAFE`` (ignored);
-* ``UNITS`` (unit names are ignored; the constants ``(faraday)``, ``(k-mole)``/``(R)``
-  and ``(pi)`` give their CODATA-2018 values, as NEURON 9), ``PARAMETER``, ``ASSIGNED``,
+* ``UNITS`` (unit names are ignored; the constants ``(faraday)``, ``(k-mole)``/``(R)``,
+  ``(k)``, ``(e)`` and ``(pi)`` give their CODATA-2018 values, as NEURON 9), file-level
+  ``LOCAL`` (kept per instance), unit annotations after numbers (``18(mV)``, ignored), ``PARAMETER``, ``ASSIGNED``,
   ``STATE``, ``CONSTANT``, ``INDEPENDENT`` (ignored), ``UNITSOFF``/``UNITSON`` (ignored);
 * ``INITIAL``, ``BREAKPOINT`` with ``SOLVE <block> [METHOD cnexp | derivimplicit]``,
   ``DERIVATIVE``, ``PROCEDURE``, ``FUNCTION``; statements ``LOCAL``, assignments,
@@ -45,7 +46,7 @@ FARADAY = 96485.33212        # C/mol
 GAS_CONSTANT = 8.314462618   # J/(K·mol)
 
 _UNIT_CONSTANTS = {"faraday": FARADAY, "k-mole": GAS_CONSTANT, "r": GAS_CONSTANT,
-                   "pi": math.pi}
+                   "pi": math.pi, "k": 1.380649e-23, "e": 1.602176634e-19}
 
 _TOKEN = re.compile(r"""
     (?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
@@ -297,6 +298,10 @@ class Parser:
             elif kw == "STATE":
                 self.next()
                 self.declaration_block(self.mod.states)
+            elif kw == "LOCAL":          # file-level scratch variables: per instance here
+                self.next()
+                for n in self.name_list():
+                    self.mod.assigned.append((n, "", t.line))
             elif kw == "INDEPENDENT":
                 self.next()
                 self.block_body(skip=True)
@@ -598,6 +603,8 @@ class Parser:
         t = self.tok
         if t.kind == "num":
             self.next()
+            if self.tok.text == "(":      # a unit annotation: 18(mV), .1(1/mV)
+                self.units()
             return ("num", float(t.text))
         if t.kind == "name":
             self.next()
