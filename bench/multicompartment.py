@@ -55,6 +55,19 @@ A stricter check, ``cosim-neuron_exact_rates``, compares cosim with a one-cell N
 with ``usetable_hh = 0`` (the exact rate functions, run during NEURON's warm-up, not
 timed): the spikes must fall on the same time steps (within one dt).
 
+Case "cortical_cell" (``cases.cortical_cell`` in the JSON)
+------------------------------------------------------
+``--cortical-cells`` (10) copies of the layer-5 pyramidal-like cell
+(:data:`cosim.multicompartment.cells.LAYER5_MECHANISMS`) on the Allen Cell Types
+reconstruction 515570710 (``scenarios/cortical_l5/allen_515570710.swc``, d_lambda = 0.1), with the
+shipped cortical ``.mod`` files (Na, Kdr, M, Ih with an apical gradient, Ca_HVA, Ca_LVA,
+SK, Ca pool) at 34 °C, a 1.0 nA soma step from 20 ms on.  NEURON runs the *same* ``.mod``
+files compiled by ``nrnivmodl`` (``usetable_na_pos = 0``), cosim reads them itself.  ns per
+compartment-step counts the model's segments (NEURON's Σ nseg).  Agreement: cell 0's
+spikes within one dt.  Arbor: not run (its ``bbp``/``allen`` catalogues hold channels of
+the same kinds but other equations, so it would not be the same model; reported as
+skipped).
+
 Usage::
 
     python bench/multicompartment.py [--repeats 3] [--duration-ms 1000] [--json out.json]
@@ -339,7 +352,187 @@ class CosimRunner:
         return wall, {"spikes_cell0_ms": cell0, "total_spikes": np.array(len(times))}
 
 
-FACTORIES = {"cosim": CosimRunner, "neuron": NeuronRunner, "arbor": ArborRunner}
+# =========================================================================== cortical cell
+
+CORTICAL = {"n_cells": 10, "celsius": 34.0, "dt_ms": 0.025, "duration_ms": 1000.0,
+            "iclamp_amp_nA": 1.0, "iclamp_delay_ms": 20.0, "threshold_mV": 0.0,
+            "swc": str(Path(__file__).resolve().parent.parent / "scenarios" / "cortical_l5" / "allen_515570710.swc")}
+
+
+class CosimCortical:
+    def __init__(self, config: dict):
+        try:
+            from cosim.multicompartment.cells import layer5_cell  # noqa: F401
+        except ImportError as exc:
+            raise C.PeerUnavailable(f"cosim has no mechanism layer ({exc})") from None
+        self.m = config
+
+    def versions(self):
+        import cosim
+        return {"cosim": cosim.__version__}
+
+    def _network(self, n_cells):
+        from cosim.multicompartment import Network, discretise
+        from cosim.multicompartment.cells import LAYER5_IONS, layer5_cell
+        m = self.m
+        morph, cat = layer5_cell(m["swc"])
+        tmpl = discretise(morph, cat)
+        soma = morph.sections[0].name
+        net = Network(m["dt_ms"], celsius=m["celsius"], ions=LAYER5_IONS,
+                      spike_threshold_mV=m["threshold_mV"])
+        for gid in net.add_cells(tmpl, n_cells, detect_at=(soma, 0.5)):
+            net.add_current_clamp(gid, (soma, 0.5), m["iclamp_delay_ms"], 1e9, m["iclamp_amp_nA"])
+        net.build()
+        return net, morph
+
+    def warmup(self):
+        net, _ = self._network(1)
+        net.run(5.0)
+
+    def build(self):
+        self.net, morph = self._network(self.m["n_cells"])
+        return {"compartments_per_cell": int(sum(s.nseg for s in morph.sections))}
+
+    def run(self):
+        import numpy as np
+        self.net.reset()
+        tic = time.perf_counter()
+        (gids, times), _ = self.net.run(self.m["duration_ms"])
+        wall = time.perf_counter() - tic
+        return wall, {"spikes_cell0_ms": np.sort(times[gids == 0]), "total_spikes": np.array(len(times))}
+
+
+class NeuronCortical:
+    def __init__(self, config: dict):
+        try:
+            import neuron  # noqa: F401
+            from cosim.multicompartment.cells import layer5_cell  # noqa: F401
+        except ImportError as exc:
+            raise C.PeerUnavailable(f"NEURON or cosim's mechanism layer missing ({exc})") from None
+        from neuron import h
+        self.h = h
+        self.m = config
+
+    def versions(self):
+        import neuron
+        return {"neuron": neuron.__version__}
+
+    def _build(self, n_cells):
+        import neuron
+        from cosim.engines.neuron_mod import compile_mods
+        from cosim.multicompartment.cells import LAYER5_IONS, layer5_cell
+        from cosim.multicompartment.mechanism import shipped_mod_dir
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+        from mc_reference import build_neuron_mechs
+        h = self.h
+        h.load_file("stdrun.hoc")
+        if not hasattr(h, "na_pos"):
+            neuron.load_mechanisms(str(compile_mods(shipped_mod_dir(), neuron.__version__)),
+                                   warn_if_already_loaded=False)
+        h.usetable_na_pos = 0
+        cells = []
+        for _ in range(n_cells):
+            morph, cat = layer5_cell(self.m["swc"])
+            secs = build_neuron_mechs(h, morph, cat, LAYER5_IONS)
+            clamp = h.IClamp(secs[0](0.5))
+            clamp.delay, clamp.dur, clamp.amp = self.m["iclamp_delay_ms"], 1e9, self.m["iclamp_amp_nA"]
+            times = h.Vector()
+            nc = h.NetCon(secs[0](0.5)._ref_v, None, sec=secs[0])
+            nc.threshold = self.m["threshold_mV"]
+            nc.record(times)
+            cells.append((secs, clamp, nc, times))
+        return cells
+
+    def _simulate(self, cells, duration_ms):
+        h = self.h
+        h.celsius = self.m["celsius"]
+        h.dt = self.m["dt_ms"]
+        h.steps_per_ms = 1.0 / self.m["dt_ms"]
+        cv = h.CVode()
+        cv.active(0)
+        cv.cache_efficient(1)
+        pc = h.ParallelContext()
+        pc.set_maxstep(10)
+        for c in cells:
+            c[3].resize(0)
+        h.finitialize(-65.0)
+        tic = time.perf_counter()
+        pc.psolve(duration_ms)
+        return time.perf_counter() - tic
+
+    def warmup(self):
+        cells = self._build(1)
+        self._simulate(cells, 5.0)
+        for sec in cells[0][0]:
+            self.h.delete_section(sec=sec)
+        del cells
+
+    def build(self):
+        self.cells = self._build(self.m["n_cells"])
+        return {"compartments_per_cell": int(sum(sec.nseg for sec in self.cells[0][0]))}
+
+    def run(self):
+        import numpy as np
+        wall = self._simulate(self.cells, self.m["duration_ms"])
+        return wall, {"spikes_cell0_ms": np.array(self.cells[0][3], dtype=float),
+                      "total_spikes": np.array(sum(len(c[3]) for c in self.cells))}
+
+
+class ArborCortical:
+    def __init__(self, config: dict):
+        try:
+            import arbor  # noqa: F401
+        except ImportError as exc:
+            raise C.PeerUnavailable(f"Arbor is not installed ({exc}); pip install arbor") from None
+        raise C.PeerUnavailable("the cortical cell is not built in Arbor: its bbp/allen catalogues "
+                                "hold channels of these kinds with other equations (not the same model)")
+
+
+FACTORIES = {"cosim": CosimRunner, "neuron": NeuronRunner, "arbor": ArborRunner,
+             "cosim-cortical": CosimCortical, "neuron-cortical": NeuronCortical,
+             "arbor-cortical": ArborCortical}
+
+
+def cortical_case(args) -> dict:
+    """Run the cortical-cell case side by side; its part of the JSON."""
+    model = dict(CORTICAL, n_cells=args.cortical_cells,
+                 duration_ms=args.cortical_duration_ms or args.duration_ms)
+    names = [f"{s}-cortical" for s in SIMULATORS if not args.only or s in args.only]
+    n_steps = round(model["duration_ms"] / model["dt_ms"])
+    print(f"\ncase cortical_cell: {model['n_cells']} layer-5 cells (Allen 515570710, shipped .mod "
+          f"set), {model['celsius']} °C, {model['duration_ms']:g} ms", flush=True)
+    results = C.run_interleaved(__file__, [{"name": n, "config": model} for n in names],
+                                args.repeats, verbose=args.verbose, cold_jit=args.cold_jit,
+                                log=lambda s: print(s, file=sys.stderr, flush=True))
+    ns, skipped, cpc, versions = {}, {}, {}, {}
+    for name in names:
+        r = results[name]
+        short = name.split("-")[0]
+        if r["status"] != "ok":
+            skipped[short] = r["reason"]
+            continue
+        cpc[short] = r["setup"]["info"].get("compartments_per_cell")
+        n_comp = model["n_cells"] * cpc[short]
+        ns[short] = min(r["walls_s"]) / (n_comp * n_steps) * 1e9
+        versions.update(r["setup"]["versions"])
+    ratios = {peer: C.ratio(ns.get(peer), ns.get("cosim")) for peer in ("neuron", "arbor")}
+    agreement = {}
+    if "cosim" in ns and "neuron" in ns:
+        agreement["cosim-neuron"] = compare_spikes(
+            results["cosim-cortical"]["arrays"]["spikes_cell0_ms"],
+            results["neuron-cortical"]["arrays"]["spikes_cell0_ms"], model["dt_ms"])
+    rows = [[s, ns.get(s, "skipped"), ratios.get(s) if s != "cosim" else 1.0, cpc.get(s)]
+            for s in ("cosim", "neuron", "arbor") if f"{s}-cortical" in names]
+    C.print_table(["simulator", "ns/comp-step", "peer÷ours", "comp/cell"], rows)
+    for name, reason in skipped.items():
+        print(f"  {name}: skipped — {reason}")
+    for pair, a in agreement.items():
+        print(f"agreement {pair:<26} cell-0 spikes {a['counts'][0]} vs {a['counts'][1]}, "
+              f"max |Δt| {a['max_abs_dt_ms']:.3f} ms → {'AGREE' if a['agree'] else 'DISAGREE'}")
+    targets = C.check_targets(ratios, TARGETS, at_least={"neuron"})
+    return {"ratios": ratios, "ns_per_compartment_step": ns, "agreement": agreement,
+            "targets_met": targets, "skipped": skipped, "model": model,
+            "compartments_per_cell": cpc, "n_steps": n_steps, "versions": versions}
 
 
 # =========================================================================== driver
@@ -360,6 +553,10 @@ def main(argv=None) -> int:
     p.add_argument("--duration-ms", type=float, default=MODEL["duration_ms"],
                    help="simulated time per run (default 1000)")
     p.add_argument("--cells", type=int, default=MODEL["n_cells"], help="number of cells (default 100)")
+    p.add_argument("--cortical-cells", type=int, default=CORTICAL["n_cells"],
+                   help="cells of the cortical_cell case (default 10; 0 skips the case)")
+    p.add_argument("--cortical-duration-ms", type=float, default=None,
+                   help="simulated time of the cortical_cell case (default: --duration-ms)")
     p.add_argument("--spike-tol-ms", type=float, default=1.0,
                    help="largest allowed difference of paired spike times (default 1 ms)")
     C.add_common_args(p, repeats=3)
@@ -432,6 +629,7 @@ def main(argv=None) -> int:
         print(f"agreement {pair:<26} cell-0 spikes {a['counts'][0]} vs {a['counts'][1]}, "
               f"max |Δt| {a['max_abs_dt_ms']:.3f} ms → {'AGREE' if a['agree'] else 'DISAGREE'}")
     targets = C.check_targets(ratios, TARGETS, at_least={"neuron"})
+    cases = {"cortical_cell": cortical_case(args)} if args.cortical_cells > 0 else {}
 
     if args.json:
         C.write_json(args.json, {
@@ -455,8 +653,10 @@ def main(argv=None) -> int:
             "numba_cache": "cold (empty)" if args.cold_jit else "as found on disk",
             "versions": versions,
             "machine": info,
+            "cases": cases,
         })
-    return 0 if all(a["agree"] for a in agreement.values()) else 1
+    agree = list(agreement.values()) + [a for c in cases.values() for a in c["agreement"].values()]
+    return 0 if all(a["agree"] for a in agree) else 1
 
 
 if __name__ == "__main__":

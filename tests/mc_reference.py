@@ -100,8 +100,11 @@ def load_mod_dir(mod_dir) -> bool:
 
 
 def build_neuron_mechs(h, morph, catalogue, ions=None):
-    """Like :func:`build_neuron`, for any mechanisms: RANGE parameters per segment, the
-    others (NEURON GLOBALs) as ``<name>_<suffix>``; ``ions`` = {ion: {e, ci, co}}."""
+    """Like :func:`build_neuron`, for any mechanisms: RANGE parameters per segment (a
+    string value is evaluated at ``h.distance(root(0.5), seg)``), the others (NEURON
+    GLOBALs) as ``<name>_<suffix>``; ``ions`` = {ion: {e, ci, co}}.  Rate tables are
+    switched off (``usetable_<suffix> = 0``)."""
+    from cosim.multicompartment.distribution import evaluate
     secs = []
     for s in morph.sections:
         sec = h.Section(name=s.name)
@@ -110,15 +113,23 @@ def build_neuron_mechs(h, morph, catalogue, ions=None):
         sec.nseg = s.nseg
         sec.Ra = s.Ra_ohm_cm
         sec.cm = s.cm_uF_per_cm2
+        if s.parent >= 0:
+            sec.connect(secs[s.parent](s.parent_x), 0)
+        secs.append(sec)
+    root = secs[0](0.5)
+    for s, sec in zip(morph.sections, secs):
         for mech, p in s.mechanisms.items():
             sec.insert(mech)
             if mech in ("hh", "pas"):
                 continue
             m = catalogue.mechanisms[mech]
+            if hasattr(h, f"usetable_{mech}"):
+                setattr(h, f"usetable_{mech}", 0)      # exact rates (cosim ignores TABLE)
             for name, value in p.items():
                 if name in m.mod.range_names:
                     for seg in sec:
-                        setattr(getattr(seg, mech), name, value)
+                        val = float(evaluate(value, h.distance(root, seg))) if isinstance(value, str) else value
+                        setattr(getattr(seg, mech), name, val)
                 else:
                     setattr(h, f"{name}_{mech}", value)
         for mech, p in s.mechanisms.items():
@@ -138,7 +149,4 @@ def build_neuron_mechs(h, morph, catalogue, ions=None):
                         setattr(seg, f"{ion}i", vals["ci"])
                     if "co" in vals:
                         setattr(seg, f"{ion}o", vals["co"])
-        if s.parent >= 0:
-            sec.connect(secs[s.parent](s.parent_x), 0)
-        secs.append(sec)
     return secs

@@ -40,7 +40,8 @@ def neural_mass(tmp_path_factory) -> dict:
 def multicompartment(tmp_path_factory) -> dict:
     pytest.importorskip("cosim.multicompartment", reason="cosim's multicompartment engine is not there")
     out = tmp_path_factory.mktemp("bench") / "multicompartment.json"
-    return _run("multicompartment.py", out, "--duration-ms", "25", "--cells", "2")
+    return _run("multicompartment.py", out, "--duration-ms", "25", "--cells", "2",
+                "--cortical-cells", "1")
 
 
 def _positive(x) -> bool:
@@ -164,3 +165,16 @@ def test_neural_field_json_structure(neural_field):
     # the same model on both sides: region averages agree (TVB's float32 history aside)
     assert d["agreement"]["agree"] and d["agreement"]["max_rel_diff"] < 1e-4, d["agreement"]
     assert d["_exit"] == 0, d["_output"]
+
+
+def test_multicompartment_cortical_cell_case(multicompartment):
+    c = multicompartment["cases"]["cortical_cell"]
+    assert set(c["ratios"]) == {"neuron", "arbor"}
+    assert "cosim" not in c["skipped"], c["skipped"]
+    assert _positive(c["ns_per_compartment_step"]["cosim"])
+    if "neuron" in c["skipped"]:
+        pytest.skip(f"neuron: {c['skipped']['neuron']}")
+    assert _positive(c["ratios"]["neuron"])
+    a = c["agreement"]["cosim-neuron"]
+    assert a["counts"][0] == a["counts"][1] >= 1 and a["agree"], a   # same .mod files, same spikes
+    assert c["compartments_per_cell"]["cosim"] == c["compartments_per_cell"]["neuron"]

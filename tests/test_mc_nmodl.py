@@ -27,15 +27,40 @@ SHIPPED = ("na_pos", "kdr_pos", "im_pos", "ih", "ca_hva", "ca_lva", "sk", "cadec
 
 
 @pytest.fixture(scope="module")
-def cat():
-    return Catalogue.from_paths([shipped_mod_dir()])
+def mod_dir(tmp_path_factory):
+    """The shipped .mod files plus two test mechanisms (a derivimplicit pump and a user
+    synapse): one catalogue, so every test here shares one generated kernel module."""
+    d = tmp_path_factory.mktemp("mods")
+    for f in shipped_mod_dir().glob("*.mod"):
+        shutil.copy(f, d / f.name)
+    (d / "capump.mod").write_text(PUMP)
+    (d / "blocksyn.mod").write_text(USER_SYN)
+    hh = _neuron_hh_mod()
+    if hh is not None:         # NEURON's own hh.mod, renamed so as not to clash with hh
+        (d / "hh_nrn.mod").write_text(hh.read_text().replace("SUFFIX hh", "SUFFIX hh_nrn"))
+    return d
+
+
+def _neuron_hh_mod():
+    try:
+        import neuron
+    except ImportError:
+        return None
+    from pathlib import Path
+    hits = sorted(Path(neuron.__file__).parent.glob(".data/share/modfile/hh.mod"))
+    return hits[0] if hits else None
 
 
 @pytest.fixture(scope="module")
-def nrn(cat):
+def cat(mod_dir):
+    return Catalogue.from_paths([mod_dir])
+
+
+@pytest.fixture(scope="module")
+def nrn(mod_dir):
     if shutil.which("gcc") is None and shutil.which("cc") is None:
         pytest.skip("no C compiler for nrnivmodl")
-    if not load_mod_dir(shipped_mod_dir()):
+    if not load_mod_dir(mod_dir):
         pytest.skip("nrnivmodl unavailable")
     return neuron_h()
 
@@ -56,8 +81,9 @@ def cortical_morph(cat, soma=None, dend=None):
     return m
 
 
-def _neuron_run(h, morph, cat, tstop, celsius, clamp=None, syn_events=(), probes=(("soma", 0.5), ("dend", 0.95))):
-    secs = build_neuron_mechs(h, morph, cat)
+def _neuron_run(h, morph, cat, tstop, celsius, clamp=None, syn_events=(), probes=(("soma", 0.5), ("dend", 0.95)),
+                ions=None):
+    secs = build_neuron_mechs(h, morph, cat, ions)
     by_name = {s.name: sec for s, sec in zip(morph.sections, secs)}
     for name in SHIPPED:
         if hasattr(h, f"usetable_{name}"):
@@ -77,7 +103,7 @@ def _neuron_run(h, morph, cat, tstop, celsius, clamp=None, syn_events=(), probes
         ncs.append((nc, times))
     fih = h.FInitializeHandler(lambda: [nc.event(t) for nc, ts in ncs for t in ts])  # noqa: F841
     vecs = [h.Vector().record(by_name[s](x)._ref_v) for s, x in probes]
-    nc_sp, sp = spike_recorder(h, by_name["soma"](0.5))
+    nc_sp, sp = spike_recorder(h, secs[0](0.5))
     run_neuron(h, tstop, DT, celsius=celsius)
     v = np.array([np.array(vec)[1:] for vec in vecs]).T
     out = v, np.array(sp)
@@ -87,9 +113,9 @@ def _neuron_run(h, morph, cat, tstop, celsius, clamp=None, syn_events=(), probes
 
 
 def _cosim_run(morph, cat, tstop, celsius, clamp=None, syn_events=(), probes=(("soma", 0.5), ("dend", 0.95)),
-               dt=DT, every=1):
-    net = Network(dt, celsius=celsius, record_every_steps=every)
-    net.add_cells(discretise(morph, cat), 1)
+               dt=DT, every=1, ions=None):
+    net = Network(dt, celsius=celsius, record_every_steps=every, ions=ions)
+    net.add_cells(discretise(morph, cat), 1, detect_at=(morph.sections[0].name, 0.5))
     if clamp is not None:
         net.add_current_clamp(0, clamp[:2], *clamp[2:])
     idx, tt = [], []
@@ -223,15 +249,8 @@ DERIVATIVE pool {
 """
 
 
-def test_derivimplicit_pump_matches_neuron(tmp_path, nrn):
-    mod_dir = tmp_path / "mods"
-    mod_dir.mkdir()
-    (mod_dir / "capump.mod").write_text(PUMP)
-    # NEURON: the pump's own library beside the shipped one (loaded by the fixture)
-    if not load_mod_dir(mod_dir):
-        pytest.skip("nrnivmodl unavailable")
-    cat2 = Catalogue.from_paths([shipped_mod_dir() / "ca_hva.mod", shipped_mod_dir() / "sk.mod",
-                                 mod_dir / "capump.mod"])
+def test_derivimplicit_pump_matches_neuron(cat, nrn):
+    cat2 = cat
     h = nrn
     soma = {"ca_hva": {"gbar": 3e-4}, "capump": {}, "sk": {"gbar": 5e-4}, "pas": {"g": 1e-4, "e": -70.0}}
 
@@ -296,7 +315,7 @@ DERIVATIVE states {{
 @pytest.mark.parametrize("method, deriv, extra, line, construct", [
     ("cnexp", "    m' = 1 - m", "KINETIC kin {\n    ~ a <-> b (1, 1)\n}", 16, "KINETIC"),
     ("cnexp", "    m' = 1 - m", "PROCEDURE p() {\nVERBATIM\n  return 0;\nENDVERBATIM\n}", 17, "VERBATIM"),
-    ("cnexp", "    m' = 1 - m", "NET_RECEIVE(w) {\n    m = m + w\n}", 16, "NET_RECEIVE"),
+    ("cnexp", "    m' = 1 - m", "NET_RECEIVE(w) {\n    m = m + w\n}", 16, "NET_RECEIVE needs a POINT_PROCESS"),
     ("sparse", "    m' = 1 - m", "", 10, "METHOD sparse"),
     ("cnexp", "    m' = (1 - m) * m", "", 14, "cnexp needs m' linear"),
     ("cnexp", "    m' = 1 - m + q", "", 14, "undeclared name 'q'"),
@@ -316,16 +335,22 @@ def test_unsupported_constructs_one_line(tmp_path, method, deriv, extra, line, c
     assert construct in msg, msg
 
 
-def test_point_process_refused(tmp_path):
-    p = tmp_path / "syn.mod"
-    p.write_text("NEURON {\n  POINT_PROCESS MySyn\n}\n")
-    with pytest.raises(NmodlError, match=r"^syn.mod:2: POINT_PROCESS \(point processes\) is not supported"):
+def test_artificial_cell_refused(tmp_path):
+    p = tmp_path / "cell.mod"
+    p.write_text("NEURON {\n  ARTIFICIAL_CELL IntFire9\n}\n")
+    with pytest.raises(NmodlError, match=r"^cell.mod:2: ARTIFICIAL_CELL is not supported"):
         Catalogue.from_paths([p])
 
 
-def test_table_is_ignored_and_the_shipped_set_reads(cat):
+def test_table_is_ignored_and_the_shipped_set_reads():
+    cat = Catalogue.from_paths([shipped_mod_dir()])
     assert list(cat.mechanisms) == ["ca_hva", "ca_lva", "cadecay", "ih", "im_pos", "kdr_pos",
                                     "na_pos", "sk"]
+    # NEURON's own example mechanisms read too (or are refused in one line)
+    hh = _neuron_hh_mod()
+    if hh is not None:
+        for name in ("exp2syn.mod", "expsyn.mod"):
+            assert Catalogue.from_paths([hh.parent / name]).mechanisms
     for m in cat.mechanisms.values():
         assert m.doc and "(" in m.doc             # a docstring citing its source
     assert cat.mechanisms["na_pos"].defaults == {"gnabar": 0.05, "vt": -58.0, "q10": 3.0}
@@ -464,11 +489,13 @@ def _scenario(mech_dir, soma=None, dend=None, extra=None):
     return scenario(simulation(duration=10.0, output="out.h5"), {"pyr": eng}, connectome=None)
 
 
-def test_scenario_validate_run_and_errors(write_scenario, tmp_path):
+def test_scenario_validate_run_and_errors(write_scenario, tmp_path, mod_dir):
     from _util import run_cli
     mod = tmp_path / "mod"
-    shutil.copytree(shipped_mod_dir(), mod)
-    good = write_scenario(_scenario("mod/"), "cell.toml")
+    shutil.copytree(mod_dir, mod)
+    syn = {"receptors": {"BlockSyn": {"tau2": 40.0}},
+           "inputs": {"bg": {"target": "pyr", "receptor": "BlockSyn", "weight": 0.01, "x": 0.9}}}
+    good = write_scenario(_scenario("mod/", extra=syn), "cell.toml")
     r = run_cli("validate", str(good))
     assert r.returncode == 0, r.stderr
     r = run_cli("run", str(good), cwd=tmp_path)
@@ -484,6 +511,8 @@ def test_scenario_validate_run_and_errors(write_scenario, tmp_path):
          "cell.toml: engines.pyr.cells.pyr.mechanisms.soma.na_pos.gnabar2: unknown key"),
         (_scenario("mod/", extra={"ions": {"cl": {"e": -80.0}}}),
          "cell.toml: engines.pyr.ions.cl: no mechanism of mechanisms_dir uses ion 'cl'"),
+        (_scenario("mod/", extra={"receptors": {"BlockSyn": {"tau3": 1.0}}}),
+         "cell.toml: engines.pyr.receptors.BlockSyn.tau3: unknown key"),
     ]
     for i, (data, start) in enumerate(cases):
         path = write_scenario(data, "cell.toml")
@@ -547,3 +576,202 @@ def test_distance_dependent_density_matches_neuron(cat, nrn):
     vu, _ = _cosim_run(u, cat, 80.0, 34.0, clamp=("soma", 0.5, 5.0, 60.0, -0.3),
                        probes=(("soma", 0.5), ("branch_a", 0.95)))
     assert np.abs(vu - v).max() > 0.5
+
+
+# -- a layer-5 pyramidal-like cell on a reconstructed morphology -----------------------------
+
+def _l5(cat):
+    from pathlib import Path
+    from cosim.multicompartment.cells import layer5_cell
+    from cosim.multicompartment.distribution import path_distance
+    m, _ = layer5_cell(Path(__file__).parent.parent / "scenarios" / "cortical_l5" / "allen_515570710.swc", cat)
+    t = discretise(m, cat)
+    d = path_distance(m, t.section, t.x)
+    apic = np.array([m.sections[s].kind == "apic" for s in t.section]) & (t.area_um2 > 0)
+    far = int(np.argmax(np.where(apic, d, -1.0)))
+    return m, (m.sections[t.section[far]].name, float(t.x[far])), float(d[far])
+
+
+@pytest.mark.parametrize("celsius, stim", [(30.0, "step"), (37.0, "step"), (30.0, "syn"), (37.0, "syn")])
+def test_layer5_cell_matches_neuron(cat, nrn, celsius, stim):
+    """The Allen Cell Types layer-5 cell (Rbp4-Cre, specimen 515570710) with every shipped
+    mechanism and a distance-dependent Ih: soma and the most distal apical segment."""
+    from cosim.multicompartment.cells import LAYER5_IONS
+    m, far, dist = _l5(cat)
+    assert dist > 500.0
+    probes = (("soma[0]", 0.5), far)
+    clamp = ("soma[0]", 0.5, 10.0, 60.0, 1.2) if stim == "step" else None
+    syn = [(far[0], far[1], 0.05, [10.0, 10.5, 11.0, 11.5, 12.0, 40.0, 40.5, 41.0])] if stim == "syn" else ()
+    ref = _neuron_run(nrn, m, cat, 70.0, celsius, clamp=clamp, syn_events=syn, probes=probes,
+                      ions=LAYER5_IONS)
+    v, sp_c = _cosim_run(m, cat, 70.0, celsius, clamp=clamp, syn_events=syn, probes=probes,
+                         ions=LAYER5_IONS)
+    vn, spn = ref
+    _assert_same((v, sp_c), (vn, spn), n_spikes_min=1 if stim == "step" else 0)
+    if stim == "syn":
+        assert v[:, 1].max() > -30.0            # a large distal EPSP
+
+
+# -- a user's synapse: POINT_PROCESS with NET_RECEIVE -------------------------------------------
+
+USER_SYN = """
+COMMENT
+Test synapse: a difference of exponentials with a voltage-dependent (Mg-like) block, as a
+user would write it; weight in uS.
+ENDCOMMENT
+NEURON {
+    POINT_PROCESS BlockSyn
+    RANGE tau1, tau2, e, mg, i, g
+    NONSPECIFIC_CURRENT i
+}
+UNITS { (nA) = (nanoamp) (mV) = (millivolt) (uS) = (microsiemens) (mM) = (milli/liter) }
+PARAMETER { tau1 = 1.0 (ms)  tau2 = 30 (ms)  e = 0 (mV)  mg = 1 (mM) }
+ASSIGNED { v (mV) i (nA) g (uS) factor }
+STATE { A (uS) B (uS) }
+INITIAL {
+    LOCAL tp
+    A = 0
+    B = 0
+    tp = (tau1 * tau2) / (tau2 - tau1) * log(tau2 / tau1)
+    factor = 1 / (-exp(-tp / tau1) + exp(-tp / tau2))
+}
+BREAKPOINT {
+    SOLVE state METHOD cnexp
+    g = (B - A) / (1 + mg / 3.57 * exp(-0.062 * v))
+    i = g * (v - e)
+}
+DERIVATIVE state {
+    A' = -A / tau1
+    B' = -B / tau2
+}
+NET_RECEIVE(weight (uS)) {
+    A = A + weight * factor
+    B = B + weight * factor
+}
+"""
+
+
+def test_user_point_process_synapse_matches_neuron(cat, nrn):
+    mech = cat.mechanisms["BlockSyn"]
+    assert mech.point
+    h = nrn
+    times = [5.0, 5.5, 6.0, 6.0, 30.0, 31.0, 60.25]
+    m = cortical_morph(cat)
+    secs = build_neuron_mechs(h, m, cat)
+    s1 = h.BlockSyn(secs[1](0.9))
+    s1.tau2, s1.mg = 40.0, 1.2
+    s2 = h.BlockSyn(secs[0](0.5))
+    ncs = []
+    for syn, w in ((s1, 0.01), (s2, 0.004)):
+        nc = h.NetCon(None, syn)
+        nc.weight[0] = w
+        ncs.append(nc)
+    fih = h.FInitializeHandler(lambda: [nc.event(t) for nc in ncs for t in times])  # noqa: F841
+    vs = [h.Vector().record(secs[0](0.5)._ref_v), h.Vector().record(secs[1](0.9)._ref_v)]
+    nc_sp, sp = spike_recorder(h, secs[0](0.5))
+    run_neuron(h, 100.0, DT, celsius=34.0)
+    vn, spn = np.array([np.array(x)[1:] for x in vs]).T, np.array(sp)
+    del fih, ncs, s1, s2, nc_sp
+    for sec in secs:
+        h.delete_section(sec=sec)
+    net = Network(DT, celsius=34.0)
+    net.add_cells(discretise(cortical_morph(cat), cat), 1)
+    net.add_point_process(mech, "slow", tau2=40.0, mg=1.2)
+    net.add_point_process(mech)
+    e1 = net.add_external(net.add_site(0, ("dend", 0.9), "slow"), 0.005)
+    e1b = net.add_external(net.add_site(0, ("dend", 0.9), "slow"), 0.005)   # same site, summed
+    e2 = net.add_external(net.add_site(0, ("soma", 0.5), "BlockSyn"), 0.004)
+    net.add_probe(0, ("soma", 0.5))
+    net.add_probe(0, ("dend", 0.9))
+    idx = np.array([e1] * len(times) + [e1b] * len(times) + [e2] * len(times))
+    (_, sp_c), v = net.run(100.0, events=(idx, np.array(times * 3)))
+    _assert_same((v, sp_c), (vn, spn), n_spikes_min=1)
+    assert v[:, 1].max() > -40.0
+
+
+def test_net_receive_must_be_proportional_to_the_weight(tmp_path):
+    p = tmp_path / "stdp.mod"
+    p.write_text(USER_SYN.replace("    B = B + weight * factor", "    B = B * 0.5 + weight"))
+    with pytest.raises(NmodlError, match=r"^stdp.mod:33: NET_RECEIVE: B = … must add an amount "
+                                         r"proportional to weight"):
+        Catalogue.from_paths([p])
+
+
+def test_projection_with_several_sites_spread_by_length():
+    """sites = 5 over the dendrite: five sites per target cell and receptor at the segment
+    centres of x = 0.1, 0.3, …, 0.9; connection k of a cell on site k mod 5; the split
+    region equals the unsplit one bit for bit."""
+    from cosim.engines.multicompartment import CellGroup, Clamp, MulticompartmentEngine, Projection
+    from cosim.multicompartment.partition import advance_in_lockstep, merge_outputs
+
+    def region(sync=1.0):
+        cells = [CellGroup("e", 6, ball_and_stick(dend_nseg=10))]
+        proj = [Projection("ee", "e", "e", 4, ["AMPA", "NMDA"], [0.004, 0.001], section="dend",
+                           delay_ms=(1.0, 2.0), sites=5)]
+        clamps = [Clamp("e", [0, 1, 2], "soma", 0.5, 1.0, 20.0, 0.5)]
+        probes = [(g, "dend", 0.5) for g in range(6)]
+        return MulticompartmentEngine("r", cells=cells, projections=proj, clamps=clamps,
+                                      probes=probes, seed=4, sync_interval_ms=sync,
+                                      record_period_ms=0.25)
+    eng = region()
+    eng.build()
+    net = eng.net
+    tmpl = eng.templates["e"]
+    want = [tmpl.node("dend", x) for x in (0.1, 0.3, 0.5, 0.7, 0.9)]
+    for gid in range(6):
+        for rc in ("AMPA", "NMDA"):
+            assert [nd for g, nd, r in net._sites if g == gid and r == rc] == want
+    per_site = {}
+    for pre, site, *_ in net._conns:
+        per_site.setdefault(site, []).append(pre)
+    assert all(len(v) <= 1 for v in per_site.values())   # 4 connections over 5 sites: one each
+    outs = [eng.advance(float(w), w + 1.0, {}) for w in range(30)]
+    g = np.concatenate([o.records["spikes"][0] for o in outs])
+    v = np.concatenate([o.records["v"] for o in outs])
+    assert {0, 1, 2} <= set(g.tolist())
+    parts = [region(2.0).partition(p, 2) for p in range(2)]
+    for p in parts:
+        p.build()
+    vs, gs = [], []
+    for w in range(15):
+        rec = merge_outputs(parts, advance_in_lockstep(parts, 2.0 * w, 2.0 * w + 2.0, {}))
+        vs.append(rec.records["v"])
+        gs.append(rec.records["spikes"][0])
+    assert np.array_equal(np.concatenate(vs), v) and np.array_equal(np.concatenate(gs), g)
+
+
+def test_layer5_scenario_declares_the_layer5_cell():
+    """scenarios/cortical_l5/l5_region.toml validates and its pyramidal cells are exactly
+    LAYER5_MECHANISMS / LAYER5_IONS / LAYER5_PASSIVE (one declaration, checked)."""
+    import tomllib
+    from pathlib import Path
+    from cosim.cli import main
+    from cosim.multicompartment.cells import LAYER5_IONS, LAYER5_MECHANISMS, LAYER5_PASSIVE
+    path = Path(__file__).parent.parent / "scenarios" / "cortical_l5" / "l5_region.toml"
+    assert main(["validate", str(path)]) == 0
+    eng = tomllib.loads(path.read_text())["engines"]["v1"]
+    cell = eng["cells"]["l5"]
+    assert cell["mechanisms"] == LAYER5_MECHANISMS
+    assert eng["ions"] == LAYER5_IONS
+    assert (cell["Ra"], cell["cm"], cell["d_lambda"]) == (
+        LAYER5_PASSIVE["Ra_ohm_cm"], LAYER5_PASSIVE["cm_uF_per_cm2"], LAYER5_PASSIVE["d_lambda"])
+
+
+def test_neurons_own_hh_mod_equals_the_builtin_hh(cat):
+    """NEURON's hh.mod (TABLE, UNITSOFF, FUNCTION vtrap, PROCEDURE rates, GLOBALs, USEION),
+    read by cosim, reproduces cosim's built-in hh fast path (two independent codings of
+    Hodgkin & Huxley 1952) at 6.3 and 20 degC, through spikes."""
+    if "hh_nrn" not in cat:
+        pytest.skip("NEURON's hh.mod not found")
+
+    def run(mech, celsius):
+        m = ball_and_stick(dend_nseg=5)
+        for sec in m.sections:
+            sec.mechanisms.clear()
+        m.set("all", mechanisms={mech: {}}, catalogue=cat)
+        return _cosim_run(m, cat, 60.0, celsius, clamp=("soma", 0.5, 5.0, 50.0, 0.3))
+    for celsius in (6.3, 20.0):
+        v1, s1 = run("hh", celsius)
+        v2, s2 = run("hh_nrn", celsius)
+        assert len(s1) == len(s2) >= 3 and np.all(np.abs(s1 - s2) <= 1e-9)
+        assert np.abs(v1 - v2).max() <= 1e-6

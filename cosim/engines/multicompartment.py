@@ -12,6 +12,13 @@ with spike events.  Scenario keys (units in brackets; defaults after ``=``)::
     spike_threshold = 0.0       # [mV], detected at each cell's `detect` section (x = 0.5)
     region = "rV1"              # optional: the connectome region this engine stands for
 
+    mechanisms_dir = "mod/"     # optional: NMODL .mod files (a folder, a file or a list),
+                                # or "cosim:cortical", the set shipped with cosim
+                                # (cosim.multicompartment.nmodl, .mechanism, .codegen)
+
+    [engines.spiking.ions.k]            # optional ion values for the .mod mechanisms
+    e = -85.0                           # [mV]; also ci, co [mM]
+
     [engines.spiking.receptors.NMDA]    # optional overrides of AMPA / GABA_A / NMDA
     tau_rise = 2.0  tau_decay = 80.0  e_rev = 0.0  mg = 1.0     # [ms ms mV mM]
 
@@ -26,11 +33,16 @@ with spike events.  Scenario keys (units in brackets; defaults after ``=``)::
                                                 # entry replaces the mechanisms it selects
     soma = { hh = {} }                          # NEURON hh defaults
     dend = { pas = { g = 0.0001, e = -65.0 } }  # [S/cm², mV]
+    apic = { ih = { gbar = "0.0002 * (-0.8696 + 2.087 * exp(d / 323))" } }
+                                                # a density as a function of the path
+                                                # distance d (µm) from the soma
 
     [engines.spiking.projections.ee]    # recurrent, fixed in-degree
     source = "exc"  target = "exc"  indegree = 20
     receptors = ["AMPA", "NMDA"]  weights = [0.0005, 0.0002]    # [µS]
     section = "dend"  x = 0.5
+    sites = 1                           # > 1: sites spread uniformly by length over the
+                                        # sections `section` selects (x unused)
     delay = 1.5                         # [ms], or [min, max] drawn uniformly per connection
     autapses = false
     stp = { U = 0.5, tau_rec = 800.0, tau_fac = 0.0 }           # optional [–, ms, ms]
@@ -45,6 +57,9 @@ with spike events.  Scenario keys (units in brackets; defaults after ``=``)::
 
     [engines.spiking.probes]            # optional voltage traces (records "v")
     cells = [0, 80]  sections = ["soma"]  x = 0.5       # cells by gid
+
+A POINT_PROCESS of ``mechanisms_dir`` (a user's synapse ``.mod``) is a receptor by its
+name, its parameters under ``[engines.<name>.receptors.<POINT_PROCESS>]``.
 
 Connectivity uses one counter-based stream per ``(seed, "multicompartment.connect", engine,
 projection, target gid)`` (:mod:`cosim.rng`), so it does not depend on how cells are split
@@ -139,7 +154,8 @@ class MulticompartmentEngine(Engine):
                  sync_interval_ms: float = 1.0,
                  record_period_ms: float = 1.0, record_variables: list[str] | None = None,
                  region_indices: tuple[int, ...] = (), stimuli: tuple = (), catalogue=None,
-                 ions: dict | None = None, part: int = 0, n_parts: int = 1,
+                 ions: dict | None = None, point_processes: dict | None = None,
+                 part: int = 0, n_parts: int = 1,
                  exchange: Exchange | None = None):
         self._args = {k: v for k, v in locals().items()
                       if k not in ("self", "part", "n_parts", "exchange", "__class__")}
@@ -173,6 +189,10 @@ class MulticompartmentEngine(Engine):
                             record_every_steps=int(round(every)), ions=ions)
         for rname, params in (receptors or {}).items():
             self._net.set_receptor(rname, **params)
+        # every POINT_PROCESS of the catalogue is a receptor by its name
+        for mech in (catalogue.mechanisms.values() if catalogue is not None else ()):
+            if mech.point:
+                self._net.add_point_process(mech, **(point_processes or {}).get(mech.name, {}))
         self._layout()
         self._described = False
         self._window = None
@@ -207,7 +227,7 @@ class MulticompartmentEngine(Engine):
             b = block(g.n, self.part, self.n_parts)
             self._local[g.name] = range(first + b.start, first + b.stop)
         self.n_cells = sum(len(r) for r in self.groups.values())
-        known = set(self._net._receptors)
+        known = set(self._net._receptors) | set(self._net._pp_types)
         self.min_delay_steps = None
         for p in self.projections:
             self._check_projection(p, known)
@@ -261,7 +281,13 @@ class MulticompartmentEngine(Engine):
             if rc not in known:
                 raise CosimError(f"projection {p.name!r}: unknown receptor {rc!r}",
                                  key=f"{key}.receptors")
-        self._node(p.target, p.section, p.x, f"projection {p.name!r}", f"{key}.section")
+        if p.sites > 1:
+            try:
+                self._site_nodes(p)
+            except CosimError as exc:
+                raise CosimError(f"projection {p.name!r}: {exc.reason}", key=f"{key}.section") from None
+        else:
+            self._node(p.target, p.section, p.x, f"projection {p.name!r}", f"{key}.section")
         if p.indegree == 0 or not p.receptors:
             return
         lo = p.delay_ms[0]
@@ -329,6 +355,23 @@ class MulticompartmentEngine(Engine):
                              f"{', '.join(self.groups)}", key=key)
         return self.groups[name]
 
+    def _site_nodes(self, p: Projection) -> list[int]:
+        """Nodes of ``p.sites`` sites spread uniformly by length over the sections
+        ``p.section`` selects: site k at arc length (k + ½)/sites of their total length,
+        sections in morphology order."""
+        tmpl = self.templates[p.target]
+        morph = tmpl.morphology
+        secs = morph.select(p.section)
+        lengths = np.array([morph.sections[i].length_um for i in secs])
+        ends = np.cumsum(lengths)
+        nodes = []
+        for k in range(p.sites):
+            s = (k + 0.5) / p.sites * ends[-1]
+            j = min(int(np.searchsorted(ends, s, side="right")), len(secs) - 1)
+            x = (s - (ends[j] - lengths[j])) / lengths[j]
+            nodes.append(tmpl.node(secs[j], min(max(x, 1e-9), 1.0 - 1e-9)))
+        return nodes
+
     def _connect(self, p: Projection) -> None:
         src = self.groups[p.source]
         same = p.source == p.target
@@ -340,10 +383,11 @@ class MulticompartmentEngine(Engine):
             if same and not p.autapses:
                 pick = pick + (pick >= gid - src.start)
             delays = rng.uniform(lo, hi, size=p.indegree) if hi > lo else np.full(p.indegree, lo)
+            where = self._site_nodes(p) if p.sites > 1 else [(p.section, p.x)]
             for receptor, w in zip(p.receptors, p.weights_uS):
-                site = self._net.add_site(gid, (p.section, p.x), receptor)
-                for j, d in zip(pick, delays):
-                    self._net.connect(src.start + int(j), site, w, float(d), p.stp)
+                sites = [self._net.add_site(gid, at, receptor) for at in where]
+                for c, (j, d) in enumerate(zip(pick, delays)):
+                    self._net.connect(src.start + int(j), sites[c % len(sites)], w, float(d), p.stp)
 
     # -- partition queries --------------------------------------------------------------
     def population_of(self, gid: int) -> str:

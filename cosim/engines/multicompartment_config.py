@@ -80,7 +80,8 @@ RECEPTOR_PARAMS = {
     Param("mg", None, "mM", "Mg2+ concentration (NMDA block)", ge=0, derived=_BUILT_IN): "mg_mM",
 }
 RECEPTORS = section("engines.<name>.receptors.<receptor>", "change a built-in receptor or add "
-                    "one (tau_rise, tau_decay and e_rev required); built-in: " + "; ".join(
+                    "one (tau_rise, tau_decay and e_rev required), or set the parameters of a "
+                    "POINT_PROCESS of mechanisms_dir (usable as a receptor by its name); built-in: " + "; ".join(
                         f"{k} (" + ", ".join(f"{p.name} {v[kw]:g} {p.unit}"
                                              for p, kw in RECEPTOR_PARAMS.items() if kw in v)
                         + ")" for k, v in RECEPTOR_DEFAULTS.items()), tuple(RECEPTOR_PARAMS))
@@ -96,6 +97,10 @@ WEIGHTS = Param("weights", REQUIRED, "µS", "peak conductance per receptor (>= 0
 SECTION_DEND = Param("section", "dend", "", "section of the synapse", type="string")
 X = Param("x", 0.5, "", "position along the section (0..1)", ge=0, le=1)
 DELAY = Param("delay", 1.0, "ms", "synaptic delay, or [min, max] drawn uniformly", gt=0)
+SITES = Param("sites", 1, "", "synapse sites per target cell and receptor: above 1, `section` "
+              "selects sections (a name, a kind such as apic, or all) and the sites are spread "
+              "uniformly by length over them (x unused); connection k of a cell goes to site "
+              "k mod sites", type="integer", ge=1, le=100_000)
 AUTAPSES = Param("autapses", False, "", "allow a cell to connect to itself", type="boolean")
 STP_U = Param("U", REQUIRED, "", "Tsodyks–Markram utilisation", gt=0, le=1)
 STP_REC = Param("tau_rec", 0.0, "ms", "recovery time constant", ge=0)
@@ -103,7 +108,7 @@ STP_FAC = Param("tau_fac", 0.0, "ms", "facilitation time constant", ge=0)
 PROJECTIONS = section("engines.<name>.projections.<projection>", "fixed in-degree random "
                       "connections between cell groups",
                       (SOURCE, TARGET, INDEGREE, RECEPTOR_LIST, WEIGHTS, SECTION_DEND, X,
-                       DELAY, AUTAPSES),
+                       SITES, DELAY, AUTAPSES),
                       (section("engines.<name>.projections.<projection>.stp",
                                "short-term plasticity (Tsodyks–Markram)",
                                (STP_U, STP_REC, STP_FAC)),))
@@ -164,6 +169,7 @@ class Projection:
     delay_ms: tuple[float, float] = (DELAY.default, DELAY.default)
     autapses: bool = AUTAPSES.default
     stp: tuple[float, float, float] | None = None
+    sites: int = SITES.default
 
 
 @dataclass
@@ -210,14 +216,21 @@ def engine_kwargs(name: str, reader, ctx) -> dict[str, Any]:
     cells = [_read_cells(cells_r.table(k), k, base, catalogue) for k in cells_r.keys()]
     receptors = {}
     rec_r = r.table("receptors", {})
+    points = {m.name: m for m in catalogue.mechanisms.values() if m.point}
+    point_processes = {}
     for k in rec_r.keys():
         t = rec_r.table(k)
+        if k in points:        # a POINT_PROCESS of mechanisms_dir: its own parameters
+            point_processes[k] = {p.name: t.param(p) for p in points[k].params if t.has(p.name)}
+            t.done()
+            continue
         receptors[k] = {v: t.param(decl) for decl, v in RECEPTOR_PARAMS.items()}
         receptors[k] = {a: b for a, b in receptors[k].items() if b is not None}
         if k not in RECEPTOR_DEFAULTS and not {"tau_rise_ms", "tau_decay_ms", "e_rev_mV"} <= set(receptors[k]):
             raise t.error(None, "a new receptor needs tau_rise, tau_decay and e_rev")
         t.done()
-    known = set(RECEPTOR_DEFAULTS) | set(receptors)
+    known = set(RECEPTOR_DEFAULTS) | set(receptors) | set(points)
+    kw["point_processes"] = point_processes
     proj_r = r.table("projections", {})
     projections = [_read_projection(proj_r.table(k), k, known) for k in proj_r.keys()]
     in_r = r.table("inputs", {})
@@ -394,9 +407,12 @@ def _read_projection(t, name: str, known: set[str]) -> Projection:
         s = t.table("stp")
         stp = (s.param(STP_U), s.param(STP_REC), s.param(STP_FAC))
         s.done()
+    sites = t.param(SITES)
+    if sites > 1 and t.has(X.name):
+        raise t.error(X.name, "with sites > 1 the sites are spread over the sections; x is unused")
     p = Projection(name, t.param(SOURCE), t.param(TARGET), t.param(INDEGREE),
                    receptors, weights, t.param(SECTION_DEND), t.param(X),
-                   _delay(t), t.param(AUTAPSES), stp)
+                   _delay(t), t.param(AUTAPSES), stp, sites)
     t.done()
     return p
 

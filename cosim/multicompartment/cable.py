@@ -152,6 +152,7 @@ def run_window(n_steps, step0, dt, q10, tmpl, batches, state, work, syn, ring, c
                 f = w * site_par[j, FACTOR]
                 site_ab[j, 0] += f
                 site_ab[j, 1] += f
+                # @mechanisms: events
                 ring[0, slot, j] = 0.0
                 ring[1, slot, j] = 0.0
         # 2. membrane currents and axial terms.  Loops over cells use per-node slices

@@ -116,6 +116,27 @@ def _degree(e, x: str, touches) -> int:
     return 0 if a == b == 0 else 2
 
 
+def _homogeneous(e, w: str) -> bool:
+    """``e`` is proportional to ``w`` (linear, no term free of ``w``)."""
+    kind = e[0]
+    if kind == "name":
+        return e[1] == w
+    if kind == "neg":
+        return _homogeneous(e[1], w)
+    if kind != "bin":
+        return False
+    op, a, b = e[1], e[2], e[3]
+    free_a = _degree(a, w, lambda _: set()) == 0
+    free_b = _degree(b, w, lambda _: set()) == 0
+    if op in ("+", "-"):
+        return _homogeneous(a, w) and _homogeneous(b, w)
+    if op == "*":
+        return (_homogeneous(a, w) and free_b) or (_homogeneous(b, w) and free_a)
+    if op == "/":
+        return _homogeneous(a, w) and free_b
+    return False
+
+
 class _MechGen:
     """Python source of one mechanism's kernels."""
 
@@ -528,6 +549,38 @@ class _MechGen:
                      f"{fname}({', '.join(st_args + oth)})")
         return L
 
+    def net_receive_src(self) -> list[str]:
+        """``net_<m>(j, w, …)``: the NET_RECEIVE block for instance ``j`` and the summed
+        weight ``w`` of one step's events (refused unless every statement is
+        ``x = x ± (an amount proportional to the weight)``, for which summing is exact)."""
+        c = self.mod.net_receive
+        w = c.args[0]
+        targets = set()
+        for st in c.body:
+            if st[0] != "assign":
+                raise self.fail("NET_RECEIVE may only contain statements x = x + (weight·…): "
+                                "cosim sums the events of one step at a synapse", st[-1])
+            targets.add(st[1])
+        for st in c.body:
+            _, x, e, line = st
+            ok = (e[0] == "bin" and e[1] in ("+", "-") and e[2] == ("name", x)
+                  and _homogeneous(e[3], w)) or (
+                e[0] == "bin" and e[1] == "+" and e[3] == ("name", x) and _homogeneous(e[2], w))
+            names, calls = set(), set()
+            _walk_expr(e, names, calls)
+            if not ok or (names & targets) - {x} or any(x in self.touches(f) for f in calls):
+                raise self.fail(f"NET_RECEIVE: {x} = … must add an amount proportional to "
+                                f"{w} (x = x + {w}·…); cosim sums the events of one step at a "
+                                "synapse, which is exact only then", line)
+        scope = {w}
+        ions = [f"ion_{i}" for i in self.ions]
+        lines = ["", "", "@njit(cache=True, error_model='numpy')",
+                 f"def net_{self.tag}({', '.join(['j', 'l_' + w, 'v', 'k', 'P', 'S', 'A'] + ions + ['celsius', 'dt', 't'])}):"]
+        lines += self.load("    ", False)
+        lines += self.stmts(c.body, scope, "    ")
+        lines += self.store("    ")
+        return lines
+
     def source(self) -> list[str]:
         self.extra_functions: list[str] = []
         out = []
@@ -535,6 +588,8 @@ class _MechGen:
             if c.kind != "DERIVATIVE":
                 out += self.callable_src(c)
         kern = self.init_src() + self.cur_src() + self.state_src()
+        if self.mod.net_receive is not None:
+            kern += self.net_receive_src()
         return out + self.extra_functions + kern
 
 
@@ -551,7 +606,9 @@ def _template() -> str:
     head = "stims, rec):"
     if head not in src or "# @mechanisms: currents" not in src or "# @mechanisms: states" not in src:
         raise RuntimeError("cable.run_window lost its mechanism hooks")
-    return src.replace(head, "stims, rec, celsius, mechs, ions):", 1)
+    if "# @mechanisms: events" not in src:
+        raise RuntimeError("cable.run_window lost its mechanism hooks")
+    return src.replace(head, "stims, rec, celsius, mechs, ions, pp):", 1)
 
 
 def module_source(mechs: list[Mechanism], ions: list[str]) -> str:
@@ -588,6 +645,13 @@ def module_source(mechs: list[Mechanism], ions: list[str]) -> str:
     def calls(kind, ind, v="v"):
         out = []
         for i, m in enumerate(mechs):
+            if kind == "net":
+                if m.mod.net_receive is not None:
+                    ia = [f"ions[{ions.index(x)}]" for x in sorted(m.ions)]
+                    out += [f"if pp[0][j] == {i}:", f"    net_{m.name}(" + ", ".join(
+                        ["pp[1][j]", "w", "v"] + [f"mechs[{i}][{r}]" for r in (0, 2, 3, 4)]
+                        + ia + ["celsius", "dt", "step * dt"]) + ")"]
+                continue
             a = [f"mechs[{i}][{r}]" for r in range(5)]
             if kind != "cur":
                 a = [a[0]] + a[2:]
@@ -597,21 +661,23 @@ def module_source(mechs: list[Mechanism], ions: list[str]) -> str:
             out.append(f"{ind}{kind}_{m.name}({', '.join(head + a + ia + ['celsius', 'dt', tt])})")
         return out
     z = [valence.get(x, ION_DEFAULTS.get(x, {}).get("z", 1.0)) for x in ions]
-    cur = [f"        ion_start(ions[{q}], {z[q]!r}, celsius)" for q in range(len(ions))]
-    cur += calls("cur", "        ")
-    state = calls("state", "        ")
+    cur = [f"ion_start(ions[{q}], {z[q]!r}, celsius)" for q in range(len(ions))]
+    cur += calls("cur", "")
+    state = calls("state", "")
+    events = calls("net", "")
     lines += ["", "", "@njit(cache=True, error_model='numpy')",
               "def init_mechanisms(v, celsius, dt, mechs, ions):"]
     lines += [f"    ion_start(ions[{q}], {z[q]!r}, celsius)" for q in range(len(ions))]
     lines += calls("init", "    ") or ["    pass"]
     tmpl = _template()
     out_t = []
+    hooks = {"# @mechanisms: currents": cur, "# @mechanisms: states": state,
+             "# @mechanisms: events": events}
     for ln in tmpl.splitlines():
         s = ln.strip()
-        if s == "# @mechanisms: currents":
-            out_t += cur
-        elif s == "# @mechanisms: states":
-            out_t += state
+        if s in hooks:
+            ind = ln[:len(ln) - len(ln.lstrip())]
+            out_t += [ind + x for x in hooks[s]]
         else:
             out_t.append(ln)
     lines += ["", ""] + out_t

@@ -57,7 +57,8 @@ def nernst(ci: float, co: float, z: float, celsius: float) -> float:
 
 @dataclass
 class Mechanism:
-    """A density mechanism read from a ``.mod`` file (see the module docstring)."""
+    """A density mechanism or point process read from a ``.mod`` file (see the module
+    docstring)."""
 
     name: str
     path: str
@@ -68,6 +69,11 @@ class Mechanism:
     currents: tuple[str, ...]         # written ion currents and nonspecific currents
     mod: ModFile = field(repr=False)
     doc: str = ""
+
+    @property
+    def point(self) -> bool:
+        """A point process (a synapse): currents in nA, events through NET_RECEIVE."""
+        return self.mod.point
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -114,6 +120,11 @@ def mechanism_from_mod(mod: ModFile) -> Mechanism:
             raise fail(f"USEION {ion} WRITE e{ion} is not supported", mod.suffix_line)
         ions[ion] = {"read": set(u["read"]), "write": set(u["write"]), "valence": float(z)}
         ion_vars |= set(u["read"]) | set(u["write"])
+    if mod.point and mod.ions:
+        raise fail("USEION in a POINT_PROCESS is not supported (point-process currents are "
+                   "NONSPECIFIC_CURRENT in nA)", mod.suffix_line)
+    if mod.net_receive is not None and not mod.point:
+        raise fail("NET_RECEIVE needs a POINT_PROCESS", mod.net_receive.line)
     consts = set(mod.constants)
     params = []
     seen: set[str] = set()

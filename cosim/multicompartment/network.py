@@ -66,6 +66,7 @@ class Network:
         #: defaults (:data:`.mechanism.ION_DEFAULTS`) for the mechanism layer.
         self.ions = {k: dict(v) for k, v in (ions or {}).items()}
         self._kernel = None
+        self._pp_types: dict[str, tuple] = {}       # receptor name -> (mechanism, params)
         self._batches: list[tuple[CellTemplate, int, int]] = []   # template, n, first gid
         self._detect: list[int] = []            # node per local cell
         self._gids: list[int] = []              # global gid per local cell (ascending)
@@ -92,6 +93,26 @@ class Network:
         base = dict(self._receptors.get(name, {"tau_rise_ms": 0.2, "tau_decay_ms": 2.0, "e_rev_mV": 0.0}))
         base.update({k: float(v) for k, v in params.items()})
         self._receptors[name] = base
+
+    def add_point_process(self, mech, name: str | None = None, **params: float) -> str:
+        """Make the POINT_PROCESS ``mech`` (a :class:`~.mechanism.Mechanism`, e.g. a user's
+        synapse ``.mod``) usable as a receptor called ``name`` (default its own name),
+        with parameters ``params`` (the file's defaults otherwise).  Events reaching its
+        sites run its NET_RECEIVE with the summed weight of each step."""
+        self._check_open()
+        if not mech.point:
+            raise CosimError(f"mechanism {mech.name!r} is not a POINT_PROCESS")
+        name = mech.name if name is None else name
+        if name in self._receptors:
+            raise CosimError(f"receptor {name!r} is already defined")
+        values = mech.defaults
+        for k, v in params.items():
+            if k not in values:
+                raise CosimError(f"unknown parameter {k!r} of point process {mech.name!r}; "
+                                 f"known: {', '.join(values)}")
+            values[k] = float(v)
+        self._pp_types[name] = (mech, values)
+        return name
 
     def add_cells(self, template: CellTemplate, n: int, *, detect_at=("soma", 0.5),
                   first_gid: int | None = None) -> range:
@@ -127,8 +148,9 @@ class Network:
     def add_site(self, gid: int, where, receptor: str) -> int:
         """Synaptic site of ``receptor`` on cell ``gid`` at ``where`` (node or (section, x))."""
         self._check_open()
-        if receptor not in self._receptors:
-            raise CosimError(f"unknown receptor {receptor!r}; known: {', '.join(self._receptors)}")
+        if receptor not in self._receptors and receptor not in self._pp_types:
+            raise CosimError(f"unknown receptor {receptor!r}; known: "
+                             f"{', '.join(list(self._receptors) + list(self._pp_types))}")
         key = (int(gid), self._node(self.template_of(gid), where), receptor)
         if key not in self._site_index:
             self._site_index[key] = len(self._sites)
@@ -218,7 +240,9 @@ class Network:
         # synaptic sites
         ns = len(self._sites)
         self._site_k = np.array([self.flat_index(g, nd) for g, nd, _ in self._sites], dtype=np.int64)
-        self._site_par = np.array([site_params(self._receptors[r], self.dt_ms) for _, _, r in self._sites]
+        # point-process sites keep a zero row: no built-in conductance (A = B = 0)
+        self._site_par = np.array([site_params(self._receptors[r], self.dt_ms) if r in self._receptors
+                                   else np.zeros(len(SYN_PARAMS)) for _, _, r in self._sites]
                                   ).reshape(ns, len(SYN_PARAMS))
         self._site_ab = np.zeros((ns, 2))
         # connections in CSR by presynaptic gid (a stable sort keeps the order of connect())
@@ -266,6 +290,11 @@ class Network:
                 if mech.name in per_mech and per_mech[mech.name][0] is not mech:
                     raise CosimError(f"two different mechanisms named {mech.name!r} in one network")
                 per_mech.setdefault(mech.name, [mech, [], [], []])
+        for mech, _ in self._pp_types.values():
+            if mech.name in per_mech and per_mech[mech.name][0] is not mech:
+                raise CosimError(f"two different mechanisms named {mech.name!r} in one network")
+            per_mech.setdefault(mech.name, [mech, [], [], []])
+        self._pp = (np.full(len(self._sites), -1, np.int64), np.zeros(len(self._sites), np.int64))
         for b, (tmpl, n, _) in enumerate(self._batches):
             soff = self._batch_arr[b, 3]
             for mech, nodes, par, fac in tmpl.mechs:
@@ -273,6 +302,16 @@ class Network:
                 per_mech[mech.name][1].append(k)
                 per_mech[mech.name][2].append(np.repeat(par, n, axis=1))
                 per_mech[mech.name][3].append(np.repeat(fac, n))
+        pp_sites: dict[str, list] = {}
+        for j, (_, _, r) in enumerate(self._sites):
+            if r in self._pp_types:
+                mech, values = self._pp_types[r]
+                e = per_mech[mech.name]
+                self._pp[1][j] = sum(x.size for x in e[1])
+                e[1].append(np.array([self._site_k[j]], np.int64))
+                e[2].append(np.array([[values[p] for p in mech.param_names]], float).T.reshape(-1, 1))
+                e[3].append(np.ones(1))
+                pp_sites.setdefault(mech.name, []).append(j)
         self._mech_list = []
         self._mechs = ()
         self._ions = ()
@@ -281,6 +320,9 @@ class Network:
             return
         entries = sorted(per_mech.values(), key=lambda e: (os.path.basename(e[0].path), e[0].name))
         self._mech_list = [e[0] for e in entries]
+        for i, m in enumerate(self._mech_list):
+            for j in pp_sites.get(m.name, ()):
+                self._pp[0][j] = i
         mechs = []
         for mech, ks, pars, facs in entries:
             n_par = len(mech.params)
@@ -412,7 +454,7 @@ class Network:
             if self._kernel is None:
                 got = cable.run_window(*args)
             else:
-                got = self._kernel.run_window(*args, self.celsius, self._mechs, self._ions)
+                got = self._kernel.run_window(*args, self.celsius, self._mechs, self._ions, self._pp)
             self.step += got
             done += got
             if got < chunk:  # spike buffer nearly full: enlarge and go on

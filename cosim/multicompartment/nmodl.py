@@ -6,8 +6,9 @@ with one line ``<file>:<line>: <construct> is not supported …`` before any run
 
 * ``NEURON``: ``SUFFIX``, ``USEION <ion> READ … WRITE … [VALENCE z]``, ``RANGE``,
   ``GLOBAL``, ``NONSPECIFIC_CURRENT``, ``THREADSAFE`` (ignored);
-* ``UNITS`` (unit names are ignored; the constants ``(faraday)``, ``(k-mole)``/``(R)``
-  and ``(pi)`` give their CODATA-2018 values, as NEURON 9), ``PARAMETER``, ``ASSIGNED``,
+* ``UNITS`` (unit names are ignored; the constants ``(faraday)``, ``(k-mole)``/``(R)``,
+  ``(k)``, ``(e)`` and ``(pi)`` give their CODATA-2018 values, as NEURON 9), file-level
+  ``LOCAL`` (kept per instance), unit annotations after numbers (``18(mV)``, ignored), ``PARAMETER``, ``ASSIGNED``,
   ``STATE``, ``CONSTANT``, ``INDEPENDENT`` (ignored), ``UNITSOFF``/``UNITSON`` (ignored);
 * ``INITIAL``, ``BREAKPOINT`` with ``SOLVE <block> [METHOD cnexp | derivimplicit]``,
   ``DERIVATIVE``, ``PROCEDURE``, ``FUNCTION``; statements ``LOCAL``, assignments,
@@ -17,8 +18,13 @@ with one line ``<file>:<line>: <construct> is not supported …`` before any run
 * expressions with ``+ - * / ^``, comparisons, ``&& || !``, and the functions ``exp log
   log10 sqrt pow fabs sin cos tan tanh atan floor ceil fmin fmax``.
 
-Not supported (refused): ``POINT_PROCESS`` / ``NET_RECEIVE`` (synapses use the engine's
-built-in receptors for now), ``KINETIC`` and ``~`` reactions, ``VERBATIM`` C code,
+* ``POINT_PROCESS`` with ``NET_RECEIVE(weight)``: cosim sums the weights of the events
+  reaching one synapse in one time step and runs the block once with the sum, so the
+  block must only add amounts proportional to the weight (``A = A + weight*factor``) —
+  checked, anything else is refused; currents of point processes are in nA.
+
+Not supported (refused): ``ARTIFICIAL_CELL``, ``NET_RECEIVE`` with per-connection state
+(more than one argument), ``KINETIC`` and ``~`` reactions, ``VERBATIM`` C code,
 ``POINTER``, ``ELECTRODE_CURRENT``, ``FROM … TO`` loops, arrays, ``WATCH``,
 ``net_send``, and every block not listed above.
 
@@ -40,7 +46,7 @@ FARADAY = 96485.33212        # C/mol
 GAS_CONSTANT = 8.314462618   # J/(K·mol)
 
 _UNIT_CONSTANTS = {"faraday": FARADAY, "k-mole": GAS_CONSTANT, "r": GAS_CONSTANT,
-                   "pi": math.pi}
+                   "pi": math.pi, "k": 1.380649e-23, "e": 1.602176634e-19}
 
 _TOKEN = re.compile(r"""
     (?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
@@ -59,7 +65,7 @@ SPECIAL = ("v", "celsius", "dt", "t")
 
 _UNSUPPORTED_BLOCKS = ("KINETIC", "LINEAR", "NONLINEAR", "DISCRETE", "PARTIAL",
                        "FUNCTION_TABLE", "BEFORE", "AFTER", "CONSTRUCTOR", "DESTRUCTOR",
-                       "NET_RECEIVE", "TERMINAL", "MATCH", "LAG", "SENS", "CONSERVE",
+                       "TERMINAL", "MATCH", "LAG", "SENS", "CONSERVE",
                        "COMPARTMENT", "LONGITUDINAL_DIFFUSION", "STEADYSTATE", "WATCH",
                        "FOR_NETCONS", "FROM", "WHILE", "while", "for", "VERBATIM",
                        "PROTECT", "MUTEXLOCK", "MUTEXUNLOCK", "LAG", "RESET")
@@ -180,6 +186,8 @@ class ModFile:
     initial: list = field(default_factory=list)
     breakpoint: list = field(default_factory=list)
     callables: dict[str, Callable] = field(default_factory=dict)
+    point: bool = False
+    net_receive: Callable | None = None
 
 
 class Parser:
@@ -290,6 +298,10 @@ class Parser:
             elif kw == "STATE":
                 self.next()
                 self.declaration_block(self.mod.states)
+            elif kw == "LOCAL":          # file-level scratch variables: per instance here
+                self.next()
+                for n in self.name_list():
+                    self.mod.assigned.append((n, "", t.line))
             elif kw == "INDEPENDENT":
                 self.next()
                 self.block_body(skip=True)
@@ -302,6 +314,9 @@ class Parser:
             elif kw in ("DERIVATIVE", "PROCEDURE", "FUNCTION"):
                 self.next()
                 self.callable_block(kw, t)
+            elif kw == "NET_RECEIVE":
+                self.next()
+                self.net_receive_block(t)
             elif kw in _UNSUPPORTED_BLOCKS or kw.isupper():
                 raise self.unsupported(f"block {kw}")
             else:
@@ -324,8 +339,10 @@ class Parser:
             kw = self.name()
             if kw == "SUFFIX":
                 mod.suffix, mod.suffix_line = self.name(), t.line
-            elif kw in ("POINT_PROCESS", "ARTIFICIAL_CELL"):
-                raise self.unsupported(f"{kw} (point processes)", t)
+            elif kw == "POINT_PROCESS":
+                mod.suffix, mod.suffix_line, mod.point = self.name(), t.line, True
+            elif kw == "ARTIFICIAL_CELL":
+                raise self.unsupported("ARTIFICIAL_CELL", t)
             elif kw == "USEION":
                 ion = self.name()
                 entry = mod.ions.setdefault(ion, {"read": [], "write": [], "valence": None})
@@ -422,6 +439,25 @@ class Parser:
         c = Callable(kind, name, args, [], head.line)
         c.body = self.statements(c)
         self.mod.callables[name] = c
+
+    def net_receive_block(self, head: Tok):
+        if self.mod.net_receive is not None:
+            raise self.error("NET_RECEIVE defined twice", head)
+        self.expect("(")
+        args = []
+        while True:
+            args.append(self.name())
+            if self.tok.text == "(":
+                self.units()
+            if self.accept(")"):
+                break
+            self.expect(",")
+        if len(args) != 1:
+            raise self.unsupported("NET_RECEIVE with more than one argument (per-connection "
+                                   "state)", head)
+        c = Callable("NET_RECEIVE", "NET_RECEIVE", args, [], head.line)
+        c.body = self.statements(c)
+        self.mod.net_receive = c
 
     # -- statements
     def statements(self, owner: Callable | None = None) -> list:
@@ -567,6 +603,8 @@ class Parser:
         t = self.tok
         if t.kind == "num":
             self.next()
+            if self.tok.text == "(":      # a unit annotation: 18(mV), .1(1/mV)
+                self.units()
             return ("num", float(t.text))
         if t.kind == "name":
             self.next()
