@@ -66,6 +66,12 @@ domain                         ids after ``(seed, domain)``   used by, and what 
                                                               ``target = "poisson"``:
                                                               ``RateToPoisson`` independent
                                                               trains, counter ``(k, line, 0, 0)``
+``neural_field.initial``       engine name                    ``NeuralFieldEngine``: numpy
+                                                              stream, the white perturbation
+                                                              N(0, noise²) of the initial sheet
+``neural_surface.initial``     engine name                    ``NeuralSurfaceEngine``: numpy
+                                                              stream, one U(lo, hi) per vertex
+                                                              and state variable
 =============================  =============================  ===================================
 
 (``NeuralMassEngine``: :mod:`cosim.engines.neural_mass`; ``MulticompartmentEngine``:
@@ -119,6 +125,8 @@ DOMAINS: dict[str, tuple[str, ...]] = {
     "rate_to_poisson.mother": ("engine name", "adapter name"),
     "rate_to_poisson.copy": ("engine name", "adapter name"),
     "stimulus.poisson": ("engine name", "stimulus name"),
+    "neural_field.initial": ("engine name",),
+    "neural_surface.initial": ("engine name",),
 }
 
 
