@@ -381,13 +381,23 @@ def typos(name: str) -> list[str]:
     return [t for t in out if t != name]
 
 
+def _engine_deletable(path: tuple, data: dict) -> bool:
+    """Deleting one of several engines that nothing refers to (no adapter, no stimulus)
+    leaves a valid scenario: the others cover the brain (``regions = "rest"``)."""
+    if len(path) != 2 or path[0] != "engines" or len(data.get("engines", {})) < 2:
+        return False
+    refs = [t.get("engine") for sec in ("adapters", "stimuli")
+            for t in data.get(sec, {}).values() if isinstance(t, dict)]
+    return path[1] not in refs
+
+
 def candidates(name: str, data: dict) -> list[Mutation]:
     """Every mutation of base ``name`` (``data``) that must make it invalid."""
     out: list[Mutation] = []
     required = REQUIRED + (REQUIRED_WITH_ADAPTERS if "adapters" in data else [])
     for path, value in walk(data):
         is_key = isinstance(path[-1], str)
-        if is_key and matches(path, required):
+        if is_key and matches(path, required) and not _engine_deletable(path, data):
             out.append(Mutation("delete", path))
         if is_key and not parent_is_free(path):
             parent = get(data, path[:-1])
