@@ -151,7 +151,6 @@ class Slurm:
         self.opts, self.stream = opts, stream
 
     def run(self, spec: FitSpec, jobs: list[tuple[int, dict]]) -> list[dict]:
-        from ..slurm import submit
         from ..sweep import Variant, array_script
 
         tic = time.perf_counter()
