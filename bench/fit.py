@@ -67,6 +67,12 @@ def neurolib_worker(cfg: dict) -> dict:
     import logging
 
     logging.disable(logging.WARNING)
+    # pypet 0.6.1 (under neurolib's Evolution) still names numpy 1 aliases removed in
+    # NumPy 2; in this peer's own process only, give them back.
+    for old, new in (("string_", "bytes_"), ("unicode_", "str_"), ("float_", "float64"),
+                     ("complex_", "complex128")):
+        if not hasattr(np, old):
+            setattr(np, old, getattr(np, new))
     from neurolib.models.wc import WCModel
     from neurolib.optimize.evolution import Evolution
     from neurolib.utils import functions as func
@@ -198,6 +204,8 @@ def main(argv=None) -> int:
     p.add_argument("--verbose", action="store_true")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.generations < 2 or args.population < 2:
+        p.error("neurolib's Evolution needs --generations >= 2 and --population >= 2")
     if args.worker:
         cfg = json.loads(Path(args.worker).read_text())
         Path(cfg["result"]).write_text(json.dumps(neurolib_worker(cfg)))
@@ -227,7 +235,7 @@ def main(argv=None) -> int:
                               capture_output=True, text=True, env=env)
         if proc.returncode or not (folder / "neurolib.json").exists():
             sys.stderr.write(proc.stdout + proc.stderr[-4000:])
-            payload["skipped"]["neurolib"] = f"neurolib's evolution failed (exit {proc.returncode})"
+            payload["failed"] = {"neurolib": f"neurolib's evolution failed (exit {proc.returncode})"}
         else:
             payload["results"]["neurolib"] = json.loads((folder / "neurolib.json").read_text())
         nl = payload["results"].get("neurolib")

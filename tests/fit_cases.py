@@ -67,13 +67,16 @@ def truth_series(tmp: Path, duration_ms: float, *, seed: int = 7, noise: float =
 
 def fit_text(scenario: Path | str, target: dict, params: dict, *, budget: int = 8,
              loss: dict | None = None, optimizer: dict | None = None, sets: dict | None = None,
-             identify: dict | None = None, out: str | None = None, seed: int = 0) -> str:
+             identify: dict | None = None, out: str | None = None, seed: int = 0,
+             connectome: dict | None = None) -> str:
     """A fit description as TOML text."""
     data: dict = {"fit": {"scenario": str(scenario), "budget": budget, "seed": seed}}
     if out:
         data["fit"]["out"] = out
     if sets:
         data["set"] = sets
+    if connectome:
+        data["connectome"] = connectome
     data["parameters"] = params
     data["target"] = target
     data["loss"] = loss or {"fc": 1.0}

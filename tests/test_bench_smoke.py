@@ -178,3 +178,26 @@ def test_multicompartment_cortical_cell_case(multicompartment):
     a = c["agreement"]["cosim-neuron"]
     assert a["counts"][0] == a["counts"][1] >= 1 and a["agree"], a   # same .mod files, same spikes
     assert c["compartments_per_cell"]["cosim"] == c["compartments_per_cell"]["neuron"]
+
+
+def test_fit_bench_runs_both_fitters_on_the_same_budget(tmp_path):
+    """bench/fit.py at toy size: cosim fit and neurolib's Evolution, 4 evaluations each."""
+    pytest.importorskip("cma", reason="cosim fit's CMA-ES needs the cma package")
+    out = tmp_path / "fit.json"
+    proc = subprocess.run([sys.executable, str(BENCH / "fit.py"), "--duration-ms", "6000",
+                           "--discard-ms", "1000", "--population", "2", "--generations", "2",
+                           "--cores", "1", "--json", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    d = json.loads(out.read_text())
+    if "neurolib" in d["skipped"]:
+        pytest.skip(f"neurolib: {d['skipped']['neurolib']}")
+    assert "failed" not in d, d["failed"]
+    nl, co = d["results"]["neurolib"], d["results"]["cosim"]
+    assert nl["evaluations"] == co["evaluations"] >= 2
+    for side in (nl, co):
+        assert -1.0 <= side["best_r"] <= 1.0 and side["best_r"] == max(side["rs"])
+        assert 0 <= side["time_to_best_s"] <= side["wall_s"]
+        assert 0.0 <= side["best_params"]["G"] <= 3.0
+        assert 1.0 <= side["best_params"]["speed"] <= 20.0
+    assert set(d["targets_met"]) == {"reaches_neurolib_best_r", "in_a_third_of_the_time"}

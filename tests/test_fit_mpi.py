@@ -12,7 +12,7 @@ import pytest
 
 from _hpc import hpc, hpc_process
 from cosim.launch import find_mpiexec
-from fit_cases import fit_text, linear_net, truth_series, write_toml
+from fit_cases import DATA, fit_text, linear_net, truth_series, write_toml
 
 pytestmark = pytest.mark.mpi
 
@@ -23,11 +23,17 @@ def _setup(tmp_path, **target):
     if find_mpiexec() is None:
         pytest.skip("no mpiexec (install the mpi extra)")
     np.save(tmp_path / "truth.npy", truth_series(tmp_path, 5000.0))
-    write_toml(tmp_path / "net.toml", linear_net(5000.0))
+    # the fit's [connectome] replaces the base scenario's (on every rank)
+    base = linear_net(5000.0)
+    for name, f in (("w", "six_weights.csv"), ("l", "six_lengths.csv")):
+        np.save(tmp_path / f"{name}.npy", np.loadtxt(DATA / f, delimiter=","))
+    base["connectome"]["source"] = "tvb:connectivity_76"
+    write_toml(tmp_path / "net.toml", base)
     (tmp_path / "fit.toml").write_text(fit_text(
         "net.toml", {"timeseries": "truth.npy", "dataset": "timeseries", **target}, G,
         budget=7, loss={"fc": 1.0, "fc_mse": 10.0}, sets={"simulation.seed": 8},
-        optimizer={"method": "cmaes", "population": 4}))
+        optimizer={"method": "cmaes", "population": 4},
+        connectome={"weights": "w.npy", "tract_lengths": "l.npy"}))
 
 
 def _records(folder):
@@ -44,6 +50,11 @@ def test_fit_over_two_ranks_equals_the_single_process_fit(tmp_path):
     assert two.stderr.count("fit: 4/7 evaluations, wave 0") == 1        # rank 0 reports
     assert "fit: 7/7 evaluations, wave 1" in two.stderr
     assert _records(tmp_path / "two") == _records(tmp_path / "one")
+    # ... the same as the scenario with the matrices in its own [connectome]
+    from cosim.scenario import load_scenario
+
+    sc = load_scenario(tmp_path / "two" / "evaluations" / "00005.toml")
+    assert sc.connectome.n_regions == 6
     assert json.loads((tmp_path / "two" / "best.json").read_text())["params"] == \
         json.loads((tmp_path / "one" / "best.json").read_text())["params"]
     for i in range(7):                           # every evaluation's output is the same

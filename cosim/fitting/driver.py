@@ -151,7 +151,6 @@ class Slurm:
         self.opts, self.stream = opts, stream
 
     def run(self, spec: FitSpec, jobs: list[tuple[int, dict]]) -> list[dict]:
-        from ..slurm import submit
         from ..sweep import Variant, array_script
 
         tic = time.perf_counter()
@@ -234,11 +233,12 @@ def run_fit(spec: FitSpec, backend=None, *, overwrite: bool = False,
             _append_log(spec.out, new)
         opt.tell(cands, [r["loss"] for r in ordered])
         records += ordered
+        previous = best
         for r in ordered:
             if best is None or r["loss"] < best["loss"]:
                 best = r
         if not spec.keep_outputs and backend.rank == 0:
-            _drop_outputs(ordered, best)
+            _drop_outputs(ordered + ([previous] if previous is not None else []), best)
         if on_wave is not None:
             on_wave(ordered)
         if backend.rank == 0:

@@ -33,7 +33,6 @@ from __future__ import annotations
 import json
 import math
 import sys
-from pathlib import Path
 from typing import TextIO
 
 import numpy as np
@@ -107,7 +106,7 @@ def sensitivity(model: _Model, u0: np.ndarray, h: float) -> np.ndarray:
         else:
             a, b, span = model.y(lo), model.y(hi), 2 * h
         if a is None or b is None:
-            raise CosimError(f"a run near the point diverged; reduce identify.step",
+            raise CosimError("a run near the point diverged; reduce identify.step",
                              file=str(model.spec.path), key="identify.step")
         cols.append((b - a) / span)
     return np.stack(cols, axis=1)

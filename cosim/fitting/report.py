@@ -87,7 +87,7 @@ def convergence_figure(path: Path, records: list[dict], dpi: int) -> Path:
         ax.plot(np.arange(loss.size), np.minimum.accumulate(loss), color="k", label="best so far")
         ax.set_xlabel("evaluation")
         ax.set_ylabel("loss")
-        ax.legend(frameon=False)
+        ax.legend(frameon=False, loc="upper right")
         return plotting._save(fig, path, dpi)
     return draw()
 

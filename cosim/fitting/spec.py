@@ -346,15 +346,17 @@ def _check_fcd(spec: FitSpec, file: str) -> None:
                          key="loss.fcd")
 
 
-def write_connectome(spec: FitSpec, folder: Path) -> None:
-    """Write ``[connectome]``'s matrices as ``folder/connectome.npz`` and point the base
-    scenario at it."""
+def write_connectome(spec: FitSpec, folder: Path, *, write: bool = True) -> None:
+    """Write ``[connectome]``'s matrices as ``folder/connectome.npz`` (``write``: this
+    process writes it; the other MPI ranks only point at it) and point the base scenario
+    at it."""
     if spec.connectome is None:
         return
-    folder.mkdir(parents=True, exist_ok=True)
     p = folder / "connectome.npz"
-    np.savez(p, weights=spec.connectome["weights"],
-             tract_lengths=spec.connectome["tract_lengths"])
+    if write:
+        folder.mkdir(parents=True, exist_ok=True)
+        np.savez(p, weights=spec.connectome["weights"],
+                 tract_lengths=spec.connectome["tract_lengths"])
     spec.base.setdefault("connectome", {})["source"] = str(p.resolve())
 
 

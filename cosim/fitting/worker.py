@@ -57,6 +57,10 @@ def main(argv: list[str] | None = None) -> int:
         return err[0]
     if comm is not None:
         log = comm.bcast(log, root=0)
+        if rank != 0:                   # rank 0 wrote <out>/connectome.npz in prepare_folder
+            from .spec import write_connectome
+
+            write_connectome(spec, spec.out, write=False)
     backend = MPI(comm) if comm is not None else Local()
     try:
         records = run_fit(spec, backend, prepared=log)
