@@ -60,7 +60,8 @@ TARGET = Param("target", REQUIRED, "", "neural_mass: a state variable of the mod
                "derivative gets + w u(t)), an array of them, or \"coupling\" (added to the "
                "coupling input); spiking engines (multicompartment, nest, neuron): \"current\" "
                "(a current-clamp train on cells; nA, NEST pA) or \"poisson\" (Poisson trains "
-               "of rate u(t) on an input group)",
+               "of rate u(t) on an input group); neural_field: \"u\" (profile(x) u(t) added to "
+               "the field's input I)",
                type="any")
 WEIGHTS = Param("weights", None, "", "neural_mass: factor per region — a number (every "
                 "region of the engine), an array (one per connectome region, or one per "
@@ -75,14 +76,17 @@ X = Param("x", None, "", "current: position along the section (multicompartment,
           ge=0, le=1, derived="0.5")
 INPUT = Param("input", None, "", "poisson: the input group [engines.<e>.inputs.<group>]",
               type="string")
+PROFILE = Param("profile", None, "", "neural_field: the spatial pattern, an expression of the "
+                "position x (and y on a 2-D sheet) in mm, e.g. \"exp(-(x - 5)**2 / 2)\"",
+                type="string", derived="1 at every point")
 
 STIMULUS = section("stimuli.<name>", "a stimulus: a temporal pattern ([stimuli.<name>."
                    "temporal]) times a spatial pattern, applied to one engine",
-                   (ENGINE, TARGET, WEIGHTS, POPULATION, CELLS, SECTION, X, INPUT),
+                   (ENGINE, TARGET, WEIGHTS, POPULATION, CELLS, SECTION, X, INPUT, PROFILE),
                    tuple(PATTERN_SECTIONS.values()))
 
 #: Engine-type specific keys: which target kinds read them.
-SPATIAL_KEYS = ("weights", "population", "cells", "section", "x", "input")
+SPATIAL_KEYS = ("weights", "population", "cells", "section", "x", "input", "profile")
 
 
 @dataclass(frozen=True)
@@ -170,7 +174,7 @@ def read_stimuli(reader: Reader, base_dir: Path) -> list[StimulusSpec]:
                                              and all(isinstance(t, str) for t in target))):
             raise r.error("target", f"must be a string or an array of strings, got {target!r}")
         given = {}
-        for decl in (WEIGHTS, POPULATION, CELLS, SECTION, X, INPUT):
+        for decl in (WEIGHTS, POPULATION, CELLS, SECTION, X, INPUT, PROFILE):
             if r.has(decl.name):
                 given[decl.name] = r.param(decl)
         pattern = read_pattern(r.table("temporal"), base_dir)

@@ -41,7 +41,9 @@ every ``[record] period``; ``"field"`` ``(time, u, point)`` — snapshots of ``u
 Bus (with ``region``): exports ``Export.AFFERENT`` — the mean firing rate ``⟨S(u)⟩`` of the
 sheet after every step — and takes ``Take.DRIVE`` — the region's delayed weighted input
 ``s_R(t)``, applied uniformly (× ``input_gain``).  Stimuli: :meth:`NeuralFieldEngine.
-set_stimulus` takes ``f(t_ms, x_mm) → (N,)`` added to ``I`` (the hook for ``[stimuli]``).
+add_stimulus` binds a ``[stimuli.<name>]`` with ``target = "u"``: ``profile(x[, y]) · u(t)``
+added to ``I`` (``profile`` an expression of the position in mm); :meth:`set_stimulus` takes
+any ``f(t_ms, x_mm) → (N,)``.
 
 The sheet is one FFT domain and is not split across ranks (``max_parts() = 1``).
 """
@@ -145,6 +147,7 @@ class NeuralFieldEngine(Engine):
             initial_u = roots[0]
         self.initial_u = float(initial_u)
         self.stimulus = None
+        self._stimuli: list = []            # (pattern, profile (N,)) of [stimuli] tables
         self._built = False
 
     @classmethod
@@ -196,6 +199,46 @@ class NeuralFieldEngine(Engine):
                            point_order="C order of the decimated grid")))
         return specs
 
+    def add_stimulus(self, spec):
+        """``[stimuli.<name>]`` with ``target = "u"``: ``profile(x[, y]) · u(t)`` added to the
+        input ``I`` (held over each step, like the bus drive: ``u`` at the step's start)."""
+        from ..expression import Expression, ExpressionError
+        from ..stimuli import StimulusRecord
+
+        if spec.target != "u":
+            raise spec.error("target", f"a neural_field takes target \"u\" (profile(x) u(t) "
+                                       f"added to its input), got {spec.target!r}")
+        spec.refuse(("profile",), "\"u\" of a neural_field")
+        names = ("x",) if len(self.shape) == 1 else ("x", "y")
+        text = spec.given.get("profile", "1")
+        try:
+            expr = Expression(text, names)
+        except ExpressionError as exc:
+            raise spec.error("profile", str(exc)) from None
+        x = self.coordinates()
+        w = np.broadcast_to(expr({n: x[:, i] for i, n in enumerate(names)}),
+                            (self.n_points,)).astype(np.float64)
+        if not np.isfinite(w).all():
+            bad = int(np.flatnonzero(~np.isfinite(w))[0])
+            raise spec.error("profile", f"{text!r} is {w[bad]} at x = {x[bad].tolist()} mm")
+        self._stimuli.append((spec.pattern, w))
+        stims = tuple(self._stimuli)
+
+        def total(t_ms, _x):
+            tt = np.array([t_ms])
+            return sum(float(pat(tt)[0]) * wj for pat, wj in stims)
+
+        self.set_stimulus(total)
+        return StimulusRecord(spec.name, self.name, "u", spec.pattern, self.dt_ms, 0.0,
+                              tuple(f"p{i}" for i in range(self.n_points)), w,
+                              "1 (the field's input I)",
+                              "u(k dt) added to I over step k (held, like the bus drive)")
+
+    def coordinates(self) -> np.ndarray:
+        """``(N, dims)`` mm: the grid points, C order (point ``i`` of the records)."""
+        axes = [np.arange(n) * self.spacing_mm for n in self.shape]
+        return np.stack([m.ravel() for m in np.meshgrid(*axes, indexing="ij")], axis=1)
+
     def set_stimulus(self, fn) -> None:
         """``fn(t_ms, x_mm) → (N,)`` added to the input at every step (``x_mm``: point
         coordinates ``(N, dims)``); the hook for stimuli.  Set before :meth:`build`."""
@@ -217,8 +260,7 @@ class NeuralFieldEngine(Engine):
         self._initial_rate = self.sheet.rate_mean
         self._snap_points = self._snapshot_points()
         if self.stimulus is not None:
-            axes = [np.arange(n) * self.spacing_mm for n in self.shape]
-            x = np.stack([m.ravel() for m in np.meshgrid(*axes, indexing="ij")], axis=1)
+            x = self.coordinates()
             fn = self.stimulus
             self._stim = lambda step: np.ascontiguousarray(fn(step * self.dt_ms, x), dtype=np.float64)
         else:
