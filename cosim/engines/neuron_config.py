@@ -39,8 +39,9 @@ CONNECT = Param("connect", None, "", "in a .py model: a function connect(ctx, ce
                 "own connections there with ctx.pc.gid_connect)", type="string",
                 derived="none")
 MOD_DIR = Param("mod_dir", None, "", "folder of .mod files (relative to the scenario), compiled "
-                "with nrnivmodl at build and cached by content hash", type="string",
-                derived="none")
+                "with nrnivmodl at build and cached by content hash; \"cosim:cortical\": the "
+                "cortical mechanisms shipped with cosim (the multicompartment engine's set)",
+                type="string", derived="none")
 ARGS = Param("args", None, "", "keyword arguments passed to build and connect (a table)",
              type="table", derived="none")
 
@@ -124,7 +125,11 @@ def engine_kwargs(name: str, reader, ctx) -> dict[str, Any]:
                                  ".py model")
     mod_dir = r.param(MOD_DIR)
     if mod_dir is not None:
-        mpath = os.path.join(base, mod_dir)
+        if mod_dir == "cosim:cortical":
+            from ..multicompartment.mechanism import shipped_mod_dir
+            mpath = str(shipped_mod_dir())
+        else:
+            mpath = os.path.join(base, mod_dir)
         if not os.path.isdir(mpath):
             raise r.error("mod_dir", f"folder {mod_dir!r} not found (looked at {mpath})")
         if not any(f.endswith(".mod") for f in os.listdir(mpath)):
