@@ -42,8 +42,8 @@ def compile_nmda(tmpdir: Path) -> bool:
     return bool(load_mechanisms(str(tmpdir), warn_if_already_loaded=False)) and hasattr(h, "NMDAMg")
 
 
-def build_neuron(h, morph):
-    """NEURON sections mirroring a cosim Morphology (3-D points, nseg, Ra, cm, mechanisms)."""
+def _sections(h, morph):
+    """NEURON sections with a cosim Morphology's 3-D points, nseg, Ra, cm and topology."""
     secs = []
     for s in morph.sections:
         sec = h.Section(name=s.name)
@@ -52,18 +52,30 @@ def build_neuron(h, morph):
         sec.nseg = s.nseg
         sec.Ra = s.Ra_ohm_cm
         sec.cm = s.cm_uF_per_cm2
-        for mech, p in s.mechanisms.items():
-            sec.insert(mech)
-            for seg in sec:
-                if mech == "hh":
-                    seg.hh.gnabar, seg.hh.gkbar = p["gnabar"], p["gkbar"]
-                    seg.hh.gl, seg.hh.el = p["gl"], p["el"]
-                    seg.ena, seg.ek = p["ena"], p["ek"]
-                elif mech == "pas":
-                    seg.pas.g, seg.pas.e = p["g"], p["e"]
         if s.parent >= 0:
             sec.connect(secs[s.parent](s.parent_x), 0)
         secs.append(sec)
+    return secs
+
+
+def _set_hh_pas(sec, mech, p):
+    """cosim's ``hh`` / ``pas`` parameters ``p`` on every segment of ``sec``."""
+    for seg in sec:
+        if mech == "hh":
+            seg.hh.gnabar, seg.hh.gkbar = p["gnabar"], p["gkbar"]
+            seg.hh.gl, seg.hh.el = p["gl"], p["el"]
+            seg.ena, seg.ek = p["ena"], p["ek"]
+        elif mech == "pas":
+            seg.pas.g, seg.pas.e = p["g"], p["e"]
+
+
+def build_neuron(h, morph):
+    """NEURON sections mirroring a cosim Morphology (3-D points, nseg, Ra, cm, mechanisms)."""
+    secs = _sections(h, morph)
+    for s, sec in zip(morph.sections, secs):
+        for mech, p in s.mechanisms.items():
+            sec.insert(mech)
+            _set_hh_pas(sec, mech, p)
     return secs
 
 
@@ -105,17 +117,7 @@ def build_neuron_mechs(h, morph, catalogue, ions=None):
     GLOBALs) as ``<name>_<suffix>``; ``ions`` = {ion: {e, ci, co}}.  Rate tables are
     switched off (``usetable_<suffix> = 0``)."""
     from cosim.multicompartment.distribution import evaluate
-    secs = []
-    for s in morph.sections:
-        sec = h.Section(name=s.name)
-        for x, y, z, d in s.points:
-            h.pt3dadd(float(x), float(y), float(z), float(d), sec=sec)
-        sec.nseg = s.nseg
-        sec.Ra = s.Ra_ohm_cm
-        sec.cm = s.cm_uF_per_cm2
-        if s.parent >= 0:
-            sec.connect(secs[s.parent](s.parent_x), 0)
-        secs.append(sec)
+    secs = _sections(h, morph)
     root = secs[0](0.5)
     for s, sec in zip(morph.sections, secs):
         for mech, p in s.mechanisms.items():
@@ -133,13 +135,7 @@ def build_neuron_mechs(h, morph, catalogue, ions=None):
                 else:
                     setattr(h, f"{name}_{mech}", value)
         for mech, p in s.mechanisms.items():
-            for seg in sec:
-                if mech == "hh":
-                    seg.hh.gnabar, seg.hh.gkbar = p["gnabar"], p["gkbar"]
-                    seg.hh.gl, seg.hh.el = p["gl"], p["el"]
-                    seg.ena, seg.ek = p["ena"], p["ek"]
-                elif mech == "pas":
-                    seg.pas.g, seg.pas.e = p["g"], p["e"]
+            _set_hh_pas(sec, mech, p)
         for ion, vals in (ions or {}).items():
             if hasattr(sec(0.5), f"e{ion}"):
                 for seg in sec:
