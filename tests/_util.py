@@ -66,6 +66,26 @@ def assert_same_data(a: dict, b: dict, what: str = "") -> None:
         np.testing.assert_array_equal(a[k], b[k], err_msg=f"{what} {k}")
 
 
+def crash_and_resume(scenario_path, out: Path, at_window: int) -> Path:
+    """Run ``scenario_path`` into ``out`` until an exception after window ``at_window``
+    (a node failure, as :func:`cosim.runtime.run_scenario`'s ``on_window`` sees it), then
+    resume it in process from its last checkpoint; returns ``out``."""
+    import pytest
+
+    from cosim.runtime import run_scenario
+    from cosim.scenario import load_scenario
+
+    def crash(k, t, payload):
+        if k == at_window:
+            raise RuntimeError("node failure")
+
+    with pytest.raises(RuntimeError, match="node failure"):
+        run_scenario(load_scenario(scenario_path), output=out, progress_stream=None,
+                     on_window=crash)
+    run_scenario(load_scenario(scenario_path), output=out, progress_stream=None, resume=True)
+    return out
+
+
 def small_default(tmp_path: Path, name: str = "h.toml", **subs) -> Path:
     """``scenarios/default.toml`` made small for tests: 24 + 12 cells, 1 ms windows, no
     output key; ``subs`` are further ``old → new`` text replacements (each must match)."""

@@ -13,7 +13,7 @@ import h5py
 import numpy as np
 import pytest
 
-from _util import assert_same_data, h5_data, run_cli
+from _util import assert_same_data, crash_and_resume, h5_data, run_cli
 from cosim.connectome import make_connectome
 from cosim.engines.multicompartment import MulticompartmentEngine
 from cosim.engines.neural_mass import NeuralMassEngine
@@ -339,17 +339,8 @@ def test_checkpoint_resume_with_stimuli_equals_a_straight_run(write_scenario, tm
                                "frequency": 40.0}}}
     path = _mc_engine(write_scenario, stim, checkpoint_every=10.0)
     run_scenario(load_scenario(path), output=tmp_path / "straight.h5", progress_stream=None)
-
-    def crash(k, t, payload):
-        if k == 25:
-            raise RuntimeError("node failure")
-
-    with pytest.raises(RuntimeError):
-        run_scenario(load_scenario(path), output=tmp_path / "cut.h5", progress_stream=None,
-                     on_window=crash)
-    run_scenario(load_scenario(path), output=tmp_path / "cut.h5", progress_stream=None,
-                 resume=True)
-    a, b = h5_data(tmp_path / "straight.h5"), h5_data(tmp_path / "cut.h5")
+    a = h5_data(tmp_path / "straight.h5")
+    b = h5_data(crash_and_resume(path, tmp_path / "cut.h5", at_window=25))
     assert_same_data(a, b)
     assert a["stimuli/d/values"].size == 1600 and a["spikes/v1.exc/timestamps"].size > 10
 
@@ -361,17 +352,8 @@ def test_neural_mass_checkpoint_resume_with_stimuli(write_scenario, tmp_path):
               "temporal": {"type": "sinusoid", "amplitude": 0.1, "frequency": 30.0}}}}
     path = write_scenario(sc, "nm.toml")
     run_scenario(load_scenario(path), output=tmp_path / "straight.h5", progress_stream=None)
-
-    def crash(k, t, payload):
-        if k == 13:
-            raise RuntimeError("node failure")
-
-    with pytest.raises(RuntimeError):
-        run_scenario(load_scenario(path), output=tmp_path / "cut.h5", progress_stream=None,
-                     on_window=crash)
-    run_scenario(load_scenario(path), output=tmp_path / "cut.h5", progress_stream=None,
-                 resume=True)
-    assert_same_data(h5_data(tmp_path / "straight.h5"), h5_data(tmp_path / "cut.h5"))
+    assert_same_data(h5_data(tmp_path / "straight.h5"),
+                     h5_data(crash_and_resume(path, tmp_path / "cut.h5", at_window=13)))
 
 
 # -- the shipped epilepsy scenario ----------------------------------------------------------
