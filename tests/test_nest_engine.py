@@ -30,7 +30,7 @@ from _util import run_cli  # noqa: E402
 from adapters import RateToPoisson  # noqa: E402
 from cosim.connectome import load_connectome  # noqa: E402
 from cosim.engines import nest_config as cfg  # noqa: E402
-from cosim.engines.nest import (Connection, Distribution, InputGroup, NestEngine,  # noqa: E402
+from cosim.engines.nest import (InputGroup, NestEngine,  # noqa: E402
                                 Population, grid_times, nest_seed)
 from cosim.rng import Streams  # noqa: E402
 from scenarios import (neural_mass, rate_to_poisson, record, scenario, simulation,  # noqa: E402

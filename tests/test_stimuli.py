@@ -15,7 +15,6 @@ import pytest
 
 from _util import assert_same_data, crash_and_resume, h5_data, run_cli
 from cosim.connectome import make_connectome
-from cosim.engines.multicompartment import MulticompartmentEngine
 from cosim.engines.neural_mass import NeuralMassEngine
 from cosim.errors import CosimError
 from cosim.multicompartment.partition import advance_in_lockstep, merge_outputs
