@@ -14,7 +14,9 @@ trajectories); each side draws its own initial state.
 **Budget.**  neurolib's evolution runs first (``POP_INIT_SIZE = POP_SIZE = --population``,
 ``NGEN = --generations``, ``ncores = --cores``); the number of evaluations it made is the
 budget of the cosim fit (CMA-ES, population ``--population``, over ``--cores`` MPI ranks:
-``cosim fit FIT --np K``).
+``cosim fit FIT --np K``; its first wave is the optimiser's default initial design, a seeded
+Latin hypercube of the box, and CMA-ES starts from the design's best point — as neurolib's
+random initial population, it counts in the budget).
 
 **Reported.**  Each side's best FC correlation, the wall time of the whole fit, and the wall
 time until its best was found (neurolib: each evaluation's finishing time stamp, written by

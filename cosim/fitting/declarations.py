@@ -93,7 +93,14 @@ POPULATION = Param("population", 8, "", "evaluations per wave (CMA-ES population
                    "points run together)", type="integer", ge=2)
 SIGMA0 = Param("sigma0", 0.25, "", "CMA-ES initial step, as a fraction of each bound's width",
                gt=0, le=1)
-OPTIMIZER = section("optimizer", "how candidates are chosen", (METHOD, POPULATION, SIGMA0))
+DESIGN = Param("design", None, "", "CMA-ES: points of an initial space-filling design (a "
+               "Latin hypercube in the box, seeded by [fit] seed) evaluated first, within the "
+               "budget; CMA-ES then starts at the design's best point with a step from the "
+               "spread of its best quarter (at most sigma0); 0: no design, CMA-ES starts at the "
+               "parameters' initial values with sigma0", type="integer", ge=0,
+               derived="population (one wave)")
+OPTIMIZER = section("optimizer", "how candidates are chosen",
+                    (METHOD, POPULATION, SIGMA0, DESIGN))
 
 # -- [identify] -----------------------------------------------------------------------------
 I_STEP = Param("step", 0.01, "", "finite-difference step as a fraction of each bound's width "

@@ -8,10 +8,15 @@ is what makes a fit reproducible, resumable (replay the log) and parallel withou
   bounds; ``points`` defaults to ``⌊budget^(1/d)⌋``, at least 2), last parameter fastest,
   handed out in waves of ``population``.
 * :class:`CMAES` — CMA-ES (Hansen's ``cma`` package, the reference implementation) with
-  population ``population``, initial step ``sigma0`` (fraction of the box), start at the
-  parameters' ``initial`` values, box constraints [0, 1] by ``cma``'s boundary handling,
-  seeded by ``[fit] seed``.  ``cma`` needs two dimensions or more: a one-parameter fit
-  searches a second, inert coordinate that no scenario key reads.
+  population ``population``, box constraints [0, 1] by ``cma``'s boundary handling, seeded
+  by ``[fit] seed``.  With ``design = n > 0`` the first ``n`` evaluations are a Latin
+  hypercube of the box (scipy's ``qmc.LatinHypercube``, seeded by ``[fit] seed``), handed
+  out in waves of ``population``; CMA-ES then starts at the design's best point with step
+  ``min(sigma0, max(SIGMA_MIN, s))``, ``s`` the RMS over coordinates of the standard
+  deviation of the design's best quarter (at least 2 points).  With ``design = 0`` it starts
+  at the parameters' ``initial`` values with step ``sigma0``.  ``cma`` needs two dimensions
+  or more: a one-parameter fit searches a second, inert coordinate that no scenario key
+  reads.
 """
 
 from __future__ import annotations
@@ -46,26 +51,68 @@ class Grid:
         return self.next >= len(self.points)
 
 
+#: Smallest CMA-ES step after a design (fraction of the box).
+SIGMA_MIN = 0.02
+
+
+def latin_hypercube(n: int, d: int, seed: int) -> np.ndarray:
+    """``(n, d)`` Latin hypercube in ``[0, 1]^d``, a deterministic function of ``seed``."""
+    from scipy.stats import qmc
+
+    return qmc.LatinHypercube(d, rng=np.random.default_rng([seed, 0x5EED])).random(n)
+
+
+def start_from_design(points: np.ndarray, losses: np.ndarray, sigma0: float):
+    """(x0, sigma) of CMA-ES after a design: its best point, the spread of its best
+    quarter (non-finite losses rank last)."""
+    losses = np.where(np.isfinite(losses), losses, np.inf)
+    order = np.argsort(losses, kind="stable")
+    best = points[order[:max(2, len(points) // 4)]]
+    s = float(np.sqrt(np.mean(best.std(axis=0) ** 2)))
+    return points[order[0]].copy(), min(sigma0, max(SIGMA_MIN, s))
+
+
 class CMAES:
     def __init__(self, spec: FitSpec):
+        d = len(spec.params)
+        self.d = d
+        self.pad = d == 1
+        self.spec = spec
+        self.population = spec.population
+        self.design = latin_hypercube(spec.design, d, spec.seed) if spec.design else None
+        self._design_losses: list[float] = []
+        self._next = 0                               # design points handed out
+        self.es = None
+        self._asked: list[np.ndarray] = []
+        if self.design is None:
+            self._start(np.array([p.to_unit(p.initial) for p in spec.params]), spec.sigma0)
+
+    def _start(self, x0: np.ndarray, sigma: float) -> None:
         import cma
 
-        d = len(spec.params)
-        self.pad = d == 1
-        x0 = [p.to_unit(p.initial) for p in spec.params] + ([0.5] if self.pad else [])
-        opts = {"bounds": [0.0, 1.0], "popsize": spec.population, "seed": spec.seed + 1,
-                "verbose": -9, "verb_log": 0, "verb_disp": 0, "tolfun": 0, "tolx": 1e-12,
-                "tolfunhist": 0, "tolstagnation": 10**9, "maxfevals": 10**9}
-        self.es = cma.CMAEvolutionStrategy(x0, spec.sigma0, opts)
-        self.population = spec.population
-        self._asked: list[np.ndarray] = []
+        x0 = list(x0) + ([0.5] if self.pad else [])
+        opts = {"bounds": [0.0, 1.0], "popsize": self.spec.population,
+                "seed": self.spec.seed + 1, "verbose": -9, "verb_log": 0, "verb_disp": 0,
+                "tolfun": 0, "tolx": 1e-12, "tolfunhist": 0, "tolstagnation": 10**9,
+                "maxfevals": 10**9}
+        self.es = cma.CMAEvolutionStrategy(x0, sigma, opts)
+        self.start = (np.asarray(x0[:self.d]), sigma)
 
     def ask(self, n: int) -> list[np.ndarray]:
+        if self.es is None:                          # the design, in waves of n
+            out = list(self.design[self._next:self._next + n])
+            self._next += len(out)
+            return out
         self._asked = [np.asarray(x, dtype=float) for x in self.es.ask()]
-        d = len(self._asked[0]) - (1 if self.pad else 0)
-        return [x[:d] for x in self._asked[:n]]
+        return [x[:self.d] for x in self._asked[:n]]
 
     def tell(self, points, losses) -> None:
+        if self.es is None:
+            self._design_losses += [float(v) for v in losses]
+            if len(self._design_losses) >= len(self.design):
+                self._start(*start_from_design(self.design, np.array(self._design_losses),
+                                               self.spec.sigma0))
+            return
         if len(losses) == len(self._asked):          # a truncated last wave is not told
             self.es.tell(self._asked, [float(v) for v in losses])
 

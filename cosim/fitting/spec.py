@@ -81,6 +81,7 @@ class FitSpec:
     population: int
     sigma0: float
     identify: dict
+    design: int = 0                         # CMA-ES initial design points
     connectome: dict | None = None          # {weights, tract_lengths} arrays to write
     digest: str = ""                        # of what determines every evaluation
     n_regions: int = 0
@@ -194,6 +195,7 @@ def load_fit(path: str | Path, *, out: str | Path | None = None,
                    params=params, target=target, loss_fc=loss["fc"], loss_fcd=loss["fcd"],
                    loss_mse=loss["fc_mse"],
                    method=opt["method"], population=opt["population"], sigma0=opt["sigma0"],
+                   design=(opt["population"] if opt["design"] is None else opt["design"]),
                    identify=ident, connectome=conn, digest=digest)
     _check_fcd(spec, file)
     _validate(spec)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from .base import Model, Observable, Option, Parameter, StateVariable
 from . import (epileptor, generic_2d_oscillator, jansen_rit, kuramoto, larter_breakspear, linear,
                lif_mean_field, montbrio_pazo_roxin, reduced_wong_wang_exc_inh, stuart_landau, wilson_cowan,
-               wong_wang, zerlaut)
+               wong_wang, zerlaut, zerlaut_second_order)
 
 MODELS: dict[str, Model] = {m.name: m for m in (
     wilson_cowan.MODEL,
@@ -24,6 +24,7 @@ MODELS: dict[str, Model] = {m.name: m for m in (
     reduced_wong_wang_exc_inh.MODEL,
     larter_breakspear.MODEL,
     zerlaut.MODEL,
+    zerlaut_second_order.MODEL,
     lif_mean_field.MODEL,
 )}
 
