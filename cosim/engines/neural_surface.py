@@ -24,7 +24,13 @@ Regions without vertices must be simulated by other engines declared before this
 the surface exports its regions' afferents — ``g`` of the region averages — every step
 (``Export.AFFERENT``).  Delays: ``rint(length / speed /
 dt)`` steps at ``[connectome] speed``.  Record: ``"regions"`` ``(time, variable, region)``,
-the region averages of the state variables every ``[record] period``.
+the region averages of the state variables every ``[record] period``.  The ``[record.<name>]``
+monitors read that dataset: ``[record.<name>.bold]`` is BOLD per region — the
+Balloon–Windkessel model driven by the region average (cosim's neural-mass BOLD on the
+region series; TVB's surface Bold runs its kernel per vertex: with a linear kernel,
+``hrf = "<kernel>"``, averaging per region first gives the same numbers; the Balloon model is
+nonlinear, so driving it per vertex and averaging would differ at second order in the
+spread of the vertices of a region).
 
 It splits into contiguous vertex blocks over as many ranks as the plan gives it (when it
 simulates every region; else it runs on one rank); the blocks are joined after each stage
@@ -162,9 +168,10 @@ class NeuralSurfaceEngine(Engine):
             raise CosimError(f"{self.coupling.name} coupling reads the target's state; with "
                              f"regions of other engines use linear, scaling or a sigmoid",
                              key="coupling.type")
-        self.params = nmc.model_parameters(self.model, ("all",), parameters or {})[0]
+        #: the model parameters, one row (every vertex has them)
+        self.param_row = nmc.model_parameters(self.model, ("all",), parameters or {})[0]
         if spec[3] == "1/gamma":
-            gamma = self.params[self.model.parameter_names.index("gamma")]
+            gamma = self.param_row[self.model.parameter_names.index("gamma")]
             if gamma == 0:
                 raise CosimError("gamma = 0: TVB's local term lc is added next to gamma·c; "
                                  "cosim adds lc/gamma to c", key="parameters.gamma")
@@ -253,6 +260,12 @@ class NeuralSurfaceEngine(Engine):
                              f"declared before this one ({len(missing)} such regions)",
                              file=reader.file, key=reader.key("region_mapping"))
         return eng
+
+    @property
+    def params(self) -> np.ndarray:
+        """``(region, parameter)`` of the engine's regions (the recorded columns), every row
+        :attr:`param_row` — what monitors (e.g. a Jansen–Rit rate transfer) read per region."""
+        return np.broadcast_to(self.param_row, (self.region_indices.size, self.param_row.size))
 
     def _check_local(self):
         """Load the local connectivity once at description time (its shape is checked)."""
@@ -349,7 +362,7 @@ class NeuralSurfaceEngine(Engine):
         V, ns, R = self.n_vertices, self.model.n_state, len(self.all_labels)
         self._lscale = np.full(V, self.local_strength * self._lfactor)
         # one parameter row for every vertex: a stride-0 view, read by the model's dfun
-        self._p = np.broadcast_to(np.ascontiguousarray(self.params), (V, self.params.size))
+        self._p = np.broadcast_to(np.ascontiguousarray(self.param_row), (V, self.param_row.size))
         lo, hi = self.model.bounds()
         self._lo, self._hi = np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)
         # long-range edges by target, sources ascending
