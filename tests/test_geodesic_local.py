@@ -1,0 +1,102 @@
+"""Local connectivity from a kernel of geodesic distance (cosim.fields.geodesic).
+
+Independent sources: on a flat triangulated patch the geodesic distance is the Euclidean
+one (exact); on a curved mesh, The Virtual Brain's ``LocalConnectivity(cutoff=…,
+equation=Gaussian / DoubleGaussian)`` ``.compute_sparse_matrix()`` on the same surface.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+import numpy as np
+import pytest
+
+pytest.importorskip("gdist", reason="tvb-gdist is not installed")
+
+from cosim.errors import CosimError  # noqa: E402
+from cosim.fields import geodesic as gd  # noqa: E402
+
+
+def _grid(n=14, h=1.0, bump=0.0):
+    """An n × n patch of spacing h mm, two triangles per cell, height bump · Gaussian."""
+    x, y = np.meshgrid(np.arange(n) * h, np.arange(n) * h, indexing="ij")
+    c = (n - 1) * h / 2
+    z = bump * np.exp(-((x - c) ** 2 + (y - c) ** 2) / (2 * (0.25 * n * h) ** 2))
+    v = np.stack([x.ravel(), y.ravel(), z.ravel()], axis=1)
+    idx = np.arange(n * n).reshape(n, n)
+    a, b, cc, d = idx[:-1, :-1].ravel(), idx[1:, :-1].ravel(), idx[:-1, 1:].ravel(), idx[1:, 1:].ravel()
+    t = np.concatenate([np.stack([a, b, d], 1), np.stack([a, d, cc], 1)]).astype(np.int32)
+    return v, t
+
+
+def test_flat_patch_distances_are_euclidean():
+    v, t = _grid(n=12, h=0.7)
+    d = gd.geodesic_distances(v, t, 2.5)
+    i, j = d.nonzero()
+    eu = np.linalg.norm(v[i] - v[j], axis=1)
+    np.testing.assert_allclose(d.data, eu, rtol=1e-12)
+    # every pair within the cutoff is present (and none beyond it, nor i = j)
+    full = np.linalg.norm(v[:, None] - v[None], axis=2)
+    want = (full < 2.5) & (full > 0)
+    got = np.zeros_like(want)
+    got[i, j] = True
+    assert (got == want).all() and d.nnz > 10 * len(v)
+
+
+@pytest.mark.parametrize("kernel,params", [
+    ("gaussian", {"amp": 1.0, "sigma": 1.2}),
+    ("double_gaussian", {"amp_1": 1.0, "sigma_1": 1.0, "amp_2": 0.4, "sigma_2": 2.0}),
+])
+def test_matches_tvbs_local_connectivity(kernel, params):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from tvb.datatypes import equations, local_connectivity, surfaces
+    logging.getLogger("tvb").setLevel(logging.ERROR)
+    v, t = _grid(n=16, h=1.0, bump=3.0)
+    ours = gd.local_connectivity(v, t, 3.5, kernel, params)
+    eq = (equations.Gaussian if kernel == "gaussian" else equations.DoubleGaussian)()
+    eq.parameters.update(params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        surf = surfaces.CorticalSurface(vertices=v, triangles=t)
+        surf.configure()
+        lc = local_connectivity.LocalConnectivity(surface=surf, cutoff=3.5, equation=eq)
+        lc.compute_sparse_matrix()
+    theirs = lc.matrix.tocsr()
+    theirs.sort_indices()
+    assert ours.shape == theirs.shape == (256, 256)
+    np.testing.assert_array_equal(ours.indptr, theirs.indptr)
+    np.testing.assert_array_equal(ours.indices, theirs.indices)
+    np.testing.assert_allclose(ours.data, theirs.data, rtol=1e-12, atol=1e-15)
+    # the homogenisation: every row's positive part sums to the same value
+    pos = ours.multiply(ours > 0).sum(axis=1).A.ravel()
+    np.testing.assert_allclose(pos, pos.mean(), rtol=1e-12)
+    if kernel == "double_gaussian":
+        assert (ours.data < 0).any() and (ours.data > 0).any()
+
+
+def test_errors():
+    v, t = _grid(n=4)
+    with pytest.raises(CosimError, match="unknown kernel 'gauss'"):
+        gd.local_connectivity(v, t, 2.0, "gauss")
+    with pytest.raises(CosimError, match="'width' is not a parameter of kernel 'gaussian'"):
+        gd.local_connectivity(v, t, 2.0, "gaussian", {"width": 1.0})
+    with pytest.raises(CosimError, match="sigma must be > 0"):
+        gd.local_connectivity(v, t, 2.0, "gaussian", {"sigma": 0.0})
+    with pytest.raises(CosimError, match="cutoff must be > 0"):
+        gd.local_connectivity(v, t, 0.0)
+
+
+def test_load_surface(tmp_path):
+    v, t = gd.load_surface("tvb:cortex_16384")
+    assert v.shape == (16384, 3) and t.shape == (32760, 3) and t.dtype == np.int32
+    np.savez(tmp_path / "s.npz", vertices=v[:10], triangles=np.array([[0, 1, 2], [2, 3, 11]]))
+    with pytest.raises(CosimError, match="triangles must hold vertex indices 0 … 9"):
+        gd.load_surface(str(tmp_path / "s.npz"))
+    np.savez(tmp_path / "q.npz", vertices=v[:10])
+    with pytest.raises(CosimError, match="must hold arrays 'vertices' and 'triangles'"):
+        gd.load_surface("q.npz", tmp_path)
+    with pytest.raises(CosimError, match="unknown tvb-data surface"):
+        gd.load_surface("tvb:cortex_80k")
