@@ -100,3 +100,111 @@ def test_load_surface(tmp_path):
         gd.load_surface("q.npz", tmp_path)
     with pytest.raises(CosimError, match="unknown tvb-data surface"):
         gd.load_surface("tvb:cortex_80k")
+
+
+# -- the surface engine with local_connectivity = "geodesic" ---------------------------------
+
+SCEN = """
+[simulation]
+duration = 3.0
+sync_interval = 1.0
+seed = 4
+
+[connectome]
+source = "tvb:connectivity_76"
+speed = 3.0
+
+[engines.cortex]
+type = "neural_surface"
+model = "generic_2d_oscillator"
+region_mapping = "rm.txt"
+local_connectivity = "geodesic"
+local_coupling_strength = 0.5
+dt = 0.1
+
+[engines.cortex.local_kernel]
+surface = "mesh.npz"
+cutoff = 3.5
+type = "double_gaussian"
+amp_1 = 1.0
+sigma_1 = 1.0
+amp_2 = 0.4
+sigma_2 = 2.0
+
+[engines.cortex.coupling]
+type = "linear"
+G = 0.05
+
+[engines.cortex.initial]
+random = true
+
+[record]
+period = 0.5
+"""
+
+
+def _mesh_files(tmp_path):
+    v, t = _grid(n=16, h=1.0, bump=3.0)
+    np.savez(tmp_path / "mesh.npz", vertices=v, triangles=t)
+    np.savetxt(tmp_path / "rm.txt", np.arange(len(v)) % 76, fmt="%d")
+    return v, t
+
+
+def test_engine_builds_the_geodesic_matrix(tmp_path):
+    """A scenario with ``local_connectivity = "geodesic"`` gives the bits of the same
+    scenario reading the matrix (cosim.fields.geodesic, checked against TVB above) from a
+    .npz file."""
+    import h5py
+    import scipy.sparse as sp
+    from cosim.cli import main
+    v, t = _mesh_files(tmp_path)
+    m = gd.local_connectivity(v, t, 3.5, "double_gaussian",
+                              {"amp_1": 1.0, "sigma_1": 1.0, "amp_2": 0.4, "sigma_2": 2.0})
+    sp.save_npz(tmp_path / "lc.npz", m)
+    a = tmp_path / "geo.toml"
+    a.write_text(SCEN)
+    start, end = SCEN.index("[engines.cortex.local_kernel]"), SCEN.index("[engines.cortex.coupling]")
+    b = tmp_path / "file.toml"
+    b.write_text((SCEN[:start] + SCEN[end:]).replace('"geodesic"', '"lc.npz"'))
+    for p in (a, b):
+        assert main(["run", str(p), "-o", str(p.with_suffix(".h5")), "-q", "--no-monitor"]) == 0
+    with h5py.File(a.with_suffix(".h5")) as f, h5py.File(b.with_suffix(".h5")) as g:
+        x, y = f["engines/cortex/regions"][()], g["engines/cortex/regions"][()]
+    assert x.shape == (6, 2, 76)
+    np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize("old,new,key,reason", [
+    ("cutoff = 3.5\n", "", "engines.cortex.local_kernel.cutoff", "missing"),
+    ("cutoff = 3.5", "cutoff = -1.0", "engines.cortex.local_kernel.cutoff", "> 0"),
+    ("amp_2 = 0.4", "amp_3 = 0.4", "engines.cortex.local_kernel.amp_3",
+     "is not a parameter of kernel 'double_gaussian'"),
+    ("sigma_2 = 2.0", "sigma_2 = 0.0", "engines.cortex.local_kernel.sigma_2", "must be > 0"),
+    ('type = "double_gaussian"', 'type = "mexican"', "engines.cortex.local_kernel.type",
+     "must be one of"),
+    ('surface = "mesh.npz"', 'surface = "none.npz"', "engines.cortex.local_kernel.surface",
+     "no such file"),
+    ('local_connectivity = "geodesic"', 'local_connectivity = "tvb:local_connectivity_16384"',
+     "engines.cortex.local_kernel", 'only with local_connectivity = "geodesic"'),
+])
+def test_bad_geodesic_keys_are_one_line_errors(tmp_path, capsys, old, new, key, reason):
+    from cosim.cli import main
+    _mesh_files(tmp_path)
+    assert old in SCEN
+    p = tmp_path / "geo.toml"
+    p.write_text(SCEN.replace(old, new, 1))
+    assert main(["validate", str(p)]) == 2
+    line = capsys.readouterr().err.strip()
+    assert "\n" not in line and line.startswith(f"geo.toml: {key}: ") and reason in line, line
+
+
+def test_surface_must_match_the_region_mapping(tmp_path, capsys):
+    from cosim.cli import main
+    _mesh_files(tmp_path)
+    np.savetxt(tmp_path / "rm.txt", np.arange(300) % 76, fmt="%d")
+    p = tmp_path / "geo.toml"
+    p.write_text(SCEN)
+    assert main(["validate", str(p)]) == 2
+    line = capsys.readouterr().err.strip()
+    assert line == ("geo.toml: engines.cortex.local_kernel.surface: has 256 vertices; the "
+                    "region mapping has 300"), line

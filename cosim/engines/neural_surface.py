@@ -8,7 +8,13 @@ Scenario section::
     type = "neural_surface"
     model = "generic_2d_oscillator"             # any cosim model (see `cosim models`)
     region_mapping = "tvb:regionMapping_16k_76"  # or a text file: one region per vertex
-    local_connectivity = "tvb:local_connectivity_16384"   # or a .mat / .npz sparse matrix
+    local_connectivity = "tvb:local_connectivity_16384"   # or a .mat / .npz sparse matrix,
+                                                # or "geodesic" with a [….local_kernel] table:
+    # [engines.cortex.local_kernel]             # L_ij = k(geodesic d_ij < cutoff), TVB's rule
+    # surface = "tvb:cortex_16384"              #   (cosim.fields.geodesic; needs tvb-gdist)
+    # cutoff = 10.0                             # mm
+    # type = "gaussian"                         # or "double_gaussian"; then its parameters:
+    # sigma = 3.0                               #   amp, sigma, midpoint, offset
     local_coupling_strength = 1.0               # κ (TVB's Cortex.coupling_strength)
     dt = 0.1                                    # ms
     integrator = "heun"                         # or "euler" (TVB's deterministic schemes)
@@ -43,15 +49,19 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import CosimError
+from ..fields import geodesic as geo
 from ..fields import surface as sf
 from ..multicompartment.partition import block
 from ..numerics import check_finite
-from ..params import Param, section
+from ..params import REQUIRED, Param, section
 from ..rng import Streams
 from . import neural_mass_config as nmc
 from .base import BuildContext, Engine, Export, RecordSpec, Take, WindowOutput
 
 DATASET = "regions"
+
+#: geodesic local connectivities built in this process (the split parts share one)
+_GEODESIC: dict = {}
 
 MODEL = nmc.MODEL
 REGION_MAPPING = Param("region_mapping", "tvb:regionMapping_16k_76", "", "vertex → connectome "
@@ -59,7 +69,18 @@ REGION_MAPPING = Param("region_mapping", "tvb:regionMapping_16k_76", "", "vertex
                        type="string")
 LOCAL_CONNECTIVITY = Param("local_connectivity", "tvb:local_connectivity_16384", "",
                            "sparse local connectivity (vertex × vertex): a tvb: name, a .mat "
-                           "or a .npz file", type="string")
+                           "or a .npz file, or \"geodesic\": built from a kernel of geodesic "
+                           "distance on the surface ([engines.<name>.local_kernel])",
+                           type="string")
+SURFACE = Param("surface", "tvb:cortex_16384", "", "the triangle mesh (vertices in mm): "
+                "tvb:cortex_16384, a TVB surface .zip or a .npz of vertices and triangles",
+                type="string")
+CUTOFF = Param("cutoff", REQUIRED, "mm", "geodesic distance beyond which L = 0 (TVB's "
+               "LocalConnectivity.cutoff)", gt=0)
+KERNEL = Param("type", "gaussian", "", "kernel of the geodesic distance d (TVB's equations): "
+               "gaussian amp·exp(−(d−midpoint)²/2σ²)+offset [amp, sigma, midpoint, offset]; "
+               "double_gaussian [amp_1, sigma_1, midpoint_1, amp_2, sigma_2, midpoint_2]",
+               type="string", choices=tuple(geo.KERNELS))
 EXCLUDE = Param("exclude_regions", [], "", "connectome regions whose vertices are removed "
                 "from the surface (with their rows and columns of the local connectivity), to "
                 "be simulated by other engines", type="strings")
@@ -87,7 +108,11 @@ SECTION = section(
      section("engines.<name>.coupling", "long-range coupling type and parameters (one value "
              "each)", (nmc.COUPLING_TYPE,), open=True),
      section("engines.<name>.initial", "initial state, held as history for t <= 0: one value "
-             "per state variable", (INITIAL_RANDOM,), open=True)))
+             "per state variable", (INITIAL_RANDOM,), open=True),
+     section("engines.<name>.local_kernel", "with local_connectivity = \"geodesic\": L_ij = "
+             "k(d_ij) for the geodesic distances d_ij < cutoff (tvb-gdist), rows homogenised "
+             "as TVB's LocalConnectivity (cosim.fields.geodesic); kernel parameters one value "
+             "each", (SURFACE, CUTOFF, KERNEL), open=True)))
 
 
 class NeuralSurfaceEngine(Engine):
@@ -237,6 +262,15 @@ class NeuralSurfaceEngine(Engine):
         ir = r.table("initial", {})
         kw["random_initial"] = ir.param(INITIAL_RANDOM)
         kw["initial"] = {k: ir.number(k) for k in ir.keys() if k != INITIAL_RANDOM.name}
+        if kw["local_connectivity"] == "geodesic":
+            lr = r.table("local_kernel")
+            kw["local_connectivity"] = {
+                "surface": lr.param(SURFACE), "cutoff": lr.param(CUTOFF),
+                "kernel": lr.param(KERNEL),
+                "parameters": {k: lr.number(k) for k in lr.keys()
+                               if k not in (SURFACE.name, CUTOFF.name, KERNEL.name)}}
+        elif r.has("local_kernel"):
+            raise r.error("local_kernel", "only with local_connectivity = \"geodesic\"")
         r.done(allowed_extra=("type",))
         try:
             eng = cls(name, model, ctx.connectome, seed=ctx.rng, speed_mm_per_ms=ctx.speed_mm_per_ms,
@@ -268,7 +302,24 @@ class NeuralSurfaceEngine(Engine):
         return np.broadcast_to(self.param_row, (self.region_indices.size, self.param_row.size))
 
     def _check_local(self):
-        """Load the local connectivity once at description time (its shape is checked)."""
+        """Load the local connectivity once at description time (its shape is checked; a
+        geodesic one: the surface and the kernel, the matrix is built at :meth:`build`)."""
+        spec = self._lc_spec
+        if isinstance(spec, dict):
+            try:
+                v, _ = geo.load_surface(spec["surface"], self._base_dir)
+            except CosimError as exc:
+                raise CosimError(exc.reason, key="local_kernel.surface") from None
+            if v.shape[0] != self.n_surface_vertices:
+                raise CosimError(f"has {v.shape[0]} vertices; the region mapping has "
+                                 f"{self.n_surface_vertices}", key="local_kernel.surface")
+            try:
+                geo.kernel_values(spec["kernel"], spec["parameters"], np.zeros(1))
+            except CosimError as exc:
+                raise CosimError(exc.reason, key=f"local_kernel.{exc.key or 'type'}") from None
+            if spec["cutoff"] is None or not spec["cutoff"] > 0:
+                raise CosimError("must be > 0 mm", key="local_kernel.cutoff")
+            return
         try:
             m = sf.load_local_connectivity(self._lc_spec, self._base_dir)
         except CosimError as exc:
@@ -353,7 +404,7 @@ class NeuralSurfaceEngine(Engine):
         dfun = self.model.dfun(self.options)
         (self._local_q, self._derivs, self._region_input, self._region_average,
          self._region_mean, self._window) = sf.surface_kernels(self.model.name, dfun, self.coupling)
-        lc = sf.load_local_connectivity(self._lc_spec, self._base_dir)
+        lc = self.local_matrix()
         if self.kept.size != lc.shape[0]:
             lc = lc[self.kept][:, self.kept].tocsr()
             lc.sort_indices()
@@ -405,6 +456,20 @@ class NeuralSurfaceEngine(Engine):
         self._own = self.part_regions(self.part, self.n_parts)
         self.step = 0
         self._built = True
+
+    def local_matrix(self):
+        """The local connectivity of the whole surface (CSR, before excluded regions are
+        removed): loaded, or built from the geodesic kernel (once per process)."""
+        spec = self._lc_spec
+        if not isinstance(spec, dict):
+            return sf.load_local_connectivity(spec, self._base_dir)
+        key = (spec["surface"], str(self._base_dir),
+               float(spec["cutoff"]), spec["kernel"], tuple(sorted(spec["parameters"].items())))
+        if key not in _GEODESIC:
+            v, t = geo.load_surface(spec["surface"], self._base_dir)
+            _GEODESIC[key] = geo.local_connectivity(v, t, spec["cutoff"], spec["kernel"],
+                                                    spec["parameters"])
+        return _GEODESIC[key]
 
     def _join(self, x) -> None:
         """Every part's block of ``x`` into every part's copy (split runs only)."""

@@ -44,16 +44,16 @@ TVB_SURFACES = {"cortex_16384": ("surfaceData", "cortex_16384.zip")}
 def kernel_values(kind: str, parameters: dict, d: np.ndarray) -> np.ndarray:
     """``k(d)`` for distances ``d`` (mm)."""
     if kind not in KERNELS:
-        raise CosimError(f"unknown kernel {kind!r}; one of {', '.join(KERNELS)}")
+        raise CosimError(f"unknown kernel {kind!r}; one of {', '.join(KERNELS)}", key="type")
     p = dict(KERNELS[kind])
     for k, v in parameters.items():
         if k not in p:
             raise CosimError(f"{k!r} is not a parameter of kernel {kind!r} (its parameters: "
-                             f"{', '.join(KERNELS[kind])})")
+                             f"{', '.join(KERNELS[kind])})", key=k)
         p[k] = float(v)
     for k in ("sigma", "sigma_1", "sigma_2"):
         if k in p and not p[k] > 0:
-            raise CosimError(f"{k} must be > 0, got {p[k]:g}")
+            raise CosimError(f"{k} must be > 0, got {p[k]:g}", key=k)
     d = np.asarray(d, dtype=np.float64)
     if kind == "gaussian":
         return p["amp"] * np.exp(-((d - p["midpoint"]) ** 2 / (2.0 * p["sigma"] ** 2))) + p["offset"]
