@@ -115,7 +115,8 @@ source = "tvb:connectivity_76"
 speed = 3.0
 
 [engines.cortex]
-type = "neural_surface"
+type = "neural_field"
+geometry = "surface"
 model = "generic_2d_oscillator"
 region_mapping = "rm.txt"
 local_connectivity = "geodesic"

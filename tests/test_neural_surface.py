@@ -122,6 +122,12 @@ def test_mpiexec_split_equals_one_process(tmp_path):
     ('integrator = "heun"', 'integrator = "rk4"', "engines.cortex.integrator", "must be one of"),
     ("G = 0.05", "G = 0.05\nH = 1", "engines.cortex.coupling.H", "unknown parameter"),
     ("random = true", "random = true\nQ = 1.0", "engines.cortex.initial.Q", "not a state variable"),
+    ('geometry = "surface"', 'geometry = "sphere"', "engines.cortex.geometry", "must be one of"),
+    ('geometry = "surface"', 'geometry = "surface"\nsize = [10.0]', "engines.cortex.size",
+     "unknown key"),
+    ('type = "neural_field"\ngeometry = "surface"', 'type = "neural_surface"\ngeometry = "sheet"',
+     "engines.cortex.geometry", 'must be "surface" for this engine'),
+    ('geometry = "surface"\n', "", "engines.cortex.model", 'set geometry = "surface"'),
 ])
 def test_bad_keys_are_one_line_errors(tmp_path, capsys, old, new, key, reason):
     scen = _short(tmp_path)
@@ -131,6 +137,22 @@ def test_bad_keys_are_one_line_errors(tmp_path, capsys, old, new, key, reason):
     assert main(["validate", str(scen)]) == 2
     line = capsys.readouterr().err.strip()
     assert "\n" not in line and line.startswith(f"surface.toml: {key}: ") and reason in line, line
+
+
+def test_neural_surface_is_an_alias(tmp_path):
+    """``type = "neural_field"`` + ``geometry = "surface"`` and ``type = "neural_surface"``
+    declare the same engine."""
+    from cosim.scenario import load_scenario
+    a = _short(tmp_path)
+    b = tmp_path / "alias.toml"
+    b.write_text(a.read_text().replace('type = "neural_field"\ngeometry = "surface"',
+                                       'type = "neural_surface"'))
+    ea, eb = (load_scenario(p).engines["cortex"] for p in (a, b))
+    assert type(ea) is type(eb) is NeuralSurfaceEngine
+    assert ea.record_specs() == eb.record_specs() and ea.n_vertices == eb.n_vertices == 16384
+    same = ("model", "region_mapping", "local_connectivity", "local_coupling_strength", "dt_ms",
+            "integrator", "coupling", "coupling_parameters", "random_initial", "eeg")
+    assert all(ea._args[k] == eb._args[k] for k in same)
 
 
 def test_region_mapping_must_cover_every_region(tmp_path, capsys):

@@ -151,9 +151,15 @@ class NeuralFieldEngine(Engine):
         self._built = False
 
     @classmethod
-    def from_config(cls, name: str, reader, ctx: BuildContext) -> "NeuralFieldEngine":
+    def from_config(cls, name: str, reader, ctx: BuildContext):
+        if reader.param(cfg.GEOMETRY) == "surface":
+            from .neural_surface import NeuralSurfaceEngine
+            return NeuralSurfaceEngine.from_config(name, reader, ctx)
+        if not reader.has(cfg.GEOMETRY.name) and reader.has("model"):
+            raise reader.error("model", "a key of the cortical surface (the sheet has no "
+                                        "model): set geometry = \"surface\"")
         kw = cfg.read_section(reader, ctx)
-        reader.done(allowed_extra=("type",))
+        reader.done(allowed_extra=("type", cfg.GEOMETRY.name))
         try:
             return cls(name, connectome=ctx.connectome, seed=ctx.rng,
                        record_period_ms=ctx.record_period_ms,

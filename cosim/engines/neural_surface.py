@@ -5,7 +5,8 @@ simulation; method in :mod:`cosim.fields.surface`).
 Scenario section::
 
     [engines.cortex]
-    type = "neural_surface"
+    type = "neural_field"
+    geometry = "surface"                        # (type = "neural_surface": the same engine)
     model = "generic_2d_oscillator"             # any cosim model (see `cosim models`)
     region_mapping = "tvb:regionMapping_16k_76"  # or a text file: one region per vertex
     local_connectivity = "tvb:local_connectivity_16384"   # or a .mat / .npz sparse matrix,
@@ -100,7 +101,8 @@ INITIAL_RANDOM = Param("random", False, "", "variables not given are uniform in 
                        type="boolean")
 
 SECTION = section(
-    "engines.<name>", "type = \"neural_surface\": a neural mass at every vertex of a cortical "
+    "engines.<name>", "type = \"neural_field\" with geometry = \"surface\" (or type = "
+    "\"neural_surface\", the same engine): a neural mass at every vertex of a cortical "
     "surface, local + long-range coupling (cosim.engines.neural_surface)",
     (MODEL, REGION_MAPPING, LOCAL_CONNECTIVITY, LOCAL_STRENGTH, EXCLUDE, DT, INTEGRATOR, EEG,
      MEG),
@@ -248,6 +250,9 @@ class NeuralSurfaceEngine(Engine):
     def from_config(cls, name: str, reader, ctx: BuildContext) -> "NeuralSurfaceEngine":
         from pathlib import Path
         r = reader
+        if r.has("geometry") and r.any("geometry", None) != "surface":
+            raise r.error("geometry", f"must be \"surface\" for this engine, got "
+                                      f"{r.any('geometry', None)!r}")
         kw = dict(region_mapping=r.param(REGION_MAPPING), exclude_regions=r.param(EXCLUDE),
                   eeg=r.param(EEG), meg=r.param(MEG),
                   local_connectivity=r.param(LOCAL_CONNECTIVITY),
@@ -271,7 +276,7 @@ class NeuralSurfaceEngine(Engine):
                                if k not in (SURFACE.name, CUTOFF.name, KERNEL.name)}}
         elif r.has("local_kernel"):
             raise r.error("local_kernel", "only with local_connectivity = \"geodesic\"")
-        r.done(allowed_extra=("type",))
+        r.done(allowed_extra=("type", "geometry"))
         try:
             eng = cls(name, model, ctx.connectome, seed=ctx.rng, speed_mm_per_ms=ctx.speed_mm_per_ms,
                       record_period_ms=ctx.record_period_ms, record_variables=ctx.record_variables,
