@@ -209,3 +209,21 @@ def test_surface_must_match_the_region_mapping(tmp_path, capsys):
     line = capsys.readouterr().err.strip()
     assert line == ("geo.toml: engines.cortex.local_kernel.surface: has 256 vertices; the "
                     "region mapping has 300"), line
+
+
+def test_the_shipped_matrix_is_the_neighbour_mean():
+    """What tvb-data's local_connectivity_16384 is (so that a geodesic one is compared with
+    the right thing): no distance kernel — ``L_ij = 1 / deg(i)`` for the mesh neighbours
+    ``j`` of vertex ``i`` (edges of cortex_16384's triangles), each row the neighbour mean."""
+    import scipy.sparse as sp
+    from cosim.fields.surface import load_local_connectivity
+    m = load_local_connectivity("tvb:local_connectivity_16384")
+    v, t = gd.load_surface("tvb:cortex_16384")
+    i = np.concatenate([t[:, 0], t[:, 1], t[:, 2], t[:, 1], t[:, 2], t[:, 0]])
+    j = np.concatenate([t[:, 1], t[:, 2], t[:, 0], t[:, 0], t[:, 1], t[:, 2]])
+    adj = sp.csr_matrix((np.ones(i.size), (i, j)), shape=m.shape)
+    adj.data[:] = 1.0                                   # each edge once
+    deg = np.asarray(adj.sum(axis=1)).ravel()
+    ref = sp.diags(1.0 / deg) @ adj
+    assert m.nnz == ref.nnz == 98280
+    assert abs(m - ref).max() <= 1e-12

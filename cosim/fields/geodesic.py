@@ -16,6 +16,10 @@ Virtual Brain's ``LocalConnectivity(cutoff=…, equation=…)``.
    rows of the positive (negative) sums; a row without positive (negative) entries keeps
    none.
 
+tvb-data's shipped ``local_connectivity_16384`` is not such a matrix: it is the mean over
+each vertex's mesh neighbours (``L_ij = 1/deg(i)`` on the triangle edges; checked in
+tests/test_geodesic_local.py), a discrete diffusion-like coupling with no distance kernel.
+
 Surfaces: ``tvb:cortex_16384`` (tvb-data's ``surfaceData/cortex_16384.zip``), a TVB surface
 zip (``vertices.txt``, ``triangles.txt``, mm), or a ``.npz`` with arrays ``vertices``
 ``(n, 3)`` and ``triangles`` ``(m, 3)`` (0-based vertex indices).
