@@ -264,3 +264,43 @@ def test_excluded_regions_need_an_engine(tmp_path, capsys):
     assert err == ("nosub.toml: engines: region 'rAMYG' is left out of the surface by "
                    "engines.cortex.exclude_regions, but no engine declared before 'cortex' "
                    "simulates it"), err
+
+
+def test_fixed_width_rows_are_the_csr_sums():
+    """``ell_split``: the local product over fixed-width rows + remainder equals scipy's
+    CSR product bit for bit (same entries, same order; padding adds 0) — rows shorter and
+    longer than the width, empty rows, the shipped 16k matrix's width."""
+    import scipy.sparse as sp
+    from numba import njit
+    from cosim.fields.surface import ell_split, load_local_connectivity
+
+    @njit
+    def product(L, q, out):
+        fi, fv, xp, xi, xv = L
+        for v in range(q.size):
+            acc = 0.0
+            for e in range(fi.shape[1]):
+                acc += fv[v, e] * q[fi[v, e]]
+            for e in range(xp[v], xp[v + 1]):
+                acc += xv[e] * q[xi[e]]
+            out[v] = acc
+
+    rng = np.random.default_rng(2)
+    m = sp.random(300, 300, density=0.03, random_state=3, format="csr")
+    m.data -= 0.5
+    m = m.tolil()
+    m[7, :] = 0
+    m[11, :40] = rng.standard_normal(40)                  # one long row
+    m = m.tocsr()
+    m.eliminate_zeros()
+    m.sort_indices()
+    q = rng.standard_normal(300)
+    for width in (None, 1, 4, 50):
+        L = ell_split(m, width)
+        out = np.empty(300)
+        product(L, q, out)
+        ref = np.array([sum((m.data[e] * q[m.indices[e]] for e in range(m.indptr[v], m.indptr[v + 1])), 0.0)
+                        for v in range(300)])
+        np.testing.assert_array_equal(out, ref)
+        np.testing.assert_allclose(out, m @ q, rtol=1e-12, atol=1e-12)
+    assert ell_split(load_local_connectivity("tvb:local_connectivity_16384"))[0].shape == (16384, 8)

@@ -413,8 +413,8 @@ class NeuralSurfaceEngine(Engine):
         if self.kept.size != lc.shape[0]:
             lc = lc[self.kept][:, self.kept].tocsr()
             lc.sort_indices()
-        # int32 indices: the stage loops are memory-bound (16 384 vertices × ~6 neighbours)
-        self._L = (lc.indptr.astype(np.int64), lc.indices.astype(np.int32), lc.data.copy())
+        # fixed-width rows + remainder (sf.ell_split): predictable loops over ~6 neighbours
+        self._L = sf.ell_split(lc)
         V, ns, R = self.n_vertices, self.model.n_state, len(self.all_labels)
         self._lscale = np.full(V, self.local_strength * self._lfactor)
         # one parameter row for every vertex: a stride-0 view, read by the model's dfun
@@ -488,12 +488,11 @@ class NeuralSurfaceEngine(Engine):
     def _one_step(self) -> None:
         n, x, xs = self.step, self._x, self._xs
         ptr, src, dly, w = self._net
-        Lp, Li, Lv = self._L
         lp, lm, lin = self._local
         self._region_input(self._hist, n, ptr, src, dly, w, self._xr, self._cvar,
                            self.coupling_params, self._rowsum, self._s, self._cr)
         self._local_q(x, lp, lm, self._q)
-        self._derivs(x, self._q, self._cr, self.region_of, Lp, Li, Lv, self._lscale, lin,
+        self._derivs(x, self._q, self._cr, self.region_of, self._L, self._lscale, lin,
                      self.v0, self.v1, self._p, self._c, self._k1)
         if self.integrator == "euler":
             sf.euler_update(x, self._k1, self.dt_ms, self.v0, self.v1, self._lo, self._hi, x)
@@ -501,7 +500,7 @@ class NeuralSurfaceEngine(Engine):
             sf.euler_update(x, self._k1, self.dt_ms, self.v0, self.v1, self._lo, self._hi, xs)
             self._join(xs)
             self._local_q(xs, lp, lm, self._q)
-            self._derivs(xs, self._q, self._cr, self.region_of, Lp, Li, Lv, self._lscale, lin,
+            self._derivs(xs, self._q, self._cr, self.region_of, self._L, self._lscale, lin,
                          self.v0, self.v1, self._p, self._c, self._k2)
             sf.heun_update(x, self._k1, self._k2, self.dt_ms, self.v0, self.v1, self._lo, self._hi)
         self._join(x)
@@ -532,7 +531,7 @@ class NeuralSurfaceEngine(Engine):
                     m = min(m, every - (step0 + done) % every)
                 self._window(m, step0 + done, self.integrator == "heun", self.dt_ms, every,
                              self._x, self._xs, self._k1, self._k2, self._qq, self._hist,
-                             self._net, self._L + (self._lscale,), self._local,
+                             self._net, (self._L, self._lscale), self._local,
                              (self.region_of, self.counts), self._cvar, self.coupling_params,
                              self._rowsum, self._p, self._lo, self._hi,
                              (self._xr, self._aff, self._s, self._cr, self._c), self._rec_rows,
