@@ -171,7 +171,7 @@ class SheetRunner:
         return s
 
     def warmup(self):
-        self._sheet().advance(5)
+        self._sheet().run(5)
 
     def build(self):
         self.sheet = self._sheet()
@@ -179,7 +179,7 @@ class SheetRunner:
 
     def run(self):
         tic = time.perf_counter()
-        self.sheet.advance(self.c["steps"])
+        self.sheet.run(self.c["steps"])
         return time.perf_counter() - tic, {}
 
 

@@ -122,6 +122,12 @@ def test_mpiexec_split_equals_one_process(tmp_path):
     ('integrator = "heun"', 'integrator = "rk4"', "engines.cortex.integrator", "must be one of"),
     ("G = 0.05", "G = 0.05\nH = 1", "engines.cortex.coupling.H", "unknown parameter"),
     ("random = true", "random = true\nQ = 1.0", "engines.cortex.initial.Q", "not a state variable"),
+    ('geometry = "surface"', 'geometry = "sphere"', "engines.cortex.geometry", "must be one of"),
+    ('geometry = "surface"', 'geometry = "surface"\nsize = [10.0]', "engines.cortex.size",
+     "unknown key"),
+    ('type = "neural_field"\ngeometry = "surface"', 'type = "neural_surface"\ngeometry = "sheet"',
+     "engines.cortex.geometry", 'must be "surface" for this engine'),
+    ('geometry = "surface"\n', "", "engines.cortex.model", 'set geometry = "surface"'),
 ])
 def test_bad_keys_are_one_line_errors(tmp_path, capsys, old, new, key, reason):
     scen = _short(tmp_path)
@@ -131,6 +137,22 @@ def test_bad_keys_are_one_line_errors(tmp_path, capsys, old, new, key, reason):
     assert main(["validate", str(scen)]) == 2
     line = capsys.readouterr().err.strip()
     assert "\n" not in line and line.startswith(f"surface.toml: {key}: ") and reason in line, line
+
+
+def test_neural_surface_is_an_alias(tmp_path):
+    """``type = "neural_field"`` + ``geometry = "surface"`` and ``type = "neural_surface"``
+    declare the same engine."""
+    from cosim.scenario import load_scenario
+    a = _short(tmp_path)
+    b = tmp_path / "alias.toml"
+    b.write_text(a.read_text().replace('type = "neural_field"\ngeometry = "surface"',
+                                       'type = "neural_surface"'))
+    ea, eb = (load_scenario(p).engines["cortex"] for p in (a, b))
+    assert type(ea) is type(eb) is NeuralSurfaceEngine
+    assert ea.record_specs() == eb.record_specs() and ea.n_vertices == eb.n_vertices == 16384
+    same = ("model", "region_mapping", "local_connectivity", "local_coupling_strength", "dt_ms",
+            "integrator", "coupling", "coupling_parameters", "random_initial", "eeg")
+    assert all(ea._args[k] == eb._args[k] for k in same)
 
 
 def test_region_mapping_must_cover_every_region(tmp_path, capsys):
@@ -242,3 +264,43 @@ def test_excluded_regions_need_an_engine(tmp_path, capsys):
     assert err == ("nosub.toml: engines: region 'rAMYG' is left out of the surface by "
                    "engines.cortex.exclude_regions, but no engine declared before 'cortex' "
                    "simulates it"), err
+
+
+def test_fixed_width_rows_are_the_csr_sums():
+    """``ell_split``: the local product over fixed-width rows + remainder equals scipy's
+    CSR product bit for bit (same entries, same order; padding adds 0) — rows shorter and
+    longer than the width, empty rows, the shipped 16k matrix's width."""
+    import scipy.sparse as sp
+    from numba import njit
+    from cosim.fields.surface import ell_split, load_local_connectivity
+
+    @njit
+    def product(L, q, out):
+        fi, fv, xp, xi, xv = L
+        for v in range(q.size):
+            acc = 0.0
+            for e in range(fi.shape[1]):
+                acc += fv[v, e] * q[fi[v, e]]
+            for e in range(xp[v], xp[v + 1]):
+                acc += xv[e] * q[xi[e]]
+            out[v] = acc
+
+    rng = np.random.default_rng(2)
+    m = sp.random(300, 300, density=0.03, random_state=3, format="csr")
+    m.data -= 0.5
+    m = m.tolil()
+    m[7, :] = 0
+    m[11, :40] = rng.standard_normal(40)                  # one long row
+    m = m.tocsr()
+    m.eliminate_zeros()
+    m.sort_indices()
+    q = rng.standard_normal(300)
+    for width in (None, 1, 4, 50):
+        L = ell_split(m, width)
+        out = np.empty(300)
+        product(L, q, out)
+        ref = np.array([sum((m.data[e] * q[m.indices[e]] for e in range(m.indptr[v], m.indptr[v + 1])), 0.0)
+                        for v in range(300)])
+        np.testing.assert_array_equal(out, ref)
+        np.testing.assert_allclose(out, m @ q, rtol=1e-12, atol=1e-12)
+    assert ell_split(load_local_connectivity("tvb:local_connectivity_16384"))[0].shape == (16384, 8)

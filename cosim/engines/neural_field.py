@@ -151,9 +151,15 @@ class NeuralFieldEngine(Engine):
         self._built = False
 
     @classmethod
-    def from_config(cls, name: str, reader, ctx: BuildContext) -> "NeuralFieldEngine":
+    def from_config(cls, name: str, reader, ctx: BuildContext):
+        if reader.param(cfg.GEOMETRY) == "surface":
+            from .neural_surface import NeuralSurfaceEngine
+            return NeuralSurfaceEngine.from_config(name, reader, ctx)
+        if not reader.has(cfg.GEOMETRY.name) and reader.has("model"):
+            raise reader.error("model", "a key of the cortical surface (the sheet has no "
+                                        "model): set geometry = \"surface\"")
         kw = cfg.read_section(reader, ctx)
-        reader.done(allowed_extra=("type",))
+        reader.done(allowed_extra=("type", cfg.GEOMETRY.name))
         try:
             return cls(name, connectome=ctx.connectome, seed=ctx.rng,
                        record_period_ms=ctx.record_period_ms,
@@ -222,13 +228,6 @@ class NeuralFieldEngine(Engine):
             bad = int(np.flatnonzero(~np.isfinite(w))[0])
             raise spec.error("profile", f"{text!r} is {w[bad]} at x = {x[bad].tolist()} mm")
         self._stimuli.append((spec.pattern, w))
-        stims = tuple(self._stimuli)
-
-        def total(t_ms, _x):
-            tt = np.array([t_ms])
-            return sum(float(pat(tt)[0]) * wj for pat, wj in stims)
-
-        self.set_stimulus(total)
         return StimulusRecord(spec.name, self.name, "u", spec.pattern, self.dt_ms, 0.0,
                               tuple(f"p{i}" for i in range(self.n_points)), w,
                               "1 (the field's input I)",
@@ -265,6 +264,9 @@ class NeuralFieldEngine(Engine):
             self._stim = lambda step: np.ascontiguousarray(fn(step * self.dt_ms, x), dtype=np.float64)
         else:
             self._stim = None
+        # [stimuli] tables: profiles (J, N); amplitudes evaluated once per window
+        self._profiles = (np.ascontiguousarray([w for _, w in self._stimuli], dtype=np.float64)
+                          if self._stimuli else None)
         self._built = True
 
     def initial(self, n_samples: int) -> dict[str, np.ndarray]:
@@ -297,24 +299,22 @@ class NeuralFieldEngine(Engine):
                                  f"{n_steps} steps")
             drive = self.input_gain * d
         every, snap = self.record_every, self.snapshot_every
-        rec = np.empty(((step0 + n_steps) // every - step0 // every, len(MEAN_VARIABLES), 1))
-        n_snap = (step0 + n_steps) // snap - step0 // snap if snap else 0
-        field = np.empty((n_snap, 1, self._snap_points.size))
-        aff = np.empty((n_steps, 1, 1))
-        counters = [0, 0]
-
-        def on_step(m):
-            n = step0 + m + 1
-            aff[m, 0, 0] = sheet.rate_mean
-            if n % every == 0:
-                rec[counters[0], 0, 0] = sheet.u_mean()
-                rec[counters[0], 1, 0] = sheet.rate_mean
-                counters[0] += 1
-            if snap and n % snap == 0:
-                field[counters[1], 0] = sheet.u[self._snap_points]
-                counters[1] += 1
-
-        sheet.advance(n_steps, drive, self._stim, on_step)
+        if self._stim is not None:                    # a set_stimulus hook: step by step
+            rate, umean, snaps = self._advance_hook(n_steps, drive)
+        else:
+            stim = None
+            if self._profiles is not None:
+                tt = (step0 + np.arange(n_steps)) * self.dt_ms
+                amps = np.empty((n_steps, len(self._stimuli)))
+                for j, (pat, _) in enumerate(self._stimuli):
+                    amps[:, j] = pat(tt)
+                stim = (self._profiles, amps)
+            rate, umean, snaps = sheet.run(n_steps, drive, stim, snap, self._snap_points)
+        # samples after steps n = step0 + 1 … with n a multiple of `every`
+        at = np.flatnonzero((step0 + 1 + np.arange(n_steps)) % every == 0)
+        rec = np.stack([umean[at], rate[at]], axis=1)[:, :, None]
+        field = snaps[:, None, :]
+        aff = rate.reshape(n_steps, 1, 1)
         # a blow-up stops the run here, before this window's samples reach the output
         check_finite(self.name, sheet.u, (("point", lambda i: f"p{i}"),), self.time_ms,
                      dt_ms=self.dt_ms, variable="u")
@@ -322,6 +322,17 @@ class NeuralFieldEngine(Engine):
         if snap:
             records[FIELD] = field
         return WindowOutput(records=records, exports={"afferent": aff})
+
+    def _advance_hook(self, n_steps, drive):
+        sheet, snap = self.sheet, self.snapshot_every
+        rate, umean, snaps = np.empty(n_steps), np.empty(n_steps), []
+
+        def on_step(m):
+            rate[m], umean[m] = sheet.rate_mean, sheet.u_mean()
+            if snap and sheet.step % snap == 0:
+                snaps.append(sheet.u[self._snap_points].copy())
+        sheet.advance(n_steps, drive, self._stim, on_step)
+        return rate, umean, np.array(snaps).reshape(len(snaps), self._snap_points.size)
 
     def field(self) -> np.ndarray:
         """The current field ``u`` on the grid, shape ``shape``."""

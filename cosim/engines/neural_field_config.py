@@ -68,10 +68,16 @@ SNAP_PERIOD = Param("period", None, "ms", "field snapshot period (a whole multip
 SNAP_STRIDE = Param("stride", 1, "", "keep every stride-th point per axis in snapshots",
                     type="integer", ge=1)
 
+GEOMETRY = Param("geometry", "sheet", "", "sheet: the periodic ring or torus of this table; "
+                 "surface: a neural mass at every vertex of a cortical surface, the keys of "
+                 "engine neural_surface (TVB's surface simulation)", type="string",
+                 choices=("sheet", "surface"))
+
 SECTION = section(
     "engines.<name>", "type = \"neural_field\": a periodic neural-field sheet "
-    "τ ∂u/∂t = −u + w ⊛ S(u(t − d)) + I (cosim.engines.neural_field)",
-    (SIZE, SPACING, DT, INTEGRATOR, TAU, DELAY, I0, REGION, INPUT_GAIN),
+    "τ ∂u/∂t = −u + w ⊛ S(u(t − d)) + I (cosim.engines.neural_field), or with geometry = "
+    "\"surface\" the cortical surface (the keys of engine neural_surface)",
+    (GEOMETRY, SIZE, SPACING, DT, INTEGRATOR, TAU, DELAY, I0, REGION, INPUT_GAIN),
     (section("engines.<name>.kernel", "connectivity kernel w(r): gaussian (amplitude, sigma), "
              "dog (amplitude_e, sigma_e, amplitude_i, sigma_i), exponential (amplitude, "
              "sigma) or profile (r, w)",

@@ -5,10 +5,17 @@ simulation; method in :mod:`cosim.fields.surface`).
 Scenario section::
 
     [engines.cortex]
-    type = "neural_surface"
+    type = "neural_field"
+    geometry = "surface"                        # (type = "neural_surface": the same engine)
     model = "generic_2d_oscillator"             # any cosim model (see `cosim models`)
     region_mapping = "tvb:regionMapping_16k_76"  # or a text file: one region per vertex
-    local_connectivity = "tvb:local_connectivity_16384"   # or a .mat / .npz sparse matrix
+    local_connectivity = "tvb:local_connectivity_16384"   # or a .mat / .npz sparse matrix,
+                                                # or "geodesic" with a [….local_kernel] table:
+    # [engines.cortex.local_kernel]             # L_ij = k(geodesic d_ij < cutoff), TVB's rule
+    # surface = "tvb:cortex_16384"              #   (cosim.fields.geodesic; needs tvb-gdist)
+    # cutoff = 10.0                             # mm
+    # type = "gaussian"                         # or "double_gaussian"; then its parameters:
+    # sigma = 3.0                               #   amp, sigma, midpoint, offset
     local_coupling_strength = 1.0               # κ (TVB's Cortex.coupling_strength)
     dt = 0.1                                    # ms
     integrator = "heun"                         # or "euler" (TVB's deterministic schemes)
@@ -24,7 +31,13 @@ Regions without vertices must be simulated by other engines declared before this
 the surface exports its regions' afferents — ``g`` of the region averages — every step
 (``Export.AFFERENT``).  Delays: ``rint(length / speed /
 dt)`` steps at ``[connectome] speed``.  Record: ``"regions"`` ``(time, variable, region)``,
-the region averages of the state variables every ``[record] period``.
+the region averages of the state variables every ``[record] period``.  The ``[record.<name>]``
+monitors read that dataset: ``[record.<name>.bold]`` is BOLD per region — the
+Balloon–Windkessel model driven by the region average (cosim's neural-mass BOLD on the
+region series; TVB's surface Bold runs its kernel per vertex: with a linear kernel,
+``hrf = "<kernel>"``, averaging per region first gives the same numbers; the Balloon model is
+nonlinear, so driving it per vertex and averaging would differ at second order in the
+spread of the vertices of a region).
 
 It splits into contiguous vertex blocks over as many ranks as the plan gives it (when it
 simulates every region; else it runs on one rank); the blocks are joined after each stage
@@ -37,15 +50,19 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import CosimError
+from ..fields import geodesic as geo
 from ..fields import surface as sf
 from ..multicompartment.partition import block
 from ..numerics import check_finite
-from ..params import Param, section
+from ..params import REQUIRED, Param, section
 from ..rng import Streams
 from . import neural_mass_config as nmc
 from .base import BuildContext, Engine, Export, RecordSpec, Take, WindowOutput
 
 DATASET = "regions"
+
+#: geodesic local connectivities built in this process (the split parts share one)
+_GEODESIC: dict = {}
 
 MODEL = nmc.MODEL
 REGION_MAPPING = Param("region_mapping", "tvb:regionMapping_16k_76", "", "vertex → connectome "
@@ -53,7 +70,18 @@ REGION_MAPPING = Param("region_mapping", "tvb:regionMapping_16k_76", "", "vertex
                        type="string")
 LOCAL_CONNECTIVITY = Param("local_connectivity", "tvb:local_connectivity_16384", "",
                            "sparse local connectivity (vertex × vertex): a tvb: name, a .mat "
-                           "or a .npz file", type="string")
+                           "or a .npz file, or \"geodesic\": built from a kernel of geodesic "
+                           "distance on the surface ([engines.<name>.local_kernel])",
+                           type="string")
+SURFACE = Param("surface", "tvb:cortex_16384", "", "the triangle mesh (vertices in mm): "
+                "tvb:cortex_16384, a TVB surface .zip or a .npz of vertices and triangles",
+                type="string")
+CUTOFF = Param("cutoff", REQUIRED, "mm", "geodesic distance beyond which L = 0 (TVB's "
+               "LocalConnectivity.cutoff)", gt=0)
+KERNEL = Param("type", "gaussian", "", "kernel of the geodesic distance d (TVB's equations): "
+               "gaussian amp·exp(−(d−midpoint)²/2σ²)+offset [amp, sigma, midpoint, offset]; "
+               "double_gaussian [amp_1, sigma_1, midpoint_1, amp_2, sigma_2, midpoint_2]",
+               type="string", choices=tuple(geo.KERNELS))
 EXCLUDE = Param("exclude_regions", [], "", "connectome regions whose vertices are removed "
                 "from the surface (with their rows and columns of the local connectivity), to "
                 "be simulated by other engines", type="strings")
@@ -73,7 +101,8 @@ INITIAL_RANDOM = Param("random", False, "", "variables not given are uniform in 
                        type="boolean")
 
 SECTION = section(
-    "engines.<name>", "type = \"neural_surface\": a neural mass at every vertex of a cortical "
+    "engines.<name>", "type = \"neural_field\" with geometry = \"surface\" (or type = "
+    "\"neural_surface\", the same engine): a neural mass at every vertex of a cortical "
     "surface, local + long-range coupling (cosim.engines.neural_surface)",
     (MODEL, REGION_MAPPING, LOCAL_CONNECTIVITY, LOCAL_STRENGTH, EXCLUDE, DT, INTEGRATOR, EEG,
      MEG),
@@ -81,7 +110,11 @@ SECTION = section(
      section("engines.<name>.coupling", "long-range coupling type and parameters (one value "
              "each)", (nmc.COUPLING_TYPE,), open=True),
      section("engines.<name>.initial", "initial state, held as history for t <= 0: one value "
-             "per state variable", (INITIAL_RANDOM,), open=True)))
+             "per state variable", (INITIAL_RANDOM,), open=True),
+     section("engines.<name>.local_kernel", "with local_connectivity = \"geodesic\": L_ij = "
+             "k(d_ij) for the geodesic distances d_ij < cutoff (tvb-gdist), rows homogenised "
+             "as TVB's LocalConnectivity (cosim.fields.geodesic); kernel parameters one value "
+             "each", (SURFACE, CUTOFF, KERNEL), open=True)))
 
 
 class NeuralSurfaceEngine(Engine):
@@ -162,9 +195,10 @@ class NeuralSurfaceEngine(Engine):
             raise CosimError(f"{self.coupling.name} coupling reads the target's state; with "
                              f"regions of other engines use linear, scaling or a sigmoid",
                              key="coupling.type")
-        self.params = nmc.model_parameters(self.model, ("all",), parameters or {})[0]
+        #: the model parameters, one row (every vertex has them)
+        self.param_row = nmc.model_parameters(self.model, ("all",), parameters or {})[0]
         if spec[3] == "1/gamma":
-            gamma = self.params[self.model.parameter_names.index("gamma")]
+            gamma = self.param_row[self.model.parameter_names.index("gamma")]
             if gamma == 0:
                 raise CosimError("gamma = 0: TVB's local term lc is added next to gamma·c; "
                                  "cosim adds lc/gamma to c", key="parameters.gamma")
@@ -216,6 +250,9 @@ class NeuralSurfaceEngine(Engine):
     def from_config(cls, name: str, reader, ctx: BuildContext) -> "NeuralSurfaceEngine":
         from pathlib import Path
         r = reader
+        if r.has("geometry") and r.any("geometry", None) != "surface":
+            raise r.error("geometry", f"must be \"surface\" for this engine, got "
+                                      f"{r.any('geometry', None)!r}")
         kw = dict(region_mapping=r.param(REGION_MAPPING), exclude_regions=r.param(EXCLUDE),
                   eeg=r.param(EEG), meg=r.param(MEG),
                   local_connectivity=r.param(LOCAL_CONNECTIVITY),
@@ -230,7 +267,16 @@ class NeuralSurfaceEngine(Engine):
         ir = r.table("initial", {})
         kw["random_initial"] = ir.param(INITIAL_RANDOM)
         kw["initial"] = {k: ir.number(k) for k in ir.keys() if k != INITIAL_RANDOM.name}
-        r.done(allowed_extra=("type",))
+        if kw["local_connectivity"] == "geodesic":
+            lr = r.table("local_kernel")
+            kw["local_connectivity"] = {
+                "surface": lr.param(SURFACE), "cutoff": lr.param(CUTOFF),
+                "kernel": lr.param(KERNEL),
+                "parameters": {k: lr.number(k) for k in lr.keys()
+                               if k not in (SURFACE.name, CUTOFF.name, KERNEL.name)}}
+        elif r.has("local_kernel"):
+            raise r.error("local_kernel", "only with local_connectivity = \"geodesic\"")
+        r.done(allowed_extra=("type", "geometry"))
         try:
             eng = cls(name, model, ctx.connectome, seed=ctx.rng, speed_mm_per_ms=ctx.speed_mm_per_ms,
                       record_period_ms=ctx.record_period_ms, record_variables=ctx.record_variables,
@@ -254,8 +300,31 @@ class NeuralSurfaceEngine(Engine):
                              file=reader.file, key=reader.key("region_mapping"))
         return eng
 
+    @property
+    def params(self) -> np.ndarray:
+        """``(region, parameter)`` of the engine's regions (the recorded columns), every row
+        :attr:`param_row` — what monitors (e.g. a Jansen–Rit rate transfer) read per region."""
+        return np.broadcast_to(self.param_row, (self.region_indices.size, self.param_row.size))
+
     def _check_local(self):
-        """Load the local connectivity once at description time (its shape is checked)."""
+        """Load the local connectivity once at description time (its shape is checked; a
+        geodesic one: the surface and the kernel, the matrix is built at :meth:`build`)."""
+        spec = self._lc_spec
+        if isinstance(spec, dict):
+            try:
+                v, _ = geo.load_surface(spec["surface"], self._base_dir)
+            except CosimError as exc:
+                raise CosimError(exc.reason, key="local_kernel.surface") from None
+            if v.shape[0] != self.n_surface_vertices:
+                raise CosimError(f"has {v.shape[0]} vertices; the region mapping has "
+                                 f"{self.n_surface_vertices}", key="local_kernel.surface")
+            try:
+                geo.kernel_values(spec["kernel"], spec["parameters"], np.zeros(1))
+            except CosimError as exc:
+                raise CosimError(exc.reason, key=f"local_kernel.{exc.key or 'type'}") from None
+            if spec["cutoff"] is None or not spec["cutoff"] > 0:
+                raise CosimError("must be > 0 mm", key="local_kernel.cutoff")
+            return
         try:
             m = sf.load_local_connectivity(self._lc_spec, self._base_dir)
         except CosimError as exc:
@@ -340,16 +409,16 @@ class NeuralSurfaceEngine(Engine):
         dfun = self.model.dfun(self.options)
         (self._local_q, self._derivs, self._region_input, self._region_average,
          self._region_mean, self._window) = sf.surface_kernels(self.model.name, dfun, self.coupling)
-        lc = sf.load_local_connectivity(self._lc_spec, self._base_dir)
+        lc = self.local_matrix()
         if self.kept.size != lc.shape[0]:
             lc = lc[self.kept][:, self.kept].tocsr()
             lc.sort_indices()
-        # int32 indices: the stage loops are memory-bound (16 384 vertices × ~6 neighbours)
-        self._L = (lc.indptr.astype(np.int64), lc.indices.astype(np.int32), lc.data.copy())
+        # fixed-width rows + remainder (sf.ell_split): predictable loops over ~6 neighbours
+        self._L = sf.ell_split(lc)
         V, ns, R = self.n_vertices, self.model.n_state, len(self.all_labels)
         self._lscale = np.full(V, self.local_strength * self._lfactor)
         # one parameter row for every vertex: a stride-0 view, read by the model's dfun
-        self._p = np.broadcast_to(np.ascontiguousarray(self.params), (V, self.params.size))
+        self._p = np.broadcast_to(np.ascontiguousarray(self.param_row), (V, self.param_row.size))
         lo, hi = self.model.bounds()
         self._lo, self._hi = np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)
         # long-range edges by target, sources ascending
@@ -393,6 +462,20 @@ class NeuralSurfaceEngine(Engine):
         self.step = 0
         self._built = True
 
+    def local_matrix(self):
+        """The local connectivity of the whole surface (CSR, before excluded regions are
+        removed): loaded, or built from the geodesic kernel (once per process)."""
+        spec = self._lc_spec
+        if not isinstance(spec, dict):
+            return sf.load_local_connectivity(spec, self._base_dir)
+        key = (spec["surface"], str(self._base_dir),
+               float(spec["cutoff"]), spec["kernel"], tuple(sorted(spec["parameters"].items())))
+        if key not in _GEODESIC:
+            v, t = geo.load_surface(spec["surface"], self._base_dir)
+            _GEODESIC[key] = geo.local_connectivity(v, t, spec["cutoff"], spec["kernel"],
+                                                    spec["parameters"])
+        return _GEODESIC[key]
+
     def _join(self, x) -> None:
         """Every part's block of ``x`` into every part's copy (split runs only)."""
         if self._exchange is None:
@@ -405,12 +488,11 @@ class NeuralSurfaceEngine(Engine):
     def _one_step(self) -> None:
         n, x, xs = self.step, self._x, self._xs
         ptr, src, dly, w = self._net
-        Lp, Li, Lv = self._L
         lp, lm, lin = self._local
         self._region_input(self._hist, n, ptr, src, dly, w, self._xr, self._cvar,
                            self.coupling_params, self._rowsum, self._s, self._cr)
         self._local_q(x, lp, lm, self._q)
-        self._derivs(x, self._q, self._cr, self.region_of, Lp, Li, Lv, self._lscale, lin,
+        self._derivs(x, self._q, self._cr, self.region_of, self._L, self._lscale, lin,
                      self.v0, self.v1, self._p, self._c, self._k1)
         if self.integrator == "euler":
             sf.euler_update(x, self._k1, self.dt_ms, self.v0, self.v1, self._lo, self._hi, x)
@@ -418,7 +500,7 @@ class NeuralSurfaceEngine(Engine):
             sf.euler_update(x, self._k1, self.dt_ms, self.v0, self.v1, self._lo, self._hi, xs)
             self._join(xs)
             self._local_q(xs, lp, lm, self._q)
-            self._derivs(xs, self._q, self._cr, self.region_of, Lp, Li, Lv, self._lscale, lin,
+            self._derivs(xs, self._q, self._cr, self.region_of, self._L, self._lscale, lin,
                          self.v0, self.v1, self._p, self._c, self._k2)
             sf.heun_update(x, self._k1, self._k2, self.dt_ms, self.v0, self.v1, self._lo, self._hi)
         self._join(x)
@@ -449,7 +531,7 @@ class NeuralSurfaceEngine(Engine):
                     m = min(m, every - (step0 + done) % every)
                 self._window(m, step0 + done, self.integrator == "heun", self.dt_ms, every,
                              self._x, self._xs, self._k1, self._k2, self._qq, self._hist,
-                             self._net, self._L + (self._lscale,), self._local,
+                             self._net, (self._L, self._lscale), self._local,
                              (self.region_of, self.counts), self._cvar, self.coupling_params,
                              self._rowsum, self._p, self._lo, self._hi,
                              (self._xr, self._aff, self._s, self._cr, self._c), self._rec_rows,
