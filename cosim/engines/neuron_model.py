@@ -67,6 +67,83 @@ def queue_events(h, netcons, index: np.ndarray, times_ms: np.ndarray) -> None:
     h.cosim_neuron_events(netcons, h.Vector(index.astype(np.float64)), h.Vector(times_ms))
 
 
+#: One window of a single-partition engine in one hoc call: NEURON's ``psolve`` in
+#: sub-intervals of at most ``mds`` steps, after each the interval's spikes on the dt grid
+#: (NEURON's late reports of the last window's final step dropped into ``late``), in the
+#: last interval those found by comparing every source's v before and after the final step
+#: (NEURON's rule), and their delivery: ``trig.o(trig_of[gid]).event(max(t + d_min, t_now))``
+#: in (time, gid) order.  Python would do the same arithmetic in the same order
+#: (``NeuronEngine._run_interval`` and ``_deliver``, the path of several partitions); in
+#: hoc, Python is not re-entered after every ``psolve`` (where its first steps cost ≈ 0.1 ms
+#: each on caches NEURON just swept).  ``par``: step, end, mds (0: none), dt, d_min,
+#: threshold, [out] seconds inside psolve, n_cells, deliver (0/1).
+_WINDOW_PROC = """
+proc cosim_neuron_window() { local step, end, mds, dt, dmin, thr, nn, k, ta, tb, i, j, tk, first, tic, last  localobj pc, st, sg, trig, trigof, outt, outg, late, aend, dv, vp, vn, dgid, par, it, ig, key, ord, hit
+  pc = $o1  st = $o2  sg = $o3  trig = $o4  trigof = $o5  outt = $o6  outg = $o7
+  late = $o8  aend = $o9  dv = $o10  vp = $o11  vn = $o12  dgid = $o13  par = $o14
+  step = par.x[0]  end = par.x[1]  mds = par.x[2]  dt = par.x[3]  dmin = par.x[4]
+  thr = par.x[5]  nn = par.x[7]
+  it = new Vector()  ig = new Vector()  key = new Vector()  hit = new Vector()
+  first = 1
+  while (step < end) {
+    k = end - step
+    if (mds > 0 && mds < k) { k = mds }
+    ta = step * dt
+    step = step + k
+    tb = step * dt
+    last = (step == end)
+    tic = startsw()
+    if (last) {
+      pc.psolve(tb - dt)
+      dv.gather(vp)
+    }
+    pc.psolve(tb)
+    if (last) { dv.gather(vn) }
+    par.x[6] += startsw() - tic
+    it.resize(0)  ig.resize(0)  key.resize(0)
+    for i = 0, st.size() - 1 {
+      tk = int(st.x[i] / dt + 0.5)
+      if (first && tk * dt <= ta + 1e-6 * dt) {
+        late.append(sg.x[i])
+      } else {
+        it.append(tk * dt)  ig.append(sg.x[i])  key.append(tk * nn + sg.x[i])
+      }
+    }
+    st.resize(0)  sg.resize(0)
+    first = 0
+    if (last) {
+      hit.indvwhere(vn, ">", thr)
+      for i = 0, hit.size() - 1 {
+        if (vp.x[hit.x[i]] <= thr) {
+          aend.append(dgid.x[hit.x[i]])
+          it.append(tb)  ig.append(dgid.x[hit.x[i]])  key.append(step * nn + dgid.x[hit.x[i]])
+        }
+      }
+    }
+    outt.append(it)  outg.append(ig)
+    if (par.x[8] && it.size()) {
+      ord = key.sortindex()
+      for i = 0, ord.size() - 1 {
+        j = trigof.x[ig.x[ord.x[i]]]
+        if (j >= 0) {
+          tk = it.x[ord.x[i]] + dmin
+          if (tk < t) { tk = t }
+          trig.o(j).event(tk)
+        }
+      }
+    }
+  }
+}
+"""
+
+
+def window_proc(h):
+    """NEURON's ``h.cosim_neuron_window`` (defined at the first call)."""
+    if not hasattr(h, "cosim_neuron_window"):
+        h(_WINDOW_PROC)
+    return h.cosim_neuron_window
+
+
 class Connector:
     """``ctx.pc`` of the model's code: NEURON's ``ParallelContext``, except ``gid_connect``.
 
