@@ -56,15 +56,62 @@ class NeuronContext:
 _EVENTS_PROC = ("proc cosim_neuron_events() { local k\n"
                 "  for k = 0, $o2.size() - 1 { $o1.o($o2.x[k]).event($o3.x[k]) }\n}")
 
+#: ``cosim_queue_events(list, index, times)``: the hoc loop of :func:`queue_events` in C,
+#: compiled with a model's own ``.mod`` files (``mod_dir``).  Each event is queued by
+#: ``nrn_netcon_event``, the call behind ``NetCon.event(t)`` (NEURON's ``nc_event``: the
+#: same queue insertion, in the same order), ≈ 0.1 µs per event instead of ≈ 1–3 µs.
+EVENTS_MOD = """COMMENT
+cosim's bulk event queue (cosim.engines.neuron_model.EVENTS_MOD): cosim_queue_events(list,
+index, times) does list.o(index[k]).event(times[k]) for every k, in order.
+ENDCOMMENT
+
+NEURON {
+    SUFFIX nothing
+}
+
+VERBATIM
+class NetCon;
+extern void nrn_netcon_event(NetCon*, double);
+extern Object* ivoc_list_item(Object*, int);
+extern int ivoc_list_count(Object*);
+ENDVERBATIM
+
+PROCEDURE cosim_queue_events() {
+VERBATIM
+    Object* list = *hoc_objgetarg(1);
+    IvocVect* index = vector_arg(2);
+    IvocVect* times = vector_arg(3);
+    int n = vector_capacity(index);
+    int count = ivoc_list_count(list);
+    double* ix = vector_vec(index);
+    double* tx = vector_vec(times);
+    if (vector_capacity(times) != n) {
+        hoc_execerror("cosim_queue_events: index and times differ in length", 0);
+    }
+    for (int k = 0; k < n; ++k) {
+        int j = (int) ix[k];
+        if (j < 0 || j >= count) {
+            hoc_execerror("cosim_queue_events: index outside the list", 0);
+        }
+        nrn_netcon_event((NetCon*) ivoc_list_item(list, j)->u.this_pointer, tx[k]);
+    }
+ENDVERBATIM
+}
+"""
+
 
 def queue_events(h, netcons, index: np.ndarray, times_ms: np.ndarray) -> None:
-    """``netcons.o(index[k]).event(times_ms[k])`` for every k, in order — one hoc loop
-    (NEURON's Python-to-hoc call per event costs more than the event itself)."""
+    """``netcons.o(index[k]).event(times_ms[k])`` for every k, in order: in C when
+    :data:`EVENTS_MOD` is loaded, else one hoc loop (NEURON's Python-to-hoc call per event
+    costs more than the event itself)."""
     if not index.size:
         return
-    if not hasattr(h, "cosim_neuron_events"):
-        h(_EVENTS_PROC)
-    h.cosim_neuron_events(netcons, h.Vector(index.astype(np.float64)), h.Vector(times_ms))
+    bulk = getattr(h, "cosim_queue_events", None)
+    if bulk is None:
+        if not hasattr(h, "cosim_neuron_events"):
+            h(_EVENTS_PROC)
+        bulk = h.cosim_neuron_events
+    bulk(netcons, h.Vector(index.astype(np.float64)), h.Vector(times_ms))
 
 
 #: One window of a single-partition engine in one hoc call: NEURON's ``psolve`` in
