@@ -94,6 +94,7 @@ def glue(duration_ms: float) -> dict:
     from tvb.simulator import coupling, integrators, models, monitors, simulator
 
     from cosim.engines.neuron_mod import compile_mods
+    from cosim.engines.neuron_model import EVENTS_MOD
     from cosim.rng import Streams
     logging.getLogger("tvb").setLevel(logging.ERROR)
     sc = tomllib.loads(SCENARIOS["neuron"].read_text())
@@ -121,8 +122,10 @@ def glue(duration_ms: float) -> dict:
     sigm = lambda v: 2 * e0 / (1 + np.exp(r * (v0 - v)))               # noqa: E731
     ring = np.full((L, conn.number_of_regions), sigm(0.0))
     # ---- NEURON: rV1 from rv1.py, NEURON's own gids and spike exchange
+    # the engine's library (the model's .mod files + cosim's unused event queue): one compile
     load_mechanisms(str(compile_mods(SCENARIOS["neuron"].parent / v1c["mod_dir"],
-                                     h.nrnversion(5))), warn_if_already_loaded=False)
+                                     h.nrnversion(5), extra={"cosim_events.mod": EVENTS_MOD})),
+                    warn_if_already_loaded=False)
     h.load_file("stdrun.hoc")
     pc = h.ParallelContext()
     h.dt = float(v1c["dt"])
