@@ -48,8 +48,9 @@ after group, cell after cell, then ``per_cell`` lines.  Each line is a ``NetCon(
 synapse)`` with ``weight[0] = weight``; an event at ``te`` becomes ``netcon.event(te)``,
 queued in (time, line) order — in C when the model has a ``mod_dir`` (cosim's
 ``cosim_queue_events``, :data:`.neuron_model.EVENTS_MOD`, compiled into the model's
-library: the call behind ``NetCon.event``, ≈ 0.1 µs per event), else in one hoc loop.  NEURON's fixed step delivers it at the step starting at
-``t_k`` with ``t_k − dt/2 < te ≤ t_k + dt/2`` — the multicompartment engine's rule.
+library: the call behind ``NetCon.event``, ≈ 0.1 µs per event), else in one hoc loop.
+NEURON's fixed step delivers it at the step starting at ``t_k`` with
+``t_k − dt/2 < te ≤ t_k + dt/2`` — the multicompartment engine's rule.
 
 **Stepping.**  ``ParallelContext.psolve`` with NEURON's fixed step ``dt``
 (method: ``secondorder`` 0 = backward Euler, first order; 1/2 = Crank–Nicolson, second

@@ -123,7 +123,8 @@ def queue_events(h, netcons, index: np.ndarray, times_ms: np.ndarray) -> None:
 #: (``NeuronEngine._run_interval`` and ``_deliver``, the path of several partitions); in
 #: hoc, Python is not re-entered after every ``psolve`` (where its first steps cost ≈ 0.1 ms
 #: each on caches NEURON just swept).  ``par``: step, end, mds (0: none), dt, d_min,
-#: threshold, [out] seconds inside psolve, n_cells, deliver (0/1).
+#: threshold, [out] seconds inside psolve, n_cells, deliver (0/1).  (hoc takes a proc's
+#: ``local`` and ``localobj`` declarations on its first line only: one long line.)
 _WINDOW_PROC = """
 proc cosim_neuron_window() { local step, end, mds, dt, dmin, thr, nn, k, ta, tb, i, j, tk, first, tic, last  localobj pc, st, sg, trig, trigof, outt, outg, late, aend, dv, vp, vn, dgid, par, it, ig, key, ord, hit
   pc = $o1  st = $o2  sg = $o3  trig = $o4  trigof = $o5  outt = $o6  outg = $o7
