@@ -117,6 +117,9 @@ def test_neuron_region_bench_runs_all_three_sides(tmp_path):
     assert _positive(d["ratios"]["glue"]) and d["ratios"]["glue"] == d["ratio_glue_over_cosim"]
     assert 0 <= d["coupling_overhead"] < 1
     assert d["glue_rate_exc_hz"] >= 0
+    split = d["glue_split_s"]
+    assert all(_positive(split[k]) for k in ("neuron_s", "tvb_s"))
+    assert d["glue_bound"] == pytest.approx(sum(split.values()) / split["neuron_s"])
 
 
 @pytest.fixture(scope="module")

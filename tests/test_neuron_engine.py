@@ -119,8 +119,12 @@ eng = NeuronEngine("ring", model_path=sys.argv[1] + "/ring.py", connect_name="co
                            NeuronInput("inh", "a", "inh", 0.003, 2),
                            NeuronInput("inh_b", "b", "inh", 0.003, 2)],
                    probes=[(0, "soma", 0.5), (3, "soma", 0.5), (1, "dend[0]", 0.7)],
-                   dt_ms=0.025, sync_interval_ms=5.0, record_period_ms=0.025)
+                   dt_ms=0.025, sync_interval_ms=5.0, record_period_ms=0.025,
+                   mod_dir=sys.argv[4] or None)
+eng.window_in_hoc = sys.argv[5] == "hoc"
 eng.build()
+# a mod_dir compiles cosim's bulk event queue with the model's mechanisms (C, not hoc)
+assert hasattr(eng._live.h, "cosim_queue_events") == bool(sys.argv[4])
 # lines: group after group, cell after cell — exc(a), exc_b(b), inh(a), inh_b(b) is the
 # plain script's order exc(all cells), inh(all cells), so the line ids are the same
 lines = ev["line"].astype(np.int64)
@@ -138,7 +142,14 @@ np.savez(sys.argv[3], t=np.concatenate(ts), g=np.concatenate(gs), v=np.concatena
 """
 
 
-def test_engine_equals_a_plain_neuron_script(tmp_path):
+@pytest.mark.parametrize("mod_dir, window", [("", "hoc"), (str(REGION / "mod"), "hoc"),
+                                             ("", "python")],
+                         ids=["hoc-queue", "c-queue", "python-window"])
+def test_engine_equals_a_plain_neuron_script(tmp_path, mod_dir, window):
+    """The engine's events (queued in one hoc loop, or in C by cosim's compiled
+    ``cosim_queue_events`` when the model has a ``mod_dir``) and its relayed spikes (the
+    window in one hoc call, or the Python loop of several partitions) equal a plain
+    script's ``NetCon.event`` per event and NEURON's own ``gid_connect``, bit for bit."""
     rng = np.random.default_rng(7)
     n_lines = N_RING * 2 * 2
     k = 400
@@ -149,7 +160,7 @@ def test_engine_equals_a_plain_neuron_script(tmp_path):
     np.savez(evf, line=ev_line, t=ev_t, n=N_RING, w=W_RING, d=D_RING, tstop=T_RING,
              window=WINDOW)
     _python(_PLAIN, str(DATA), str(evf), str(tmp_path / "plain.npz"))
-    _python(_ENGINE, str(DATA), str(evf), str(tmp_path / "engine.npz"))
+    _python(_ENGINE, str(DATA), str(evf), str(tmp_path / "engine.npz"), mod_dir, window)
     plain, eng = np.load(tmp_path / "plain.npz"), np.load(tmp_path / "engine.npz")
     order = np.lexsort((plain["g"], plain["t"]))
     t_ref, g_ref = plain["t"][order], plain["g"][order].astype(np.int64)
@@ -436,16 +447,24 @@ def test_checkpointing_is_refused(tmp_path):
 
 def test_compiled_mods_are_cached_by_content(tmp_path):
     from cosim.engines.neuron_mod import compile_mods, content_key
+    from cosim.engines.neuron_model import EVENTS_MOD
     import neuron
-    first = compile_mods(REGION / "mod", neuron.__version__)
-    assert first.name == content_key(REGION / "mod", neuron.__version__)
+    ours = {"cosim_events.mod": EVENTS_MOD}     # as the engine compiles (one compile here)
+    first = compile_mods(REGION / "mod", neuron.__version__, extra=ours)
+    assert first.name == content_key(REGION / "mod", neuron.__version__, ours)
+    assert first.name != content_key(REGION / "mod", neuron.__version__)
+    assert (first / "cosim_events.mod").read_text() == EVENTS_MOD
     stamp = first.stat().st_mtime_ns
-    assert compile_mods(REGION / "mod", neuron.__version__) == first
+    assert compile_mods(REGION / "mod", neuron.__version__, extra=ours) == first
     assert first.stat().st_mtime_ns == stamp           # not compiled again
     copy = tmp_path / "mod"
     copy.mkdir()
     for p in (REGION / "mod").glob("*.mod"):
         (copy / p.name).write_text(p.read_text())
-    assert content_key(copy, neuron.__version__) == first.name      # content, not path
+    assert content_key(copy, neuron.__version__, ours) == first.name      # content, not path
     (copy / "cosim_nmda.mod").write_text((copy / "cosim_nmda.mod").read_text() + "\n")
-    assert content_key(copy, neuron.__version__) != first.name
+    assert content_key(copy, neuron.__version__, ours) != first.name
+    (copy / "cosim_events.mod").write_text("")     # a user's file may not take our name
+    from cosim.errors import CosimError
+    with pytest.raises(CosimError, match="cosim_events.mod, a name cosim.s own"):
+        compile_mods(copy, neuron.__version__, extra=ours)

@@ -40,7 +40,10 @@ def test_neuron_builds_the_declared_cell():
         "from cosim.multicompartment.mechanism import shipped_mod_dir\n"
         "from cosim.multicompartment.distribution import evaluate\n"
         "from cosim.multicompartment.cells import IH_APICAL\n"
-        "load_mechanisms(str(compile_mods(shipped_mod_dir(), h.nrnversion(5))), False)\n"
+        "from cosim.engines.neuron_model import EVENTS_MOD\n"
+        # the engine's library (the same compile as the region run below)
+        "load_mechanisms(str(compile_mods(shipped_mod_dir(), h.nrnversion(5),\n"
+        "                                 extra={'cosim_events.mod': EVENTS_MOD})), False)\n"
         f"spec = importlib.util.spec_from_file_location('m', {str(FOLDER / 'l5_cell.py')!r})\n"
         "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n"
         f"ctx = SimpleNamespace(h=h, gids=np.array([0]), model_dir={str(FOLDER)!r})\n"

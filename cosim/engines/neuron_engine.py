@@ -46,15 +46,21 @@ of the rate → Poisson adapters, :mod:`cosim.parts`; the same counter-based tra
 multicompartment engine gets), lines numbered as in the multicompartment engine: group
 after group, cell after cell, then ``per_cell`` lines.  Each line is a ``NetCon(None,
 synapse)`` with ``weight[0] = weight``; an event at ``te`` becomes ``netcon.event(te)``,
-queued in (time, line) order.  NEURON's fixed step delivers it at the step starting at
-``t_k`` with ``t_k − dt/2 < te ≤ t_k + dt/2`` — the multicompartment engine's rule.
+queued in (time, line) order — in C when the model has a ``mod_dir`` (cosim's
+``cosim_queue_events``, :data:`.neuron_model.EVENTS_MOD`, compiled into the model's
+library: the call behind ``NetCon.event``, ≈ 0.1 µs per event), else in one hoc loop.
+NEURON's fixed step delivers it at the step starting at ``t_k`` with
+``t_k − dt/2 < te ≤ t_k + dt/2`` — the multicompartment engine's rule.
 
 **Stepping.**  ``ParallelContext.psolve`` with NEURON's fixed step ``dt``
 (method: ``secondorder`` 0 = backward Euler, first order; 1/2 = Crank–Nicolson, second
 order; channel gates as their ``.mod`` files say, e.g. ``cnexp``).  The variable step is
 refused: a model that activates CVode is a one-line error.  A window is run in
 sub-intervals of at most the model's shortest ``gid_connect`` delay ``d_min`` (≥ dt,
-checked); after each, the spikes of the interval are exchanged and delivered.
+checked); after each, the spikes of the interval are exchanged and delivered.  One
+partition runs the whole window — sub-intervals, spike reading, delivery — in one hoc call
+(:func:`.neuron_model.window_proc`; several partitions return to Python after each
+sub-interval for the exchange): the same arithmetic in the same order, so the same bits.
 
 **Outputs.**  Spikes from ``ParallelContext.spike_record``; NEURON stamps a threshold
 crossing in the step to ``t_k`` as ``t_k + 1e-10`` ms, and the engine reports the grid time
@@ -107,7 +113,8 @@ from .spiking import check_record_variables, merge_spiking_records, spike_spec
 from . import spiking_stimuli as sstim
 from .neuron_config import NeuronInput, Population, resolve
 from .neuron_mod import compile_mods
-from .neuron_model import Connector, ModelError, NeuronContext, model_line, queue_events
+from .neuron_model import (EVENTS_MOD, Connector, ModelError, NeuronContext, model_line,
+                           queue_events, window_proc)
 
 
 @dataclass
@@ -137,6 +144,7 @@ class _Live:
     det_gid: Any = None                 # gid per entry of det_v (int64)
     at_end: Any = None                  # (gids) found crossing in the last window's last step
     step: int = 0
+    window: Any = None                  # hoc objects of the one-call window (one partition)
 
 
 class NeuronEngine(Engine):
@@ -155,6 +163,9 @@ class NeuronEngine(Engine):
 
     #: The engine built in this process (NEURON holds one model per process).
     _built_here: str | None = None
+    #: One partition runs a window in one hoc call (:func:`.neuron_model.window_proc`);
+    #: False: the Python path of several partitions (the same arithmetic, for the tests).
+    window_in_hoc: bool = True
 
     def __init__(self, name: str, *, model_path: str, populations: list[Population],
                  build_name: str = cfg.BUILD.default, connect_name: str | None = None,
@@ -332,7 +343,8 @@ class NeuronEngine(Engine):
                              f"cosim[neuron]", key=self._key("type")) from None
         h.load_file("stdrun.hoc")
         if self.mod_dir is not None:
-            lib_dir = compile_mods(self.mod_dir, neuron.__version__, key=self._key("mod_dir"))
+            lib_dir = compile_mods(self.mod_dir, neuron.__version__, key=self._key("mod_dir"),
+                                   extra={"cosim_events.mod": EVENTS_MOD})
             neuron.load_mechanisms(str(lib_dir), warn_if_already_loaded=False)
         pc = h.ParallelContext()
         h.dt = self.dt_ms
@@ -373,6 +385,8 @@ class NeuronEngine(Engine):
         live.det_gid = np.array([g for g, _ in live.detectors], dtype=np.int64)
         live.v_prev, live.v_now = h.Vector(len(live.detectors)), h.Vector(len(live.detectors))
         live.at_end = np.zeros(0, dtype=np.int64)
+        if self.n_parts == 1:
+            self._make_window(live)
         self._make_lines(live)
         self._make_stimuli(live)
         for i in self.probe_ids:
@@ -560,6 +574,21 @@ class NeuronEngine(Engine):
             live.trigger_of[src] = int(live.trigger_list.count())
             live.trigger_list.append(trig)
 
+    def _make_window(self, live: _Live) -> None:
+        """The hoc objects of :func:`.neuron_model.window_proc`, made once."""
+        h = live.h
+        deliver = live.trigger_list is not None
+        trig_of = live.trigger_of if deliver else np.zeros(0)
+        live.window = dict(
+            proc=window_proc(h),
+            trig=live.trigger_list if deliver else h.List(),
+            trig_of=h.Vector(trig_of.astype(np.float64)),
+            out_t=h.Vector(), out_g=h.Vector(), late=h.Vector(), at_end=h.Vector(),
+            det_gid=h.Vector(live.det_gid.astype(np.float64)),
+            par=h.Vector([0.0, 0.0, float(live.min_delay_steps or 0), self.dt_ms,
+                          live.d_min_ms, self.threshold_mV, 0.0, float(self.n_cells),
+                          float(deliver)]))
+
     # -- run ----------------------------------------------------------------------------
     def advance(self, t0_ms: float, t1_ms: float, inputs: dict) -> WindowOutput:
         """Queue the window's input events, then ``psolve`` in sub-intervals of at most the
@@ -582,6 +611,9 @@ class NeuronEngine(Engine):
             self._queue(live, h, events, t0_ms, t1_ms)
         end = live.step + n
         gs, ts = [], []
+        if live.window is not None and self.window_in_hoc:
+            g, t = self._window_hoc(live, end)
+            gs, ts = [g], [t]
         while live.step < end:
             k = end - live.step
             if live.min_delay_steps is not None:
@@ -616,6 +648,36 @@ class NeuronEngine(Engine):
                 lines.append(got[0])
                 times.append(got[1])
         return np.concatenate(lines), np.concatenate(times)
+
+    def _window_hoc(self, live: _Live, end: int) -> tuple[np.ndarray, np.ndarray]:
+        """The window's sub-intervals in one hoc call (one partition: the exchange is the
+        identity); this partition's spikes ``(gids, times_ms)``, checked as in
+        :meth:`_run_interval`."""
+        w = live.window
+        par = w["par"]
+        par.x[0], par.x[1], par.x[6] = float(live.step), float(end), 0.0
+        for k in ("out_t", "out_g", "late", "at_end"):
+            w[k].resize(0)
+        w["proc"](live.pc, live.spike_t, live.spike_gid, w["trig"], w["trig_of"], w["out_t"],
+                  w["out_g"], w["late"], w["at_end"], live.det_v, live.v_prev, live.v_now,
+                  w["det_gid"], par)
+        t_b = end * self.dt_ms
+        live.step = end
+        self.timing["neuron_s"] += par.x[6]
+        if live.h.cvode.active():
+            raise CosimError("the model switched on NEURON's variable step (CVode) during the "
+                             "run; this engine steps NEURON's fixed step",
+                             file=self.model_path, key=self._key("dt"))
+        if abs(live.h.t - t_b) > 0.5 * self.dt_ms:
+            raise RuntimeError(f"engine {self.name!r}: NEURON stopped at t = {live.h.t} ms, "
+                               f"not {t_b}")
+        late = w["late"].as_numpy().astype(np.int64)
+        if sorted(late.tolist()) != sorted(live.at_end.tolist()):
+            raise RuntimeError(f"engine {self.name!r}: NEURON's spikes at the window start "
+                               f"{sorted(late.tolist())} differ from those found at the "
+                               f"last window's end {sorted(live.at_end.tolist())}")
+        live.at_end = w["at_end"].as_numpy().astype(np.int64)
+        return w["out_g"].as_numpy().astype(np.int64), w["out_t"].as_numpy().copy()
 
     def _run_interval(self, live: _Live, k: int, last: bool) -> tuple[np.ndarray, np.ndarray]:
         """``psolve`` ``k`` steps; this partition's spikes ``(gids, times_ms)`` found in them.

@@ -36,14 +36,17 @@ def mod_files(mod_dir: str | os.PathLike) -> list[Path]:
     return sorted(p for p in Path(mod_dir).iterdir() if p.suffix == ".mod" and p.is_file())
 
 
-def content_key(mod_dir: str | os.PathLike, neuron_version: str) -> str:
-    """Hash of the folder's ``.mod`` files (names and bytes), NEURON version and machine."""
+def content_key(mod_dir: str | os.PathLike, neuron_version: str,
+                extra: dict[str, str] | None = None) -> str:
+    """Hash of the folder's ``.mod`` files (names and bytes), NEURON version and machine,
+    and of the ``extra`` files compiled with them (name → text)."""
     h = hashlib.sha256()
     for part in (neuron_version, platform.machine()):
         h.update(part.encode() + b"\0")
-    for p in mod_files(mod_dir):
-        data = p.read_bytes()
-        h.update(p.name.encode() + b"\0" + len(data).to_bytes(8, "little") + data)
+    files = [(p.name, p.read_bytes()) for p in mod_files(mod_dir)]
+    files += sorted((name, text.encode()) for name, text in (extra or {}).items())
+    for name, data in files:
+        h.update(name.encode() + b"\0" + len(data).to_bytes(8, "little") + data)
     return h.hexdigest()[:24]
 
 
@@ -57,16 +60,22 @@ def _nrnivmodl() -> str:
 
 
 def compile_mods(mod_dir: str | os.PathLike, neuron_version: str, *,
-                 key: str | None = None) -> Path:
+                 key: str | None = None, extra: dict[str, str] | None = None) -> Path:
     """Folder holding the compiled mechanisms of ``mod_dir`` (compiled now if not cached).
 
-    ``key``: the scenario key to name in an error (e.g. ``engines.v1.mod_dir``).
+    ``key``: the scenario key to name in an error (e.g. ``engines.v1.mod_dir``);
+    ``extra``: more ``.mod`` files (name → text) compiled into the same library (cosim's own,
+    :data:`.neuron_model.EVENTS_MOD`).
     """
     files = mod_files(mod_dir)
     if not files:
         raise CosimError(f"folder {mod_dir} holds no .mod file", key=key)
+    clash = sorted(set(extra or ()) & {p.name for p in files})
+    if clash:
+        raise CosimError(f"folder {mod_dir} holds {clash[0]}, a name cosim's own mechanisms "
+                         f"use; rename it", key=key)
     root = cache_root()
-    final = root / content_key(mod_dir, neuron_version)
+    final = root / content_key(mod_dir, neuron_version, extra)
     if _library(final) is not None:
         return final
     try:
@@ -78,6 +87,8 @@ def compile_mods(mod_dir: str | os.PathLike, neuron_version: str, *,
     try:
         for p in files:
             shutil.copy(p, work / p.name)
+        for name, text in (extra or {}).items():
+            (work / name).write_text(text)
         env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep
                    + os.environ.get("PATH", ""))
         res = subprocess.run([_nrnivmodl()], cwd=work, capture_output=True, text=True, env=env,
