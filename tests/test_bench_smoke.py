@@ -183,6 +183,17 @@ def test_multicompartment_cortical_cell_case(multicompartment):
     assert c["compartments_per_cell"]["cosim"] == c["compartments_per_cell"]["neuron"]
 
 
+def test_multicompartment_cortical_cell_arbor(multicompartment):
+    """Arbor's side of the cortical cell (bbp catalogue channels): measured, on as many
+    CVs as NEURON has segments (within 3 %); skipped where Arbor is not installed."""
+    c = multicompartment["cases"]["cortical_cell"]
+    if "arbor" in c["skipped"]:
+        pytest.skip(f"arbor: {c['skipped']['arbor']}")
+    assert _positive(c["ratios"]["arbor"]) and _positive(c["ns_per_compartment_step"]["arbor"])
+    n_cosim, n_arbor = c["compartments_per_cell"]["cosim"], c["compartments_per_cell"]["arbor"]
+    assert abs(n_arbor - n_cosim) <= 0.03 * n_cosim, (n_arbor, n_cosim)
+
+
 def test_fit_bench_runs_both_fitters_on_the_same_budget(tmp_path):
     """bench/fit.py at toy size: cosim fit and neurolib's Evolution, 4 evaluations each."""
     pytest.importorskip("cma", reason="cosim fit's CMA-ES needs the cma package")

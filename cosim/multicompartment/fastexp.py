@@ -52,3 +52,14 @@ def fexp(x):
     p = p * r + 1.0
     p = p * r + 1.0
     return p * _bits_to_float64((np.int64(kf) + 1023) << 52)
+
+
+@njit(inline="always", fastmath={"contract"}, error_model="numpy", cache=True)
+def cnexp_step(x, a, b, dt):
+    """One step of ``x' = a + b·x`` over ``dt``, exactly: ``x + (1 − e^{b·dt})(−a/b − x)``
+    (``x + a·dt`` when ``b = 0``).  Both branches are computed and one is selected, so a
+    loop of these has no branch and vectorises."""
+    e = fexp(dt * b)
+    exact = x + (1.0 - e) * (-a / b - x)
+    euler = x + dt * a
+    return exact if b != 0.0 else euler

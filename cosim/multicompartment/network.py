@@ -330,8 +330,15 @@ class Network:
             fac = np.concatenate(facs).astype(np.float64) if facs else np.zeros(0)
             par = np.concatenate(pars, axis=1) if pars else np.zeros((n_par, 0))
             mechs.append((k, fac, np.ascontiguousarray(par.reshape(n_par, k.size)),
-                          np.zeros((len(mech.states), k.size)), np.zeros((len(mech.assigned), k.size))))
+                          np.zeros((len(mech.states), k.size)),
+                          np.zeros((len(mech.assigned) + codegen.n_scratch(mech), k.size))))
         self._mechs = tuple(mechs)
+        for mech, (k, _, par, _, _) in zip(self._mech_list, mechs):
+            for row, name in codegen.global_params(mech):
+                if k.size and np.any(par[row] != par[row, 0]):
+                    raise CosimError(f"mechanism {mech.name}: {name} is GLOBAL (one value for "
+                                     f"all sections) but is set to {par[row].min():g} and "
+                                     f"{par[row].max():g}; declare it RANGE in the .mod file")
         self._ion_names = sorted({ion for m in self._mech_list for ion in m.ions})
         unknown = sorted(set(self.ions) - set(self._ion_names))
         if unknown:
@@ -518,7 +525,7 @@ class Network:
         for m, (_, _, P, S, A) in zip(self._mech_list, self._mechs):
             st[f"mech.{m.name}.P"] = P.copy()
             st[f"mech.{m.name}.S"] = S.copy()
-            st[f"mech.{m.name}.A"] = A.copy()
+            st[f"mech.{m.name}.A"] = A[:len(m.assigned)].copy()
         for ion, arr in zip(self._ion_names, self._ions):
             st[f"ion.{ion}"] = arr.copy()
         return st
@@ -533,7 +540,7 @@ class Network:
         for m, (_, _, P, S, A) in zip(self._mech_list, self._mechs):
             P[:] = st[f"mech.{m.name}.P"]
             S[:] = st[f"mech.{m.name}.S"]
-            A[:] = st[f"mech.{m.name}.A"]
+            A[:len(m.assigned)] = st[f"mech.{m.name}.A"]
         for ion, arr in zip(self._ion_names, self._ions):
             arr[:] = st[f"ion.{ion}"]
 
