@@ -16,7 +16,8 @@ class RunSummary:
     """What a finished run reports (wall-clock seconds).
 
     ``status``: ``"completed"`` or ``"terminated"`` (a signal stopped the run at a window
-    boundary; ``signal`` names it).
+    boundary; ``signal`` names it).  ``traffic``: messages and bytes each rank's nodes sent
+    and received (gathered once, at the end of the run).
     """
 
     output: Path
@@ -29,6 +30,8 @@ class RunSummary:
     status: str = "completed"
     signal: int = 0
     t_end_ms: float = 0.0
+    #: per rank (one entry in one process), :meth:`cosim.transport.Transport.traffic`
+    traffic: list[dict] | None = None
 
     @property
     def wall_per_simulated_s(self) -> float:
