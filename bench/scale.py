@@ -191,11 +191,17 @@ def figures(result: dict) -> dict:
         for kinds in t["steady"].values():
             for c in kinds.values():
                 tot += c
-        per = tot / n if n else tot * np.nan
+        per = [float(x) for x in (tot / n if n else tot * np.nan)]
+        whole = np.zeros(4, dtype=np.int64)
+        for kinds in t["total"].values():
+            for c in kinds.values():
+                whole += c
         ranks.append({"rank": r, "sent_messages": per[0], "sent_bytes": per[1],
                       "received_messages": per[2], "received_bytes": per[3],
                       "messages": per[0] + per[2], "bytes": per[1] + per[3],
-                      "window_max": t["window_max"], "window_min": t["window_min"]})
+                      "window_max": t["window_max"], "window_min": t["window_min"],
+                      "run_sent": [int(whole[0]), int(whole[1])],
+                      "run_received": [int(whole[2]), int(whole[3])]})
     timing = np.asarray(result["timing"])        # (window, rank, phase)
     steady = timing[1:-1] if len(timing) > 2 else timing
     busiest = max(ranks, key=lambda x: (x["messages"], x["bytes"]))
