@@ -218,10 +218,18 @@ def figures(result: dict) -> dict:
     }
 
 
+#: a cluster interconnect for the model's second column (an assumption, not a measurement:
+#: the order of an InfiniBand HDR / Omni-Path MPI ping-pong)
+INTERCONNECT = {"latency_s": 1.5e-6, "bandwidth_bytes_per_s": 10e9}
+#: issue 20's measurement of rank 0's per-part work per window, without oversubscription
+ISSUE20_COORDINATOR_PER_PART_S = 100e-6
+
+
 def model(fig: dict[int, dict], pp: dict, targets=MODEL_NP) -> dict:
-    """Extrapolate the busiest rank's messages, bytes and rank 0's work linearly in P
-    (least squares over the measured P) and cost them with the ping-pong's latency and
-    bandwidth (see the README for the assumptions)."""
+    """Extrapolate the busiest rank's messages and bytes and rank 0's work linearly in P
+    (least squares over the measured P) and cost them with (a) the ping-pong's latency and
+    bandwidth and the measured rank-0 work, (b) :data:`INTERCONNECT` and issue 20's
+    per-part coordinator work (see the README for the assumptions)."""
     ps = np.array(sorted(fig), dtype=float)
 
     def fit(key):
@@ -231,19 +239,25 @@ def model(fig: dict[int, dict], pp: dict, targets=MODEL_NP) -> dict:
         slope, icept = np.polyfit(ps, y, 1)
         return float(slope), float(icept)
 
-    lat, bw = pp["latency_s"], pp["bandwidth_bytes_per_s"]
-    fits = {k: fit(k) for k in ("max_messages", "max_bytes", "rank0_work_s", "part_compute_s")}
-    out = {"fits_slope_intercept": fits, "latency_s": lat, "bandwidth_bytes_per_s": bw, "P": {}}
+    fits = {k: fit(k) for k in ("max_messages", "max_bytes", "rank0_work_s")}
+    part = float(np.mean([fig[int(q)]["part_compute_s"] for q in ps]))
+    cases = {"measured": (pp["latency_s"], pp["bandwidth_bytes_per_s"], fits["rank0_work_s"]),
+             "interconnect": (INTERCONNECT["latency_s"], INTERCONNECT["bandwidth_bytes_per_s"],
+                              (ISSUE20_COORDINATOR_PER_PART_S, 0.0))}
+    out = {"fits_slope_intercept": fits, "pingpong": pp, "interconnect": INTERCONNECT,
+           "issue20_coordinator_per_part_s": ISSUE20_COORDINATOR_PER_PART_S,
+           "part_compute_s": part, "P": {}}
     for p in targets:
         m = max(0.0, fits["max_messages"][0] * p + fits["max_messages"][1])
         b = max(0.0, fits["max_bytes"][0] * p + fits["max_bytes"][1])
-        w0 = max(0.0, fits["rank0_work_s"][0] * p + fits["rank0_work_s"][1])
-        part = float(np.mean([fig[int(q)]["part_compute_s"] for q in ps]))
-        exch = m * lat + b / bw
-        out["P"][str(p)] = {"messages": m, "bytes": b, "exchange_s": exch,
-                            "coordinator_work_s": w0, "window_s": exch + w0,
-                            "part_compute_s": part,
-                            "efficiency": part / (part + exch + w0) if part > 0 else None}
+        row = {"messages": m, "bytes": b}
+        for case, (lat, bw, (slope, icept)) in cases.items():
+            exch = m * lat + b / bw
+            w0 = max(0.0, slope * (p - 1) + icept) if case == "interconnect" else \
+                max(0.0, slope * p + icept)
+            row[case] = {"exchange_s": exch, "coordinator_work_s": w0, "window_s": exch + w0,
+                         "efficiency": part / (part + exch + w0) if part > 0 else None}
+        out["P"][str(p)] = row
     return out
 
 
@@ -330,9 +344,12 @@ def main(argv=None) -> int:
     print(f"ping-pong: latency {pp['latency_s'] * 1e6:.2f} µs, "
           f"bandwidth {pp['bandwidth_bytes_per_s'] / 1e9:.2f} GB/s")
     for n, m in mod["P"].items():
-        print(f"model P = {n}: busiest rank {m['messages']:.0f} msgs, {m['bytes']:.0f} B per window"
-              f" → exchange {m['exchange_s'] * 1e6:.0f} µs + coordinator {m['coordinator_work_s'] * 1e6:.0f} µs"
-              f" vs part compute {m['part_compute_s'] * 1e6:.0f} µs")
+        for case in ("measured", "interconnect"):
+            c = m[case]
+            print(f"model P = {n} ({case}): busiest rank {m['messages']:.0f} msgs, "
+                  f"{m['bytes']:.0f} B per window → exchange {c['exchange_s'] * 1e6:.0f} µs + "
+                  f"coordinator {c['coordinator_work_s'] * 1e6:.0f} µs vs part compute "
+                  f"{mod['part_compute_s'] * 1e6:.0f} µs: efficiency {c['efficiency']:.3f}")
     for label, w in wall.items():
         print(f"wall P = {label}: {w['wall_per_simulated_s']:.3f} s per simulated s")
     payload.update({
