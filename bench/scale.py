@@ -210,6 +210,8 @@ def figures(result: dict) -> dict:
         "max_messages": max(x["messages"] for x in ranks),
         "max_bytes": max(x["bytes"] for x in ranks),
         "busiest_rank": busiest["rank"],
+        "max_messages_besides_rank0": max((x["messages"] for x in ranks[1:]), default=0.0),
+        "max_bytes_besides_rank0": max((x["bytes"] for x in ranks[1:]), default=0.0),
         "rank0_messages": ranks[0]["messages"], "rank0_bytes": ranks[0]["bytes"],
         "rank0_work_s": float(np.median(steady[:, 0, 0] + steady[:, 0, 1])),
         "part_compute_s": float(np.median(steady[:, 1:, 0])) if timing.shape[1] > 1
@@ -335,11 +337,12 @@ def main(argv=None) -> int:
         f = fig[n]
         s, nm = layout(n)
         rows.append([n, nm, s, f["max_messages"], f["max_bytes"], f["busiest_rank"],
-                     f["rank0_messages"], f["rank0_bytes"], f["rank0_work_s"] * 1e6,
+                     f["rank0_messages"], f["rank0_bytes"], f["max_messages_besides_rank0"],
+                     f["max_bytes_besides_rank0"], f["rank0_work_s"] * 1e6,
                      f["part_compute_s"] * 1e6])
     print_table(["P", "NM parts", "spiking", "max msgs/rank/win", "max bytes/rank/win",
-                 "busiest", "rank0 msgs", "rank0 bytes", "rank0 work µs", "part compute µs"],
-                rows)
+                 "busiest", "rank0 msgs", "rank0 bytes", "others' max msgs", "others' max bytes",
+                 "rank0 work µs", "part compute µs"], rows)
     mod = model(fig, pp)
     print(f"ping-pong: latency {pp['latency_s'] * 1e6:.2f} µs, "
           f"bandwidth {pp['bandwidth_bytes_per_s'] / 1e9:.2f} GB/s")
@@ -358,6 +361,8 @@ def main(argv=None) -> int:
         "rank0_messages_per_window": {str(n): fig[n]["rank0_messages"] for n in args.np},
         "rank0_bytes_per_window": {str(n): fig[n]["rank0_bytes"] for n in args.np},
         "rank0_work_s_per_window": {str(n): fig[n]["rank0_work_s"] for n in args.np},
+        "max_messages_besides_rank0": {str(n): fig[n]["max_messages_besides_rank0"] for n in args.np},
+        "max_bytes_besides_rank0": {str(n): fig[n]["max_bytes_besides_rank0"] for n in args.np},
         "per_rank": {str(n): fig[n]["ranks"] for n in args.np},
         "pingpong": pp, "model": mod, "wall": wall})
     if args.json:
