@@ -136,9 +136,14 @@ def _run_worker(scen: str, out_json: str) -> None:
     if size and size > 1:
         from mpi4py import MPI
 
+        from cosim import watchdog
         from cosim.runtime import run_mpi
-        summary = run_mpi(sc, MPI.COMM_WORLD, output=out, overwrite=True, progress_stream=None)
-        if MPI.COMM_WORLD.Get_rank() != 0:
+        rank = MPI.COMM_WORLD.Get_rank()
+        try:
+            summary = run_mpi(sc, MPI.COMM_WORLD, output=out, overwrite=True, progress_stream=None)
+        finally:
+            watchdog.ending_on_purpose(rank)     # rank 0 may end first: no "crashed" report
+        if rank != 0:
             return
     else:
         from cosim.runtime import run_scenario
