@@ -218,6 +218,7 @@ def figures(result: dict) -> dict:
         "max_messages_besides_rank0": max((x["messages"] for x in ranks[1:]), default=0.0),
         "max_bytes_besides_rank0": max((x["bytes"] for x in ranks[1:]), default=0.0),
         "rank0_messages": ranks[0]["messages"], "rank0_bytes": ranks[0]["bytes"],
+        "rank0_received_messages": ranks[0]["received_messages"],
         "rank0_work_s": float(np.median(steady[:, 0, 0] + steady[:, 0, 1])),
         "part_compute_s": float(np.median(steady[:, 1:, 0])) if timing.shape[1] > 1
         else float(np.median(steady[:, 0, 0])),
@@ -236,7 +237,8 @@ def model(fig: dict[int, dict], pp: dict, targets=MODEL_NP) -> dict:
     """Extrapolate the busiest rank's messages and bytes and rank 0's work linearly in P
     (least squares over the measured P) and cost them with (a) the ping-pong's latency and
     bandwidth and the measured rank-0 work, (b) :data:`INTERCONNECT` and issue 20's
-    per-part coordinator work (see the README for the assumptions)."""
+    per-part coordinator work, charged per message rank 0 receives per window (one per part
+    with the star; what is left of them after the distributed bus) — see the README."""
     ps = np.array(sorted(fig), dtype=float)
 
     def fit(key):
@@ -246,11 +248,15 @@ def model(fig: dict[int, dict], pp: dict, targets=MODEL_NP) -> dict:
         slope, icept = np.polyfit(ps, y, 1)
         return float(slope), float(icept)
 
-    fits = {k: fit(k) for k in ("max_messages", "max_bytes", "rank0_work_s")}
+    fits = {k: fit(k) for k in ("max_messages", "max_bytes", "rank0_work_s",
+                                "rank0_received_messages")}
     part = float(np.mean([fig[int(q)]["part_compute_s"] for q in ps]))
+    # the interconnect case: issue 20's work per part's OUTPUT rank 0 receives per window
+    per_msg = ISSUE20_COORDINATOR_PER_PART_S
+    r0 = fits["rank0_received_messages"]
     cases = {"measured": (pp["latency_s"], pp["bandwidth_bytes_per_s"], fits["rank0_work_s"]),
              "interconnect": (INTERCONNECT["latency_s"], INTERCONNECT["bandwidth_bytes_per_s"],
-                              (ISSUE20_COORDINATOR_PER_PART_S, 0.0))}
+                              (per_msg * r0[0], per_msg * r0[1]))}
     out = {"fits_slope_intercept": fits, "pingpong": pp, "interconnect": INTERCONNECT,
            "issue20_coordinator_per_part_s": ISSUE20_COORDINATOR_PER_PART_S,
            "part_compute_s": part, "P": {}}
@@ -260,8 +266,7 @@ def model(fig: dict[int, dict], pp: dict, targets=MODEL_NP) -> dict:
         row = {"messages": m, "bytes": b}
         for case, (lat, bw, (slope, icept)) in cases.items():
             exch = m * lat + b / bw
-            w0 = max(0.0, slope * (p - 1) + icept) if case == "interconnect" else \
-                max(0.0, slope * p + icept)
+            w0 = max(0.0, slope * p + icept)
             row[case] = {"exchange_s": exch, "coordinator_work_s": w0, "window_s": exch + w0,
                          "efficiency": part / (part + exch + w0) if part > 0 else None}
         out["P"][str(p)] = row
