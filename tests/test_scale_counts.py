@@ -112,6 +112,9 @@ def test_a_run_conserves_messages_and_bytes(tmp_path):
         assert t["window_min"][n][0] + t["window_min"][n][2] > 0, n
     sent = sum(t["steady"][n]["OUTPUT"][1] for n in parts)
     assert t["steady"]["bus"]["OUTPUT"][2:] == [4 * len(parts), sent]
+    per = summary.traffic_per_window()          # one process: one "rank", every node
+    total = sum(sum(c[0] + c[2] for c in kinds.values()) for kinds in t["steady"].values())
+    assert per.shape == (1, 2) and per[0, 0] == total / 4
 
 
 @pytest.mark.mpi
