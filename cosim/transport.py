@@ -120,7 +120,8 @@ class Transport:
 
     comm_s: float = 0.0
     wait_s: float = 0.0
-    _counts: dict | None = None
+    _counts: dict | None = None        # (node, kind) → [sent msgs, bytes, received msgs, bytes]
+    _totals: dict | None = None        # node → the same over every kind
     _windows: "_WindowTraffic | None" = None
     #: the node of this process when a call does not name one (under MPI: the rank's node)
     node = None
@@ -131,14 +132,19 @@ class Transport:
         :class:`~cosim.messages.Kind` or a name such as ``"allgather"``), to what ``node``
         (default: this process's node) sent or, with ``received``, received."""
         if self._counts is None:
-            self._counts = {}
-        key = (self.node if node is None else node, kind)
-        c = self._counts.get(key)
+            self._counts, self._totals = {}, {}
+        node = self.node if node is None else node
+        c = self._counts.get((node, kind))
         if c is None:
-            c = self._counts[key] = [0, 0, 0, 0]
+            c = self._counts[(node, kind)] = [0, 0, 0, 0]
+            if node not in self._totals:
+                self._totals[node] = [0, 0, 0, 0]
+        t = self._totals[node]
         i = 2 if received else 0
         c[i] += n_msgs
         c[i + 1] += n_bytes
+        t[i] += n_msgs
+        t[i + 1] += n_bytes
 
     def counters(self) -> dict:
         """``{(node, kind name): [sent messages, sent bytes, received messages, received
@@ -149,7 +155,7 @@ class Transport:
         """Window ``k`` is over for this process (the window loop calls this once per window)."""
         if self._windows is None:
             self._windows = _WindowTraffic()
-        self._windows.done(self._counts or {})
+        self._windows.done(self._counts or {}, self._totals or {})
 
     def traffic(self) -> dict:
         """This process's traffic, JSON-ready (nodes as ``"bus"`` / ``"engine/part"``)::
@@ -345,36 +351,44 @@ def _by_node(counts: dict) -> dict:
 class _WindowTraffic:
     """Per-window figures from the cumulative counters: the steady windows are every
     window but the first and the last (their sums, and each node's largest and smallest
-    window over all kinds)."""
+    window over all kinds).  Per window: one copy of the counters, a few subtractions."""
 
     def __init__(self):
         self.n = 0
-        self.first: dict | None = None   # counters at the end of the first window
+        self.first: dict | None = None   # per-kind counters at the end of the first window
         self.prev: dict | None = None    # … of the window before the one just done
         self.held: dict | None = None    # … of the window just done (committed by the next)
+        self.prev_t: dict = {}           # per-node totals, likewise
+        self.held_t: dict = {}
         self.max: dict = {}
         self.min: dict = {}
 
-    def done(self, counts: dict) -> None:
+    def done(self, counts: dict, totals: dict) -> None:
         now = {key: tuple(c) for key, c in counts.items()}
+        now_t = {node: tuple(t) for node, t in totals.items()}
         if self.first is None:
-            self.first = self.held = now
+            self.first, self.held, self.held_t = now, now, now_t
             return
         if self.prev is not None:        # the window ending at ``held`` was not the first
-            self._commit(self.prev, self.held)
+            self._commit(self.prev_t, self.held_t)
         self.prev, self.held = self.held, now
+        self.prev_t, self.held_t = self.held_t, now_t
 
     def _commit(self, a: dict, b: dict) -> None:
-        per_node: dict = {}
-        for key, c in b.items():
-            base = a.get(key, (0, 0, 0, 0))
-            t = per_node.setdefault(key[0], [0, 0, 0, 0])
+        zero = (0, 0, 0, 0)
+        for node, (s0, s1, s2, s3) in b.items():
+            z = a.get(node, zero)
+            d = [s0 - z[0], s1 - z[1], s2 - z[2], s3 - z[3]]
+            hi = self.max.get(node)
+            if hi is None:
+                self.max[node], self.min[node] = d, list(d)
+                continue
+            lo = self.min[node]
             for i in range(4):
-                t[i] += c[i] - base[i]
-        for node, t in per_node.items():
-            hi, lo = self.max.get(node), self.min.get(node)
-            self.max[node] = t if hi is None else [max(x, y) for x, y in zip(hi, t)]
-            self.min[node] = t if lo is None else [min(x, y) for x, y in zip(lo, t)]
+                if d[i] > hi[i]:
+                    hi[i] = d[i]
+                if d[i] < lo[i]:
+                    lo[i] = d[i]
         self.n += 1
 
     def steady(self) -> dict:
@@ -382,5 +396,5 @@ class _WindowTraffic:
         if not self.n:
             return {}
         a, b = self.first, self.prev
-        return {key: [c[i] - a.get(key, (0, 0, 0, 0))[i] for i in range(4)]
-                for key, c in b.items()}
+        zero = (0, 0, 0, 0)
+        return {key: [c[i] - a.get(key, zero)[i] for i in range(4)] for key, c in b.items()}
