@@ -16,7 +16,8 @@ class RunSummary:
     """What a finished run reports (wall-clock seconds).
 
     ``status``: ``"completed"`` or ``"terminated"`` (a signal stopped the run at a window
-    boundary; ``signal`` names it).
+    boundary; ``signal`` names it).  ``traffic``: messages and bytes each rank's nodes sent
+    and received (gathered once, at the end of the run).
     """
 
     output: Path
@@ -29,6 +30,8 @@ class RunSummary:
     status: str = "completed"
     signal: int = 0
     t_end_ms: float = 0.0
+    #: per rank (one entry in one process), :meth:`cosim.transport.Transport.traffic`
+    traffic: list[dict] | None = None
 
     @property
     def wall_per_simulated_s(self) -> float:
@@ -46,7 +49,27 @@ class RunSummary:
             lines.append(f"rank {r}: compute {c:.2f} s, communicate {m:.3f} s, wait {w:.2f} s")
         share = tot[:, 1].sum() / max(self.wall_s * tot.shape[0], 1e-12)
         lines.append(f"communication: {100 * share:.2f} % of wall time (all ranks)")
+        per = self.traffic_per_window()
+        if per is not None and len(per) > 1:
+            busiest = int(np.argmax(per[:, 0]))
+            lines.append(f"messages per window (sent + received): rank 0 {per[0, 0]:g} "
+                         f"({per[0, 1]:.0f} B), busiest rank {busiest} {per[busiest, 0]:g} "
+                         f"({per[busiest, 1]:.0f} B)")
         return lines
+
+    def traffic_per_window(self) -> np.ndarray | None:
+        """``(rank, [messages, bytes])``: what each rank's nodes sent plus received per
+        steady window (every window but the first and the last), all kinds; ``None``
+        without counts or steady windows."""
+        if not self.traffic or not self.traffic[0].get("steady_windows"):
+            return None
+        out = np.zeros((len(self.traffic), 2))
+        for r, t in enumerate(self.traffic):
+            for kinds in t["steady"].values():
+                for sm, sb, rm, rb in kinds.values():
+                    out[r] += (sm + rm, sb + rb)
+            out[r] /= t["steady_windows"]
+        return out
 
 
 class Progress:

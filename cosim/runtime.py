@@ -262,6 +262,7 @@ def window_loop(scenario, transport, parts: dict[tuple[str, int], Part], hub: Hu
                 stopped = hub.signum
                 break
         transport.flush_sends()
+        transport.window_done(k)
         if k == k_start + 1:    # every rank has done a window: start-up (compilation) is over
             transport.steady()
     return stopped
@@ -333,7 +334,7 @@ def run_scenario(scenario, *, output: Path | None = None, overwrite: bool = Fals
         except BaseException as exc:
             recorder.close("terminated" if stop.signum else "failed", f"{type(exc).__name__}: {exc}")
             raise
-    return _summary(hub, out_path, k_start, wall, build_s, stopped)
+    return _summary(hub, out_path, k_start, wall, build_s, stopped, [transport.traffic()])
 
 
 def _open_output(scenario, plan: Plan, ck: Checkpointer, out_path, overwrite: bool,
@@ -351,13 +352,13 @@ def _open_output(scenario, plan: Plan, ck: Checkpointer, out_path, overwrite: bo
     return k_start, cstate, recorder
 
 
-def _summary(hub: Hub, out_path, k_start, wall, build_s, stopped) -> RunSummary:
+def _summary(hub: Hub, out_path, k_start, wall, build_s, stopped, traffic=None) -> RunSummary:
     sim = hub.sc.simulation
     k_end = hub.stop_after if stopped else sim.n_windows
     summary = RunSummary(out_path, (k_end - k_start) * sim.sync_interval_ms, wall, build_s,
                          dict(hub.engine_compute), np.array(hub.all_timing), hub.plan.world_size,
                          "terminated" if stopped else "completed", hub.signum,
-                         k_end * sim.sync_interval_ms)
+                         k_end * sim.sync_interval_ms, traffic)
     if stopped:
         raise Terminated(hub.signum or signal.SIGTERM, summary)
     return summary
@@ -413,12 +414,14 @@ def run_mpi(scenario, comm, *, output: Path | None = None, overwrite: bool = Fal
             k_start = int(start["k_start"])
             if k_start < 0:                # the bus could not start (it reports why)
                 raise _Quiet()
-            exchange = _allgather_exchange(ecomm) if plan.group(name).n_parts > 1 else None
+            exchange = (_allgather_exchange(ecomm, transport) if plan.group(name).n_parts > 1
+                        else None)
             parts = _build(scenario, layout, plan, [key], ck, k_start, resume, transport,
                            lambda _k: exchange)
             stopped = window_loop(scenario, transport, parts, None, ck, k_start, stop)
             transport.recv(BUS, Kind.DONE, key)
             transport.close()
+            comm.gather(transport.traffic(), root=BUS_RANK)     # once per run (see _run_bus)
             if stopped:
                 raise Terminated(stopped)
             return None
@@ -493,7 +496,8 @@ def _run_bus(scenario, layout, plan, transport, out_path, overwrite, progress_st
     except BaseException as exc:
         recorder.close("terminated" if stop.signum else "failed", f"{type(exc).__name__}: {exc}")
         raise
-    return _summary(hub, out_path, k_start, wall, build_s, stopped)
+    traffic = comm.gather(transport.traffic(), root=BUS_RANK)   # every rank's, once per run
+    return _summary(hub, out_path, k_start, wall, build_s, stopped, traffic)
 
 
 def _start_parts(transport, plan: Plan, k_start: int) -> None:
@@ -555,9 +559,13 @@ def _announce_ranks(transport, plan: Plan, rank: int, output: Path, stream) -> N
                   flush=True)
 
 
-def _allgather_exchange(ecomm):
-    """``exchange(gids, times)`` for a split spiking region: Allgatherv over ``ecomm``."""
+def _allgather_exchange(ecomm, transport=None):
+    """``exchange(gids, times)`` for a split spiking region: Allgatherv over ``ecomm``.
+    Counted on ``transport`` (kind ``"allgather"``) as the point-to-point messages it
+    stands for: the count, the gids and the times to and from each of the other members."""
     from mpi4py import MPI
+
+    others = ecomm.Get_size() - 1
 
     def exchange(gids, times):
         gids = np.ascontiguousarray(gids, dtype=np.int64)
@@ -568,6 +576,11 @@ def _allgather_exchange(ecomm):
         all_t = np.empty(counts.sum(), dtype=np.float64)
         ecomm.Allgatherv(gids, [all_g, counts, displ, MPI.INT64_T])
         ecomm.Allgatherv(times, [all_t, counts, displ, MPI.DOUBLE])
+        if transport is not None:
+            mine = 8 + 16 * gids.size
+            transport.count("allgather", 3 * others, others * mine)
+            transport.count("allgather", 3 * others, 8 * others + 16 * (all_g.size - gids.size),
+                            received=True)
         return all_g, all_t
 
     return exchange

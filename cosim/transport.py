@@ -19,6 +19,17 @@ Timing: :class:`MPITransport` accumulates the seconds spent *waiting* for a mess
 arrive (polling ``Improbe``: the partner is still computing) separately from the seconds
 spent *communicating* (packing, posting, receiving and unpacking), so a run can report how
 much of its wall time is communication proper.
+
+Traffic counters: every transport counts, per node and per message kind, the messages and
+bytes the node sent and received, cumulatively (a dictionary look-up and four integer adds
+per message).  :class:`MPITransport` counts a message's packed size (:func:`pack`: header
+and 8-byte-aligned data, exactly the bytes MPI moves); :class:`InProcessTransport` moves
+no bytes and counts the payload, ``sum(a.nbytes)`` over the message's arrays (no header).
+Code that moves data outside :meth:`Transport.send` / :meth:`Transport.recv` (a collective
+over another communicator) reports it with :meth:`Transport.count`.  The window loop calls
+:meth:`Transport.window_done` after every window; :meth:`Transport.traffic` gives the
+totals and the *steady* per-window figures (every window but the first and the last: no
+start-up, no close).
 """
 
 from __future__ import annotations
@@ -109,6 +120,55 @@ class Transport:
 
     comm_s: float = 0.0
     wait_s: float = 0.0
+    _counts: dict | None = None        # (node, kind) → [sent msgs, bytes, received msgs, bytes]
+    _totals: dict | None = None        # node → the same over every kind
+    _windows: "_WindowTraffic | None" = None
+    #: the node of this process when a call does not name one (under MPI: the rank's node)
+    node = None
+
+    # -- traffic counters (see the module docstring) ------------------------------------
+    def count(self, kind, n_msgs: int, n_bytes: int, node=None, received: bool = False) -> None:
+        """Add ``n_msgs`` messages of ``n_bytes`` bytes in all, of ``kind`` (a
+        :class:`~cosim.messages.Kind` or a name such as ``"allgather"``), to what ``node``
+        (default: this process's node) sent or, with ``received``, received."""
+        if self._counts is None:
+            self._counts, self._totals = {}, {}
+        node = self.node if node is None else node
+        c = self._counts.get((node, kind))
+        if c is None:
+            c = self._counts[(node, kind)] = [0, 0, 0, 0]
+            if node not in self._totals:
+                self._totals[node] = [0, 0, 0, 0]
+        t = self._totals[node]
+        i = 2 if received else 0
+        c[i] += n_msgs
+        c[i + 1] += n_bytes
+        t[i] += n_msgs
+        t[i + 1] += n_bytes
+
+    def counters(self) -> dict:
+        """``{(node, kind name): [sent messages, sent bytes, received messages, received
+        bytes]}``, cumulative since the transport was made (a copy)."""
+        return {(n, _kind_name(k)): list(c) for (n, k), c in (self._counts or {}).items()}
+
+    def window_done(self, k: int) -> None:
+        """Window ``k`` is over for this process (the window loop calls this once per window)."""
+        if self._windows is None:
+            self._windows = _WindowTraffic()
+        self._windows.done(self._counts or {}, self._totals or {})
+
+    def traffic(self) -> dict:
+        """This process's traffic, JSON-ready (nodes as ``"bus"`` / ``"engine/part"``)::
+
+            {"total":  {node: {kind: [sent msgs, sent bytes, recv msgs, recv bytes]}},
+             "steady": {node: {kind: [...]}},      # summed over the steady windows
+             "steady_windows": n,                   # windows but the first and the last
+             "window_max": {node: [...]}, "window_min": {node: [...]}}  # all kinds, per window
+        """
+        w = self._windows or _WindowTraffic()
+        return {"total": _by_node(self._counts or {}), "steady": _by_node(w.steady()),
+                "steady_windows": w.n, "window_max": {node_name(n): v for n, v in w.max.items()},
+                "window_min": {node_name(n): v for n, v in w.min.items()}}
 
     def send(self, dest, kind: Kind, msg: Message, src=None) -> None:  # pragma: no cover
         raise NotImplementedError
@@ -134,13 +194,16 @@ class InProcessTransport(Transport):
 
     def send(self, dest, kind: Kind, msg: Message, src=None) -> None:
         self._queues[(src, dest, kind)].append(msg)
+        self.count(kind, 1, payload_nbytes(msg), src)
 
     def recv(self, src, kind: Kind, dest=None) -> Message:
         q = self._queues.get((src, dest, kind))
         if not q:
             raise RuntimeError(f"protocol error: node {dest!r} waits for a {kind.name} message "
                                f"from {src!r} that was never sent")
-        return q.popleft()
+        msg = q.popleft()
+        self.count(kind, 1, payload_nbytes(msg), dest, received=True)
+        return msg
 
 
 class MPITransport(Transport):
@@ -164,12 +227,14 @@ class MPITransport(Transport):
         self._pending: list = []
         self.wait_s = 0.0
         self.comm_s = 0.0
+        self.node = next((n for n, r in self.rank_of.items() if r == self.rank), self.rank)
 
     def send(self, dest, kind: Kind, msg: Message, src=None) -> None:
         t = time.perf_counter()
         buf = pack(msg)
         req = self.comm.Isend([buf, self.MPI.BYTE], dest=self.rank_of[dest], tag=int(kind))
         self._pending.append((req, buf))  # keep the buffer alive until the send completes
+        self.count(kind, 1, buf.nbytes)
         self.comm_s += time.perf_counter() - t
 
     def recv(self, src, kind: Kind, dest=None) -> Message:
@@ -185,6 +250,7 @@ class MPITransport(Transport):
             raise PartnerLost(rank, self.labels.get(rank, "a partner"),
                               str(exc).splitlines()[0]) from None
         msg = unpack(buf)
+        self.count(kind, 1, buf.nbytes, received=True)
         t2 = time.perf_counter()
         self.wait_s += t1 - t0
         self.comm_s += t2 - t1
@@ -249,3 +315,86 @@ class MPITransport(Transport):
         self.MPI.Request.Waitall([p[0] for p in self._pending])
         self._pending.clear()
         self.comm_s += time.perf_counter() - t
+
+
+# --------------------------------------------------------------------------------------
+# Traffic counters
+# --------------------------------------------------------------------------------------
+
+def payload_nbytes(msg: Message) -> int:
+    """The data bytes of a message: ``sum(a.nbytes)`` over its arrays (no header)."""
+    n = 0
+    for v in msg.values():
+        nb = getattr(v, "nbytes", None)
+        n += np.asarray(v).nbytes if nb is None else nb
+    return n
+
+
+def node_name(node) -> str:
+    """``"bus"``, ``"engine/part"`` for a part key, ``str`` otherwise."""
+    if isinstance(node, tuple):
+        return "/".join(str(x) for x in node)
+    return str(node)
+
+
+def _kind_name(kind) -> str:
+    return kind.name if isinstance(kind, Kind) else str(kind)
+
+
+def _by_node(counts: dict) -> dict:
+    out: dict = {}
+    for (n, k), c in counts.items():
+        out.setdefault(node_name(n), {})[_kind_name(k)] = list(c)
+    return out
+
+
+class _WindowTraffic:
+    """Per-window figures from the cumulative counters: the steady windows are every
+    window but the first and the last (their sums, and each node's largest and smallest
+    window over all kinds).  Per window: one copy of the counters, a few subtractions."""
+
+    def __init__(self):
+        self.n = 0
+        self.first: dict | None = None   # per-kind counters at the end of the first window
+        self.prev: dict | None = None    # … of the window before the one just done
+        self.held: dict | None = None    # … of the window just done (committed by the next)
+        self.prev_t: dict = {}           # per-node totals, likewise
+        self.held_t: dict = {}
+        self.max: dict = {}
+        self.min: dict = {}
+
+    def done(self, counts: dict, totals: dict) -> None:
+        now = {key: tuple(c) for key, c in counts.items()}
+        now_t = {node: tuple(t) for node, t in totals.items()}
+        if self.first is None:
+            self.first, self.held, self.held_t = now, now, now_t
+            return
+        if self.prev is not None:        # the window ending at ``held`` was not the first
+            self._commit(self.prev_t, self.held_t)
+        self.prev, self.held = self.held, now
+        self.prev_t, self.held_t = self.held_t, now_t
+
+    def _commit(self, a: dict, b: dict) -> None:
+        zero = (0, 0, 0, 0)
+        for node, (s0, s1, s2, s3) in b.items():
+            z = a.get(node, zero)
+            d = [s0 - z[0], s1 - z[1], s2 - z[2], s3 - z[3]]
+            hi = self.max.get(node)
+            if hi is None:
+                self.max[node], self.min[node] = d, list(d)
+                continue
+            lo = self.min[node]
+            for i in range(4):
+                if d[i] > hi[i]:
+                    hi[i] = d[i]
+                if d[i] < lo[i]:
+                    lo[i] = d[i]
+        self.n += 1
+
+    def steady(self) -> dict:
+        """Counters summed over the steady windows (first window's end → last but one's)."""
+        if not self.n:
+            return {}
+        a, b = self.first, self.prev
+        zero = (0, 0, 0, 0)
+        return {key: [c[i] - a.get(key, zero)[i] for i in range(4)] for key, c in b.items()}

@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
@@ -215,3 +216,26 @@ def test_fit_bench_runs_both_fitters_on_the_same_budget(tmp_path):
         assert 0.0 <= side["best_params"]["G"] <= 3.0
         assert 1.0 <= side["best_params"]["speed"] <= 20.0
     assert set(d["targets_met"]) == {"reaches_neurolib_best_r", "in_a_third_of_the_time"}
+
+
+@pytest.mark.mpi
+def test_scale_json_structure(tmp_path):
+    """bench/scale.py at P = 3 (4 windows, no wall-time runs): the documented keys, and
+    over the whole run every message and byte a rank sent was received by another."""
+    d = _run("scale.py", tmp_path / "scale.json", "--np", "3", "--duration-ms", "4",
+             "--wall-ms", "0")
+    assert d["_exit"] == 0, d["_output"]
+    for key in ("max_messages_per_rank_per_window", "max_bytes_per_rank_per_window",
+                "rank0_messages_per_window", "rank0_work_s_per_window", "per_rank", "pingpong",
+                "model", "wall", "machine"):
+        assert key in d, key
+    ranks = d["per_rank"]["3"]
+    assert len(ranks) == 3
+    assert d["max_messages_per_rank_per_window"]["3"] == max(r["messages"] for r in ranks) > 0
+    assert d["max_bytes_per_rank_per_window"]["3"] == max(r["bytes"] for r in ranks) > 0
+    sent = np.sum([r["run_sent"] for r in ranks], axis=0)
+    received = np.sum([r["run_received"] for r in ranks], axis=0)
+    assert list(sent) == list(received)
+    assert _positive(d["pingpong"]["latency_s"]) and _positive(d["pingpong"]["bandwidth_bytes_per_s"])
+    assert set(d["model"]["P"]) == {"256", "1024"}
+    assert d["wall"] == {}

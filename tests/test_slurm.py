@@ -143,3 +143,40 @@ def test_nest_hybrid_under_sbatch_equals_one_process(slurm, tmp_path, launcher):
         np.testing.assert_array_equal(one[name], batch[name], err_msg=name)
     with h5py.File(tmp_path / "job.h5") as f:
         assert f["timing/window_seconds"].shape[1] == 3          # three ranks took part
+
+
+def test_multi_part_job_with_more_tasks_than_cores_equals_one_process(slurm, tmp_path):
+    """Issue 20's SLURM criterion: ``bench/scale.py``'s P = 5 scenario (a ring of 13
+    regions: Jansen–Rit split by the plan into three parts, one multicompartment spiking
+    region with its two adapters) as a batch job on 5 tasks with ``--overcommit`` — more
+    tasks than this node's CPUs — writes the one-process data bit for bit."""
+    import sys
+
+    from _util import REPO, assert_same_data, h5_data, run_cli
+    from cosim.plan import make_plan
+    from cosim.scenario import load_scenario
+
+    sys.path.insert(0, str(REPO / "bench"))
+    import scale
+
+    ntasks = 5                     # above the 2 CPUs of CI's node (and of most laptops)
+    sc = scale.write_scenario(ntasks, tmp_path, 20.0)
+    plan = make_plan(load_scenario(sc), ntasks)
+    assert [g.n_parts for g in plan.groups] == [3, 1]          # cortex in 3 parts, s0
+    r = run_cli("run", str(sc), "--output", "one.h5", "--quiet", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    proc = hpc(slurm, "slurm", str(sc), "--ntasks", str(ntasks), "--overcommit",
+               "--launcher", "srun", "--time", "5", "--mem-per-cpu", "500M",
+               "--partition", "debug", "--output", "job.h5", "--script", "job.sbatch",
+               "--submit", cwd=tmp_path)
+    job = job_id_of(proc)
+    records = wait_for_job(slurm, job, timeout=180)
+    assert_completed(records, tmp_path / f"{sc.stem}-{job}.out")
+    assert records[0]["NumTasks"] == str(ntasks)
+    one, batch = h5_data(tmp_path / "one.h5"), h5_data(tmp_path / "job.h5")
+    spikes = [k for k in one if "spikes" in k and one[k].size]
+    assert spikes, sorted(one)                                  # the spiking region spiked
+    assert_same_data(one, batch)
+    with h5py.File(tmp_path / "job.h5") as f:
+        assert f.attrs["status"] == "completed"
+        assert f["timing/window_seconds"].shape[1] == ntasks     # five ranks took part
