@@ -42,9 +42,9 @@ from typing import Callable, TextIO
 
 import numpy as np
 
-from .bus_node import BusNode
 from .checkpoint import Checkpointer, fingerprint
 from .coupling_layout import coupling_layout
+from .exchange import exchange_pattern
 from .errors import CosimError
 from .messages import Kind, decode_output, encode_output
 from .monitoring import timing_payload
@@ -114,7 +114,9 @@ class StopFlag:
 # --------------------------------------------------------------------------------------
 
 class Hub:
-    """What the bus node does per window (rank 0, or the one process)."""
+    """What the coordinator does per window (rank 0, or the one process): the parts'
+    records and timing into the record pipeline, checkpoints' commit, progress.  It is not
+    on the bus (:mod:`cosim.exchange`)."""
 
     def __init__(self, scenario, plan: Plan, layout, transport, recorder: Recorder,
                  ck: Checkpointer, progress: Progress, on_window, stop: StopFlag):
@@ -126,7 +128,6 @@ class Hub:
         self.progress = progress
         self.on_window = on_window
         self.stop = stop
-        self.bus = BusNode(scenario, layout, plan) if layout.active(plan) else None
         self.pipeline = RecordPipeline(scenario, plan, recorder)
         self.keys = [(g.name, p) for g in plan.groups for p in range(g.n_parts)]
         self.rank = {(g.name, p): r for g in plan.groups for p, r in enumerate(g.ranks)}
@@ -136,50 +137,31 @@ class Hub:
         self.stop_after: int | None = None
         self.signum = 0
         self._fingerprint = None
+        labels = scenario.connectome.region_labels
+        #: latest spiking-region rates for live monitoring: engine → {region: Hz}
+        self.live_rates: dict[str, dict[str, float]] = {}
+        self._rate_label = {name: labels[int(scenario.engines[name].region_indices[0])]
+                            for name in (layout.outputs_of if layout.active(plan) else ())}
 
     def begin(self, resume_state: dict | None) -> None:
-        """Every part's ``INIT`` into the bus, then the checkpoint or the initial state."""
-        for key in self.keys:
-            msg = self.transport.recv(key, Kind.INIT, BUS)
-            if self.bus is not None:
-                self.bus.initial(key, msg)
-        if self.bus is not None:
-            self.bus.begin(resume_state)
+        """Restore the record pipeline from the coordinator checkpoint."""
         if resume_state is not None:
             self.pipeline.restore(resume_state)
 
-    def send_inputs(self, k: int) -> None:
-        for key in self.keys:
-            msg = self.bus.input(k, key) if self.bus is not None else {}
-            if self.stop_after is not None:
-                msg = {**msg, "@stop": np.array(self.stop_after), "@signal": np.array(self.signum)}
-            self.transport.send(key, Kind.INPUT, msg, BUS)
-
-    def window(self, k: int, n_windows: int) -> bool:
-        """Collect window ``k``, send window ``k + 1``'s inputs, write window ``k``.
-        Returns False when the run stops after this window (a signal)."""
+    def window(self, k: int, n_windows: int) -> None:
+        """Collect window ``k``'s records and timing, write window ``k``."""
         tr = self.transport
         c0, w0 = tr.comm_s, tr.wait_s
         tic = time.perf_counter()
         timing = self.timing
         timing[:] = 0.0
         for key in self.keys:
-            exports, records, t = decode_output(tr.recv(key, Kind.OUTPUT, BUS))
+            live, records, t = decode_output(tr.recv(key, Kind.OUTPUT, BUS))
             timing[self.rank[key]] += t[:3]
             self.engine_compute[key[0]] += t[0]
-            if t.size > 3 and t[3]:
-                self.signum = self.signum or int(t[3])
-            if self.bus is not None:
-                self.bus.take(k, key, exports)
+            if "live_rate_hz" in live:
+                self.live_rates[key[0]] = {self._rate_label[key[0]]: float(live["live_rate_hz"])}
             self.pipeline.take(key, records)
-        if self.bus is not None:
-            self.bus.finish(k)
-        self.signum = self.signum or self.stop.signum
-        last = k + 1 >= n_windows
-        if self.signum and not last:
-            self.stop_after = k + 1            # the parts stop once window k is done
-        if not last:
-            self.send_inputs(k + 1)
         t1 = (k + 1) * self.sc.simulation.sync_interval_ms
         spent = time.perf_counter() - tic - (tr.comm_s - c0) - (tr.wait_s - w0)
         timing[BUS_RANK] += (spent, tr.comm_s - c0, tr.wait_s - w0)
@@ -191,14 +173,11 @@ class Hub:
         self.progress.update(t1)
         if self.on_window is not None:
             self.on_window(k, t1, lambda: self.live_payload(timing))
-        return self.stop_after is None
 
     def commit(self, window: int) -> None:
         """Flush the output and write the coordinator checkpoint (the commit point)."""
         self.recorder.flush()
         state = self.pipeline.state()
-        if self.bus is not None:
-            state.update(self.bus.state())
         if self._fingerprint is None:
             self._fingerprint = fingerprint(self.sc, self.plan)
         self.ck.save_coordinator(window, state, self.recorder.lengths(), self._fingerprint,
@@ -221,8 +200,7 @@ class Hub:
 
     def live_payload(self, timing) -> dict:
         rates = dict(self.pipeline.live_rates)
-        if self.bus is not None:
-            rates.update(self.bus.live_rates)
+        rates.update(self.live_rates)
         return {**timing_payload(timing, self.plan.groups), "rates_hz": rates}
 
 
@@ -231,44 +209,69 @@ class Hub:
 # --------------------------------------------------------------------------------------
 
 def window_loop(scenario, transport, parts: dict[tuple[str, int], Part], hub: Hub | None,
-                ck: Checkpointer, k_start: int, stop: StopFlag) -> bool:
+                ck: Checkpointer, k_start: int, stop: StopFlag) -> int:
     """Run windows ``k_start … n − 1`` for the nodes of this process (``parts`` and, on the
-    bus's process, ``hub``).  Returns the number of the signal that stopped the run early
-    (0: it ran to the end)."""
+    coordinator's process, ``hub``).  Returns the number of the signal that stopped the run
+    early (0: it ran to the end)."""
     sim = scenario.simulation
     n = sim.n_windows
     dt_sync = sim.sync_interval_ms
-    if hub is not None and k_start < n:
-        hub.send_inputs(k_start)
+    items = list(parts.items())
+    links = [part.link for _, part in items if part.link is not None]
+    done: list = [None] * len(items)
+    vote = None
     stopped = 0
+    k = k_start
     for k in range(k_start, n):
         t0, t1 = k * dt_sync, (k + 1) * dt_sync
-        for key, part in parts.items():
-            c0, w0 = transport.comm_s, transport.wait_s
-            inputs = transport.recv(BUS, Kind.INPUT, key)
-            if "@stop" in inputs:
-                _final_checkpoint(transport, ck, key, part, int(inputs["@stop"]))
-                stopped = int(inputs["@signal"])
-                continue
-            exports, records, spent = part.step(k, t0, t1, inputs)
-            if ck.due(k):      # before the output leaves: complete when the bus hears of it
+        c0, w0 = transport.comm_s, transport.wait_s
+        # 1. inputs from what each part keeps → advance → exports to their readers
+        for i, (key, part) in enumerate(items):
+            link = part.link
+            exports, records, spent = part.step(k, t0, t1, link.input(k) if link is not None else {})
+            if link is not None:
+                link.send(k, exports, transport)
+            done[i] = (records, spent)
+        # 2. spiking regions: the heads sum their region's counts and send its afferent
+        for link in links:
+            link.combine(k, transport)
+        # 3. window k's columns in; checkpoint; records and timing to the coordinator
+        for i, (key, part) in enumerate(items):
+            link = part.link
+            if link is not None:
+                link.receive(k, transport)
+            if ck.due(k):      # before the output leaves: complete when the coordinator hears of it
                 ck.save_part(key, k + 1, part.state())
+            records, spent = done[i]
             timing = (spent, transport.comm_s - c0, transport.wait_s - w0, stop.signum)
-            transport.send(BUS, Kind.OUTPUT, encode_output(exports, records, timing), key)
-        if stopped:
-            break
-        if hub is not None and not hub.window(k, n):
-            if not parts:
-                stopped = hub.signum
+            live = ({"live_rate_hz": np.array(link.live_rate_hz)}
+                    if link is not None and link.rate is not None else {})
+            transport.send(BUS, Kind.OUTPUT, encode_output(live, records, timing), key)
+        if hub is not None:
+            hub.window(k, n)
+        # the stop vote started after window k − 1 is decided now: every process stops
+        # after the same window (k), whoever caught the signal
+        if vote is not None:
+            signum = transport.vote_finish(vote)
+            vote = None
+            if signum and k + 1 < n:
+                stopped = signum
                 break
+        if k + 1 < n:
+            vote = transport.vote_start(stop.signum)
         transport.flush_sends()
         if k == k_start + 1:    # every rank has done a window: start-up (compilation) is over
             transport.steady()
+    if stopped:
+        for key, part in items:
+            _final_checkpoint(transport, ck, key, part, k + 1)
+        if hub is not None:
+            hub.stop_after, hub.signum = k + 1, stopped
     return stopped
 
 
 def _final_checkpoint(transport, ck: Checkpointer, key, part: Part, window: int) -> None:
-    """On ``@stop``: save the part's state after window ``window − 1`` (when checkpoints
+    """On a stop: save the part's state after window ``window − 1`` (when checkpoints
     are on) and acknowledge with ``DONE``."""
     if ck.every:
         ck.save_part(key, window, part.state())
@@ -286,16 +289,25 @@ def out_path_of(scenario, output) -> Path:
 
 def _build(scenario, layout, plan: Plan, keys, ck: Checkpointer, k_start: int, resume: bool,
            transport, exchange_of=None) -> dict[tuple[str, int], Part]:
-    """Describe → partition → build the parts ``keys`` of this process; send their INIT."""
+    """Describe → partition → build the parts ``keys`` of this process, on the distributed
+    bus (:mod:`cosim.exchange`); a new run exchanges the initial history, a resumed one
+    restores what each part keeps."""
+    pattern = exchange_pattern(scenario, layout, plan)
     parts = {}
     for key in keys:
         part = make_part(scenario, layout, plan, key,
-                         exchange_of(key) if exchange_of is not None else None)
+                         exchange_of(key) if exchange_of is not None else None, pattern)
         part.build()
         if resume:
             part.restore(ck.load_part(key, k_start))
-        transport.send(BUS, Kind.INIT, {} if resume else part.initial(), key)
         parts[key] = part
+    if not resume:
+        for key, part in parts.items():
+            if part.link is not None:
+                part.link.send_initial(transport, part.initial())
+        for part in parts.values():
+            if part.link is not None:
+                part.link.recv_initial(transport)
     return parts
 
 

@@ -119,6 +119,16 @@ class Transport:
     def flush_sends(self) -> None:
         pass
 
+    def vote_start(self, value: int):
+        """Start a vote of every process: the largest ``value`` (e.g. a signal number).  The
+        handle goes to :meth:`vote_finish`, called by every process at the same point (one
+        window later, so the vote travels while the window computes).  In one process every
+        node is here: the vote is the value."""
+        return int(value)
+
+    def vote_finish(self, handle) -> int:
+        return int(handle)
+
     def steady(self) -> None:
         pass
 
@@ -162,6 +172,7 @@ class MPITransport(Transport):
         self.labels = labels or {}
         self.rank = comm.Get_rank()
         self._pending: list = []
+        self._vote_comm = None
         self.wait_s = 0.0
         self.comm_s = 0.0
 
@@ -209,6 +220,36 @@ class MPITransport(Transport):
             if now - t0 > 20e-6:
                 nap = min(100e-6, nap + 10e-6)
                 time.sleep(nap)
+
+    def vote_start(self, value: int):
+        """A non-blocking ``Iallreduce(MAX)`` over every rank (on a duplicate of the
+        communicator; O(log P) messages per rank)."""
+        if self._vote_comm is None:
+            self._vote_comm = self.comm.Dup()
+        t = time.perf_counter()
+        send = np.array([value], dtype=np.int64)
+        recv = np.zeros(1, dtype=np.int64)
+        req = self._vote_comm.Iallreduce([send, self.MPI.INT64_T], [recv, self.MPI.INT64_T],
+                                         op=self.MPI.MAX)
+        self.comm_s += time.perf_counter() - t
+        return req, send, recv
+
+    def vote_finish(self, handle) -> int:
+        """Complete a vote; polls like :meth:`recv` (errors reported to this rank are
+        raised, a vote that does not complete within the timeout raises :class:`Stalled`)."""
+        req, _, recv = handle
+        t0 = time.perf_counter()
+        nap = 0.0
+        while not req.Test():
+            self._check_errors()
+            now = time.perf_counter()
+            if self.timeout_s and now - t0 > self.timeout_s:
+                raise Stalled(-1, "a rank (in the stop vote)", self.timeout_s)
+            if now - t0 > 20e-6:
+                nap = min(100e-6, nap + 10e-6)
+                time.sleep(nap)
+        self.wait_s += time.perf_counter() - t0
+        return int(recv[0])
 
     def steady(self) -> None:
         """Start-up is over (the first window is done): from now on the exchange timeout."""
