@@ -3,13 +3,13 @@ messages out — the same code in one process and on an MPI rank.
 
 What crosses the bus follows the engine's declarations (:mod:`cosim.engines.base`):
 
-* ``Take.SOURCES``: ``INPUT["sources"]`` goes to ``advance`` as it is;
-* ``Take.DRIVE``: ``INPUT["drive"]`` ``(S, n_aff)`` goes to ``advance``; the part-side
+* ``Take.SOURCES``: the input ``sources`` goes to ``advance`` as it is;
+* ``Take.DRIVE``: the input ``drive`` ``(S, n_aff)`` goes to ``advance``; the part-side
   halves of the region's rate → Poisson adapters turn it into events on the partition's own
   input lines (``inputs["events"]``), from counter-based streams keyed by input line;
 * ``Export.AFFERENT``: ``exports["afferent"]`` goes to the bus as it is;
 * ``Export.SPIKE_COUNTS``: the partition's spikes are counted per bus bin and population
-  (``counts`` ``(S, n_populations)``, int64); the bus sums the parts' counts (exact) and
+  (``counts`` ``(S, n_populations)``, int64); the region's first part sums the parts' counts (exact) and
   runs the bus-side half of the spikes → rate adapter.
 
 ``step`` returns ``(exports, records, compute_seconds)``.  ``link``: the part's end of the

@@ -1,34 +1,45 @@
-"""The main loop: engine parts advance over sync windows and exchange data through the bus.
+"""The main loop: engine parts advance over sync windows and exchange data directly.
 
 One loop (:func:`window_loop`), two transports (:mod:`cosim.transport`).  A run is a set
-of *nodes* — the **bus node** (:mod:`cosim.bus_node` with the record pipeline,
+of *nodes* — the **coordinator** (:class:`Hub` with the record pipeline,
 :mod:`cosim.pipeline`; rank 0 under MPI) and one **part** per engine partition
 (:mod:`cosim.parts`; one per rank under MPI) — and every process runs the same loop over
 the nodes it hosts: all of them in one process (:func:`run_scenario`), one under MPI
-(:func:`run_mpi`).  Window ``k`` covers ``[kΔ, (k+1)Δ)`` ms (times are computed as
-``k·Δ``, never accumulated):
+(:func:`run_mpi`).  The bus is distributed (:mod:`cosim.exchange`): every process computes
+the same pattern from the connectome and the plan — who sends which region columns to
+whom — and each part keeps the history it reads.  Window ``k`` covers ``[kΔ, (k+1)Δ)`` ms
+(times are computed as ``k·Δ``, never accumulated):
 
-1. every part receives its ``INPUT`` of window k (what its engine takes, from the bus
-   history; also the control field ``@stop``), advances its engine and sends its
-   ``OUTPUT`` (exports, records, timing);
-2. the bus node receives every part's output, stores the exports in the bus history (spike
-   counts of a region's parts are summed — integers, exact — and turned into the region's
-   afferent by its spikes → rate adapter), sends the inputs of window k + 1, then merges the
-   records (each engine's own merge), applies the monitors and hands the window to the
-   recorder.
+1. every part takes its input of window k from what it keeps (the new samples of its
+   sources, or its region's delayed weighted drive), advances its engine and sends its
+   afferent columns to their readers (``AFFERENT``) — a part of a split spiking region
+   its spike counts to the region's first part (``COUNTS``);
+2. the first part of each spiking region sums its parts' counts (integers, exact), turns
+   them into the region's afferent with its spikes → rate adapter and sends it on;
+3. every part receives window k's columns from their owners, saves its checkpoint when
+   one is due, and sends its ``OUTPUT`` (records, timing) to the coordinator, which merges
+   the records (each engine's own merge), applies the monitors and hands the window to
+   the recorder.
 
 Every number is computed by the same code in the same order whatever the number of
 processes, so one process and any ``mpiexec -n K`` give identical bits.  Because every
 connection between parts is delayed by at least Δ, the inputs of window k + 1 need only
-window k's exports (the MUSIC / NEST min-delay argument), and they leave before window k's
-records are written.  Messages: :mod:`cosim.messages`.
+window k's exports (the MUSIC / NEST min-delay argument).  A part's messages per window
+depend on its neighbourhood in the connectome, not on the number of processes; the
+coordinator receives one ``OUTPUT`` per part (records and timing, not bus data).
+Messages: :mod:`cosim.messages`.
 
 **Stopping on a signal.**  SIGTERM (what SLURM sends at the time limit and on ``scancel``)
-or SIGINT on any rank sets a flag; parts report it in their output, and the bus node ends
-the run at the next window boundary: it sends ``@stop`` with the next inputs, every part
-saves a final checkpoint (when ``checkpoint_every`` is set) and acknowledges, the bus
-commits the checkpoint, closes the output with status ``terminated`` and every window
-written, and sends ``DONE``.  A second signal ends the process at once (the failure path).
+or SIGINT on any rank sets a flag.  After each window ``k`` every process starts a vote on
+it (:meth:`~cosim.transport.Transport.vote_start`: a non-blocking ``Iallreduce(MAX)`` of
+the signal number under MPI, O(log P) messages per rank) and completes it after window
+k + 1, while window k + 1 computed; a signal voted after window k therefore stops every
+process after the same window, k + 1.  Every part saves a final checkpoint (when
+``checkpoint_every`` is set) and acknowledges with ``DONE``; the coordinator commits the
+checkpoint, closes the output with status ``terminated`` and every window written, and
+sends ``DONE``.  A second signal ends the process at once (the failure path).  A failing
+rank reports its error to the coordinator (:meth:`~cosim.transport.MPITransport.send_error`),
+which closes the output and ends the job.
 """
 
 from __future__ import annotations

@@ -213,7 +213,12 @@ class MPITransport(Transport):
             m = self.comm.Improbe(source=source, tag=tag, status=status)
             if m is not None:
                 return m
-            self._check_errors()
+            if self._error_waiting():
+                # what the failed rank sent before its error arrived first: take it
+                m = self.comm.Improbe(source=source, tag=tag, status=status)
+                if m is not None:
+                    return m
+                self._check_errors()
             now = time.perf_counter()
             if self.timeout_s and now - t0 > self.timeout_s:
                 raise Stalled(source, self.labels.get(source, "a partner"), self.timeout_s)
@@ -259,10 +264,19 @@ class MPITransport(Transport):
         """Tell node ``dest`` that this rank failed (``dest`` raises :class:`RemoteError`
         in its next :meth:`recv`, whatever it is waiting for)."""
         rank = self.rank_of.get(dest, dest)
+        # the messages this rank sent before it failed (e.g. the outputs of the windows it
+        # completed) are delivered first, so that ``dest`` sees them before the error
+        t0 = time.perf_counter()
+        while self._pending and time.perf_counter() - t0 < 10.0:
+            self._pending = [p for p in self._pending if not p[0].Test()]
+            time.sleep(1e-4)
         buf = np.frombuffer(text.encode(errors="replace"), dtype=np.uint8).copy()
         self.comm.Send([np.array([code], dtype=np.int64), self.MPI.INT64_T], dest=rank,
                        tag=TAG_ERROR + 1)
         self.comm.Send([buf, self.MPI.BYTE], dest=rank, tag=TAG_ERROR)
+
+    def _error_waiting(self) -> bool:
+        return bool(self.comm.Iprobe(source=self.MPI.ANY_SOURCE, tag=TAG_ERROR + 1))
 
     def _check_errors(self) -> None:
         st = self.MPI.Status()
