@@ -25,6 +25,15 @@ process (all of them in one process, one under MPI — the same code):
    part the ring ``(slot, afferent, read region)`` from which its drive is summed with the
    bus kernel (:func:`cosim.bus._delayed_weighted_sum`, sources in increasing index).
 
+**Run-ahead.**  A drive part whose every received column is delayed by at least two
+windows (``d ≥ 2S``, checked from the delays when the pattern is made, never configured)
+*defers* phase 3: in window ``k`` it receives window ``k − 1``'s columns, after advancing —
+its drive of window ``k`` reads only samples of windows ``≤ k − 2`` — so it computes window
+``k`` while window ``k − 1``'s messages travel instead of waiting for them.  Before a
+checkpoint (and at a stop or the end) it catches up, so what it saves is what a lock-step
+part saves.  A sources part takes the samples of window ``k − 1`` in window ``k`` (the
+engine contract, :mod:`cosim.engines.base`), so it does not run ahead.
+
 The numbers are those of the central bus (:class:`cosim.bus.Bus`), computed by the same
 code in the same order, so results are bitwise the same in every layout.  Before window 0
 the owners send their initial history (``HISTORY``); a checkpoint keeps what a part keeps
@@ -69,6 +78,7 @@ class Route:
     head: Key | None = None
     followers: tuple = ()
     rate: bool = False                  # a head with a spikes → rate adapter
+    defer: bool = False                 # receives one window late (run-ahead)
 
     @property
     def sends_to(self) -> dict[Key, np.ndarray]:
@@ -94,6 +104,19 @@ def _as_index(pos: np.ndarray):
     if pos.size and np.array_equal(pos, np.arange(pos[0], pos[0] + pos.size)):
         return slice(int(pos[0]), int(pos[0]) + pos.size)
     return pos
+
+
+def _runs(pos, most: int = 4):
+    """``pos`` as ``[(destination slice, source slice)]`` of contiguous runs (a few slice
+    copies are cheaper than one fancy-indexed assignment), or ``None`` for many runs."""
+    if isinstance(pos, slice):
+        return [(pos, slice(0, pos.stop - pos.start))]
+    cuts = np.flatnonzero(np.diff(pos) != 1) + 1
+    if cuts.size + 1 > most:
+        return None
+    bounds = [0, *cuts.tolist(), pos.size]
+    return [(slice(int(pos[a]), int(pos[b - 1]) + 1), slice(a, b))
+            for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 def exchange_pattern(scenario, layout, plan) -> Pattern | None:
@@ -150,6 +173,11 @@ def exchange_pattern(scenario, layout, plan) -> Pattern | None:
             s.send.append((dest, _as_index(idx)))
             routes[dest].recv.append((src, _as_index(pos)))
     S = int(layout.window_steps)
+    steps = np.asarray(layout.steps)
+    for r in routes.values():
+        if r.takes is Take.DRIVE and r.recv:
+            got = np.concatenate([np.atleast_1d(r.reads[pos]) for _, pos in r.recv])
+            r.defer = bool(steps[int(r.regions[0]), got].min() >= 2 * S)
     max_delay = max_delay_steps(weights, layout.steps)
     ring = max_delay + int(layout.read_ahead) + 2 * S + 1
     return Pattern(routes, S, int(layout.n_afferent), ring, max_delay + 1 + int(layout.read_ahead))
@@ -174,6 +202,8 @@ class PartLink:
         self._initial = np.zeros((self.L, self.n_aff, n_reads))
         self._counts = None
         self._started = False                   # whether the first window has run
+        self.defer = r.defer
+        self._late: int | None = None            # a window whose columns are still to come
         if r.takes is Take.SOURCES:
             self.block = np.zeros((self.S, self.n_aff, n_reads))
         elif r.takes is Take.DRIVE:
@@ -183,6 +213,7 @@ class PartLink:
             self._delays = np.asarray(steps[R, r.reads], dtype=np.int64).copy()
             self._w = np.asarray(weights[R, r.reads], dtype=np.float64).copy()
         self._ones = np.ones((1, self.n_aff, 1))
+        self._recv = [(src, pos, _runs(pos)) for src, pos in r.recv]
 
     # -- set-up ------------------------------------------------------------------------
     def send_initial(self, transport, initial: dict) -> None:
@@ -257,19 +288,50 @@ class PartLink:
         r = self.route
         self._started = True
         if r.takes is Take.SOURCES:
-            for src, pos in r.recv:
-                self.block[:, :, pos] = transport.recv(src, Kind.AFFERENT, self.key)["a"]
+            for src, pos, runs in self._recv:
+                a = transport.recv(src, Kind.AFFERENT, self.key)["a"]
+                if runs is None:
+                    self.block[:, :, pos] = a
+                else:
+                    for dst, col in runs:
+                        self.block[:, :, dst] = a[:, :, col]
         elif r.takes is Take.DRIVE:
             s0 = (k * self.S + 1) % self.H
             split = min(self.S, self.H - s0)
-            for src, pos in r.recv:
+            hist = self.hist
+            for src, pos, runs in self._recv:
                 a = transport.recv(src, Kind.AFFERENT, self.key)["a"]
-                self.hist[s0:s0 + split, :, pos] = a[:split]
-                if split < self.S:
-                    self.hist[:self.S - split, :, pos] = a[split:]
+                if runs is None:
+                    hist[s0:s0 + split, :, pos] = a[:split]
+                    if split < self.S:
+                        hist[:self.S - split, :, pos] = a[split:]
+                    continue
+                for dst, col in runs:
+                    hist[s0:s0 + split, :, dst] = a[:split, :, col]
+                    if split < self.S:
+                        hist[:self.S - split, :, dst] = a[split:, :, col]
+
+    def arrive(self, k: int, transport, hold: bool) -> None:
+        """Phase 3 as the loop calls it: window ``k``'s columns now, or — a deferring part,
+        ``hold`` — the previous window's, leaving window ``k``'s for the next call."""
+        if self._late is not None:
+            self.receive(self._late, transport)
+            self._late = None
+        if self.defer and hold:
+            self._late = k
+            self._started = True
+        else:
+            self.receive(k, transport)
+
+    def catch_up(self, transport) -> None:
+        """Receive a deferred window (before a final checkpoint, at the end)."""
+        if self._late is not None:
+            self.receive(self._late, transport)
+            self._late = None
 
     # -- checkpoints ------------------------------------------------------------------
     def state(self) -> dict[str, np.ndarray]:
+        assert self._late is None, "state of a part with a window still to come"
         st = {}
         if self.route.takes is Take.SOURCES:
             st["block"] = self.block.copy()

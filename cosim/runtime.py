@@ -24,7 +24,9 @@ whom — and each part keeps the history it reads.  Window ``k`` covers ``[kΔ, 
 Every number is computed by the same code in the same order whatever the number of
 processes, so one process and any ``mpiexec -n K`` give identical bits.  Because every
 connection between parts is delayed by at least Δ, the inputs of window k + 1 need only
-window k's exports (the MUSIC / NEST min-delay argument).  A part's messages per window
+window k's exports (the MUSIC / NEST min-delay argument); a part whose inputs are all
+delayed by at least 2Δ runs ahead — it advances window k + 1 before window k's columns
+have arrived (:mod:`cosim.exchange`, run-ahead).  A part's messages per window
 depend on its neighbourhood in the connectome, not on the number of processes; the
 coordinator receives one ``OUTPUT`` per part (records and timing, not bus data).
 Messages: :mod:`cosim.messages`.
@@ -246,12 +248,14 @@ def window_loop(scenario, transport, parts: dict[tuple[str, int], Part], hub: Hu
         # 2. spiking regions: the heads sum their region's counts and send its afferent
         for link in links:
             link.combine(k, transport)
-        # 3. window k's columns in; checkpoint; records and timing to the coordinator
+        # 3. window k's columns in (a run-ahead part: window k − 1's, unless it saves a
+        # checkpoint now or this is the last window); checkpoint; records and timing out
+        due = ck.due(k)
         for i, (key, part) in enumerate(items):
             link = part.link
             if link is not None:
-                link.receive(k, transport)
-            if ck.due(k):      # before the output leaves: complete when the coordinator hears of it
+                link.arrive(k, transport, hold=not due and k + 1 < n)
+            if due:      # before the output leaves: complete when the coordinator hears of it
                 ck.save_part(key, k + 1, part.state())
             records, spent = done[i]
             timing = (spent, transport.comm_s - c0, transport.wait_s - w0, stop.signum)
@@ -273,6 +277,8 @@ def window_loop(scenario, transport, parts: dict[tuple[str, int], Part], hub: Hu
         transport.flush_sends()
         if k == k_start + 1:    # every rank has done a window: start-up (compilation) is over
             transport.steady()
+    for link in links:
+        link.catch_up(transport)
     if stopped:
         for key, part in items:
             _final_checkpoint(transport, ck, key, part, k + 1)

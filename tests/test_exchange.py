@@ -208,3 +208,72 @@ class _FakeRate:
         self.seen["counts"] = counts
         self.seen["aff"] = counts.sum(axis=1) * 0.125 + 0.5
         return self.seen["aff"]
+
+
+# -- run-ahead ---------------------------------------------------------------------------------
+
+def run_ahead_scenario(d, duration=30.0, **simulation_keys):
+    """The hybrid scenario on connectivity_76 without rV1's self-connection (delay 0): every
+    input of the spiking region is then delayed by ≥ 2 windows, so its part runs ahead."""
+    sc = load_scenario(S.write(d / "probe.toml", S.hybrid(duration=4.0)))
+    c = sc.connectome
+    w = np.array(c.weights, dtype=np.float64)
+    R = list(c.region_labels).index("rV1")
+    w[R, R] = 0.0
+    np.savez(d / "c.npz", weights=w, tract_lengths=np.asarray(c.tract_lengths_mm),
+             region_labels=np.array(c.region_labels), centres=np.asarray(c.centres_mm))
+    data = S.hybrid(duration=duration, **simulation_keys)
+    data["connectome"] = S.connectome(str(d / "c.npz"), allow_disconnected=True)
+    return S.write(d / "ra.toml", data)
+
+
+def test_run_ahead_is_decided_from_the_delays(tmp_path, hybrid):
+    for path, v1_defers in ((hybrid, False), (run_ahead_scenario(tmp_path), True)):
+        sc = load_scenario(path)
+        layout = coupling_layout(sc)
+        for world in (1, 9):
+            routes = exchange_pattern(sc, layout, make_plan(sc, world)).routes
+            for key, r in routes.items():
+                R = r.regions[0] if r.regions.size else -1
+                d = np.asarray(layout.steps)[R, r.reads] if r.takes is Take.DRIVE else None
+                assert r.defer == (key[0] == "v1" and v1_defers), key
+                if r.defer:
+                    assert d.min() >= 2 * layout.window_steps
+    # the hybrid scenario keeps rV1's self-connection (0 ms): no run-ahead there
+    sc = load_scenario(hybrid)
+    R = list(sc.connectome.region_labels).index("rV1")
+    assert sc.connectome.weights[R, R] != 0 and coupling_layout(sc).steps[R, R] == 0
+
+
+def test_run_ahead_gives_the_lock_step_bits_and_resumes(tmp_path, monkeypatch):
+    import cosim.runtime as rt
+    from _util import assert_same_data, h5_data
+    from cosim.runtime import run_scenario
+
+    scen = run_ahead_scenario(tmp_path, duration=30.0, checkpoint_every=7.0)
+    run_scenario(load_scenario(scen), output=tmp_path / "ahead.h5", progress_stream=None)
+    real = rt.exchange_pattern
+
+    def lock_step(*a):
+        pattern = real(*a)
+        assert any(r.defer for r in pattern.routes.values())
+        for r in pattern.routes.values():
+            r.defer = False
+        return pattern
+
+    monkeypatch.setattr(rt, "exchange_pattern", lock_step)
+    run_scenario(load_scenario(scen), output=tmp_path / "lock.h5", progress_stream=None)
+    monkeypatch.setattr(rt, "exchange_pattern", real)
+    assert_same_data(h5_data(tmp_path / "ahead.h5"), h5_data(tmp_path / "lock.h5"), "run-ahead")
+    # a crash after window 24, then resume from the checkpoint of window 21 (the part
+    # caught up before saving it)
+    def crash(k, t, payload):
+        if k == 24:
+            raise RuntimeError("node failure")
+
+    with pytest.raises(RuntimeError):
+        run_scenario(load_scenario(scen), output=tmp_path / "crash.h5", progress_stream=None,
+                     on_window=crash)
+    run_scenario(load_scenario(scen), output=tmp_path / "crash.h5", progress_stream=None,
+                 resume=True)
+    assert_same_data(h5_data(tmp_path / "crash.h5"), h5_data(tmp_path / "lock.h5"), "resumed")

@@ -1,6 +1,7 @@
 """The distributed bus under ``mpiexec`` (oversubscribed): the hybrid scenario with its
-neural masses split into 1, 3 and 6 parts and its spiking region into 1 and 2 gives the
-one-process bits at P = 3, 5 and 9; at P = 5 a SIGTERM ends every rank at one window
+neural masses split into 3 and 6 parts and its spiking region into 1 and 2 gives the
+one-process bits at P = 5 and 9, and at P = 3 with the spiking region's part running ahead
+(a connectome without rV1's 0-ms self-connection); at P = 5 a SIGTERM ends every rank at one window
 boundary (status ``terminated``, every completed window kept and equal to the straight
 run's), and ``--resume`` from the final checkpoint gives the straight run's bits."""
 
@@ -19,6 +20,8 @@ import pytest
 
 import scenarios as S
 from _util import assert_same_data, h5_data
+from cosim.coupling_layout import coupling_layout
+from cosim.exchange import exchange_pattern
 from cosim.plan import make_plan
 from cosim.scenario import load_scenario
 from test_signals import _ends_within, _start, _wait_simulating
@@ -49,13 +52,25 @@ def straight(tmp_path_factory):
     return h5_data(d / "s.h5")
 
 
-@pytest.mark.parametrize("n, parts", [(3, {"cortex": 1, "v1": 1}), (9, {"cortex": 6, "v1": 2})])
-def test_split_parts_give_the_one_process_bits(tmp_path, straight, n, parts):
+def test_split_parts_give_the_one_process_bits_at_p9(tmp_path, straight):
     scen = _scenario(tmp_path)
-    plan = make_plan(load_scenario(scen), n)
-    assert {g.name: g.n_parts for g in plan.groups} == parts
-    _run(scen, tmp_path / "o.h5", n)
-    assert_same_data(h5_data(tmp_path / "o.h5"), straight, f"np {n}")
+    plan = make_plan(load_scenario(scen), 9)
+    assert {g.name: g.n_parts for g in plan.groups} == {"cortex": 6, "v1": 2}
+    _run(scen, tmp_path / "o.h5", 9)
+    assert_same_data(h5_data(tmp_path / "o.h5"), straight, "np 9")
+
+
+def test_run_ahead_at_p3_gives_the_one_process_bits(tmp_path):
+    """rV1's part runs ahead (every input delayed ≥ 2 windows) on its own rank."""
+    from test_exchange import run_ahead_scenario
+
+    scen = run_ahead_scenario(tmp_path, duration=60.0, checkpoint_every=20.0)
+    routes = exchange_pattern(load_scenario(scen), coupling_layout(load_scenario(scen)),
+                              make_plan(load_scenario(scen), 3)).routes
+    assert routes[("v1", 0)].defer and not routes[("cortex", 0)].defer
+    _run(scen, tmp_path / "one.h5")
+    _run(scen, tmp_path / "np3.h5", 3)
+    assert_same_data(h5_data(tmp_path / "np3.h5"), h5_data(tmp_path / "one.h5"), "np 3")
 
 
 def test_sigterm_at_p5_stops_at_one_boundary_and_resumes(tmp_path, straight):
