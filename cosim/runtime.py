@@ -32,16 +32,20 @@ coordinator receives one ``OUTPUT`` per part (records and timing, not bus data).
 Messages: :mod:`cosim.messages`.
 
 **Stopping on a signal.**  SIGTERM (what SLURM sends at the time limit and on ``scancel``)
-or SIGINT on any rank sets a flag.  After each window ``k`` every process starts a vote on
+or SIGINT on any rank sets a flag.  After each window ``k`` every process joins a vote on
 it (:meth:`~cosim.transport.Transport.vote_start`: a non-blocking ``Iallreduce(MAX)`` of
-the signal number under MPI, O(log P) messages per rank) and completes it after window
-k + 1, while window k + 1 computed; a signal voted after window k therefore stops every
-process after the same window, k + 1.  Every part saves a final checkpoint (when
-``checkpoint_every`` is set) and acknowledges with ``DONE``; the coordinator commits the
-checkpoint, closes the output with status ``terminated`` and every window written, and
-sends ``DONE``.  A second signal ends the process at once (the failure path).  A failing
-rank reports its error to the coordinator (:meth:`~cosim.transport.MPITransport.send_error`),
-which closes the output and ends the job.
+the signal number under MPI, O(log P) messages per rank); the parts complete it after
+window k + 1, while window k + 1 computed, so a signal voted after window k stops every
+part after the same window, k + 1.  Every part then saves a final checkpoint (when
+``checkpoint_every`` is set) and sends the coordinator an ``OUTPUT`` holding ``@stop``
+instead of window k + 2's; the coordinator commits the checkpoint, closes the output with
+status ``terminated`` and every window written, and sends ``DONE``.  The coordinator joins
+every vote but never waits for one (it learns of a stop from the parts), so it always
+waits for a part's message, with the shortest timeout, and names a part that stopped
+responding; a part whose vote does not complete names the coordinator.  A second signal
+ends the process at once (the failure path).  A failing rank reports its error to the
+coordinator (:meth:`~cosim.transport.MPITransport.send_error`), which closes the output and
+ends the job.
 """
 
 from __future__ import annotations
@@ -161,15 +165,24 @@ class Hub:
         if resume_state is not None:
             self.pipeline.restore(resume_state)
 
-    def window(self, k: int, n_windows: int) -> None:
-        """Collect window ``k``'s records and timing, write window ``k``."""
+    def window(self, k: int, n_windows: int) -> bool:
+        """Collect window ``k``'s records and timing, write window ``k``.  Returns True
+        when the parts stopped instead (a signal: they saved their final checkpoints)."""
         tr = self.transport
         c0, w0 = tr.comm_s, tr.wait_s
         tic = time.perf_counter()
         timing = self.timing
         timing[:] = 0.0
-        for key in self.keys:
-            live, records, t = decode_output(tr.recv(key, Kind.OUTPUT, BUS))
+        msgs = [tr.recv(key, Kind.OUTPUT, BUS) for key in self.keys]
+        stops = [int(m["@stop"]) for m in msgs if "@stop" in m]
+        if stops:
+            if len(stops) != len(msgs):
+                raise RuntimeError(f"protocol error: {len(stops)} of {len(msgs)} parts stopped "
+                                   f"before window {k}")
+            self.stop_after, self.signum = k, max(stops)
+            return True
+        for key, msg in zip(self.keys, msgs):
+            live, records, t = decode_output(msg)
             timing[self.rank[key]] += t[:3]
             self.engine_compute[key[0]] += t[0]
             if "live_rate_hz" in live:
@@ -186,6 +199,7 @@ class Hub:
         self.progress.update(t1)
         if self.on_window is not None:
             self.on_window(k, t1, lambda: self.live_payload(timing))
+        return False
 
     def commit(self, window: int) -> None:
         """Flush the output and write the coordinator checkpoint (the commit point)."""
@@ -199,9 +213,7 @@ class Hub:
     def end(self, stopped: bool) -> None:
         """After the last window: on a stop, wait for the parts' final checkpoints and
         commit them; close the output; tell every part it may exit."""
-        if stopped:
-            for key in self.keys:
-                self.transport.recv(key, Kind.DONE, BUS)
+        if stopped:                  # the parts' final checkpoints are saved (window())
             if self.ck.every:
                 self.commit(self.stop_after)
             self.recorder.close("terminated", f"stopped by {signal.Signals(self.signum).name}")
@@ -232,10 +244,20 @@ def window_loop(scenario, transport, parts: dict[tuple[str, int], Part], hub: Hu
     items = list(parts.items())
     links = [part.link for _, part in items if part.link is not None]
     done: list = [None] * len(items)
-    vote = None
+    vote = None                 # the parts' vote of the previous window
+    open_votes: list = []       # the coordinator alone: votes it joined, not yet complete
     stopped = 0
-    k = k_start
     for k in range(k_start, n):
+        if stopped:
+            # the vote stopped the parts after window k − 1: final checkpoints, then the
+            # coordinator hears of the stop instead of window k's output
+            for link in links:
+                link.catch_up(transport)
+            for key, part in items:
+                _final_checkpoint(transport, ck, key, part, k, stopped)
+            if hub is not None:
+                hub.window(k, n)
+            break
         t0, t1 = k * dt_sync, (k + 1) * dt_sync
         c0, w0 = transport.comm_s, transport.wait_s
         # 1. inputs from what each part keeps → advance → exports to their readers
@@ -262,37 +284,43 @@ def window_loop(scenario, transport, parts: dict[tuple[str, int], Part], hub: Hu
             live = ({"live_rate_hz": np.array(link.live_rate_hz)}
                     if link is not None and link.rate is not None else {})
             transport.send(BUS, Kind.OUTPUT, encode_output(live, records, timing), key)
-        if hub is not None:
-            hub.window(k, n)
-        # the stop vote started after window k − 1 is decided now: every process stops
-        # after the same window (k), whoever caught the signal
-        if vote is not None:
-            signum = transport.vote_finish(vote)
-            vote = None
-            if signum and k + 1 < n:
-                stopped = signum
-                break
-        if k + 1 < n:
-            vote = transport.vote_start(stop.signum)
+        if hub is not None and hub.window(k, n):
+            break                                   # the parts stopped (a signal)
+        # the stop vote: every process joins one per window; the parts complete the
+        # previous window's now, so they all stop after the same window, whoever caught
+        # the signal.  The coordinator alone never waits for a vote (it learns of a stop
+        # from the parts), so it can name a silent part.
+        if items:
+            if vote is not None:
+                signum = transport.vote_finish(vote)
+                if signum and k + 1 < n:
+                    stopped = signum
+            vote = transport.vote_start(stop.signum) if k + 1 < n else None
+            if stopped and vote is not None:
+                transport.vote_finish(vote)         # the coordinator joins it, then hears
+                vote = None
+        elif k + 1 < n:
+            open_votes.append(transport.vote_start(stop.signum))
+            open_votes = [v for v in open_votes if not transport.vote_ready(v)]
         transport.flush_sends()
         if k == k_start + 1:    # every rank has done a window: start-up (compilation) is over
             transport.steady()
     for link in links:
         link.catch_up(transport)
-    if stopped:
-        for key, part in items:
-            _final_checkpoint(transport, ck, key, part, k + 1)
-        if hub is not None:
-            hub.stop_after, hub.signum = k + 1, stopped
+    for v in open_votes:
+        transport.vote_finish(v)
+    if hub is not None and hub.stop_after is not None:
+        return hub.signum
     return stopped
 
 
-def _final_checkpoint(transport, ck: Checkpointer, key, part: Part, window: int) -> None:
+def _final_checkpoint(transport, ck: Checkpointer, key, part: Part, window: int,
+                      signum: int) -> None:
     """On a stop: save the part's state after window ``window − 1`` (when checkpoints
-    are on) and acknowledge with ``DONE``."""
+    are on) and tell the coordinator (an ``OUTPUT`` holding ``@stop``)."""
     if ck.every:
         ck.save_part(key, window, part.state())
-    transport.send(BUS, Kind.DONE, {}, key)
+    transport.send(BUS, Kind.OUTPUT, {"@stop": np.array(signum)}, key)
 
 
 # --------------------------------------------------------------------------------------

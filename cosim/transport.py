@@ -129,6 +129,10 @@ class Transport:
     def vote_finish(self, handle) -> int:
         return int(handle)
 
+    def vote_ready(self, handle) -> bool:
+        """Whether the vote is complete (then it is done with: no :meth:`vote_finish`)."""
+        return True
+
     def steady(self) -> None:
         pass
 
@@ -172,7 +176,6 @@ class MPITransport(Transport):
         self.labels = labels or {}
         self.rank = comm.Get_rank()
         self._pending: list = []
-        self._vote_comm = None
         self.wait_s = 0.0
         self.comm_s = 0.0
 
@@ -227,29 +230,43 @@ class MPITransport(Transport):
                 time.sleep(nap)
 
     def vote_start(self, value: int):
-        """A non-blocking ``Iallreduce(MAX)`` over every rank (on a duplicate of the
-        communicator; O(log P) messages per rank)."""
-        if self._vote_comm is None:
-            self._vote_comm = self.comm.Dup()
+        """A non-blocking ``Iallreduce(MAX)`` over every rank of the communicator (no
+        other collective runs on it during the loop; O(log P) messages per rank)."""
         t = time.perf_counter()
         send = np.array([value], dtype=np.int64)
         recv = np.zeros(1, dtype=np.int64)
-        req = self._vote_comm.Iallreduce([send, self.MPI.INT64_T], [recv, self.MPI.INT64_T],
-                                         op=self.MPI.MAX)
+        req = self.comm.Iallreduce([send, self.MPI.INT64_T], [recv, self.MPI.INT64_T],
+                                   op=self.MPI.MAX)
         self.comm_s += time.perf_counter() - t
         return req, send, recv
 
+    def vote_ready(self, handle) -> bool:
+        try:
+            return bool(handle[0].Test())
+        except self.MPI.Exception as exc:          # a rank died (the watchdog names it)
+            raise PartnerLost(0, self.labels.get(0, "the coordinator"),
+                              str(exc).splitlines()[0]) from None
+
     def vote_finish(self, handle) -> int:
-        """Complete a vote; polls like :meth:`recv` (errors reported to this rank are
-        raised, a vote that does not complete within the timeout raises :class:`Stalled`)."""
+        """Complete a vote; polls like :meth:`recv`: an error reported to this rank is
+        raised; a vote that does not complete within the timeout raises :class:`Stalled`
+        naming the coordinator (rank 0) — it hears from every part every window with the
+        shortest timeout and names a silent part first, so a part still waiting for the
+        vote waits for it."""
         req, _, recv = handle
         t0 = time.perf_counter()
         nap = 0.0
-        while not req.Test():
+        while True:
+            try:
+                if req.Test():
+                    break
+            except self.MPI.Exception as exc:      # a rank died (the watchdog names it)
+                raise PartnerLost(0, self.labels.get(0, "the coordinator"),
+                                  str(exc).splitlines()[0]) from None
             self._check_errors()
             now = time.perf_counter()
             if self.timeout_s and now - t0 > self.timeout_s:
-                raise Stalled(-1, "a rank (in the stop vote)", self.timeout_s)
+                raise Stalled(0, self.labels.get(0, "the coordinator"), self.timeout_s)
             if now - t0 > 20e-6:
                 nap = min(100e-6, nap + 10e-6)
                 time.sleep(nap)
