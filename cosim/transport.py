@@ -96,6 +96,7 @@ class RemoteError(RuntimeError):
 
 
 TAG_ERROR = int(Kind.ERROR)
+TAG_WAITING = TAG_ERROR + 2        # "I am waiting for rank r" (to the coordinator)
 
 
 class Transport:
@@ -212,22 +213,56 @@ class MPITransport(Transport):
         :class:`TimeoutError` after ``timeout_s`` (a partner that died without the launcher
         noticing), so no rank waits forever."""
         nap = 0.0
+        t_err = None
+        told = False
         while True:
             m = self.comm.Improbe(source=source, tag=tag, status=status)
             if m is not None:
+                if told:
+                    self._notice(-1)
                 return m
-            if self._error_waiting():
-                # what the failed rank sent before its error arrived first: take it
-                m = self.comm.Improbe(source=source, tag=tag, status=status)
-                if m is not None:
-                    return m
-                self._check_errors()
             now = time.perf_counter()
+            if t_err is None and self._error_waiting():
+                t_err = now
+            if t_err is not None and now - t_err > self.ERROR_GRACE_S:
+                # a rank failed: what the others complete without it (every window before
+                # the failed one) came in during the grace; this message does not come
+                self._check_errors()
             if self.timeout_s and now - t0 > self.timeout_s:
-                raise Stalled(source, self.labels.get(source, "a partner"), self.timeout_s)
+                silent = self._silent(source)
+                raise Stalled(silent, self.labels.get(silent, "a partner"), self.timeout_s)
+            if not told and self.rank != 0 and now - t0 > min(1.0, self.timeout_s / 2 or 1.0):
+                # tell the coordinator whom this rank waits for (and, once it arrives, that
+                # it no longer does): on its own timeout it follows such notices to the
+                # rank that is really silent
+                told = True
+                self._notice(source)
             if now - t0 > 20e-6:
                 nap = min(100e-6, nap + 10e-6)
                 time.sleep(nap)
+
+    def _notice(self, source: int) -> None:
+        note = np.array([source], dtype=np.int64)
+        self._pending.append((self.comm.Isend([note, self.MPI.INT64_T], dest=0, tag=TAG_WAITING),
+                              note))
+
+    #: after a rank reported an error, how long a receive still waits for its message
+    ERROR_GRACE_S = 2.0
+
+    def _silent(self, source: int) -> int:
+        """The rank a silent ``source`` is itself waiting for, followed to the end (the
+        notices of :meth:`_wait_for`); ``source`` without notices."""
+        waits: dict[int, int] = {}
+        st = self.MPI.Status()
+        while self.comm.Iprobe(source=self.MPI.ANY_SOURCE, tag=TAG_WAITING, status=st):
+            note = np.empty(1, dtype=np.int64)
+            self.comm.Recv([note, self.MPI.INT64_T], source=st.Get_source(), tag=TAG_WAITING)
+            waits[st.Get_source()] = int(note[0])
+        seen = {source}
+        while source in waits and waits[source] not in seen and waits[source] >= 0:
+            source = waits[source]
+            seen.add(source)
+        return source
 
     def vote_start(self, value: int):
         """A non-blocking ``Iallreduce(MAX)`` over every rank of the communicator (no
