@@ -53,6 +53,7 @@ import numpy as np
 from .bus import _delayed_weighted_sum, max_delay_steps
 from .bus_node import RegionRate
 from .engines.base import Export, Take
+from .errors import CosimError
 from .messages import Kind
 
 Key = tuple[str, int]
@@ -342,6 +343,11 @@ class PartLink:
         return st
 
     def restore(self, st: dict[str, np.ndarray]) -> None:
+        kept = {Take.SOURCES: "block", Take.DRIVE: "hist"}.get(self.route.takes)
+        if kept is not None and kept not in st:
+            raise CosimError(f"the checkpoint of engine {self.key[0]!r} partition {self.key[1]} "
+                             f"holds no bus history (written by a cosim with a central bus?); "
+                             f"it cannot be resumed")
         self._started = True
         if "block" in st:
             self.block[...] = st["block"]

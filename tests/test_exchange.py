@@ -277,3 +277,20 @@ def test_run_ahead_gives_the_lock_step_bits_and_resumes(tmp_path, monkeypatch):
     run_scenario(load_scenario(scen), output=tmp_path / "crash.h5", progress_stream=None,
                  resume=True)
     assert_same_data(h5_data(tmp_path / "crash.h5"), h5_data(tmp_path / "lock.h5"), "resumed")
+
+
+def test_a_part_checkpoint_without_bus_history_is_refused(hybrid):
+    """A part checkpoint of the central-bus era holds no bus history: resuming from it
+    would start the part from zeros, so it is an error naming the engine."""
+    from cosim.errors import CosimError
+
+    sc = load_scenario(hybrid)
+    layout = coupling_layout(sc)
+    plan = make_plan(sc, 1)
+    pattern = exchange_pattern(sc, layout, plan)
+    for key in pattern.routes:
+        part = make_part(sc, layout, plan, key, None, pattern)
+        state = {k: v for k, v in part.link.state().items()}
+        part.link.restore(state)                                    # its own state: fine
+        with pytest.raises(CosimError, match=f"engine '{key[0]}' partition 0 holds no bus history"):
+            part.link.restore({})
