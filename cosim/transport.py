@@ -242,9 +242,12 @@ class MPITransport(Transport):
                 time.sleep(nap)
 
     def _notice(self, source: int) -> None:
+        """Fire and forget: the coordinator reads notices only on a timeout, so they are
+        not waited for (:meth:`close` frees what is still pending)."""
         note = np.array([source], dtype=np.int64)
-        self._pending.append((self.comm.Isend([note, self.MPI.INT64_T], dest=0, tag=TAG_WAITING),
-                              note))
+        self._notes = [n for n in getattr(self, "_notes", []) if not n[0].Test()]
+        self._notes.append((self.comm.Isend([note, self.MPI.INT64_T], dest=0, tag=TAG_WAITING),
+                            note))
 
     #: after a rank reported an error, how long a receive still waits for its message
     ERROR_GRACE_S = 2.0
@@ -355,4 +358,7 @@ class MPITransport(Transport):
         t = time.perf_counter()
         self.MPI.Request.Waitall([p[0] for p in self._pending])
         self._pending.clear()
+        for req, _ in getattr(self, "_notes", []):
+            if not req.Test():
+                req.Free()
         self.comm_s += time.perf_counter() - t
