@@ -231,7 +231,8 @@ class MPITransport(Transport):
             if self.timeout_s and now - t0 > self.timeout_s:
                 silent = self._silent(source)
                 raise Stalled(silent, self.labels.get(silent, "a partner"), self.timeout_s)
-            if not told and self.rank != 0 and now - t0 > min(1.0, self.timeout_s / 2 or 1.0):
+            if (not told and self.rank != 0 and source != 0
+                    and now - t0 > min(1.0, self.timeout_s / 2 or 1.0)):
                 # tell the coordinator whom this rank waits for (and, once it arrives, that
                 # it no longer does): on its own timeout it follows such notices to the
                 # rank that is really silent
@@ -240,6 +241,16 @@ class MPITransport(Transport):
             if now - t0 > 20e-6:
                 nap = min(100e-6, nap + 10e-6)
                 time.sleep(nap)
+
+    def _drain_notices(self) -> dict[int, int]:
+        """The coordinator: read the waiting notices that came in (latest per rank)."""
+        waits = self.__dict__.setdefault("_waits", {})
+        st = self.MPI.Status()
+        while self.comm.Iprobe(source=self.MPI.ANY_SOURCE, tag=TAG_WAITING, status=st):
+            note = np.empty(1, dtype=np.int64)
+            self.comm.Recv([note, self.MPI.INT64_T], source=st.Get_source(), tag=TAG_WAITING)
+            waits[st.Get_source()] = int(note[0])
+        return waits
 
     def _notice(self, source: int) -> None:
         """Fire and forget: the coordinator reads notices only on a timeout, so they are
@@ -255,12 +266,7 @@ class MPITransport(Transport):
     def _silent(self, source: int) -> int:
         """The rank a silent ``source`` is itself waiting for, followed to the end (the
         notices of :meth:`_wait_for`); ``source`` without notices."""
-        waits: dict[int, int] = {}
-        st = self.MPI.Status()
-        while self.comm.Iprobe(source=self.MPI.ANY_SOURCE, tag=TAG_WAITING, status=st):
-            note = np.empty(1, dtype=np.int64)
-            self.comm.Recv([note, self.MPI.INT64_T], source=st.Get_source(), tag=TAG_WAITING)
-            waits[st.Get_source()] = int(note[0])
+        waits = self._drain_notices()
         seen = {source}
         while source in waits and waits[source] not in seen and waits[source] >= 0:
             source = waits[source]
@@ -348,6 +354,8 @@ class MPITransport(Transport):
 
     def flush_sends(self) -> None:
         """Complete sends whose buffers may be reused (call once per window)."""
+        if self.rank == 0:
+            self._drain_notices()
         if not self._pending:
             return
         t = time.perf_counter()
@@ -358,7 +366,10 @@ class MPITransport(Transport):
         t = time.perf_counter()
         self.MPI.Request.Waitall([p[0] for p in self._pending])
         self._pending.clear()
+        t_end = time.perf_counter() + 2.0
         for req, _ in getattr(self, "_notes", []):
-            if not req.Test():
-                req.Free()
+            while not req.Test() and time.perf_counter() < t_end:
+                time.sleep(1e-3)
+        if self.rank == 0:
+            self._drain_notices()
         self.comm_s += time.perf_counter() - t
