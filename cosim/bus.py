@@ -1,5 +1,11 @@
 """The delayed connectome bus: every region's afferent history, delivered with delays.
 
+This module holds the definitions and the central form of the bus — one history of every
+region — which the runtime no longer uses as such: runs use the distributed bus
+(:mod:`cosim.exchange`), where each part keeps the columns it reads and computes its input
+with this module's kernel (:func:`_delayed_weighted_sum`); :class:`Bus` is the reference it
+is tested against (``tests/test_exchange.py``).
+
 Each region ``j`` exports one *afferent* signal ``a_j(t)`` per bus step (``bus_dt``): for a
 neural mass the value its coupling function sends along its fibres (see
 :mod:`cosim.coupling`: e.g. the Jansen–Rit sigmoid of y1 − y2), for a spiking region its

@@ -8,15 +8,23 @@ kind          direction                  payload
 ``HELLO``     part → bus, once           its pid and host (the bus writes the rank table)
 ``START``     bus → part, once           the first window (``k_start``; −1: do not start)
                                          and the watchdog's notes folder
-``INIT``      part → bus, once           the part's initial exports (afferent history)
-``INPUT``     bus → part, window k       what the part takes (``sources`` / ``drive``)
-``OUTPUT``    part → bus, window k       exports, records and the part's timing
+``HISTORY``   owner → reader, once       initial afferent history of the columns it reads
+``AFFERENT``  owner → reader, window k   window k's afferent samples of those columns
+``COUNTS``    part → region head, k      spike counts of a part of a split spiking region
+``OUTPUT``    part → bus, window k       records, the part's timing (and live rate)
 ``ERROR``     any → bus                  a failed rank's one-line message and exit code
-``DONE``      bus → part, at the end     the output file is closed; the part may exit
+``DONE``      part → bus, on a stop      the part's final checkpoint is saved;
+              bus → part, at the end     the output file is closed; the part may exit
 ============  =========================  ==============================================
 
+``HISTORY``, ``AFFERENT`` and ``COUNTS`` are the distributed bus (:mod:`cosim.exchange`):
+parts exchange them directly, over a pattern every rank computes from the connectome and
+the plan.  Stopping is agreed by a vote of every rank (:meth:`cosim.transport.Transport.vote_start`),
+not by a message.
+
 A message is a flat ``dict[str, numpy.ndarray]`` (what :mod:`cosim.transport` moves).  An
-``OUTPUT`` is encoded by :func:`encode_output`: exports as ``x:<name>``, array records as
+``OUTPUT`` is encoded by :func:`encode_output`: exports (now only a spiking region's live
+rate) as ``x:<name>``, array records as
 ``r:<dataset>``, spike records ``(gids, times)`` as ``r:<dataset>:g`` / ``r:<dataset>:t``,
 timing as ``timing`` ``(compute, communicate, wait)`` seconds; :func:`decode_output`
 inverts it.  Spike exports ``(gids, times)`` travel the same way under ``x``.
@@ -34,10 +42,13 @@ class Kind(enum.IntEnum):
 
     HELLO = 15
     START = 14
-    INIT = 10
-    INPUT = 11
+    INIT = 10           # (the star bus's; unused by the runtime)
+    INPUT = 11          # (the star bus's; unused by the runtime)
     OUTPUT = 12
     DONE = 13
+    COUNTS = 16
+    HISTORY = 17
+    AFFERENT = 18
     ERROR = 99
 
 

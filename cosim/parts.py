@@ -3,16 +3,18 @@ messages out — the same code in one process and on an MPI rank.
 
 What crosses the bus follows the engine's declarations (:mod:`cosim.engines.base`):
 
-* ``Take.SOURCES``: ``INPUT["sources"]`` goes to ``advance`` as it is;
-* ``Take.DRIVE``: ``INPUT["drive"]`` ``(S, n_aff)`` goes to ``advance``; the part-side
+* ``Take.SOURCES``: the input ``sources`` goes to ``advance`` as it is;
+* ``Take.DRIVE``: the input ``drive`` ``(S, n_aff)`` goes to ``advance``; the part-side
   halves of the region's rate → Poisson adapters turn it into events on the partition's own
   input lines (``inputs["events"]``), from counter-based streams keyed by input line;
 * ``Export.AFFERENT``: ``exports["afferent"]`` goes to the bus as it is;
 * ``Export.SPIKE_COUNTS``: the partition's spikes are counted per bus bin and population
-  (``counts`` ``(S, n_populations)``, int64); the bus sums the parts' counts (exact) and
+  (``counts`` ``(S, n_populations)``, int64); the region's first part sums the parts' counts (exact) and
   runs the bus-side half of the spikes → rate adapter.
 
-``step`` returns ``(exports, records, compute_seconds)``.
+``step`` returns ``(exports, records, compute_seconds)``.  ``link``: the part's end of the
+distributed bus (:class:`cosim.exchange.PartLink`, ``None`` off the bus), which keeps the
+history the part reads; it is part of the part's checkpoint state (``bus/…``).
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ class Part:
             lines = engine.local_input_lines(spec.input)
             gen = RateToPoisson(lines, seed, engine.name, spec.name, spec.correlation)
             self.generators.append((spec, gen))
+        self.link = None
         self._pop_of_gid = None
         if self.exports is Export.SPIKE_COUNTS:
             top = max(r.stop for r in engine.populations().values())
@@ -110,6 +113,8 @@ class Part:
         st = {f"engine/{k}": v for k, v in self.engine.state().items()}
         for spec, gen in self.generators:
             st.update({f"poisson/{spec.name}/{k}": v for k, v in gen.state().items()})
+        if self.link is not None:
+            st.update({f"bus/{k}": v for k, v in self.link.state().items()})
         return st
 
     def restore(self, state: dict) -> None:
@@ -117,10 +122,22 @@ class Part:
         for spec, gen in self.generators:
             pre = f"poisson/{spec.name}/"
             gen.restore({k[len(pre):]: v for k, v in state.items() if k.startswith(pre)})
+        if self.link is not None:
+            self.link.restore({k[4:]: v for k, v in state.items() if k.startswith("bus/")})
 
 
-def make_part(scenario, layout, plan, key: tuple[str, int], exchange=None) -> Part:
-    """Describe → partition → :class:`Part`, on the rank that runs ``key`` (not built)."""
+def make_part(scenario, layout, plan, key: tuple[str, int], exchange=None, pattern=None) -> Part:
+    """Describe → partition → :class:`Part`, on the rank that runs ``key`` (not built);
+    ``pattern``: the distributed bus's (:func:`cosim.exchange.exchange_pattern`)."""
+    part = _make_part(scenario, layout, plan, key, exchange)
+    if part.is_coupled:
+        from .exchange import make_link
+
+        part.link = make_link(scenario, layout, pattern, key)
+    return part
+
+
+def _make_part(scenario, layout, plan, key: tuple[str, int], exchange=None) -> Part:
     name, p = key
     engine = scenario.engines[name].partition(p, plan.group(name).n_parts, exchange)
     coupled = layout.active(plan) and name in layout.coupled

@@ -1,34 +1,51 @@
-"""The main loop: engine parts advance over sync windows and exchange data through the bus.
+"""The main loop: engine parts advance over sync windows and exchange data directly.
 
 One loop (:func:`window_loop`), two transports (:mod:`cosim.transport`).  A run is a set
-of *nodes* — the **bus node** (:mod:`cosim.bus_node` with the record pipeline,
+of *nodes* — the **coordinator** (:class:`Hub` with the record pipeline,
 :mod:`cosim.pipeline`; rank 0 under MPI) and one **part** per engine partition
 (:mod:`cosim.parts`; one per rank under MPI) — and every process runs the same loop over
 the nodes it hosts: all of them in one process (:func:`run_scenario`), one under MPI
-(:func:`run_mpi`).  Window ``k`` covers ``[kΔ, (k+1)Δ)`` ms (times are computed as
-``k·Δ``, never accumulated):
+(:func:`run_mpi`).  The bus is distributed (:mod:`cosim.exchange`): every process computes
+the same pattern from the connectome and the plan — who sends which region columns to
+whom — and each part keeps the history it reads.  Window ``k`` covers ``[kΔ, (k+1)Δ)`` ms
+(times are computed as ``k·Δ``, never accumulated):
 
-1. every part receives its ``INPUT`` of window k (what its engine takes, from the bus
-   history; also the control field ``@stop``), advances its engine and sends its
-   ``OUTPUT`` (exports, records, timing);
-2. the bus node receives every part's output, stores the exports in the bus history (spike
-   counts of a region's parts are summed — integers, exact — and turned into the region's
-   afferent by its spikes → rate adapter), sends the inputs of window k + 1, then merges the
-   records (each engine's own merge), applies the monitors and hands the window to the
-   recorder.
+1. every part takes its input of window k from what it keeps (the new samples of its
+   sources, or its region's delayed weighted drive), advances its engine and sends its
+   afferent columns to their readers (``AFFERENT``) — a part of a split spiking region
+   its spike counts to the region's first part (``COUNTS``);
+2. the first part of each spiking region sums its parts' counts (integers, exact), turns
+   them into the region's afferent with its spikes → rate adapter and sends it on;
+3. every part receives window k's columns from their owners, saves its checkpoint when
+   one is due, and sends its ``OUTPUT`` (records, timing) to the coordinator, which merges
+   the records (each engine's own merge), applies the monitors and hands the window to
+   the recorder.
 
 Every number is computed by the same code in the same order whatever the number of
 processes, so one process and any ``mpiexec -n K`` give identical bits.  Because every
 connection between parts is delayed by at least Δ, the inputs of window k + 1 need only
-window k's exports (the MUSIC / NEST min-delay argument), and they leave before window k's
-records are written.  Messages: :mod:`cosim.messages`.
+window k's exports (the MUSIC / NEST min-delay argument); a part whose inputs are all
+delayed by at least 2Δ runs ahead — it advances window k + 1 before window k's columns
+have arrived (:mod:`cosim.exchange`, run-ahead).  A part's messages per window
+depend on its neighbourhood in the connectome, not on the number of processes; the
+coordinator receives one ``OUTPUT`` per part (records and timing, not bus data).
+Messages: :mod:`cosim.messages`.
 
 **Stopping on a signal.**  SIGTERM (what SLURM sends at the time limit and on ``scancel``)
-or SIGINT on any rank sets a flag; parts report it in their output, and the bus node ends
-the run at the next window boundary: it sends ``@stop`` with the next inputs, every part
-saves a final checkpoint (when ``checkpoint_every`` is set) and acknowledges, the bus
-commits the checkpoint, closes the output with status ``terminated`` and every window
-written, and sends ``DONE``.  A second signal ends the process at once (the failure path).
+or SIGINT on any rank sets a flag.  After each window ``k`` every process joins a vote on
+it (:meth:`~cosim.transport.Transport.vote_start`: a non-blocking ``Iallreduce(MAX)`` of
+the signal number under MPI, O(log P) messages per rank); the parts complete it after
+window k + 1, while window k + 1 computed, so a signal voted after window k stops every
+part after the same window, k + 1.  Every part then saves a final checkpoint (when
+``checkpoint_every`` is set) and sends the coordinator an ``OUTPUT`` holding ``@stop``
+instead of window k + 2's; the coordinator commits the checkpoint, closes the output with
+status ``terminated`` and every window written, and sends ``DONE``.  The coordinator joins
+every vote but never waits for one (it learns of a stop from the parts), so it always
+waits for a part's message, with the shortest timeout, and names a part that stopped
+responding; a part whose vote does not complete names the coordinator.  A second signal
+ends the process at once (the failure path).  A failing rank reports its error to the
+coordinator (:meth:`~cosim.transport.MPITransport.send_error`), which closes the output and
+ends the job.
 """
 
 from __future__ import annotations
@@ -42,9 +59,9 @@ from typing import Callable, TextIO
 
 import numpy as np
 
-from .bus_node import BusNode
 from .checkpoint import Checkpointer, fingerprint
 from .coupling_layout import coupling_layout
+from .exchange import exchange_pattern
 from .errors import CosimError
 from .messages import Kind, decode_output, encode_output
 from .monitoring import timing_payload
@@ -114,7 +131,9 @@ class StopFlag:
 # --------------------------------------------------------------------------------------
 
 class Hub:
-    """What the bus node does per window (rank 0, or the one process)."""
+    """What the coordinator does per window (rank 0, or the one process): the parts'
+    records and timing into the record pipeline, checkpoints' commit, progress.  It is not
+    on the bus (:mod:`cosim.exchange`)."""
 
     def __init__(self, scenario, plan: Plan, layout, transport, recorder: Recorder,
                  ck: Checkpointer, progress: Progress, on_window, stop: StopFlag):
@@ -126,7 +145,6 @@ class Hub:
         self.progress = progress
         self.on_window = on_window
         self.stop = stop
-        self.bus = BusNode(scenario, layout, plan) if layout.active(plan) else None
         self.pipeline = RecordPipeline(scenario, plan, recorder)
         self.keys = [(g.name, p) for g in plan.groups for p in range(g.n_parts)]
         self.rank = {(g.name, p): r for g in plan.groups for p, r in enumerate(g.ranks)}
@@ -136,50 +154,40 @@ class Hub:
         self.stop_after: int | None = None
         self.signum = 0
         self._fingerprint = None
+        labels = scenario.connectome.region_labels
+        #: latest spiking-region rates for live monitoring: engine → {region: Hz}
+        self.live_rates: dict[str, dict[str, float]] = {}
+        self._rate_label = {name: labels[int(scenario.engines[name].region_indices[0])]
+                            for name in (layout.outputs_of if layout.active(plan) else ())}
 
     def begin(self, resume_state: dict | None) -> None:
-        """Every part's ``INIT`` into the bus, then the checkpoint or the initial state."""
-        for key in self.keys:
-            msg = self.transport.recv(key, Kind.INIT, BUS)
-            if self.bus is not None:
-                self.bus.initial(key, msg)
-        if self.bus is not None:
-            self.bus.begin(resume_state)
+        """Restore the record pipeline from the coordinator checkpoint."""
         if resume_state is not None:
             self.pipeline.restore(resume_state)
 
-    def send_inputs(self, k: int) -> None:
-        for key in self.keys:
-            msg = self.bus.input(k, key) if self.bus is not None else {}
-            if self.stop_after is not None:
-                msg = {**msg, "@stop": np.array(self.stop_after), "@signal": np.array(self.signum)}
-            self.transport.send(key, Kind.INPUT, msg, BUS)
-
     def window(self, k: int, n_windows: int) -> bool:
-        """Collect window ``k``, send window ``k + 1``'s inputs, write window ``k``.
-        Returns False when the run stops after this window (a signal)."""
+        """Collect window ``k``'s records and timing, write window ``k``.  Returns True
+        when the parts stopped instead (a signal: they saved their final checkpoints)."""
         tr = self.transport
         c0, w0 = tr.comm_s, tr.wait_s
         tic = time.perf_counter()
         timing = self.timing
         timing[:] = 0.0
-        for key in self.keys:
-            exports, records, t = decode_output(tr.recv(key, Kind.OUTPUT, BUS))
+        msgs = [tr.recv(key, Kind.OUTPUT, BUS) for key in self.keys]
+        stops = [int(m["@stop"]) for m in msgs if "@stop" in m]
+        if stops:
+            if len(stops) != len(msgs):
+                raise RuntimeError(f"protocol error: {len(stops)} of {len(msgs)} parts stopped "
+                                   f"before window {k}")
+            self.stop_after, self.signum = k, max(stops)
+            return True
+        for key, msg in zip(self.keys, msgs):
+            live, records, t = decode_output(msg)
             timing[self.rank[key]] += t[:3]
             self.engine_compute[key[0]] += t[0]
-            if t.size > 3 and t[3]:
-                self.signum = self.signum or int(t[3])
-            if self.bus is not None:
-                self.bus.take(k, key, exports)
+            if "live_rate_hz" in live:
+                self.live_rates[key[0]] = {self._rate_label[key[0]]: float(live["live_rate_hz"])}
             self.pipeline.take(key, records)
-        if self.bus is not None:
-            self.bus.finish(k)
-        self.signum = self.signum or self.stop.signum
-        last = k + 1 >= n_windows
-        if self.signum and not last:
-            self.stop_after = k + 1            # the parts stop once window k is done
-        if not last:
-            self.send_inputs(k + 1)
         t1 = (k + 1) * self.sc.simulation.sync_interval_ms
         spent = time.perf_counter() - tic - (tr.comm_s - c0) - (tr.wait_s - w0)
         timing[BUS_RANK] += (spent, tr.comm_s - c0, tr.wait_s - w0)
@@ -191,14 +199,12 @@ class Hub:
         self.progress.update(t1)
         if self.on_window is not None:
             self.on_window(k, t1, lambda: self.live_payload(timing))
-        return self.stop_after is None
+        return False
 
     def commit(self, window: int) -> None:
         """Flush the output and write the coordinator checkpoint (the commit point)."""
         self.recorder.flush()
         state = self.pipeline.state()
-        if self.bus is not None:
-            state.update(self.bus.state())
         if self._fingerprint is None:
             self._fingerprint = fingerprint(self.sc, self.plan)
         self.ck.save_coordinator(window, state, self.recorder.lengths(), self._fingerprint,
@@ -207,9 +213,7 @@ class Hub:
     def end(self, stopped: bool) -> None:
         """After the last window: on a stop, wait for the parts' final checkpoints and
         commit them; close the output; tell every part it may exit."""
-        if stopped:
-            for key in self.keys:
-                self.transport.recv(key, Kind.DONE, BUS)
+        if stopped:                  # the parts' final checkpoints are saved (window())
             if self.ck.every:
                 self.commit(self.stop_after)
             self.recorder.close("terminated", f"stopped by {signal.Signals(self.signum).name}")
@@ -221,8 +225,7 @@ class Hub:
 
     def live_payload(self, timing) -> dict:
         rates = dict(self.pipeline.live_rates)
-        if self.bus is not None:
-            rates.update(self.bus.live_rates)
+        rates.update(self.live_rates)
         return {**timing_payload(timing, self.plan.groups), "rates_hz": rates}
 
 
@@ -231,49 +234,94 @@ class Hub:
 # --------------------------------------------------------------------------------------
 
 def window_loop(scenario, transport, parts: dict[tuple[str, int], Part], hub: Hub | None,
-                ck: Checkpointer, k_start: int, stop: StopFlag) -> bool:
+                ck: Checkpointer, k_start: int, stop: StopFlag) -> int:
     """Run windows ``k_start … n − 1`` for the nodes of this process (``parts`` and, on the
-    bus's process, ``hub``).  Returns the number of the signal that stopped the run early
-    (0: it ran to the end)."""
+    coordinator's process, ``hub``).  Returns the number of the signal that stopped the run
+    early (0: it ran to the end)."""
     sim = scenario.simulation
     n = sim.n_windows
     dt_sync = sim.sync_interval_ms
-    if hub is not None and k_start < n:
-        hub.send_inputs(k_start)
+    items = list(parts.items())
+    links = [part.link for _, part in items if part.link is not None]
+    done: list = [None] * len(items)
+    vote = None                 # the parts' vote of the previous window
+    open_votes: list = []       # the coordinator alone: votes it joined, not yet complete
     stopped = 0
     for k in range(k_start, n):
-        t0, t1 = k * dt_sync, (k + 1) * dt_sync
-        for key, part in parts.items():
-            c0, w0 = transport.comm_s, transport.wait_s
-            inputs = transport.recv(BUS, Kind.INPUT, key)
-            if "@stop" in inputs:
-                _final_checkpoint(transport, ck, key, part, int(inputs["@stop"]))
-                stopped = int(inputs["@signal"])
-                continue
-            exports, records, spent = part.step(k, t0, t1, inputs)
-            if ck.due(k):      # before the output leaves: complete when the bus hears of it
-                ck.save_part(key, k + 1, part.state())
-            timing = (spent, transport.comm_s - c0, transport.wait_s - w0, stop.signum)
-            transport.send(BUS, Kind.OUTPUT, encode_output(exports, records, timing), key)
         if stopped:
+            # the vote stopped the parts after window k − 1: final checkpoints, then the
+            # coordinator hears of the stop instead of window k's output
+            for link in links:
+                link.catch_up(transport)
+            for key, part in items:
+                _final_checkpoint(transport, ck, key, part, k, stopped)
+            if hub is not None:
+                hub.window(k, n)
             break
-        if hub is not None and not hub.window(k, n):
-            if not parts:
-                stopped = hub.signum
-                break
+        t0, t1 = k * dt_sync, (k + 1) * dt_sync
+        c0, w0 = transport.comm_s, transport.wait_s
+        # 1. inputs from what each part keeps → advance → exports to their readers
+        for i, (key, part) in enumerate(items):
+            link = part.link
+            exports, records, spent = part.step(k, t0, t1, link.input(k) if link is not None else {})
+            if link is not None:
+                link.send(k, exports, transport)
+            done[i] = (records, spent)
+        # 2. spiking regions: the heads sum their region's counts and send its afferent
+        for link in links:
+            link.combine(k, transport)
+        # 3. window k's columns in (a run-ahead part: window k − 1's, unless it saves a
+        # checkpoint now or this is the last window); checkpoint; records and timing out
+        due = ck.due(k)
+        for i, (key, part) in enumerate(items):
+            link = part.link
+            if link is not None:
+                link.arrive(k, transport, hold=not due and k + 1 < n)
+            if due:      # before the output leaves: complete when the coordinator hears of it
+                ck.save_part(key, k + 1, part.state())
+            records, spent = done[i]
+            timing = (spent, transport.comm_s - c0, transport.wait_s - w0, stop.signum)
+            live = ({"live_rate_hz": np.array(link.live_rate_hz)}
+                    if link is not None and link.rate is not None else {})
+            transport.send(BUS, Kind.OUTPUT, encode_output(live, records, timing), key)
+        if hub is not None and hub.window(k, n):
+            break                                   # the parts stopped (a signal)
+        # the stop vote: every process joins one per window; the parts complete the
+        # previous window's now, so they all stop after the same window, whoever caught
+        # the signal.  The coordinator alone never waits for a vote (it learns of a stop
+        # from the parts), so it can name a silent part.
+        if items:
+            if vote is not None:
+                signum = transport.vote_finish(vote)
+                if signum and k + 1 < n:
+                    stopped = signum
+            vote = transport.vote_start(stop.signum) if k + 1 < n else None
+            if stopped and vote is not None:
+                transport.vote_finish(vote)         # the coordinator joins it, then hears
+                vote = None
+        elif k + 1 < n:
+            open_votes.append(transport.vote_start(stop.signum))
+            open_votes = [v for v in open_votes if not transport.vote_ready(v)]
         transport.flush_sends()
         transport.window_done(k)
         if k == k_start + 1:    # every rank has done a window: start-up (compilation) is over
             transport.steady()
+    for link in links:
+        link.catch_up(transport)
+    for v in open_votes:
+        transport.vote_finish(v)
+    if hub is not None and hub.stop_after is not None:
+        return hub.signum
     return stopped
 
 
-def _final_checkpoint(transport, ck: Checkpointer, key, part: Part, window: int) -> None:
-    """On ``@stop``: save the part's state after window ``window − 1`` (when checkpoints
-    are on) and acknowledge with ``DONE``."""
+def _final_checkpoint(transport, ck: Checkpointer, key, part: Part, window: int,
+                      signum: int) -> None:
+    """On a stop: save the part's state after window ``window − 1`` (when checkpoints
+    are on) and tell the coordinator (an ``OUTPUT`` holding ``@stop``)."""
     if ck.every:
         ck.save_part(key, window, part.state())
-    transport.send(BUS, Kind.DONE, {}, key)
+    transport.send(BUS, Kind.OUTPUT, {"@stop": np.array(signum)}, key)
 
 
 # --------------------------------------------------------------------------------------
@@ -287,16 +335,25 @@ def out_path_of(scenario, output) -> Path:
 
 def _build(scenario, layout, plan: Plan, keys, ck: Checkpointer, k_start: int, resume: bool,
            transport, exchange_of=None) -> dict[tuple[str, int], Part]:
-    """Describe → partition → build the parts ``keys`` of this process; send their INIT."""
+    """Describe → partition → build the parts ``keys`` of this process, on the distributed
+    bus (:mod:`cosim.exchange`); a new run exchanges the initial history, a resumed one
+    restores what each part keeps."""
+    pattern = exchange_pattern(scenario, layout, plan)
     parts = {}
     for key in keys:
         part = make_part(scenario, layout, plan, key,
-                         exchange_of(key) if exchange_of is not None else None)
+                         exchange_of(key) if exchange_of is not None else None, pattern)
         part.build()
         if resume:
             part.restore(ck.load_part(key, k_start))
-        transport.send(BUS, Kind.INIT, {} if resume else part.initial(), key)
         parts[key] = part
+    if not resume:
+        for key, part in parts.items():
+            if part.link is not None:
+                part.link.send_initial(transport, part.initial())
+        for part in parts.values():
+            if part.link is not None:
+                part.link.recv_initial(transport)
     return parts
 
 

@@ -107,6 +107,7 @@ class RemoteError(RuntimeError):
 
 
 TAG_ERROR = int(Kind.ERROR)
+TAG_WAITING = TAG_ERROR + 2        # "I am waiting for rank r" (to the coordinator)
 
 
 class Transport:
@@ -178,6 +179,20 @@ class Transport:
 
     def flush_sends(self) -> None:
         pass
+
+    def vote_start(self, value: int):
+        """Start a vote of every process: the largest ``value`` (e.g. a signal number).  The
+        handle goes to :meth:`vote_finish`, called by every process at the same point (one
+        window later, so the vote travels while the window computes).  In one process every
+        node is here: the vote is the value."""
+        return int(value)
+
+    def vote_finish(self, handle) -> int:
+        return int(handle)
+
+    def vote_ready(self, handle) -> bool:
+        """Whether the vote is complete (then it is done with: no :meth:`vote_finish`)."""
+        return True
 
     def steady(self) -> None:
         pass
@@ -264,17 +279,109 @@ class MPITransport(Transport):
         :class:`TimeoutError` after ``timeout_s`` (a partner that died without the launcher
         noticing), so no rank waits forever."""
         nap = 0.0
+        t_err = None
+        told = False
         while True:
             m = self.comm.Improbe(source=source, tag=tag, status=status)
             if m is not None:
+                if told:
+                    self._notice(-1)
                 return m
-            self._check_errors()
             now = time.perf_counter()
+            if t_err is None and self._error_waiting():
+                t_err = now
+            if t_err is not None and now - t_err > self.ERROR_GRACE_S:
+                # a rank failed: what the others complete without it (every window before
+                # the failed one) came in during the grace; this message does not come
+                self._check_errors()
             if self.timeout_s and now - t0 > self.timeout_s:
-                raise Stalled(source, self.labels.get(source, "a partner"), self.timeout_s)
+                silent = self._silent(source)
+                raise Stalled(silent, self.labels.get(silent, "a partner"), self.timeout_s)
+            if (not told and self.rank != 0 and source != 0
+                    and now - t0 > min(1.0, self.timeout_s / 2 or 1.0)):
+                # tell the coordinator whom this rank waits for (and, once it arrives, that
+                # it no longer does): on its own timeout it follows such notices to the
+                # rank that is really silent
+                told = True
+                self._notice(source)
             if now - t0 > 20e-6:
                 nap = min(100e-6, nap + 10e-6)
                 time.sleep(nap)
+
+    def _drain_notices(self) -> dict[int, int]:
+        """The coordinator: read the waiting notices that came in (latest per rank)."""
+        waits = self.__dict__.setdefault("_waits", {})
+        st = self.MPI.Status()
+        while self.comm.Iprobe(source=self.MPI.ANY_SOURCE, tag=TAG_WAITING, status=st):
+            note = np.empty(1, dtype=np.int64)
+            self.comm.Recv([note, self.MPI.INT64_T], source=st.Get_source(), tag=TAG_WAITING)
+            waits[st.Get_source()] = int(note[0])
+        return waits
+
+    def _notice(self, source: int) -> None:
+        """Fire and forget: the coordinator reads notices only on a timeout, so they are
+        not waited for (:meth:`close` frees what is still pending)."""
+        note = np.array([source], dtype=np.int64)
+        self._notes = [n for n in getattr(self, "_notes", []) if not n[0].Test()]
+        self._notes.append((self.comm.Isend([note, self.MPI.INT64_T], dest=0, tag=TAG_WAITING),
+                            note))
+
+    #: after a rank reported an error, how long a receive still waits for its message
+    ERROR_GRACE_S = 2.0
+
+    def _silent(self, source: int) -> int:
+        """The rank a silent ``source`` is itself waiting for, followed to the end (the
+        notices of :meth:`_wait_for`); ``source`` without notices."""
+        waits = self._drain_notices()
+        seen = {source}
+        while source in waits and waits[source] not in seen and waits[source] >= 0:
+            source = waits[source]
+            seen.add(source)
+        return source
+
+    def vote_start(self, value: int):
+        """A non-blocking ``Iallreduce(MAX)`` over every rank of the communicator (no
+        other collective runs on it during the loop; O(log P) messages per rank)."""
+        t = time.perf_counter()
+        send = np.array([value], dtype=np.int64)
+        recv = np.zeros(1, dtype=np.int64)
+        req = self.comm.Iallreduce([send, self.MPI.INT64_T], [recv, self.MPI.INT64_T],
+                                   op=self.MPI.MAX)
+        self.comm_s += time.perf_counter() - t
+        return req, send, recv
+
+    def vote_ready(self, handle) -> bool:
+        try:
+            return bool(handle[0].Test())
+        except self.MPI.Exception as exc:          # a rank died (the watchdog names it)
+            raise PartnerLost(0, self.labels.get(0, "the coordinator"),
+                              str(exc).splitlines()[0]) from None
+
+    def vote_finish(self, handle) -> int:
+        """Complete a vote; polls like :meth:`recv`: an error reported to this rank is
+        raised; a vote that does not complete within the timeout raises :class:`Stalled`
+        naming the coordinator (rank 0) — it hears from every part every window with the
+        shortest timeout and names a silent part first, so a part still waiting for the
+        vote waits for it."""
+        req, _, recv = handle
+        t0 = time.perf_counter()
+        nap = 0.0
+        while True:
+            try:
+                if req.Test():
+                    break
+            except self.MPI.Exception as exc:      # a rank died (the watchdog names it)
+                raise PartnerLost(0, self.labels.get(0, "the coordinator"),
+                                  str(exc).splitlines()[0]) from None
+            self._check_errors()
+            now = time.perf_counter()
+            if self.timeout_s and now - t0 > self.timeout_s:
+                raise Stalled(0, self.labels.get(0, "the coordinator"), self.timeout_s)
+            if now - t0 > 20e-6:
+                nap = min(100e-6, nap + 10e-6)
+                time.sleep(nap)
+        self.wait_s += time.perf_counter() - t0
+        return int(recv[0])
 
     def steady(self) -> None:
         """Start-up is over (the first window is done): from now on the exchange timeout."""
@@ -284,10 +391,19 @@ class MPITransport(Transport):
         """Tell node ``dest`` that this rank failed (``dest`` raises :class:`RemoteError`
         in its next :meth:`recv`, whatever it is waiting for)."""
         rank = self.rank_of.get(dest, dest)
+        # the messages this rank sent before it failed (e.g. the outputs of the windows it
+        # completed) are delivered first, so that ``dest`` sees them before the error
+        t0 = time.perf_counter()
+        while self._pending and time.perf_counter() - t0 < 10.0:
+            self._pending = [p for p in self._pending if not p[0].Test()]
+            time.sleep(1e-4)
         buf = np.frombuffer(text.encode(errors="replace"), dtype=np.uint8).copy()
         self.comm.Send([np.array([code], dtype=np.int64), self.MPI.INT64_T], dest=rank,
                        tag=TAG_ERROR + 1)
         self.comm.Send([buf, self.MPI.BYTE], dest=rank, tag=TAG_ERROR)
+
+    def _error_waiting(self) -> bool:
+        return bool(self.comm.Iprobe(source=self.MPI.ANY_SOURCE, tag=TAG_ERROR + 1))
 
     def _check_errors(self) -> None:
         st = self.MPI.Status()
@@ -304,6 +420,8 @@ class MPITransport(Transport):
 
     def flush_sends(self) -> None:
         """Complete sends whose buffers may be reused (call once per window)."""
+        if self.rank == 0:
+            self._drain_notices()
         if not self._pending:
             return
         t = time.perf_counter()
@@ -314,6 +432,12 @@ class MPITransport(Transport):
         t = time.perf_counter()
         self.MPI.Request.Waitall([p[0] for p in self._pending])
         self._pending.clear()
+        t_end = time.perf_counter() + 2.0
+        for req, _ in getattr(self, "_notes", []):
+            while not req.Test() and time.perf_counter() < t_end:
+                time.sleep(1e-3)
+        if self.rank == 0:
+            self._drain_notices()
         self.comm_s += time.perf_counter() - t
 
 

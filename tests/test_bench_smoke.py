@@ -239,3 +239,19 @@ def test_scale_json_structure(tmp_path):
     assert _positive(d["pingpong"]["latency_s"]) and _positive(d["pingpong"]["bandwidth_bytes_per_s"])
     assert set(d["model"]["P"]) == {"256", "1024"}
     assert d["wall"] == {}
+
+
+def test_exchange_overhead_bench_times_both_buses_on_the_same_inputs(tmp_path):
+    """bench/exchange_overhead.py at toy size: the distributed and the central bus give the
+    same inputs (bitwise) for two layouts, and the JSON holds both timings."""
+    out = tmp_path / "exchange.json"
+    proc = subprocess.run([sys.executable, str(BENCH / "exchange_overhead.py"), "--parts", "1",
+                           "9", "--rounds", "2", "--windows", "3", "--json", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    d = json.loads(out.read_text())
+    assert set(d["results"]) == {"1", "9"}
+    for r in d["results"].values():
+        assert r["inputs_agree"] is True
+        assert _positive(r["distributed_us_per_window"]) and _positive(r["central_us_per_window"])
+    assert d["results"]["9"]["parts"] == 8 and d["results"]["1"]["parts"] == 2
