@@ -101,6 +101,13 @@ SITES = Param("sites", 1, "", "synapse sites per target cell and receptor: above
               "selects sections (a name, a kind such as apic, or all) and the sites are spread "
               "uniformly by length over them (x unused); connection k of a cell goes to site "
               "k mod sites", type="integer", ge=1, le=100_000)
+SITE_DISTANCES = Param("site_distances", None, "µm", "synapse sites at these path distances "
+                       "from the soma (h.distance from soma(0.5)) on the sections `section` "
+                       "selects (a synapse at the centre of the segment holding each point), "
+                       "instead of sites / x: connection k of a cell goes to distance k mod n "
+                       "(n distances) and, where several branches cross that distance, "
+                       "round-robin over the crossings (cosim.multicompartment.sites)",
+                       type="numbers", ge=0, derived="one site at section(x), or sites")
 AUTAPSES = Param("autapses", False, "", "allow a cell to connect to itself", type="boolean")
 STP_U = Param("U", REQUIRED, "", "Tsodyks–Markram utilisation", gt=0, le=1)
 STP_REC = Param("tau_rec", 0.0, "ms", "recovery time constant", ge=0)
@@ -108,7 +115,7 @@ STP_FAC = Param("tau_fac", 0.0, "ms", "facilitation time constant", ge=0)
 PROJECTIONS = section("engines.<name>.projections.<projection>", "fixed in-degree random "
                       "connections between cell groups",
                       (SOURCE, TARGET, INDEGREE, RECEPTOR_LIST, WEIGHTS, SECTION_DEND, X,
-                       SITES, DELAY, AUTAPSES),
+                       SITES, SITE_DISTANCES, DELAY, AUTAPSES),
                       (section("engines.<name>.projections.<projection>.stp",
                                "short-term plasticity (Tsodyks–Markram)",
                                (STP_U, STP_REC, STP_FAC)),))
@@ -170,6 +177,7 @@ class Projection:
     autapses: bool = AUTAPSES.default
     stp: tuple[float, float, float] | None = None
     sites: int = SITES.default
+    site_distances_um: tuple[float, ...] | None = None
 
 
 @dataclass
@@ -410,11 +418,30 @@ def _read_projection(t, name: str, known: set[str]) -> Projection:
     sites = t.param(SITES)
     if sites > 1 and t.has(X.name):
         raise t.error(X.name, "with sites > 1 the sites are spread over the sections; x is unused")
+    distances = _site_distances(t)
     p = Projection(name, t.param(SOURCE), t.param(TARGET), t.param(INDEGREE),
                    receptors, weights, t.param(SECTION_DEND), t.param(X),
-                   _delay(t), t.param(AUTAPSES), stp, sites)
+                   _delay(t), t.param(AUTAPSES), stp, sites, distances)
     t.done()
     return p
+
+
+def _site_distances(t) -> tuple[float, ...] | None:
+    """``site_distances``: a non-empty array of path distances >= 0, without sites or x."""
+    name = SITE_DISTANCES.name
+    if not t.has(name):
+        return None
+    vals = t.param(SITE_DISTANCES)
+    if not vals:
+        raise t.error(name, "must list at least one path distance (µm)")
+    for i, v in enumerate(vals):
+        why = SITE_DISTANCES.violation(v)
+        if why is not None:
+            raise t.error(f"{name}[{i}]", why)
+    for other in (SITES.name, X.name):
+        if t.has(other):
+            raise t.error(name, f"give either {name} or {other}, not both")
+    return tuple(vals)
 
 
 def _read_input(t, name: str, known: set[str]) -> InputGroup:
