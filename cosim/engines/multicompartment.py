@@ -7,6 +7,7 @@ with spike events.  Scenario keys (units in brackets; defaults after ``=``)::
     [engines.spiking]
     type = "multicompartment"
     dt = 0.025                  # [ms]
+    integrator = "backward_euler"   # or "crank_nicolson" (NEURON's secondorder = 2)
     celsius = 6.3               # [°C]; HH rates scale by 3^((celsius − 6.3)/10)
     v_init = -65.0              # [mV]
     spike_threshold = 0.0       # [mV], detected at each cell's `detect` section (x = 0.5)
@@ -159,7 +160,7 @@ class MulticompartmentEngine(Engine):
                  record_period_ms: float = 1.0, record_variables: list[str] | None = None,
                  region_indices: tuple[int, ...] = (), stimuli: tuple = (), catalogue=None,
                  ions: dict | None = None, point_processes: dict | None = None,
-                 part: int = 0, n_parts: int = 1,
+                 integrator: str = cfg.INTEGRATOR.default, part: int = 0, n_parts: int = 1,
                  exchange: Exchange | None = None):
         self._args = {k: v for k, v in locals().items()
                       if k not in ("self", "part", "n_parts", "exchange", "__class__")}
@@ -190,7 +191,8 @@ class MulticompartmentEngine(Engine):
         self._net = Network(self.dt_ms, celsius=celsius, v_init_mV=v_init_mV,
                             spike_threshold_mV=spike_threshold_mV,
                             max_window_ms=max(self.sync_interval_ms, self.dt_ms),
-                            record_every_steps=int(round(every)), ions=ions)
+                            record_every_steps=int(round(every)), ions=ions,
+                            integrator=integrator)
         for rname, params in (receptors or {}).items():
             self._net.set_receptor(rname, **params)
         # every POINT_PROCESS of the catalogue is a receptor by its name

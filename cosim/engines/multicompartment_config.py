@@ -14,6 +14,7 @@ from ..errors import CosimError
 from ..multicompartment import apply_d_lambda, ball_and_stick, y_shaped
 from ..multicompartment.channels import MECHANISMS
 from ..multicompartment.mechanism import BUILTIN_CATALOGUE, Catalogue, shipped_mod_dir
+from ..multicompartment.network import INTEGRATORS
 from ..multicompartment.nmodl import NmodlError
 from ..multicompartment.synapses import RECEPTOR_DEFAULTS
 from ..params import REQUIRED, Param, section
@@ -28,6 +29,10 @@ MAX_INPUT_LINES = 100_000_000
 # -- declarations of [engines.<name>] (type = "multicompartment") ----------------------------
 
 DT = Param("dt", 0.025, "ms", "integration step", gt=0)
+INTEGRATOR = Param("integrator", "backward_euler", "", "cable integrator: backward Euler "
+                   "(NEURON's default, first order in dt) or Crank–Nicolson (NEURON's "
+                   "secondorder = 2: θ = 1/2 for v, ion currents at the half step; second "
+                   "order)", type="string", choices=tuple(INTEGRATORS))
 # above absolute zero, at most boiling water (the HH q10 factor overflows far above)
 CELSIUS = Param("celsius", 6.3, "°C", "temperature (HH rates scale by q10 = 3)",
                 gt=-273.15, le=100.0)
@@ -147,7 +152,7 @@ PROBES = section("engines.<name>.probes", "membrane-potential probes",
 
 SECTION = section("engines.<name>", "type = \"multicompartment\": Hodgkin–Huxley cells with "
                   "cable dendrites (cosim.engines.multicompartment)",
-                  (DT, CELSIUS, V_INIT, SPIKE_THRESHOLD, REGION, MECH_DIR),
+                  (DT, INTEGRATOR, CELSIUS, V_INIT, SPIKE_THRESHOLD, REGION, MECH_DIR),
                   (CELLS, IONS, RECEPTORS, PROJECTIONS, INPUTS, CLAMPS, PROBES))
 
 
@@ -209,6 +214,7 @@ def engine_kwargs(name: str, reader, ctx) -> dict[str, Any]:
     r = reader
     kw: dict[str, Any] = dict(
         dt_ms=r.param(DT),
+        integrator=r.param(INTEGRATOR),
         celsius=r.param(CELSIUS),
         v_init_mV=r.param(V_INIT),
         spike_threshold_mV=r.param(SPIKE_THRESHOLD),
