@@ -47,6 +47,7 @@ through the engine's ``exchange``, so a split run gives the one-rank bits.
 from __future__ import annotations
 
 
+import numba
 import numpy as np
 
 from ..errors import CosimError
@@ -96,6 +97,10 @@ EEG = Param("eeg", None, "", "EEG projection (sensor × surface vertex, .npy or 
             type="string")
 MEG = Param("meg", None, "", "MEG projection (tvb:projection_meg_276_surface_16k or a .npy): "
             "dataset \"meg\", as eeg", type="string")
+THREADS = Param("threads", 1, "", "numba threads of the one-part window kernel (a prange over "
+                "the vertices per stage and over the regions for their averages: the same bits "
+                "as 1 thread); at most numba's NUMBA_NUM_THREADS (the cores by default); split "
+                "parts (MPI ranks) step on one thread each", type="integer", ge=1, le=256)
 INITIAL_RANDOM = Param("random", False, "", "variables not given are uniform in the model's "
                        "range at every vertex (stream (seed, \"neural_surface.initial\", engine))",
                        type="boolean")
@@ -105,7 +110,7 @@ SECTION = section(
     "\"neural_surface\", the same engine): a neural mass at every vertex of a cortical "
     "surface, local + long-range coupling (cosim.engines.neural_surface)",
     (MODEL, REGION_MAPPING, LOCAL_CONNECTIVITY, LOCAL_STRENGTH, EXCLUDE, DT, INTEGRATOR, EEG,
-     MEG),
+     MEG, THREADS),
     (section("engines.<name>.parameters", "model parameters, one value each", open=True),
      section("engines.<name>.coupling", "long-range coupling type and parameters (one value "
              "each)", (nmc.COUPLING_TYPE,), open=True),
@@ -133,7 +138,7 @@ class NeuralSurfaceEngine(Engine):
                  initial_state: np.ndarray | None = None, seed=0,
                  speed_mm_per_ms: float = 3.0, record_period_ms: float | None = None,
                  record_variables=None, base_dir=None, sync_interval_ms: float | None = None,
-                 exclude_regions=(), eeg=None, meg=None, part=(0, 1)):
+                 exclude_regions=(), eeg=None, meg=None, threads: int = 1, part=(0, 1)):
         self._args = dict(name=name, model=model, connectome=connectome,
                           region_mapping=region_mapping, local_connectivity=local_connectivity,
                           local_coupling_strength=local_coupling_strength, dt_ms=dt_ms,
@@ -143,7 +148,7 @@ class NeuralSurfaceEngine(Engine):
                           speed_mm_per_ms=speed_mm_per_ms, record_period_ms=record_period_ms,
                           record_variables=record_variables, base_dir=base_dir,
                           sync_interval_ms=sync_interval_ms, exclude_regions=exclude_regions,
-                          eeg=eeg, meg=meg)
+                          eeg=eeg, meg=meg, threads=threads)
         self.name = str(name)
         self.model = nmc.resolve_model(model)
         self.options = nmc.resolve_options(self.model, None)
@@ -152,6 +157,10 @@ class NeuralSurfaceEngine(Engine):
             raise CosimError(f"must be one of {', '.join(INTEGRATOR.choices)}, got {integrator!r}",
                              key="integrator")
         self.integrator = integrator
+        if not 1 <= int(threads) <= numba.config.NUMBA_NUM_THREADS:
+            raise CosimError(f"must be 1 … {numba.config.NUMBA_NUM_THREADS} (numba's "
+                             f"NUMBA_NUM_THREADS), got {threads}", key="threads")
+        self.threads = int(threads)
         self.rng = Streams.of(seed)
         try:
             self.region_of = sf.load_region_mapping(region_mapping, base_dir)
@@ -257,7 +266,7 @@ class NeuralSurfaceEngine(Engine):
                   eeg=r.param(EEG), meg=r.param(MEG),
                   local_connectivity=r.param(LOCAL_CONNECTIVITY),
                   local_coupling_strength=r.param(LOCAL_STRENGTH), dt_ms=r.param(DT),
-                  integrator=r.param(INTEGRATOR))
+                  integrator=r.param(INTEGRATOR), threads=r.param(THREADS))
         model = r.param(MODEL)
         pr = r.table("parameters", {})
         kw["parameters"] = {k: pr.number(k) for k in pr.keys()}
@@ -455,6 +464,11 @@ class NeuralSurfaceEngine(Engine):
         self._s = np.zeros((R, self.n_aff))
         self._cr = np.zeros((R, self.n_in))
         self._rec_rows = np.asarray(self._rec_vars, dtype=np.int64)
+        if self.threads > 1:
+            self._window_par = sf.surface_window_parallel(self.model.name, dfun, self.coupling)
+            order = np.argsort(self.region_of, kind="stable")   # ascending within a region
+            self._members = (np.concatenate([[0], np.cumsum(np.bincount(
+                self.region_of, minlength=R))]).astype(np.int64), order.astype(np.int64))
         self._region_average(self._x, self.region_of, self.counts, self._cvar,
                              self.coupling_params, self._xr, self._aff, self._hist, 0)
         self._hist[:] = self._hist[0]             # constant history for t ≤ 0
@@ -529,13 +543,23 @@ class NeuralSurfaceEngine(Engine):
                 m = n_steps - done
                 if self._proj:
                     m = min(m, every - (step0 + done) % every)
-                self._window(m, step0 + done, self.integrator == "heun", self.dt_ms, every,
-                             self._x, self._xs, self._k1, self._k2, self._qq, self._hist,
-                             self._net, (self._L, self._lscale), self._local,
-                             (self.region_of, self.counts), self._cvar, self.coupling_params,
-                             self._rowsum, self._p, self._lo, self._hi,
-                             (self._xr, self._aff, self._s, self._cr, self._c), self._rec_rows,
-                             rec[k:])
+                if self.threads > 1:
+                    numba.set_num_threads(self.threads)
+                    self._window_par(
+                        m, step0 + done, self.integrator == "heun", self.dt_ms, every, self._x,
+                        self._xs, self._k1, self._k2, self._qq, self._hist, self._net,
+                        (self._L, self._lscale), self._local, (self.region_of, self.counts),
+                        self._members, self._cvar, self.coupling_params, self._rowsum, self._p,
+                        self._lo, self._hi, (self._xr, self._aff, self._s, self._cr, self._c),
+                        self._rec_rows, rec[k:])
+                else:
+                    self._window(m, step0 + done, self.integrator == "heun", self.dt_ms, every,
+                                 self._x, self._xs, self._k1, self._k2, self._qq, self._hist,
+                                 self._net, (self._L, self._lscale), self._local,
+                                 (self.region_of, self.counts), self._cvar,
+                                 self.coupling_params, self._rowsum, self._p, self._lo,
+                                 self._hi, (self._xr, self._aff, self._s, self._cr, self._c),
+                                 self._rec_rows, rec[k:])
                 done += m
                 self.step = step0 + done
                 if self.step % every == 0:

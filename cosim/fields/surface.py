@@ -32,7 +32,7 @@ import importlib.util
 from pathlib import Path
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from ..errors import CosimError
 from ..integrators import _FLAGS, _inlined, _rebound, _source_hash
@@ -251,6 +251,66 @@ def _t_window(n_steps, step, heun, dt, every, x, xs, k1, k2, qq, hist, net, lc, 
             k += 1
 
 
+def _t_window_par(n_steps, step, heun, dt, every, x, xs, k1, k2, qq, hist, net, lc, local,
+                  region, members, cvar, cp, rowsum, p, lo, hi, work, rec_rows, rec):
+    """:func:`_t_window` on numba's threads (``parallel=True``): each stage's per-vertex
+    work (derivative, update, next local variable) is a ``prange`` over the vertices —
+    independent per vertex, so any split over threads gives the same bits — and the region
+    sums a ``prange`` over the regions, each summing its vertices in ascending order
+    (``members``: CSR of the vertices per region), the order of the serial pass."""
+    ptr, src, dly, w = net
+    L, lscale = lc
+    lp, lm, lin = local
+    region_of, counts = region
+    mptr, mv = members
+    xr, aff, s, cr, c = work
+    V, ns = x.shape
+    R = xr.shape[0]
+    H = hist.shape[0]
+    q1, q2 = qq[0], qq[1]
+    nc = cvar.shape[0]
+    for v in prange(V):
+        q1[v] = x[v, lp] - (x[v, lm] if lm >= 0 else 0.0)
+    k = 0
+    for m in range(n_steps):
+        n = step + m
+        region_input(hist, n, ptr, src, dly, w, xr, cvar, cp, rowsum, s, cr)
+        if heun:
+            for v in prange(V):
+                vertex_deriv(x, q1, cr, region_of, L, lscale, lin, p, c, k1, v)
+                for j in range(ns):
+                    xs[v, j] = min(max(x[v, j] + dt * k1[v, j], lo[j]), hi[j])
+                q2[v] = xs[v, lp] - (xs[v, lm] if lm >= 0 else 0.0)
+            for v in prange(V):
+                vertex_deriv(xs, q2, cr, region_of, L, lscale, lin, p, c, k2, v)
+                for j in range(ns):
+                    x[v, j] = min(max(x[v, j] + dt * 0.5 * (k1[v, j] + k2[v, j]), lo[j]), hi[j])
+                q1[v] = x[v, lp] - (x[v, lm] if lm >= 0 else 0.0)
+        else:
+            for v in prange(V):
+                vertex_deriv(x, q1, cr, region_of, L, lscale, lin, p, c, k1, v)
+                for j in range(ns):
+                    x[v, j] = min(max(x[v, j] + dt * k1[v, j], lo[j]), hi[j])
+            for v in prange(V):
+                q1[v] = x[v, lp] - (x[v, lm] if lm >= 0 else 0.0)
+        for r in prange(R):
+            for kk in range(nc):
+                acc = 0.0
+                for e in range(mptr[r], mptr[r + 1]):
+                    acc += x[mv[e], cvar[kk]]
+                xr[r, cvar[kk]] = acc
+        region_finish(xr, counts, cvar, cp, aff, hist, (n + 1) % H)
+        if (n + 1) % every == 0:
+            out = rec[k]
+            for r in prange(R):
+                for kk in range(rec_rows.size):
+                    acc = 0.0
+                    for e in range(mptr[r], mptr[r + 1]):
+                        acc += x[mv[e], rec_rows[kk]]
+                    out[kk, r] = acc / counts[r] if counts[r] > 0 else acc
+            k += 1
+
+
 def _t_region_mean(x, region_of, counts, rows, out):
     """``out[k, r]`` = mean over region ``r``'s vertices of ``x[:, rows[k]]`` (vertex order)."""
     out[:, :] = 0.0
@@ -327,5 +387,25 @@ def surface_kernels(model_name: str, dfun, coupling):
     out = tuple(njit(cache=True, **_FLAGS)(_rebound(t, glb, f"{t.__name__[3:]}__{tag}"))
                 for t in (_t_local_q, _t_derivs, _t_region_input, _t_region_average,
                           _t_region_mean, _t_window))
+    _SURFACE_KERNELS[key] = out
+    return out
+
+
+def surface_window_parallel(model_name: str, dfun, coupling):
+    """:func:`_t_window_par` for one model and coupling (``parallel=True``; compiled on
+    first use, cached on disk by numba)."""
+    key = ("parallel", model_name, dfun, coupling.afferent, coupling.post)
+    if key in _SURFACE_KERNELS:
+        return _SURFACE_KERNELS[key]
+    digest = _source_hash(dfun, coupling.afferent, coupling.post, _t_vertex_deriv,
+                          _t_region_input, _t_region_finish, _t_window_par)
+    tag = f"{model_name}__{coupling.name}__{digest}"
+    glb = dict(globals())
+    glb.update(model_dfun=_inlined(dfun), coupling_afferent=_inlined(coupling.afferent),
+               coupling_post=_inlined(coupling.post))
+    for t in (_t_vertex_deriv, _t_region_input, _t_region_finish):
+        glb[t.__name__[3:]] = _inlined(_rebound(t, glb))
+    out = njit(cache=True, parallel=True, **_FLAGS)(
+        _rebound(_t_window_par, glb, f"window_par__{tag}"))
     _SURFACE_KERNELS[key] = out
     return out
