@@ -178,6 +178,24 @@ def test_neural_surface_is_an_alias(tmp_path):
     assert all(ea._args[k] == eb._args[k] for k in same)
 
 
+def test_plan_and_validate_name_the_engine_neural_field(tmp_path, capsys):
+    """The run plan (slurm/sweep printouts) and `cosim validate` show the surface as the
+    neural_field it is declared as, also when declared through the alias."""
+    from cosim.plan import make_plan
+    from cosim.scenario import load_scenario
+    a = _short(tmp_path)
+    b = tmp_path / "alias.toml"
+    b.write_text(a.read_text().replace('type = "neural_field"\ngeometry = "surface"',
+                                       'type = "neural_surface"'))
+    for p in (a, b):
+        sc = load_scenario(p)
+        assert sc.engine_types == {"cortex": "neural_field"}
+        assert make_plan(sc, 3).describe()[1:] == ["rank 1: engine cortex (neural_field) part 1/2",
+                                                   "rank 2: engine cortex (neural_field) part 2/2"]
+        assert main(["validate", str(p)]) == 0
+        assert "engines: cortex (neural_field, 76 regions" in capsys.readouterr().out
+
+
 def test_region_mapping_must_cover_every_region(tmp_path, capsys):
     from cosim.fields.surface import tvb_file
     mapping = np.loadtxt(tvb_file("regionMapping_16k_76")).astype(int)

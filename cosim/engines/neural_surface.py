@@ -150,6 +150,9 @@ class NeuralSurfaceEngine(Engine):
                           sync_interval_ms=sync_interval_ms, exclude_regions=exclude_regions,
                           eeg=eeg, meg=meg, threads=threads)
         self.name = str(name)
+        # shown in plans, `cosim validate` and the output's engine attributes: the type the
+        # scenario means (neural_surface is an alias; the class stays registered under it)
+        self.type_name = "neural_field"
         self.model = nmc.resolve_model(model)
         self.options = nmc.resolve_options(self.model, None)
         self.dt_ms = float(dt_ms)
