@@ -481,7 +481,8 @@ class NeuralSurfaceEngine(Engine):
 
     def local_matrix(self):
         """The local connectivity of the whole surface (CSR, before excluded regions are
-        removed): loaded, or built from the geodesic kernel (once per process)."""
+        removed): loaded, or built from the geodesic kernel (once per process, and once per
+        machine: :func:`cosim.fields.geodesic.cached_local_connectivity`)."""
         spec = self._lc_spec
         if not isinstance(spec, dict):
             return sf.load_local_connectivity(spec, self._base_dir)
@@ -489,8 +490,8 @@ class NeuralSurfaceEngine(Engine):
                float(spec["cutoff"]), spec["kernel"], tuple(sorted(spec["parameters"].items())))
         if key not in _GEODESIC:
             v, t = geo.load_surface(spec["surface"], self._base_dir)
-            _GEODESIC[key] = geo.local_connectivity(v, t, spec["cutoff"], spec["kernel"],
-                                                    spec["parameters"])
+            _GEODESIC[key] = geo.cached_local_connectivity(v, t, spec["cutoff"], spec["kernel"],
+                                                           spec["parameters"])[0]
         return _GEODESIC[key]
 
     def _join(self, x) -> None:
