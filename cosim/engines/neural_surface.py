@@ -467,11 +467,12 @@ class NeuralSurfaceEngine(Engine):
         self._s = np.zeros((R, self.n_aff))
         self._cr = np.zeros((R, self.n_in))
         self._rec_rows = np.asarray(self._rec_vars, dtype=np.int64)
+        # the vertices of each region, ascending (CSR): the window kernels sum by region
+        order = np.argsort(self.region_of, kind="stable")
+        self._members = (np.concatenate([[0], np.cumsum(np.bincount(
+            self.region_of, minlength=R))]).astype(np.int64), order.astype(np.int64))
         if self.threads > 1:
             self._window_par = sf.surface_window_parallel(self.model.name, dfun, self.coupling)
-            order = np.argsort(self.region_of, kind="stable")   # ascending within a region
-            self._members = (np.concatenate([[0], np.cumsum(np.bincount(
-                self.region_of, minlength=R))]).astype(np.int64), order.astype(np.int64))
         self._region_average(self._x, self.region_of, self.counts, self._cvar,
                              self.coupling_params, self._xr, self._aff, self._hist, 0)
         self._hist[:] = self._hist[0]             # constant history for t ≤ 0
@@ -560,7 +561,7 @@ class NeuralSurfaceEngine(Engine):
                     self._window(m, step0 + done, self.integrator == "heun", self.dt_ms, every,
                                  self._x, self._xs, self._k1, self._k2, self._qq, self._hist,
                                  self._net, (self._L, self._lscale), self._local,
-                                 (self.region_of, self.counts), self._cvar,
+                                 (self.region_of, self.counts), self._members, self._cvar,
                                  self.coupling_params, self._rowsum, self._p, self._lo,
                                  self._hi, (self._xr, self._aff, self._s, self._cr, self._c),
                                  self._rec_rows, rec[k:])

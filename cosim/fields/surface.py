@@ -203,17 +203,42 @@ def _t_region_finish(xr, counts, cvar, cp, aff, hist, slot):
             hist[slot, a, r] = aff[r, a]
 
 
+def _t_member_sums(x, mptr, mv, cvar, xr):
+    """``xr[r, cvar[k]]`` = the sum of ``x[:, cvar[k]]`` over region ``r``'s vertices, in
+    ascending vertex order (``mptr``/``mv``: CSR of the vertices per region) — the numbers of
+    the vertex-order pass of :func:`_t_region_average`, with the running sum in a register
+    rather than in ``xr`` (a chain through memory from one vertex to the next)."""
+    for r in range(xr.shape[0]):
+        for kk in range(cvar.shape[0]):
+            acc = 0.0
+            for e in range(mptr[r], mptr[r + 1]):
+                acc += x[mv[e], cvar[kk]]
+            xr[r, cvar[kk]] = acc
+
+
+def _t_member_means(x, mptr, mv, counts, rows, out):
+    """:func:`_t_region_mean` by region (:func:`_t_member_sums`): the same bits."""
+    for r in range(out.shape[1]):
+        for kk in range(rows.size):
+            acc = 0.0
+            for e in range(mptr[r], mptr[r + 1]):
+                acc += x[mv[e], rows[kk]]
+            out[kk, r] = acc / counts[r] if counts[r] > 0 else acc
+
+
 def _t_window(n_steps, step, heun, dt, every, x, xs, k1, k2, qq, hist, net, lc, local, region,
-              cvar, cp, rowsum, p, lo, hi, work, rec_rows, rec):
+              members, cvar, cp, rowsum, p, lo, hi, work, rec_rows, rec):
     """``n_steps`` whole steps of one unsplit engine, each stage one pass over the vertices
-    (derivative, update, the next stage's local variable and the region sums together):
-    the same arithmetic, in the same order, as the separate kernels a split part calls
-    (:func:`_t_derivs`, :func:`euler_update`, :func:`heun_update`, :func:`_t_local_q`,
-    :func:`_t_region_average`), so both give the same bits."""
+    (derivative, update, the next stage's local variable together), then the region sums
+    by region (:func:`_t_member_sums`): the same arithmetic, in the same order, as the
+    separate kernels a split part calls (:func:`_t_derivs`, :func:`euler_update`,
+    :func:`heun_update`, :func:`_t_local_q`, :func:`_t_region_average`), so both give the
+    same bits."""
     ptr, src, dly, w = net
     L, lscale = lc
     lp, lm, lin = local
     region_of, counts = region
+    mptr, mv = members
     xr, aff, s, cr, c = work
     V, ns = x.shape
     H = hist.shape[0]
@@ -229,7 +254,6 @@ def _t_window(n_steps, step, heun, dt, every, x, xs, k1, k2, qq, hist, net, lc, 
                 for j in range(ns):
                     xs[v, j] = min(max(x[v, j] + dt * k1[v, j], lo[j]), hi[j])
                 q2[v] = xs[v, lp] - (xs[v, lm] if lm >= 0 else 0.0)
-        xr[:, :] = 0.0
         for v in range(V):
             if heun:
                 vertex_deriv(xs, q2, cr, region_of, L, lscale, lin, p, c, k2, v)
@@ -240,14 +264,12 @@ def _t_window(n_steps, step, heun, dt, every, x, xs, k1, k2, qq, hist, net, lc, 
                 vertex_deriv(x, q1, cr, region_of, L, lscale, lin, p, c, k1, v)
                 for j in range(ns):
                     x[v, j] = min(max(x[v, j] + dt * k1[v, j], lo[j]), hi[j])
-            r = region_of[v]
-            for kk in range(cvar.shape[0]):
-                xr[r, cvar[kk]] += x[v, cvar[kk]]
         if not heun:
             local_q(x, lp, lm, q1)       # Euler's pass reads q1 of x_n: renewed after it
+        member_sums(x, mptr, mv, cvar, xr)
         region_finish(xr, counts, cvar, cp, aff, hist, (n + 1) % H)
         if (n + 1) % every == 0:
-            region_mean(x, region_of, counts, rec_rows, rec[k])
+            member_means(x, mptr, mv, counts, rec_rows, rec[k])
             k += 1
 
 
@@ -375,13 +397,13 @@ def surface_kernels(model_name: str, dfun, coupling):
         return _SURFACE_KERNELS[key]
     digest = _source_hash(dfun, coupling.afferent, coupling.post, _t_vertex_deriv, _t_derivs,
                           _t_region_input, _t_region_finish, _t_region_average, _t_window,
-                          euler_update)
+                          _t_member_sums, _t_member_means, euler_update)
     tag = f"{model_name}__{coupling.name}__{digest}"
     glb = dict(globals())
     glb.update(model_dfun=_inlined(dfun), coupling_afferent=_inlined(coupling.afferent),
                coupling_post=_inlined(coupling.post))
     for t in (_t_vertex_deriv, _t_local_q, _t_derivs, _t_region_input, _t_region_finish,
-              _t_region_average, _t_region_mean):
+              _t_region_average, _t_region_mean, _t_member_sums, _t_member_means):
         glb[t.__name__[3:]] = _inlined(_rebound(t, glb))
     glb.update(euler_update_=_inlined(euler_update), heun_update_=_inlined(heun_update))
     out = tuple(njit(cache=True, **_FLAGS)(_rebound(t, glb, f"{t.__name__[3:]}__{tag}"))
