@@ -84,7 +84,24 @@ class CosimSurfaceRunner:
         self.eng = self._engine()
         self.s0 = self.eng.state()
         return {"initial_state": self.eng.initial_vertex_state().tolist(),
-                "n_vertices": self.eng.n_vertices}
+                "n_vertices": self.eng.n_vertices, "floor_us_per_step": self.floor()}
+
+    def floor(self, reps=50):
+        """µs per step of cosim's irreducible work: the two derivative passes of a Heun
+        step (fixed-width local product + region input + model, the split parts' kernel),
+        best of ``reps``; a bound for the window kernel, which adds the updates, the region
+        sums and the delay ring."""
+        e = self.eng
+        lp, lm, lin = e._local
+        e._local_q(e._x, lp, lm, e._q)
+        best = float("inf")
+        for _ in range(reps):
+            tic = time.perf_counter()
+            for k in (e._k1, e._k2):
+                e._derivs(e._x, e._q, e._cr, e.region_of, e._L, e._lscale, lin, 0,
+                          e.n_vertices, e._p, e._c, k)
+            best = min(best, time.perf_counter() - tic)
+        return best * 1e6
 
     def run(self):
         import numpy as np
@@ -143,7 +160,22 @@ class TvbSurfaceRunner:
 
     def build(self):
         self.sim = self._sim(self.c["duration_ms"])
-        return {}
+        return {"floor_us_per_step": self.floor()}
+
+    def floor(self, reps=50):
+        """µs per step of TVB's sparse products alone: a Heun step's two local-coupling
+        products (the prepared ``Cortex`` matrix times the ``(vertex, 1)`` state column,
+        as the model's dfun computes it), best of ``reps``."""
+        import numpy as np
+        lc = self.sim.surface.prepare_local_coupling(self.sim.number_of_nodes)
+        v = np.ascontiguousarray(self.sim.current_state[0])
+        best = float("inf")
+        for _ in range(reps):
+            tic = time.perf_counter()
+            lc @ v
+            lc @ v
+            best = min(best, time.perf_counter() - tic)
+        return best * 1e6
 
     def run(self):
         import numpy as np
@@ -254,6 +286,15 @@ def main(argv=None) -> int:
             sps[name] = min(r["walls_s"]) / (dur / 1000.0)
     ratios = {"tvb": C.ratio(sps.get("tvb"), sps.get("cosim"))}
     ratios_threads = {n: C.ratio(sps.get("tvb"), sps.get(n)) for n in threaded if n in sps}
+    # per-step floors (see the runners' floor()): TVB's sparse products, cosim's two
+    # derivative passes; the bound on the one-thread ratio is TVB's step ÷ cosim's floor
+    floors = {n: results[n]["setup"]["info"].get("floor_us_per_step")
+              for n in ("cosim", "tvb") if n in sps}
+    steps_per_s = 1000.0 / SURFACE["dt_ms"]
+    if "tvb" in sps and floors.get("cosim"):
+        floors["tvb_step_us"] = sps["tvb"] / steps_per_s * 1e6
+        floors["cosim_step_us"] = sps["cosim"] / steps_per_s * 1e6
+        floors["bound_tvb_step_over_cosim_floor"] = floors["tvb_step_us"] / floors["cosim"]
     agreement = None
     if "tvb" in sps and "cosim" in sps:
         import numpy as np
@@ -277,6 +318,11 @@ def main(argv=None) -> int:
         C.print_table(["sheet", "points", "steps / s", "ns / (N log2 N)"],
                       [[k, v["points"], v["steps_per_second"], v["ns_per_point_log2N"]]
                        for k, v in sheet.items()])
+    if "bound_tvb_step_over_cosim_floor" in floors:
+        print(f"\nper step: cosim {floors['cosim_step_us']:.0f} µs (floor: its two derivative "
+              f"passes {floors['cosim']:.0f} µs), TVB {floors['tvb_step_us']:.0f} µs (its two "
+              f"sparse products alone {floors['tvb']:.0f} µs); TVB step ÷ cosim floor "
+              f"{floors['bound_tvb_step_over_cosim_floor']:.1f}×")
     for name, reason in skipped.items():
         print(f"  {name}: skipped — {reason}")
     if agreement:
@@ -288,7 +334,7 @@ def main(argv=None) -> int:
     if args.json:
         C.write_json(args.json, {
             "benchmark": "neural_field", "ratios": ratios, "ratios_cosim_threads": ratios_threads,
-            "threads": threads, "seconds_per_sim_second": sps,
+            "threads": threads, "seconds_per_sim_second": sps, "floors_us_per_step": floors,
             "sheet": sheet, "agreement": agreement, "targets_met": targets,
             "skipped": skipped, "duration_ms": dur, "repeats": args.repeats,
             "surface": SURFACE, "versions": versions, "machine": C.machine_info(),
