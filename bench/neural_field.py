@@ -17,7 +17,8 @@ steps per second and the cost per step divided by N log₂ N (flat when the FFT 
 Every simulator runs in a worker process of its own, one thread, interleaved rounds,
 minimum over ``--repeats`` (see ``_common``).  The ratio is TVB ÷ cosim of wall seconds per
 simulated second; target ≥ 10.  ``--cosim-threads 1 2`` (the default) also times cosim's
-surface on 2 numba threads (``threads = 2``: the same bits; worker ``cosim-2threads``) against
+surface on 2 numba threads (``threads = 2``: the same bits; worker ``cosim-2threads``, with
+``OMP_NUM_THREADS=2 OMP_WAIT_POLICY=passive``) against
 the same one-thread TVB: ``ratios_cosim_threads`` in the JSON; ``ratios.tvb`` stays the
 one-thread-each ratio.
 
@@ -258,7 +259,11 @@ def main(argv=None) -> int:
     threaded = {f"cosim-{t}threads": t for t in args.cosim_threads if t > 1}
     plan = [{"name": "cosim", "config": surf},
             {"name": "tvb", "config": surf, "before_setup": initial_from_cosim}]
-    plan += [{"name": n, "config": dict(surf, threads=t), "env": {"NUMBA_NUM_THREADS": str(t)}}
+    # numba's OpenMP layer: t threads that sleep rather than spin at the barriers (on a
+    # shared machine a spinning thread waits for a descheduled one: ~10× slower here)
+    plan += [{"name": n, "config": dict(surf, threads=t),
+              "env": {"NUMBA_NUM_THREADS": str(t), "OMP_NUM_THREADS": str(t),
+                      "OMP_WAIT_POLICY": "passive"}}
              for n, t in threaded.items()]
     for n in args.grids:
         steps = max(5, round(args.sheet_steps * 64 ** 2 / n ** 2))

@@ -19,6 +19,7 @@ Scenario section::
     local_coupling_strength = 1.0               # κ (TVB's Cortex.coupling_strength)
     dt = 0.1                                    # ms
     integrator = "heun"                         # or "euler" (TVB's deterministic schemes)
+    threads = 1                                 # numba threads of the window kernel (same bits)
     [engines.cortex.parameters]                 # model parameters (one value each)
     [engines.cortex.coupling]                   # long-range coupling: type and parameters
     type = "linear"
