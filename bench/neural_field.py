@@ -259,8 +259,8 @@ def main(argv=None) -> int:
     threaded = {f"cosim-{t}threads": t for t in args.cosim_threads if t > 1}
     plan = [{"name": "cosim", "config": surf},
             {"name": "tvb", "config": surf, "before_setup": initial_from_cosim}]
-    # numba's OpenMP layer: t threads that sleep rather than spin at the barriers (on a
-    # shared machine a spinning thread waits for a descheduled one: ~10× slower here)
+    # numba's OpenMP layer: t threads that sleep rather than spin at the barriers (with
+    # OMP_NUM_THREADS=1 and spinning, one round here was 12× slower than one thread)
     plan += [{"name": n, "config": dict(surf, threads=t),
               "env": {"NUMBA_NUM_THREADS": str(t), "OMP_NUM_THREADS": str(t),
                       "OMP_WAIT_POLICY": "passive"}}
