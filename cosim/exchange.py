@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .bus import _delayed_weighted_sum, max_delay_steps
+from .bus import _delayed_weighted_sum, check_driven_self_delays, max_delay_steps
 from .bus_node import RegionRate
 from .engines.base import Export, Take
 from .errors import CosimError
@@ -157,6 +157,11 @@ def exchange_pattern(scenario, layout, plan) -> Pattern | None:
                 raise ValueError(f"engine {r.key[0]!r} takes the drive of one region, "
                                  f"but stands for {r.regions.size}")
             r.reads = np.flatnonzero(weights[int(r.regions[0])]).astype(np.int64)
+    driven = {int(r.regions[0]): r.key[0] for r in routes.values() if r.takes is Take.DRIVE}
+    check_driven_self_delays(weights, np.asarray(layout.steps), driven, int(layout.window_steps),
+                             layout.bus_dt_ms, scenario.connectome.region_labels,
+                             {r: int(getattr(scenario.engines[n], "bus_read_ahead_steps", 0))
+                              for r, n in driven.items()})
     for dest in sorted(routes):
         reads = routes[dest].reads
         by_owner: dict[Key, list[int]] = {}

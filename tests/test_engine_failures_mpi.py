@@ -6,7 +6,9 @@ region and the cortical surface, on ranks of their own.
   signal, a final checkpoint; ``--resume`` under ``mpiexec`` gives the straight run's bits.
 * SIGKILL of the surface rank ends the job within seconds, one line naming the rank seen to
   end first, no process left, and the file opens with every flushed window.
-* A bad key of either engine under ``mpiexec -n 3`` is one line, exit 2, no output file.
+* A bad key of either engine under ``mpiexec -n 3`` is one line, exit 2, no output file —
+  among them the geodesic local connectivity's ``[engines.cortex.local_kernel]`` and the
+  surface's ``[record.cortex.bold]``.
 """
 
 from __future__ import annotations
@@ -150,17 +152,37 @@ def test_sigkill_of_the_surface_rank_ends_the_job_and_keeps_the_file(tmp_path):
         assert f["engines/subcortex/timeseries"].shape[0] == w
 
 
-@pytest.mark.parametrize("shipped, old, new, line", [
-    ("hybrid_population_density.toml", "dv = 0.1 ", "dv = -0.1 ",
+_GEODESIC = {'local_connectivity = "tvb:local_connectivity_16384"': 'local_connectivity = "geodesic"',
+             "[engines.cortex.coupling]": '[engines.cortex.local_kernel]\nsurface = "tvb:cortex_16384"\n'
+                                          'cutoff = 5.0\ntype = "gaussian"\nsigma = 2.0\n'
+                                          "[engines.cortex.coupling]"}
+
+
+def _bold(**keys) -> dict:
+    table = "".join(f"{k} = {v}\n" for k, v in keys.items())
+    return {"[record]\nperiod = 1.0\n": f"[record]\nperiod = 1.0\n[record.cortex.bold]\n{table}"}
+
+
+@pytest.mark.parametrize("shipped, subs, line", [
+    ("hybrid_population_density.toml", {"dv = 0.1 ": "dv = -0.1 "},
      "engines.v1.dv: must be > 0"),
-    ("surface_hybrid.toml", 'exclude_regions = ["rAMYG"', 'exclude_regions = ["rAMYX"',
+    ("surface_hybrid.toml", {'exclude_regions = ["rAMYG"': 'exclude_regions = ["rAMYX"'},
      "engines.cortex.exclude_regions"),
+    # the geodesic local connectivity's kernel table
+    ("surface_hybrid.toml", {**_GEODESIC, "cutoff = 5.0": "cutoff = -1.0"},
+     "engines.cortex.local_kernel.cutoff: must be > 0, got -1"),
+    ("surface_hybrid.toml", {**_GEODESIC, '"tvb:cortex_16384"': '"tvb:cortex_8000"'},
+     "engines.cortex.local_kernel.surface: unknown tvb-data surface 'tvb:cortex_8000'"),
+    # BOLD of the surface's region averages
+    ("surface_hybrid.toml", _bold(input='"Q"'),
+     "record.cortex.bold.input: variable 'Q' is not recorded (recorded: V, W)"),
 ])
-def test_bad_key_under_mpiexec_is_one_line(tmp_path, shipped, old, new, line):
-    scen = _scenario(tmp_path, shipped, "bad.toml", **{old: new})
+def test_bad_key_under_mpiexec_is_one_line(tmp_path, shipped, subs, line):
+    scen = _scenario(tmp_path, shipped, "bad.toml", **subs)
     r = _cli(["run", str(scen), "-o", str(tmp_path / "x.h5"), "-q", "--no-monitor"], 3,
              cwd=tmp_path)
     assert r.returncode == 2, r.stderr
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("bad.toml: ") and line in lines[0], r.stderr
+    assert len(lines) == 1 and lines[0].startswith(f"bad.toml: {line}"), r.stderr
+    assert "Traceback" not in r.stderr
     assert not (tmp_path / "x.h5").exists()

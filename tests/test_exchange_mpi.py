@@ -1,7 +1,8 @@
 """The distributed bus under ``mpiexec`` (oversubscribed): the hybrid scenario with its
 neural masses split into 3 and 6 parts and its spiking region into 1 and 2 gives the
 one-process bits at P = 5 and 9, and at P = 3 with the spiking region's part running ahead
-(a connectome without rV1's 0-ms self-connection); at P = 5 a SIGTERM ends every rank at one window
+(rV1's 0-ms self-connection left out) or reading its own self-connection one window later; at
+P = 5 a SIGTERM ends every rank at one window
 boundary (status ``terminated``, every completed window kept and equal to the straight
 run's), and ``--resume`` from the final checkpoint gives the straight run's bits."""
 
@@ -68,6 +69,21 @@ def test_run_ahead_at_p3_gives_the_one_process_bits(tmp_path):
     routes = exchange_pattern(load_scenario(scen), coupling_layout(load_scenario(scen)),
                               make_plan(load_scenario(scen), 3)).routes
     assert routes[("v1", 0)].defer and not routes[("cortex", 0)].defer
+    _run(scen, tmp_path / "one.h5")
+    _run(scen, tmp_path / "np3.h5", 3)
+    assert_same_data(h5_data(tmp_path / "np3.h5"), h5_data(tmp_path / "one.h5"), "np 3")
+
+
+def test_a_self_connection_of_one_window_at_p3_gives_the_one_process_bits(tmp_path):
+    """rV1's self-connection kept, delayed by exactly one window: its part, alone on its
+    rank, sends its afferent to itself and reads it one window later."""
+    from test_exchange import self_delay_scenario
+
+    scen = self_delay_scenario(tmp_path, 3.0, duration=20.0)
+    sc = load_scenario(scen)
+    R = list(sc.connectome.region_labels).index("rV1")
+    route = exchange_pattern(sc, coupling_layout(sc), make_plan(sc, 3)).routes[("v1", 0)]
+    assert R in route.reads and ("v1", 0) in route.sends_to and not route.defer
     _run(scen, tmp_path / "one.h5")
     _run(scen, tmp_path / "np3.h5", 3)
     assert_same_data(h5_data(tmp_path / "np3.h5"), h5_data(tmp_path / "one.h5"), "np 3")
