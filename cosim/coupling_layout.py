@@ -152,7 +152,9 @@ def check_layout(scenario, layout: CouplingLayout) -> None:
         extra[i] = int(eng.bus_read_ahead_steps)
     check_cross_delays(scenario.connectome, owner, names, layout.steps, layout.window_steps,
                        layout.bus_dt_ms, layout.speed_mm_per_ms, str(scenario.path), extra)
-    driven = {int(r): n for n in names if scenario.engines[n].takes is Take.DRIVE
+    # (one engine alone takes no drive: its self-connection is nobody's input)
+    driven = {int(r): n for n in names if layout.uses_bus
+              and scenario.engines[n].takes is Take.DRIVE
               for r in scenario.engines[n].region_indices}
     check_driven_self_delays(np.asarray(scenario.connectome.weights), layout.steps, driven,
                              layout.window_steps, layout.bus_dt_ms,

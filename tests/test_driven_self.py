@@ -206,3 +206,14 @@ def test_drop_leaves_out_only_the_spiking_regions_self_connection(tmp_path):
     cortex = [int(i) for i in sc.engines["cortex"].region_indices]
     np.testing.assert_array_equal(np.diag(sc.connectome.weights)[cortex],
                                   np.diag(tvb.weights)[cortex])
+
+
+def test_a_spiking_region_alone_is_not_refused(tmp_path):
+    """Without a bus (one engine, no adapters) nobody reads the self-connection."""
+    data = S.scenario(S.simulation(duration=2.0),
+                      {"v1": S.multicompartment(region="rV1",
+                                                cells={"exc": S.ball_and_stick(2, 2)})},
+                      connectome=S.connectome(driven_self_connections="keep"))
+    sc = load_scenario(S.write(tmp_path / "alone.toml", data))
+    R = sc.connectome.index_of("rV1")
+    assert sc.connectome.weights[R, R] == 2.0 and not coupling_layout(sc).uses_bus

@@ -13,18 +13,16 @@ region and the cortical surface, on ranks of their own.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import h5py
 import pytest
 
-from _util import REPO, assert_same_data, h5_data
+from _util import REPO, assert_same_data, h5_data, signal_and_wait, wait_windows
 
 pytestmark = [pytest.mark.mpi,
               pytest.mark.skipif(not (Path(sys.executable).parent / "mpiexec").exists(),
@@ -65,24 +63,6 @@ def _start(args, np_: int, cwd: Path) -> subprocess.Popen:
                             env=ENV, start_new_session=True)
 
 
-def _wait_windows(out: Path, proc, n: int, timeout: float = 240.0) -> tuple[dict, int]:
-    """Block until ``n`` windows are on disk; the rank table and the windows seen."""
-    ranks = Path(str(out) + ".ranks.json")
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.communicate()
-        if ranks.exists() and out.exists():
-            try:
-                with h5py.File(out, "r", locking=False) as f:
-                    w = int(f.attrs.get("windows_completed", 0))
-                if w >= n:
-                    return json.loads(ranks.read_text()), w
-            except OSError:
-                pass
-        time.sleep(0.1)
-    raise AssertionError(f"the run did not reach {n} windows")
-
-
 def _gone(table: dict) -> None:
     for r in table.values():
         with pytest.raises(ProcessLookupError):
@@ -96,14 +76,9 @@ def test_sigterm_to_the_population_density_rank_then_resume(tmp_path):
     assert r.returncode == 0, r.stderr
     out = tmp_path / "cut.h5"
     proc = _start(["run", str(scen), "-o", str(out), "-q", "--no-monitor"], 3, tmp_path)
-    try:
-        table, seen = _wait_windows(out, proc, 20)
-        assert table["2"]["role"] == "engine v1"
-        os.kill(table["2"]["pid"], signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+    table, seen = wait_windows(out, proc, 20)
+    assert table["2"]["role"] == "engine v1"
+    _, err, _ = signal_and_wait(proc, table["2"]["pid"], signal.SIGTERM)
     assert proc.returncode == 143, err
     assert "terminated (SIGTERM) at t = " in err and "Traceback" not in err, err
     _gone(table)
@@ -127,16 +102,9 @@ def test_sigkill_of_the_surface_rank_ends_the_job_and_keeps_the_file(tmp_path):
         "[record]\n": "[record]\nflush_every = 2\n"})
     out = tmp_path / "sh.h5"
     proc = _start(["run", str(scen), "-o", str(out), "-q", "--no-monitor"], 3, tmp_path)
-    try:
-        table, seen = _wait_windows(out, proc, 6)
-        assert table["2"]["role"] == "engine cortex"
-        t_kill = time.monotonic()
-        os.kill(table["2"]["pid"], signal.SIGKILL)
-        _, err = proc.communicate(timeout=60)
-        ended = time.monotonic() - t_kill
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+    table, seen = wait_windows(out, proc, 6)
+    assert table["2"]["role"] == "engine cortex"
+    _, err, ended = signal_and_wait(proc, table["2"]["pid"], signal.SIGKILL)
     assert proc.returncode != 0 and ended < 15.0, err
     ours = [ln for ln in err.splitlines() if ln.startswith("cosim: rank ")]
     assert len(ours) == 1 and "ended first" in ours[0], err

@@ -302,6 +302,7 @@ def test_rate_step_reaches_the_nest_region_exactly_d_ij_later(write_scenario, tm
                                               initial={"x": 1.0},
                                               coupling={"type": "linear", "G": 0.0}),
                            "v1": region},
+                  connectome=connectome(driven_self_connections="drop"),
                   adapters={"in": rate_to_poisson("v1", "in", gain=-G / w, offset=G),
                             "out": spikes_to_rate("v1", map={"type": "linear", "gain": 0.0})},
                   record=record(0.1))
