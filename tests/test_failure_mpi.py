@@ -3,7 +3,6 @@ and rank, and the output file keeps every window flushed before the failure."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -15,6 +14,7 @@ import h5py
 import numpy as np
 import pytest
 
+from _util import signal_and_wait, wait_windows
 from scenarios import neural_mass, record, scenario_text, simulation
 
 pytestmark = pytest.mark.mpi
@@ -36,28 +36,9 @@ def test_sigkill_of_one_rank_ends_the_job_and_names_it(tmp_path):
                              "--output", str(out), "--quiet", "--no-monitor"],
                             cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    ranks = Path(str(out) + ".ranks.json")
-    deadline = time.monotonic() + 120
-    try:
-        # wait until the run is under way: some windows are on disk
-        while time.monotonic() < deadline:
-            if ranks.exists() and out.exists():
-                try:
-                    with h5py.File(out, "r", locking=False) as f:
-                        if f.attrs.get("windows_completed", 0) >= 40:
-                            break
-                except OSError:
-                    pass
-            time.sleep(0.2)
-        table = json.loads(ranks.read_text())
-        assert table["2"]["role"] == "engine v1"
-        t_kill = time.monotonic()
-        os.kill(table["2"]["pid"], signal.SIGKILL)
-        stdout, stderr = proc.communicate(timeout=30)
-        ended = time.monotonic() - t_kill
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    table, _ = wait_windows(out, proc, 40, timeout=120)
+    assert table["2"]["role"] == "engine v1"
+    stdout, stderr, ended = signal_and_wait(proc, table["2"]["pid"], signal.SIGKILL, timeout=30)
     assert proc.returncode != 0
     assert ended < 10.0
     # one line names the rank seen to end first, its engine and pid (best effort: every

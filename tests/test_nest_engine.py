@@ -33,7 +33,7 @@ from cosim.engines import nest_config as cfg  # noqa: E402
 from cosim.engines.nest import (InputGroup, NestEngine,  # noqa: E402
                                 Population, grid_times, nest_seed)
 from cosim.rng import Streams  # noqa: E402
-from scenarios import (neural_mass, rate_to_poisson, record, scenario, simulation,  # noqa: E402
+from scenarios import (connectome, neural_mass, rate_to_poisson, record, scenario, simulation,  # noqa: E402
                        spikes_to_rate)
 
 MPIEXEC = Path(sys.executable).parent / "mpiexec"
@@ -75,6 +75,7 @@ def hybrid_nest(duration=60.0, sync=2.5, seed=7, threads=1, **sim_keys):
         simulation(duration, sync, seed, "out.h5", **sim_keys),
         engines={"cortex": neural_mass(regions="rest", parameters={"v0": 6.0}),
                  "v1": nest_region(threads=threads)},
+        connectome=connectome(driven_self_connections="drop"),
         adapters={"in": rate_to_poisson("v1", "bg", gain=500.0, offset=50.0),
                   "out": spikes_to_rate("v1", populations=["E"], kernel="exponential",
                                         tau=5.0, map={"type": "linear", "gain": 0.001})},
@@ -301,6 +302,7 @@ def test_rate_step_reaches_the_nest_region_exactly_d_ij_later(write_scenario, tm
                                               initial={"x": 1.0},
                                               coupling={"type": "linear", "G": 0.0}),
                            "v1": region},
+                  connectome=connectome(driven_self_connections="drop"),
                   adapters={"in": rate_to_poisson("v1", "in", gain=-G / w, offset=G),
                             "out": spikes_to_rate("v1", map={"type": "linear", "gain": 0.0})},
                   record=record(0.1))
