@@ -7,6 +7,7 @@ with spike events.  Scenario keys (units in brackets; defaults after ``=``)::
     [engines.spiking]
     type = "multicompartment"
     dt = 0.025                  # [ms]
+    integrator = "backward_euler"   # or "crank_nicolson" (NEURON's secondorder = 2)
     celsius = 6.3               # [°C]; HH rates scale by 3^((celsius − 6.3)/10)
     v_init = -65.0              # [mV]
     spike_threshold = 0.0       # [mV], detected at each cell's `detect` section (x = 0.5)
@@ -43,6 +44,10 @@ with spike events.  Scenario keys (units in brackets; defaults after ``=``)::
     section = "dend"  x = 0.5
     sites = 1                           # > 1: sites spread uniformly by length over the
                                         # sections `section` selects (x unused)
+    # site_distances = [50.0, 150.0, 300.0]   # [µm] instead of sites / x: sites at these
+                                        # path distances from the soma on the sections
+                                        # `section` selects; connection k at distance
+                                        # k mod 3, round-robin over the branches crossing it
     delay = 1.5                         # [ms], or [min, max] drawn uniformly per connection
     autapses = false
     stp = { U = 0.5, tau_rec = 800.0, tau_fac = 0.0 }           # optional [–, ms, ms]
@@ -155,7 +160,7 @@ class MulticompartmentEngine(Engine):
                  record_period_ms: float = 1.0, record_variables: list[str] | None = None,
                  region_indices: tuple[int, ...] = (), stimuli: tuple = (), catalogue=None,
                  ions: dict | None = None, point_processes: dict | None = None,
-                 part: int = 0, n_parts: int = 1,
+                 integrator: str = cfg.INTEGRATOR.default, part: int = 0, n_parts: int = 1,
                  exchange: Exchange | None = None):
         self._args = {k: v for k, v in locals().items()
                       if k not in ("self", "part", "n_parts", "exchange", "__class__")}
@@ -186,7 +191,8 @@ class MulticompartmentEngine(Engine):
         self._net = Network(self.dt_ms, celsius=celsius, v_init_mV=v_init_mV,
                             spike_threshold_mV=spike_threshold_mV,
                             max_window_ms=max(self.sync_interval_ms, self.dt_ms),
-                            record_every_steps=int(round(every)), ions=ions)
+                            record_every_steps=int(round(every)), ions=ions,
+                            integrator=integrator)
         for rname, params in (receptors or {}).items():
             self._net.set_receptor(rname, **params)
         # every POINT_PROCESS of the catalogue is a receptor by its name
@@ -281,7 +287,13 @@ class MulticompartmentEngine(Engine):
             if rc not in known:
                 raise CosimError(f"projection {p.name!r}: unknown receptor {rc!r}",
                                  key=f"{key}.receptors")
-        if p.sites > 1:
+        if p.site_distances_um is not None:
+            try:
+                self._distance_nodes(p)
+            except CosimError as exc:
+                raise CosimError(f"projection {p.name!r}: {exc.reason}",
+                                 key=f"{key}.site_distances") from None
+        elif p.sites > 1:
             try:
                 self._site_nodes(p)
             except CosimError as exc:
@@ -372,17 +384,32 @@ class MulticompartmentEngine(Engine):
             nodes.append(tmpl.node(secs[j], min(max(x, 1e-9), 1.0 - 1e-9)))
         return nodes
 
+    def _distance_nodes(self, p: Projection) -> list[int]:
+        """Node of each connection of a target cell for sites at ``p.site_distances_um``
+        (:func:`cosim.multicompartment.sites.site_nodes_at_distances`)."""
+        from ..multicompartment.sites import site_nodes_at_distances
+        return site_nodes_at_distances(self.templates[p.target], p.section,
+                                       p.site_distances_um, p.indegree)
+
     def _connect(self, p: Projection) -> None:
         src = self.groups[p.source]
         same = p.source == p.target
         n_cand = len(src) - (1 if same and not p.autapses else 0)
         lo, hi = p.delay_ms
+        nodes = None
         for gid in self._local[p.target]:
             rng = self.rng.generator("multicompartment.connect", self.name, p.name, gid)
             pick = rng.choice(n_cand, size=p.indegree, replace=False)
             if same and not p.autapses:
                 pick = pick + (pick >= gid - src.start)
             delays = rng.uniform(lo, hi, size=p.indegree) if hi > lo else np.full(p.indegree, lo)
+            if p.site_distances_um is not None:       # one node per connection
+                nodes = self._distance_nodes(p) if nodes is None else nodes
+                for receptor, w in zip(p.receptors, p.weights_uS):
+                    for j, d, node in zip(pick, delays, nodes):
+                        self._net.connect(src.start + int(j), self._net.add_site(gid, node, receptor),
+                                          w, float(d), p.stp)
+                continue
             where = self._site_nodes(p) if p.sites > 1 else [(p.section, p.x)]
             for receptor, w in zip(p.receptors, p.weights_uS):
                 sites = [self._net.add_site(gid, at, receptor) for at in where]

@@ -14,6 +14,7 @@ from ..errors import CosimError
 from ..multicompartment import apply_d_lambda, ball_and_stick, y_shaped
 from ..multicompartment.channels import MECHANISMS
 from ..multicompartment.mechanism import BUILTIN_CATALOGUE, Catalogue, shipped_mod_dir
+from ..multicompartment.network import INTEGRATORS
 from ..multicompartment.nmodl import NmodlError
 from ..multicompartment.synapses import RECEPTOR_DEFAULTS
 from ..params import REQUIRED, Param, section
@@ -28,6 +29,10 @@ MAX_INPUT_LINES = 100_000_000
 # -- declarations of [engines.<name>] (type = "multicompartment") ----------------------------
 
 DT = Param("dt", 0.025, "ms", "integration step", gt=0)
+INTEGRATOR = Param("integrator", "backward_euler", "", "cable integrator: backward Euler "
+                   "(NEURON's default, first order in dt) or Crank–Nicolson (NEURON's "
+                   "secondorder = 2: θ = 1/2 for v, ion currents at the half step; second "
+                   "order)", type="string", choices=tuple(INTEGRATORS))
 # above absolute zero, at most boiling water (the HH q10 factor overflows far above)
 CELSIUS = Param("celsius", 6.3, "°C", "temperature (HH rates scale by q10 = 3)",
                 gt=-273.15, le=100.0)
@@ -101,6 +106,13 @@ SITES = Param("sites", 1, "", "synapse sites per target cell and receptor: above
               "selects sections (a name, a kind such as apic, or all) and the sites are spread "
               "uniformly by length over them (x unused); connection k of a cell goes to site "
               "k mod sites", type="integer", ge=1, le=100_000)
+SITE_DISTANCES = Param("site_distances", None, "µm", "synapse sites at these path distances "
+                       "from the soma (h.distance from soma(0.5)) on the sections `section` "
+                       "selects (a synapse at the centre of the segment holding each point), "
+                       "instead of sites / x: connection k of a cell goes to distance k mod n "
+                       "(n distances) and, where several branches cross that distance, "
+                       "round-robin over the crossings (cosim.multicompartment.sites)",
+                       type="numbers", ge=0, derived="one site at section(x), or sites")
 AUTAPSES = Param("autapses", False, "", "allow a cell to connect to itself", type="boolean")
 STP_U = Param("U", REQUIRED, "", "Tsodyks–Markram utilisation", gt=0, le=1)
 STP_REC = Param("tau_rec", 0.0, "ms", "recovery time constant", ge=0)
@@ -108,7 +120,7 @@ STP_FAC = Param("tau_fac", 0.0, "ms", "facilitation time constant", ge=0)
 PROJECTIONS = section("engines.<name>.projections.<projection>", "fixed in-degree random "
                       "connections between cell groups",
                       (SOURCE, TARGET, INDEGREE, RECEPTOR_LIST, WEIGHTS, SECTION_DEND, X,
-                       SITES, DELAY, AUTAPSES),
+                       SITES, SITE_DISTANCES, DELAY, AUTAPSES),
                       (section("engines.<name>.projections.<projection>.stp",
                                "short-term plasticity (Tsodyks–Markram)",
                                (STP_U, STP_REC, STP_FAC)),))
@@ -140,7 +152,7 @@ PROBES = section("engines.<name>.probes", "membrane-potential probes",
 
 SECTION = section("engines.<name>", "type = \"multicompartment\": Hodgkin–Huxley cells with "
                   "cable dendrites (cosim.engines.multicompartment)",
-                  (DT, CELSIUS, V_INIT, SPIKE_THRESHOLD, REGION, MECH_DIR),
+                  (DT, INTEGRATOR, CELSIUS, V_INIT, SPIKE_THRESHOLD, REGION, MECH_DIR),
                   (CELLS, IONS, RECEPTORS, PROJECTIONS, INPUTS, CLAMPS, PROBES))
 
 
@@ -170,6 +182,7 @@ class Projection:
     autapses: bool = AUTAPSES.default
     stp: tuple[float, float, float] | None = None
     sites: int = SITES.default
+    site_distances_um: tuple[float, ...] | None = None
 
 
 @dataclass
@@ -201,6 +214,7 @@ def engine_kwargs(name: str, reader, ctx) -> dict[str, Any]:
     r = reader
     kw: dict[str, Any] = dict(
         dt_ms=r.param(DT),
+        integrator=r.param(INTEGRATOR),
         celsius=r.param(CELSIUS),
         v_init_mV=r.param(V_INIT),
         spike_threshold_mV=r.param(SPIKE_THRESHOLD),
@@ -410,11 +424,30 @@ def _read_projection(t, name: str, known: set[str]) -> Projection:
     sites = t.param(SITES)
     if sites > 1 and t.has(X.name):
         raise t.error(X.name, "with sites > 1 the sites are spread over the sections; x is unused")
+    distances = _site_distances(t)
     p = Projection(name, t.param(SOURCE), t.param(TARGET), t.param(INDEGREE),
                    receptors, weights, t.param(SECTION_DEND), t.param(X),
-                   _delay(t), t.param(AUTAPSES), stp, sites)
+                   _delay(t), t.param(AUTAPSES), stp, sites, distances)
     t.done()
     return p
+
+
+def _site_distances(t) -> tuple[float, ...] | None:
+    """``site_distances``: a non-empty array of path distances >= 0, without sites or x."""
+    name = SITE_DISTANCES.name
+    if not t.has(name):
+        return None
+    vals = t.param(SITE_DISTANCES)
+    if not vals:
+        raise t.error(name, "must list at least one path distance (µm)")
+    for i, v in enumerate(vals):
+        why = SITE_DISTANCES.violation(v)
+        if why is not None:
+            raise t.error(f"{name}[{i}]", why)
+    for other in (SITES.name, X.name):
+        if t.has(other):
+            raise t.error(name, f"give either {name} or {other}, not both")
+    return tuple(vals)
 
 
 def _read_input(t, name: str, known: set[str]) -> InputGroup:

@@ -4,7 +4,8 @@ Modules: :mod:`.morphology` (sections, templates, d_lambda), :mod:`.swc` (SWC lo
 :mod:`.compartments` (discretisation), :mod:`.channels` (HH, pas — the built-in fast
 path), :mod:`.mechanism` / :mod:`.nmodl` / :mod:`.codegen` (any mechanism, read from
 NMODL, compiled into generated numba kernels; shipped set in ``mod/``),
-:mod:`.distribution` (densities as functions of path distance), :mod:`.cells`
+:mod:`.distribution` (densities as functions of path distance), :mod:`.sites` (synapse
+sites at given path distances), :mod:`.cells`
 (a layer-5 pyramidal-like cell), :mod:`.synapses`
 (AMPA, GABA_A, NMDA), :mod:`.stp` (Tsodyks–Markram), :mod:`.cable` (the numba kernel),
 :mod:`.network` (population API).  The scenario-facing engine is

@@ -13,6 +13,12 @@ Scheme — NEURON's default fixed step (``secondorder = 0``), so results compare
 3. ``v_{n+1} = v_n + Δv``; HH gates by exponential Euler at ``v_{n+1}`` (staggered),
    node by node during the back substitution;
    synaptic ``A, B`` decay by ``exp(−dt/τ)``;
+   *Crank–Nicolson* (``vfac = 2``, NEURON's ``secondorder = 2``): the same system with
+   ``2C/dt`` in place of ``C/dt`` gives ``Δv = v(t_n + dt/2) − v_n`` (backward Euler over
+   half a step) and ``v_{n+1} = v_n + 2Δv`` — the trapezoidal rule for the cable
+   (θ = 1/2), second order in dt with the staggered gates; ion currents are moved to
+   ``t_n + dt/2`` (``i += (∂i/∂v)·Δv``) for the mechanisms that read them.  ``vfac = 1``
+   is backward Euler, bit for bit (a product by 1.0 is exact);
 4. threshold detection: a spike at ``t_{n+1}`` when ``v`` rises above threshold; the
    spike's outgoing connections put ``w_eff`` (after short-term plasticity) into the event
    ring at step ``n+1+delay`` — at once (``inline``), or later through
@@ -96,11 +102,12 @@ def add_events(ring, slots, sites, weights):
 
 
 @njit(cache=True, fastmath={"contract"}, error_model="numpy")
-def run_window(n_steps, step0, dt, q10, tmpl, batches, state, work, syn, ring, conn,
+def run_window(n_steps, step0, dt, vfac, q10, tmpl, batches, state, work, syn, ring, conn,
                detect, spikes, stims, rec):
     """Advance ``n_steps`` steps starting at global step ``step0`` (t = step0·dt ms).
 
-    Argument groups (tuples of arrays):
+    ``vfac``: 1.0 for backward Euler, 2.0 for Crank–Nicolson (module doc).  Argument
+    groups (tuples of arrays):
 
     * ``tmpl = (parent int64[n], node_par float64[11, n], has_hh uint8[n])`` — all batches'
       node templates, concatenated;
@@ -139,7 +146,7 @@ def run_window(n_steps, step0, dt, q10, tmpl, batches, state, work, syn, ring, c
     n_slots = ring.shape[1]
     n_sites = site_k.size
     n_batches = batches.shape[0]
-    inv_dt = 1.0 / dt
+    inv_dt = vfac / dt          # vfac 1: backward Euler; 2: Crank–Nicolson (see module doc)
     for s in range(n_steps):
         step = step0 + s
         if sp_count[0] + det_k.size > sp_gid.size:
@@ -252,7 +259,7 @@ def run_window(n_steps, step0, dt, q10, tmpl, batches, state, work, syn, ring, c
                     hh = gh[lo:lo + nc]
                     nn_ = gn[lo:lo + nc]
                     for c in range(nc):
-                        vn = vv[c] + rr[c]
+                        vn = vv[c] + vfac * rr[c]
                         vv[c] = vn
                         minf, hinf, ninf, km, kh, kn = hh_rates(vn, q10)
                         mm[c] = hh_gate_step(mm[c], minf, km, dt)
@@ -260,7 +267,8 @@ def run_window(n_steps, step0, dt, q10, tmpl, batches, state, work, syn, ring, c
                         nn_[c] = hh_gate_step(nn_[c], ninf, kn, dt)
                 else:
                     for c in range(nc):
-                        vv[c] += rr[c]
+                        vv[c] += vfac * rr[c]
+        # @mechanisms: second order
         # @mechanisms: states
         for j in range(n_sites):
             site_ab[j, 0] *= site_par[j, DEC1]

@@ -25,6 +25,12 @@ Per step, as NEURON's fixed step (``secondorder = 0``):
   (numerical Jacobian, to a relative 1e-10); a PROCEDURE without METHOD is called.
   Concentrations written by a mechanism go back to the node's ion afterwards.
 
+With ``integrator = "crank_nicolson"`` (``kernel_module(..., second_order=True)``, NEURON's
+``secondorder = 2``) the *currents* step also sums each written ion current's slope
+``(i(v+0.001) − i(v))/0.001`` into the ion (row ``ION_DIDV``), and after the solve the ion
+currents move to the half step, ``i += (∂i/∂v)·Δv`` (``ion_half_step``), before the
+*states* read them.  Backward Euler's module is generated without these lines.
+
 Kernels do not allocate; the instance arrays are ``k int64[n]`` (flat node index),
 ``fac float64[n]`` (area·1e-2: mA/cm² → nA), ``P float64[n_params, n]``, ``S float64[n_states,
 n]``, ``A float64[n_assigned + n_scratch, n]`` (ASSIGNED, then scratch rows, see below); an
@@ -59,7 +65,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .mechanism import ION_CI, ION_CO, ION_E, ION_I, ION_NERNST, Mechanism
+from .mechanism import ION_CI, ION_CO, ION_DIDV, ION_E, ION_I, ION_NERNST, Mechanism
 from .nmodl import MATH_FUNCTIONS, SPECIAL, NmodlError
 
 _DEPENDENCIES = ("cable", "channels", "compartments", "fastexp", "stp", "synapses", "mechanism")
@@ -79,7 +85,7 @@ def global_params(mech: Mechanism) -> list[tuple[int, str]]:
 def n_scratch(mech: Mechanism) -> int:
     """Rows a mechanism's kernels use after its ASSIGNED rows in ``A`` (gathered node values)."""
     g = _MechGen(mech)
-    return len(g.gathered()) + 2 + len(g.written_currents())
+    return len(g.gathered()) + 2 + 2 * len(g.written_currents())
 NEWTON_MAX_ITER = 50
 
 
@@ -175,8 +181,9 @@ def _homogeneous(e, w: str) -> bool:
 class _MechGen:
     """Python source of one mechanism's kernels."""
 
-    def __init__(self, mech: Mechanism):
+    def __init__(self, mech: Mechanism, second_order: bool = False):
         self.m = mech
+        self.second_order = second_order      # also d(ion current)/dv (Crank–Nicolson)
         self.mod = mech.mod
         self.path = mech.path
         self.tag = mech.name
@@ -498,6 +505,10 @@ class _MechGen:
         lines.append(f"{ind}x_v = _v0 + 0.001")
         lines += self.stmts(body, scope, ind)
         lines.append(f"{ind}_g = {total}")
+        so = self.second_order
+        nw = len(written_i)
+        if so:        # NEURON's _ion_di<ion>dv: (i(v + 0.001) − i(v)) / 0.001
+            lines += [f"{ind}_d_{c} = x_{c}" for c in written_i]
         lines.append(f"{ind}x_v = _v0")
         lines += [f"{ind}x_{c} = 0.0" for c in written_i]
         lines += self.stmts(body, scope, ind)
@@ -508,17 +519,23 @@ class _MechGen:
             lines.append(f"{ind}A[{na + ng + 1}, j] = _g * fac[j]")
             for q, c in enumerate(written_i):
                 lines.append(f"{ind}A[{na + ng + 2 + q}, j] = x_{c}")
+                if so:
+                    lines.append(f"{ind}A[{na + ng + 2 + nw + q}, j] = (_d_{c} - x_{c}) / 0.001")
         else:
             lines.append(f"{ind}rhs[kk] -= _i * fac[j]")
             lines.append(f"{ind}d[kk] += _g * fac[j]")
             for c in written_i:
                 lines.append(f"{ind}ion_{c[1:]}[{ION_I}, kk] += x_{c}")
+                if so:
+                    lines.append(f"{ind}ion_{c[1:]}[{ION_DIDV}, kk] += (_d_{c} - x_{c}) / 0.001")
         lines += self.store(ind)
         if vec:
             lines += ["    for j in range(k.size):", "        kk = k[j]",
                       f"        rhs[kk] -= A[{na + ng}, j]", f"        d[kk] += A[{na + ng + 1}, j]"]
             for q, c in enumerate(written_i):
                 lines.append(f"        ion_{c[1:]}[{ION_I}, kk] += A[{na + ng + 2 + q}, j]")
+                if so:
+                    lines.append(f"        ion_{c[1:]}[{ION_DIDV}, kk] += A[{na + ng + 2 + nw + q}, j]")
         return lines
 
     def state_src(self) -> list[str]:
@@ -715,13 +732,14 @@ def _template() -> str:
     head = "stims, rec):"
     if head not in src or "# @mechanisms: currents" not in src or "# @mechanisms: states" not in src:
         raise RuntimeError("cable.run_window lost its mechanism hooks")
-    if "# @mechanisms: events" not in src:
+    if "# @mechanisms: events" not in src or "# @mechanisms: second order" not in src:
         raise RuntimeError("cable.run_window lost its mechanism hooks")
     return src.replace(head, "stims, rec, celsius, mechs, ions, pp):", 1)
 
 
-def module_source(mechs: list[Mechanism], ions: list[str]) -> str:
-    """The kernel module of ``mechs`` (in this order) over the ions ``ions``."""
+def module_source(mechs: list[Mechanism], ions: list[str], second_order: bool = False) -> str:
+    """The kernel module of ``mechs`` (in this order) over the ions ``ions``;
+    ``second_order``: for Crank–Nicolson, with the ion currents moved to the half step."""
     from .mechanism import ION_DEFAULTS
     lines = ['"""Generated by cosim.multicompartment.codegen — do not edit."""', "",
              "import math", "from numba import njit",
@@ -729,7 +747,7 @@ def module_source(mechs: list[Mechanism], ions: list[str]) -> str:
              "from cosim.multicompartment import cable as _cable",
              "globals().update({k: getattr(_cable, k) for k in dir(_cable) if not k.startswith('__')})"]
     for m in mechs:
-        lines += _MechGen(m).source()
+        lines += _MechGen(m, second_order).source()
     valence = {}
     for m in mechs:
         for ion, u in m.ions.items():
@@ -741,7 +759,8 @@ def module_source(mechs: list[Mechanism], ions: list[str]) -> str:
                   __import__("cosim.multicompartment.nmodl", fromlist=["x"]).GAS_CONSTANT,
                   __import__("cosim.multicompartment.nmodl", fromlist=["x"]).FARADAY),
               "    for q in range(ion.shape[1]):",
-              f"        ion[{ION_I}, q] = 0.0",
+              f"        ion[{ION_I}, q] = 0.0"] + ([
+              f"        ion[{ION_DIDV}, q] = 0.0"] if second_order else []) + [
               f"        if ion[{ION_NERNST}, q] != 0.0:",
               f"            ci = ion[{ION_CI}, q]",
               f"            co = ion[{ION_CO}, q]",
@@ -781,8 +800,15 @@ def module_source(mechs: list[Mechanism], ions: list[str]) -> str:
     lines += calls("init", "    ") or ["    pass"]
     tmpl = _template()
     out_t = []
+    # Crank–Nicolson (NEURON's secondorder = 2): ion currents at t + dt/2, i += (di/dv)·Δv
+    half = [f"ion_half_step(ions[{q}], rhs)" for q in range(len(ions))] if second_order else []
+    if second_order:
+        lines += ["", "", "@njit(cache=True, error_model='numpy')",
+                  "def ion_half_step(ion, dv):",
+                  "    for q in range(ion.shape[1]):",
+                  f"        ion[{ION_I}, q] += ion[{ION_DIDV}, q] * dv[q]"]
     hooks = {"# @mechanisms: currents": cur, "# @mechanisms: states": state,
-             "# @mechanisms: events": events}
+             "# @mechanisms: events": events, "# @mechanisms: second order": half}
     for ln in tmpl.splitlines():
         s = ln.strip()
         if s in hooks:
@@ -805,9 +831,9 @@ def _dependency_hash() -> bytes:
     return h.digest()
 
 
-def kernel_module(mechs: list[Mechanism], ions: list[str]):
+def kernel_module(mechs: list[Mechanism], ions: list[str], second_order: bool = False):
     """The imported kernel module of ``mechs`` over ``ions`` (written and cached on first use)."""
-    src = module_source(mechs, ions)
+    src = module_source(mechs, ions, second_order)
     key = hashlib.sha256(src.encode() + _dependency_hash()).hexdigest()[:20]
     if key in _LOADED:
         return _LOADED[key]

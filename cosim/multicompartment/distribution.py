@@ -89,10 +89,10 @@ def value_at(value, d) -> np.ndarray | float:
     return evaluate(value, d) if isinstance(value, str) else value
 
 
-def path_distance(morph, section: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Path distance (µm) from ``root(0.5)`` to ``section(x)`` for arrays of both."""
+def section_starts(morph) -> np.ndarray:
+    """Path distance (µm) from ``root(0.5)`` to each section's 0-end (0 for the root)."""
     secs = morph.sections
-    start = np.zeros(len(secs))        # distance of each section's 0-end
+    start = np.zeros(len(secs))
     for i, s in enumerate(secs):
         if i == 0:
             continue
@@ -101,10 +101,16 @@ def path_distance(morph, section: np.ndarray, x: np.ndarray) -> np.ndarray:
             start[i] = abs(s.parent_x - 0.5) * p.length_um
         else:
             start[i] = start[s.parent] + s.parent_x * p.length_um
-    L = np.array([s.length_um for s in secs])
+    return start
+
+
+def path_distance(morph, section: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Path distance (µm) from ``root(0.5)`` to ``section(x)`` for arrays of both."""
+    start = section_starts(morph)
+    L = np.array([s.length_um for s in morph.sections])
     section = np.asarray(section, dtype=np.int64)
     x = np.asarray(x, dtype=float)
     return np.where(section == 0, np.abs(x - 0.5) * L[0], start[section] + x * L[section])
 
 
-__all__ = ["parse", "evaluate", "value_at", "path_distance", "math"]
+__all__ = ["parse", "evaluate", "value_at", "section_starts", "path_distance", "math"]

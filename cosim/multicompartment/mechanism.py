@@ -40,8 +40,8 @@ ION_DEFAULTS = {
 }
 #: Rows of a node's ion array: reversal potential, current density, concentrations, and
 #: whether the reversal potential follows the concentrations (1.0) or is fixed (0.0).
-ION_E, ION_I, ION_CI, ION_CO, ION_NERNST = range(5)
-ION_ROWS = 5
+ION_E, ION_I, ION_CI, ION_CO, ION_NERNST, ION_DIDV = range(6)
+ION_ROWS = 6
 
 
 def nernst(ci: float, co: float, z: float, celsius: float) -> float:

@@ -40,6 +40,11 @@ from .stp import NO_STP, initial_state
 from .synapses import RECEPTOR_DEFAULTS, SYN_PARAMS, site_params
 
 
+#: Integrators of the cable equation: name → the kernel's ``vfac`` (:mod:`.cable`):
+#: backward Euler (NEURON's default, first order) and Crank–Nicolson (``secondorder = 2``).
+INTEGRATORS = {"backward_euler": 1.0, "crank_nicolson": 2.0}
+
+
 def event_step(t_ms, dt_ms: float):
     """Step index at whose start an event at ``t_ms`` is delivered (see module doc)."""
     return np.ceil(np.asarray(t_ms, dtype=float) / dt_ms - 0.5 - 1e-9).astype(np.int64)
@@ -55,8 +60,14 @@ class Network:
 
     def __init__(self, dt_ms: float = 0.025, *, celsius: float = 6.3, v_init_mV: float = -65.0,
                  spike_threshold_mV: float = 0.0, max_window_ms: float = 10.0,
-                 record_every_steps: int = 1, ions: dict | None = None):
+                 record_every_steps: int = 1, ions: dict | None = None,
+                 integrator: str = "backward_euler"):
         self.dt_ms = float(dt_ms)
+        if integrator not in INTEGRATORS:
+            raise CosimError(f"unknown integrator {integrator!r}; known: {', '.join(INTEGRATORS)}")
+        #: The cable integrator (:data:`INTEGRATORS`) and the kernel's ``vfac`` for it.
+        self.integrator = integrator
+        self.vfac = INTEGRATORS[integrator]
         self.celsius = float(celsius)
         self.v_init_mV = float(v_init_mV)
         self.threshold_mV = float(spike_threshold_mV)
@@ -350,7 +361,8 @@ class Network:
             for ion in m.writes_concentration:
                 nernst[ion][k] = 1.0
         self._ion_nernst = nernst
-        self._kernel = codegen.kernel_module(self._mech_list, self._ion_names)
+        self._kernel = codegen.kernel_module(self._mech_list, self._ion_names,
+                                             second_order=self.vfac == 2.0)
 
     def _reset_ions(self) -> None:
         for ion, arr in zip(self._ion_names, self._ions):
@@ -452,7 +464,7 @@ class Network:
         done = 0
         while done < n_steps:
             chunk = min(n_steps - done, self.max_window_steps)
-            args = (chunk, self.step, self.dt_ms, self.q10, self._tmpl, self._batch_arr, self.state_arr,
+            args = (chunk, self.step, self.dt_ms, self.vfac, self.q10, self._tmpl, self._batch_arr, self.state_arr,
                     self._work, (self._site_k, self._site_par, self._site_ab), self._ring,
                     self._conn, (self._det_k, self._det_gid, self.threshold_mV, self._above, bool(deliver)),
                     (self._sp_gid, self._sp_t, self._sp_count),
