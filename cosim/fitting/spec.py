@@ -346,6 +346,10 @@ def _check_fcd(spec: FitSpec, file: str) -> None:
     if spec.loss_fcd > 0 and t.fcd is None:
         raise CosimError("an FCD loss needs [target] timeseries and period", file=file,
                          key="loss.fcd")
+    if spec.identify["observables"] == "fcd" and t.fcd is None:
+        raise CosimError("FCD observables need [target] timeseries and period, and a time "
+                         "series at least one fcd_window long", file=file,
+                         key="identify.observables")
 
 
 def write_connectome(spec: FitSpec, folder: Path, *, write: bool = True) -> None:
