@@ -207,9 +207,11 @@ class Hub:
     def end(self, stopped: bool) -> None:
         """After the last window: on a stop, wait for the parts' final checkpoints and
         commit them; close the output; tell every part it may exit."""
-        if stopped:
+        if stopped or self.recorder.parallel is not None:
+            # (parallel output: every part closed its rank file before its DONE)
             for key in self.keys:
                 self.transport.recv(key, Kind.DONE, BUS)
+        if stopped:
             if self.ck.every:
                 self.commit(self.stop_after)
             self.recorder.close("terminated", f"stopped by {signal.Signals(self.signum).name}")
@@ -231,7 +233,7 @@ class Hub:
 # --------------------------------------------------------------------------------------
 
 def window_loop(scenario, transport, parts: dict[tuple[str, int], Part], hub: Hub | None,
-                ck: Checkpointer, k_start: int, stop: StopFlag) -> bool:
+                ck: Checkpointer, k_start: int, stop: StopFlag, writer=None) -> bool:
     """Run windows ``k_start … n − 1`` for the nodes of this process (``parts`` and, on the
     bus's process, ``hub``).  Returns the number of the signal that stopped the run early
     (0: it ran to the end)."""
@@ -247,6 +249,8 @@ def window_loop(scenario, transport, parts: dict[tuple[str, int], Part], hub: Hu
             c0, w0 = transport.comm_s, transport.wait_s
             inputs = transport.recv(BUS, Kind.INPUT, key)
             if "@stop" in inputs:
+                if writer is not None:      # parallel output: this rank's file
+                    writer.close("terminated")
                 _final_checkpoint(transport, ck, key, part, int(inputs["@stop"]))
                 stopped = int(inputs["@signal"])
                 continue
@@ -254,6 +258,9 @@ def window_loop(scenario, transport, parts: dict[tuple[str, int], Part], hub: Hu
             if ck.due(k):      # before the output leaves: complete when the bus hears of it
                 ck.save_part(key, k + 1, part.state())
             timing = (spent, transport.comm_s - c0, transport.wait_s - w0, stop.signum)
+            if writer is not None:          # parallel output: the part writes its records
+                records = writer.take(key[0], records)
+                writer.end_window(k, timing, flush=ck.due(k))
             transport.send(BUS, Kind.OUTPUT, encode_output(exports, records, timing), key)
         if stopped:
             break
@@ -340,10 +347,14 @@ def _open_output(scenario, plan: Plan, ck: Checkpointer, out_path, overwrite: bo
                  resume: bool):
     """``(k_start, coordinator state, recorder)``: a new output (old checkpoint files
     cleared), or the output and checkpoint of the run being resumed (checked first)."""
+    from .rank_output import OutputLayout
+
     k_start, cstate, lengths, grew = ck.resume(scenario, plan) if resume else (0, None, None, False)
-    recorder = Recorder(out_path, scenario, record_specs(scenario), n_ranks=plan.world_size,
+    specs = record_specs(scenario)
+    recorder = Recorder(out_path, scenario, specs, n_ranks=plan.world_size,
                         flush_every=scenario.record.flush_every, overwrite=overwrite,
-                        resume_lengths=lengths)
+                        resume_lengths=lengths,
+                        parallel=OutputLayout.of(scenario, plan, out_path, specs))
     if grew:
         recorder.extend(scenario)
     if not resume:
@@ -416,7 +427,12 @@ def run_mpi(scenario, comm, *, output: Path | None = None, overwrite: bool = Fal
             exchange = _allgather_exchange(ecomm) if plan.group(name).n_parts > 1 else None
             parts = _build(scenario, layout, plan, [key], ck, k_start, resume, transport,
                            lambda _k: exchange)
-            stopped = window_loop(scenario, transport, parts, None, ck, k_start, stop)
+            writer = _rank_writer(scenario, plan, out_path, rank, k_start if resume else None)
+            stopped = window_loop(scenario, transport, parts, None, ck, k_start, stop, writer)
+            if not stopped:
+                writer.close("completed")
+                transport.send(BUS, Kind.DONE, {}, key)
+                transport.flush_sends()
             transport.recv(BUS, Kind.DONE, key)
             transport.close()
             if stopped:
@@ -447,6 +463,14 @@ def run_mpi(scenario, comm, *, output: Path | None = None, overwrite: bool = Fal
             finally:
                 _die(comm, f"cosim: {who} (rank {rank}) failed: {text}", code)
         _die(comm, f"cosim: {who} (rank {rank}) failed: {text}", code)
+
+
+def _rank_writer(scenario, plan, out_path, rank: int, resume_window):
+    """This part's rank file (parallel output, :mod:`cosim.rank_output`)."""
+    from .rank_output import OutputLayout, RankWriter
+
+    out = OutputLayout.of(scenario, plan, out_path, record_specs(scenario))
+    return RankWriter(out, rank, scenario.record.flush_every, resume_window=resume_window)
 
 
 class _Quiet(Exception):
