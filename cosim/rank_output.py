@@ -585,15 +585,16 @@ def from_manifest(output: Path, text: str) -> OutputLayout:
                         [SpikeMap(e, _spec_of(s), list(r)) for e, s, r in m["spikes"]])
 
 
-def rejoin(output: Path) -> str:
+def rejoin(output: Path, into: Path | None = None) -> str:
     """``cosim join OUTPUT``: rebuild the join of an output from its rank files (a run
     whose coordinator died leaves status ``running`` and no spike data; afterwards the
-    file holds every window all ranks flushed, status ``failed``).  One-line summary."""
+    file holds every window all ranks flushed, status ``failed``).  ``into``: a copy of
+    the output to write instead (same folder).  Returns a one-line summary."""
     from .recording import series_attrs
 
     output = Path(output)
     try:
-        f = h5py.File(output, "r+")
+        f = h5py.File(into or output, "r+")
     except OSError as exc:
         raise CosimError(f"cannot open the output ({str(exc).split(' (')[0]})",
                          file=str(output)) from None
@@ -604,18 +605,48 @@ def rejoin(output: Path) -> str:
         layout = from_manifest(output, f.attrs["rank_files"])
         windows = int(f.attrs["windows_completed"])
         if f.attrs.get("status") == "running":
-            windows = _last_common_flush(layout)
+            windows = _last_common_flush(layout, windows)
             f.attrs.update(status="failed", windows_completed=windows,
                            t_completed_ms=windows * float(f.attrs["sync_interval_ms"]),
-                           message="the run ended without closing its output; rejoined by "
-                                   "cosim join")
+                           message="the run ended without closing its output (killed); "
+                                   "the rank files were joined afterwards")
         complete = join(f, layout, windows, series_attrs)
     return (f"{output}: joined {layout.world_size} rank files at {windows} windows"
             + ("" if complete else " (spikes of each rank in time order: sorting = none)"))
 
 
-def _last_common_flush(layout: OutputLayout) -> int:
-    """The largest window count every rank file was flushed at."""
+def repair_after_death(output: Path) -> bool:
+    """After every rank of a run ended: an output left ``running`` (the launcher killed
+    the coordinator) is joined — in a copy renamed over it, under the output's lock, so a
+    reader sees the old file or the joined one.  Returns whether it joined."""
+    import shutil
+
+    from .output_guard import OutputLock
+
+    output = Path(output)
+    try:
+        with h5py.File(output, "r", locking=False) as f:
+            if f.attrs.get("status") != "running" or "rank_files" not in f.attrs:
+                return False
+    except OSError:
+        return False
+    try:
+        lock = OutputLock(output)
+    except CosimError:              # a new run (a --resume) has it: leave the file alone
+        return False
+    tmp = output.with_name(f".{output.name}.{os.getpid()}.join.tmp")
+    try:
+        shutil.copyfile(output, tmp)
+        rejoin(output, into=tmp)
+        os.replace(tmp, output)
+        return True
+    finally:
+        tmp.unlink(missing_ok=True)
+        lock.release()
+
+
+def _last_common_flush(layout: OutputLayout, at_most: int) -> int:
+    """The largest window count, at most ``at_most``, every rank file was flushed at."""
     common = None
     for r in range(layout.world_size):
         try:
@@ -624,4 +655,4 @@ def _last_common_flush(layout: OutputLayout) -> int:
         except (OSError, KeyError):
             wins = {0}
         common = wins if common is None else common & wins
-    return max(common or {0})
+    return max({w for w in common or {0} if w <= at_most} or {0})

@@ -565,7 +565,7 @@ def _announce_ranks(transport, plan: Plan, rank: int, output: Path, stream) -> N
             role = f"engine {g.name}" + (f" part {p + 1}/{g.n_parts}" if g.n_parts > 1 else "")
             table[str(r)] = {"pid": int(msg["pid"]), "host": _text(msg["host"]), "role": role}
     table = dict(sorted(table.items(), key=lambda kv: int(kv[0])))
-    watchdog.attach(watchdog.start(table))
+    watchdog.attach(watchdog.start(table, output))
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
         tmp = ranks_file(output).with_name(ranks_file(output).name + ".tmp")

@@ -214,10 +214,17 @@ def test_sigkill_of_an_engine_rank_keeps_every_flushed_window(one, tmp_path):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode != 0
+    assert "rank 4 (engine v1 part 2/2" in err and "ended first without a word" in err, err
+    # the launcher killed every rank; the watchdog, outside the job, joins the rank files
+    status, deadline = "running", time.monotonic() + 60
+    while status == "running" and time.monotonic() < deadline:
+        time.sleep(0.2)
+        with h5py.File(out, "r", locking=False) as f:
+            status = f.attrs["status"]
     with h5py.File(out) as f, h5py.File(ref) as g:
         assert f.attrs["status"] == "failed", err
         W = int(f.attrs["windows_completed"])
-        assert 60 <= W < DURATION and W % 10 == 0, W
+        assert 60 <= W < DURATION, W
         n = W  # 1 ms windows, 1 ms period: one sample per window
         for name in ("engines/cortex/timeseries", "engines/cortex/timeseries_time_ms"):
             assert f[name].shape[0] == n
