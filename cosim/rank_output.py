@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,8 +92,6 @@ def columns_of(engine, spec: RecordSpec, part: int, n_parts: int) -> np.ndarray 
 
         b = block(n, part, n_parts)
         return np.arange(b.start, b.stop, dtype=np.int64)
-    if type(engine).merge_records.__doc__ is None and part == 0:
-        return np.arange(n, dtype=np.int64)
     # engines whose every part holds the whole state (neural surfaces) merge to part 0's
     return np.arange(n, dtype=np.int64) if part == 0 else None
 
@@ -338,14 +337,14 @@ class RankWriter:
     def _abandon(self, exc) -> None:
         why = ("disk full while writing" if is_disk_full(exc)
                else f"cannot write ({str(exc).split(' (')[0]})")
-        try:
+        try:                # back to the last flush (its index row is the last one)
             for d, n in zip(self._growing, self._good):
                 if d.shape[0] != n:
                     d.resize(n, axis=0)
+            w = self.f["flushes/windows"]
+            last = int(np.flatnonzero(w[()] <= self.windows_completed)[-1])
             for ds in ("flushes/windows", "flushes/lengths"):
-                d = self.f[ds]
-                if d.shape[0] and self.f["flushes/windows"][-1] != self.windows_completed:
-                    pass
+                self.f[ds].resize(last + 1, axis=0)
             self.f.attrs.update(status="failed")
             self.f.close()
         except Exception:
@@ -386,10 +385,11 @@ def _make_vds(group, name: str, tail: tuple, maps: list, n: int | None, fill=np.
     """Create the virtual dataset ``group[name]`` ``(n | unlimited, *tail)`` float64/uint64.
 
     ``maps``: ``(file, source name, src tail, src start (axis −1), dst row0, dst start
-    (axis −1), width, rows | None)``; ``rows`` None: an unlimited mapping."""
+    (axis −1), width, rows | None)``; ``rows`` None: an unlimited mapping.  The low-level
+    API: h5py's ``VirtualLayout`` slicing makes no unlimited hyperslab."""
     from h5py import h5d, h5p, h5s, h5t
 
-    dtype = maps[0][8] if maps and len(maps[0]) > 8 else np.dtype("f8")
+    dtype = np.dtype("f8")
     dcpl = h5p.create(h5p.DATASET_CREATE)
     dcpl.set_fill_value(np.array(fill, dtype=dtype))
     shape = ((n if n is not None else 0),) + tuple(tail)
@@ -417,13 +417,17 @@ def _make_vds(group, name: str, tail: tuple, maps: list, n: int | None, fill=np.
 
 
 def create_virtual(f: h5py.File, layout: OutputLayout, series_attrs) -> None:
-    """At the output's creation: unlimited VDS of every part-written series (and its time
-    scale) and of the timing table; the spike populations' groups (their data at the join)."""
+    """At the output's creation (and when a run resumes into it): unlimited VDS of every
+    part-written series (and its time scale) and of the timing table; the spike
+    populations' groups, without data until the join."""
     _series_vds(f, layout, series_attrs, rows=None)
     _timing_vds(f, layout, None)
     for m in layout.spikes:
         for pop in SpikeBuffers().route(m.engine, m.spec):
-            _pop_group(f, pop, m.spec, NONE)
+            g = _pop_group(f, pop, m.spec, NONE)
+            for ds in ("timestamps", "node_ids"):
+                if ds in g:
+                    del g[ds]
     f.attrs["rank_files"] = manifest(layout)
 
 
@@ -619,8 +623,6 @@ def repair_after_death(output: Path) -> bool:
     """After every rank of a run ended: an output left ``running`` (the launcher killed
     the coordinator) is joined — in a copy renamed over it, under the output's lock, so a
     reader sees the old file or the joined one.  Returns whether it joined."""
-    import shutil
-
     from .output_guard import OutputLock
 
     output = Path(output)
@@ -656,3 +658,93 @@ def _last_common_flush(layout: OutputLayout, at_most: int) -> int:
             wins = {0}
         common = wins if common is None else common & wins
     return max({w for w in common or {0} if w <= at_most} or {0})
+
+
+# --------------------------------------------------------------------------------------
+# Resuming under another layout
+# --------------------------------------------------------------------------------------
+
+def resume_layout(output: Path, wanted: OutputLayout, window: int) -> OutputLayout | None:
+    """The layout a resumed run writes with.  The same rank files as the run that wrote
+    the checkpoint: ``wanted``.  Otherwise the run continues the one-file way (every
+    record through the coordinator, ``None``): an output joined from rank files is first
+    made whole (:func:`materialize`) as of the checkpoint's ``window``."""
+    output = Path(output)
+    try:
+        with h5py.File(output, "r", locking=False) as f:
+            had = f.attrs.get("rank_files")
+    except OSError:
+        return wanted if wanted.world_size > 1 else None    # the recorder says why
+    if had is None:
+        return None
+    if wanted.world_size > 1 and json.loads(had) == json.loads(manifest(wanted)):
+        return wanted
+    materialize(output, from_manifest(output, had), window)
+    return None
+
+
+def materialize(output: Path, layout: OutputLayout, window: int) -> None:
+    """Copy what the rank files hold up to ``window`` completed windows into ordinary
+    datasets of the output (no virtual dataset left, no ``rank_files`` attribute): series
+    and timing at that flush, each population's first spikes in time order."""
+    from .recording import series_attrs
+    from .sonata import CHUNK
+
+    rows, _ = _rank_lengths(layout, window)
+    with h5py.File(output, "r+") as f:
+        for m in layout.series:
+            g = f[f"engines/{m.engine}"]
+            name = m.spec.dataset
+            n = min(rows[r].get(f"engines/{m.engine}/{name}", 0) for r, _ in m.blocks)
+            nv, nr = len(m.spec.variables), len(m.spec.regions)
+            data = np.full((n, nv, nr), np.nan)
+            for r, cols in m.blocks:
+                with h5py.File(rank_path(output, r), "r", locking=False) as rf:
+                    data[:, :, cols] = rf[f"engines/{m.engine}/{name}"][:n]
+                    if r == m.blocks[0][0]:
+                        tms = rf[f"engines/{m.engine}/{name}_time_ms"][:n]
+            for ds in (name, f"{name}_time_ms"):
+                del g[ds]
+            rws = series_chunk_rows(nv, nr)
+            d = g.create_dataset(name, data=data, maxshape=(None, nv, nr), chunks=(rws, nv, nr))
+            d.attrs.update(series_attrs(m.spec))
+            t = g.create_dataset(f"{name}_time_ms", data=tms, maxshape=(None,),
+                                 chunks=(max(rws, 256),))
+            t.attrs["unit"] = "ms"
+            t.make_scale("time_ms")
+            d.dims[0].attach_scale(t)
+            for i, label in enumerate(("time", "variable", "region")):
+                d.dims[i].label = label
+        n = min(rows[r].get("timing/window_seconds", 0) for r in rows)
+        timing = np.full((n, layout.world_size, len(PHASES)), np.nan)
+        for r in range(layout.world_size):
+            with h5py.File(rank_path(output, r), "r", locking=False) as rf:
+                timing[:, r] = rf["timing/window_seconds"][:n, 0]
+        del f["timing/window_seconds"]
+        d = f.create_dataset("timing/window_seconds", data=timing,
+                             maxshape=(None, None, len(PHASES)), chunks=(256, layout.world_size,
+                                                                          len(PHASES)),
+                             fillvalue=np.nan)
+        d.attrs.update(axes="window, rank, phase", phases=list(PHASES), unit="s")
+        for m in layout.spikes:
+            for pop in SpikeBuffers().route(m.engine, m.spec):
+                ids, ts = [], []
+                for r in m.ranks:
+                    k = rows[r].get(f"spikes/{pop[0]}/timestamps", 0)
+                    with h5py.File(rank_path(output, r), "r", locking=False) as rf:
+                        rg = rf[f"spikes/{pop[0]}"]
+                        i, t = rg["node_ids"][()], rg["timestamps"][()]
+                        order = (np.argsort(t, kind="stable")[:k]
+                                 if int(rg.attrs["sorting"]) == BY_ID else np.arange(k))
+                    ids.append(i[order])
+                    ts.append(t[order])
+                g = _pop_group(f, pop, m.spec, BY_TIME)
+                for ds, arr, dt in (("timestamps", np.concatenate(ts), "f8"),
+                                    ("node_ids", np.concatenate(ids), "u8")):
+                    if ds in g:
+                        del g[ds]
+                    x = g.create_dataset(ds, data=arr.astype(dt), maxshape=(None,), chunks=(CHUNK,))
+                    if ds == "timestamps":
+                        x.attrs["units"] = "ms"
+        del f.attrs["rank_files"]
+    shutil.rmtree(rank_dir(output), ignore_errors=True)

@@ -60,6 +60,7 @@ import datetime as _dt
 import functools
 import os
 import platform
+import shutil
 import sys
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -172,9 +173,11 @@ class Recorder:
             if new:
                 check_free_space(self.path, specs, scenario, n_ranks=n_ranks)
             self._open(scenario, specs, resume_lengths)
-            if self.parallel is not None:
-                from .rank_output import RankWriter
+            from .rank_output import RankWriter, rank_dir
 
+            if new:             # the rank files of an older run on this output
+                shutil.rmtree(rank_dir(self.path), ignore_errors=True)
+            if self.parallel is not None:
                 self._own = RankWriter(self.parallel, 0, 1 << 62, resume_window=None if new
                                        else int(resume_lengths.get("@windows_completed", 0)))
         except BaseException:
@@ -263,6 +266,10 @@ class Recorder:
         self._timing_ds = f["timing/window_seconds"]
         if self.parallel is None and self._timing_ds.shape[1] < self.n_ranks:  # more processes
             self._timing_ds.resize(self.n_ranks, axis=1)
+        if self.parallel is not None:         # unlimited mappings again until the join
+            from .rank_output import create_virtual
+
+            create_virtual(f, self.parallel, series_attrs)
         self.windows_completed = int(lengths.get("@windows_completed", 0))
         f.attrs.update(status="running", message="", windows_completed=self.windows_completed)
         f.flush()

@@ -347,14 +347,16 @@ def _open_output(scenario, plan: Plan, ck: Checkpointer, out_path, overwrite: bo
                  resume: bool):
     """``(k_start, coordinator state, recorder)``: a new output (old checkpoint files
     cleared), or the output and checkpoint of the run being resumed (checked first)."""
-    from .rank_output import OutputLayout
+    from .rank_output import OutputLayout, resume_layout
 
     k_start, cstate, lengths, grew = ck.resume(scenario, plan) if resume else (0, None, None, False)
     specs = record_specs(scenario)
+    parallel = OutputLayout.of(scenario, plan, out_path, specs)
+    if resume:          # rank files only if the checkpoint's run wrote the same ones
+        parallel = resume_layout(out_path, parallel, k_start)
     recorder = Recorder(out_path, scenario, specs, n_ranks=plan.world_size,
                         flush_every=scenario.record.flush_every, overwrite=overwrite,
-                        resume_lengths=lengths,
-                        parallel=OutputLayout.of(scenario, plan, out_path, specs))
+                        resume_lengths=lengths, parallel=parallel)
     if grew:
         recorder.extend(scenario)
     if not resume:
@@ -427,9 +429,10 @@ def run_mpi(scenario, comm, *, output: Path | None = None, overwrite: bool = Fal
             exchange = _allgather_exchange(ecomm) if plan.group(name).n_parts > 1 else None
             parts = _build(scenario, layout, plan, [key], ck, k_start, resume, transport,
                            lambda _k: exchange)
-            writer = _rank_writer(scenario, plan, out_path, rank, k_start if resume else None)
+            writer = (_rank_writer(scenario, plan, out_path, rank, k_start if resume else None)
+                      if int(start["rank_files"]) else None)
             stopped = window_loop(scenario, transport, parts, None, ck, k_start, stop, writer)
-            if not stopped:
+            if not stopped and writer is not None:
                 writer.close("completed")
                 transport.send(BUS, Kind.DONE, {}, key)
                 transport.flush_sends()
@@ -500,7 +503,7 @@ def _run_bus(scenario, layout, plan, transport, out_path, overwrite, progress_st
     except BaseException:
         _start_parts(transport, plan, -1)    # the parts stop quietly; this rank reports
         raise
-    _start_parts(transport, plan, k_start)
+    _start_parts(transport, plan, k_start, recorder.parallel is not None)
     try:
         progress = Progress(sim.duration_ms, progress_stream, start_ms=k_start * sim.sync_interval_ms)
         hub = Hub(scenario, plan, layout, transport, recorder, ck, progress, on_window, stop)
@@ -520,13 +523,14 @@ def _run_bus(scenario, layout, plan, transport, out_path, overwrite, progress_st
     return _summary(hub, out_path, k_start, wall, build_s, stopped)
 
 
-def _start_parts(transport, plan: Plan, k_start: int) -> None:
+def _start_parts(transport, plan: Plan, k_start: int, rank_files: bool = False) -> None:
     from . import watchdog
 
     notes = _bytes(watchdog.notes() or "")
+    msg = {"k_start": np.array(k_start), "notes": notes, "rank_files": np.array(int(rank_files))}
     for g in plan.groups:
         for p in range(g.n_parts):
-            transport.send((g.name, p), Kind.START, {"k_start": np.array(k_start), "notes": notes}, BUS)
+            transport.send((g.name, p), Kind.START, msg, BUS)
     transport.flush_sends()
 
 
