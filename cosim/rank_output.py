@@ -494,23 +494,45 @@ def _timing_vds(f, layout, n) -> None:
     d.attrs.update(axes="window, rank, phase", phases=list(PHASES), unit="s")
 
 
-def _rank_lengths(layout: OutputLayout, windows: int) -> tuple[dict, dict]:
-    """Per rank: the lengths of its datasets at its last flush at or before ``windows``
-    (read from its file), and whether it closed ``completed``."""
+def _rank_lengths(layout: OutputLayout, windows: int, t_ms: float | None = None
+                  ) -> tuple[dict, dict]:
+    """Per rank: the lengths of its datasets after ``windows`` completed windows, and
+    whether it closed ``completed`` there.  Exact from its flush index when it flushed at
+    ``windows``; else (a part flushed on a failure path, ahead of the coordinator) cut at
+    ``t_ms``: the samples stamped ≤ t_ms and, in a population still in time order, the
+    spikes at ≤ t_ms (a window's spikes lie in (t0, t1])."""
     rows, done = {}, {}
     for r in range(layout.world_size):
         p = rank_path(layout.output, r)
         try:
             with h5py.File(p, "r", locking=False) as rf:
                 wins = rf["flushes/windows"][()]
-                ok = np.flatnonzero(wins <= windows)
-                i = int(ok[-1]) if ok.size else 0
                 names = list(rf["flushes/lengths"].attrs["names"])
-                rows[r] = dict(zip(names, (int(x) for x in rf["flushes/lengths"][i])))
-                done[r] = rf.attrs.get("status") == "completed" and int(wins[i]) == windows
+                hit = np.flatnonzero(wins == windows)
+                if hit.size or t_ms is None:
+                    ok = hit if hit.size else np.flatnonzero(wins <= windows)
+                    i = int(ok[-1]) if ok.size else 0
+                    rows[r] = dict(zip(names, (int(x) for x in rf["flushes/lengths"][i])))
+                    done[r] = rf.attrs.get("status") == "completed" and int(wins[i]) == windows
+                    continue
+                rows[r] = {n: _cut(rf, n, windows, t_ms) for n in names}
+                done[r] = False
         except (OSError, KeyError, RuntimeError):
             rows[r], done[r] = {}, False
     return rows, done
+
+
+def _cut(rf, name: str, windows: int, t_ms: float) -> int:
+    d = rf[name]
+    if name.startswith("timing/"):
+        return min(d.shape[0], windows)
+    if name.startswith("spikes/"):
+        g = rf[name.rsplit("/", 1)[0]]
+        if int(g.attrs.get("sorting", BY_TIME)) != BY_TIME:
+            return d.shape[0]
+        return int(np.searchsorted(g["timestamps"][()], t_ms + 1e-9, side="right"))
+    t = rf[name if name.endswith("_time_ms") else name + "_time_ms"][()]
+    return int(np.searchsorted(t, t_ms + 1e-9, side="right"))
 
 
 def join(f: h5py.File, layout: OutputLayout, windows: int, series_attrs) -> bool:
@@ -518,7 +540,7 @@ def join(f: h5py.File, layout: OutputLayout, windows: int, series_attrs) -> bool
     the timing table with the fixed extent of that flush, every spike population as the
     concatenation of the parts' blocks.  Returns whether every rank file was complete
     (the populations are then ``by_id``)."""
-    rows, done = _rank_lengths(layout, windows)
+    rows, done = _rank_lengths(layout, windows, windows * float(f.attrs["sync_interval_ms"]))
     _series_vds(f, layout, series_attrs, rows)
     _timing_vds(f, layout, min(rows[r].get("timing/window_seconds", 0) for r in rows))
     complete = all(done.values())

@@ -248,6 +248,8 @@ def window_loop(scenario, transport, parts: dict[tuple[str, int], Part], hub: Hu
         for key, part in parts.items():
             c0, w0 = transport.comm_s, transport.wait_s
             inputs = transport.recv(BUS, Kind.INPUT, key)
+            if "@abort" in inputs:          # parallel output: the run failed elsewhere
+                _flush_on_abort(transport, key, writer)
             if "@stop" in inputs:
                 if writer is not None:      # parallel output: this rank's file
                     writer.close("terminated")
@@ -272,6 +274,44 @@ def window_loop(scenario, transport, parts: dict[tuple[str, int], Part], hub: Hu
         if k == k_start + 1:    # every rank has done a window: start-up (compilation) is over
             transport.steady()
     return stopped
+
+
+def _flush_on_abort(transport, key, writer) -> None:
+    """The coordinator is closing a failed run: flush this rank's file (every window
+    done), acknowledge, and wait to be ended with the job."""
+    if writer is not None:
+        try:
+            writer.close("failed")
+        except CosimError:
+            pass
+    transport.send(BUS, Kind.DONE, {}, key)
+    transport.flush_sends()
+    transport.recv(BUS, Kind.DONE, key)
+    raise _Quiet()
+
+
+def _collect_flushes(transport, plan: Plan, recorder, exc) -> None:
+    """A failed multi-process run with parallel output: every part but the failed one
+    flushes its rank file (``@abort``) before the coordinator joins them, so the output
+    keeps every window done, as a one-file run does.  A part that does not answer within
+    a few seconds (stuck in its engine's exchange with a failed partner) keeps what it
+    flushed before."""
+    if getattr(recorder, "parallel", None) is None or isinstance(exc, (Stalled, PartnerLost)):
+        return
+    failed = exc.rank if isinstance(exc, RemoteError) else None
+    keys = [(g.name, p) for g in plan.groups for p, r in enumerate(g.ranks) if r != failed]
+    saved = transport.timeout_s
+    transport.timeout_s = 5.0
+    try:
+        for key in keys:
+            transport.send(key, Kind.INPUT, {"@abort": np.array(1)}, BUS)
+        transport.flush_sends()
+        for key in keys:
+            transport.recv(key, Kind.DONE, BUS)
+    except Exception:
+        pass
+    finally:
+        transport.timeout_s = saved
 
 
 def _final_checkpoint(transport, ck: Checkpointer, key, part: Part, window: int) -> None:
@@ -391,6 +431,7 @@ def run_mpi(scenario, comm, *, output: Path | None = None, overwrite: bool = Fal
     so no rank is left waiting.
     """
     rank = comm.Get_rank()
+    writer = None
     labels = {BUS_RANK: "the bus"}
     who = "bus" if rank == BUS_RANK else "engine"
     transport = None
@@ -457,6 +498,11 @@ def run_mpi(scenario, comm, *, output: Path | None = None, overwrite: bool = Fal
     except BaseException as exc:  # one line, then take every rank down: never a hang
         text = _error_text(exc)
         code = 2 if isinstance(exc, CosimError) else 1
+        if writer is not None:    # parallel output: every window done reaches the disk
+            try:
+                writer.close("failed")
+            except BaseException:
+                pass
         if rank != BUS_RANK and transport is not None:
             # hand the error to the bus, which closes the output file (every completed
             # window kept, status "failed") and ends the job; abort ourselves if it cannot
@@ -518,6 +564,7 @@ def _run_bus(scenario, layout, plan, transport, out_path, overwrite, progress_st
         hub.end(stopped)
         transport.close()
     except BaseException as exc:
+        _collect_flushes(transport, plan, recorder, exc)
         recorder.close("terminated" if stop.signum else "failed", f"{type(exc).__name__}: {exc}")
         raise
     return _summary(hub, out_path, k_start, wall, build_s, stopped)
