@@ -514,7 +514,7 @@ class Recorder:
             if status == "completed":
                 raise
             return
-        if self.parallel is None and status == "completed":
+        if status == "completed":      # the populations this file holds itself
             for name in self._spikes.names():
                 sort_population(self.f[f"spikes/{name}"])
         self.f.attrs["status"] = status
