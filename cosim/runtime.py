@@ -213,6 +213,11 @@ class Hub:
     def end(self, stopped: bool) -> None:
         """After the last window: on a stop, wait for the parts' final checkpoints and
         commit them; close the output; tell every part it may exit."""
+        if not stopped and self.recorder.parallel is not None:
+            # parallel output: every part closed its rank file before its DONE (after a
+            # stop, before its @stop output)
+            for key in self.keys:
+                self.transport.recv(key, Kind.DONE, BUS)
         if stopped:                  # the parts' final checkpoints are saved (window())
             if self.ck.every:
                 self.commit(self.stop_after)
@@ -234,7 +239,7 @@ class Hub:
 # --------------------------------------------------------------------------------------
 
 def window_loop(scenario, transport, parts: dict[tuple[str, int], Part], hub: Hub | None,
-                ck: Checkpointer, k_start: int, stop: StopFlag) -> int:
+                ck: Checkpointer, k_start: int, stop: StopFlag, writer=None) -> int:
     """Run windows ``k_start … n − 1`` for the nodes of this process (``parts`` and, on the
     coordinator's process, ``hub``).  Returns the number of the signal that stopped the run
     early (0: it ran to the end)."""
@@ -253,6 +258,8 @@ def window_loop(scenario, transport, parts: dict[tuple[str, int], Part], hub: Hu
             # coordinator hears of the stop instead of window k's output
             for link in links:
                 link.catch_up(transport)
+            if writer is not None:          # parallel output: this rank's file first
+                writer.close("terminated")
             for key, part in items:
                 _final_checkpoint(transport, ck, key, part, k, stopped)
             if hub is not None:
@@ -283,6 +290,11 @@ def window_loop(scenario, transport, parts: dict[tuple[str, int], Part], hub: Hu
             timing = (spent, transport.comm_s - c0, transport.wait_s - w0, stop.signum)
             live = ({"live_rate_hz": np.array(link.live_rate_hz)}
                     if link is not None and link.rate is not None else {})
+            if writer is not None:          # parallel output: the part writes its records
+                records = writer.take(key[0], records)
+                writer.end_window(k, timing, flush=due)
+                if transport.poll(BUS, Kind.INPUT, key) is not None:   # "@abort"
+                    _flush_on_abort(transport, key, writer)
             transport.send(BUS, Kind.OUTPUT, encode_output(live, records, timing), key)
         if hub is not None and hub.window(k, n):
             break                                   # the parts stopped (a signal)
@@ -313,6 +325,44 @@ def window_loop(scenario, transport, parts: dict[tuple[str, int], Part], hub: Hu
     if hub is not None and hub.stop_after is not None:
         return hub.signum
     return stopped
+
+
+def _flush_on_abort(transport, key, writer) -> None:
+    """The coordinator is closing a failed run: flush this rank's file (every window
+    done), acknowledge, and wait to be ended with the job."""
+    if writer is not None:
+        try:
+            writer.close("failed")
+        except CosimError:
+            pass
+    transport.send(BUS, Kind.DONE, {}, key)
+    transport.flush_sends()
+    transport.recv(BUS, Kind.DONE, key)
+    raise _Quiet()
+
+
+def _collect_flushes(transport, plan: Plan, recorder, exc) -> None:
+    """A failed multi-process run with parallel output: every part but the failed one
+    flushes its rank file (``@abort``) before the coordinator joins them, so the output
+    keeps every window done, as a one-file run does.  A part that does not answer within
+    a few seconds (stuck in its engine's exchange with a failed partner) keeps what it
+    flushed before."""
+    if getattr(recorder, "parallel", None) is None or isinstance(exc, (Stalled, PartnerLost)):
+        return
+    failed = exc.rank if isinstance(exc, RemoteError) else None
+    keys = [(g.name, p) for g in plan.groups for p, r in enumerate(g.ranks) if r != failed]
+    saved = transport.timeout_s
+    transport.timeout_s = 5.0
+    try:
+        for key in keys:
+            transport.send(key, Kind.INPUT, {"@abort": np.array(1)}, BUS)
+        transport.flush_sends()
+        for key in keys:
+            transport.recv(key, Kind.DONE, BUS)
+    except Exception:
+        pass
+    finally:
+        transport.timeout_s = saved
 
 
 def _final_checkpoint(transport, ck: Checkpointer, key, part: Part, window: int,
@@ -398,10 +448,16 @@ def _open_output(scenario, plan: Plan, ck: Checkpointer, out_path, overwrite: bo
                  resume: bool):
     """``(k_start, coordinator state, recorder)``: a new output (old checkpoint files
     cleared), or the output and checkpoint of the run being resumed (checked first)."""
+    from .rank_output import OutputLayout, resume_layout
+
     k_start, cstate, lengths, grew = ck.resume(scenario, plan) if resume else (0, None, None, False)
-    recorder = Recorder(out_path, scenario, record_specs(scenario), n_ranks=plan.world_size,
+    specs = record_specs(scenario)
+    parallel = OutputLayout.of(scenario, plan, out_path, specs)
+    if resume:          # rank files only if the checkpoint's run wrote the same ones
+        parallel = resume_layout(out_path, parallel, k_start)
+    recorder = Recorder(out_path, scenario, specs, n_ranks=plan.world_size,
                         flush_every=scenario.record.flush_every, overwrite=overwrite,
-                        resume_lengths=lengths)
+                        resume_lengths=lengths, parallel=parallel)
     if grew:
         recorder.extend(scenario)
     if not resume:
@@ -436,6 +492,7 @@ def run_mpi(scenario, comm, *, output: Path | None = None, overwrite: bool = Fal
     so no rank is left waiting.
     """
     rank = comm.Get_rank()
+    writer = None
     labels = {BUS_RANK: "the bus"}
     who = "bus" if rank == BUS_RANK else "engine"
     transport = None
@@ -475,7 +532,13 @@ def run_mpi(scenario, comm, *, output: Path | None = None, overwrite: bool = Fal
                         else None)
             parts = _build(scenario, layout, plan, [key], ck, k_start, resume, transport,
                            lambda _k: exchange)
-            stopped = window_loop(scenario, transport, parts, None, ck, k_start, stop)
+            writer = (_rank_writer(scenario, plan, out_path, rank, k_start if resume else None)
+                      if int(start["rank_files"]) else None)
+            stopped = window_loop(scenario, transport, parts, None, ck, k_start, stop, writer)
+            if not stopped and writer is not None:
+                writer.close("completed")
+                transport.send(BUS, Kind.DONE, {}, key)
+                transport.flush_sends()
             transport.recv(BUS, Kind.DONE, key)
             transport.close()
             comm.gather(transport.traffic(), root=BUS_RANK)     # once per run (see _run_bus)
@@ -498,6 +561,11 @@ def run_mpi(scenario, comm, *, output: Path | None = None, overwrite: bool = Fal
     except BaseException as exc:  # one line, then take every rank down: never a hang
         text = _error_text(exc)
         code = 2 if isinstance(exc, CosimError) else 1
+        if writer is not None:    # parallel output: every window done reaches the disk
+            try:
+                writer.close("failed")
+            except BaseException:
+                pass
         if rank != BUS_RANK and transport is not None:
             # hand the error to the bus, which closes the output file (every completed
             # window kept, status "failed") and ends the job; abort ourselves if it cannot
@@ -507,6 +575,14 @@ def run_mpi(scenario, comm, *, output: Path | None = None, overwrite: bool = Fal
             finally:
                 _die(comm, f"cosim: {who} (rank {rank}) failed: {text}", code)
         _die(comm, f"cosim: {who} (rank {rank}) failed: {text}", code)
+
+
+def _rank_writer(scenario, plan, out_path, rank: int, resume_window):
+    """This part's rank file (parallel output, :mod:`cosim.rank_output`)."""
+    from .rank_output import OutputLayout, RankWriter
+
+    out = OutputLayout.of(scenario, plan, out_path, record_specs(scenario))
+    return RankWriter(out, rank, scenario.record.flush_every, resume_window=resume_window)
 
 
 class _Quiet(Exception):
@@ -536,7 +612,7 @@ def _run_bus(scenario, layout, plan, transport, out_path, overwrite, progress_st
     except BaseException:
         _start_parts(transport, plan, -1)    # the parts stop quietly; this rank reports
         raise
-    _start_parts(transport, plan, k_start)
+    _start_parts(transport, plan, k_start, recorder.parallel is not None)
     try:
         progress = Progress(sim.duration_ms, progress_stream, start_ms=k_start * sim.sync_interval_ms)
         hub = Hub(scenario, plan, layout, transport, recorder, ck, progress, on_window, stop)
@@ -551,19 +627,21 @@ def _run_bus(scenario, layout, plan, transport, out_path, overwrite, progress_st
         hub.end(stopped)
         transport.close()
     except BaseException as exc:
+        _collect_flushes(transport, plan, recorder, exc)
         recorder.close("terminated" if stop.signum else "failed", f"{type(exc).__name__}: {exc}")
         raise
     traffic = comm.gather(transport.traffic(), root=BUS_RANK)   # every rank's, once per run
     return _summary(hub, out_path, k_start, wall, build_s, stopped, traffic)
 
 
-def _start_parts(transport, plan: Plan, k_start: int) -> None:
+def _start_parts(transport, plan: Plan, k_start: int, rank_files: bool = False) -> None:
     from . import watchdog
 
     notes = _bytes(watchdog.notes() or "")
+    msg = {"k_start": np.array(k_start), "notes": notes, "rank_files": np.array(int(rank_files))}
     for g in plan.groups:
         for p in range(g.n_parts):
-            transport.send((g.name, p), Kind.START, {"k_start": np.array(k_start), "notes": notes}, BUS)
+            transport.send((g.name, p), Kind.START, msg, BUS)
     transport.flush_sends()
 
 
@@ -602,7 +680,7 @@ def _announce_ranks(transport, plan: Plan, rank: int, output: Path, stream) -> N
             role = f"engine {g.name}" + (f" part {p + 1}/{g.n_parts}" if g.n_parts > 1 else "")
             table[str(r)] = {"pid": int(msg["pid"]), "host": _text(msg["host"]), "role": role}
     table = dict(sorted(table.items(), key=lambda kv: int(kv[0])))
-    watchdog.attach(watchdog.start(table))
+    watchdog.attach(watchdog.start(table, output))
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
         tmp = ranks_file(output).with_name(ranks_file(output).name + ".tmp")

@@ -180,6 +180,10 @@ class Transport:
     def flush_sends(self) -> None:
         pass
 
+    def poll(self, src, kind: Kind, dest=None) -> Message | None:
+        """A message of ``kind`` from ``src`` if one has arrived, else ``None`` (never waits)."""
+        return None
+
     def vote_start(self, value: int):
         """Start a vote of every process: the largest ``value`` (e.g. a signal number).  The
         handle goes to :meth:`vote_finish`, called by every process at the same point (one
@@ -219,6 +223,9 @@ class InProcessTransport(Transport):
         msg = q.popleft()
         self.count(kind, 1, payload_nbytes(msg), dest, received=True)
         return msg
+
+    def poll(self, src, kind: Kind, dest=None) -> Message | None:
+        return self.recv(src, kind, dest) if self._queues.get((src, dest, kind)) else None
 
 
 class MPITransport(Transport):
@@ -338,6 +345,11 @@ class MPITransport(Transport):
             source = waits[source]
             seen.add(source)
         return source
+
+    def poll(self, src, kind: Kind, dest=None) -> Message | None:
+        if self.comm.Iprobe(source=self.rank_of[src], tag=int(kind)):
+            return self.recv(src, kind, dest)
+        return None
 
     def vote_start(self, value: int):
         """A non-blocking ``Iallreduce(MAX)`` over every rank of the communicator (no
