@@ -252,6 +252,14 @@ def window_loop(scenario, transport, parts: dict[tuple[str, int], Part], hub: Hu
     vote = None                 # the parts' vote of the previous window
     open_votes: list = []       # the coordinator alone: votes it joined, not yet complete
     stopped = 0
+    if writer is not None and items:
+        key0 = items[0][0]
+
+        def abort_check():        # also while waiting for a partner that failed
+            if transport.poll(BUS, Kind.INPUT, key0) is not None:      # "@abort"
+                transport.idle = None
+                _flush_on_abort(transport, key0, writer)
+        transport.idle = abort_check
     for k in range(k_start, n):
         if stopped:
             # the vote stopped the parts after window k − 1: final checkpoints, then the
@@ -293,8 +301,7 @@ def window_loop(scenario, transport, parts: dict[tuple[str, int], Part], hub: Hu
             if writer is not None:          # parallel output: the part writes its records
                 records = writer.take(key[0], records)
                 writer.end_window(k, timing, flush=due)
-                if transport.poll(BUS, Kind.INPUT, key) is not None:   # "@abort"
-                    _flush_on_abort(transport, key, writer)
+                transport.idle()
             transport.send(BUS, Kind.OUTPUT, encode_output(live, records, timing), key)
         if hub is not None and hub.window(k, n):
             break                                   # the parts stopped (a signal)

@@ -121,6 +121,8 @@ class Transport:
 
     comm_s: float = 0.0
     wait_s: float = 0.0
+    #: called while a receive or a vote waits (MPI: a part's check for "@abort")
+    idle = None
     _counts: dict | None = None        # (node, kind) → [sent msgs, bytes, received msgs, bytes]
     _totals: dict | None = None        # node → the same over every kind
     _windows: "_WindowTraffic | None" = None
@@ -246,6 +248,9 @@ class MPITransport(Transport):
         self.timeout_s = float(timeout_s if startup_s is None else startup_s)
         self.labels = labels or {}
         self.rank = comm.Get_rank()
+        #: called while a receive or a vote waits (a part's check for the coordinator's
+        #: "@abort", :func:`cosim.runtime.window_loop`)
+        self.idle = None
         self._pending: list = []
         self.wait_s = 0.0
         self.comm_s = 0.0
@@ -294,6 +299,8 @@ class MPITransport(Transport):
                 if told:
                     self._notice(-1)
                 return m
+            if self.idle is not None:
+                self.idle()
             now = time.perf_counter()
             if t_err is None and self._error_waiting():
                 t_err = now
@@ -386,6 +393,8 @@ class MPITransport(Transport):
                 raise PartnerLost(0, self.labels.get(0, "the coordinator"),
                                   str(exc).splitlines()[0]) from None
             self._check_errors()
+            if self.idle is not None:
+                self.idle()
             now = time.perf_counter()
             if self.timeout_s and now - t0 > self.timeout_s:
                 raise Stalled(0, self.labels.get(0, "the coordinator"), self.timeout_s)
