@@ -308,6 +308,17 @@ def run_interleaved(script: str | Path, plan: list[dict], repeats: int, *, verbo
 
 # --------------------------------------------------------------------------- reporting
 
+def mpiexec() -> str:
+    """The ``mpiexec`` next to this interpreter (the ``mpich`` wheel), else the one on PATH."""
+    cand = Path(sys.executable).parent / "mpiexec"
+    if cand.exists():
+        return str(cand)
+    found = shutil.which("mpiexec")
+    if not found:
+        sys.exit("no mpiexec found: pip install -e .[mpi]")
+    return found
+
+
 def machine_info() -> dict:
     """Where and when the numbers were taken (they only mean something with this)."""
     cpu = platform.processor() or ""

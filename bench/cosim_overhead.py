@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -33,16 +32,9 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
 
-
-def _mpiexec() -> str:
-    cand = Path(sys.executable).parent / "mpiexec"
-    if cand.exists():
-        return str(cand)
-    found = shutil.which("mpiexec")
-    if not found:
-        sys.exit("no mpiexec found: pip install -e .[mpi]")
-    return found
+from _common import mpiexec  # noqa: E402
 
 
 def _scenario(src: Path, duration_ms: float | None, tmp: Path) -> Path:
@@ -81,7 +73,7 @@ def main(argv=None) -> int:
         # warm the numba cache so that neither run pays compilation
         _run(cosim + ["--output", str(tmp / "warm.h5")], env)
         one_wall = _run(cosim + ["--output", str(tmp / "one.h5")], env)
-        mpi_wall = _run([_mpiexec(), "-n", str(args.np)] + cosim + ["--output", str(tmp / "mpi.h5")], env)
+        mpi_wall = _run([mpiexec(), "-n", str(args.np)] + cosim + ["--output", str(tmp / "mpi.h5")], env)
         with h5py.File(tmp / "mpi.h5") as f:
             timing = f["timing/window_seconds"][:]          # (window, rank, phase)
             duration_ms = float(f.attrs["duration_ms"])

@@ -207,6 +207,37 @@ class NeuronRunner:
 
 # =========================================================================== Arbor
 
+def arbor_simulation(A, cell, n_cells: int, catalogue=None):
+    """An Arbor simulation of ``n_cells`` copies of ``cell`` on one thread, one cell group,
+    recording spikes (``catalogue``: the mechanisms, else Arbor's default)."""
+
+    class Recipe(A.recipe):
+        def __init__(rec):
+            super().__init__()
+            rec.props = A.neuron_cable_properties()
+            if catalogue is not None:
+                rec.props.catalogue = catalogue
+
+        def num_cells(rec):
+            return n_cells
+
+        def cell_kind(rec, gid):
+            return A.cell_kind.cable
+
+        def cell_description(rec, gid):
+            return cell
+
+        def global_properties(rec, kind):
+            return rec.props
+
+    recipe = Recipe()
+    ctx = A.context(threads=1)
+    hints = {A.cell_kind.cable: A.partition_hint(cpu_group_size=n_cells)}
+    sim = A.simulation(recipe, ctx, A.partition_load_balance(recipe, ctx, hints))
+    sim.record(A.spike_recording.local)
+    return sim
+
+
 class ArborRunner:
     def __init__(self, config: dict):
         try:
@@ -253,29 +284,7 @@ class ArborRunner:
         A = self.A
         cell = self._cell(m)
 
-        class Recipe(A.recipe):
-            def __init__(rec):
-                super().__init__()
-                rec.props = A.neuron_cable_properties()
-
-            def num_cells(rec):
-                return n_cells
-
-            def cell_kind(rec, gid):
-                return A.cell_kind.cable
-
-            def cell_description(rec, gid):
-                return cell
-
-            def global_properties(rec, kind):
-                return rec.props
-
-        recipe = Recipe()
-        ctx = A.context(threads=1)
-        hints = {A.cell_kind.cable: A.partition_hint(cpu_group_size=n_cells)}
-        decomp = A.partition_load_balance(recipe, ctx, hints)
-        sim = A.simulation(recipe, ctx, decomp)
-        sim.record(A.spike_recording.local)
+        sim = arbor_simulation(A, cell, n_cells)
         return sim, A.cv_data(cell).num_cv
 
     def _simulate(self, sim, duration_ms: float) -> float:
@@ -570,29 +579,7 @@ class ArborCortical:
         cat = A.default_catalogue()
         cat.extend(A.bbp_catalogue(), "")
 
-        class Recipe(A.recipe):
-            def __init__(rec):
-                super().__init__()
-                rec.props = A.neuron_cable_properties()
-                rec.props.catalogue = cat
-
-            def num_cells(rec):
-                return n_cells
-
-            def cell_kind(rec, gid):
-                return A.cell_kind.cable
-
-            def cell_description(rec, gid):
-                return cell
-
-            def global_properties(rec, kind):
-                return rec.props
-
-        recipe = Recipe()
-        ctx = A.context(threads=1)
-        hints = {A.cell_kind.cable: A.partition_hint(cpu_group_size=n_cells)}
-        sim = A.simulation(recipe, ctx, A.partition_load_balance(recipe, ctx, hints))
-        sim.record(A.spike_recording.local)
+        sim = arbor_simulation(A, cell, n_cells, cat)
         return sim, num_cv
 
     def _simulate(self, sim, duration_ms):

@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -48,7 +47,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
-from _common import machine_info, print_table, write_json  # noqa: E402
+from _common import machine_info, mpiexec, print_table, write_json  # noqa: E402
 
 DEFAULT_NP = (3, 5, 9, 17, 33)
 MODEL_NP = (256, 1024)
@@ -275,18 +274,8 @@ def model(fig: dict[int, dict], pp: dict, targets=MODEL_NP) -> dict:
 
 # --------------------------------------------------------------------------- driver
 
-def _mpiexec() -> str:
-    cand = Path(sys.executable).parent / "mpiexec"
-    if cand.exists():
-        return str(cand)
-    found = shutil.which("mpiexec")
-    if not found:
-        sys.exit("no mpiexec found: pip install -e .[mpi]")
-    return found
-
-
 def _launch(n: int | None, args: list[str], env: dict, timeout: float) -> None:
-    cmd = ([_mpiexec(), "-n", str(n)] if n else []) + [sys.executable, __file__, *args]
+    cmd = ([mpiexec(), "-n", str(n)] if n else []) + [sys.executable, __file__, *args]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
     if r.returncode != 0:
         sys.exit(f"{' '.join(cmd)} failed ({r.returncode}):\n{r.stderr[-4000:]}")

@@ -66,10 +66,9 @@ def assert_same_data(a: dict, b: dict, what: str = "") -> None:
         np.testing.assert_array_equal(a[k], b[k], err_msg=f"{what} {k}")
 
 
-def crash_and_resume(scenario_path, out: Path, at_window: int) -> Path:
+def crash_at(scenario_path, out: Path, at_window: int) -> Path:
     """Run ``scenario_path`` into ``out`` until an exception after window ``at_window``
-    (a node failure, as :func:`cosim.runtime.run_scenario`'s ``on_window`` sees it), then
-    resume it in process from its last checkpoint; returns ``out``."""
+    (a node failure, as :func:`cosim.runtime.run_scenario`'s ``on_window`` sees it)."""
     import pytest
 
     from cosim.runtime import run_scenario
@@ -82,6 +81,15 @@ def crash_and_resume(scenario_path, out: Path, at_window: int) -> Path:
     with pytest.raises(RuntimeError, match="node failure"):
         run_scenario(load_scenario(scenario_path), output=out, progress_stream=None,
                      on_window=crash)
+    return out
+
+
+def crash_and_resume(scenario_path, out: Path, at_window: int) -> Path:
+    """:func:`crash_at`, then resume in process from the last checkpoint; returns ``out``."""
+    from cosim.runtime import run_scenario
+    from cosim.scenario import load_scenario
+
+    crash_at(scenario_path, out, at_window)
     run_scenario(load_scenario(scenario_path), output=out, progress_stream=None, resume=True)
     return out
 

@@ -247,7 +247,7 @@ def test_run_ahead_is_decided_from_the_delays(tmp_path, hybrid):
 
 def test_run_ahead_gives_the_lock_step_bits_and_resumes(tmp_path, monkeypatch):
     import cosim.runtime as rt
-    from _util import assert_same_data, h5_data
+    from _util import assert_same_data, crash_and_resume, h5_data
     from cosim.runtime import run_scenario
 
     scen = run_ahead_scenario(tmp_path, duration=30.0, checkpoint_every=7.0)
@@ -267,16 +267,8 @@ def test_run_ahead_gives_the_lock_step_bits_and_resumes(tmp_path, monkeypatch):
     assert_same_data(h5_data(tmp_path / "ahead.h5"), h5_data(tmp_path / "lock.h5"), "run-ahead")
     # a crash after window 24, then resume from the checkpoint of window 21 (the part
     # caught up before saving it)
-    def crash(k, t, payload):
-        if k == 24:
-            raise RuntimeError("node failure")
-
-    with pytest.raises(RuntimeError):
-        run_scenario(load_scenario(scen), output=tmp_path / "crash.h5", progress_stream=None,
-                     on_window=crash)
-    run_scenario(load_scenario(scen), output=tmp_path / "crash.h5", progress_stream=None,
-                 resume=True)
-    assert_same_data(h5_data(tmp_path / "crash.h5"), h5_data(tmp_path / "lock.h5"), "resumed")
+    assert_same_data(h5_data(crash_and_resume(scen, tmp_path / "crash.h5", at_window=24)),
+                     h5_data(tmp_path / "lock.h5"), "resumed")
 
 
 def test_a_part_checkpoint_without_bus_history_is_refused(hybrid):

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import h5py
 import numpy as np
-import pytest
 
-from _util import run_cli
+from _util import crash_at, run_cli
 from cosim.runtime import run_scenario
 from cosim.scenario import load_scenario
 from scenarios import ball_and_stick, multicompartment, scenario, simulation
@@ -45,13 +44,7 @@ def test_cortical_mechanisms_crash_then_cli_resume_is_bitwise(write_scenario, tm
     path = write_scenario(_scenario(), "mc.toml")
     run_scenario(load_scenario(path), output=tmp_path / "straight.h5", progress_stream=None)
 
-    def crash(k, t, payload):
-        if k == 17:
-            raise RuntimeError("node failure")
-
-    with pytest.raises(RuntimeError):
-        run_scenario(load_scenario(path), output=tmp_path / "mc.h5", progress_stream=None,
-                     on_window=crash)
+    crash_at(path, tmp_path / "mc.h5", at_window=17)
     r = run_cli("run", str(path), "--output", str(tmp_path / "mc.h5"), "--resume", "--quiet",
                 cwd=tmp_path)
     assert r.returncode == 0, r.stderr

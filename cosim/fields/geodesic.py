@@ -27,13 +27,13 @@ zip (``vertices.txt``, ``triangles.txt``, mm), or a ``.npz`` with arrays ``verti
 
 from __future__ import annotations
 
-import importlib.util
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import CosimError
+from .surface import tvb_data_path
 
 #: kernel → its parameters and their defaults (TVB's Gaussian and DoubleGaussian)
 KERNELS = {
@@ -72,11 +72,7 @@ def load_surface(spec: str, base_dir=None) -> tuple[np.ndarray, np.ndarray]:
         if name not in TVB_SURFACES:
             raise CosimError(f"unknown tvb-data surface {spec!r}; available: "
                              + ", ".join(f"tvb:{n}" for n in TVB_SURFACES))
-        found = importlib.util.find_spec("tvb_data")
-        if found is None or not found.submodule_search_locations:
-            raise CosimError("the tvb-data package is not installed (pip install tvb-data)")
-        folder, base = TVB_SURFACES[name]
-        p = Path(list(found.submodule_search_locations)[0]) / folder / base
+        p = tvb_data_path(*TVB_SURFACES[name])
     else:
         p = Path(spec).expanduser()
         if not p.is_absolute() and base_dir is not None:

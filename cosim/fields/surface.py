@@ -58,10 +58,14 @@ def tvb_file(name: str) -> Path:
     if name not in TVB_FILES:
         raise CosimError(f"unknown tvb-data file {name!r}; available: "
                          + ", ".join(f"tvb:{n}" for n in TVB_FILES))
+    return tvb_data_path(*TVB_FILES[name])
+
+
+def tvb_data_path(folder: str, base: str) -> Path:
+    """``<tvb_data package>/<folder>/<base>``; one line if tvb-data is not installed."""
     spec = importlib.util.find_spec("tvb_data")
     if spec is None or not spec.submodule_search_locations:
         raise CosimError("the tvb-data package is not installed (pip install tvb-data)")
-    folder, base = TVB_FILES[name]
     return Path(list(spec.submodule_search_locations)[0]) / folder / base
 
 
