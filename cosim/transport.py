@@ -200,6 +200,12 @@ class Transport:
         """Whether the vote is complete (then it is done with: no :meth:`vote_finish`)."""
         return True
 
+    def vote_wait(self, handle, unanswered) -> int:
+        """The coordinator's wait for a vote it joined (its parts send no per-window
+        output): like :meth:`vote_finish`, but a vote that does not complete names the silent
+        rank — whom the waiting notices point to, else ``unanswered()``."""
+        return self.vote_finish(handle)
+
     def steady(self) -> None:
         pass
 
@@ -398,6 +404,33 @@ class MPITransport(Transport):
             now = time.perf_counter()
             if self.timeout_s and now - t0 > self.timeout_s:
                 raise Stalled(0, self.labels.get(0, "the coordinator"), self.timeout_s)
+            if now - t0 > 20e-6:
+                nap = min(100e-6, nap + 10e-6)
+                time.sleep(nap)
+        self.wait_s += time.perf_counter() - t0
+        return int(recv[0])
+
+    def vote_wait(self, handle, unanswered) -> int:
+        req, _, recv = handle
+        t0 = time.perf_counter()
+        nap = 0.0
+        t_err = None
+        while True:
+            try:
+                if req.Test():
+                    break
+            except self.MPI.Exception as exc:      # a rank died (the watchdog names it)
+                raise PartnerLost(0, self.labels.get(0, "the coordinator"),
+                                  str(exc).splitlines()[0]) from None
+            now = time.perf_counter()
+            if t_err is None and self._error_waiting():
+                t_err = now
+            if t_err is not None and now - t_err > self.ERROR_GRACE_S:
+                self._check_errors()      # the windows before the failed one are done
+            if self.timeout_s and now - t0 > self.timeout_s:
+                waits = [r for r in self._drain_notices().values() if r >= 0]
+                silent = self._silent(waits[0]) if waits else unanswered()
+                raise Stalled(silent, self.labels.get(silent, "a partner"), self.timeout_s)
             if now - t0 > 20e-6:
                 nap = min(100e-6, nap + 10e-6)
                 time.sleep(nap)
