@@ -151,7 +151,7 @@ def _run_worker(scen: str, out_json: str) -> None:
     Path(out_json).write_text(json.dumps({
         "traffic": summary.traffic, "timing": np.asarray(summary.timing).tolist(),
         "wall_s": summary.wall_s, "simulated_ms": summary.simulated_ms,
-        "n_ranks": summary.n_ranks}))
+        "n_ranks": summary.n_ranks, "compute_s": summary.compute_s}))
 
 
 def _pingpong(out_json: str, small: int = 8, large: int = 1 << 22) -> None:
@@ -338,6 +338,10 @@ def main(argv=None) -> int:
                 r = measure(args.wall_np, tmp, args.wall_ms, args.regions_per_part, env, mpi=mpi)
                 wall[label] = {"wall_s": r["wall_s"], "simulated_ms": r["simulated_ms"],
                                "wall_per_simulated_s": r["wall_s"] / (r["simulated_ms"] / 1e3)}
+                if not mpi:      # one process: what the loop spends besides the engines
+                    windows, parts = len(r["timing"]), len(r["compute_s"])
+                    wall[label]["non_compute_us_per_part_per_window"] = (
+                        1e6 * (r["wall_s"] - sum(r["compute_s"].values())) / windows / parts)
     rows = []
     for n in args.np:
         f = fig[n]
@@ -360,7 +364,10 @@ def main(argv=None) -> int:
                   f"coordinator {c['coordinator_work_s'] * 1e6:.0f} µs vs part compute "
                   f"{mod['part_compute_s'] * 1e6:.0f} µs: efficiency {c['efficiency']:.3f}")
     for label, w in wall.items():
-        print(f"wall P = {label}: {w['wall_per_simulated_s']:.3f} s per simulated s")
+        extra = ("" if "non_compute_us_per_part_per_window" not in w else
+                 f" (besides the engines: {w['non_compute_us_per_part_per_window']:.0f} µs per "
+                 "part per window)")
+        print(f"wall P = {label}: {w['wall_per_simulated_s']:.3f} s per simulated s{extra}")
     payload.update({
         "max_messages_per_rank_per_window": {str(n): fig[n]["max_messages"] for n in args.np},
         "max_bytes_per_rank_per_window": {str(n): fig[n]["max_bytes"] for n in args.np},
