@@ -28,6 +28,9 @@ class RecordPipeline:
         self.groups = plan.groups
         self.recorder = recorder
         self.sync_interval_ms = scenario.simulation.sync_interval_ms
+        parallel = getattr(recorder, "parallel", None)
+        #: engines whose parts write their own records (cosim.rank_output)
+        self.written_by_parts = set(parallel.engines) if parallel is not None else set()
         self._records: dict[str, dict[int, dict]] = {g.name: {} for g in plan.groups}
         #: latest rate-monitor samples for live monitoring: engine → {region: Hz}
         self.live_rates: dict[str, dict[str, float]] = {}
@@ -40,6 +43,9 @@ class RecordPipeline:
         outputs = {}
         for g in self.groups:
             by_part = self._records[g.name]
+            if g.name in self.written_by_parts:
+                by_part.clear()
+                continue
             recs = self.engines[g.name].merge_records([by_part[p] for p in range(g.n_parts)])
             by_part.clear()
             if g.name in self.monitors:

@@ -3,7 +3,7 @@
 One SONATA population per cell group: ``/spikes/<engine>.<group>/`` with ``timestamps``
 (float64, ms, attribute ``units = "ms"``) and ``node_ids`` (uint64, the cell's index in its
 group: gid − first_gid, from 0), and the group attribute ``sorting`` as SONATA's HDF5 enum
-(``none`` | ``by_id`` | ``by_time``; here ``by_time``), which libsonata's ``SpikeReader``
+(``none`` | ``by_id`` | ``by_time``), which libsonata's ``SpikeReader``
 reads.  Extra group attributes: ``engine``, ``group``, ``first_gid``, ``n_nodes`` (when the
 group's size is declared) and ``resolution_ms`` (the engine's time step).
 
@@ -12,8 +12,11 @@ An engine's spike :class:`~cosim.engines.base.RecordSpec` declares its groups in
 :meth:`~cosim.engines.base.Engine.populations`); its records are engine-wide ``(gids,
 times_ms)`` per window.  A spec without that attribute is one group named
 ``attrs["population"]`` (else the dataset name) whose node ids are the recorded ids.  Each
-window's spikes are sorted by time (stable), and windows arrive in time order, so every
-population is sorted by time.
+window's spikes are sorted by time (stable), and windows arrive in time order, so while
+the run goes every population is sorted by time (``by_time``); when the run completes,
+:func:`sort_population` sorts it by ``(node_id, time)`` (``by_id``) — the order that the
+parts of a split engine can each produce for their own block of cells
+(:mod:`cosim.rank_output`), so one process and any split give the same bits.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from .output_guard import chunked_bytes
 
 #: SONATA's ``sorting`` attribute: an HDF5 enum (libsonata reads no string here)
 SONATA_SORTING = h5py.enum_dtype({"none": 0, "by_id": 1, "by_time": 2}, basetype="u1")
-BY_TIME = 2
+NONE, BY_ID, BY_TIME = 0, 1, 2
 CHUNK = 65536
 
 #: ``(name, group, first_gid, stop_gid)``; ``stop_gid`` None: an open range
@@ -121,6 +124,37 @@ class SpikeBuffers:
                 g[ds].resize(n0 + arr.size, axis=0)
                 g[ds][n0:] = arr
 
+    def names(self) -> list[str]:
+        return list(self._parts)
+
     def clear(self) -> None:
         for parts in self._parts.values():
             parts.clear()
+
+
+def sort_population(g: h5py.Group) -> None:
+    """Sort a population by ``(node_id, time)`` in place and mark it ``by_id`` (a cell
+    spikes at most once per time step, so the order is unique)."""
+    ids, ts = g["node_ids"][()], g["timestamps"][()]
+    order = np.lexsort((ts, ids))
+    if ids.size:
+        g["node_ids"][:] = ids[order]
+        g["timestamps"][:] = ts[order]
+    g.attrs.create("sorting", BY_ID, dtype=SONATA_SORTING)
+
+
+def cut_population(g: h5py.Group, n: int) -> None:
+    """Keep the first ``n`` spikes in time order (to resume at a checkpoint).  A ``by_id``
+    population (a completed run) is put back in time order first — stable, so spikes of
+    one time keep their node order; windows never overlap in time, so the first ``n`` are
+    exactly the spikes of the windows before the checkpoint."""
+    if int(g.attrs.get("sorting", BY_TIME)) == BY_ID:
+        ids, ts = g["node_ids"][()], g["timestamps"][()]
+        order = np.argsort(ts, kind="stable")[:n]
+        for ds, arr in (("timestamps", ts[order]), ("node_ids", ids[order])):
+            g[ds].resize(n, axis=0)
+            g[ds][:] = arr
+        g.attrs.create("sorting", BY_TIME, dtype=SONATA_SORTING)
+    else:
+        for ds in ("timestamps", "node_ids"):
+            g[ds].resize(n, axis=0)

@@ -121,6 +121,8 @@ class Transport:
 
     comm_s: float = 0.0
     wait_s: float = 0.0
+    #: called while a receive or a vote waits (MPI: a part's check for "@abort")
+    idle = None
     _counts: dict | None = None        # (node, kind) → [sent msgs, bytes, received msgs, bytes]
     _totals: dict | None = None        # node → the same over every kind
     _windows: "_WindowTraffic | None" = None
@@ -180,6 +182,10 @@ class Transport:
     def flush_sends(self) -> None:
         pass
 
+    def poll(self, src, kind: Kind, dest=None) -> Message | None:
+        """A message of ``kind`` from ``src`` if one has arrived, else ``None`` (never waits)."""
+        return None
+
     def vote_start(self, value: int):
         """Start a vote of every process: the largest ``value`` (e.g. a signal number).  The
         handle goes to :meth:`vote_finish`, called by every process at the same point (one
@@ -193,6 +199,12 @@ class Transport:
     def vote_ready(self, handle) -> bool:
         """Whether the vote is complete (then it is done with: no :meth:`vote_finish`)."""
         return True
+
+    def vote_wait(self, handle, unanswered) -> int:
+        """The coordinator's wait for a vote it joined (its parts send no per-window
+        output): like :meth:`vote_finish`, but a vote that does not complete names the silent
+        rank — whom the waiting notices point to, else ``unanswered()``."""
+        return self.vote_finish(handle)
 
     def steady(self) -> None:
         pass
@@ -220,6 +232,9 @@ class InProcessTransport(Transport):
         self.count(kind, 1, payload_nbytes(msg), dest, received=True)
         return msg
 
+    def poll(self, src, kind: Kind, dest=None) -> Message | None:
+        return self.recv(src, kind, dest) if self._queues.get((src, dest, kind)) else None
+
 
 class MPITransport(Transport):
     """Point-to-point messages over an mpi4py communicator (buffer-based, non-blocking sends).
@@ -239,6 +254,9 @@ class MPITransport(Transport):
         self.timeout_s = float(timeout_s if startup_s is None else startup_s)
         self.labels = labels or {}
         self.rank = comm.Get_rank()
+        #: called while a receive or a vote waits (a part's check for the coordinator's
+        #: "@abort", :func:`cosim.runtime.window_loop`)
+        self.idle = None
         self._pending: list = []
         self.wait_s = 0.0
         self.comm_s = 0.0
@@ -287,6 +305,8 @@ class MPITransport(Transport):
                 if told:
                     self._notice(-1)
                 return m
+            if self.idle is not None:
+                self.idle()
             now = time.perf_counter()
             if t_err is None and self._error_waiting():
                 t_err = now
@@ -339,6 +359,11 @@ class MPITransport(Transport):
             seen.add(source)
         return source
 
+    def poll(self, src, kind: Kind, dest=None) -> Message | None:
+        if self.comm.Iprobe(source=self.rank_of[src], tag=int(kind)):
+            return self.recv(src, kind, dest)
+        return None
+
     def vote_start(self, value: int):
         """A non-blocking ``Iallreduce(MAX)`` over every rank of the communicator (no
         other collective runs on it during the loop; O(log P) messages per rank)."""
@@ -374,9 +399,38 @@ class MPITransport(Transport):
                 raise PartnerLost(0, self.labels.get(0, "the coordinator"),
                                   str(exc).splitlines()[0]) from None
             self._check_errors()
+            if self.idle is not None:
+                self.idle()
             now = time.perf_counter()
             if self.timeout_s and now - t0 > self.timeout_s:
                 raise Stalled(0, self.labels.get(0, "the coordinator"), self.timeout_s)
+            if now - t0 > 20e-6:
+                nap = min(100e-6, nap + 10e-6)
+                time.sleep(nap)
+        self.wait_s += time.perf_counter() - t0
+        return int(recv[0])
+
+    def vote_wait(self, handle, unanswered) -> int:
+        req, _, recv = handle
+        t0 = time.perf_counter()
+        nap = 0.0
+        t_err = None
+        while True:
+            try:
+                if req.Test():
+                    break
+            except self.MPI.Exception as exc:      # a rank died (the watchdog names it)
+                raise PartnerLost(0, self.labels.get(0, "the coordinator"),
+                                  str(exc).splitlines()[0]) from None
+            now = time.perf_counter()
+            if t_err is None and self._error_waiting():
+                t_err = now
+            if t_err is not None and now - t_err > self.ERROR_GRACE_S:
+                self._check_errors()      # the windows before the failed one are done
+            if self.timeout_s and now - t0 > self.timeout_s:
+                waits = [r for r in self._drain_notices().values() if r >= 0]
+                silent = self._silent(waits[0]) if waits else unanswered()
+                raise Stalled(silent, self.labels.get(silent, "a partner"), self.timeout_s)
             if now - t0 > 20e-6:
                 nap = min(100e-6, nap + 10e-6)
                 time.sleep(nap)
