@@ -87,12 +87,14 @@ def columns_of(engine, spec: RecordSpec, part: int, n_parts: int) -> np.ndarray 
         return np.arange(n, dtype=np.int64)
     if hasattr(engine, "probe_ids_of"):
         return np.asarray(engine.probe_ids_of(part, n_parts), dtype=np.int64)
-    if hasattr(engine, "part_regions"):
+    regs = np.asarray(engine.part_regions(part, n_parts))
+    if 0 < regs.size < len(engine.region_indices):       # a block of the regions
         from .multicompartment.partition import block
 
         b = block(n, part, n_parts)
         return np.arange(b.start, b.stop, dtype=np.int64)
-    # engines whose every part holds the whole state (neural surfaces) merge to part 0's
+    # engines whose every part holds the whole state (neural surfaces: part 0 stands for
+    # every region) merge to part 0's records
     return np.arange(n, dtype=np.int64) if part == 0 else None
 
 
