@@ -31,8 +31,17 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import os
+
+import numba
 import numpy as np
 from numba import njit, prange
+
+# numba's threads without an OpenMP runtime of its own: NEST (and NEURON) bring theirs into
+# the same process, and two OpenMP runtimes in one process crash (nest.ResetKernel after a
+# parallel kernel ran).  A user's NUMBA_THREADING_LAYER still wins.
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    numba.config.THREADING_LAYER = "workqueue"
 
 from ..errors import CosimError
 from ..integrators import _FLAGS, _inlined, _rebound, _source_hash
