@@ -130,7 +130,6 @@ def exchange_pattern(scenario, layout, plan) -> Pattern | None:
     if not layout.active(plan):
         return None
     weights = np.asarray(scenario.connectome.weights, dtype=np.float64)
-    n = weights.shape[0]
     routes: dict[Key, Route] = {}
     owner: dict[int, Key] = {}
     for g in plan.groups:

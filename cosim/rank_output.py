@@ -60,7 +60,7 @@ import numpy as np
 from . import output_guard as guard
 from .engines.base import RecordSpec
 from .errors import CosimError
-from .output_guard import FLUSH_MARGIN_BYTES, format_size, is_disk_full, series_chunk_rows
+from .output_guard import FLUSH_MARGIN_BYTES, is_disk_full, series_chunk_rows
 from .sonata import (BY_ID, BY_TIME, NONE, SONATA_SORTING, SpikeBuffers, create_population,
                      cut_population, sort_population)
 
