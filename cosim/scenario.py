@@ -190,6 +190,9 @@ def load_scenario(path: str | Path, *, output: str | Path | None = None) -> Scen
     text, data = read_toml(p)
     file = str(p)
     top = Reader(data, file)
+    if "fit" in data and "simulation" not in data:
+        raise top.error("fit", "a fit description, not a scenario: run it with `cosim fit "
+                               f"{p.name}` (its base scenario is fit.scenario)")
 
     sim = _read_simulation(top.table("simulation"), output)
     conn_r = top.table("connectome")
