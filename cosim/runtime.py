@@ -684,7 +684,7 @@ def run_mpi(scenario, comm, *, output: Path | None = None, overwrite: bool = Fal
             # window kept, status "failed") and ends the job; abort ourselves if it cannot
             try:
                 transport.send_error(BUS, text, code)
-                time.sleep(5.0)   # the bus ends the job; if it cannot, say it ourselves
+                transport.linger(5.0)   # the bus ends the job; if it cannot, say it ourselves
             finally:
                 _die(comm, f"cosim: {who} (rank {rank}) failed: {text}", code)
         _die(comm, f"cosim: {who} (rank {rank}) failed: {text}", code)
