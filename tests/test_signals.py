@@ -145,12 +145,12 @@ def _busy_port():
 @pytest.mark.mpi
 @pytest.mark.parametrize("case, n_proc", [("proc_output", 3), ("monitor_garbage", 3),
                                           ("monitor_port_taken", 3), ("truncated_checkpoint", 3),
-                                          ("proc_output", 9), ("truncated_part_checkpoint", 9)])
+                                          ("truncated_part_checkpoint", 9)])
 def test_startup_failures_end_every_rank(tmp_path, case, n_proc):
     """A start-up failure of the bus ends every rank: exit 2, one line naming the culprit.
-    At P = 9 (the neural mass in 6 parts, rV1 in 2): an output that cannot be created (the
-    8 parts waiting for the bus's start end with it), and a resume from a checkpoint one of
-    whose part files is truncated (that part fails at its build and names the file)."""
+    At P = 9 (the neural mass in 6 parts, rV1 in 2): a resume from a checkpoint one of whose
+    part files is truncated — that part fails at its build and names the file, the 8 other
+    ranks end with it."""
     scen = _hybrid(tmp_path, duration=60.0)            # one checkpoint, at 50 ms
     out, extra, keep = tmp_path / "o.h5", [], None
     if case == "proc_output":
