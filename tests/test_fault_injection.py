@@ -128,9 +128,9 @@ def _draws(rng: random.Random, labels: dict[int, str], n_runs: int):
     simulated time ``at_ms`` or, with ``at_ms = None`` (a third of the runs), ``delay``
     seconds after start-up (build, compilation).  At P = 3 every draw is random (the 50-run
     sequence of old); at larger P the first three runs are a SIGKILL, a SIGSTOP and a
-    SIGTERM or SIGINT, in random order, mid-run, each on a random rank of another kind
-    (the bus, a part of the split neural mass, a part of the spiking region); the rest
-    random."""
+    SIGTERM or SIGINT, in random order, mid-run after the first checkpoint, each on a
+    random rank of another kind (the bus, a part of the split neural mass, a part of the
+    spiking region); the rest random."""
     n_proc = len(labels)
     first, kinds = [], []
     if n_proc > 3:
@@ -144,6 +144,8 @@ def _draws(rng: random.Random, labels: dict[int, str], n_runs: int):
             target = rng.choice(kinds[i])
         sig = first[i] if i < len(first) else rng.choice(SIGNALS)
         at_ms = None if rng.random() < 1 / 3 and i >= len(first) else rng.uniform(5.0, 550.0)
+        if i < len(first):         # after the first checkpoint (100 ms): a resume follows
+            at_ms = 120.0 + (at_ms - 5.0) * (430.0 / 545.0)
         yield launcher, target, sig, at_ms, rng.uniform(0.0, 1.0)
 
 
