@@ -684,7 +684,7 @@ def run_mpi(scenario, comm, *, output: Path | None = None, overwrite: bool = Fal
             # window kept, status "failed") and ends the job; abort ourselves if it cannot
             try:
                 transport.send_error(BUS, text, code)
-                time.sleep(5.0)   # the bus ends the job; if it cannot, say it ourselves
+                transport.linger(5.0)   # the bus ends the job; if it cannot, say it ourselves
             finally:
                 _die(comm, f"cosim: {who} (rank {rank}) failed: {text}", code)
         _die(comm, f"cosim: {who} (rank {rank}) failed: {text}", code)
@@ -709,6 +709,11 @@ def _die(comm, line: str | None, code: int):
     if line:
         print(line, file=sys.stderr, flush=True)
     time.sleep(0.5)           # let the launcher forward the line before it kills us
+    try:                      # MPI_Abort adds a line of its own ("Abort(2) on node 0 (rank 0
+        sys.stderr.flush()    # in comm 0): application called MPI_Abort…"): the one line
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 2)      # above says it all
+    except (OSError, ValueError):
+        pass
     comm.Abort(code)
     os._exit(code)
 

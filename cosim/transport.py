@@ -200,6 +200,11 @@ class Transport:
         """Whether the vote is complete (then it is done with: no :meth:`vote_finish`)."""
         return True
 
+    def linger(self, seconds: float) -> None:
+        """A failed rank's last ``seconds`` before it ends itself (see
+        :meth:`MPITransport.linger`)."""
+        time.sleep(seconds)
+
     def vote_wait(self, handle, unanswered) -> int:
         """The coordinator's wait for a vote it joined (its parts send no per-window
         output): like :meth:`vote_finish`, but a vote that does not complete names the silent
@@ -372,8 +377,26 @@ class MPITransport(Transport):
         recv = np.zeros(1, dtype=np.int64)
         req = self.comm.Iallreduce([send, self.MPI.INT64_T], [recv, self.MPI.INT64_T],
                                    op=self.MPI.MAX)
+        # the votes not known complete, for :meth:`linger` (a completed request is null)
+        self._votes = [h for h in getattr(self, "_votes", []) if h[0] != self.MPI.REQUEST_NULL]
+        self._votes.append((req, send, recv))
         self.comm_s += time.perf_counter() - t
         return req, send, recv
+
+    def linger(self, seconds: float) -> None:
+        """A failed rank's last ``seconds`` (its error sent, the coordinator closing the
+        output): keep its open votes progressing.  MPI advances a non-blocking collective
+        only inside MPI calls, so a rank that slept here held back the vote of the last
+        window it completed — the other ranks' ``Iallreduce`` waited for its part of the
+        later rounds — and the coordinator, which learns from that vote that every part
+        finished the window, closed the output one window short."""
+        t_end = time.perf_counter() + seconds
+        while time.perf_counter() < t_end:
+            try:
+                self._votes = [h for h in getattr(self, "_votes", []) if not h[0].Test()]
+            except self.MPI.Exception:        # a partner died: nothing left to complete
+                self._votes = []
+            time.sleep(1e-3)
 
     def vote_ready(self, handle) -> bool:
         try:
