@@ -420,16 +420,21 @@ class NeuralSurfaceEngine(Engine):
 
     def build(self) -> None:
         dfun = self.model.dfun(self.options)
-        (self._local_q, self._derivs, self._region_input, self._region_average,
-         self._region_mean, self._window) = sf.surface_kernels(self.model.name, dfun, self.coupling)
         lc = self.local_matrix()
         if self.kept.size != lc.shape[0]:
             lc = lc[self.kept][:, self.kept].tocsr()
             lc.sort_indices()
+        # κ (and the model's factor) in every entry, as TVB's Cortex.prepare_local_coupling;
         # fixed-width rows + remainder (sf.ell_split): predictable loops over ~6 neighbours
+        lc = (lc * (self.local_strength * self._lfactor)).tocsr()
+        lc.sort_indices()
         self._L = sf.ell_split(lc)
+        width = self._L[0].shape[1]
+        (self._local_q, self._derivs, self._region_input, self._region_average,
+         self._region_mean, self._window) = sf.surface_kernels(self.model.name, dfun,
+                                                               self.coupling, width,
+                                                               self.model.n_state)
         V, ns, R = self.n_vertices, self.model.n_state, len(self.all_labels)
-        self._lscale = np.full(V, self.local_strength * self._lfactor)
         # one parameter row for every vertex: a stride-0 view, read by the model's dfun
         self._p = np.broadcast_to(np.ascontiguousarray(self.param_row), (V, self.param_row.size))
         lo, hi = self.model.bounds()
@@ -473,7 +478,8 @@ class NeuralSurfaceEngine(Engine):
         self._members = (np.concatenate([[0], np.cumsum(np.bincount(
             self.region_of, minlength=R))]).astype(np.int64), order.astype(np.int64))
         if self.threads > 1:
-            self._window_par = sf.surface_window_parallel(self.model.name, dfun, self.coupling)
+            self._window_par = sf.surface_window_parallel(self.model.name, dfun, self.coupling,
+                                                          width, self.model.n_state)
         self._region_average(self._x, self.region_of, self.counts, self._cvar,
                              self.coupling_params, self._xr, self._aff, self._hist, 0)
         self._hist[:] = self._hist[0]             # constant history for t ≤ 0
@@ -512,7 +518,7 @@ class NeuralSurfaceEngine(Engine):
         self._region_input(self._hist, n, ptr, src, dly, w, self._xr, self._cvar,
                            self.coupling_params, self._rowsum, self._s, self._cr)
         self._local_q(x, lp, lm, self._q)
-        self._derivs(x, self._q, self._cr, self.region_of, self._L, self._lscale, lin,
+        self._derivs(x, self._q, self._cr, self.region_of, self._L, lin,
                      self.v0, self.v1, self._p, self._c, self._k1)
         if self.integrator == "euler":
             sf.euler_update(x, self._k1, self.dt_ms, self.v0, self.v1, self._lo, self._hi, x)
@@ -520,7 +526,7 @@ class NeuralSurfaceEngine(Engine):
             sf.euler_update(x, self._k1, self.dt_ms, self.v0, self.v1, self._lo, self._hi, xs)
             self._join(xs)
             self._local_q(xs, lp, lm, self._q)
-            self._derivs(xs, self._q, self._cr, self.region_of, self._L, self._lscale, lin,
+            self._derivs(xs, self._q, self._cr, self.region_of, self._L, lin,
                          self.v0, self.v1, self._p, self._c, self._k2)
             sf.heun_update(x, self._k1, self._k2, self.dt_ms, self.v0, self.v1, self._lo, self._hi)
         self._join(x)
@@ -554,14 +560,14 @@ class NeuralSurfaceEngine(Engine):
                     self._window_par(
                         m, step0 + done, self.integrator == "heun", self.dt_ms, every, self._x,
                         self._xs, self._k1, self._k2, self._qq, self._hist, self._net,
-                        (self._L, self._lscale), self._local, (self.region_of, self.counts),
+                        self._L, self._local, (self.region_of, self.counts),
                         self._members, self._cvar, self.coupling_params, self._rowsum, self._p,
                         self._lo, self._hi, (self._xr, self._aff, self._s, self._cr, self._c),
                         self._rec_rows, rec[k:])
                 else:
                     self._window(m, step0 + done, self.integrator == "heun", self.dt_ms, every,
                                  self._x, self._xs, self._k1, self._k2, self._qq, self._hist,
-                                 self._net, (self._L, self._lscale), self._local,
+                                 self._net, self._L, self._local,
                                  (self.region_of, self.counts), self._members, self._cvar,
                                  self.coupling_params, self._rowsum, self._p, self._lo,
                                  self._hi, (self._xr, self._aff, self._s, self._cr, self._c),
