@@ -248,19 +248,43 @@ class InProcessTransport(Transport):
 
     def __init__(self):
         self._queues: dict = defaultdict(deque)
+        #: (src, dest, kind) → [queue, sender's counter slot, receiver's (at its first recv)]
+        self._chans: dict = {}
 
     def send(self, dest, kind: Kind, msg: Message, src=None) -> None:
         n = payload_nbytes(msg)
-        self._queues[(src, dest, kind)].append((msg, n))     # its size, counted once
-        self.count(kind, 1, n, src)
+        ch = self._chans.get((src, dest, kind))
+        if ch is None:
+            self.count(kind, 1, n, src)                        # makes the sender's slot
+            ch = self._chans[(src, dest, kind)] = [self._queues[(src, dest, kind)],
+                                                   self._slot[(self.node if src is None else src,
+                                                               kind)], None]
+            ch[0].append((msg, n))                             # its size, counted once
+            return
+        ch[0].append((msg, n))
+        i, j = ch[1]
+        f = self._flat
+        f[i] += 1
+        f[i + 1] += n
+        f[j] += 1
+        f[j + 1] += n
 
     def recv(self, src, kind: Kind, dest=None) -> Message:
-        q = self._queues.get((src, dest, kind))
-        if not q:
+        ch = self._chans.get((src, dest, kind))
+        if ch is None or not ch[0]:
             raise RuntimeError(f"protocol error: node {dest!r} waits for a {kind.name} message "
                                f"from {src!r} that was never sent")
-        msg, n = q.popleft()
-        self.count(kind, 1, n, dest, received=True)
+        msg, n = ch[0].popleft()
+        if ch[2] is None:
+            self.count(kind, 1, n, dest, received=True)        # makes the receiver's slot
+            ch[2] = self._slot[(self.node if dest is None else dest, kind)]
+            return msg
+        i, j = ch[2]
+        f = self._flat
+        f[i + 2] += 1
+        f[i + 3] += n
+        f[j + 2] += 1
+        f[j + 3] += n
         return msg
 
     def poll(self, src, kind: Kind, dest=None) -> Message | None:
