@@ -34,6 +34,7 @@ class RecordPipeline:
         self._records: dict[str, dict[int, dict]] = {g.name: {} for g in plan.groups}
         #: latest rate-monitor samples for live monitoring: engine → {region: Hz}
         self.live_rates: dict[str, dict[str, float]] = {}
+        self._rate_specs: dict[str, list] = {}       # engine → its rate monitors' specs
 
     def take(self, key, records: dict) -> None:
         self._records[key[0]][key[1]] = records
@@ -57,8 +58,12 @@ class RecordPipeline:
 
     def _note_rates(self, engine: str, records: dict) -> None:
         """Remember the last sample of a rate monitor (``[record.<engine>.rate]``)."""
-        for spec in self.monitors[engine].record_specs():
-            if spec.attrs.get("monitor") == "rate" and spec.dataset in records:
+        specs = self._rate_specs.get(engine)
+        if specs is None:       # (a monitor's specs do not change during the run)
+            specs = self._rate_specs[engine] = [
+                s for s in self.monitors[engine].record_specs() if s.attrs.get("monitor") == "rate"]
+        for spec in specs:
+            if spec.dataset in records:
                 x = records[spec.dataset]
                 if x.shape[0]:
                     self.live_rates[engine] = {str(r): float(v)

@@ -421,7 +421,8 @@ class Recorder:
         self.windows_completed += self._windows_buffered
         self._windows_buffered = 0
         self._good = self._extents()
-        self._t_good = self.f.attrs["t_completed_ms"]
+        if self._t_end is not None:             # what _write_buffers wrote
+            self._t_good = self._t_end
 
     def _bytes_to_write(self) -> int:
         """Bytes the buffered windows add to the file (whole new chunks)."""

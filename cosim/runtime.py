@@ -205,7 +205,6 @@ class Hub:
         c0, w0 = tr.comm_s, tr.wait_s
         tic = time.perf_counter()
         timing = self.timing
-        timing[:] = 0.0
         keys = (self.keys if not self.quiet or k == self.stop_at
                 or self.reporting.status_due(k) else self.loud)
         msgs = [tr.recv(key, Kind.OUTPUT, BUS) for key in keys]
@@ -216,16 +215,26 @@ class Hub:
                                    f"before window {k}")
             self.stop_after, self.signum = k, max(stops)
             return True
+        rows = [[0.0, 0.0, 0.0] for _ in range(timing.shape[0])]   # Python floats: the same
+        compute = self.engine_compute                               # sums, without numpy calls
         for key, msg in zip(keys, msgs):
             live, records, t = decode_output(msg)
-            timing[self.rank[key]] += t[:3]
-            self.engine_compute[key[0]] += t[0]
+            c, m, w = t[:3].tolist()
+            row = rows[self.rank[key]]
+            row[0] += c
+            row[1] += m
+            row[2] += w
+            compute[key[0]] += c
             if "live_rate_hz" in live:
                 self.live_rates[key[0]] = {self._rate_label[key[0]]: float(live["live_rate_hz"])}
             self.pipeline.take(key, records)
         t1 = (k + 1) * self.sc.simulation.sync_interval_ms
         spent = time.perf_counter() - tic - (tr.comm_s - c0) - (tr.wait_s - w0)
-        timing[BUS_RANK] += (spent, tr.comm_s - c0, tr.wait_s - w0)
+        row = rows[BUS_RANK]
+        row[0] += spent
+        row[1] += tr.comm_s - c0
+        row[2] += tr.wait_s - w0
+        timing[:] = rows
         self.pipeline.finish(k, t1, timing)
         if self.ck.due(k):
             if self.quiet and k + 1 == n_windows:   # no vote after the last window: the

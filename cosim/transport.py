@@ -123,8 +123,12 @@ class Transport:
     wait_s: float = 0.0
     #: called while a receive or a vote waits (MPI: a part's check for "@abort")
     idle = None
-    _counts: dict | None = None        # (node, kind) → [sent msgs, bytes, received msgs, bytes]
-    _totals: dict | None = None        # node → the same over every kind
+    #: the counters, flat: ``_slot[(node, kind)] = (i, j)``: ``_flat[i:i + 4]`` are the
+    #: (node, kind)'s [sent msgs, bytes, received msgs, bytes], ``_flat[j:j + 4]`` the node's
+    #: over every kind (one list, so a window's snapshot is one list copy)
+    _flat: list | None = None
+    _slot: dict | None = None
+    _node_at: dict | None = None       # node → j
     _windows: "_WindowTraffic | None" = None
     #: the node of this process when a call does not name one (under MPI: the rank's node)
     node = None
@@ -134,31 +138,52 @@ class Transport:
         """Add ``n_msgs`` messages of ``n_bytes`` bytes in all, of ``kind`` (a
         :class:`~cosim.messages.Kind` or a name such as ``"allgather"``), to what ``node``
         (default: this process's node) sent or, with ``received``, received."""
-        if self._counts is None:
-            self._counts, self._totals = {}, {}
-        node = self.node if node is None else node
-        c = self._counts.get((node, kind))
-        if c is None:
-            c = self._counts[(node, kind)] = [0, 0, 0, 0]
-            if node not in self._totals:
-                self._totals[node] = [0, 0, 0, 0]
-        t = self._totals[node]
-        i = 2 if received else 0
-        c[i] += n_msgs
-        c[i + 1] += n_bytes
-        t[i] += n_msgs
-        t[i + 1] += n_bytes
+        if node is None:
+            node = self.node
+        slot = self._slot.get((node, kind)) if self._slot is not None else None
+        if slot is None:
+            slot = self._new_slot(node, kind)
+        i, j = slot
+        if received:
+            i += 2
+            j += 2
+        f = self._flat
+        f[i] += n_msgs
+        f[i + 1] += n_bytes
+        f[j] += n_msgs
+        f[j + 1] += n_bytes
+
+    def _new_slot(self, node, kind) -> tuple[int, int]:
+        if self._slot is None:
+            self._flat, self._slot, self._node_at = [], {}, {}
+        f = self._flat
+        j = self._node_at.get(node)
+        if j is None:
+            j = self._node_at[node] = len(f)
+            f.extend((0, 0, 0, 0))
+        slot = self._slot[(node, kind)] = (len(f), j)
+        f.extend((0, 0, 0, 0))
+        return slot
+
+    def _by_key(self, flat: list | None = None) -> dict:
+        """``{(node, kind): [4 counters]}`` of a snapshot of :attr:`_flat` (default: now);
+        a key the snapshot predates counts zero."""
+        flat = self._flat if flat is None else flat
+        out = {}
+        for key, (i, _) in (self._slot or {}).items():
+            out[key] = list(flat[i:i + 4]) if i < len(flat) else [0, 0, 0, 0]
+        return out
 
     def counters(self) -> dict:
         """``{(node, kind name): [sent messages, sent bytes, received messages, received
         bytes]}``, cumulative since the transport was made (a copy)."""
-        return {(n, _kind_name(k)): list(c) for (n, k), c in (self._counts or {}).items()}
+        return {(n, _kind_name(k)): c for (n, k), c in self._by_key().items()}
 
     def window_done(self, k: int) -> None:
         """Window ``k`` is over for this process (the window loop calls this once per window)."""
         if self._windows is None:
             self._windows = _WindowTraffic()
-        self._windows.done(self._counts or {}, self._totals or {})
+        self._windows.done(list(self._flat or ()), self._node_at or {})
 
     def traffic(self) -> dict:
         """This process's traffic, JSON-ready (nodes as ``"bus"`` / ``"engine/part"``)::
@@ -169,7 +194,12 @@ class Transport:
              "window_max": {node: [...]}, "window_min": {node: [...]}}  # all kinds, per window
         """
         w = self._windows or _WindowTraffic()
-        return {"total": _by_node(self._counts or {}), "steady": _by_node(w.steady()),
+        steady = {}
+        if w.n:
+            a, b = self._by_key(w.first), self._by_key(w.prev)
+            steady = {key: [c[i] - a[key][i] for i in range(4)] for key, c in b.items()
+                      if w.known(key, self._slot)}
+        return {"total": _by_node(self._by_key()), "steady": _by_node(steady),
                 "steady_windows": w.n, "window_max": {node_name(n): v for n, v in w.max.items()},
                 "window_min": {node_name(n): v for n, v in w.min.items()}}
 
@@ -223,18 +253,43 @@ class InProcessTransport(Transport):
 
     def __init__(self):
         self._queues: dict = defaultdict(deque)
+        #: (src, dest, kind) → [queue, sender's counter slot, receiver's (at its first recv)]
+        self._chans: dict = {}
 
     def send(self, dest, kind: Kind, msg: Message, src=None) -> None:
-        self._queues[(src, dest, kind)].append(msg)
-        self.count(kind, 1, payload_nbytes(msg), src)
+        n = payload_nbytes(msg)
+        ch = self._chans.get((src, dest, kind))
+        if ch is None:
+            self.count(kind, 1, n, src)                        # makes the sender's slot
+            ch = self._chans[(src, dest, kind)] = [self._queues[(src, dest, kind)],
+                                                   self._slot[(self.node if src is None else src,
+                                                               kind)], None]
+            ch[0].append((msg, n))                             # its size, counted once
+            return
+        ch[0].append((msg, n))
+        i, j = ch[1]
+        f = self._flat
+        f[i] += 1
+        f[i + 1] += n
+        f[j] += 1
+        f[j + 1] += n
 
     def recv(self, src, kind: Kind, dest=None) -> Message:
-        q = self._queues.get((src, dest, kind))
-        if not q:
+        ch = self._chans.get((src, dest, kind))
+        if ch is None or not ch[0]:
             raise RuntimeError(f"protocol error: node {dest!r} waits for a {kind.name} message "
                                f"from {src!r} that was never sent")
-        msg = q.popleft()
-        self.count(kind, 1, payload_nbytes(msg), dest, received=True)
+        msg, n = ch[0].popleft()
+        if ch[2] is None:
+            self.count(kind, 1, n, dest, received=True)        # makes the receiver's slot
+            ch[2] = self._slot[(self.node if dest is None else dest, kind)]
+            return msg
+        i, j = ch[2]
+        f = self._flat
+        f[i + 2] += 1
+        f[i + 3] += n
+        f[j + 2] += 1
+        f[j + 3] += n
         return msg
 
     def poll(self, src, kind: Kind, dest=None) -> Message | None:
@@ -526,8 +581,11 @@ def payload_nbytes(msg: Message) -> int:
     """The data bytes of a message: ``sum(a.nbytes)`` over its arrays (no header)."""
     n = 0
     for v in msg.values():
-        nb = getattr(v, "nbytes", None)
-        n += np.asarray(v).nbytes if nb is None else nb
+        if type(v) is np.ndarray:
+            n += v.nbytes
+        else:
+            nb = getattr(v, "nbytes", None)
+            n += np.asarray(v).nbytes if nb is None else nb
     return n
 
 
@@ -552,34 +610,36 @@ def _by_node(counts: dict) -> dict:
 class _WindowTraffic:
     """Per-window figures from the cumulative counters: the steady windows are every
     window but the first and the last (their sums, and each node's largest and smallest
-    window over all kinds).  Per window: one copy of the counters, a few subtractions."""
+    window over all kinds).  Per window: one copy of the flat counters
+    (:attr:`Transport._flat`), a few subtractions per node."""
 
     def __init__(self):
         self.n = 0
-        self.first: dict | None = None   # per-kind counters at the end of the first window
-        self.prev: dict | None = None    # … of the window before the one just done
-        self.held: dict | None = None    # … of the window just done (committed by the next)
-        self.prev_t: dict = {}           # per-node totals, likewise
-        self.held_t: dict = {}
+        self.first: list | None = None   # the counters at the end of the first window
+        self.prev: list | None = None    # … of the window before the one just done
+        self.held: list | None = None    # … of the window just done (committed by the next)
+        self.nodes: dict = {}            # node → position of its totals
         self.max: dict = {}
         self.min: dict = {}
 
-    def done(self, counts: dict, totals: dict) -> None:
-        now = {key: tuple(c) for key, c in counts.items()}
-        now_t = {node: tuple(t) for node, t in totals.items()}
+    def done(self, flat: list, nodes: dict) -> None:
+        self.nodes = nodes
         if self.first is None:
-            self.first, self.held, self.held_t = now, now, now_t
+            self.first = self.held = flat
             return
         if self.prev is not None:        # the window ending at ``held`` was not the first
-            self._commit(self.prev_t, self.held_t)
-        self.prev, self.held = self.held, now
-        self.prev_t, self.held_t = self.held_t, now_t
+            self._commit(self.prev, self.held)
+        self.prev, self.held = self.held, flat
 
-    def _commit(self, a: dict, b: dict) -> None:
-        zero = (0, 0, 0, 0)
-        for node, (s0, s1, s2, s3) in b.items():
-            z = a.get(node, zero)
-            d = [s0 - z[0], s1 - z[1], s2 - z[2], s3 - z[3]]
+    def _commit(self, a: list, b: list) -> None:
+        na, nb = len(a), len(b)
+        for node, j in self.nodes.items():
+            if j >= nb:                  # (a node that came later: not in this window)
+                continue
+            if j < na:
+                d = [b[j] - a[j], b[j + 1] - a[j + 1], b[j + 2] - a[j + 2], b[j + 3] - a[j + 3]]
+            else:
+                d = b[j:j + 4]
             hi = self.max.get(node)
             if hi is None:
                 self.max[node], self.min[node] = d, list(d)
@@ -592,10 +652,6 @@ class _WindowTraffic:
                     lo[i] = d[i]
         self.n += 1
 
-    def steady(self) -> dict:
-        """Counters summed over the steady windows (first window's end → last but one's)."""
-        if not self.n:
-            return {}
-        a, b = self.first, self.prev
-        zero = (0, 0, 0, 0)
-        return {key: [c[i] - a.get(key, zero)[i] for i in range(4)] for key, c in b.items()}
+    def known(self, key, slots: dict) -> bool:
+        """Whether ``key`` had counters by the end of the last steady window."""
+        return slots[key][0] < len(self.prev)
