@@ -75,7 +75,7 @@ from .errors import CosimError
 from .output_guard import (FLUSH_MARGIN_BYTES, OutputLock, check_free_space,  # noqa: F401
                            check_output_path, chunked_bytes, estimate_output_bytes,
                            format_size, input_files, is_disk_full, series_chunk_rows)
-from .sonata import SpikeBuffers, create_population, sort_population
+from .sonata import SpikeBuffers, create_population, cut_population, sort_population
 from .stimulus_output import StimulusWriter
 
 FORMAT_VERSION = 2          # 2: one SONATA population per cell group
@@ -243,12 +243,19 @@ class Recorder:
         f = self.f
         if f.attrs.get("format") != "cosim":
             raise CosimError("not a cosim output file; cannot resume into it", file=str(self.path))
+        cut = set()
         for name, n in lengths.items():
             if name.startswith("@"):
                 continue
             if name not in f:
                 raise CosimError(f"dataset {name} of the checkpoint is missing; cannot resume",
                                  file=str(self.path))
+            pop, _, leaf = name.rpartition("/")
+            if pop.startswith("spikes/") and leaf in ("timestamps", "node_ids"):
+                if pop not in cut:          # a completed run's population is sorted by_id:
+                    cut.add(pop)            # the first n spikes in time order
+                    cut_population(f[pop], n)
+                continue
             f[name].resize(n, axis=0)
         for engine, engine_specs in specs.items():
             if self.parallel is not None and engine in self.parallel.engines:

@@ -262,10 +262,12 @@ class Hub:
         and not after they stopped)."""
         return k + 1 < self.sc.simulation.n_windows and k != self.stop_at
 
-    def _unanswered(self) -> int:
-        """A vote did not complete within the timeout and no part said whom it waits for:
-        ping every part; the first that does not answer within 2 s (a part that waits
-        answers from its transport's idle hook) is the silent one."""
+    def _unanswered(self, guess: int | None = None) -> int:
+        """A vote did not complete within the timeout: ping every part; one that does not
+        answer within 2 s (a part that waits answers from its transport's idle hook) is the
+        silent one — ``guess`` (where the parts' waiting notices lead) if it is among
+        them, else the first.  A part waiting in the vote sends no notice, so the notices'
+        chain may end at a part that answers."""
         tr = self.transport
         for key in self.keys:
             tr.send(key, Kind.INPUT, {"@ping": np.array(1)}, BUS)
@@ -275,7 +277,10 @@ class Hub:
         while pending and time.perf_counter() < t_end:
             pending = [key for key in pending if tr.poll(key, Kind.OUTPUT, BUS) is None]
             time.sleep(1e-3)
-        return self.rank[pending[0]] if pending else BUS_RANK
+        silent = [self.rank[key] for key in pending]
+        if guess in silent or (not silent and guess is not None):
+            return guess
+        return silent[0] if silent else BUS_RANK
 
     def adopt(self, reports: list[dict]) -> None:
         """The quiet parts' timing, gathered once at the end of the run (one report per

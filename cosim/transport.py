@@ -238,7 +238,7 @@ class Transport:
     def vote_wait(self, handle, unanswered) -> int:
         """The coordinator's wait for a vote it joined (its parts send no per-window
         output): like :meth:`vote_finish`, but a vote that does not complete names the silent
-        rank — whom the waiting notices point to, else ``unanswered()``."""
+        rank — ``unanswered(guess)``, ``guess`` where the waiting notices point to."""
         return self.vote_finish(handle)
 
     def steady(self) -> None:
@@ -506,8 +506,10 @@ class MPITransport(Transport):
             if t_err is not None and now - t_err > self.ERROR_GRACE_S:
                 self._check_errors()      # the windows before the failed one are done
             if self.timeout_s and now - t0 > self.timeout_s:
+                # the notices' chain ends at a rank that sent none: silent, or itself
+                # waiting in this vote for the silent one — the ping tells them apart
                 waits = [r for r in self._drain_notices().values() if r >= 0]
-                silent = self._silent(waits[0]) if waits else unanswered()
+                silent = unanswered(self._silent(waits[0]) if waits else None)
                 raise Stalled(silent, self.labels.get(silent, "a partner"), self.timeout_s)
             if now - t0 > 20e-6:
                 nap = min(100e-6, nap + 10e-6)
