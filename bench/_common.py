@@ -236,7 +236,9 @@ def run_interleaved(script: str | Path, plan: list[dict], repeats: int, *, verbo
     """Set up every simulator in ``plan`` in order, then time them round-robin.
 
     ``plan`` items: ``{"name", "config", "python" (optional), "before_setup" (optional
-    callable(results_so_far, out_dir) -> config updates; raises PeerUnavailable to skip)}``.
+    callable(results_so_far, out_dir) -> config updates; raises PeerUnavailable to skip),
+    "env" (optional: the timed worker's environment on top of one thread, e.g. more
+    NUMBA_NUM_THREADS)}``.
     Every config gets ``out_dir``, a scratch folder shared by the workers of this run.
     ``cold_jit``: first set up each simulator once in a throw-away worker with an empty
     numba cache, so that warm-up is the full compilation (reported as ``setup.jit_cold_s``);
@@ -268,12 +270,14 @@ def run_interleaved(script: str | Path, plan: list[dict], repeats: int, *, verbo
             jit_cold = None
             if cold_jit:
                 log(f"  {name:<14} compiling from an empty numba cache …")
-                w0 = Worker(script, name, item.get("python"), verbose=verbose, env=env)
+                w0 = Worker(script, name, item.get("python"), verbose=verbose,
+                            env={**env, **item.get("env", {})})
                 rep0 = w0.request("setup", config=config, out_dir=str(out_dir))
                 w0.close()
                 jit_cold = rep0.get("warmup_s")
             log(f"  {name:<14} setting up (warm-up / JIT, build) …")
-            w = Worker(script, name, item.get("python"), verbose=verbose, env=env)
+            w = Worker(script, name, item.get("python"), verbose=verbose,
+                       env={**env, **item.get("env", {})})
             rep = w.request("setup", config=config, out_dir=str(out_dir))
             rep["jit_cold_s"] = jit_cold
             if not rep["ok"]:

@@ -16,7 +16,11 @@ steps per second and the cost per step divided by N log₂ N (flat when the FFT 
 
 Every simulator runs in a worker process of its own, one thread, interleaved rounds,
 minimum over ``--repeats`` (see ``_common``).  The ratio is TVB ÷ cosim of wall seconds per
-simulated second; target ≥ 10.
+simulated second; target ≥ 10.  ``--cosim-threads 1 2`` (the default) also times cosim's
+surface on 2 numba threads (``threads = 2``: the same bits; worker ``cosim-2threads``, with
+``OMP_NUM_THREADS=2 OMP_WAIT_POLICY=passive``) against
+the same one-thread TVB: ``ratios_cosim_threads`` in the JSON; ``ratios.tvb`` stays the
+one-thread-each ratio.
 
 Usage::
 
@@ -61,7 +65,8 @@ class CosimSurfaceRunner:
                                   local_coupling_strength=c["kappa"], random_initial=True,
                                   seed=c["seed"], dt_ms=c["dt_ms"],
                                   speed_mm_per_ms=c["speed_mm_per_ms"],
-                                  record_period_ms=c["record_period_ms"])
+                                  record_period_ms=c["record_period_ms"],
+                                  threads=c.get("threads", 1))
         eng.build()
         return eng
 
@@ -80,7 +85,24 @@ class CosimSurfaceRunner:
         self.eng = self._engine()
         self.s0 = self.eng.state()
         return {"initial_state": self.eng.initial_vertex_state().tolist(),
-                "n_vertices": self.eng.n_vertices}
+                "n_vertices": self.eng.n_vertices, "floor_us_per_step": self.floor()}
+
+    def floor(self, reps=50):
+        """µs per step of cosim's irreducible work: the two derivative passes of a Heun
+        step (fixed-width local product + region input + model, the split parts' kernel),
+        best of ``reps``; a bound for the window kernel, which adds the updates, the region
+        sums and the delay ring."""
+        e = self.eng
+        lp, lm, lin = e._local
+        e._local_q(e._x, lp, lm, e._q)
+        best = float("inf")
+        for _ in range(reps):
+            tic = time.perf_counter()
+            for k in (e._k1, e._k2):
+                e._derivs(e._x, e._q, e._cr, e.region_of, e._L, lin, 0,
+                          e.n_vertices, e._p, e._c, k)
+            best = min(best, time.perf_counter() - tic)
+        return best * 1e6
 
     def run(self):
         import numpy as np
@@ -139,7 +161,22 @@ class TvbSurfaceRunner:
 
     def build(self):
         self.sim = self._sim(self.c["duration_ms"])
-        return {}
+        return {"floor_us_per_step": self.floor()}
+
+    def floor(self, reps=50):
+        """µs per step of TVB's sparse products alone: a Heun step's two local-coupling
+        products (the prepared ``Cortex`` matrix times the ``(vertex, 1)`` state column,
+        as the model's dfun computes it), best of ``reps``."""
+        import numpy as np
+        lc = self.sim.surface.prepare_local_coupling(self.sim.number_of_nodes)
+        v = np.ascontiguousarray(self.sim.current_state[0])
+        best = float("inf")
+        for _ in range(reps):
+            tic = time.perf_counter()
+            lc @ v
+            lc @ v
+            best = min(best, time.perf_counter() - tic)
+        return best * 1e6
 
     def run(self):
         import numpy as np
@@ -185,6 +222,7 @@ class SheetRunner:
 
 def factories():
     f = {"cosim": CosimSurfaceRunner, "tvb": TvbSurfaceRunner}
+    f.update({f"cosim-{t}threads": CosimSurfaceRunner for t in range(2, 65)})
     f.update({f"sheet-{n}": SheetRunner for n in (16, 32, 64, 128, 256, 512, 1024)})
     return f
 
@@ -197,6 +235,8 @@ def main(argv=None) -> int:
                    help="sheet sizes n (n × n points; default 64 128 256 512)")
     p.add_argument("--sheet-steps", type=int, default=400,
                    help="steps per timed sheet run at 64² (scaled down as 1/N above)")
+    p.add_argument("--cosim-threads", type=int, nargs="+", default=[1, 2],
+                   help="numba threads of cosim's surface workers (default 1 2; TVB: 1)")
     p.add_argument("--agree-rtol", type=float, default=1e-4,
                    help="largest allowed |cosim − TVB| / range of a region average")
     C.add_common_args(p, repeats=3)
@@ -206,7 +246,8 @@ def main(argv=None) -> int:
         return 0
     dur = args.duration_ms
     print(f"neural-field benchmark: cortical surface 16384 vertices, {dur:g} ms, dt 0.1 ms; "
-          f"sheet {args.grids}; 1 thread each, min over {args.repeats} rounds", flush=True)
+          f"sheet {args.grids}; TVB 1 thread, cosim {args.cosim_threads} threads, sheet 1; "
+          f"min over {args.repeats} rounds", flush=True)
     surf = dict(SURFACE, duration_ms=dur)
 
     def initial_from_cosim(results, out_dir):
@@ -215,8 +256,15 @@ def main(argv=None) -> int:
             raise C.PeerUnavailable("cosim's surface did not set up")
         return {"initial_state": r["setup"]["info"]["initial_state"]}
 
+    threaded = {f"cosim-{t}threads": t for t in args.cosim_threads if t > 1}
     plan = [{"name": "cosim", "config": surf},
             {"name": "tvb", "config": surf, "before_setup": initial_from_cosim}]
+    # numba's OpenMP layer: t threads that sleep rather than spin at the barriers (with
+    # OMP_NUM_THREADS=1 and spinning, one round here was 12× slower than one thread)
+    plan += [{"name": n, "config": dict(surf, threads=t),
+              "env": {"NUMBA_NUM_THREADS": str(t), "OMP_NUM_THREADS": str(t),
+                      "OMP_WAIT_POLICY": "passive"}}
+             for n, t in threaded.items()]
     for n in args.grids:
         steps = max(5, round(args.sheet_steps * 64 ** 2 / n ** 2))
         plan.append({"name": f"sheet-{n}", "config": {"n": n, "steps": steps}})
@@ -242,6 +290,16 @@ def main(argv=None) -> int:
         else:
             sps[name] = min(r["walls_s"]) / (dur / 1000.0)
     ratios = {"tvb": C.ratio(sps.get("tvb"), sps.get("cosim"))}
+    ratios_threads = {n: C.ratio(sps.get("tvb"), sps.get(n)) for n in threaded if n in sps}
+    # per-step floors (see the runners' floor()): TVB's sparse products, cosim's two
+    # derivative passes; the bound on the one-thread ratio is TVB's step ÷ cosim's floor
+    floors = {n: results[n]["setup"]["info"].get("floor_us_per_step")
+              for n in ("cosim", "tvb") if n in sps}
+    steps_per_s = 1000.0 / SURFACE["dt_ms"]
+    if "tvb" in sps and floors.get("cosim"):
+        floors["tvb_step_us"] = sps["tvb"] / steps_per_s * 1e6
+        floors["cosim_step_us"] = sps["cosim"] / steps_per_s * 1e6
+        floors["bound_tvb_step_over_cosim_floor"] = floors["tvb_step_us"] / floors["cosim"]
     agreement = None
     if "tvb" in sps and "cosim" in sps:
         import numpy as np
@@ -250,23 +308,38 @@ def main(argv=None) -> int:
         span = np.ptp(b[:m], axis=(0, 2))
         rel = float((np.abs(a[:m] - b[:m]) / np.where(span > 0, span, 1)[None, :, None]).max())
         agreement = {"n_samples": m, "max_rel_diff": rel, "agree": rel <= args.agree_rtol}
+        # the threaded kernel promises the one-thread bits
+        agreement["threads_bitwise"] = {
+            n: bool(np.array_equal(results[n]["arrays"]["y"], a)) for n in threaded if n in sps}
+        agreement["agree"] = agreement["agree"] and all(agreement["threads_bitwise"].values())
     print()
-    C.print_table(["simulator", "wall s / sim s", "TVB÷cosim"],
-                  [[n, sps.get(n), ratios["tvb"] if n == "cosim" else None] for n in ("cosim", "tvb")])
+    threads = {"cosim": 1, "tvb": 1, **threaded}
+    C.print_table(["simulator", "threads", "wall s / sim s", "TVB÷cosim"],
+                  [[n, threads[n], sps.get(n),
+                    ratios["tvb"] if n == "cosim" else ratios_threads.get(n)]
+                   for n in ("cosim", *threaded, "tvb") if n in sps or n in skipped])
     if sheet:
         print()
         C.print_table(["sheet", "points", "steps / s", "ns / (N log2 N)"],
                       [[k, v["points"], v["steps_per_second"], v["ns_per_point_log2N"]]
                        for k, v in sheet.items()])
+    if "bound_tvb_step_over_cosim_floor" in floors:
+        print(f"\nper step: cosim {floors['cosim_step_us']:.0f} µs (floor: its two derivative "
+              f"passes {floors['cosim']:.0f} µs), TVB {floors['tvb_step_us']:.0f} µs (its two "
+              f"sparse products alone {floors['tvb']:.0f} µs); TVB step ÷ cosim floor "
+              f"{floors['bound_tvb_step_over_cosim_floor']:.1f}×")
     for name, reason in skipped.items():
         print(f"  {name}: skipped — {reason}")
     if agreement:
         print(f"\nagreement cosim-tvb: max |Δ|/range {agreement['max_rel_diff']:.2e} over "
               f"{agreement['n_samples']} samples → {'AGREE' if agreement['agree'] else 'DISAGREE'}")
+        for n, same in agreement["threads_bitwise"].items():
+            print(f"{n} vs cosim (1 thread): {'bitwise equal' if same else 'DIFFERENT'}")
     targets = C.check_targets(ratios, TARGETS, at_least={"tvb"})
     if args.json:
         C.write_json(args.json, {
-            "benchmark": "neural_field", "ratios": ratios, "seconds_per_sim_second": sps,
+            "benchmark": "neural_field", "ratios": ratios, "ratios_cosim_threads": ratios_threads,
+            "threads": threads, "seconds_per_sim_second": sps, "floors_us_per_step": floors,
             "sheet": sheet, "agreement": agreement, "targets_met": targets,
             "skipped": skipped, "duration_ms": dur, "repeats": args.repeats,
             "surface": SURFACE, "versions": versions, "machine": C.machine_info(),

@@ -21,8 +21,8 @@ A ping-pong (``mpiexec -n 2``, mpi4py buffers) measures the per-message latency 
 messages) and the bandwidth (4 MiB messages) of this machine's MPI; with them a model of
 weak scaling to 256 and 1024 ranks (see bench/README.md for its assumptions):
 per-window time of the busiest rank = messages × latency + bytes / bandwidth + the
-coordinator's per-part work (rank 0 today), each extrapolated linearly in P from the
-measured points.  Wall-time figures (one process and ``--wall-np``, 3 by default) are taken
+coordinator's per-part work, each extrapolated linearly in P from the measured points
+(P ≥ 5), plus the stop vote (an ``Iallreduce`` the counters leave out: 2⌈log₂ P⌉ messages).  Wall-time figures (one process and ``--wall-np``, 3 by default) are taken
 with ``--wall-ms`` of simulated time.
 
     python bench/scale.py [--np 3 5 9 17 33] [--duration-ms 8] [--json out.json]
@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -150,7 +151,7 @@ def _run_worker(scen: str, out_json: str) -> None:
     Path(out_json).write_text(json.dumps({
         "traffic": summary.traffic, "timing": np.asarray(summary.timing).tolist(),
         "wall_s": summary.wall_s, "simulated_ms": summary.simulated_ms,
-        "n_ranks": summary.n_ranks}))
+        "n_ranks": summary.n_ranks, "compute_s": summary.compute_s}))
 
 
 def _pingpong(out_json: str, small: int = 8, large: int = 1 << 22) -> None:
@@ -234,11 +235,13 @@ ISSUE20_COORDINATOR_PER_PART_S = 100e-6
 
 def model(fig: dict[int, dict], pp: dict, targets=MODEL_NP) -> dict:
     """Extrapolate the busiest rank's messages and bytes and rank 0's work linearly in P
-    (least squares over the measured P) and cost them with (a) the ping-pong's latency and
-    bandwidth and the measured rank-0 work, (b) :data:`INTERCONNECT` and issue 20's
+    (least squares over the measured P ≥ 5), add the stop vote's tree messages, and cost
+    them with (a) the ping-pong's latency and bandwidth and the measured rank-0 work, (b) :data:`INTERCONNECT` and issue 20's
     per-part coordinator work, charged per message rank 0 receives per window (one per part
     with the star; what is left of them after the distributed bus) — see the README."""
     ps = np.array(sorted(fig), dtype=float)
+    if (ps >= 5).sum() >= 2:     # P = 3 has one spiking region: no part has the family's
+        ps = ps[ps >= 5]         # full neighbourhood yet, so its point is not on the line
 
     def fit(key):
         y = np.array([fig[int(p)][key] for p in ps], dtype=float)
@@ -260,9 +263,13 @@ def model(fig: dict[int, dict], pp: dict, targets=MODEL_NP) -> dict:
            "issue20_coordinator_per_part_s": ISSUE20_COORDINATOR_PER_PART_S,
            "part_compute_s": part, "P": {}}
     for p in targets:
-        m = max(0.0, fits["max_messages"][0] * p + fits["max_messages"][1])
-        b = max(0.0, fits["max_bytes"][0] * p + fits["max_bytes"][1])
-        row = {"messages": m, "bytes": b}
+        # plus the stop vote, which the counters leave out (an MPI collective): a
+        # recursive-doubling Iallreduce of one int64, ⌈log₂ P⌉ rounds of one send and one
+        # receive per rank
+        vote = 2 * math.ceil(math.log2(p))
+        m = max(0.0, fits["max_messages"][0] * p + fits["max_messages"][1]) + vote
+        b = max(0.0, fits["max_bytes"][0] * p + fits["max_bytes"][1]) + 8 * vote
+        row = {"messages": m, "bytes": b, "vote_messages": vote}
         for case, (lat, bw, (slope, icept)) in cases.items():
             exch = m * lat + b / bw
             w0 = max(0.0, slope * p + icept)
@@ -331,6 +338,10 @@ def main(argv=None) -> int:
                 r = measure(args.wall_np, tmp, args.wall_ms, args.regions_per_part, env, mpi=mpi)
                 wall[label] = {"wall_s": r["wall_s"], "simulated_ms": r["simulated_ms"],
                                "wall_per_simulated_s": r["wall_s"] / (r["simulated_ms"] / 1e3)}
+                if not mpi:      # one process: what the loop spends besides the engines
+                    windows, parts = len(r["timing"]), len(r["compute_s"])
+                    wall[label]["non_compute_us_per_part_per_window"] = (
+                        1e6 * (r["wall_s"] - sum(r["compute_s"].values())) / windows / parts)
     rows = []
     for n in args.np:
         f = fig[n]
@@ -353,7 +364,10 @@ def main(argv=None) -> int:
                   f"coordinator {c['coordinator_work_s'] * 1e6:.0f} µs vs part compute "
                   f"{mod['part_compute_s'] * 1e6:.0f} µs: efficiency {c['efficiency']:.3f}")
     for label, w in wall.items():
-        print(f"wall P = {label}: {w['wall_per_simulated_s']:.3f} s per simulated s")
+        extra = ("" if "non_compute_us_per_part_per_window" not in w else
+                 f" (besides the engines: {w['non_compute_us_per_part_per_window']:.0f} µs per "
+                 "part per window)")
+        print(f"wall P = {label}: {w['wall_per_simulated_s']:.3f} s per simulated s{extra}")
     payload.update({
         "max_messages_per_rank_per_window": {str(n): fig[n]["max_messages"] for n in args.np},
         "max_bytes_per_rank_per_window": {str(n): fig[n]["max_bytes"] for n in args.np},

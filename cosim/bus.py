@@ -26,7 +26,9 @@ each sync window ``k`` (``S`` bus steps, ``[kSΔt, (k+1)SΔt)``) it sends
 Delays are ``d_ij = rint(L_ij / speed / bus_dt)`` bus steps.  Every connection between
 different parts must have ``d_ij ≥ S`` (``Δ ≤ delay``), so the data a window needs were
 complete at the end of the previous window; :func:`check_cross_delays` enforces it at load
-time, naming the offending connection.
+time, naming the offending connection.  The same holds for a drive part's own region: its
+self-connection must be delayed by ``≥ S`` too (:func:`check_driven_self_delays`; the
+scenario key ``[connectome] driven_self_connections = "drop"`` leaves it out instead).
 """
 
 from __future__ import annotations
@@ -111,6 +113,43 @@ def check_cross_delays(connectome, owner: np.ndarray, names: list[str], steps: n
         file=file, key="simulation.sync_interval")
 
 
+def check_driven_self_delays(weights: np.ndarray, steps: np.ndarray, driven: dict[int, str],
+                             window_steps: int, bus_dt_ms: float | None = None, labels=None,
+                             extra_lag: dict[int, int] | None = None,
+                             file: str | None = None) -> None:
+    """Raise :class:`CosimError` if a region whose engine takes **drive** (``driven``:
+    region → engine name) has a self-connection delayed by less than the sync interval
+    (plus the engine's read-ahead, ``extra_lag[region]``), the rule every connection
+    between engines obeys (:func:`check_cross_delays`).
+
+    A drive is summed before its window runs, from samples of earlier windows; the
+    region's own afferent of the same window does not exist yet, so no bus — the central
+    one or the distributed one — can serve such a connection (the ring would hand out the
+    sample one ring length old).  The key is ``connectome.driven_self_connections``
+    (``"drop"`` leaves these self-connections out).  ``bus_dt_ms=None``: durations are
+    given in bus steps."""
+    def span(n: int) -> str:
+        return f"{n} bus steps" if bus_dt_ms is None else f"{n * bus_dt_ms:g} ms"
+
+    for r in sorted(driven):
+        if weights[r, r] == 0:
+            continue
+        lag = int((extra_lag or {}).get(r, 0))
+        d = int(steps[r, r])
+        if d >= int(window_steps) + lag:
+            continue
+        label = labels[r] if labels is not None else f"region {r}"
+        shorter = (f" or shorten the sync interval to at most {span(d - lag)}"
+                   if d > lag else "")
+        raise CosimError(
+            f"the self-connection of {label} is delayed by {span(d)}, less than the sync "
+            f"interval ({span(int(window_steps))}), but engine {driven[r]} takes its drive "
+            f"from the bus before each window, so it cannot read its own output of the same "
+            f"window; set driven_self_connections = \"drop\" (the engine's network stands "
+            f"for the region's recurrence){shorter}",
+            file=file, key="connectome.driven_self_connections")
+
+
 class Bus:
     """History and delivery of afferents (see module docstring).
 
@@ -127,6 +166,7 @@ class Bus:
 
     def __init__(self, connectome, steps: np.ndarray, window_steps: int, n_afferent: int,
                  read_ahead: int = 0):
+        self.connectome = connectome
         self.weights = np.asarray(connectome.weights, dtype=np.float64)
         self.steps = np.asarray(steps, dtype=np.int64)
         self.S = int(window_steps)
@@ -159,6 +199,9 @@ class Bus:
             if part.takes is Take.DRIVE and part.regions.size != 1:
                 raise ValueError(f"engine {part.engine!r} takes the drive of one region, "
                                  f"but stands for {part.regions.size}")
+        driven = {int(p.regions[0]): p.engine for p in self.parts if p.takes is Take.DRIVE}
+        check_driven_self_delays(self.weights, self.steps, driven, self.S,
+                                 labels=getattr(self.connectome, "region_labels", None))
 
     def initial_length(self) -> int:
         """Samples of initial history (t ≤ 0) every exporter provides:

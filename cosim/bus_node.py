@@ -9,9 +9,11 @@ the region's readers.
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from adapters import SpikesToRate
 from adapters.config import SpikesToRateSpec
+from adapters.spikes_to_rate import _filter
 
 
 class RegionRate:
@@ -20,17 +22,25 @@ class RegionRate:
 
     def __init__(self, spec: SpikesToRateSpec, n_cells: int, bin_ms: float):
         self.spec = spec
-        self.conv = SpikesToRate({"pooled": np.arange(n_cells)}, bin_ms, spec.kernel, spec.tau_ms)
+        self.conv = c = SpikesToRate({"pooled": np.arange(n_cells)}, bin_ms, spec.kernel,
+                                     spec.tau_ms)
         self.last_rate_hz = 0.0
+        # SpikesToRate.from_counts of the pooled counts, in one kernel call: the same
+        # divisor (count / (N · bin / 1000) Hz) and filter, so the same numbers
+        self._divisor = float(c.sizes[0] * (c.bin_ms / 1000.0))
+        self._h_over_tau = c.bin_ms / c.tau_ms
 
     def initial_afferent(self) -> float:
         return float(self.spec.map(np.array([0.0]))[0])
 
     def afferent(self, counts: np.ndarray) -> np.ndarray:
         """``counts`` (S, n_populations) summed over parts → afferent (S,)."""
-        pooled = np.asarray(counts).sum(axis=1, keepdims=True)
-        rate = self.conv.from_counts(pooled)[:, 0]
-        self.last_rate_hz = float(rate.mean()) if rate.size else 0.0
+        counts = np.asarray(counts, dtype=np.int64)
+        rate = np.empty(counts.shape[0])
+        c = self.conv
+        _pooled_rate(counts, self._divisor, c._kind, c._a, self._h_over_tau, c._y, c._z, rate)
+        # = rate.mean(): numpy's mean is this sum over the size
+        self.last_rate_hz = float(np.add.reduce(rate)) / rate.size if rate.size else 0.0
         return self.spec.map(rate)
 
     def state(self) -> dict:
@@ -38,3 +48,17 @@ class RegionRate:
 
     def restore(self, state: dict) -> None:
         self.conv.restore(state)
+
+
+@njit(cache=True)
+def _pooled_rate(counts, divisor, kind, a, h_over_tau, y, z, out):
+    """``out[n]`` = the filtered rate (Hz) of ``Σ_p counts[n, p]`` spikes (bin ``n``)."""
+    x = np.empty((counts.shape[0], 1))
+    for n in range(counts.shape[0]):
+        total = 0
+        for p in range(counts.shape[1]):
+            total += counts[n, p]
+        x[n, 0] = total / divisor
+    _filter(x, kind, a, h_over_tau, y, z)
+    for n in range(x.shape[0]):
+        out[n] = x[n, 0]

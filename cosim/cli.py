@@ -81,6 +81,9 @@ def _parser() -> argparse.ArgumentParser:
     from .export_cli import add_export_arguments
 
     add_export_arguments(sub.add_parser("export", help="write an output as NWB or TVB H5"))
+    j = sub.add_parser("join", help="rebuild the join of a multi-process output from its "
+                                    "rank files (after a run whose coordinator died)")
+    j.add_argument("output", help="the output file (its rank files: OUTPUT.d/)")
     g = sub.add_parser("regions", help="list a connectome's region labels")
     g.add_argument("connectome", help="tvb:connectivity_76, a TVB .zip, .npz or a CSV pair")
     return p
@@ -98,6 +101,13 @@ def _regions(args) -> int:
     c = load_connectome(args.connectome)
     for i, label in enumerate(c.region_labels):
         print(f"{i:4d}  {label}")
+    return 0
+
+
+def _join(args) -> int:
+    from .rank_output import rejoin
+
+    print(rejoin(args.output))
     return 0
 
 
@@ -291,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     handler = {"validate": _validate, "run": _run, "analyze": analyze_main, "plot": plot_main,
                "slurm": slurm_main, "sweep": sweep_main, "watch": watch_main,
                "describe": describe_main, "models": models_main, "export": export_main,
-               "regions": _regions, "fit": fit_main, "identify": identify_main}[args.command]
+               "regions": _regions, "join": _join, "fit": fit_main, "identify": identify_main}[args.command]
     try:
         return handler(args)
     except CosimError as exc:

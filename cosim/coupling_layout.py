@@ -14,7 +14,10 @@ from what each engine declares (:mod:`cosim.engines.base`), never from its type:
 * **Causality**: every connection between regions of different engines must be delayed by
   at least the sync interval (plus the read-ahead of the receiver's integrator); otherwise
   a window would need data from a window still being computed.  Checked at load time
-  (:func:`check_layout`), naming the shortest offending connection.
+  (:func:`check_layout`), naming the shortest offending connection.  So must the
+  self-connection of a region whose engine takes drive (a spiking region), unless
+  ``[connectome] driven_self_connections = "drop"`` leaves it out (done when the scenario
+  is loaded, :func:`cosim.scenario.load_scenario`).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import numpy as np
 
 from adapters.config import RateToPoissonSpec, SpikesToRateSpec
 
-from .bus import check_cross_delays, max_delay_steps
+from .bus import check_cross_delays, check_driven_self_delays, max_delay_steps
 from .engines.base import Export, Take
 from .errors import CosimError
 from .scenario_params import SPEED
@@ -149,3 +152,12 @@ def check_layout(scenario, layout: CouplingLayout) -> None:
         extra[i] = int(eng.bus_read_ahead_steps)
     check_cross_delays(scenario.connectome, owner, names, layout.steps, layout.window_steps,
                        layout.bus_dt_ms, layout.speed_mm_per_ms, str(scenario.path), extra)
+    # (one engine alone takes no drive: its self-connection is nobody's input)
+    driven = {int(r): n for n in names if layout.uses_bus
+              and scenario.engines[n].takes is Take.DRIVE
+              for r in scenario.engines[n].region_indices}
+    check_driven_self_delays(np.asarray(scenario.connectome.weights), layout.steps, driven,
+                             layout.window_steps, layout.bus_dt_ms,
+                             scenario.connectome.region_labels,
+                             {r: int(scenario.engines[n].bus_read_ahead_steps)
+                              for r, n in driven.items()}, str(scenario.path))

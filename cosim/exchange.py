@@ -24,6 +24,10 @@ process (all of them in one process, one under MPI — the same code):
    keeps: a sources part the block of new samples its engine takes next window, a drive
    part the ring ``(slot, afferent, read region)`` from which its drive is summed with the
    bus kernel (:func:`cosim.bus._delayed_weighted_sum`, sources in increasing index).
+   The drive of window ``k`` reads samples of windows ``< k`` only, so a drive part's
+   self-connection delayed by less than one window cannot be served — by this bus or the
+   central one — and :func:`exchange_pattern` refuses it as the load-time check does
+   (:func:`cosim.bus.check_driven_self_delays`).
 
 **Run-ahead.**  A drive part whose every received column is delayed by at least two
 windows (``d ≥ 2S``, checked from the delays when the pattern is made, never configured)
@@ -50,7 +54,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .bus import _delayed_weighted_sum, max_delay_steps
+from .bus import _delayed_weighted_sum, check_driven_self_delays, max_delay_steps
 from .bus_node import RegionRate
 from .engines.base import Export, Take
 from .errors import CosimError
@@ -126,7 +130,6 @@ def exchange_pattern(scenario, layout, plan) -> Pattern | None:
     if not layout.active(plan):
         return None
     weights = np.asarray(scenario.connectome.weights, dtype=np.float64)
-    n = weights.shape[0]
     routes: dict[Key, Route] = {}
     owner: dict[int, Key] = {}
     for g in plan.groups:
@@ -157,6 +160,12 @@ def exchange_pattern(scenario, layout, plan) -> Pattern | None:
                 raise ValueError(f"engine {r.key[0]!r} takes the drive of one region, "
                                  f"but stands for {r.regions.size}")
             r.reads = np.flatnonzero(weights[int(r.regions[0])]).astype(np.int64)
+    driven = {int(r.regions[0]): r.key[0] for r in routes.values()
+              if r.takes is Take.DRIVE and getattr(layout, "uses_bus", True)}
+    check_driven_self_delays(weights, np.asarray(layout.steps), driven, int(layout.window_steps),
+                             layout.bus_dt_ms, scenario.connectome.region_labels,
+                             {r: int(getattr(scenario.engines[n], "bus_read_ahead_steps", 0))
+                              for r, n in driven.items()})
     for dest in sorted(routes):
         reads = routes[dest].reads
         by_owner: dict[Key, list[int]] = {}

@@ -73,18 +73,37 @@ def encode_output(exports: dict, records: dict, timing) -> dict:
 
 def decode_output(msg: dict) -> tuple[dict, dict, np.ndarray]:
     """``(exports, records, timing)`` of an ``OUTPUT`` message."""
+    keys = tuple(msg)
+    plan = _PLANS.get(keys)
+    if plan is None:
+        if len(_PLANS) >= 1024:        # (a part's messages have the same keys every window)
+            _PLANS.clear()
+        plan = _PLANS[keys] = _decode_plan(keys)
     exports: dict = {}
     records: dict = {}
-    for key, value in msg.items():
+    for is_x, name, key, key_t in plan:
+        target = exports if is_x else records
+        target[name] = msg[key] if key_t is None else (msg[key], msg[key_t])
+    return exports, records, np.asarray(msg["timing"])
+
+
+#: message keys → how :func:`decode_output` files them (worked out once per key set)
+_PLANS: dict = {}
+
+
+def _decode_plan(keys: tuple) -> list:
+    """``[(export?, name, key, key of the times or None)]`` in the message's order."""
+    present = set(keys)
+    plan = []
+    for key in keys:
         kind, _, rest = key.partition(":")
         if kind not in ("x", "r"):
             continue
-        target = exports if kind == "x" else records
         if rest.endswith(":g"):
             name = rest[:-2]
-            target[name] = (value, msg[f"{kind}:{name}:t"])
-        elif rest.endswith(":t") and f"{kind}:{rest[:-2]}:g" in msg:
+            plan.append((kind == "x", name, key, f"{kind}:{name}:t"))
+        elif rest.endswith(":t") and f"{kind}:{rest[:-2]}:g" in present:
             continue
         else:
-            target[rest] = value
-    return exports, records, np.asarray(msg["timing"])
+            plan.append((kind == "x", rest, key, None))
+    return plan

@@ -28,9 +28,13 @@ class RecordPipeline:
         self.groups = plan.groups
         self.recorder = recorder
         self.sync_interval_ms = scenario.simulation.sync_interval_ms
+        parallel = getattr(recorder, "parallel", None)
+        #: engines whose parts write their own records (cosim.rank_output)
+        self.written_by_parts = set(parallel.engines) if parallel is not None else set()
         self._records: dict[str, dict[int, dict]] = {g.name: {} for g in plan.groups}
         #: latest rate-monitor samples for live monitoring: engine → {region: Hz}
         self.live_rates: dict[str, dict[str, float]] = {}
+        self._rate_specs: dict[str, list] = {}       # engine → its rate monitors' specs
 
     def take(self, key, records: dict) -> None:
         self._records[key[0]][key[1]] = records
@@ -40,6 +44,9 @@ class RecordPipeline:
         outputs = {}
         for g in self.groups:
             by_part = self._records[g.name]
+            if g.name in self.written_by_parts:
+                by_part.clear()
+                continue
             recs = self.engines[g.name].merge_records([by_part[p] for p in range(g.n_parts)])
             by_part.clear()
             if g.name in self.monitors:
@@ -51,8 +58,12 @@ class RecordPipeline:
 
     def _note_rates(self, engine: str, records: dict) -> None:
         """Remember the last sample of a rate monitor (``[record.<engine>.rate]``)."""
-        for spec in self.monitors[engine].record_specs():
-            if spec.attrs.get("monitor") == "rate" and spec.dataset in records:
+        specs = self._rate_specs.get(engine)
+        if specs is None:       # (a monitor's specs do not change during the run)
+            specs = self._rate_specs[engine] = [
+                s for s in self.monitors[engine].record_specs() if s.attrs.get("monitor") == "rate"]
+        for spec in specs:
+            if spec.dataset in records:
                 x = records[spec.dataset]
                 if x.shape[0]:
                     self.live_rates[engine] = {str(r): float(v)

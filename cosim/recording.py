@@ -16,7 +16,10 @@ Layout (all times in ms)::
     /engines/<engine>/<dataset>_bin_start_ms  rate and average monitors: the start of each
                             sample's bin (a second scale of axis 0; the bin is (start, t])
     /spikes/<engine>.<group>/             one SONATA population per cell group; attrs:
-                            sorting (SONATA enum none | by_id | by_time: by_time here),
+                            sorting (SONATA enum none | by_id | by_time: by_id when the
+                            run completed — ordered by (node_id, time) —, by_time while
+                            it runs and after a one-process failure, none after a
+                            multi-process failure),
                             engine, group, first_gid, n_nodes, resolution_ms (the
                             engine's time step: spike times are multiples of it)
     /spikes/<engine>.<group>/timestamps   float64 ms, ascending; attrs: units = "ms"
@@ -26,6 +29,13 @@ Layout (all times in ms)::
                             as applied (layout and attrs: :mod:`cosim.stimuli`)
     /timing/window_seconds  float64 (window, rank, phase) with phase = compute,
                             communicate, wait; attrs: phases, ranks
+
+Under MPI every rank writes what it produced into ``<output>.d/rank-<r>.h5`` and the
+datasets above that come from the ranks (the series and spikes of engines without
+monitors, the timing table) are HDF5 virtual datasets into those files, joined at the end
+(:mod:`cosim.rank_output`; the attribute ``rank_files`` of ``/`` says so).  Keep the
+``.d`` folder next to the output; ``cosim join OUTPUT`` rebuilds the join of a run whose
+coordinator died.
 
 Spikes: one SONATA population per cell group, written by :mod:`cosim.sonata`.
 
@@ -50,6 +60,7 @@ import datetime as _dt
 import functools
 import os
 import platform
+import shutil
 import sys
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -64,7 +75,7 @@ from .errors import CosimError
 from .output_guard import (FLUSH_MARGIN_BYTES, OutputLock, check_free_space,  # noqa: F401
                            check_output_path, chunked_bytes, estimate_output_bytes,
                            format_size, input_files, is_disk_full, series_chunk_rows)
-from .sonata import SpikeBuffers, create_population
+from .sonata import SpikeBuffers, create_population, cut_population, sort_population
 from .stimulus_output import StimulusWriter
 
 FORMAT_VERSION = 2          # 2: one SONATA population per cell group
@@ -101,6 +112,14 @@ class _Series:
     bin_start: "h5py.Dataset | None" = None
 
 
+def series_attrs(spec: RecordSpec) -> dict:
+    """The attributes of a region series dataset."""
+    out = dict(axes="time, variable, region", variables=list(spec.variables),
+               units=list(spec.units), regions=list(spec.regions),
+               period_ms=spec.period_ms, start_ms=spec.start_ms, time_unit="ms", **spec.attrs)
+    return out
+
+
 def is_binned(spec: RecordSpec) -> bool:
     """Samples that are means over a bin (rate and average monitors): stamped at the bin's
     end, with a second time scale ``<dataset>_bin_start_ms`` at its start."""
@@ -126,8 +145,11 @@ class Recorder:
 
     def __init__(self, path: Path, scenario, specs: dict[str, list[RecordSpec]], *,
                  n_ranks: int = 1, flush_every: int = 100, overwrite: bool = False,
-                 resume_lengths: dict[str, int] | None = None):
+                 resume_lengths: dict[str, int] | None = None, parallel=None):
         self.path = Path(path)
+        #: :class:`cosim.rank_output.OutputLayout` of a multi-process run, else None
+        self.parallel = parallel if parallel is not None and parallel.world_size > 1 else None
+        self._own = None            # this rank's (the coordinator's) rank file
         new = resume_lengths is None
         if new:
             check_output_path(self.path, overwrite, input_files(scenario))
@@ -151,7 +173,17 @@ class Recorder:
             if new:
                 check_free_space(self.path, specs, scenario, n_ranks=n_ranks)
             self._open(scenario, specs, resume_lengths)
+            from .rank_output import RankWriter, rank_dir
+
+            if new:             # the rank files of an older run on this output
+                shutil.rmtree(rank_dir(self.path), ignore_errors=True)
+            if self.parallel is not None:
+                self._own = RankWriter(self.parallel, 0, 1 << 62, resume_window=None if new
+                                       else int(resume_lengths.get("@windows_completed", 0)))
         except BaseException:
+            if self.f is not None:
+                self.f.close()
+                self.f = None
             self._lock.release()
             raise
         self._growing = [d for d in self._datasets() if d.maxshape[0] is None]
@@ -190,7 +222,7 @@ class Recorder:
         out = []
 
         def visit(name, obj):
-            if isinstance(obj, h5py.Dataset) and obj.maxshape:
+            if isinstance(obj, h5py.Dataset) and obj.maxshape and not obj.is_virtual:
                 out.append(obj)
         self.f.visititems(visit)
         return out
@@ -202,6 +234,8 @@ class Recorder:
         """Length (axis 0) of every growing dataset, after a :meth:`flush`."""
         out = {d.name[1:]: d.shape[0] for d in self._growing}
         out["@windows_completed"] = self.windows_completed
+        if self._own is not None:
+            out.update(self._own.lengths())
         return out
 
     def _reopen(self, specs, lengths: dict[str, int]) -> None:
@@ -209,14 +243,23 @@ class Recorder:
         f = self.f
         if f.attrs.get("format") != "cosim":
             raise CosimError("not a cosim output file; cannot resume into it", file=str(self.path))
+        cut = set()
         for name, n in lengths.items():
             if name.startswith("@"):
                 continue
             if name not in f:
                 raise CosimError(f"dataset {name} of the checkpoint is missing; cannot resume",
                                  file=str(self.path))
+            pop, _, leaf = name.rpartition("/")
+            if pop.startswith("spikes/") and leaf in ("timestamps", "node_ids"):
+                if pop not in cut:          # a completed run's population is sorted by_id:
+                    cut.add(pop)            # the first n spikes in time order
+                    cut_population(f[pop], n)
+                continue
             f[name].resize(n, axis=0)
         for engine, engine_specs in specs.items():
+            if self.parallel is not None and engine in self.parallel.engines:
+                continue                    # written by its parts (cosim.rank_output)
             for spec in engine_specs:
                 if spec.attrs.get("kind") == "spikes":
                     self._spikes.route(engine, spec)
@@ -228,8 +271,12 @@ class Recorder:
                                                                    bin_start=b)
         self._stimuli = StimulusWriter(f, self._stimulus_records, create=False)
         self._timing_ds = f["timing/window_seconds"]
-        if self._timing_ds.shape[1] < self.n_ranks:       # resumed on more processes
+        if self.parallel is None and self._timing_ds.shape[1] < self.n_ranks:  # more processes
             self._timing_ds.resize(self.n_ranks, axis=1)
+        if self.parallel is not None:         # unlimited mappings again until the join
+            from .rank_output import create_virtual
+
+            create_virtual(f, self.parallel, series_attrs)
         self.windows_completed = int(lengths.get("@windows_completed", 0))
         f.attrs.update(status="running", message="", windows_completed=self.windows_completed)
         f.flush()
@@ -271,6 +318,8 @@ class Recorder:
         for engine, engine_specs in specs.items():
             eg = f.require_group(f"engines/{engine}")
             eg.attrs["type"] = scenario.engine_types.get(engine, "")
+            if self.parallel is not None and engine in self.parallel.engines:
+                continue                    # written by its parts (cosim.rank_output)
             for spec in engine_specs:
                 if spec.attrs.get("kind") == "spikes":
                     for pop in self._spikes.route(engine, spec):
@@ -278,6 +327,13 @@ class Recorder:
                 else:
                     self._create_series(eg, engine, spec)
         self._stimuli = StimulusWriter(f, getattr(scenario, "stimuli", {}), create=True)
+        if self.parallel is not None:
+            from .rank_output import create_virtual
+
+            create_virtual(f, self.parallel, series_attrs)
+            self._timing_ds = None
+            f.flush()
+            return
         tg = f.create_group("timing")
         # axis 1 may grow: a run resumed on more processes than it started with
         tg.create_dataset("window_seconds", shape=(0, self.n_ranks, len(PHASES)),
@@ -293,10 +349,7 @@ class Recorder:
         rows = series_chunk_rows(nv, nr)
         d = group.create_dataset(spec.dataset, shape=(0, nv, nr), maxshape=(None, nv, nr),
                                  dtype="f8", chunks=(rows, nv, nr))
-        d.attrs.update(axes="time, variable, region", variables=list(spec.variables),
-                       units=list(spec.units), regions=list(spec.regions),
-                       period_ms=spec.period_ms, start_ms=spec.start_ms, time_unit="ms",
-                       **spec.attrs)
+        d.attrs.update(series_attrs(spec))
         t = group.create_dataset(f"{spec.dataset}_time_ms", shape=(0,), maxshape=(None,),
                                  dtype="f8", chunks=(max(rows, 256),))
         t.attrs["unit"] = "ms"
@@ -337,7 +390,10 @@ class Recorder:
                     self._spikes.add(key, value)
                 else:
                     raise KeyError(f"engine {engine!r} recorded undeclared dataset {dataset!r}")
-        if timing is not None:
+        if timing is not None and self._own is not None:
+            self._own.end_window(-1, np.asarray(timing, dtype=np.float64).reshape(
+                self.n_ranks, len(PHASES))[0])
+        elif timing is not None:
             self._timing.append(np.array(timing, dtype=np.float64).reshape(self.n_ranks, len(PHASES)))
         self._windows_buffered += 1
         if t_end_ms is not None:
@@ -359,16 +415,21 @@ class Recorder:
             self._abandon(f"disk full while writing the output ({format_size(need)} to write, "
                           f"{format_size(free)} free)")
         try:
+            if self._own is not None:
+                self._own.flush()
             self._write_buffers()
             self.f.flush()
         except (OSError, RuntimeError) as exc:
             why = ("disk full while writing the output" if is_disk_full(exc) else
                    f"cannot write the output ({str(exc).split(' (')[0]})")
             self._abandon(why)
+        except CosimError as exc:           # the coordinator's rank file
+            self._abandon(exc.reason)
         self.windows_completed += self._windows_buffered
         self._windows_buffered = 0
         self._good = self._extents()
-        self._t_good = self.f.attrs["t_completed_ms"]
+        if self._t_end is not None:             # what _write_buffers wrote
+            self._t_good = self._t_end
 
     def _bytes_to_write(self) -> int:
         """Bytes the buffered windows add to the file (whole new chunks)."""
@@ -384,7 +445,7 @@ class Recorder:
                                      - chunked_bytes(n0, max(rows, 256), 8)))
         need += self._spikes.bytes_to_write(self.f)
         need += self._stimuli.bytes_to_write()
-        if self._timing:
+        if self._timing and self._timing_ds is not None:
             n0 = self._timing_ds.shape[0]
             row = 24 * self.n_ranks
             need += chunked_bytes(n0 + len(self._timing), 256, row) - chunked_bytes(n0, 256, row)
@@ -408,6 +469,7 @@ class Recorder:
                     d.resize(n, axis=0)
             self.f.attrs.update(windows_completed=kept, t_completed_ms=self._t_good,
                                 status="failed", message=msg)
+            self._close_own("failed")
             self.f.close()
         except Exception:           # nothing more can be done for this file
             try:
@@ -436,7 +498,7 @@ class Recorder:
             s.n_written = n1
         self._spikes.write(self.f)
         self._stimuli.write()
-        if self._timing:
+        if self._timing and self._timing_ds is not None:
             block = np.stack(self._timing)
             self._timing.clear()
             d = self._timing_ds
@@ -460,11 +522,33 @@ class Recorder:
             if status == "completed":
                 raise
             return
+        if status == "completed":      # the populations this file holds itself
+            for name in self._spikes.names():
+                sort_population(self.f[f"spikes/{name}"])
         self.f.attrs["status"] = status
         self.f.attrs["message"] = message
+        self._close_own(status)
         self.f.close()
         self.f = None
         self._lock.release()
+
+    def _close_own(self, status: str) -> None:
+        """Close the coordinator's rank file and join every rank file into the output
+        (:func:`cosim.rank_output.join`) as of the windows flushed."""
+        if self._own is None:
+            return
+        from .rank_output import join
+
+        try:
+            self._own.close(status)
+        except CosimError:
+            pass
+        self._own = None
+        try:
+            join(self.f, self.parallel, self.windows_completed, series_attrs)
+        except (OSError, RuntimeError, KeyError, ValueError) as exc:
+            self.f.attrs["message"] = (f"{self.f.attrs.get('message', '')}; the rank files "
+                                       f"could not be joined ({exc}): run cosim join")
 
 
 def default_output_path(scenario) -> Path:

@@ -54,6 +54,7 @@ import os
 import signal
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, TextIO
 
@@ -130,6 +131,30 @@ class StopFlag:
 # The bus side of a run: bus node, record pipeline, recorder, checkpoints, progress
 # --------------------------------------------------------------------------------------
 
+@dataclass
+class Reporting:
+    """How the parts tell the coordinator of their windows.  Loud (one process, or
+    one-file output): an ``OUTPUT`` per part per window (records, timing, live rate).
+    Quiet (MPI with parallel output): a part whose records its rank file holds sends none;
+    the coordinator learns that a window is done from the stop vote, and the parts' timing
+    once at the end — so its per-window messages do not grow with the number of parts.  With
+    a live monitor the quiet parts send their timing and live rate every ``status_every``
+    windows (the output's ``flush_every``)."""
+
+    quiet: bool = False
+    status_every: int = 0
+    timing: list = field(default_factory=list)  # a quiet part's (compute, communicate, wait)
+
+    @classmethod
+    def of(cls, scenario, recorder, on_window) -> "Reporting":
+        if getattr(recorder, "parallel", None) is None:
+            return cls()
+        return cls(True, int(scenario.record.flush_every) if on_window is not None else 0)
+
+    def status_due(self, k: int) -> bool:
+        return bool(self.status_every) and (k + 1) % self.status_every == 0
+
+
 class Hub:
     """What the coordinator does per window (rank 0, or the one process): the parts'
     records and timing into the record pipeline, checkpoints' commit, progress.  It is not
@@ -148,6 +173,14 @@ class Hub:
         self.pipeline = RecordPipeline(scenario, plan, recorder)
         self.keys = [(g.name, p) for g in plan.groups for p in range(g.n_parts)]
         self.rank = {(g.name, p): r for g in plan.groups for p, r in enumerate(g.ranks)}
+        #: parallel output: the parts of an engine its parts write send the coordinator no
+        #: per-window output; it follows them through the stop vote (:meth:`follow_vote`)
+        self.reporting = Reporting.of(scenario, recorder, on_window)
+        written = recorder.parallel.engines if self.reporting.quiet else ()
+        self.quiet = [key for key in self.keys if key[0] in written]
+        self.loud = [key for key in self.keys if key[0] not in written]
+        self.stop_at: int | None = None      # quiet: the window the parts' @stop comes at
+        self._commit_at_end: int | None = None
         self.timing = np.zeros((plan.world_size, 3))
         self.all_timing: list[np.ndarray] = []
         self.engine_compute = {g.name: 0.0 for g in plan.groups}
@@ -172,8 +205,9 @@ class Hub:
         c0, w0 = tr.comm_s, tr.wait_s
         tic = time.perf_counter()
         timing = self.timing
-        timing[:] = 0.0
-        msgs = [tr.recv(key, Kind.OUTPUT, BUS) for key in self.keys]
+        keys = (self.keys if not self.quiet or k == self.stop_at
+                or self.reporting.status_due(k) else self.loud)
+        msgs = [tr.recv(key, Kind.OUTPUT, BUS) for key in keys]
         stops = [int(m["@stop"]) for m in msgs if "@stop" in m]
         if stops:
             if len(stops) != len(msgs):
@@ -181,25 +215,87 @@ class Hub:
                                    f"before window {k}")
             self.stop_after, self.signum = k, max(stops)
             return True
-        for key, msg in zip(self.keys, msgs):
+        rows = [[0.0, 0.0, 0.0] for _ in range(timing.shape[0])]   # Python floats: the same
+        compute = self.engine_compute                               # sums, without numpy calls
+        for key, msg in zip(keys, msgs):
             live, records, t = decode_output(msg)
-            timing[self.rank[key]] += t[:3]
-            self.engine_compute[key[0]] += t[0]
+            c, m, w = t[:3].tolist()
+            row = rows[self.rank[key]]
+            row[0] += c
+            row[1] += m
+            row[2] += w
+            compute[key[0]] += c
             if "live_rate_hz" in live:
                 self.live_rates[key[0]] = {self._rate_label[key[0]]: float(live["live_rate_hz"])}
             self.pipeline.take(key, records)
         t1 = (k + 1) * self.sc.simulation.sync_interval_ms
         spent = time.perf_counter() - tic - (tr.comm_s - c0) - (tr.wait_s - w0)
-        timing[BUS_RANK] += (spent, tr.comm_s - c0, tr.wait_s - w0)
+        row = rows[BUS_RANK]
+        row[0] += spent
+        row[1] += tr.comm_s - c0
+        row[2] += tr.wait_s - w0
+        timing[:] = rows
         self.pipeline.finish(k, t1, timing)
         if self.ck.due(k):
-            self.commit(k + 1)
+            if self.quiet and k + 1 == n_windows:   # no vote after the last window: the
+                self._commit_at_end = k + 1          # parts' DONE says their states are saved
+            else:
+                self.commit(k + 1)
         self.all_timing.append(timing.copy())
         tr.flush_sends()
         self.progress.update(t1)
         if self.on_window is not None:
             self.on_window(k, t1, lambda: self.live_payload(timing))
         return False
+
+    def follow_vote(self, k: int, vote) -> None:
+        """Quiet parts: wait for window ``k``'s stop vote, which the coordinator joined —
+        complete, it says every part finished window ``k`` (its records in its rank file, its
+        checkpoint saved).  A signal in it stops the parts after window ``k + 1``; their
+        ``@stop`` comes at window ``k + 2``."""
+        signum = self.transport.vote_wait(vote, self._unanswered)
+        if signum and self.stop_at is None and k + 2 < self.sc.simulation.n_windows:
+            self.stop_at = k + 2
+
+    def votes_at(self, k: int) -> bool:
+        """Whether the parts start a stop vote after window ``k`` (every window but the last,
+        and not after they stopped)."""
+        return k + 1 < self.sc.simulation.n_windows and k != self.stop_at
+
+    def _unanswered(self, guess: int | None = None) -> int:
+        """A vote did not complete within the timeout: ping every part; one that does not
+        answer within 2 s (a part that waits answers from its transport's idle hook) is the
+        silent one — ``guess`` (where the parts' waiting notices lead) if it is among
+        them, else the first.  A part waiting in the vote sends no notice, so the notices'
+        chain may end at a part that answers."""
+        tr = self.transport
+        for key in self.keys:
+            tr.send(key, Kind.INPUT, {"@ping": np.array(1)}, BUS)
+        tr.flush_sends()
+        pending = list(self.keys)
+        t_end = time.perf_counter() + 2.0
+        while pending and time.perf_counter() < t_end:
+            pending = [key for key in pending if tr.poll(key, Kind.OUTPUT, BUS) is None]
+            time.sleep(1e-3)
+        silent = [self.rank[key] for key in pending]
+        if guess in silent or (not silent and guess is not None):
+            return guess
+        return silent[0] if silent else BUS_RANK
+
+    def adopt(self, reports: list[dict]) -> None:
+        """The quiet parts' timing, gathered once at the end of the run (one report per
+        rank): their rows of the summary's timing table and their engines' compute."""
+        if not self.quiet or not self.all_timing:
+            return
+        table = np.array(self.all_timing)
+        for g in {key[0] for key in self.quiet}:
+            self.engine_compute[g] = 0.0
+        for key in self.quiet:
+            rows = np.asarray(reports[self.rank[key]].get("timing", np.zeros((0, 3))))
+            m = min(len(rows), len(table))
+            table[:m, self.rank[key]] = rows[:m]
+            self.engine_compute[key[0]] += float(rows[:, 0].sum()) if len(rows) else 0.0
+        self.all_timing = list(table)
 
     def commit(self, window: int) -> None:
         """Flush the output and write the coordinator checkpoint (the commit point)."""
@@ -213,6 +309,13 @@ class Hub:
     def end(self, stopped: bool) -> None:
         """After the last window: on a stop, wait for the parts' final checkpoints and
         commit them; close the output; tell every part it may exit."""
+        if not stopped and self.recorder.parallel is not None:
+            # parallel output: every part closed its rank file before its DONE (after a
+            # stop, before its @stop output)
+            for key in self.keys:
+                self.transport.recv(key, Kind.DONE, BUS)
+            if self._commit_at_end is not None:
+                self.commit(self._commit_at_end)
         if stopped:                  # the parts' final checkpoints are saved (window())
             if self.ck.every:
                 self.commit(self.stop_after)
@@ -234,10 +337,13 @@ class Hub:
 # --------------------------------------------------------------------------------------
 
 def window_loop(scenario, transport, parts: dict[tuple[str, int], Part], hub: Hub | None,
-                ck: Checkpointer, k_start: int, stop: StopFlag) -> int:
+                ck: Checkpointer, k_start: int, stop: StopFlag, writer=None,
+                reporting: Reporting | None = None) -> int:
     """Run windows ``k_start … n − 1`` for the nodes of this process (``parts`` and, on the
     coordinator's process, ``hub``).  Returns the number of the signal that stopped the run
-    early (0: it ran to the end)."""
+    early (0: it ran to the end).  ``writer``: this part's rank file (parallel output);
+    ``reporting``: whether its windows' outputs go to the coordinator (:class:`Reporting`)."""
+    reporting = reporting or Reporting()
     sim = scenario.simulation
     n = sim.n_windows
     dt_sync = sim.sync_interval_ms
@@ -247,12 +353,28 @@ def window_loop(scenario, transport, parts: dict[tuple[str, int], Part], hub: Hu
     vote = None                 # the parts' vote of the previous window
     open_votes: list = []       # the coordinator alone: votes it joined, not yet complete
     stopped = 0
+    if writer is not None and items:
+        key0 = items[0][0]
+
+        def abort_check():        # also while waiting for a partner that failed
+            msg = transport.poll(BUS, Kind.INPUT, key0)
+            if msg is None:
+                return
+            if "@ping" in msg:    # the coordinator looks for a silent part: not this one
+                transport.send(BUS, Kind.OUTPUT, {"@pong": np.array(1)}, key0)
+                transport.flush_sends()
+                return
+            transport.idle = None                                        # "@abort"
+            _flush_on_abort(transport, key0, writer)
+        transport.idle = abort_check
     for k in range(k_start, n):
         if stopped:
             # the vote stopped the parts after window k − 1: final checkpoints, then the
             # coordinator hears of the stop instead of window k's output
             for link in links:
                 link.catch_up(transport)
+            if writer is not None:          # parallel output: this rank's file first
+                writer.close("terminated")
             for key, part in items:
                 _final_checkpoint(transport, ck, key, part, k, stopped)
             if hub is not None:
@@ -283,7 +405,19 @@ def window_loop(scenario, transport, parts: dict[tuple[str, int], Part], hub: Hu
             timing = (spent, transport.comm_s - c0, transport.wait_s - w0, stop.signum)
             live = ({"live_rate_hz": np.array(link.live_rate_hz)}
                     if link is not None and link.rate is not None else {})
-            transport.send(BUS, Kind.OUTPUT, encode_output(live, records, timing), key)
+            if writer is not None:          # parallel output: the part writes its records
+                records = writer.take(key[0], records)
+                writer.end_window(k, timing, flush=due)
+                transport.idle()
+            if not reporting.quiet:
+                transport.send(BUS, Kind.OUTPUT, encode_output(live, records, timing), key)
+                continue
+            reporting.timing.append(timing[:3])
+            if reporting.status_due(k):       # a live monitor: timing and live rate
+                transport.send(BUS, Kind.OUTPUT, encode_output(live, {}, timing), key)
+        if hub is not None and hub.quiet and hub.votes_at(k):
+            # quiet parts: the coordinator joins window k's vote and waits for it
+            hub.follow_vote(k, transport.vote_start(stop.signum))
         if hub is not None and hub.window(k, n):
             break                                   # the parts stopped (a signal)
         # the stop vote: every process joins one per window; the parts complete the
@@ -299,7 +433,7 @@ def window_loop(scenario, transport, parts: dict[tuple[str, int], Part], hub: Hu
             if stopped and vote is not None:
                 transport.vote_finish(vote)         # the coordinator joins it, then hears
                 vote = None
-        elif k + 1 < n:
+        elif k + 1 < n and not hub.quiet:
             open_votes.append(transport.vote_start(stop.signum))
             open_votes = [v for v in open_votes if not transport.vote_ready(v)]
         transport.flush_sends()
@@ -313,6 +447,44 @@ def window_loop(scenario, transport, parts: dict[tuple[str, int], Part], hub: Hu
     if hub is not None and hub.stop_after is not None:
         return hub.signum
     return stopped
+
+
+def _flush_on_abort(transport, key, writer) -> None:
+    """The coordinator is closing a failed run: flush this rank's file (every window
+    done), acknowledge, and wait to be ended with the job."""
+    if writer is not None:
+        try:
+            writer.close("failed")
+        except CosimError:
+            pass
+    transport.send(BUS, Kind.DONE, {}, key)
+    transport.flush_sends()
+    transport.recv(BUS, Kind.DONE, key)
+    raise _Quiet()
+
+
+def _collect_flushes(transport, plan: Plan, recorder, exc) -> None:
+    """A failed multi-process run with parallel output: every part but the failed one
+    flushes its rank file (``@abort``) before the coordinator joins them, so the output
+    keeps every window done, as a one-file run does.  A part that does not answer within
+    a few seconds (stuck in its engine's exchange with a failed partner) keeps what it
+    flushed before."""
+    if getattr(recorder, "parallel", None) is None or isinstance(exc, (Stalled, PartnerLost)):
+        return
+    failed = exc.rank if isinstance(exc, RemoteError) else None
+    keys = [(g.name, p) for g in plan.groups for p, r in enumerate(g.ranks) if r != failed]
+    saved = transport.timeout_s
+    transport.timeout_s = 5.0
+    try:
+        for key in keys:
+            transport.send(key, Kind.INPUT, {"@abort": np.array(1)}, BUS)
+        transport.flush_sends()
+        for key in keys:
+            transport.recv(key, Kind.DONE, BUS)
+    except Exception:
+        pass
+    finally:
+        transport.timeout_s = saved
 
 
 def _final_checkpoint(transport, ck: Checkpointer, key, part: Part, window: int,
@@ -398,10 +570,16 @@ def _open_output(scenario, plan: Plan, ck: Checkpointer, out_path, overwrite: bo
                  resume: bool):
     """``(k_start, coordinator state, recorder)``: a new output (old checkpoint files
     cleared), or the output and checkpoint of the run being resumed (checked first)."""
+    from .rank_output import OutputLayout, resume_layout
+
     k_start, cstate, lengths, grew = ck.resume(scenario, plan) if resume else (0, None, None, False)
-    recorder = Recorder(out_path, scenario, record_specs(scenario), n_ranks=plan.world_size,
+    specs = record_specs(scenario)
+    parallel = OutputLayout.of(scenario, plan, out_path, specs)
+    if resume:          # rank files only if the checkpoint's run wrote the same ones
+        parallel = resume_layout(out_path, parallel, k_start)
+    recorder = Recorder(out_path, scenario, specs, n_ranks=plan.world_size,
                         flush_every=scenario.record.flush_every, overwrite=overwrite,
-                        resume_lengths=lengths)
+                        resume_lengths=lengths, parallel=parallel)
     if grew:
         recorder.extend(scenario)
     if not resume:
@@ -436,6 +614,7 @@ def run_mpi(scenario, comm, *, output: Path | None = None, overwrite: bool = Fal
     so no rank is left waiting.
     """
     rank = comm.Get_rank()
+    writer = None
     labels = {BUS_RANK: "the bus"}
     who = "bus" if rank == BUS_RANK else "engine"
     transport = None
@@ -475,10 +654,21 @@ def run_mpi(scenario, comm, *, output: Path | None = None, overwrite: bool = Fal
                         else None)
             parts = _build(scenario, layout, plan, [key], ck, k_start, resume, transport,
                            lambda _k: exchange)
-            stopped = window_loop(scenario, transport, parts, None, ck, k_start, stop)
+            writer = (_rank_writer(scenario, plan, out_path, rank, k_start if resume else None)
+                      if int(start["rank_files"]) else None)
+            reporting = Reporting(writer is not None and name in writer.layout.engines,
+                                  int(start["status_every"]))
+            stopped = window_loop(scenario, transport, parts, None, ck, k_start, stop, writer,
+                                  reporting)
+            if not stopped and writer is not None:
+                writer.close("completed")
+                transport.send(BUS, Kind.DONE, {}, key)
+                transport.flush_sends()
             transport.recv(BUS, Kind.DONE, key)
             transport.close()
-            comm.gather(transport.traffic(), root=BUS_RANK)     # once per run (see _run_bus)
+            # once per run (see _run_bus): traffic, and a quiet part's timing
+            comm.gather({"traffic": transport.traffic(), "timing": np.array(reporting.timing)},
+                        root=BUS_RANK)
             if stopped:
                 raise Terminated(stopped)
             return None
@@ -498,15 +688,28 @@ def run_mpi(scenario, comm, *, output: Path | None = None, overwrite: bool = Fal
     except BaseException as exc:  # one line, then take every rank down: never a hang
         text = _error_text(exc)
         code = 2 if isinstance(exc, CosimError) else 1
+        if writer is not None:    # parallel output: every window done reaches the disk
+            try:
+                writer.close("failed")
+            except BaseException:
+                pass
         if rank != BUS_RANK and transport is not None:
             # hand the error to the bus, which closes the output file (every completed
             # window kept, status "failed") and ends the job; abort ourselves if it cannot
             try:
                 transport.send_error(BUS, text, code)
-                time.sleep(5.0)   # the bus ends the job; if it cannot, say it ourselves
+                transport.linger(5.0)   # the bus ends the job; if it cannot, say it ourselves
             finally:
                 _die(comm, f"cosim: {who} (rank {rank}) failed: {text}", code)
         _die(comm, f"cosim: {who} (rank {rank}) failed: {text}", code)
+
+
+def _rank_writer(scenario, plan, out_path, rank: int, resume_window):
+    """This part's rank file (parallel output, :mod:`cosim.rank_output`)."""
+    from .rank_output import OutputLayout, RankWriter
+
+    out = OutputLayout.of(scenario, plan, out_path, record_specs(scenario))
+    return RankWriter(out, rank, scenario.record.flush_every, resume_window=resume_window)
 
 
 class _Quiet(Exception):
@@ -520,6 +723,11 @@ def _die(comm, line: str | None, code: int):
     if line:
         print(line, file=sys.stderr, flush=True)
     time.sleep(0.5)           # let the launcher forward the line before it kills us
+    try:                      # MPI_Abort adds a line of its own ("Abort(2) on node 0 (rank 0
+        sys.stderr.flush()    # in comm 0): application called MPI_Abort…"): the one line
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 2)      # above says it all
+    except (OSError, ValueError):
+        pass
     comm.Abort(code)
     os._exit(code)
 
@@ -536,7 +744,8 @@ def _run_bus(scenario, layout, plan, transport, out_path, overwrite, progress_st
     except BaseException:
         _start_parts(transport, plan, -1)    # the parts stop quietly; this rank reports
         raise
-    _start_parts(transport, plan, k_start)
+    reporting = Reporting.of(scenario, recorder, on_window)
+    _start_parts(transport, plan, k_start, recorder.parallel is not None, reporting.status_every)
     try:
         progress = Progress(sim.duration_ms, progress_stream, start_ms=k_start * sim.sync_interval_ms)
         hub = Hub(scenario, plan, layout, transport, recorder, ck, progress, on_window, stop)
@@ -551,19 +760,25 @@ def _run_bus(scenario, layout, plan, transport, out_path, overwrite, progress_st
         hub.end(stopped)
         transport.close()
     except BaseException as exc:
+        _collect_flushes(transport, plan, recorder, exc)
         recorder.close("terminated" if stop.signum else "failed", f"{type(exc).__name__}: {exc}")
         raise
-    traffic = comm.gather(transport.traffic(), root=BUS_RANK)   # every rank's, once per run
-    return _summary(hub, out_path, k_start, wall, build_s, stopped, traffic)
+    reports = comm.gather({"traffic": transport.traffic()}, root=BUS_RANK)  # once per run
+    hub.adopt(reports)
+    return _summary(hub, out_path, k_start, wall, build_s, stopped,
+                    [r["traffic"] for r in reports])
 
 
-def _start_parts(transport, plan: Plan, k_start: int) -> None:
+def _start_parts(transport, plan: Plan, k_start: int, rank_files: bool = False,
+                 status_every: int = 0) -> None:
     from . import watchdog
 
     notes = _bytes(watchdog.notes() or "")
+    msg = {"k_start": np.array(k_start), "notes": notes, "rank_files": np.array(int(rank_files)),
+           "status_every": np.array(status_every)}
     for g in plan.groups:
         for p in range(g.n_parts):
-            transport.send((g.name, p), Kind.START, {"k_start": np.array(k_start), "notes": notes}, BUS)
+            transport.send((g.name, p), Kind.START, msg, BUS)
     transport.flush_sends()
 
 
@@ -602,7 +817,7 @@ def _announce_ranks(transport, plan: Plan, rank: int, output: Path, stream) -> N
             role = f"engine {g.name}" + (f" part {p + 1}/{g.n_parts}" if g.n_parts > 1 else "")
             table[str(r)] = {"pid": int(msg["pid"]), "host": _text(msg["host"]), "role": role}
     table = dict(sorted(table.items(), key=lambda kv: int(kv[0])))
-    watchdog.attach(watchdog.start(table))
+    watchdog.attach(watchdog.start(table, output))
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
         tmp = ranks_file(output).with_name(ranks_file(output).name + ".tmp")

@@ -23,6 +23,8 @@ Layout::
                                      # (every key's default, unit and bounds: docs/scenario.md)
     allow_disconnected = false       # true: accept regions of a user file without any
                                      # connection (refused by default: usually a data error)
+    driven_self_connections = "keep" # "drop": leave out a spiking region's self-connection
+                                     # (kept, it must be delayed by >= sync_interval)
 
     [engines.cortex]             # one table per engine; `type` selects the engine class,
     type = "neural_mass"         # the rest is validated by that class (see its docs)
@@ -45,18 +47,21 @@ Layout::
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from adapters.config import adapters_from_config
 
 from .connectome import Connectome, load_connectome
 from .coupling_layout import coupling_layout
 from .engines import engine_class, engine_types
-from .engines.base import BuildContext
+from .engines.base import BuildContext, Take
 from .errors import CosimError
 from . import scenario_params as sp
 from .monitor_config import monitors_from_config
@@ -185,6 +190,9 @@ def load_scenario(path: str | Path, *, output: str | Path | None = None) -> Scen
     text, data = read_toml(p)
     file = str(p)
     top = Reader(data, file)
+    if "fit" in data and "simulation" not in data:
+        raise top.error("fit", "a fit description, not a scenario: run it with `cosim fit "
+                               f"{p.name}` (its base scenario is fit.scenario)")
 
     sim = _read_simulation(top.table("simulation"), output)
     conn_r = top.table("connectome")
@@ -193,6 +201,7 @@ def load_scenario(path: str | Path, *, output: str | Path | None = None) -> Scen
     connectome = load_connectome(source, base_dir=p.parent, file=file, key="connectome.source",
                                  allow_disconnected=allow_disconnected)
     speed = conn_r.param(sp.SPEED)
+    driven_self = conn_r.param(sp.DRIVEN_SELF)
     conn_r.done()
 
     record_r = top.table("record", {})
@@ -252,6 +261,8 @@ def load_scenario(path: str | Path, *, output: str | Path | None = None) -> Scen
         adapters = adapters_from_config(top.table("adapters"), engines)
     stimuli = bind_stimuli(read_stimuli(top.table("stimuli", {}), p.parent), engines)
     top.done()
+    if driven_self == "drop":
+        connectome = _drop_driven_self(connectome, engines)
     scenario = Scenario(p, text, sim, connectome, engines,
                         RecordSpecGlobal(period, flush_every), adapters, monitors, speed,
                         stimuli)
@@ -260,6 +271,20 @@ def load_scenario(path: str | Path, *, output: str | Path | None = None) -> Scen
     except CosimError as exc:
         raise exc.at(file=file) from None
     return scenario
+
+
+def _drop_driven_self(connectome: Connectome, engines: dict[str, Any]) -> Connectome:
+    """``driven_self_connections = "drop"``: the connectome without the self-connections of
+    the regions whose engine takes drive from the bus (their own network stands for them;
+    see :func:`cosim.bus.check_driven_self_delays`).  The engines were built from the full
+    connectome; none of them reads a driven region's self-connection but the bus."""
+    regions = [int(r) for e in engines.values() if e.takes is Take.DRIVE
+               for r in e.region_indices]
+    if not regions:
+        return connectome
+    w = np.array(connectome.weights, dtype=np.float64)
+    w[regions, regions] = 0.0
+    return dataclasses.replace(connectome, weights=w)
 
 
 def _engine_type(type_name: str, reader: Reader):

@@ -44,8 +44,15 @@ ALLOW_DISCONNECTED = Param("allow_disconnected", False, "", "accept regions of a
                            "without any connection (refused by default: usually a data "
                            "error)", type="boolean")
 
+DRIVEN_SELF = Param("driven_self_connections", "keep", "", "a region whose engine takes its "
+                    "drive from the bus (a spiking region) reads its own self-connection only "
+                    "if it is delayed by at least the sync interval, else the scenario is "
+                    "refused; \"drop\" leaves such regions' self-connections out (the "
+                    "engine's own network stands for the region's recurrence)",
+                    type="string", choices=("keep", "drop"))
+
 CONNECTOME = section("connectome", "structural connectivity: weights, tract lengths, labels",
-                     (SOURCE, SPEED, ALLOW_DISCONNECTED))
+                     (SOURCE, SPEED, ALLOW_DISCONNECTED, DRIVEN_SELF))
 
 RECORD_PERIOD = Param("period", 1.0, "ms", "sample period of region time series; a whole "
                       "multiple of every engine's dt", gt=0)

@@ -121,8 +121,14 @@ class Transport:
 
     comm_s: float = 0.0
     wait_s: float = 0.0
-    _counts: dict | None = None        # (node, kind) → [sent msgs, bytes, received msgs, bytes]
-    _totals: dict | None = None        # node → the same over every kind
+    #: called while a receive or a vote waits (MPI: a part's check for "@abort")
+    idle = None
+    #: the counters, flat: ``_slot[(node, kind)] = (i, j)``: ``_flat[i:i + 4]`` are the
+    #: (node, kind)'s [sent msgs, bytes, received msgs, bytes], ``_flat[j:j + 4]`` the node's
+    #: over every kind (one list, so a window's snapshot is one list copy)
+    _flat: list | None = None
+    _slot: dict | None = None
+    _node_at: dict | None = None       # node → j
     _windows: "_WindowTraffic | None" = None
     #: the node of this process when a call does not name one (under MPI: the rank's node)
     node = None
@@ -132,31 +138,52 @@ class Transport:
         """Add ``n_msgs`` messages of ``n_bytes`` bytes in all, of ``kind`` (a
         :class:`~cosim.messages.Kind` or a name such as ``"allgather"``), to what ``node``
         (default: this process's node) sent or, with ``received``, received."""
-        if self._counts is None:
-            self._counts, self._totals = {}, {}
-        node = self.node if node is None else node
-        c = self._counts.get((node, kind))
-        if c is None:
-            c = self._counts[(node, kind)] = [0, 0, 0, 0]
-            if node not in self._totals:
-                self._totals[node] = [0, 0, 0, 0]
-        t = self._totals[node]
-        i = 2 if received else 0
-        c[i] += n_msgs
-        c[i + 1] += n_bytes
-        t[i] += n_msgs
-        t[i + 1] += n_bytes
+        if node is None:
+            node = self.node
+        slot = self._slot.get((node, kind)) if self._slot is not None else None
+        if slot is None:
+            slot = self._new_slot(node, kind)
+        i, j = slot
+        if received:
+            i += 2
+            j += 2
+        f = self._flat
+        f[i] += n_msgs
+        f[i + 1] += n_bytes
+        f[j] += n_msgs
+        f[j + 1] += n_bytes
+
+    def _new_slot(self, node, kind) -> tuple[int, int]:
+        if self._slot is None:
+            self._flat, self._slot, self._node_at = [], {}, {}
+        f = self._flat
+        j = self._node_at.get(node)
+        if j is None:
+            j = self._node_at[node] = len(f)
+            f.extend((0, 0, 0, 0))
+        slot = self._slot[(node, kind)] = (len(f), j)
+        f.extend((0, 0, 0, 0))
+        return slot
+
+    def _by_key(self, flat: list | None = None) -> dict:
+        """``{(node, kind): [4 counters]}`` of a snapshot of :attr:`_flat` (default: now);
+        a key the snapshot predates counts zero."""
+        flat = self._flat if flat is None else flat
+        out = {}
+        for key, (i, _) in (self._slot or {}).items():
+            out[key] = list(flat[i:i + 4]) if i < len(flat) else [0, 0, 0, 0]
+        return out
 
     def counters(self) -> dict:
         """``{(node, kind name): [sent messages, sent bytes, received messages, received
         bytes]}``, cumulative since the transport was made (a copy)."""
-        return {(n, _kind_name(k)): list(c) for (n, k), c in (self._counts or {}).items()}
+        return {(n, _kind_name(k)): c for (n, k), c in self._by_key().items()}
 
     def window_done(self, k: int) -> None:
         """Window ``k`` is over for this process (the window loop calls this once per window)."""
         if self._windows is None:
             self._windows = _WindowTraffic()
-        self._windows.done(self._counts or {}, self._totals or {})
+        self._windows.done(list(self._flat or ()), self._node_at or {})
 
     def traffic(self) -> dict:
         """This process's traffic, JSON-ready (nodes as ``"bus"`` / ``"engine/part"``)::
@@ -167,7 +194,12 @@ class Transport:
              "window_max": {node: [...]}, "window_min": {node: [...]}}  # all kinds, per window
         """
         w = self._windows or _WindowTraffic()
-        return {"total": _by_node(self._counts or {}), "steady": _by_node(w.steady()),
+        steady = {}
+        if w.n:
+            a, b = self._by_key(w.first), self._by_key(w.prev)
+            steady = {key: [c[i] - a[key][i] for i in range(4)] for key, c in b.items()
+                      if w.known(key, self._slot)}
+        return {"total": _by_node(self._by_key()), "steady": _by_node(steady),
                 "steady_windows": w.n, "window_max": {node_name(n): v for n, v in w.max.items()},
                 "window_min": {node_name(n): v for n, v in w.min.items()}}
 
@@ -179,6 +211,10 @@ class Transport:
 
     def flush_sends(self) -> None:
         pass
+
+    def poll(self, src, kind: Kind, dest=None) -> Message | None:
+        """A message of ``kind`` from ``src`` if one has arrived, else ``None`` (never waits)."""
+        return None
 
     def vote_start(self, value: int):
         """Start a vote of every process: the largest ``value`` (e.g. a signal number).  The
@@ -194,6 +230,17 @@ class Transport:
         """Whether the vote is complete (then it is done with: no :meth:`vote_finish`)."""
         return True
 
+    def linger(self, seconds: float) -> None:
+        """A failed rank's last ``seconds`` before it ends itself (see
+        :meth:`MPITransport.linger`)."""
+        time.sleep(seconds)
+
+    def vote_wait(self, handle, unanswered) -> int:
+        """The coordinator's wait for a vote it joined (its parts send no per-window
+        output): like :meth:`vote_finish`, but a vote that does not complete names the silent
+        rank — ``unanswered(guess)``, ``guess`` where the waiting notices point to."""
+        return self.vote_finish(handle)
+
     def steady(self) -> None:
         pass
 
@@ -206,19 +253,47 @@ class InProcessTransport(Transport):
 
     def __init__(self):
         self._queues: dict = defaultdict(deque)
+        #: (src, dest, kind) → [queue, sender's counter slot, receiver's (at its first recv)]
+        self._chans: dict = {}
 
     def send(self, dest, kind: Kind, msg: Message, src=None) -> None:
-        self._queues[(src, dest, kind)].append(msg)
-        self.count(kind, 1, payload_nbytes(msg), src)
+        n = payload_nbytes(msg)
+        ch = self._chans.get((src, dest, kind))
+        if ch is None:
+            self.count(kind, 1, n, src)                        # makes the sender's slot
+            ch = self._chans[(src, dest, kind)] = [self._queues[(src, dest, kind)],
+                                                   self._slot[(self.node if src is None else src,
+                                                               kind)], None]
+            ch[0].append((msg, n))                             # its size, counted once
+            return
+        ch[0].append((msg, n))
+        i, j = ch[1]
+        f = self._flat
+        f[i] += 1
+        f[i + 1] += n
+        f[j] += 1
+        f[j + 1] += n
 
     def recv(self, src, kind: Kind, dest=None) -> Message:
-        q = self._queues.get((src, dest, kind))
-        if not q:
+        ch = self._chans.get((src, dest, kind))
+        if ch is None or not ch[0]:
             raise RuntimeError(f"protocol error: node {dest!r} waits for a {kind.name} message "
                                f"from {src!r} that was never sent")
-        msg = q.popleft()
-        self.count(kind, 1, payload_nbytes(msg), dest, received=True)
+        msg, n = ch[0].popleft()
+        if ch[2] is None:
+            self.count(kind, 1, n, dest, received=True)        # makes the receiver's slot
+            ch[2] = self._slot[(self.node if dest is None else dest, kind)]
+            return msg
+        i, j = ch[2]
+        f = self._flat
+        f[i + 2] += 1
+        f[i + 3] += n
+        f[j + 2] += 1
+        f[j + 3] += n
         return msg
+
+    def poll(self, src, kind: Kind, dest=None) -> Message | None:
+        return self.recv(src, kind, dest) if self._queues.get((src, dest, kind)) else None
 
 
 class MPITransport(Transport):
@@ -239,6 +314,9 @@ class MPITransport(Transport):
         self.timeout_s = float(timeout_s if startup_s is None else startup_s)
         self.labels = labels or {}
         self.rank = comm.Get_rank()
+        #: called while a receive or a vote waits (a part's check for the coordinator's
+        #: "@abort", :func:`cosim.runtime.window_loop`)
+        self.idle = None
         self._pending: list = []
         self.wait_s = 0.0
         self.comm_s = 0.0
@@ -287,6 +365,8 @@ class MPITransport(Transport):
                 if told:
                     self._notice(-1)
                 return m
+            if self.idle is not None:
+                self.idle()
             now = time.perf_counter()
             if t_err is None and self._error_waiting():
                 t_err = now
@@ -339,6 +419,11 @@ class MPITransport(Transport):
             seen.add(source)
         return source
 
+    def poll(self, src, kind: Kind, dest=None) -> Message | None:
+        if self.comm.Iprobe(source=self.rank_of[src], tag=int(kind)):
+            return self.recv(src, kind, dest)
+        return None
+
     def vote_start(self, value: int):
         """A non-blocking ``Iallreduce(MAX)`` over every rank of the communicator (no
         other collective runs on it during the loop; O(log P) messages per rank)."""
@@ -347,8 +432,26 @@ class MPITransport(Transport):
         recv = np.zeros(1, dtype=np.int64)
         req = self.comm.Iallreduce([send, self.MPI.INT64_T], [recv, self.MPI.INT64_T],
                                    op=self.MPI.MAX)
+        # the votes not known complete, for :meth:`linger` (a completed request is null)
+        self._votes = [h for h in getattr(self, "_votes", []) if h[0] != self.MPI.REQUEST_NULL]
+        self._votes.append((req, send, recv))
         self.comm_s += time.perf_counter() - t
         return req, send, recv
+
+    def linger(self, seconds: float) -> None:
+        """A failed rank's last ``seconds`` (its error sent, the coordinator closing the
+        output): keep its open votes progressing.  MPI advances a non-blocking collective
+        only inside MPI calls, so a rank that slept here held back the vote of the last
+        window it completed — the other ranks' ``Iallreduce`` waited for its part of the
+        later rounds — and the coordinator, which learns from that vote that every part
+        finished the window, closed the output one window short."""
+        t_end = time.perf_counter() + seconds
+        while time.perf_counter() < t_end:
+            try:
+                self._votes = [h for h in getattr(self, "_votes", []) if not h[0].Test()]
+            except self.MPI.Exception:        # a partner died: nothing left to complete
+                self._votes = []
+            time.sleep(1e-3)
 
     def vote_ready(self, handle) -> bool:
         try:
@@ -374,9 +477,40 @@ class MPITransport(Transport):
                 raise PartnerLost(0, self.labels.get(0, "the coordinator"),
                                   str(exc).splitlines()[0]) from None
             self._check_errors()
+            if self.idle is not None:
+                self.idle()
             now = time.perf_counter()
             if self.timeout_s and now - t0 > self.timeout_s:
                 raise Stalled(0, self.labels.get(0, "the coordinator"), self.timeout_s)
+            if now - t0 > 20e-6:
+                nap = min(100e-6, nap + 10e-6)
+                time.sleep(nap)
+        self.wait_s += time.perf_counter() - t0
+        return int(recv[0])
+
+    def vote_wait(self, handle, unanswered) -> int:
+        req, _, recv = handle
+        t0 = time.perf_counter()
+        nap = 0.0
+        t_err = None
+        while True:
+            try:
+                if req.Test():
+                    break
+            except self.MPI.Exception as exc:      # a rank died (the watchdog names it)
+                raise PartnerLost(0, self.labels.get(0, "the coordinator"),
+                                  str(exc).splitlines()[0]) from None
+            now = time.perf_counter()
+            if t_err is None and self._error_waiting():
+                t_err = now
+            if t_err is not None and now - t_err > self.ERROR_GRACE_S:
+                self._check_errors()      # the windows before the failed one are done
+            if self.timeout_s and now - t0 > self.timeout_s:
+                # the notices' chain ends at a rank that sent none: silent, or itself
+                # waiting in this vote for the silent one — the ping tells them apart
+                waits = [r for r in self._drain_notices().values() if r >= 0]
+                silent = unanswered(self._silent(waits[0]) if waits else None)
+                raise Stalled(silent, self.labels.get(silent, "a partner"), self.timeout_s)
             if now - t0 > 20e-6:
                 nap = min(100e-6, nap + 10e-6)
                 time.sleep(nap)
@@ -449,8 +583,11 @@ def payload_nbytes(msg: Message) -> int:
     """The data bytes of a message: ``sum(a.nbytes)`` over its arrays (no header)."""
     n = 0
     for v in msg.values():
-        nb = getattr(v, "nbytes", None)
-        n += np.asarray(v).nbytes if nb is None else nb
+        if type(v) is np.ndarray:
+            n += v.nbytes
+        else:
+            nb = getattr(v, "nbytes", None)
+            n += np.asarray(v).nbytes if nb is None else nb
     return n
 
 
@@ -475,34 +612,36 @@ def _by_node(counts: dict) -> dict:
 class _WindowTraffic:
     """Per-window figures from the cumulative counters: the steady windows are every
     window but the first and the last (their sums, and each node's largest and smallest
-    window over all kinds).  Per window: one copy of the counters, a few subtractions."""
+    window over all kinds).  Per window: one copy of the flat counters
+    (:attr:`Transport._flat`), a few subtractions per node."""
 
     def __init__(self):
         self.n = 0
-        self.first: dict | None = None   # per-kind counters at the end of the first window
-        self.prev: dict | None = None    # … of the window before the one just done
-        self.held: dict | None = None    # … of the window just done (committed by the next)
-        self.prev_t: dict = {}           # per-node totals, likewise
-        self.held_t: dict = {}
+        self.first: list | None = None   # the counters at the end of the first window
+        self.prev: list | None = None    # … of the window before the one just done
+        self.held: list | None = None    # … of the window just done (committed by the next)
+        self.nodes: dict = {}            # node → position of its totals
         self.max: dict = {}
         self.min: dict = {}
 
-    def done(self, counts: dict, totals: dict) -> None:
-        now = {key: tuple(c) for key, c in counts.items()}
-        now_t = {node: tuple(t) for node, t in totals.items()}
+    def done(self, flat: list, nodes: dict) -> None:
+        self.nodes = nodes
         if self.first is None:
-            self.first, self.held, self.held_t = now, now, now_t
+            self.first = self.held = flat
             return
         if self.prev is not None:        # the window ending at ``held`` was not the first
-            self._commit(self.prev_t, self.held_t)
-        self.prev, self.held = self.held, now
-        self.prev_t, self.held_t = self.held_t, now_t
+            self._commit(self.prev, self.held)
+        self.prev, self.held = self.held, flat
 
-    def _commit(self, a: dict, b: dict) -> None:
-        zero = (0, 0, 0, 0)
-        for node, (s0, s1, s2, s3) in b.items():
-            z = a.get(node, zero)
-            d = [s0 - z[0], s1 - z[1], s2 - z[2], s3 - z[3]]
+    def _commit(self, a: list, b: list) -> None:
+        na, nb = len(a), len(b)
+        for node, j in self.nodes.items():
+            if j >= nb:                  # (a node that came later: not in this window)
+                continue
+            if j < na:
+                d = [b[j] - a[j], b[j + 1] - a[j + 1], b[j + 2] - a[j + 2], b[j + 3] - a[j + 3]]
+            else:
+                d = b[j:j + 4]
             hi = self.max.get(node)
             if hi is None:
                 self.max[node], self.min[node] = d, list(d)
@@ -515,10 +654,6 @@ class _WindowTraffic:
                     lo[i] = d[i]
         self.n += 1
 
-    def steady(self) -> dict:
-        """Counters summed over the steady windows (first window's end → last but one's)."""
-        if not self.n:
-            return {}
-        a, b = self.first, self.prev
-        zero = (0, 0, 0, 0)
-        return {key: [c[i] - a.get(key, zero)[i] for i in range(4)] for key, c in b.items()}
+    def known(self, key, slots: dict) -> bool:
+        """Whether ``key`` had counters by the end of the last steady window."""
+        return slots[key][0] < len(self.prev)

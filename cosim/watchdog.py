@@ -15,7 +15,12 @@ rank 0's)::
     cosim: rank 2 (engine v1, pid 1234 on node7) ended first without a word (killed or
     crashed); the launcher stopped the other ranks
 
-and exits when every rank has ended.  ``python -m cosim.watchdog NOTES RANKS_JSON``.
+and exits when every rank has ended.  ``python -m cosim.watchdog NOTES RANKS_JSON [OUTPUT]``.
+
+With ``OUTPUT`` (a multi-process run's output file), once every rank has ended the watchdog
+also joins the rank files of an output left ``running`` (no rank could close it: the
+launcher killed them all), so the file shows every window all ranks flushed
+(:func:`cosim.rank_output.repair_after_death`).
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from pathlib import Path
 _NOTES: Path | None = None
 
 
-def start(table: dict[str, dict]) -> str | None:
+def start(table: dict[str, dict], output=None) -> str | None:
     """On rank 0: start the watchdog for ``table`` (rank → pid, host, role); returns the
     notes folder every rank must know (``None`` where pidfds are not available)."""
     global _NOTES
@@ -41,7 +46,8 @@ def start(table: dict[str, dict]) -> str | None:
         return None               # pidfds see this host only
     notes = Path(tempfile.mkdtemp(prefix="cosim-watch-"))
     try:
-        subprocess.Popen([sys.executable, "-m", "cosim.watchdog", str(notes), json.dumps(table)],
+        subprocess.Popen([sys.executable, "-m", "cosim.watchdog", str(notes), json.dumps(table)]
+                         + ([str(output)] if output is not None else []),
                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                          start_new_session=True, close_fds=True)
     except OSError:
@@ -121,6 +127,13 @@ def main(argv=None) -> int:
     finally:
         time.sleep(0.2)
         shutil.rmtree(notes, ignore_errors=True)
+        if len(argv) > 2:
+            try:
+                from .rank_output import repair_after_death
+
+                repair_after_death(Path(argv[2]))
+            except Exception:       # best effort: `cosim join OUTPUT` does the same
+                pass
 
 
 if __name__ == "__main__":

@@ -66,6 +66,51 @@ def assert_same_data(a: dict, b: dict, what: str = "") -> None:
         np.testing.assert_array_equal(a[k], b[k], err_msg=f"{what} {k}")
 
 
+def wait_windows(out: Path, proc, n: int, timeout: float = 240.0) -> tuple[dict, int]:
+    """Block until a running job (``proc``) has ``n`` windows of ``out`` on disk; returns its
+    rank table (``<out>.ranks.json``) and the windows seen.  Fails if the job ends first."""
+    import json
+    import time
+
+    import h5py
+
+    ranks = Path(str(out) + ".ranks.json")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        if ranks.exists() and out.exists():
+            try:
+                with h5py.File(out, "r", locking=False) as f:
+                    w = int(f.attrs.get("windows_completed", 0))
+                if w >= n:
+                    return json.loads(ranks.read_text()), w
+            except OSError:
+                pass
+        time.sleep(0.1)
+    raise AssertionError(f"the run did not reach {n} windows")
+
+
+def signal_and_wait(proc, pid: int, sig, timeout: float = 60.0) -> tuple[str, str, float]:
+    """Send ``sig`` to process ``pid`` (one rank of the job ``proc``), then wait for the job
+    to end: its stdout, stderr and the seconds it took.  A job still running after
+    ``timeout`` is killed (its process group when it leads one) and the wait fails."""
+    import signal
+    import time
+
+    t0 = time.monotonic()
+    os.kill(pid, sig)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            if os.getpgid(proc.pid) == proc.pid:
+                os.killpg(proc.pid, signal.SIGKILL)
+            else:
+                proc.kill()
+            proc.communicate()
+    return stdout, stderr, time.monotonic() - t0
+
+
 def crash_at(scenario_path, out: Path, at_window: int) -> Path:
     """Run ``scenario_path`` into ``out`` until an exception after window ``at_window``
     (a node failure, as :func:`cosim.runtime.run_scenario`'s ``on_window`` sees it)."""

@@ -122,7 +122,8 @@ def hybrid(duration: float = 60.0, sync: float = 1.0, seed: int = 11, output: st
            **simulation_keys: Any) -> dict:
     """``scenarios/default.toml`` in small: Jansen–Rit on every region but rV1; rV1 a network of
     24 excitatory and 8 inhibitory ball-and-stick cells driven by two rate→Poisson adapters,
-    its excitatory rate back to the bus; spikes and v of five probes recorded."""
+    its excitatory rate back to the bus; spikes and v of five probes recorded; rV1's 0-ms
+    self-connection left out, as in default.toml (``driven_self_connections = "drop"``)."""
     v1 = multicompartment(
         region="rV1",
         cells={"exc": ball_and_stick(24, 4), "inh": ball_and_stick(8, 2)},
@@ -147,6 +148,7 @@ def hybrid(duration: float = 60.0, sync: float = 1.0, seed: int = 11, output: st
     return scenario(
         simulation(duration, sync, seed, output, **simulation_keys),
         engines={"cortex": neural_mass(regions="rest", parameters={"v0": 6.0}), "v1": v1},
+        connectome=connectome(driven_self_connections="drop"),   # rV1's 0-ms self-connection
         adapters={
             "in_exc": rate_to_poisson("v1", "bg", gain=2000.0, offset=20.0),
             "in_inh": rate_to_poisson("v1", "bg_inh", gain=1000.0, offset=20.0),

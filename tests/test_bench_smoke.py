@@ -149,8 +149,9 @@ def test_population_density_json_structure_and_agreement(population_density):
 def neural_field(tmp_path_factory) -> dict:
     pytest.importorskip("cosim.engines.neural_surface", reason="cosim's surface engine is not there")
     out = tmp_path_factory.mktemp("bench") / "neural_field.json"
+    # one cosim thread: the threaded bits are tests/test_neural_surface.py's
     return _run("neural_field.py", out, "--duration-ms", "3", "--grids", "16", "32",
-                "--sheet-steps", "40")
+                "--sheet-steps", "40", "--cosim-threads", "1")
 
 
 def test_neural_field_json_structure(neural_field):

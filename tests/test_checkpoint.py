@@ -111,7 +111,8 @@ def test_hybrid_killed_under_mpiexec_then_resumed_equals_straight_run(tmp_path):
             proc.kill()
     assert proc.returncode != 0
     with h5py.File(out) as f:
-        assert f.attrs["status"] == "running"           # killed: never closed
+        # killed: never closed ("running"), or joined afterwards by the watchdog
+        assert f.attrs["status"] in ("running", "failed")
     r = subprocess.run([str(MPIEXEC), "-n", "3", *base, "--output", str(out), "--resume"],
                        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr

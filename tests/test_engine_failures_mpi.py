@@ -6,23 +6,23 @@ region and the cortical surface, on ranks of their own.
   signal, a final checkpoint; ``--resume`` under ``mpiexec`` gives the straight run's bits.
 * SIGKILL of the surface rank ends the job within seconds, one line naming the rank seen to
   end first, no process left, and the file opens with every flushed window.
-* A bad key of either engine under ``mpiexec -n 3`` is one line, exit 2, no output file.
+* A bad key of either engine under ``mpiexec -n 3`` is one line, exit 2, no output file —
+  among them the geodesic local connectivity's ``[engines.cortex.local_kernel]`` and the
+  surface's ``[record.cortex.bold]``.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import h5py
 import pytest
 
-from _util import REPO, assert_same_data, h5_data
+from _util import REPO, assert_same_data, h5_data, signal_and_wait, wait_windows
 
 pytestmark = [pytest.mark.mpi,
               pytest.mark.skipif(not (Path(sys.executable).parent / "mpiexec").exists(),
@@ -63,24 +63,6 @@ def _start(args, np_: int, cwd: Path) -> subprocess.Popen:
                             env=ENV, start_new_session=True)
 
 
-def _wait_windows(out: Path, proc, n: int, timeout: float = 240.0) -> tuple[dict, int]:
-    """Block until ``n`` windows are on disk; the rank table and the windows seen."""
-    ranks = Path(str(out) + ".ranks.json")
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.communicate()
-        if ranks.exists() and out.exists():
-            try:
-                with h5py.File(out, "r", locking=False) as f:
-                    w = int(f.attrs.get("windows_completed", 0))
-                if w >= n:
-                    return json.loads(ranks.read_text()), w
-            except OSError:
-                pass
-        time.sleep(0.1)
-    raise AssertionError(f"the run did not reach {n} windows")
-
-
 def _gone(table: dict) -> None:
     for r in table.values():
         with pytest.raises(ProcessLookupError):
@@ -94,14 +76,9 @@ def test_sigterm_to_the_population_density_rank_then_resume(tmp_path):
     assert r.returncode == 0, r.stderr
     out = tmp_path / "cut.h5"
     proc = _start(["run", str(scen), "-o", str(out), "-q", "--no-monitor"], 3, tmp_path)
-    try:
-        table, seen = _wait_windows(out, proc, 20)
-        assert table["2"]["role"] == "engine v1"
-        os.kill(table["2"]["pid"], signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+    table, seen = wait_windows(out, proc, 20)
+    assert table["2"]["role"] == "engine v1"
+    _, err, _ = signal_and_wait(proc, table["2"]["pid"], signal.SIGTERM)
     assert proc.returncode == 143, err
     assert "terminated (SIGTERM) at t = " in err and "Traceback" not in err, err
     _gone(table)
@@ -125,16 +102,9 @@ def test_sigkill_of_the_surface_rank_ends_the_job_and_keeps_the_file(tmp_path):
         "[record]\n": "[record]\nflush_every = 2\n"})
     out = tmp_path / "sh.h5"
     proc = _start(["run", str(scen), "-o", str(out), "-q", "--no-monitor"], 3, tmp_path)
-    try:
-        table, seen = _wait_windows(out, proc, 6)
-        assert table["2"]["role"] == "engine cortex"
-        t_kill = time.monotonic()
-        os.kill(table["2"]["pid"], signal.SIGKILL)
-        _, err = proc.communicate(timeout=60)
-        ended = time.monotonic() - t_kill
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+    table, seen = wait_windows(out, proc, 6)
+    assert table["2"]["role"] == "engine cortex"
+    _, err, ended = signal_and_wait(proc, table["2"]["pid"], signal.SIGKILL)
     assert proc.returncode != 0 and ended < 15.0, err
     ours = [ln for ln in err.splitlines() if ln.startswith("cosim: rank ")]
     assert len(ours) == 1 and "ended first" in ours[0], err
@@ -150,17 +120,37 @@ def test_sigkill_of_the_surface_rank_ends_the_job_and_keeps_the_file(tmp_path):
         assert f["engines/subcortex/timeseries"].shape[0] == w
 
 
-@pytest.mark.parametrize("shipped, old, new, line", [
-    ("hybrid_population_density.toml", "dv = 0.1 ", "dv = -0.1 ",
+_GEODESIC = {'local_connectivity = "tvb:local_connectivity_16384"': 'local_connectivity = "geodesic"',
+             "[engines.cortex.coupling]": '[engines.cortex.local_kernel]\nsurface = "tvb:cortex_16384"\n'
+                                          'cutoff = 5.0\ntype = "gaussian"\nsigma = 2.0\n'
+                                          "[engines.cortex.coupling]"}
+
+
+def _bold(**keys) -> dict:
+    table = "".join(f"{k} = {v}\n" for k, v in keys.items())
+    return {"[record]\nperiod = 1.0\n": f"[record]\nperiod = 1.0\n[record.cortex.bold]\n{table}"}
+
+
+@pytest.mark.parametrize("shipped, subs, line", [
+    ("hybrid_population_density.toml", {"dv = 0.1 ": "dv = -0.1 "},
      "engines.v1.dv: must be > 0"),
-    ("surface_hybrid.toml", 'exclude_regions = ["rAMYG"', 'exclude_regions = ["rAMYX"',
+    ("surface_hybrid.toml", {'exclude_regions = ["rAMYG"': 'exclude_regions = ["rAMYX"'},
      "engines.cortex.exclude_regions"),
+    # the geodesic local connectivity's kernel table
+    ("surface_hybrid.toml", {**_GEODESIC, "cutoff = 5.0": "cutoff = -1.0"},
+     "engines.cortex.local_kernel.cutoff: must be > 0, got -1"),
+    ("surface_hybrid.toml", {**_GEODESIC, '"tvb:cortex_16384"': '"tvb:cortex_8000"'},
+     "engines.cortex.local_kernel.surface: unknown tvb-data surface 'tvb:cortex_8000'"),
+    # BOLD of the surface's region averages
+    ("surface_hybrid.toml", _bold(input='"Q"'),
+     "record.cortex.bold.input: variable 'Q' is not recorded (recorded: V, W)"),
 ])
-def test_bad_key_under_mpiexec_is_one_line(tmp_path, shipped, old, new, line):
-    scen = _scenario(tmp_path, shipped, "bad.toml", **{old: new})
+def test_bad_key_under_mpiexec_is_one_line(tmp_path, shipped, subs, line):
+    scen = _scenario(tmp_path, shipped, "bad.toml", **subs)
     r = _cli(["run", str(scen), "-o", str(tmp_path / "x.h5"), "-q", "--no-monitor"], 3,
              cwd=tmp_path)
     assert r.returncode == 2, r.stderr
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("bad.toml: ") and line in lines[0], r.stderr
+    assert len(lines) == 1 and lines[0].startswith(f"bad.toml: {line}"), r.stderr
+    assert "Traceback" not in r.stderr
     assert not (tmp_path / "x.h5").exists()

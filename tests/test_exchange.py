@@ -213,22 +213,33 @@ class _FakeRate:
 # -- run-ahead ---------------------------------------------------------------------------------
 
 def run_ahead_scenario(d, duration=30.0, **simulation_keys):
-    """The hybrid scenario on connectivity_76 without rV1's self-connection (delay 0): every
-    input of the spiking region is then delayed by ≥ 2 windows, so its part runs ahead."""
-    sc = load_scenario(S.write(d / "probe.toml", S.hybrid(duration=4.0)))
-    c = sc.connectome
-    w = np.array(c.weights, dtype=np.float64)
-    R = list(c.region_labels).index("rV1")
-    w[R, R] = 0.0
-    np.savez(d / "c.npz", weights=w, tract_lengths=np.asarray(c.tract_lengths_mm),
+    """The hybrid scenario (rV1's 0-ms self-connection left out): every input of the
+    spiking region is delayed by ≥ 2 windows, so its part runs ahead."""
+    return S.write(d / "ra.toml", S.hybrid(duration=duration, **simulation_keys))
+
+
+def self_delay_scenario(d, self_mm, duration=4.0, sync=1.0, **simulation_keys):
+    """The hybrid scenario with rV1's self-connection kept (``driven_self_connections =
+    "keep"``) and given a tract length of ``self_mm`` (3 mm/ms: 3 mm is 1 ms), in an
+    ``.npz`` copy of connectivity_76."""
+    from cosim.connectome import load_connectome
+
+    c = load_connectome("tvb:connectivity_76")
+    R = c.index_of("rV1")
+    lengths = np.array(c.tract_lengths_mm, dtype=np.float64)
+    lengths[R, R] = self_mm
+    np.savez(d / f"c{self_mm:g}.npz", weights=np.asarray(c.weights), tract_lengths=lengths,
              region_labels=np.array(c.region_labels), centres=np.asarray(c.centres_mm))
-    data = S.hybrid(duration=duration, **simulation_keys)
-    data["connectome"] = S.connectome(str(d / "c.npz"), allow_disconnected=True)
-    return S.write(d / "ra.toml", data)
+    data = S.hybrid(duration=duration, sync=sync, **simulation_keys)
+    data["connectome"] = S.connectome(str(d / f"c{self_mm:g}.npz"), allow_disconnected=True,
+                                      driven_self_connections="keep")
+    return S.write(d / f"self{self_mm:g}.toml", data)
 
 
 def test_run_ahead_is_decided_from_the_delays(tmp_path, hybrid):
-    for path, v1_defers in ((hybrid, False), (run_ahead_scenario(tmp_path), True)):
+    # rV1's self-connection kept at one window (3 mm = 1 ms = S): served, but no run-ahead
+    one_window = self_delay_scenario(tmp_path, 3.0)
+    for path, v1_defers in ((one_window, False), (run_ahead_scenario(tmp_path), True)):
         sc = load_scenario(path)
         layout = coupling_layout(sc)
         for world in (1, 9):
@@ -239,10 +250,10 @@ def test_run_ahead_is_decided_from_the_delays(tmp_path, hybrid):
                 assert r.defer == (key[0] == "v1" and v1_defers), key
                 if r.defer:
                     assert d.min() >= 2 * layout.window_steps
-    # the hybrid scenario keeps rV1's self-connection (0 ms): no run-ahead there
-    sc = load_scenario(hybrid)
+    sc = load_scenario(one_window)
     R = list(sc.connectome.region_labels).index("rV1")
-    assert sc.connectome.weights[R, R] != 0 and coupling_layout(sc).steps[R, R] == 0
+    assert sc.connectome.weights[R, R] != 0
+    assert coupling_layout(sc).steps[R, R] == coupling_layout(sc).window_steps
 
 
 def test_run_ahead_gives_the_lock_step_bits_and_resumes(tmp_path, monkeypatch):

@@ -1,9 +1,11 @@
 """The distributed bus under ``mpiexec`` (oversubscribed): the hybrid scenario with its
 neural masses split into 3 and 6 parts and its spiking region into 1 and 2 gives the
 one-process bits at P = 5 and 9, and at P = 3 with the spiking region's part running ahead
-(a connectome without rV1's 0-ms self-connection); at P = 5 a SIGTERM ends every rank at one window
-boundary (status ``terminated``, every completed window kept and equal to the straight
-run's), and ``--resume`` from the final checkpoint gives the straight run's bits."""
+(rV1's 0-ms self-connection left out) or reading its own self-connection one window later.
+A SIGTERM — at P = 5 to a neural-mass part, at P = 3 to the running-ahead spiking part — ends
+every rank at one window boundary (status ``terminated``, every completed window kept and
+equal to the straight run's), and ``--resume`` from the final checkpoint gives the straight
+run's bits."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ import numpy as np
 import pytest
 
 import scenarios as S
-from _util import assert_same_data, h5_data
+from _util import assert_same_data, h5_data, signal_and_wait
 from cosim.coupling_layout import coupling_layout
 from cosim.exchange import exchange_pattern
 from cosim.plan import make_plan
@@ -73,6 +75,21 @@ def test_run_ahead_at_p3_gives_the_one_process_bits(tmp_path):
     assert_same_data(h5_data(tmp_path / "np3.h5"), h5_data(tmp_path / "one.h5"), "np 3")
 
 
+def test_a_self_connection_of_one_window_at_p3_gives_the_one_process_bits(tmp_path):
+    """rV1's self-connection kept, delayed by exactly one window: its part, alone on its
+    rank, sends its afferent to itself and reads it one window later."""
+    from test_exchange import self_delay_scenario
+
+    scen = self_delay_scenario(tmp_path, 3.0, duration=20.0)
+    sc = load_scenario(scen)
+    R = list(sc.connectome.region_labels).index("rV1")
+    route = exchange_pattern(sc, coupling_layout(sc), make_plan(sc, 3)).routes[("v1", 0)]
+    assert R in route.reads and ("v1", 0) in route.sends_to and not route.defer
+    _run(scen, tmp_path / "one.h5")
+    _run(scen, tmp_path / "np3.h5", 3)
+    assert_same_data(h5_data(tmp_path / "np3.h5"), h5_data(tmp_path / "one.h5"), "np 3")
+
+
 def test_sigterm_at_p5_stops_at_one_boundary_and_resumes(tmp_path, straight):
     scen, out = _scenario(tmp_path), tmp_path / "o.h5"
     assert {g.name: g.n_parts for g in make_plan(load_scenario(scen), 5).groups} == \
@@ -97,3 +114,34 @@ def test_sigterm_at_p5_stops_at_one_boundary_and_resumes(tmp_path, straight):
             os.kill(r["pid"], 0)
     _run(scen, out, 5, "--resume")
     assert_same_data(h5_data(out), straight, "resumed at np 5")
+
+
+def test_sigterm_to_the_run_ahead_part_at_p3_keeps_every_window_and_resumes(tmp_path, straight):
+    """SIGTERM to rV1's rank while its part runs ahead (receives one window late): exit 143
+    at one window boundary, every completed window kept and equal to the straight run's, a
+    final checkpoint the part caught up for; ``--resume`` gives the straight run's bits."""
+    scen, out = _scenario(tmp_path), tmp_path / "o.h5"
+    sc = load_scenario(scen)
+    routes = exchange_pattern(sc, coupling_layout(sc), make_plan(sc, 3)).routes
+    assert routes[("v1", 0)].defer
+    proc = _start(["run", str(scen), "-o", str(out), "-q"], mpi=3)
+    t = _wait_simulating(out, 40.0, proc)
+    ranks = json.loads(Path(str(out) + ".ranks.json").read_text())
+    (pid,) = [r["pid"] for r in ranks.values() if r["role"] == "engine v1"]
+    _, err, _ = signal_and_wait(proc, pid, signal.SIGTERM, timeout=120)
+    assert proc.returncode == 143, err
+    assert "terminated (SIGTERM) at t = " in err and "Traceback" not in err, err
+    with h5py.File(out) as f:
+        assert f.attrs["status"] == "terminated"
+        w = int(f.attrs["windows_completed"])
+        assert t <= w < DURATION                          # 1 ms windows
+        got = {k: f[k][()] for k in ("engines/cortex/timeseries", "engines/v1/v")}
+    period = 0.5                                          # record period of the builder
+    for name, a in got.items():
+        assert a.shape[0] == round(w / period), name
+        np.testing.assert_array_equal(a, straight[name][:a.shape[0]], err_msg=name)
+    for r in ranks.values():                              # no process left behind
+        with pytest.raises(ProcessLookupError):
+            os.kill(r["pid"], 0)
+    _run(scen, out, 3, "--resume")
+    assert_same_data(h5_data(out), straight, "resumed at np 3")

@@ -3,7 +3,6 @@ and rank, and the output file keeps every window flushed before the failure."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -15,6 +14,7 @@ import h5py
 import numpy as np
 import pytest
 
+from _util import signal_and_wait, wait_windows
 from scenarios import neural_mass, record, scenario_text, simulation
 
 pytestmark = pytest.mark.mpi
@@ -36,28 +36,9 @@ def test_sigkill_of_one_rank_ends_the_job_and_names_it(tmp_path):
                              "--output", str(out), "--quiet", "--no-monitor"],
                             cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    ranks = Path(str(out) + ".ranks.json")
-    deadline = time.monotonic() + 120
-    try:
-        # wait until the run is under way: some windows are on disk
-        while time.monotonic() < deadline:
-            if ranks.exists() and out.exists():
-                try:
-                    with h5py.File(out, "r", locking=False) as f:
-                        if f.attrs.get("windows_completed", 0) >= 40:
-                            break
-                except OSError:
-                    pass
-            time.sleep(0.2)
-        table = json.loads(ranks.read_text())
-        assert table["2"]["role"] == "engine v1"
-        t_kill = time.monotonic()
-        os.kill(table["2"]["pid"], signal.SIGKILL)
-        stdout, stderr = proc.communicate(timeout=30)
-        ended = time.monotonic() - t_kill
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    table, _ = wait_windows(out, proc, 40, timeout=120)
+    assert table["2"]["role"] == "engine v1"
+    stdout, stderr, ended = signal_and_wait(proc, table["2"]["pid"], signal.SIGKILL, timeout=30)
     assert proc.returncode != 0
     assert ended < 10.0
     # one line names the rank seen to end first, its engine and pid (best effort: every
@@ -95,7 +76,7 @@ def test_engine_error_under_mpiexec_names_engine_and_rank_and_keeps_the_file(tmp
                        timeout=120, env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert time.monotonic() - t0 < 60
     assert r.returncode == 2, r.stderr
-    ours = [ln for ln in r.stderr.splitlines() if ln.startswith("cosim:")]
+    ours = [ln for ln in r.stderr.splitlines() if ln.strip()]     # the one line, nothing else
     assert len(ours) == 1, r.stderr
     assert ours[0].startswith("cosim: engine wild (rank 2) failed: engine wild: region ")
     assert "is inf" in ours[0] or "is nan" in ours[0]
@@ -108,3 +89,56 @@ def test_engine_error_under_mpiexec_names_engine_and_rank_and_keeps_the_file(tmp
         assert done > 50 and done <= t_bad <= done + 1.0   # every window before the blow-up
         x = f["engines/wild/timeseries"][:]
         assert x.shape[0] == done and np.isfinite(x).all()
+
+
+@pytest.mark.skipif(not MPIEXEC.exists(), reason="no mpiexec (pip install -e .[mpi])")
+def test_engine_error_on_one_part_at_p9_names_engine_and_rank_and_keeps_every_window(tmp_path):
+    """``wild`` split into 7 parts (ranks 2–8): one region of its 4th part (rank 5) grows as
+    e^{5 t/ms} and overflows; the line names engine wild, rank 5 and that region; exit 2; the
+    file — joined from the rank files — holds every window before the blow-up, finite."""
+    import re
+
+    from cosim.plan import make_plan
+    from cosim.scenario import load_scenario
+    from scenarios import scenario, write
+
+    probe = write(tmp_path / "probe.toml", scenario(
+        simulation(duration=400.0, seed=1, output="blow.h5"),
+        engines={"calm": neural_mass("linear", regions=["rV1"]),
+                 "wild": neural_mass("linear", regions="rest")}))
+    sc = load_scenario(probe)
+    wild = make_plan(sc, 9).group("wild")
+    assert wild.ranks == (2, 3, 4, 5, 6, 7, 8)
+    r_bad = int(sc.engines["wild"].part_regions(3, 7)[1])
+    region = str(sc.connectome.region_labels[r_bad])
+    k = list(sc.engines["wild"].region_indices).index(r_bad)      # its column in the output
+    path = write(tmp_path / "blow9.toml", scenario(
+        simulation(duration=400.0, seed=1, output="blow.h5"),
+        engines={"calm": neural_mass("linear", regions=["rV1"]),
+                 "wild": neural_mass("linear", regions="rest",
+                                     parameters={"gamma": {"default": -10.0, region: 5.0}},
+                                     initial={"x": {"default": 0.0, region: 1.0}})},
+        record=record(1.0, 1000)))
+    t0 = time.monotonic()
+    r = subprocess.run([str(MPIEXEC), "-n", "9", sys.executable, "-m", "cosim", "run", str(path),
+                        "--quiet", "--no-monitor"], cwd=tmp_path, capture_output=True, text=True,
+                       timeout=180, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert time.monotonic() - t0 < 120
+    assert r.returncode == 2, r.stderr
+    ours = [ln for ln in r.stderr.splitlines() if ln.strip()]     # the one line, nothing else
+    assert len(ours) == 1, r.stderr
+    assert ours[0].startswith(f"cosim: engine wild (rank 5) failed: engine wild: region "
+                              f"{region}: variable x is "), ours[0]
+    assert "is inf" in ours[0] or "is nan" in ours[0], ours[0]
+    assert "Traceback" not in r.stderr
+    t_bad = float(re.search(r"at t = ([0-9.]+) ms", ours[0]).group(1))
+    with h5py.File(tmp_path / "blow.h5") as f:
+        assert f.attrs["status"] == "failed"
+        done = int(f.attrs["windows_completed"])
+        assert done > 50 and done <= t_bad <= done + 1.0  # every window before the blow-up
+        x = f["engines/wild/timeseries"][:]
+        assert x.shape[0] == done and np.isfinite(x).all()
+    # the region that blew up leads the 74 others in its last kept sample (they only follow
+    # it through the coupling, later and damped)
+    last = np.abs(x[-1, 0])
+    assert last.argmax() == k and last[k] > 1e100, (last[k], np.delete(last, k).max())

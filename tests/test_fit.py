@@ -185,7 +185,9 @@ def _records(folder):
 
 
 def _strip(recs):
-    return [{k: v for k, v in r.items() if k not in ("wall_s", "time_s", "output")} for r in recs]
+    from cosim.fitting.driver import VOLATILE
+
+    return [{k: v for k, v in r.items() if k not in VOLATILE} for r in recs]
 
 
 def test_cmaes_fit_is_reproducible_and_resumes_from_its_log(tmp_path, linear_target):
@@ -197,6 +199,16 @@ def test_cmaes_fit_is_reproducible_and_resumes_from_its_log(tmp_path, linear_tar
     ra = _records(tmp_path / "a")
     assert [r["index"] for r in ra] == list(range(12))
     assert all(r["status"] == "ok" and 0.0 <= r["params"]["G"] <= 0.03 for r in ra)
+    # one process: each evaluation finished after the one before it, and before (or as) its
+    # wave ended; the wave's last one is its end, bar the log's write and the optimiser
+    for w in range(3):
+        wave = ra[4 * w:4 * w + 4]
+        done = [r["finished_s"] for r in wave]
+        assert done == sorted(done) and len(set(done)) == 4, done
+        assert all(r["wave"] == w and r["finished_s"] <= r["time_s"] for r in wave)
+        assert wave[-1]["time_s"] - done[-1] < 0.5 * (done[-1] - done[0]), wave
+        if w:
+            assert done[0] >= ra[4 * w - 1]["time_s"]
     best = json.loads((tmp_path / "a" / "best.json").read_text())
     assert best["loss"] == min(r["loss"] for r in ra)
     assert f"G = {best['params']['G']:.8g}" in a.stdout

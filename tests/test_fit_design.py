@@ -40,10 +40,11 @@ class Analytic:
     def __init__(self):
         self.calls = 0
 
-    def run(self, spec, jobs):
+    def run(self, spec, jobs, since):
         self.calls += len(jobs)
         return [{"index": i, "params": v, "status": "ok", "loss": loss_of(spec.unit(v)),
-                 "fc_r": None, "fcd_ks": None, "output": None, "wall_s": 0.0} for i, v in jobs]
+                 "fc_r": None, "fcd_ks": None, "output": None, "wall_s": 0.0,
+                 "finished_s": 0.0} for i, v in jobs]
 
 
 def _spec(tmp_path, budget=24, out="fit", seed=0, **optimizer):

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from _hpc import hpc, hpc_process
+from cosim.fitting.driver import VOLATILE
 from cosim.launch import find_mpiexec
 from fit_cases import DATA, fit_text, linear_net, truth_series, write_toml
 
@@ -37,7 +38,7 @@ def _setup(tmp_path, **target):
 
 
 def _records(folder):
-    return [{k: v for k, v in json.loads(line).items() if k not in ("wall_s", "time_s", "output")}
+    return [{k: v for k, v in json.loads(line).items() if k not in VOLATILE}
             for line in (folder / "evaluations.jsonl").read_text().splitlines()]
 
 
@@ -50,6 +51,16 @@ def test_fit_over_two_ranks_equals_the_single_process_fit(tmp_path):
     assert two.stderr.count("fit: 4/7 evaluations, wave 0") == 1        # rank 0 reports
     assert "fit: 7/7 evaluations, wave 1" in two.stderr
     assert _records(tmp_path / "two") == _records(tmp_path / "one")
+    # evaluation j of a wave ran on rank j mod 2: each rank's finish one after the other,
+    # all before the wave's end
+    raw = [json.loads(line) for line in (tmp_path / "two" / "evaluations.jsonl").read_text()
+           .splitlines()]
+    for w, (lo, hi) in enumerate(((0, 4), (4, 7))):
+        wave = raw[lo:hi]
+        assert all(r["wave"] == w and r["finished_s"] <= r["time_s"] for r in wave)
+        for rank in (0, 1):
+            done = [r["finished_s"] for j, r in enumerate(wave) if j % 2 == rank]
+            assert done == sorted(done), (w, rank, done)
     # ... the same as the scenario with the matrices in its own [connectome]
     from cosim.scenario import load_scenario
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from _hpc import hpc, hpc_process
+from cosim.fitting.driver import VOLATILE
 from fit_cases import fit_text, linear_net, truth_series, write_toml
 from slurm_cluster import SlurmUnavailable, ensure_cluster
 
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.slurm          # implies mpi (tests/conftest.py)
 
 
 def _records(folder):
-    return [{k: v for k, v in json.loads(line).items() if k not in ("wall_s", "time_s", "output")}
+    return [{k: v for k, v in json.loads(line).items() if k not in VOLATILE}
             for line in (folder / "evaluations.jsonl").read_text().splitlines()]
 
 

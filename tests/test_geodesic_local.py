@@ -19,6 +19,12 @@ from cosim.errors import CosimError  # noqa: E402
 from cosim.fields import geodesic as gd  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path, monkeypatch):
+    """Every test its own geodesic cache folder (not the user's ~/.cache/cosim)."""
+    monkeypatch.setenv("COSIM_CACHE_DIR", str(tmp_path / "cache"))
+
+
 def _grid(n=14, h=1.0, bump=0.0):
     """An n × n patch of spacing h mm, two triangles per cell, height bump · Gaussian."""
     x, y = np.meshgrid(np.arange(n) * h, np.arange(n) * h, indexing="ij")
@@ -173,6 +179,66 @@ def test_engine_builds_the_geodesic_matrix(tmp_path):
         x, y = f["engines/cortex/regions"][()], g["engines/cortex/regions"][()]
     assert x.shape == (6, 2, 76)
     np.testing.assert_array_equal(x, y)
+
+
+DG = {"amp_1": 1.0, "sigma_1": 1.0, "amp_2": 0.4, "sigma_2": 2.0}
+
+
+def _same(a, b):
+    for k in ("indptr", "indices", "data"):
+        np.testing.assert_array_equal(getattr(a, k), getattr(b, k))
+    assert a.shape == b.shape
+
+
+def test_second_build_reads_the_cache_bitwise(tmp_path, monkeypatch):
+    """The first build computes and writes the cache; the second reads it (no gdist call)
+    and equals the first bit for bit; another cutoff or kernel parameter is another key; a
+    damaged cache file is rebuilt."""
+    v, t = _grid(n=12, h=1.0, bump=2.0)
+    first, built = gd.cached_local_connectivity(v, t, 3.0, "double_gaussian", DG)
+    assert built
+    files = sorted((tmp_path / "cache" / "geodesic").glob("*.npz"))
+    assert len(files) == 1 and not list(files[0].parent.glob(".*"))   # no temporary left
+    calls = []
+    real = gd.local_connectivity
+    monkeypatch.setattr(gd, "local_connectivity", lambda *a, **k: calls.append(a) or real(*a, **k))
+    second, built2 = gd.cached_local_connectivity(v, t, 3.0, "double_gaussian", dict(DG))
+    assert not built2 and not calls
+    _same(first, second)
+    _same(first, real(v, t, 3.0, "double_gaussian", DG))
+    assert gd.cached_local_connectivity(v, t, 2.5, "double_gaussian", DG)[1]
+    assert gd.cached_local_connectivity(v, t, 3.0, "double_gaussian", dict(DG, amp_2=0.5))[1]
+    assert len(calls) == 2
+    files[0].write_bytes(b"not a npz file")
+    again, built3 = gd.cached_local_connectivity(v, t, 3.0, "double_gaussian", DG)
+    assert built3
+    _same(first, again)
+
+
+def test_concurrent_builds_compute_once(monkeypatch):
+    """Builders of the same matrix at once (the ranks of a split surface): one computes, the
+    others wait on the cache's lock and read its file."""
+    import threading
+    import time
+    v, t = _grid(n=10, h=1.0)
+    real = gd.local_connectivity
+    calls = []
+
+    def slow(*a, **k):
+        calls.append(a)
+        time.sleep(0.3)
+        return real(*a, **k)
+    monkeypatch.setattr(gd, "local_connectivity", slow)
+    out = [None] * 3
+    threads = [threading.Thread(target=lambda i=i: out.__setitem__(
+        i, gd.cached_local_connectivity(v, t, 2.5, "gaussian", {"sigma": 1.0}))) for i in range(3)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert len(calls) == 1 and sorted(b for _, b in out) == [False, False, True]
+    for m, _ in out[1:]:
+        _same(out[0][0], m)
 
 
 @pytest.mark.parametrize("old,new,key,reason", [

@@ -181,6 +181,8 @@ def test_scenario_run_writes_sonata_spikes(tmp_path):
     with h5py.File(tmp_path / "o.h5") as f:
         for pop, r in ref.populations().items():     # one SONATA population per group
             mine = (g >= r.start) & (g < r.stop)
-            np.testing.assert_array_equal(f[f"spikes/ctx.{pop}/node_ids"][:], g[mine] - r.start)
-            np.testing.assert_array_equal(f[f"spikes/ctx.{pop}/timestamps"][:], t[mine])
+            order = np.lexsort((t[mine], g[mine]))      # completed: by_id (node, then time)
+            np.testing.assert_array_equal(f[f"spikes/ctx.{pop}/node_ids"][:],
+                                          g[mine][order] - r.start)
+            np.testing.assert_array_equal(f[f"spikes/ctx.{pop}/timestamps"][:], t[mine][order])
         assert f["engines/ctx/v"].shape == (40, 1, 2)

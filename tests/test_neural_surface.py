@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import h5py
+import numba
 import numpy as np
 import pytest
 
@@ -79,6 +80,25 @@ def test_split_parts_equal_the_window_kernel(integrator):
     assert parts[0].v1 == parts[1].v0 == 8192 and desc.max_parts() == 16
 
 
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="numba has one thread here")
+@pytest.mark.parametrize("integrator", ["heun", "euler"])
+def test_threads_give_the_one_thread_bits(integrator):
+    """threads = 2 (the parallel window kernel: a prange over the vertices per stage, over
+    the regions for their sums) gives the bits of the serial kernel: state, delay ring,
+    region averages and EEG."""
+    kw = dict(integrator=integrator, eeg="tvb:projection_eeg_65_surface_16k")
+    one, two = _engine(**kw), _engine(threads=2, **kw)
+    for e in (one, two):
+        e.build()
+    for t in (0.0, 1.0):
+        a, b = one.advance(t, t + 1.0), two.advance(t, t + 1.0)
+        for key in ("regions", "eeg"):
+            np.testing.assert_array_equal(a.records[key], b.records[key])
+    np.testing.assert_array_equal(one.vertex_state(), two.vertex_state())
+    np.testing.assert_array_equal(one.state()["history"], two.state()["history"])
+    assert two.threads == 2 and np.ptp(a.records["regions"]) > 0
+
+
 def test_checkpoint_resume_is_bitwise():
     one = _engine()
     one.build()
@@ -128,6 +148,9 @@ def test_mpiexec_split_equals_one_process(tmp_path):
     ('type = "neural_field"\ngeometry = "surface"', 'type = "neural_surface"\ngeometry = "sheet"',
      "engines.cortex.geometry", 'must be "surface" for this engine'),
     ('geometry = "surface"\n', "", "engines.cortex.model", 'set geometry = "surface"'),
+    ('integrator = "heun"', 'integrator = "heun"\nthreads = 0', "engines.cortex.threads", ">= 1"),
+    ('integrator = "heun"', 'integrator = "heun"\nthreads = 200', "engines.cortex.threads",
+     "NUMBA_NUM_THREADS"),
 ])
 def test_bad_keys_are_one_line_errors(tmp_path, capsys, old, new, key, reason):
     scen = _short(tmp_path)
@@ -153,6 +176,24 @@ def test_neural_surface_is_an_alias(tmp_path):
     same = ("model", "region_mapping", "local_connectivity", "local_coupling_strength", "dt_ms",
             "integrator", "coupling", "coupling_parameters", "random_initial", "eeg")
     assert all(ea._args[k] == eb._args[k] for k in same)
+
+
+def test_plan_and_validate_name_the_engine_neural_field(tmp_path, capsys):
+    """The run plan (slurm/sweep printouts) and `cosim validate` show the surface as the
+    neural_field it is declared as, also when declared through the alias."""
+    from cosim.plan import make_plan
+    from cosim.scenario import load_scenario
+    a = _short(tmp_path)
+    b = tmp_path / "alias.toml"
+    b.write_text(a.read_text().replace('type = "neural_field"\ngeometry = "surface"',
+                                       'type = "neural_surface"'))
+    for p in (a, b):
+        sc = load_scenario(p)
+        assert sc.engine_types == {"cortex": "neural_field"}
+        assert make_plan(sc, 3).describe()[1:] == ["rank 1: engine cortex (neural_field) part 1/2",
+                                                   "rank 2: engine cortex (neural_field) part 2/2"]
+        assert main(["validate", str(p)]) == 0
+        assert "engines: cortex (neural_field, 76 regions" in capsys.readouterr().out
 
 
 def test_region_mapping_must_cover_every_region(tmp_path, capsys):

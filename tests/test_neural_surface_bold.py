@@ -88,6 +88,7 @@ def test_kernel_bold_equals_tvbs_surface_bold_averaged_per_region():
     from cosim.fields.surface import load_region_mapping
     from cosim.monitors import variable_signal
     from cosim.monitors_tvb import VolterraBoldMonitor
+    from tvb_surface import tvb_cortex, tvb_surface_simulator
     dt, T, tr, length = 0.1, 48.0, 16.0, 40.0
     eng = NeuralSurfaceEngine("cortex", "generic_2d_oscillator",
                               load_connectome("tvb:connectivity_76"), coupling="linear",
@@ -100,25 +101,12 @@ def test_kernel_bold_equals_tvbs_surface_bold_averaged_per_region():
     mon = VolterraBoldMonitor(src, variable_signal(src, "V"), tr_ms=tr, length_ms=length)
     ours = np.concatenate([mon.update(eng.advance(t, t + 8.0).records["regions"])
                            for t in np.arange(0.0, T, 8.0)])[:, 0]
+    tc, ctx = tvb_cortex(0.02)
+    sim = tvb_surface_simulator(tc, ctx, x0, 0.05, T, lab.monitors.Bold(period=tr, hrf_length=length),
+                                variables=("V",), dt=dt)
+    sim.current_step = 0                          # as bench/neural_field.py: step 0 is x0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        tc = lab.connectivity.Connectivity.from_file("connectivity_76.zip")
-        tc.speed = np.array([3.0])
-        ctx = lab.cortex.Cortex.from_file(source_file="cortex_16384.zip",
-                                          region_mapping_file="regionMapping_16k_76.txt",
-                                          local_connectivity_file="local_connectivity_16384.mat")
-        ctx.region_mapping_data.connectivity = tc
-        ctx.coupling_strength = np.array([0.02])
-
-        def make(ic=None):
-            return lab.simulator.Simulator(
-                model=lab.models.Generic2dOscillator(variables_of_interest=("V",)),
-                connectivity=tc, coupling=lab.coupling.Linear(a=np.array([0.05])),
-                integrator=lab.integrators.HeunDeterministic(dt=dt),
-                monitors=(lab.monitors.Bold(period=tr, hrf_length=length),), surface=ctx,
-                simulation_length=T, initial_conditions=ic).configure()
-        sim = make(np.repeat(x0.T[None, :, :, None], make().connectivity.horizon, axis=0))
-        sim.current_step = 0                      # as bench/neural_field.py: step 0 is x0
         (t, y), = sim.run()
     per_vertex = y[:, 0, :, 0]                    # (sample, vertex)
     rm = load_region_mapping("tvb:regionMapping_16k_76")

@@ -25,6 +25,7 @@ import pytest
 
 from cosim.connectome import load_connectome
 from cosim.engines.neural_surface import NeuralSurfaceEngine
+from tvb_surface import tvb_cortex, tvb_surface_simulator
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -36,31 +37,11 @@ DT, KAPPA = 0.1, 0.02
 
 @pytest.fixture(scope="module")
 def tvb_parts():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        tc = lab.connectivity.Connectivity.from_file("connectivity_76.zip")
-        tc.speed = np.array([3.0])
-        ctx = lab.cortex.Cortex.from_file(source_file="cortex_16384.zip",
-                                          region_mapping_file="regionMapping_16k_76.txt",
-                                          local_connectivity_file="local_connectivity_16384.mat")
-        ctx.region_mapping_data.connectivity = tc
-        ctx.coupling_strength = np.array([KAPPA])
-    return tc, ctx
+    return tvb_cortex(KAPPA)
 
 
 def _tvb(tc, ctx, x0, G, T):
-    def make(ic=None):
-        sim = lab.simulator.Simulator(
-            model=lab.models.Generic2dOscillator(variables_of_interest=("V", "W")),
-            connectivity=tc, coupling=lab.coupling.Linear(a=np.array([G])),
-            integrator=lab.integrators.HeunDeterministic(dt=DT),
-            monitors=(lab.monitors.Raw(period=DT),), surface=ctx, simulation_length=T,
-            initial_conditions=ic)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return sim.configure()
-    horizon = make().connectivity.horizon
-    sim = make(np.repeat(x0.T[None, :, :, None], horizon, axis=0))
+    sim = tvb_surface_simulator(tc, ctx, x0, G, T, lab.monitors.Raw(period=DT), dt=DT)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         (t, y), = sim.run()

@@ -26,7 +26,7 @@ import pytest
 pytest.importorskip("neuron")
 
 from _util import REPO, run_cli  # noqa: E402
-from scenarios import (neural_mass, rate_to_poisson, record, scenario, simulation,  # noqa: E402
+from scenarios import (connectome, neural_mass, rate_to_poisson, record, scenario, simulation,  # noqa: E402
                        spikes_to_rate)
 
 DATA = REPO / "tests" / "data" / "neuron"
@@ -260,6 +260,7 @@ def _hybrid(v1: dict, output: Path, duration: float = 40.0) -> dict:
                                        parameters={"v0": 6.0},
                                        coupling={"type": "sigmoidal_jansen_rit", "G": 1.0}),
                  "v1": v1},
+        connectome=connectome(driven_self_connections="drop"),
         adapters={"v1_in_exc": rate_to_poisson("v1", "bg_exc", gain=100.0, offset=10.0),
                   "v1_in_inh": rate_to_poisson("v1", "bg_inh", gain=100.0, offset=10.0),
                   "v1_out": spikes_to_rate("v1", populations=["exc"], kernel="exponential",

@@ -199,11 +199,12 @@ BASE = {
 
 
 def _load(tmp_path, engine):
-    from scenarios import neural_mass, scenario, simulation, write
+    from scenarios import connectome, neural_mass, scenario, simulation, write
     from cosim.scenario import load_scenario
 
     sc = scenario(simulation(duration=10.0, sync=1.0),
-                  engines={"cortex": neural_mass(regions="rest"), "v1": engine})
+                  engines={"cortex": neural_mass(regions="rest"), "v1": engine},
+                  connectome=connectome(driven_self_connections="drop"))
     return load_scenario(write(tmp_path / "pd.toml", sc))
 
 

@@ -21,7 +21,7 @@ import pytest
 
 from _util import run_cli
 from cosim.connectome import load_connectome
-from scenarios import (ball_and_stick, dumps, hybrid, multicompartment, neural_mass, record,
+from scenarios import (ball_and_stick, connectome, dumps, hybrid, multicompartment, neural_mass, record,
                        scenario, simulation, spikes_to_rate)
 
 MPIEXEC = Path(sys.executable).parent / "mpiexec"
@@ -135,6 +135,7 @@ DELIVERY = scenario(
                                     clamps={"volley": {"target": "exc", "section": "soma", "x": 0.5,
                                                        "delay": 5.0, "duration": 1.0,
                                                        "amplitude": 1.0}})},
+    connectome=connectome(driven_self_connections="drop"),
     adapters={"out": spikes_to_rate("v1", kernel="none", map={"type": "linear", "gain": 1.0})},
     record=record(0.1))
 

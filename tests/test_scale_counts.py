@@ -140,8 +140,6 @@ def test_mpi_transport_counts_packed_sizes(tmp_path):
 
 
 @pytest.mark.mpi
-@pytest.mark.xfail(strict=True, reason="issue 20: every part still sends the coordinator "
-                   "one OUTPUT (records, timing) per window")
 def test_per_rank_counts_do_not_grow_with_the_number_of_processes(tmp_path):
     import os
 

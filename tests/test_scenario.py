@@ -76,4 +76,13 @@ def test_cli_validate_and_errors(write_scenario, tmp_path):
         assert "Traceback" not in r.stderr and r.stdout == ""
     r = run_cli("validate", str(tmp_path / "absent.toml"))
     assert r.returncode == 2 and r.stderr.strip() == "absent.toml: no such file"
+    # a fit description handed to validate / run: named as such, with the command to use
+    fit = tmp_path / "my_fit.toml"
+    fit.write_text('[fit]\nscenario = "whole_brain.toml"\nbudget = 4\n')
+    for cmd in ("validate", "run"):
+        r = run_cli(cmd, str(fit), cwd=tmp_path)
+        assert r.returncode == 2 and r.stdout == ""
+        assert r.stderr.strip() == ("my_fit.toml: fit: a fit description, not a scenario: run "
+                                    "it with `cosim fit my_fit.toml` (its base scenario is "
+                                    "fit.scenario)"), r.stderr
     assert not (tmp_path / "out.h5").exists()

@@ -143,9 +143,14 @@ def _busy_port():
 
 
 @pytest.mark.mpi
-@pytest.mark.parametrize("case", ["proc_output", "monitor_garbage", "monitor_port_taken",
-                                  "truncated_checkpoint"])
-def test_startup_failures_end_every_rank(tmp_path, case):
+@pytest.mark.parametrize("case, n_proc", [("proc_output", 3), ("monitor_garbage", 3),
+                                          ("monitor_port_taken", 3), ("truncated_checkpoint", 3),
+                                          ("truncated_part_checkpoint", 9)])
+def test_startup_failures_end_every_rank(tmp_path, case, n_proc):
+    """A start-up failure of the bus ends every rank: exit 2, one line naming the culprit.
+    At P = 9 (the neural mass in 6 parts, rV1 in 2): a resume from a checkpoint one of whose
+    part files is truncated — that part fails at its build and names the file, the 8 other
+    ranks end with it."""
     scen = _hybrid(tmp_path, duration=60.0)            # one checkpoint, at 50 ms
     out, extra, keep = tmp_path / "o.h5", [], None
     if case == "proc_output":
@@ -156,15 +161,18 @@ def test_startup_failures_end_every_rank(tmp_path, case):
         keep, port = _busy_port()
         extra = ["--monitor", f"tcp://127.0.0.1:{port}"]
     else:
-        res = subprocess.run([sys.executable, "-m", "cosim", "run", str(scen), "-o", str(out),
-                              "-q", "--no-monitor"], capture_output=True, text=True, timeout=300)
+        first = [str(MPIEXEC), "-n", str(n_proc)] if n_proc > 3 else []
+        res = subprocess.run(first + [sys.executable, "-m", "cosim", "run", str(scen), "-o",
+                                      str(out), "-q", "--no-monitor"],
+                             capture_output=True, text=True, timeout=300)
         assert res.returncode == 0, res.stderr
-        ck = Path(str(out) + ".checkpoint") / "coordinator.npz"
+        ck = Path(str(out) + ".checkpoint") / ("coordinator.npz" if case == "truncated_checkpoint"
+                                              else "part-cortex-3-w50.npz")
         ck.write_bytes(ck.read_bytes()[:100])
         extra = ["--resume", "--no-monitor"]
     try:
-        res = subprocess.run([str(MPIEXEC), "-n", "3", sys.executable, "-m", "cosim", "run",
-                              str(scen), "-o", str(out), "-q", *extra],
+        res = subprocess.run([str(MPIEXEC), "-n", str(n_proc), sys.executable, "-m", "cosim",
+                              "run", str(scen), "-o", str(out), "-q", *extra],
                              capture_output=True, text=True, timeout=120)
     finally:
         if keep is not None:
@@ -174,4 +182,5 @@ def test_startup_failures_end_every_rank(tmp_path, case):
     assert len(lines) == 1 and "internal error" not in lines[0], res.stderr
     assert {"proc_output": "o.h5", "monitor_garbage": "garbage",
             "monitor_port_taken": str(port) if keep else "", "truncated_checkpoint":
-            "coordinator.npz"}[case] in lines[0]
+            "coordinator.npz", "truncated_part_checkpoint": "part-cortex-3-w50.npz"}[case] \
+        in lines[0], lines[0]

@@ -19,6 +19,7 @@ Scenario section::
     local_coupling_strength = 1.0               # κ (TVB's Cortex.coupling_strength)
     dt = 0.1                                    # ms
     integrator = "heun"                         # or "euler" (TVB's deterministic schemes)
+    threads = 1                                 # numba threads of the window kernel (same bits)
     [engines.cortex.parameters]                 # model parameters (one value each)
     [engines.cortex.coupling]                   # long-range coupling: type and parameters
     type = "linear"
@@ -47,6 +48,7 @@ through the engine's ``exchange``, so a split run gives the one-rank bits.
 from __future__ import annotations
 
 
+import numba
 import numpy as np
 
 from ..errors import CosimError
@@ -96,6 +98,10 @@ EEG = Param("eeg", None, "", "EEG projection (sensor × surface vertex, .npy or 
             type="string")
 MEG = Param("meg", None, "", "MEG projection (tvb:projection_meg_276_surface_16k or a .npy): "
             "dataset \"meg\", as eeg", type="string")
+THREADS = Param("threads", 1, "", "numba threads of the one-part window kernel (a prange over "
+                "the vertices per stage and over the regions for their averages: the same bits "
+                "as 1 thread); at most numba's NUMBA_NUM_THREADS (the cores by default); split "
+                "parts (MPI ranks) step on one thread each", type="integer", ge=1, le=256)
 INITIAL_RANDOM = Param("random", False, "", "variables not given are uniform in the model's "
                        "range at every vertex (stream (seed, \"neural_surface.initial\", engine))",
                        type="boolean")
@@ -105,7 +111,7 @@ SECTION = section(
     "\"neural_surface\", the same engine): a neural mass at every vertex of a cortical "
     "surface, local + long-range coupling (cosim.engines.neural_surface)",
     (MODEL, REGION_MAPPING, LOCAL_CONNECTIVITY, LOCAL_STRENGTH, EXCLUDE, DT, INTEGRATOR, EEG,
-     MEG),
+     MEG, THREADS),
     (section("engines.<name>.parameters", "model parameters, one value each", open=True),
      section("engines.<name>.coupling", "long-range coupling type and parameters (one value "
              "each)", (nmc.COUPLING_TYPE,), open=True),
@@ -133,7 +139,7 @@ class NeuralSurfaceEngine(Engine):
                  initial_state: np.ndarray | None = None, seed=0,
                  speed_mm_per_ms: float = 3.0, record_period_ms: float | None = None,
                  record_variables=None, base_dir=None, sync_interval_ms: float | None = None,
-                 exclude_regions=(), eeg=None, meg=None, part=(0, 1)):
+                 exclude_regions=(), eeg=None, meg=None, threads: int = 1, part=(0, 1)):
         self._args = dict(name=name, model=model, connectome=connectome,
                           region_mapping=region_mapping, local_connectivity=local_connectivity,
                           local_coupling_strength=local_coupling_strength, dt_ms=dt_ms,
@@ -143,8 +149,11 @@ class NeuralSurfaceEngine(Engine):
                           speed_mm_per_ms=speed_mm_per_ms, record_period_ms=record_period_ms,
                           record_variables=record_variables, base_dir=base_dir,
                           sync_interval_ms=sync_interval_ms, exclude_regions=exclude_regions,
-                          eeg=eeg, meg=meg)
+                          eeg=eeg, meg=meg, threads=threads)
         self.name = str(name)
+        # shown in plans, `cosim validate` and the output's engine attributes: the type the
+        # scenario means (neural_surface is an alias; the class stays registered under it)
+        self.type_name = "neural_field"
         self.model = nmc.resolve_model(model)
         self.options = nmc.resolve_options(self.model, None)
         self.dt_ms = float(dt_ms)
@@ -152,6 +161,10 @@ class NeuralSurfaceEngine(Engine):
             raise CosimError(f"must be one of {', '.join(INTEGRATOR.choices)}, got {integrator!r}",
                              key="integrator")
         self.integrator = integrator
+        if not 1 <= int(threads) <= numba.config.NUMBA_NUM_THREADS:
+            raise CosimError(f"must be 1 … {numba.config.NUMBA_NUM_THREADS} (numba's "
+                             f"NUMBA_NUM_THREADS), got {threads}", key="threads")
+        self.threads = int(threads)
         self.rng = Streams.of(seed)
         try:
             self.region_of = sf.load_region_mapping(region_mapping, base_dir)
@@ -257,7 +270,7 @@ class NeuralSurfaceEngine(Engine):
                   eeg=r.param(EEG), meg=r.param(MEG),
                   local_connectivity=r.param(LOCAL_CONNECTIVITY),
                   local_coupling_strength=r.param(LOCAL_STRENGTH), dt_ms=r.param(DT),
-                  integrator=r.param(INTEGRATOR))
+                  integrator=r.param(INTEGRATOR), threads=r.param(THREADS))
         model = r.param(MODEL)
         pr = r.table("parameters", {})
         kw["parameters"] = {k: pr.number(k) for k in pr.keys()}
@@ -407,16 +420,21 @@ class NeuralSurfaceEngine(Engine):
 
     def build(self) -> None:
         dfun = self.model.dfun(self.options)
-        (self._local_q, self._derivs, self._region_input, self._region_average,
-         self._region_mean, self._window) = sf.surface_kernels(self.model.name, dfun, self.coupling)
         lc = self.local_matrix()
         if self.kept.size != lc.shape[0]:
             lc = lc[self.kept][:, self.kept].tocsr()
             lc.sort_indices()
+        # κ (and the model's factor) in every entry, as TVB's Cortex.prepare_local_coupling;
         # fixed-width rows + remainder (sf.ell_split): predictable loops over ~6 neighbours
+        lc = (lc * (self.local_strength * self._lfactor)).tocsr()
+        lc.sort_indices()
         self._L = sf.ell_split(lc)
+        width = self._L[0].shape[1]
+        (self._local_q, self._derivs, self._region_input, self._region_average,
+         self._region_mean, self._window) = sf.surface_kernels(self.model.name, dfun,
+                                                               self.coupling, width,
+                                                               self.model.n_state)
         V, ns, R = self.n_vertices, self.model.n_state, len(self.all_labels)
-        self._lscale = np.full(V, self.local_strength * self._lfactor)
         # one parameter row for every vertex: a stride-0 view, read by the model's dfun
         self._p = np.broadcast_to(np.ascontiguousarray(self.param_row), (V, self.param_row.size))
         lo, hi = self.model.bounds()
@@ -455,6 +473,13 @@ class NeuralSurfaceEngine(Engine):
         self._s = np.zeros((R, self.n_aff))
         self._cr = np.zeros((R, self.n_in))
         self._rec_rows = np.asarray(self._rec_vars, dtype=np.int64)
+        # the vertices of each region, ascending (CSR): the window kernels sum by region
+        order = np.argsort(self.region_of, kind="stable")
+        self._members = (np.concatenate([[0], np.cumsum(np.bincount(
+            self.region_of, minlength=R))]).astype(np.int64), order.astype(np.int64))
+        if self.threads > 1:
+            self._window_par = sf.surface_window_parallel(self.model.name, dfun, self.coupling,
+                                                          width, self.model.n_state)
         self._region_average(self._x, self.region_of, self.counts, self._cvar,
                              self.coupling_params, self._xr, self._aff, self._hist, 0)
         self._hist[:] = self._hist[0]             # constant history for t ≤ 0
@@ -464,7 +489,8 @@ class NeuralSurfaceEngine(Engine):
 
     def local_matrix(self):
         """The local connectivity of the whole surface (CSR, before excluded regions are
-        removed): loaded, or built from the geodesic kernel (once per process)."""
+        removed): loaded, or built from the geodesic kernel (once per process, and once per
+        machine: :func:`cosim.fields.geodesic.cached_local_connectivity`)."""
         spec = self._lc_spec
         if not isinstance(spec, dict):
             return sf.load_local_connectivity(spec, self._base_dir)
@@ -472,8 +498,8 @@ class NeuralSurfaceEngine(Engine):
                float(spec["cutoff"]), spec["kernel"], tuple(sorted(spec["parameters"].items())))
         if key not in _GEODESIC:
             v, t = geo.load_surface(spec["surface"], self._base_dir)
-            _GEODESIC[key] = geo.local_connectivity(v, t, spec["cutoff"], spec["kernel"],
-                                                    spec["parameters"])
+            _GEODESIC[key] = geo.cached_local_connectivity(v, t, spec["cutoff"], spec["kernel"],
+                                                           spec["parameters"])[0]
         return _GEODESIC[key]
 
     def _join(self, x) -> None:
@@ -492,7 +518,7 @@ class NeuralSurfaceEngine(Engine):
         self._region_input(self._hist, n, ptr, src, dly, w, self._xr, self._cvar,
                            self.coupling_params, self._rowsum, self._s, self._cr)
         self._local_q(x, lp, lm, self._q)
-        self._derivs(x, self._q, self._cr, self.region_of, self._L, self._lscale, lin,
+        self._derivs(x, self._q, self._cr, self.region_of, self._L, lin,
                      self.v0, self.v1, self._p, self._c, self._k1)
         if self.integrator == "euler":
             sf.euler_update(x, self._k1, self.dt_ms, self.v0, self.v1, self._lo, self._hi, x)
@@ -500,7 +526,7 @@ class NeuralSurfaceEngine(Engine):
             sf.euler_update(x, self._k1, self.dt_ms, self.v0, self.v1, self._lo, self._hi, xs)
             self._join(xs)
             self._local_q(xs, lp, lm, self._q)
-            self._derivs(xs, self._q, self._cr, self.region_of, self._L, self._lscale, lin,
+            self._derivs(xs, self._q, self._cr, self.region_of, self._L, lin,
                          self.v0, self.v1, self._p, self._c, self._k2)
             sf.heun_update(x, self._k1, self._k2, self.dt_ms, self.v0, self.v1, self._lo, self._hi)
         self._join(x)
@@ -529,13 +555,23 @@ class NeuralSurfaceEngine(Engine):
                 m = n_steps - done
                 if self._proj:
                     m = min(m, every - (step0 + done) % every)
-                self._window(m, step0 + done, self.integrator == "heun", self.dt_ms, every,
-                             self._x, self._xs, self._k1, self._k2, self._qq, self._hist,
-                             self._net, (self._L, self._lscale), self._local,
-                             (self.region_of, self.counts), self._cvar, self.coupling_params,
-                             self._rowsum, self._p, self._lo, self._hi,
-                             (self._xr, self._aff, self._s, self._cr, self._c), self._rec_rows,
-                             rec[k:])
+                if self.threads > 1:
+                    numba.set_num_threads(self.threads)
+                    self._window_par(
+                        m, step0 + done, self.integrator == "heun", self.dt_ms, every, self._x,
+                        self._xs, self._k1, self._k2, self._qq, self._hist, self._net,
+                        self._L, self._local, (self.region_of, self.counts),
+                        self._members, self._cvar, self.coupling_params, self._rowsum, self._p,
+                        self._lo, self._hi, (self._xr, self._aff, self._s, self._cr, self._c),
+                        self._rec_rows, rec[k:])
+                else:
+                    self._window(m, step0 + done, self.integrator == "heun", self.dt_ms, every,
+                                 self._x, self._xs, self._k1, self._k2, self._qq, self._hist,
+                                 self._net, self._L, self._local,
+                                 (self.region_of, self.counts), self._members, self._cvar,
+                                 self.coupling_params, self._rowsum, self._p, self._lo,
+                                 self._hi, (self._xr, self._aff, self._s, self._cr, self._c),
+                                 self._rec_rows, rec[k:])
                 done += m
                 self.step = step0 + done
                 if self.step % every == 0:

@@ -559,9 +559,9 @@ class NeuronEngine(Engine):
                                  f"dt = {self.dt_ms:g} ms", file=self.model_path,
                                  key=self._key("connect"))
             delays.append(d)
-        if not delays:
+        d_min = self._region_min_delay(min(delays, default=np.inf))
+        if not np.isfinite(d_min):
             return
-        d_min = min(delays)
         live.min_delay_steps = max(1, int(np.floor(d_min / self.dt_ms + 1e-9)))
         live.d_min_ms = d_min
         for (src, nc), d in zip(live.conns, delays):
@@ -573,6 +573,18 @@ class NeuronEngine(Engine):
             trig.weight[0] = 1.0
             live.trigger_of[src] = int(live.trigger_list.count())
             live.trigger_list.append(trig)
+
+    def _region_min_delay(self, mine: float) -> float:
+        """The shortest connection delay of the whole region (``inf``: none).  Each
+        partition makes only the connections onto its own cells, so a split region gathers
+        every partition's minimum (one exchange, during the build): the sub-interval length
+        and the trigger offset ``d_min`` — and so every event time, ``ts + d_min + (d −
+        d_min)`` — are then those of one partition, and every partition calls the exchange
+        equally often."""
+        if self.exchange is None or self.n_parts == 1:
+            return mine
+        _, got = self.exchange(np.zeros(1, dtype=np.int64), np.array([mine]))
+        return float(np.min(got))
 
     def _make_window(self, live: _Live) -> None:
         """The hoc objects of :func:`.neuron_model.window_proc`, made once."""

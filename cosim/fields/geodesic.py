@@ -20,6 +20,13 @@ tvb-data's shipped ``local_connectivity_16384`` is not such a matrix: it is the 
 each vertex's mesh neighbours (``L_ij = 1/deg(i)`` on the triangle edges; checked in
 tests/test_geodesic_local.py), a discrete diffusion-like coupling with no distance kernel.
 
+Built once per machine: :func:`cached_local_connectivity` keeps each matrix in
+``$COSIM_CACHE_DIR/geodesic/<key>.npz`` (default ``~/.cache/cosim``), the key a SHA-256 of
+the surface's vertices and triangles, the cutoff, the kernel and its parameters, the
+tvb-gdist version and this module's source; written atomically (a temporary file renamed
+into place) under a file lock, so ranks building the same matrix at once wait for the first
+one and read its file instead of computing it again.
+
 Surfaces: ``tvb:cortex_16384`` (tvb-data's ``surfaceData/cortex_16384.zip``), a TVB surface
 zip (``vertices.txt``, ``triangles.txt``, mm), or a ``.npz`` with arrays ``vertices``
 ``(n, 3)`` and ``triangles`` ``(m, 3)`` (0-based vertex indices).
@@ -27,6 +34,9 @@ zip (``vertices.txt``, ``triangles.txt``, mm), or a ``.npz`` with arrays ``verti
 
 from __future__ import annotations
 
+import hashlib
+import os
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -150,3 +160,66 @@ def local_connectivity(vertices, triangles, cutoff_mm: float, kernel: str = "gau
     d = geodesic_distances(vertices, triangles, cutoff_mm)
     d.data = kernel_values(kernel, parameters or {}, d.data)
     return homogenise(d)
+
+
+def cache_key(vertices, triangles, cutoff_mm: float, kernel: str, parameters: dict) -> str:
+    """The cache key of :func:`cached_local_connectivity` (module doc)."""
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        gd = version("tvb-gdist")
+    except PackageNotFoundError:
+        gd = "?"
+    h = hashlib.sha256()
+    for a in (np.ascontiguousarray(vertices, dtype=np.float64),
+              np.ascontiguousarray(triangles, dtype=np.int64)):
+        h.update(repr(a.shape).encode() + a.tobytes())
+    params = sorted((k, float(v)) for k, v in (parameters or {}).items())
+    h.update(repr((float(cutoff_mm), kernel, params, gd)).encode())
+    h.update(Path(__file__).read_bytes())
+    return h.hexdigest()[:32]
+
+
+def _read(path: Path):
+    import scipy.sparse as sp
+    try:
+        m = sp.load_npz(path).tocsr()
+    except (OSError, ValueError, KeyError):
+        return None                  # missing or unreadable: rebuilt and rewritten
+    m.sort_indices()
+    return m
+
+
+def cached_local_connectivity(vertices, triangles, cutoff_mm: float, kernel: str = "gaussian",
+                              parameters: dict | None = None):
+    """:func:`local_connectivity`, read from the on-disk cache when it was built before
+    (module doc); ``(matrix, built)`` with ``built`` False when read from the cache."""
+    import fcntl
+    import scipy.sparse as sp
+    from ..cache import cache_root
+    root = cache_root("geodesic")
+    key = cache_key(vertices, triangles, cutoff_mm, kernel, parameters or {})
+    path = root / f"{key}.npz"
+    m = _read(path) if path.is_file() else None
+    if m is not None:
+        return m, False
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        lock = open(root / f"{key}.lock", "a")
+    except OSError as exc:
+        raise CosimError(f"cannot write the geodesic cache {root} ({exc.strerror}); set "
+                         f"COSIM_CACHE_DIR to a writable folder") from None
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)          # another rank may be building it
+        m = _read(path) if path.is_file() else None
+        if m is not None:
+            return m, False
+        m = local_connectivity(vertices, triangles, cutoff_mm, kernel, parameters)
+        fd, tmp = tempfile.mkstemp(dir=root, prefix=f".{key}.", suffix=".npz")
+        os.close(fd)
+        try:
+            sp.save_npz(tmp, m, compressed=False)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    return m, True

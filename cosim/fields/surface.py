@@ -31,8 +31,17 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import os
+
+import numba
 import numpy as np
-from numba import njit
+from numba import njit, prange
+
+# numba's threads without an OpenMP runtime of its own: NEST (and NEURON) bring theirs into
+# the same process, and two OpenMP runtimes in one process crash (nest.ResetKernel after a
+# parallel kernel ran).  A user's NUMBA_THREADING_LAYER still wins.
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    numba.config.THREADING_LAYER = "workqueue"
 
 from ..errors import CosimError
 from ..integrators import _FLAGS, _inlined, _rebound, _source_hash
@@ -146,36 +155,40 @@ def _t_local_q(x, lp, lm, q):
         q[v] = x[v, lp] - (x[v, lm] if lm >= 0 else 0.0)
 
 
-def _t_vertex_deriv(x, q, cr, region_of, L, lscale, lin, p, c, dx, v):
-    """``dx[v]`` with input ``c[v] = c_{r(v)}`` plus the local term ``κ Σ_e L_ve q_e``
-    (``L``: :func:`ell_split` — the row's entries in column order, padding adds 0)."""
+def _t_vertex_deriv(x, q, cr, region_of, L, lin, p, c, dx, v):
+    """``dx[v]`` with input ``c[v] = c_{r(v)}`` plus the local term ``Σ_e L_ve q_e``
+    (``L``: :func:`ell_split` of ``κ`` times the local connectivity — the row's entries in
+    column order, padding adds 0; ``ELL_WIDTH``, the fixed width, is a compile-time
+    constant of the specialised kernel, so that loop is unrolled)."""
     fi, fv, xp, xi, xv = L
     acc = 0.0
-    for e in range(fi.shape[1]):
+    for e in range(ELL_WIDTH):
         acc += fv[v, e] * q[fi[v, e]]
     for e in range(xp[v], xp[v + 1]):
         acc += xv[e] * q[xi[e]]
     r = region_of[v]
     for a in range(c.shape[1]):
         c[v, a] = cr[r, a]
-    c[v, lin] += lscale[v] * acc
+    c[v, lin] = cr[r, lin] + acc         # not `+=`: no reload of the value just stored
     model_dfun(x, c, p, v, dx)
 
 
-def _t_derivs(x, q, cr, region_of, L, lscale, lin, v0, v1, p, c, dx):
+def _t_derivs(x, q, cr, region_of, L, lin, v0, v1, p, c, dx):
     """``dx`` of vertices ``v0 … v1 − 1`` (:func:`_t_vertex_deriv`)."""
     for v in range(v0, v1):
-        vertex_deriv(x, q, cr, region_of, L, lscale, lin, p, c, dx, v)
+        vertex_deriv(x, q, cr, region_of, L, lin, p, c, dx, v)
 
 
 def _t_region_input(hist, n, ptr, src, dly, w, xr, cvar, cp, rowsum, s, cr):
     """``cr[R] = post(Σ_j w_Rj hist[n − d_Rj, :, j], x̄_R)`` (edges in source order)."""
     H = hist.shape[0]
+    h0 = n % H
     for r in range(s.shape[0]):
         for a in range(s.shape[1]):
             acc = 0.0
             for e in range(ptr[r], ptr[r + 1]):
-                acc += w[e] * hist[(n - dly[e]) % H, a, src[e]]
+                i = h0 - dly[e]                 # (n − d) mod H without a division (d < H)
+                acc += w[e] * hist[i + H * (i < 0), a, src[e]]
             s[r, a] = acc
         coupling_post(s, xr, cvar, rowsum, cp, r, cr)
 
@@ -203,51 +216,140 @@ def _t_region_finish(xr, counts, cvar, cp, aff, hist, slot):
             hist[slot, a, r] = aff[r, a]
 
 
-def _t_window(n_steps, step, heun, dt, every, x, xs, k1, k2, qq, hist, net, lc, local, region,
-              cvar, cp, rowsum, p, lo, hi, work, rec_rows, rec):
+def _t_member_sums(x, mptr, mv, cvar, xr):
+    """``xr[r, cvar[k]]`` = the sum of ``x[:, cvar[k]]`` over region ``r``'s vertices, in
+    ascending vertex order (``mptr``/``mv``: CSR of the vertices per region) — the numbers of
+    the vertex-order pass of :func:`_t_region_average`, with the running sum in a register
+    rather than in ``xr`` (a chain through memory from one vertex to the next)."""
+    for r in range(xr.shape[0]):
+        for kk in range(cvar.shape[0]):
+            acc = 0.0
+            for e in range(mptr[r], mptr[r + 1]):
+                acc += x[mv[e], cvar[kk]]
+            xr[r, cvar[kk]] = acc
+
+
+def _t_member_means(x, mptr, mv, counts, rows, out):
+    """:func:`_t_region_mean` by region (:func:`_t_member_sums`): the same bits."""
+    for r in range(out.shape[1]):
+        for kk in range(rows.size):
+            acc = 0.0
+            for e in range(mptr[r], mptr[r + 1]):
+                acc += x[mv[e], rows[kk]]
+            out[kk, r] = acc / counts[r] if counts[r] > 0 else acc
+
+
+def _t_window(n_steps, step, heun, dt, every, x, xs, k1, k2, qq, hist, net, L, local, region,
+              members, cvar, cp, rowsum, p, lo, hi, work, rec_rows, rec):
     """``n_steps`` whole steps of one unsplit engine, each stage one pass over the vertices
-    (derivative, update, the next stage's local variable and the region sums together):
-    the same arithmetic, in the same order, as the separate kernels a split part calls
-    (:func:`_t_derivs`, :func:`euler_update`, :func:`heun_update`, :func:`_t_local_q`,
-    :func:`_t_region_average`), so both give the same bits."""
+    (derivative, update, the next stage's local variable together; the last stage also adds
+    the vertex to its region's sum): the same arithmetic, in the same order, as the separate
+    kernels a split part calls (:func:`_t_derivs`, :func:`euler_update`,
+    :func:`heun_update`, :func:`_t_local_q`, :func:`_t_region_average`: region sums in
+    vertex order), so both give the same bits."""
     ptr, src, dly, w = net
-    L, lscale = lc
     lp, lm, lin = local
     region_of, counts = region
+    mptr, mv = members
     xr, aff, s, cr, c = work
-    V, ns = x.shape
+    V = x.shape[0]
+    R = xr.shape[0]
     H = hist.shape[0]
     q1, q2 = qq[0], qq[1]
+    nc = cvar.shape[0]
     local_q(x, lp, lm, q1)
     k = 0
     for m in range(n_steps):
         n = step + m
         region_input(hist, n, ptr, src, dly, w, xr, cvar, cp, rowsum, s, cr)
+        for r in range(R):
+            for kk in range(nc):
+                xr[r, cvar[kk]] = 0.0
         if heun:
             for v in range(V):
-                vertex_deriv(x, q1, cr, region_of, L, lscale, lin, p, c, k1, v)
-                for j in range(ns):
+                vertex_deriv(x, q1, cr, region_of, L, lin, p, c, k1, v)
+                for j in range(NS):
                     xs[v, j] = min(max(x[v, j] + dt * k1[v, j], lo[j]), hi[j])
                 q2[v] = xs[v, lp] - (xs[v, lm] if lm >= 0 else 0.0)
-        xr[:, :] = 0.0
-        for v in range(V):
-            if heun:
-                vertex_deriv(xs, q2, cr, region_of, L, lscale, lin, p, c, k2, v)
-                for j in range(ns):
+            for v in range(V):
+                vertex_deriv(xs, q2, cr, region_of, L, lin, p, c, k2, v)
+                for j in range(NS):
                     x[v, j] = min(max(x[v, j] + dt * 0.5 * (k1[v, j] + k2[v, j]), lo[j]), hi[j])
                 q1[v] = x[v, lp] - (x[v, lm] if lm >= 0 else 0.0)
-            else:
-                vertex_deriv(x, q1, cr, region_of, L, lscale, lin, p, c, k1, v)
-                for j in range(ns):
+                r = region_of[v]
+                for kk in range(nc):
+                    xr[r, cvar[kk]] += x[v, cvar[kk]]
+        else:
+            for v in range(V):
+                vertex_deriv(x, q1, cr, region_of, L, lin, p, c, k1, v)
+                for j in range(NS):
                     x[v, j] = min(max(x[v, j] + dt * k1[v, j], lo[j]), hi[j])
-            r = region_of[v]
-            for kk in range(cvar.shape[0]):
-                xr[r, cvar[kk]] += x[v, cvar[kk]]
-        if not heun:
+                r = region_of[v]
+                for kk in range(nc):
+                    xr[r, cvar[kk]] += x[v, cvar[kk]]
             local_q(x, lp, lm, q1)       # Euler's pass reads q1 of x_n: renewed after it
         region_finish(xr, counts, cvar, cp, aff, hist, (n + 1) % H)
         if (n + 1) % every == 0:
-            region_mean(x, region_of, counts, rec_rows, rec[k])
+            member_means(x, mptr, mv, counts, rec_rows, rec[k])
+            k += 1
+
+
+def _t_window_par(n_steps, step, heun, dt, every, x, xs, k1, k2, qq, hist, net, L, local,
+                  region, members, cvar, cp, rowsum, p, lo, hi, work, rec_rows, rec):
+    """:func:`_t_window` on numba's threads (``parallel=True``): each stage's per-vertex
+    work (derivative, update, next local variable) is a ``prange`` over the vertices —
+    independent per vertex, so any split over threads gives the same bits — and the region
+    sums a ``prange`` over the regions, each summing its vertices in ascending order
+    (``members``: CSR of the vertices per region), the order of the serial pass."""
+    ptr, src, dly, w = net
+    lp, lm, lin = local
+    region_of, counts = region
+    mptr, mv = members
+    xr, aff, s, cr, c = work
+    V = x.shape[0]
+    R = xr.shape[0]
+    H = hist.shape[0]
+    q1, q2 = qq[0], qq[1]
+    nc = cvar.shape[0]
+    for v in prange(V):
+        q1[v] = x[v, lp] - (x[v, lm] if lm >= 0 else 0.0)
+    k = 0
+    for m in range(n_steps):
+        n = step + m
+        region_input(hist, n, ptr, src, dly, w, xr, cvar, cp, rowsum, s, cr)
+        if heun:
+            for v in prange(V):
+                vertex_deriv(x, q1, cr, region_of, L, lin, p, c, k1, v)
+                for j in range(NS):
+                    xs[v, j] = min(max(x[v, j] + dt * k1[v, j], lo[j]), hi[j])
+                q2[v] = xs[v, lp] - (xs[v, lm] if lm >= 0 else 0.0)
+            for v in prange(V):
+                vertex_deriv(xs, q2, cr, region_of, L, lin, p, c, k2, v)
+                for j in range(NS):
+                    x[v, j] = min(max(x[v, j] + dt * 0.5 * (k1[v, j] + k2[v, j]), lo[j]), hi[j])
+                q1[v] = x[v, lp] - (x[v, lm] if lm >= 0 else 0.0)
+        else:
+            for v in prange(V):
+                vertex_deriv(x, q1, cr, region_of, L, lin, p, c, k1, v)
+                for j in range(NS):
+                    x[v, j] = min(max(x[v, j] + dt * k1[v, j], lo[j]), hi[j])
+            for v in prange(V):
+                q1[v] = x[v, lp] - (x[v, lm] if lm >= 0 else 0.0)
+        for r in prange(R):
+            for kk in range(nc):
+                acc = 0.0
+                for e in range(mptr[r], mptr[r + 1]):
+                    acc += x[mv[e], cvar[kk]]
+                xr[r, cvar[kk]] = acc
+        region_finish(xr, counts, cvar, cp, aff, hist, (n + 1) % H)
+        if (n + 1) % every == 0:
+            out = rec[k]
+            for r in prange(R):
+                for kk in range(rec_rows.size):
+                    acc = 0.0
+                    for e in range(mptr[r], mptr[r + 1]):
+                        acc += x[mv[e], rec_rows[kk]]
+                    out[kk, r] = acc / counts[r] if counts[r] > 0 else acc
             k += 1
 
 
@@ -307,25 +409,49 @@ def heun_update(x, k1, k2, h, v0, v1, lo, hi):
 _SURFACE_KERNELS: dict = {}
 
 
-def surface_kernels(model_name: str, dfun, coupling):
+def surface_kernels(model_name: str, dfun, coupling, width: int, n_state: int):
     """``(local_q, derivs, region_input, region_average, region_mean, window)`` for one
-    model and coupling."""
-    key = (model_name, dfun, coupling.afferent, coupling.post)
+    model (``n_state`` state variables, compiled in as ``NS``: the update loops unrolled),
+    coupling and fixed row width of the local connectivity (:func:`ell_split`:
+    ``fi.shape[1]``, compiled in as ``ELL_WIDTH``)."""
+    width, n_state = int(width), int(n_state)
+    key = (model_name, dfun, coupling.afferent, coupling.post, width, n_state)
     if key in _SURFACE_KERNELS:
         return _SURFACE_KERNELS[key]
     digest = _source_hash(dfun, coupling.afferent, coupling.post, _t_vertex_deriv, _t_derivs,
                           _t_region_input, _t_region_finish, _t_region_average, _t_window,
-                          euler_update)
-    tag = f"{model_name}__{coupling.name}__{digest}"
+                          _t_member_sums, _t_member_means, euler_update)
+    tag = f"{model_name}__{coupling.name}__w{width}s{n_state}__{digest}"
     glb = dict(globals())
     glb.update(model_dfun=_inlined(dfun), coupling_afferent=_inlined(coupling.afferent),
-               coupling_post=_inlined(coupling.post))
+               coupling_post=_inlined(coupling.post), ELL_WIDTH=width, NS=n_state)
     for t in (_t_vertex_deriv, _t_local_q, _t_derivs, _t_region_input, _t_region_finish,
-              _t_region_average, _t_region_mean):
+              _t_region_average, _t_region_mean, _t_member_sums, _t_member_means):
         glb[t.__name__[3:]] = _inlined(_rebound(t, glb))
     glb.update(euler_update_=_inlined(euler_update), heun_update_=_inlined(heun_update))
     out = tuple(njit(cache=True, **_FLAGS)(_rebound(t, glb, f"{t.__name__[3:]}__{tag}"))
                 for t in (_t_local_q, _t_derivs, _t_region_input, _t_region_average,
                           _t_region_mean, _t_window))
+    _SURFACE_KERNELS[key] = out
+    return out
+
+
+def surface_window_parallel(model_name: str, dfun, coupling, width: int, n_state: int):
+    """:func:`_t_window_par` for one model, coupling, row width and state size
+    (``parallel=True``; compiled on first use, cached on disk by numba)."""
+    width, n_state = int(width), int(n_state)
+    key = ("parallel", model_name, dfun, coupling.afferent, coupling.post, width, n_state)
+    if key in _SURFACE_KERNELS:
+        return _SURFACE_KERNELS[key]
+    digest = _source_hash(dfun, coupling.afferent, coupling.post, _t_vertex_deriv,
+                          _t_region_input, _t_region_finish, _t_window_par)
+    tag = f"{model_name}__{coupling.name}__w{width}s{n_state}__{digest}"
+    glb = dict(globals())
+    glb.update(model_dfun=_inlined(dfun), coupling_afferent=_inlined(coupling.afferent),
+               coupling_post=_inlined(coupling.post), ELL_WIDTH=width, NS=n_state)
+    for t in (_t_vertex_deriv, _t_region_input, _t_region_finish):
+        glb[t.__name__[3:]] = _inlined(_rebound(t, glb))
+    out = njit(cache=True, parallel=True, **_FLAGS)(
+        _rebound(_t_window_par, glb, f"window_par__{tag}"))
     _SURFACE_KERNELS[key] = out
     return out

@@ -4,8 +4,10 @@ The fit folder (``[fit] out`` / ``--out``) holds::
 
     fit.json            the description's digest, parameters, options (written first)
     evaluations.jsonl   one JSON line per evaluation: index, wave, params, loss, fc_r,
-                        fcd_ks, status, output, wall_s, time_s (seconds since the session started when
-                        the wave ended) — appended as each wave ends
+                        fcd_ks, status, output, wall_s (its run), finished_s (seconds since
+                        the session started when it finished, on the rank that ran it; a
+                        SLURM task: its output's modification time), time_s (… when its
+                        wave ended, and the optimiser was told) — appended as each wave ends
     evaluations/        NNNNN.toml (the variant) and NNNNN.h5 (its output)
     best.json           the best evaluation (written at the end)
 
@@ -40,6 +42,8 @@ from .spec import FitSpec, write_connectome
 LOG = "evaluations.jsonl"
 INFO = "fit.json"
 BEST = "best.json"
+#: Fields of a logged evaluation that differ between two runs of the same fit (times, paths).
+VOLATILE = ("wall_s", "finished_s", "time_s", "output")
 
 
 # -- the folder -----------------------------------------------------------------------------
@@ -106,8 +110,14 @@ class Local:
 
     rank, size = 0, 1
 
-    def run(self, spec: FitSpec, jobs: list[tuple[int, dict]]) -> list[dict]:
-        return [evaluate(spec, spec.out, i, v) for i, v in jobs]
+    def run(self, spec: FitSpec, jobs: list[tuple[int, dict]], since: float) -> list[dict]:
+        return [_finished(evaluate(spec, spec.out, i, v), since) for i, v in jobs]
+
+
+def _finished(rec: dict, since: float) -> dict:
+    """``rec`` with ``finished_s``: seconds from ``since`` (``time.perf_counter``) to now."""
+    rec["finished_s"] = round(time.perf_counter() - since, 3)
+    return rec
 
 
 class MPI:
@@ -117,12 +127,12 @@ class MPI:
         self.comm = comm
         self.rank, self.size = comm.Get_rank(), comm.Get_size()
 
-    def run(self, spec: FitSpec, jobs: list[tuple[int, dict]]) -> list[dict]:
+    def run(self, spec: FitSpec, jobs: list[tuple[int, dict]], since: float) -> list[dict]:
         mine, error = [], None
         for j, (i, v) in enumerate(jobs):
             if j % self.size == self.rank and error is None:
                 try:
-                    mine.append(evaluate(spec, spec.out, i, v))
+                    mine.append(_finished(evaluate(spec, spec.out, i, v), since))
                 except CosimError as exc:
                     error = (2, exc.message())
                 except Exception as exc:      # shared: no rank may be left waiting
@@ -150,7 +160,7 @@ class Slurm:
     def __init__(self, opts, stream: TextIO):
         self.opts, self.stream = opts, stream
 
-    def run(self, spec: FitSpec, jobs: list[tuple[int, dict]]) -> list[dict]:
+    def run(self, spec: FitSpec, jobs: list[tuple[int, dict]], since: float) -> list[dict]:
         from ..sweep import Variant, array_script
 
         tic = time.perf_counter()
@@ -167,10 +177,15 @@ class Slurm:
         print(f"fit: wave of {len(jobs)} as SLURM job {job} done", file=self.stream, flush=True)
         wall = round((time.perf_counter() - tic) / max(1, len(jobs)), 3)
         recs = []
+        start_wall = time.time() - (time.perf_counter() - since)   # the session's start
         for var in variants:
-            rec = score_output(spec, var.output, "ok" if var.output.exists() else "failed")
+            ok = var.output.exists()
+            rec = score_output(spec, var.output, "ok" if ok else "failed")
+            done = (var.output.stat().st_mtime - start_wall if ok
+                    else time.perf_counter() - since)
             recs.append({"index": var.index, "params": var.values, **rec,
-                         "output": str(var.output), "wall_s": wall})
+                         "output": str(var.output), "wall_s": wall,
+                         "finished_s": round(done, 3)})
         return recs
 
 
@@ -222,7 +237,7 @@ def run_fit(spec: FitSpec, backend=None, *, overwrite: bool = False,
                 wave_recs[i] = old
             else:
                 jobs.append((i, values))
-        new = backend.run(spec, jobs) if jobs else []
+        new = backend.run(spec, jobs, tic) if jobs else []
         done_s = round(time.perf_counter() - tic, 3)
         for r in new:
             r["wave"] = wave

@@ -41,7 +41,7 @@ from __future__ import annotations
 from numba import njit
 
 from . import zerlaut
-from .base import INF, Model, Parameter, StateVariable
+from .base import Model, Parameter, StateVariable
 from .zerlaut import _fluct, _rate
 
 #: TVB's finite-difference step of the transfer-function derivatives (kHz).
