@@ -65,30 +65,38 @@ BLOWUP = scenario_text(
     record=record(1.0, 1000))
 
 
+def _blow_up(tmp_path, scen, n: int, bound_s: float) -> tuple[str, np.ndarray]:
+    """Run ``scen`` under ``mpiexec -n n``: it ends within ``bound_s`` with exit 2 and one
+    line (nothing else on stderr); that line and the output's ``wild`` series — status
+    failed, every window before the blow-up kept, all finite."""
+    import re
+
+    t0 = time.monotonic()
+    r = subprocess.run([str(MPIEXEC), "-n", str(n), sys.executable, "-m", "cosim", "run",
+                        str(scen), "--quiet", "--no-monitor"], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=bound_s * 1.5, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert time.monotonic() - t0 < bound_s
+    assert r.returncode == 2, r.stderr
+    ours = [ln for ln in r.stderr.splitlines() if ln.strip()]     # the one line, nothing else
+    assert len(ours) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "is inf" in ours[0] or "is nan" in ours[0], ours[0]
+    t_bad = float(re.search(r"at t = ([0-9.]+) ms", ours[0]).group(1))
+    with h5py.File(tmp_path / "blow.h5") as f:
+        assert f.attrs["status"] == "failed"
+        done = int(f.attrs["windows_completed"])
+        assert done > 50 and done <= t_bad <= done + 1.0   # every window before the blow-up
+        x = f["engines/wild/timeseries"][:]
+        assert x.shape[0] == done and np.isfinite(x).all()
+    return ours[0], x
+
+
 @pytest.mark.skipif(not MPIEXEC.exists(), reason="no mpiexec (pip install -e .[mpi])")
 def test_engine_error_under_mpiexec_names_engine_and_rank_and_keeps_the_file(tmp_path):
     # x' = 5 x + coupling overflows a double after ~0.1 s: a NumericalError on "wild"'s rank
     sc = tmp_path / "blow.toml"
     sc.write_text(BLOWUP)
-    t0 = time.monotonic()
-    r = subprocess.run([str(MPIEXEC), "-n", "3", sys.executable, "-m", "cosim", "run", str(sc),
-                        "--quiet", "--no-monitor"], cwd=tmp_path, capture_output=True, text=True,
-                       timeout=120, env=dict(os.environ, OMP_NUM_THREADS="1"))
-    assert time.monotonic() - t0 < 60
-    assert r.returncode == 2, r.stderr
-    ours = [ln for ln in r.stderr.splitlines() if ln.strip()]     # the one line, nothing else
-    assert len(ours) == 1, r.stderr
-    assert ours[0].startswith("cosim: engine wild (rank 2) failed: engine wild: region ")
-    assert "is inf" in ours[0] or "is nan" in ours[0]
-    assert "Traceback" not in r.stderr
-    with h5py.File(tmp_path / "blow.h5") as f:
-        assert f.attrs["status"] == "failed"
-        done = int(f.attrs["windows_completed"])
-        import re
-        t_bad = float(re.search(r"at t = ([0-9.]+) ms", ours[0]).group(1))
-        assert done > 50 and done <= t_bad <= done + 1.0   # every window before the blow-up
-        x = f["engines/wild/timeseries"][:]
-        assert x.shape[0] == done and np.isfinite(x).all()
+    line, _ = _blow_up(tmp_path, sc, 3, 60.0)
+    assert line.startswith("cosim: engine wild (rank 2) failed: engine wild: region ")
 
 
 @pytest.mark.skipif(not MPIEXEC.exists(), reason="no mpiexec (pip install -e .[mpi])")
@@ -96,8 +104,6 @@ def test_engine_error_on_one_part_at_p9_names_engine_and_rank_and_keeps_every_wi
     """``wild`` split into 7 parts (ranks 2–8): one region of its 4th part (rank 5) grows as
     e^{5 t/ms} and overflows; the line names engine wild, rank 5 and that region; exit 2; the
     file — joined from the rank files — holds every window before the blow-up, finite."""
-    import re
-
     from cosim.plan import make_plan
     from cosim.scenario import load_scenario
     from scenarios import scenario, write
@@ -119,25 +125,9 @@ def test_engine_error_on_one_part_at_p9_names_engine_and_rank_and_keeps_every_wi
                                      parameters={"gamma": {"default": -10.0, region: 5.0}},
                                      initial={"x": {"default": 0.0, region: 1.0}})},
         record=record(1.0, 1000)))
-    t0 = time.monotonic()
-    r = subprocess.run([str(MPIEXEC), "-n", "9", sys.executable, "-m", "cosim", "run", str(path),
-                        "--quiet", "--no-monitor"], cwd=tmp_path, capture_output=True, text=True,
-                       timeout=180, env=dict(os.environ, OMP_NUM_THREADS="1"))
-    assert time.monotonic() - t0 < 120
-    assert r.returncode == 2, r.stderr
-    ours = [ln for ln in r.stderr.splitlines() if ln.strip()]     # the one line, nothing else
-    assert len(ours) == 1, r.stderr
-    assert ours[0].startswith(f"cosim: engine wild (rank 5) failed: engine wild: region "
-                              f"{region}: variable x is "), ours[0]
-    assert "is inf" in ours[0] or "is nan" in ours[0], ours[0]
-    assert "Traceback" not in r.stderr
-    t_bad = float(re.search(r"at t = ([0-9.]+) ms", ours[0]).group(1))
-    with h5py.File(tmp_path / "blow.h5") as f:
-        assert f.attrs["status"] == "failed"
-        done = int(f.attrs["windows_completed"])
-        assert done > 50 and done <= t_bad <= done + 1.0  # every window before the blow-up
-        x = f["engines/wild/timeseries"][:]
-        assert x.shape[0] == done and np.isfinite(x).all()
+    line, x = _blow_up(tmp_path, path, 9, 120.0)
+    assert line.startswith(f"cosim: engine wild (rank 5) failed: engine wild: region "
+                           f"{region}: variable x is "), line
     # the region that blew up leads the 74 others in its last kept sample (they only follow
     # it through the coupling, later and damped)
     last = np.abs(x[-1, 0])
