@@ -23,13 +23,12 @@ import sys
 import tempfile
 from pathlib import Path
 
+from .. import cache
 from ..errors import CosimError
 
 
 def cache_root() -> Path:
-    base = (os.environ.get("COSIM_CACHE_DIR")
-            or os.path.join(os.path.expanduser("~"), ".cache", "cosim"))
-    return Path(base) / "nrnivmodl"
+    return cache.cache_root("nrnivmodl")
 
 
 def mod_files(mod_dir: str | os.PathLike) -> list[Path]:

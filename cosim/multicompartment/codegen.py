@@ -65,6 +65,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from .. import cache
 from .mechanism import ION_CI, ION_CO, ION_DIDV, ION_E, ION_I, ION_NERNST, Mechanism
 from .nmodl import MATH_FUNCTIONS, SPECIAL, NmodlError
 
@@ -90,9 +91,7 @@ NEWTON_MAX_ITER = 50
 
 
 def cache_dir() -> Path:
-    base = (os.environ.get("COSIM_CACHE_DIR")
-            or os.path.join(os.path.expanduser("~"), ".cache", "cosim"))
-    return Path(base) / "mechanisms"
+    return cache.cache_root("mechanisms")
 
 
 # -- syntax-tree helpers --------------------------------------------------------------------
