@@ -151,7 +151,7 @@ def neural_field(tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("bench") / "neural_field.json"
     # one cosim thread: the threaded bits are tests/test_neural_surface.py's
     return _run("neural_field.py", out, "--duration-ms", "3", "--grids", "16", "32",
-                "--sheet-steps", "40", "--cosim-threads", "1")
+                "--sheet-steps", "40", "--cosim-threads", "1", "--clock", "cpu")
 
 
 def test_neural_field_json_structure(neural_field):
@@ -161,6 +161,7 @@ def test_neural_field_json_structure(neural_field):
         assert key in d, key
     assert set(d["ratios"]) == {"tvb"}
     assert _positive(d["seconds_per_sim_second"]["cosim"])
+    assert d["clock"] == "cpu"
     assert set(d["sheet"]) == {"sheet-16", "sheet-32"}
     for v in d["sheet"].values():
         assert _positive(v["steps_per_second"]) and _positive(v["ns_per_point_log2N"])

@@ -130,6 +130,9 @@ class NeuralSurfaceEngine(Engine):
     parameters = SECTION
     exports = Export.AFFERENT
     takes = Take.SOURCES
+    #: compile the model's parameter values into the kernels (one compile per parameter
+    #: set, the same bits as reading them from the row; False: read the row)
+    compile_parameters = True
 
     def __init__(self, name: str, model, connectome, *, region_mapping="tvb:regionMapping_16k_76",
                  local_connectivity="tvb:local_connectivity_16384",
@@ -430,10 +433,11 @@ class NeuralSurfaceEngine(Engine):
         lc.sort_indices()
         self._L = sf.ell_split(lc)
         width = self._L[0].shape[1]
+        self._cvar = np.asarray(self.model.coupling_indices(), dtype=np.int64)
         (self._local_q, self._derivs, self._region_input, self._region_average,
-         self._region_mean, self._window) = sf.surface_kernels(self.model.name, dfun,
-                                                               self.coupling, width,
-                                                               self.model.n_state)
+         self._region_mean, self._window) = sf.surface_kernels(
+            self.model.name, dfun, self.coupling, width, self.model.n_state, self._fixed(),
+            self.model.bounds(), local=self._local, cvar=self._cvar)
         V, ns, R = self.n_vertices, self.model.n_state, len(self.all_labels)
         # one parameter row for every vertex: a stride-0 view, read by the model's dfun
         self._p = np.broadcast_to(np.ascontiguousarray(self.param_row), (V, self.param_row.size))
@@ -478,14 +482,20 @@ class NeuralSurfaceEngine(Engine):
         self._members = (np.concatenate([[0], np.cumsum(np.bincount(
             self.region_of, minlength=R))]).astype(np.int64), order.astype(np.int64))
         if self.threads > 1:
-            self._window_par = sf.surface_window_parallel(self.model.name, dfun, self.coupling,
-                                                          width, self.model.n_state)
+            self._window_par = sf.surface_window_parallel(
+                self.model.name, dfun, self.coupling, width, self.model.n_state, self._fixed(),
+                self.model.bounds(), local=self._local, cvar=self._cvar)
         self._region_average(self._x, self.region_of, self.counts, self._cvar,
                              self.coupling_params, self._xr, self._aff, self._hist, 0)
         self._hist[:] = self._hist[0]             # constant history for t ≤ 0
         self._own = self.part_regions(self.part, self.n_parts)
         self.step = 0
         self._built = True
+
+    def _fixed(self):
+        """The parameter row the kernels compile in (every vertex has the same values; see
+        :mod:`cosim.fields.specialise`), or None: the kernels read the row."""
+        return self.param_row if self.compile_parameters else None
 
     def local_matrix(self):
         """The local connectivity of the whole surface (CSR, before excluded regions are

@@ -15,6 +15,12 @@ Per step ``n → n + 1`` (``x`` the vertex states, ``r(v)`` the region of vertex
 4. the new region averages (vertex order, then divided by the vertex count, as TVB's
    ``surface_state_to_rois``) go into the ring as step ``n + 1``.
 
+The kernels are compiled per model, coupling, row width of the local connectivity, state
+size, parameter set and state bounds: every vertex has the same parameters, so their
+values are compiled in (:mod:`cosim.fields.specialise`; one compile per parameter set,
+cached on disk by numba), and so are the bounds (an infinite bound's clamp vanishes) — the
+same arithmetic in the same order as reading them, so the same bits.
+
 Split across ranks by contiguous vertex blocks: every part keeps the whole state, updates
 its block, and the blocks are joined after each stage (``exchange``), so the local sums
 and region averages are the same numbers in any layout.
@@ -28,6 +34,7 @@ matrix) or ``.npz`` (:func:`scipy.sparse.save_npz`).
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 from pathlib import Path
 
@@ -45,6 +52,7 @@ if "NUMBA_THREADING_LAYER" not in os.environ:
 
 from ..errors import CosimError
 from ..integrators import _FLAGS, _inlined, _rebound, _source_hash
+from .specialise import fixed_parameters, parameter_key
 
 #: How TVB's model adds its local coupling term: model → (variable ``q`` reads: plus,
 #: minus or None; input of ``c`` it joins; factor).  generic_2d_oscillator adds
@@ -246,9 +254,13 @@ def _t_window(n_steps, step, heun, dt, every, x, xs, k1, k2, qq, hist, net, L, l
     the vertex to its region's sum): the same arithmetic, in the same order, as the separate
     kernels a split part calls (:func:`_t_derivs`, :func:`euler_update`,
     :func:`heun_update`, :func:`_t_local_q`, :func:`_t_region_average`: region sums in
-    vertex order), so both give the same bits."""
+    vertex order), so both give the same bits.  The state bounds are the compiled-in
+    ``LO``/``HI`` (the model's; ``lo``/``hi`` are not read): an infinite bound's clamp
+    ``max(y, −inf)`` is ``select(−inf > y, −inf, y)``, always ``y``, and LLVM drops it; so
+    are the local variable's and the coupling input's columns ``LOCAL_IDX`` (``lm = −1``:
+    ``q = x[v, lp]``, no branch) and the coupling variables ``CVAR``."""
     ptr, src, dly, w = net
-    lp, lm, lin = local
+    lp, lm, lin = LOCAL_IDX              # compiled in: ``local`` is not read
     region_of, counts = region
     mptr, mv = members
     xr, aff, s, cr, c = work
@@ -256,7 +268,7 @@ def _t_window(n_steps, step, heun, dt, every, x, xs, k1, k2, qq, hist, net, L, l
     R = xr.shape[0]
     H = hist.shape[0]
     q1, q2 = qq[0], qq[1]
-    nc = cvar.shape[0]
+    nc = CVAR.size                       # compiled in: ``cvar`` only for the region calls
     local_q(x, lp, lm, q1)
     k = 0
     for m in range(n_steps):
@@ -264,29 +276,29 @@ def _t_window(n_steps, step, heun, dt, every, x, xs, k1, k2, qq, hist, net, L, l
         region_input(hist, n, ptr, src, dly, w, xr, cvar, cp, rowsum, s, cr)
         for r in range(R):
             for kk in range(nc):
-                xr[r, cvar[kk]] = 0.0
+                xr[r, CVAR[kk]] = 0.0
         if heun:
             for v in range(V):
                 vertex_deriv(x, q1, cr, region_of, L, lin, p, c, k1, v)
                 for j in range(NS):
-                    xs[v, j] = min(max(x[v, j] + dt * k1[v, j], lo[j]), hi[j])
+                    xs[v, j] = min(max(x[v, j] + dt * k1[v, j], LO[j]), HI[j])
                 q2[v] = xs[v, lp] - (xs[v, lm] if lm >= 0 else 0.0)
             for v in range(V):
                 vertex_deriv(xs, q2, cr, region_of, L, lin, p, c, k2, v)
                 for j in range(NS):
-                    x[v, j] = min(max(x[v, j] + dt * 0.5 * (k1[v, j] + k2[v, j]), lo[j]), hi[j])
+                    x[v, j] = min(max(x[v, j] + dt * 0.5 * (k1[v, j] + k2[v, j]), LO[j]), HI[j])
                 q1[v] = x[v, lp] - (x[v, lm] if lm >= 0 else 0.0)
                 r = region_of[v]
                 for kk in range(nc):
-                    xr[r, cvar[kk]] += x[v, cvar[kk]]
+                    xr[r, CVAR[kk]] += x[v, CVAR[kk]]
         else:
             for v in range(V):
                 vertex_deriv(x, q1, cr, region_of, L, lin, p, c, k1, v)
                 for j in range(NS):
-                    x[v, j] = min(max(x[v, j] + dt * k1[v, j], lo[j]), hi[j])
+                    x[v, j] = min(max(x[v, j] + dt * k1[v, j], LO[j]), HI[j])
                 r = region_of[v]
                 for kk in range(nc):
-                    xr[r, cvar[kk]] += x[v, cvar[kk]]
+                    xr[r, CVAR[kk]] += x[v, CVAR[kk]]
             local_q(x, lp, lm, q1)       # Euler's pass reads q1 of x_n: renewed after it
         region_finish(xr, counts, cvar, cp, aff, hist, (n + 1) % H)
         if (n + 1) % every == 0:
@@ -302,7 +314,7 @@ def _t_window_par(n_steps, step, heun, dt, every, x, xs, k1, k2, qq, hist, net, 
     sums a ``prange`` over the regions, each summing its vertices in ascending order
     (``members``: CSR of the vertices per region), the order of the serial pass."""
     ptr, src, dly, w = net
-    lp, lm, lin = local
+    lp, lm, lin = LOCAL_IDX              # compiled in: ``local`` is not read
     region_of, counts = region
     mptr, mv = members
     xr, aff, s, cr, c = work
@@ -310,7 +322,7 @@ def _t_window_par(n_steps, step, heun, dt, every, x, xs, k1, k2, qq, hist, net, 
     R = xr.shape[0]
     H = hist.shape[0]
     q1, q2 = qq[0], qq[1]
-    nc = cvar.shape[0]
+    nc = CVAR.size                       # compiled in: ``cvar`` only for the region calls
     for v in prange(V):
         q1[v] = x[v, lp] - (x[v, lm] if lm >= 0 else 0.0)
     k = 0
@@ -321,26 +333,26 @@ def _t_window_par(n_steps, step, heun, dt, every, x, xs, k1, k2, qq, hist, net, 
             for v in prange(V):
                 vertex_deriv(x, q1, cr, region_of, L, lin, p, c, k1, v)
                 for j in range(NS):
-                    xs[v, j] = min(max(x[v, j] + dt * k1[v, j], lo[j]), hi[j])
+                    xs[v, j] = min(max(x[v, j] + dt * k1[v, j], LO[j]), HI[j])
                 q2[v] = xs[v, lp] - (xs[v, lm] if lm >= 0 else 0.0)
             for v in prange(V):
                 vertex_deriv(xs, q2, cr, region_of, L, lin, p, c, k2, v)
                 for j in range(NS):
-                    x[v, j] = min(max(x[v, j] + dt * 0.5 * (k1[v, j] + k2[v, j]), lo[j]), hi[j])
+                    x[v, j] = min(max(x[v, j] + dt * 0.5 * (k1[v, j] + k2[v, j]), LO[j]), HI[j])
                 q1[v] = x[v, lp] - (x[v, lm] if lm >= 0 else 0.0)
         else:
             for v in prange(V):
                 vertex_deriv(x, q1, cr, region_of, L, lin, p, c, k1, v)
                 for j in range(NS):
-                    x[v, j] = min(max(x[v, j] + dt * k1[v, j], lo[j]), hi[j])
+                    x[v, j] = min(max(x[v, j] + dt * k1[v, j], LO[j]), HI[j])
             for v in prange(V):
                 q1[v] = x[v, lp] - (x[v, lm] if lm >= 0 else 0.0)
         for r in prange(R):
             for kk in range(nc):
                 acc = 0.0
                 for e in range(mptr[r], mptr[r + 1]):
-                    acc += x[mv[e], cvar[kk]]
-                xr[r, cvar[kk]] = acc
+                    acc += x[mv[e], CVAR[kk]]
+                xr[r, CVAR[kk]] = acc
         region_finish(xr, counts, cvar, cp, aff, hist, (n + 1) % H)
         if (n + 1) % every == 0:
             out = rec[k]
@@ -373,11 +385,12 @@ def ell_split(m, width: int | None = None):
     in the same order, so a row's sum has the same value; the fixed trip count keeps the
     loop's branches predictable (rows of 3 … 11 entries in CSR cost a mispredicted loop
     exit each: ~10× slower on the 16k cortex).  ``width``: the 95th percentile of the row
-    lengths (at least 1)."""
+    lengths (at least 1).  Column indices: :func:`index_dtype`."""
     n = m.shape[0]
     deg = np.diff(m.indptr)
     K = int(width) if width is not None else max(1, int(np.percentile(deg, 95)) if n else 1)
-    fi = np.repeat(np.arange(n, dtype=np.int32)[:, None], K, axis=1)
+    idx = index_dtype(n)
+    fi = np.repeat(np.arange(n, dtype=idx)[:, None], K, axis=1)
     fv = np.zeros((n, K))
     rows = np.repeat(np.arange(n), deg)
     pos = np.arange(m.nnz) - np.repeat(m.indptr[:-1], deg)      # entry's place in its row
@@ -385,7 +398,14 @@ def ell_split(m, width: int | None = None):
     fi[rows[head], pos[head]] = m.indices[head]
     fv[rows[head], pos[head]] = m.data[head]
     xp = np.concatenate([[0], np.cumsum(np.maximum(deg - K, 0))]).astype(np.int64)
-    return (fi, fv, xp, m.indices[~head].astype(np.int32), m.data[~head].astype(np.float64))
+    return (fi, fv, xp, m.indices[~head].astype(idx), m.data[~head].astype(np.float64))
+
+
+def index_dtype(n: int):
+    """The column indices' type for ``n`` columns: unsigned (numba then drops the
+    negative-index wraparound of every gather ``q[fi[v, e]]``) and as narrow as fits —
+    uint16 on the 16k cortex, half the bytes the product streams per row."""
+    return np.uint16 if n <= 1 << 16 else np.uint32
 
 
 @njit(cache=True, **_FLAGS)
@@ -407,24 +427,67 @@ def heun_update(x, k1, k2, h, v0, v1, lo, hi):
 
 
 _SURFACE_KERNELS: dict = {}
+_FIXED: dict = {}         # (dfun, parameter key) → the dfun with them compiled in, or None
 
 
-def surface_kernels(model_name: str, dfun, coupling, width: int, n_state: int):
+def _model(dfun, params):
+    """The dfun the kernels inline and the tag of its parameters: with ``params`` (the one
+    parameter row of every vertex) the dfun with those values compiled in
+    (:func:`cosim.fields.specialise.fixed_parameters`; one compile per parameter set, the
+    values' hash in the kernel's name so that numba's on-disk cache keeps one entry per
+    set), else — or if the dfun cannot be rewritten — the dfun reading the row."""
+    if params is not None:
+        key = parameter_key(params)
+        if (dfun, key) not in _FIXED:
+            _FIXED[dfun, key] = fixed_parameters(dfun, params)
+        if _FIXED[dfun, key] is not None:
+            return _FIXED[dfun, key], key, "__p" + hashlib.sha256(key.encode()).hexdigest()[:12]
+    return dfun, None, ""
+
+
+def _bounds(bounds, n_state):
+    """``(LO, HI)`` compiled into the window kernels and their part of the key and tag."""
+    if bounds is None:
+        lo, hi = np.full(n_state, -np.inf), np.full(n_state, np.inf)
+    else:
+        lo, hi = (np.array(b, dtype=np.float64).reshape(n_state) for b in bounds)
+    key = parameter_key(np.concatenate([lo, hi]))
+    return lo, hi, key, "__b" + hashlib.sha256(key.encode()).hexdigest()[:8]
+
+
+def _columns(local, cvar):
+    """``LOCAL_IDX`` (``lp, lm, lin``) and ``CVAR`` compiled into the window kernels, and
+    their tag."""
+    li = tuple(int(v) for v in local)
+    cv = np.array(cvar, dtype=np.int64).reshape(-1)
+    return li, cv, "__l" + "_".join(str(v) for v in li + tuple(cv.tolist())).replace("-", "m")
+
+
+def surface_kernels(model_name: str, dfun, coupling, width: int, n_state: int, params=None,
+                    bounds=None, *, local, cvar):
     """``(local_q, derivs, region_input, region_average, region_mean, window)`` for one
     model (``n_state`` state variables, compiled in as ``NS``: the update loops unrolled),
     coupling and fixed row width of the local connectivity (:func:`ell_split`:
-    ``fi.shape[1]``, compiled in as ``ELL_WIDTH``)."""
+    ``fi.shape[1]``, compiled in as ``ELL_WIDTH``); ``params``: the parameter row of every
+    vertex, compiled in (:func:`_model`; the kernels still take the row ``p``, unread);
+    ``bounds``: the model's state bounds ``(lo, hi)``, compiled into the window (None:
+    unbounded); ``local`` (``lp, lm, lin``: the engine's local variable and the input it
+    joins) and ``cvar`` (the coupling variables), compiled into the window."""
     width, n_state = int(width), int(n_state)
-    key = (model_name, dfun, coupling.afferent, coupling.post, width, n_state)
+    model, pkey, ptag = _model(dfun, params)
+    lo, hi, bkey, btag = _bounds(bounds, n_state)
+    li, cv, ltag = _columns(local, cvar)
+    key = (model_name, dfun, coupling.afferent, coupling.post, width, n_state, pkey, bkey, ltag)
     if key in _SURFACE_KERNELS:
         return _SURFACE_KERNELS[key]
     digest = _source_hash(dfun, coupling.afferent, coupling.post, _t_vertex_deriv, _t_derivs,
                           _t_region_input, _t_region_finish, _t_region_average, _t_window,
-                          _t_member_sums, _t_member_means, euler_update)
-    tag = f"{model_name}__{coupling.name}__w{width}s{n_state}__{digest}"
+                          _t_member_sums, _t_member_means, euler_update, fixed_parameters)
+    tag = f"{model_name}__{coupling.name}__w{width}s{n_state}__{digest}{ptag}{btag}{ltag}"
     glb = dict(globals())
-    glb.update(model_dfun=_inlined(dfun), coupling_afferent=_inlined(coupling.afferent),
-               coupling_post=_inlined(coupling.post), ELL_WIDTH=width, NS=n_state)
+    glb.update(model_dfun=_inlined(model), coupling_afferent=_inlined(coupling.afferent),
+               coupling_post=_inlined(coupling.post), ELL_WIDTH=width, NS=n_state, LO=lo, HI=hi,
+               LOCAL_IDX=li, CVAR=cv)
     for t in (_t_vertex_deriv, _t_local_q, _t_derivs, _t_region_input, _t_region_finish,
               _t_region_average, _t_region_mean, _t_member_sums, _t_member_means):
         glb[t.__name__[3:]] = _inlined(_rebound(t, glb))
@@ -436,19 +499,26 @@ def surface_kernels(model_name: str, dfun, coupling, width: int, n_state: int):
     return out
 
 
-def surface_window_parallel(model_name: str, dfun, coupling, width: int, n_state: int):
-    """:func:`_t_window_par` for one model, coupling, row width and state size
-    (``parallel=True``; compiled on first use, cached on disk by numba)."""
+def surface_window_parallel(model_name: str, dfun, coupling, width: int, n_state: int,
+                            params=None, bounds=None, *, local, cvar):
+    """:func:`_t_window_par` for one model, coupling, row width, state size and parameter
+    set (as :func:`surface_kernels`; ``parallel=True``; compiled on first use, cached on disk
+    by numba)."""
     width, n_state = int(width), int(n_state)
-    key = ("parallel", model_name, dfun, coupling.afferent, coupling.post, width, n_state)
+    model, pkey, ptag = _model(dfun, params)
+    lo, hi, bkey, btag = _bounds(bounds, n_state)
+    li, cv, ltag = _columns(local, cvar)
+    key = ("parallel", model_name, dfun, coupling.afferent, coupling.post, width, n_state, pkey,
+           bkey, ltag)
     if key in _SURFACE_KERNELS:
         return _SURFACE_KERNELS[key]
     digest = _source_hash(dfun, coupling.afferent, coupling.post, _t_vertex_deriv,
-                          _t_region_input, _t_region_finish, _t_window_par)
-    tag = f"{model_name}__{coupling.name}__w{width}s{n_state}__{digest}"
+                          _t_region_input, _t_region_finish, _t_window_par, fixed_parameters)
+    tag = f"{model_name}__{coupling.name}__w{width}s{n_state}__{digest}{ptag}{btag}{ltag}"
     glb = dict(globals())
-    glb.update(model_dfun=_inlined(dfun), coupling_afferent=_inlined(coupling.afferent),
-               coupling_post=_inlined(coupling.post), ELL_WIDTH=width, NS=n_state)
+    glb.update(model_dfun=_inlined(model), coupling_afferent=_inlined(coupling.afferent),
+               coupling_post=_inlined(coupling.post), ELL_WIDTH=width, NS=n_state, LO=lo, HI=hi,
+               LOCAL_IDX=li, CVAR=cv)
     for t in (_t_vertex_deriv, _t_region_input, _t_region_finish):
         glb[t.__name__[3:]] = _inlined(_rebound(t, glb))
     out = njit(cache=True, parallel=True, **_FLAGS)(

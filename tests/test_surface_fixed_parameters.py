@@ -1,0 +1,121 @@
+"""The surface kernels with the model's parameters compiled in (cosim.fields.specialise):
+the rewritten dfun of every model computes the row-reading dfun's numbers (each p[i, k]
+replaced by the right value), dfuns that read p otherwise keep the row path, and the
+surface window with parameters, bounds and columns compiled in gives the bits of a split
+part's per-step path reading them from arrays."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cosim.connectome import load_connectome
+from cosim.engines.neural_surface import NeuralSurfaceEngine
+from cosim.fields.specialise import fixed_parameters, parameter_key
+from cosim.models import MODELS
+
+
+def _call(fn, x, c, p, i, dx):
+    try:
+        fn(x, c, p, i, dx)
+    except (ArithmeticError, ValueError) as exc:
+        return type(exc)
+    return dx.copy()
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_fixed_dfun_equals_row_dfun(name):
+    """Python-level: distinct values in every parameter column, so a wrong column shows."""
+    model = MODELS[name]
+    rng = np.random.default_rng(len(name))
+    row = model.default_parameters() * (1.0 + 0.1 * rng.random(len(model.parameters)))
+    row = row + 0.01 * (row == 0)
+    n, ns = 3, model.n_state
+    lo = np.array([v.range[0] for v in model.state_variables])
+    hi = np.array([v.range[1] for v in model.state_variables])
+    for opts, dfun in model.dfuns.items():
+        fixed = fixed_parameters(dfun, row)
+        if fixed is None:
+            continue
+        x = lo + (hi - lo) * rng.random((n, ns))
+        c = rng.standard_normal((n, 8))
+        p = np.broadcast_to(row, (n, row.size))
+        for i in range(n):
+            a = _call(dfun.py_func, x, c, p, i, np.zeros((n, ns)))
+            b = _call(fixed, x, c, np.full((n, row.size), np.nan), i, np.zeros((n, ns)))
+            if isinstance(a, type):
+                assert a is b, (name, opts)
+            else:
+                np.testing.assert_array_equal(a, b, err_msg=f"{name} {opts}")
+
+
+def test_which_models_compile_their_parameters():
+    rewritten = {name for name, m in MODELS.items()
+                 if fixed_parameters(m.dfun(next(iter(m.dfuns))), m.default_parameters())}
+    assert {"generic_2d_oscillator", "jansen_rit", "linear"} <= rewritten
+
+
+def _helper(p, i):
+    return p[i, 0]
+
+
+def _reads_p_through_helper(x, c, p, i, dx):
+    dx[i, 0] = _helper(p, i)
+
+
+def _computed_column(x, c, p, i, dx):
+    k = 1
+    dx[i, 0] = p[i, k]
+
+
+def _rebinds_i(x, c, p, i, dx):
+    dx[i, 0] = p[i, 0]
+    i = 0
+    dx[i, 1] = p[i, 1]
+
+
+def _reads_row(x, c, p, i, dx):
+    dx[i, 0] = p[i, 0] * x[i, 0] + p[i, 1]
+
+
+def test_other_reads_of_p_keep_the_row_path():
+    row = np.array([2.0, -3.5])
+    for f in (_reads_p_through_helper, _computed_column, _rebinds_i):
+        assert fixed_parameters(f, row) is None, f.__name__
+    g = fixed_parameters(_reads_row, row)
+    dx = np.zeros((1, 1))
+    g(np.array([[1.5]]), None, None, 0, dx)
+    assert dx[0, 0] == 2.0 * 1.5 - 3.5
+    assert parameter_key([0.1, -2.0]) == f"{(0.1).hex()},{(-2.0).hex()}"
+
+
+@pytest.mark.parametrize("integrator", ["heun", "euler"])
+def test_compiled_window_gives_the_row_reading_split_path_bits(integrator, monkeypatch):
+    """The one-part window kernel — non-default parameters, state bounds that bind, the
+    local variable and coupling columns all compiled in — against the per-step path of a
+    split part reading the parameter row and the bounds from arrays (the engine given an
+    identity exchange steps as one part of one through that path: _derivs, euler_update,
+    heun_update)."""
+    from cosim.models.base import Model
+    lo, hi = np.array([-1.0, -np.inf]), np.array([1.5, np.inf])
+    monkeypatch.setattr(Model, "bounds", lambda self: (lo.copy(), hi.copy()))
+    out = []
+    for split in (False, True):
+        eng = NeuralSurfaceEngine(
+            "cortex", "generic_2d_oscillator", load_connectome("tvb:connectivity_76"),
+            coupling="linear", coupling_parameters={"G": 0.05}, local_coupling_strength=0.02,
+            random_initial=True, seed=7, record_period_ms=0.5, integrator=integrator,
+            parameters={"a": -1.7, "tau": 1.3, "gamma": 0.8, "e": 2.9, "d": 0.025})
+        eng.compile_parameters = not split
+        eng.build()
+        if split:
+            eng._exchange = lambda ids, values: (ids, values)
+        rec = [eng.advance(0.0, 0.1).records["regions"]]
+        first = eng.vertex_state()
+        rec += [eng.advance(t0, t1).records["regions"] for t0, t1 in ((0.1, 1.0), (1.0, 2.0))]
+        out.append((np.concatenate(rec), first, eng.vertex_state()))
+    for a, b in zip(*out):
+        np.testing.assert_array_equal(a, b)
+    V = out[0][1][:, 0]
+    assert V.min() == -1.0 and V.max() == 1.5            # the bounds bound at the first step
+    assert np.ptp(out[0][0][:, 0]) > 0                   # the state moved
