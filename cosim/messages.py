@@ -107,8 +107,11 @@ class Output:
         n = 8 * len(self.timing)
         for part in (self.exports, self.records):
             for value in part.values():
-                if isinstance(value, tuple):
-                    n += 8 * (np.size(value[0]) + np.size(value[1]))
+                if isinstance(value, tuple):            # (gids, times): int64, float64
+                    for a in value[:2]:
+                        n += 8 * (a.size if type(a) is np.ndarray else np.size(a))
+                elif type(value) is float:          # a 0-d float64 array once encoded
+                    n += 8
                 else:
                     nb = getattr(value, "nbytes", None)
                     n += np.asarray(value).nbytes if nb is None else nb

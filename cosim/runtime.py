@@ -408,7 +408,8 @@ def window_loop(scenario, transport, parts: dict[tuple[str, int], Part], hub: Hu
                 ck.save_part(key, k + 1, part.state())
             records, spent = done[i]
             timing = (spent, transport.comm_s - c0, transport.wait_s - w0, stop.signum)
-            live = ({"live_rate_hz": np.array(link.live_rate_hz)}
+            live = ({"live_rate_hz": link.live_rate_hz if hands_over   # (a float, in process)
+                     else np.array(link.live_rate_hz)}
                     if link is not None and link.rate is not None else {})
             if writer is not None:          # parallel output: the part writes its records
                 records = writer.take(key[0], records)
