@@ -391,3 +391,31 @@ def test_a_failed_write_is_rolled_back_to_the_last_flushed_window(tmp_path, monk
         assert f["engines/cortex/timeseries"].shape == (80, 2, 76)
         assert f["engines/cortex/timeseries_time_ms"][-1] == 80.0
     assert not Path(str(out) + ".lock").exists()
+
+
+def test_sigkill_in_one_process_keeps_every_flushed_window(tmp_path):
+    """A one-process run killed (SIGKILL) while it writes: the file opens and holds every
+    window its last completed flush counted — the flush's appends (cosim.h5fast: extents
+    and data written with no file flush in between, the file flushed once after them)."""
+    sc = _scenario(tmp_path)
+    out = tmp_path / "run.h5"
+    proc = _start("run", str(sc), "-o", str(out), "-q", "--no-monitor", cwd=tmp_path)
+    try:
+        _wait_for_windows(out, 60, proc)
+        time.sleep(0.3)                    # somewhere in a later window or flush
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+    with h5py.File(out, "r") as f:
+        w = int(f.attrs["windows_completed"])
+        assert w >= 60 and w % 20 == 0 and f.attrs["status"] == "running"
+        assert f.attrs["t_completed_ms"] == 2.0 * w
+        ts = f["engines/cortex/timeseries"][: 2 * w]
+        t = f["engines/cortex/timeseries_time_ms"][: 2 * w]
+        assert ts.shape == (2 * w, 2, 76) and np.isfinite(ts).all() and (ts != 0).any()
+        np.testing.assert_array_equal(t, np.arange(1, 2 * w + 1, dtype=float))
+        assert f["timing/window_seconds"].shape[0] >= w
+        assert np.isfinite(f["timing/window_seconds"][:w]).all()
