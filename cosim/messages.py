@@ -87,6 +87,37 @@ def decode_output(msg: dict) -> tuple[dict, dict, np.ndarray]:
     return exports, records, np.asarray(msg["timing"])
 
 
+class Output:
+    """An ``OUTPUT`` handed over in one process (:class:`cosim.transport.InProcessTransport`
+    gives the receiver the sender's object): the part's ``(exports, records, timing)`` as
+    they are — not encoded into a flat message and decoded again.  :attr:`nbytes` is the
+    payload of the message :func:`encode_output` makes of them (what the traffic counters
+    count for it), ``"@stop"`` is never in it (a stop travels as a plain message)."""
+
+    __slots__ = ("exports", "records", "timing")
+
+    def __init__(self, exports: dict, records: dict, timing: tuple):
+        self.exports, self.records, self.timing = exports, records, timing
+
+    def __contains__(self, key) -> bool:
+        return False
+
+    @property
+    def nbytes(self) -> int:
+        n = 8 * len(self.timing)
+        for part in (self.exports, self.records):
+            for value in part.values():
+                if isinstance(value, tuple):            # (gids, times): int64, float64
+                    for a in value[:2]:
+                        n += 8 * (a.size if type(a) is np.ndarray else np.size(a))
+                elif type(value) is float:          # a 0-d float64 array once encoded
+                    n += 8
+                else:
+                    nb = getattr(value, "nbytes", None)
+                    n += np.asarray(value).nbytes if nb is None else nb
+        return n
+
+
 #: message keys → how :func:`decode_output` files them (worked out once per key set)
 _PLANS: dict = {}
 

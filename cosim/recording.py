@@ -69,6 +69,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from . import h5fast
 from . import output_guard as guard
 from .engines.base import RecordSpec
 from .errors import CosimError
@@ -167,6 +168,7 @@ class Recorder:
         self._windows_buffered = 0
         self.windows_completed = 0
         self.f = None
+        self._attrs: h5fast.Attrs | None = None     # in-place writes of the progress attrs
         self._stimulus_records = getattr(scenario, "stimuli", {})
         self._lock = OutputLock(self.path)
         try:
@@ -228,7 +230,7 @@ class Recorder:
         return out
 
     def _extents(self) -> list[int]:
-        return [d.shape[0] for d in self._growing]
+        return [h5fast.length(d) for d in self._growing]
 
     def lengths(self) -> dict[str, int]:
         """Length (axis 0) of every growing dataset, after a :meth:`flush`."""
@@ -446,7 +448,7 @@ class Recorder:
         need += self._spikes.bytes_to_write(self.f)
         need += self._stimuli.bytes_to_write()
         if self._timing and self._timing_ds is not None:
-            n0 = self._timing_ds.shape[0]
+            n0 = h5fast.length(self._timing_ds)
             row = 24 * self.n_ranks
             need += chunked_bytes(n0 + len(self._timing), 256, row) - chunked_bytes(n0, 256, row)
         return need
@@ -463,6 +465,7 @@ class Recorder:
         self._stimuli.clear()
         self._timing.clear()
         self._windows_buffered = 0
+        self._attrs = None          # (its handles closed: the attributes are rewritten below)
         try:
             for d, n in zip(self._growing, self._good):
                 if d.shape[0] != n:
@@ -481,33 +484,30 @@ class Recorder:
         raise CosimError(msg, file=str(self.path))
 
     def _write_buffers(self) -> None:
+        # low-level appends (cosim.h5fast): one extent change and one write per dataset,
+        # no file flush in between — flush() flushes the file once, after them all
         for (engine, dataset), s in self._series.items():
             if not s.chunks:
                 continue
             block = np.concatenate(s.chunks, axis=0)
             s.chunks.clear()
-            d, t = s.data, s.time
             n0, n1 = s.n_written, s.n_written + block.shape[0]
-            d.resize(n1, axis=0)
-            d[n0:n1] = block
-            t.resize(n1, axis=0)
-            t[n0:n1] = s.spec.start_ms + s.spec.period_ms * np.arange(n0 + 1, n1 + 1)
+            h5fast.append(s.data, block, n0)
+            h5fast.append(s.time, s.spec.start_ms + s.spec.period_ms * np.arange(n0 + 1, n1 + 1), n0)
             if s.bin_start is not None:
-                s.bin_start.resize(n1, axis=0)
-                s.bin_start[n0:n1] = s.spec.start_ms + s.spec.period_ms * np.arange(n0, n1)
+                h5fast.append(s.bin_start, s.spec.start_ms + s.spec.period_ms * np.arange(n0, n1), n0)
             s.n_written = n1
         self._spikes.write(self.f)
         self._stimuli.write()
         if self._timing and self._timing_ds is not None:
             block = np.stack(self._timing)
             self._timing.clear()
-            d = self._timing_ds
-            n0 = d.shape[0]
-            d.resize(n0 + block.shape[0], axis=0)
-            d[n0:, :block.shape[1]] = block       # ranks a resumed run lacks stay NaN
-        self.f.attrs["windows_completed"] = self.windows_completed + self._windows_buffered
+            h5fast.append(self._timing_ds, block)     # ranks a resumed run lacks stay NaN
+        if self._attrs is None:
+            self._attrs = h5fast.Attrs(self.f)
+        self._attrs.set("windows_completed", self.windows_completed + self._windows_buffered)
         if self._t_end is not None:
-            self.f.attrs["t_completed_ms"] = self._t_end
+            self._attrs.set("t_completed_ms", self._t_end)
 
     def close(self, status: str = "completed", message: str = "") -> None:
         """Flush what is buffered, set the status attribute and close the file.
@@ -525,6 +525,7 @@ class Recorder:
         if status == "completed":      # the populations this file holds itself
             for name in self._spikes.names():
                 sort_population(self.f[f"spikes/{name}"])
+        self._attrs = None
         self.f.attrs["status"] = status
         self.f.attrs["message"] = message
         self._close_own(status)

@@ -64,7 +64,7 @@ from .checkpoint import Checkpointer, fingerprint
 from .coupling_layout import coupling_layout
 from .exchange import exchange_pattern
 from .errors import CosimError
-from .messages import Kind, decode_output, encode_output
+from .messages import Kind, Output, decode_output, encode_output
 from .monitoring import timing_payload
 from .parts import Part, make_part
 from .pipeline import RecordPipeline, record_specs
@@ -218,8 +218,12 @@ class Hub:
         rows = [[0.0, 0.0, 0.0] for _ in range(timing.shape[0])]   # Python floats: the same
         compute = self.engine_compute                               # sums, without numpy calls
         for key, msg in zip(keys, msgs):
-            live, records, t = decode_output(msg)
-            c, m, w = t[:3].tolist()
+            if type(msg) is Output:                 # in one process: handed over as is
+                live, records, t = msg.exports, msg.records, msg.timing
+                c, m, w = t[0], t[1], t[2]
+            else:
+                live, records, t = decode_output(msg)
+                c, m, w = t.tolist()[:3]
             row = rows[self.rank[key]]
             row[0] += c
             row[1] += m
@@ -234,14 +238,14 @@ class Hub:
         row[0] += spent
         row[1] += tr.comm_s - c0
         row[2] += tr.wait_s - w0
-        timing[:] = rows
+        timing = self.timing = np.array(rows)       # a new array: kept in all_timing as is
         self.pipeline.finish(k, t1, timing)
         if self.ck.due(k):
             if self.quiet and k + 1 == n_windows:   # no vote after the last window: the
                 self._commit_at_end = k + 1          # parts' DONE says their states are saved
             else:
                 self.commit(k + 1)
-        self.all_timing.append(timing.copy())
+        self.all_timing.append(timing)
         tr.flush_sends()
         self.progress.update(t1)
         if self.on_window is not None:
@@ -350,6 +354,7 @@ def window_loop(scenario, transport, parts: dict[tuple[str, int], Part], hub: Hu
     items = list(parts.items())
     links = [part.link for _, part in items if part.link is not None]
     done: list = [None] * len(items)
+    hands_over = transport.hands_over   # in one process an OUTPUT goes unencoded (Output)
     vote = None                 # the parts' vote of the previous window
     open_votes: list = []       # the coordinator alone: votes it joined, not yet complete
     stopped = 0
@@ -403,14 +408,16 @@ def window_loop(scenario, transport, parts: dict[tuple[str, int], Part], hub: Hu
                 ck.save_part(key, k + 1, part.state())
             records, spent = done[i]
             timing = (spent, transport.comm_s - c0, transport.wait_s - w0, stop.signum)
-            live = ({"live_rate_hz": np.array(link.live_rate_hz)}
+            live = ({"live_rate_hz": link.live_rate_hz if hands_over   # (a float, in process)
+                     else np.array(link.live_rate_hz)}
                     if link is not None and link.rate is not None else {})
             if writer is not None:          # parallel output: the part writes its records
                 records = writer.take(key[0], records)
                 writer.end_window(k, timing, flush=due)
                 transport.idle()
             if not reporting.quiet:
-                transport.send(BUS, Kind.OUTPUT, encode_output(live, records, timing), key)
+                transport.send(BUS, Kind.OUTPUT, Output(live, records, timing) if hands_over
+                               else encode_output(live, records, timing), key)
                 continue
             reporting.timing.append(timing[:3])
             if reporting.status_due(k):       # a live monitor: timing and live rate

@@ -24,6 +24,7 @@ from __future__ import annotations
 import h5py
 import numpy as np
 
+from . import h5fast
 from .engines.base import RecordSpec
 from .output_guard import chunked_bytes
 
@@ -147,7 +148,7 @@ class SpikeBuffers:
         need = 0
         for name, parts in self._parts.items():
             if parts:
-                n0 = self._handles(f, name)[0].shape[0]
+                n0 = h5fast.length(self._handles(f, name)[0])
                 n1 = n0 + sum(len(p[1]) for p in parts)
                 need += chunked_bytes(n1, CHUNK, 16) - chunked_bytes(n0, CHUNK, 16)
         return need
@@ -162,10 +163,9 @@ class SpikeBuffers:
             ts = np.concatenate([p[1] for p in parts])
             parts.clear()
             d_ts, d_ids = self._handles(f, name)
-            n0 = d_ts.shape[0]
-            for d, arr in ((d_ts, ts), (d_ids, ids)):
-                d.resize(n0 + arr.size, axis=0)
-                d[n0:] = arr
+            n0 = h5fast.length(d_ts)
+            for d, arr in ((d_ts, ts), (d_ids, ids)):     # (no file flush in between)
+                h5fast.append(d, arr, n0)
 
     def names(self) -> list[str]:
         return list(self._parts)

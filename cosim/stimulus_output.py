@@ -12,6 +12,7 @@ from __future__ import annotations
 import h5py
 import numpy as np
 
+from . import h5fast
 from .output_guard import chunked_bytes
 
 GROUP = "stimuli"
@@ -55,7 +56,7 @@ class StimulusWriter:
     def bytes_to_write(self) -> int:
         need = 0
         for name, chunks in self._chunks.items():
-            n0 = self._values[name].shape[0]
+            n0 = h5fast.length(self._values[name])
             n1 = n0 + sum(c.size for c in chunks)
             need += 2 * (chunked_bytes(n1, CHUNK, 8) - chunked_bytes(n0, CHUNK, 8))
         return need
@@ -68,8 +69,6 @@ class StimulusWriter:
             chunks.clear()
             u = self.records[name].pattern(t)
             v, ts = self._values[name], self._times[name]
-            n0 = v.shape[0]
-            v.resize(n0 + t.size, axis=0)
-            v[n0:] = u
-            ts.resize(n0 + t.size, axis=0)
-            ts[n0:] = t
+            n0 = h5fast.length(v)
+            h5fast.append(v, np.broadcast_to(np.asarray(u, dtype=np.float64), t.shape), n0)  # no flush
+            h5fast.append(ts, np.asarray(t, dtype=np.float64), n0)

@@ -40,7 +40,7 @@ from collections import defaultdict, deque
 
 import numpy as np
 
-from .messages import Kind
+from .messages import Kind, Output
 
 Message = dict
 #: The address of the bus node (rank 0 under MPI).
@@ -121,6 +121,8 @@ class Transport:
 
     comm_s: float = 0.0
     wait_s: float = 0.0
+    #: whether a message reaches its receiver as the sender's object (in one process)
+    hands_over = False
     #: called while a receive or a vote waits (MPI: a part's check for "@abort")
     idle = None
     #: the counters, flat: ``_slot[(node, kind)] = (i, j)``: ``_flat[i:i + 4]`` are the
@@ -256,8 +258,12 @@ class InProcessTransport(Transport):
         #: (src, dest, kind) → [queue, sender's counter slot, receiver's (at its first recv)]
         self._chans: dict = {}
 
+    #: the receiver gets the sender's object (the window loop hands over an OUTPUT as a
+    #: :class:`~cosim.messages.Output`, unencoded)
+    hands_over = True
+
     def send(self, dest, kind: Kind, msg: Message, src=None) -> None:
-        n = payload_nbytes(msg)
+        n = msg.nbytes if type(msg) is Output else payload_nbytes(msg)
         ch = self._chans.get((src, dest, kind))
         if ch is None:
             self.count(kind, 1, n, src)                        # makes the sender's slot

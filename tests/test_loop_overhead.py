@@ -87,3 +87,82 @@ def test_decode_output_inverts_encode_output():
         assert r["spikes"][0].dtype == np.int64 and np.array_equal(r["spikes"][0], g)
         assert np.array_equal(r["spikes"][1], t) and np.array_equal(r["v"], np.ones((2, 1, 3)))
         assert list(timing) == [1.0, 2.0, 3.0, 0.0]
+
+
+def test_h5fast_append_writes_what_resize_and_setitem_write(tmp_path):
+    """:func:`cosim.h5fast.append` (H5Dset_extent + one hyperslab write) against h5py's
+    ``resize`` + ``d[n0:n1] = x``: same extents and bits, for series blocks, 1-d scales,
+    uint64 ids and blocks narrower than the dataset (a resumed run's timing rows);
+    :class:`cosim.h5fast.Attrs` rewrites attributes in place, their stored type kept."""
+    from cosim import h5fast
+
+    rng = np.random.default_rng(3)
+    with h5py.File(tmp_path / "a.h5", "w", rdcc_nbytes=0) as fa, \
+            h5py.File(tmp_path / "b.h5", "w", rdcc_nbytes=0) as fb:
+        specs = {"s": ((0, 2, 5), (None, 2, 5), "f8", (7, 2, 5)),
+                 "t": ((0,), (None,), "f8", (256,)), "ids": ((0,), (None,), "u8", (64,)),
+                 "w": ((0, 4, 3), (None, None, 3), "f8", (16, 4, 3))}
+        for f in (fa, fb):
+            for name, (shape, maxshape, dtype, chunks) in specs.items():
+                f.create_dataset(name, shape=shape, maxshape=maxshape, dtype=dtype, chunks=chunks,
+                                 fillvalue=np.nan if name == "w" else 0)
+            f.attrs.update(windows_completed=0, t_completed_ms=0.0)
+        attrs = h5fast.Attrs(fb)
+        for k in range(9):
+            n = int(rng.integers(0, 12))
+            blocks = {"s": rng.normal(size=(n, 2, 5)), "t": rng.normal(size=n),
+                      "ids": rng.integers(0, 1 << 40, n).astype(np.uint64),
+                      "w": rng.normal(size=(n, 2 + k % 3, 3))}
+            for name, x in blocks.items():
+                d = fa[name]
+                n0 = d.shape[0]
+                d.resize(n0 + x.shape[0], axis=0)
+                if name == "w":
+                    d[n0:, :x.shape[1]] = x
+                else:
+                    d[n0:] = x
+                assert h5fast.append(fb[name], x, h5fast.length(fb[name])) == d.shape[0]
+            fa.attrs["windows_completed"] = k + 1
+            fa.attrs["t_completed_ms"] = 2.5 * k
+            attrs.set("windows_completed", k + 1)
+            attrs.set("t_completed_ms", 2.5 * k)
+        for name in specs:
+            a, b = fa[name][()], fb[name][()]
+            assert a.shape == b.shape and a.dtype == b.dtype, name
+            assert np.array_equal(a, b, equal_nan=True), name
+        for name in ("windows_completed", "t_completed_ms"):
+            assert fa.attrs[name] == fb.attrs[name]
+            assert fa.attrs[name].dtype == fb.attrs[name].dtype, name
+
+
+def test_output_handed_over_counts_and_decodes_as_the_encoded_message():
+    """In one process an ``OUTPUT`` travels as a :class:`cosim.messages.Output`: its
+    ``nbytes`` is the payload of :func:`encode_output`'s message (what the counters count),
+    and the coordinator reads the same exports, records and timing from it (bitwise) as
+    :func:`decode_output` gives of the encoded message."""
+    from cosim.messages import Output
+    from cosim.transport import payload_nbytes
+
+    rng = np.random.default_rng(4)
+    for n in (0, 1, 7):
+        g = rng.integers(0, 50, n).astype(np.int32)            # encoded as int64
+        t = np.sort(rng.random(n))
+        cases = [({}, {}), ({"live_rate_hz": np.array(3.25)}, {"y1": rng.normal(size=(n, 1, 4)),
+                                                              "spikes": (g, t)}),
+                 ({"live_rate_hz": 2.5}, {"spikes": (list(g), t), "v": rng.normal(size=(n, 1, 2))})]
+        for live, records in cases:
+            timing = (float(rng.random()), 0.0, 1e-6 * n, 0)
+            out, msg = Output(live, records, timing), encode_output(live, records, timing)
+            assert out.nbytes == payload_nbytes(msg)
+            assert "@stop" not in out
+            x, r, tm = decode_output(msg)
+            assert list(out.timing[:3]) == tm.tolist()[:3]
+            assert list(out.records) == list(r) and list(out.exports) == list(x)
+            for name, v in r.items():
+                w = out.records[name]
+                if isinstance(v, tuple):
+                    assert np.array_equal(np.asarray(w[0], dtype=np.int64), v[0])
+                    assert np.array_equal(np.asarray(w[1], dtype=np.float64), v[1])
+                else:
+                    assert np.array_equal(w, v)
+            assert {k: float(v) for k, v in out.exports.items()} == {k: float(v) for k, v in x.items()}

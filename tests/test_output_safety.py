@@ -365,18 +365,20 @@ def test_a_failed_write_is_rolled_back_to_the_last_flushed_window(tmp_path, monk
     from cosim.runtime import run_scenario
     from cosim.scenario import load_scenario
 
+    from cosim import h5fast
+
     sc = load_scenario(_scenario(tmp_path, duration=400.0, flush_every=20))
-    real = h5py.Dataset.__setitem__
+    real = h5fast.append            # the recorder's data writes (cosim.h5fast)
     calls = {"n": 0}
 
-    def failing(self, key, value):
-        if self.name == "/engines/cortex/timeseries":
+    def failing(d, block, n0=None):
+        if d.name == "/engines/cortex/timeseries":
             calls["n"] += 1
             if calls["n"] == 3:
                 raise OSError(errno.ENOSPC, "No space left on device")
-        return real(self, key, value)
+        return real(d, block, n0)
 
-    monkeypatch.setattr(h5py.Dataset, "__setitem__", failing)
+    monkeypatch.setattr(h5fast, "append", failing)
     out = tmp_path / "o.h5"
     with pytest.raises(CosimError) as err:
         run_scenario(sc, output=out, progress_stream=None)
@@ -389,3 +391,31 @@ def test_a_failed_write_is_rolled_back_to_the_last_flushed_window(tmp_path, monk
         assert f["engines/cortex/timeseries"].shape == (80, 2, 76)
         assert f["engines/cortex/timeseries_time_ms"][-1] == 80.0
     assert not Path(str(out) + ".lock").exists()
+
+
+def test_sigkill_in_one_process_keeps_every_flushed_window(tmp_path):
+    """A one-process run killed (SIGKILL) while it writes: the file opens and holds every
+    window its last completed flush counted — the flush's appends (cosim.h5fast: extents
+    and data written with no file flush in between, the file flushed once after them)."""
+    sc = _scenario(tmp_path)
+    out = tmp_path / "run.h5"
+    proc = _start("run", str(sc), "-o", str(out), "-q", "--no-monitor", cwd=tmp_path)
+    try:
+        _wait_for_windows(out, 60, proc)
+        time.sleep(0.3)                    # somewhere in a later window or flush
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+    with h5py.File(out, "r") as f:
+        w = int(f.attrs["windows_completed"])
+        assert w >= 60 and w % 20 == 0 and f.attrs["status"] == "running"
+        assert f.attrs["t_completed_ms"] == 2.0 * w
+        ts = f["engines/cortex/timeseries"][: 2 * w]
+        t = f["engines/cortex/timeseries_time_ms"][: 2 * w]
+        assert ts.shape == (2 * w, 2, 76) and np.isfinite(ts).all() and (ts != 0).any()
+        np.testing.assert_array_equal(t, np.arange(1, 2 * w + 1, dtype=float))
+        assert f["timing/window_seconds"].shape[0] >= w
+        assert np.isfinite(f["timing/window_seconds"][:w]).all()
