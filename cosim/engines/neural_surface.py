@@ -102,6 +102,12 @@ THREADS = Param("threads", 1, "", "numba threads of the one-part window kernel (
                 "the vertices per stage and over the regions for their averages: the same bits "
                 "as 1 thread); at most numba's NUMBA_NUM_THREADS (the cores by default); split "
                 "parts (MPI ranks) step on one thread each", type="integer", ge=1, le=256)
+COMPILE_PARAMETERS = Param(
+    "compile_parameters", True, "", "compile the model's parameter values into the window "
+    "kernel (the same bits as reading them, ~10 % faster per step; one numba compile of "
+    "tens of seconds per new parameter set, then cached on disk: set false for sweeps and "
+    "fits over model parameters)",
+    type="boolean")
 INITIAL_RANDOM = Param("random", False, "", "variables not given are uniform in the model's "
                        "range at every vertex (stream (seed, \"neural_surface.initial\", engine))",
                        type="boolean")
@@ -111,7 +117,7 @@ SECTION = section(
     "\"neural_surface\", the same engine): a neural mass at every vertex of a cortical "
     "surface, local + long-range coupling (cosim.engines.neural_surface)",
     (MODEL, REGION_MAPPING, LOCAL_CONNECTIVITY, LOCAL_STRENGTH, EXCLUDE, DT, INTEGRATOR, EEG,
-     MEG, THREADS),
+     MEG, THREADS, COMPILE_PARAMETERS),
     (section("engines.<name>.parameters", "model parameters, one value each", open=True),
      section("engines.<name>.coupling", "long-range coupling type and parameters (one value "
              "each)", (nmc.COUPLING_TYPE,), open=True),
@@ -130,9 +136,6 @@ class NeuralSurfaceEngine(Engine):
     parameters = SECTION
     exports = Export.AFFERENT
     takes = Take.SOURCES
-    #: compile the model's parameter values into the kernels (one compile per parameter
-    #: set, the same bits as reading them from the row; False: read the row)
-    compile_parameters = True
 
     def __init__(self, name: str, model, connectome, *, region_mapping="tvb:regionMapping_16k_76",
                  local_connectivity="tvb:local_connectivity_16384",
@@ -142,7 +145,8 @@ class NeuralSurfaceEngine(Engine):
                  initial_state: np.ndarray | None = None, seed=0,
                  speed_mm_per_ms: float = 3.0, record_period_ms: float | None = None,
                  record_variables=None, base_dir=None, sync_interval_ms: float | None = None,
-                 exclude_regions=(), eeg=None, meg=None, threads: int = 1, part=(0, 1)):
+                 exclude_regions=(), eeg=None, meg=None, threads: int = 1,
+                 compile_parameters: bool = COMPILE_PARAMETERS.default, part=(0, 1)):
         self._args = dict(name=name, model=model, connectome=connectome,
                           region_mapping=region_mapping, local_connectivity=local_connectivity,
                           local_coupling_strength=local_coupling_strength, dt_ms=dt_ms,
@@ -152,7 +156,8 @@ class NeuralSurfaceEngine(Engine):
                           speed_mm_per_ms=speed_mm_per_ms, record_period_ms=record_period_ms,
                           record_variables=record_variables, base_dir=base_dir,
                           sync_interval_ms=sync_interval_ms, exclude_regions=exclude_regions,
-                          eeg=eeg, meg=meg, threads=threads)
+                          eeg=eeg, meg=meg, threads=threads,
+                          compile_parameters=compile_parameters)
         self.name = str(name)
         # shown in plans, `cosim validate` and the output's engine attributes: the type the
         # scenario means (neural_surface is an alias; the class stays registered under it)
@@ -168,6 +173,8 @@ class NeuralSurfaceEngine(Engine):
             raise CosimError(f"must be 1 … {numba.config.NUMBA_NUM_THREADS} (numba's "
                              f"NUMBA_NUM_THREADS), got {threads}", key="threads")
         self.threads = int(threads)
+        #: the model's parameter values compiled into the kernels (see :meth:`_fixed`)
+        self.compile_parameters = bool(compile_parameters)
         self.rng = Streams.of(seed)
         try:
             self.region_of = sf.load_region_mapping(region_mapping, base_dir)
@@ -273,7 +280,8 @@ class NeuralSurfaceEngine(Engine):
                   eeg=r.param(EEG), meg=r.param(MEG),
                   local_connectivity=r.param(LOCAL_CONNECTIVITY),
                   local_coupling_strength=r.param(LOCAL_STRENGTH), dt_ms=r.param(DT),
-                  integrator=r.param(INTEGRATOR), threads=r.param(THREADS))
+                  integrator=r.param(INTEGRATOR), threads=r.param(THREADS),
+                  compile_parameters=r.param(COMPILE_PARAMETERS))
         model = r.param(MODEL)
         pr = r.table("parameters", {})
         kw["parameters"] = {k: pr.number(k) for k in pr.keys()}
