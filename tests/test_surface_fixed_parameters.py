@@ -119,3 +119,25 @@ def test_compiled_window_gives_the_row_reading_split_path_bits(integrator, monke
     V = out[0][1][:, 0]
     assert V.min() == -1.0 and V.max() == 1.5            # the bounds bound at the first step
     assert np.ptp(out[0][0][:, 0]) > 0                   # the state moved
+
+
+def test_compile_parameters_is_a_scenario_key(tmp_path, capsys):
+    """``compile_parameters`` (declared, default true) reaches the engine; false keeps the
+    parameter row (one kernel for every parameter set); a non-boolean is a one-line error."""
+    from cosim.cli import main
+    from cosim.scenario import load_scenario
+    from test_neural_surface import _short
+    a = _short(tmp_path)
+    text = a.read_text()
+    assert 'geometry = "surface"\n' in text
+    b, c = tmp_path / "row.toml", tmp_path / "bad.toml"
+    b.write_text(text.replace('geometry = "surface"\n',
+                              'geometry = "surface"\ncompile_parameters = false\n'))
+    c.write_text(text.replace('geometry = "surface"\n',
+                              'geometry = "surface"\ncompile_parameters = 3\n'))
+    ea, eb = (load_scenario(p).engines["cortex"] for p in (a, b))
+    assert ea.compile_parameters and np.array_equal(ea._fixed(), ea.param_row)
+    assert not eb.compile_parameters and eb._fixed() is None
+    assert main(["validate", str(c)]) == 2
+    line = capsys.readouterr().err.strip()
+    assert "\n" not in line and line.startswith("bad.toml: engines.cortex.compile_parameters: ")
