@@ -57,7 +57,7 @@ is made cheap by letting LLVM vectorise it over instances (4 doubles per AVX2 op
   block writes before reading them (:attr:`_MechGen.temporaries`: a gate's ``minf``,
   ``mtau``) are not stored back by ``cur``/``state``; a mechanism without currents has
   an empty ``cur``; an ion whose concentrations no mechanism writes only has its currents
-  reset each step, the others get their Nernst potential in a branch-free loop;
+  reset each step;
 * NMODL ``exp``, ``log`` and ``pow`` / ``^`` are :func:`.fastexp.fexp`, :func:`.fastexp.flog`
   and :func:`.fastexp.fpow` (≈ 1–2 ulp, vectorisable; libm's are scalar calls, and one
   ``pow`` per instance — SK's ``(0.00043/cai)^4.8`` — kept its whole loop scalar),
@@ -1009,8 +1009,9 @@ def module_source(mechs: list[Mechanism], ions: list[str], second_order: bool = 
         for ion, u in m.ions.items():
             valence[ion] = u["valence"]
     # ion restart at each step: currents to 0; where a mechanism writes a concentration,
-    # e by Nernst — branch-free (every node computes it, the flagged ones keep it), so the
-    # loop vectorises; an ion whose concentrations nobody writes only restarts its currents
+    # e by Nernst (libm's log at the flagged nodes only: measured 3× faster than a
+    # branch-free loop computing flog at every node); an ion whose concentrations nobody
+    # writes only restarts its currents
     from .nmodl import FARADAY, GAS_CONSTANT
     zero = [f"        ion[{ION_I}, q] = 0.0"] + ([f"        ion[{ION_DIDV}, q] = 0.0"]
                                                    if second_order else [])
@@ -1021,11 +1022,15 @@ def module_source(mechs: list[Mechanism], ions: list[str], second_order: bool = 
               "def ion_start(ion, z, celsius):",
               "    ktf = 1000.0 * %r * (celsius + 273.15) / %r / z" % (GAS_CONSTANT, FARADAY),
               "    for q in range(ion.shape[1]):"] + zero + [
-              f"        ci = ion[{ION_CI}, q]",
-              f"        co = ion[{ION_CO}, q]",
-              "        e = ktf * flog(co / ci)",
-              "        e = 1e6 if ci <= 0.0 else (-1e6 if co <= 0.0 else e)",
-              f"        ion[{ION_E}, q] = e if ion[{ION_NERNST}, q] != 0.0 else ion[{ION_E}, q]"]
+              f"        if ion[{ION_NERNST}, q] != 0.0:",
+              f"            ci = ion[{ION_CI}, q]",
+              f"            co = ion[{ION_CO}, q]",
+              "            if ci <= 0.0:",
+              f"                ion[{ION_E}, q] = 1e6",
+              "            elif co <= 0.0:",
+              f"                ion[{ION_E}, q] = -1e6",
+              "            else:",
+              f"                ion[{ION_E}, q] = ktf * math.log(co / ci)"]
     nernst_ions = {ion for m in mechs for ion in m.writes_concentration}
     start = ["ion_start" if x in nernst_ions else "ion_zero" for x in ions]
 
