@@ -155,14 +155,16 @@ def worker_main(factories: dict[str, Callable[[dict], Any]], name: str) -> None:
                 reply({"ok": True, "versions": versions, "warmup_s": warmup_s, "build_s": build_s,
                        "info": info, "memory_method": method, "python": sys.executable})
             elif cmd == "run":
+                cpu0 = time.process_time()
                 wall_s, arrays = runner.run()
+                cpu_s = time.process_time() - cpu0     # this process's CPU time of the call
                 path = None
                 if arrays and not saved:  # the driver compares the first run's outputs
                     saved = True
                     import numpy as np
                     path = str(out_dir / f"{name}.npz")
                     np.savez(path, **arrays)
-                reply({"ok": True, "wall_s": wall_s, "arrays": path,
+                reply({"ok": True, "wall_s": wall_s, "cpu_s": cpu_s, "arrays": path,
                        "peak_rss_delta_bytes": peak_rss_bytes() - baseline})
             elif cmd == "quit":
                 reply({"ok": True})
@@ -246,8 +248,9 @@ def run_interleaved(script: str | Path, plan: list[dict], repeats: int, *, verbo
     would let the model reuse the compiler's freed memory and spoil the memory figure.)
     Without it, kernels numba cached on disk earlier are loaded, as in a user's second run.  Returns, per
     name, either ``{"status": "skipped", "reason"}`` or ``{"status": "ok", "setup",
-    "walls_s", "peak_rss_delta_bytes", "arrays"}`` where ``arrays`` are the loaded outputs
-    of the first timed run.
+    "walls_s", "cpus_s", "peak_rss_delta_bytes", "arrays"}`` where ``cpus_s`` are the worker
+    process's CPU times (``time.process_time``) of the same timed calls — the measure to
+    trust on a loaded machine — and ``arrays`` are the loaded outputs of the first timed run.
     """
     import numpy as np
 
@@ -288,7 +291,7 @@ def run_interleaved(script: str | Path, plan: list[dict], repeats: int, *, verbo
                     continue
                 raise WorkerError(f"{name}: setup failed:\n{rep['error']}\n{w.stderr_tail()}")
             workers[name] = w
-            results[name] = {"status": "ok", "setup": rep, "walls_s": [],
+            results[name] = {"status": "ok", "setup": rep, "walls_s": [], "cpus_s": [],
                              "peak_rss_delta_bytes": 0, "arrays": None}
         for r in range(repeats):
             for name, w in workers.items():
@@ -297,6 +300,7 @@ def run_interleaved(script: str | Path, plan: list[dict], repeats: int, *, verbo
                     raise WorkerError(f"{name}: run failed:\n{rep['error']}\n{w.stderr_tail()}")
                 res = results[name]
                 res["walls_s"].append(rep["wall_s"])
+                res["cpus_s"].append(rep.get("cpu_s"))
                 res["peak_rss_delta_bytes"] = max(res["peak_rss_delta_bytes"],
                                                   rep["peak_rss_delta_bytes"])
                 if res["arrays"] is None and rep["arrays"]:

@@ -63,8 +63,10 @@ reconstruction 515570710 (``scenarios/cortical_l5/allen_515570710.swc``, d_lambd
 shipped cortical ``.mod`` files (Na, Kdr, M, Ih with an apical gradient, Ca_HVA, Ca_LVA,
 SK, Ca pool) at 34 °C, a 1.0 nA soma step from 20 ms on.  NEURON runs the *same* ``.mod``
 files compiled by ``nrnivmodl`` (``usetable_na_pos = 0``), cosim reads them itself.  ns per
-compartment-step counts the model's segments (NEURON's Σ nseg).  Agreement: cell 0's
-spikes within one dt.  Arbor (:class:`ArborCortical`): the same SWC, section kinds,
+compartment-step counts the model's segments (NEURON's Σ nseg), from the wall time
+(``ns_per_compartment_step``, ``ratios``) and from each worker's CPU time of the same timed
+calls (``time.process_time``: ``ns_per_compartment_step_cpu``, ``ratios_cpu`` — the figures
+to trust on a shared, loaded machine).  Agreement: cell 0's spikes within one dt.  Arbor (:class:`ArborCortical`): the same SWC, section kinds,
 densities (Ih's apical exponential as an ``iexpr`` of the distance), passive properties,
 ions, temperature, clamp, dt and a CV count within 3 % of NEURON's, but the channels are
 its ``bbp`` catalogue's (Hay et al. 2011: NaTs2_t, SKv3_1, Im, Ih, Ca_HVA, Ca_LVAst,
@@ -620,7 +622,7 @@ def cortical_case(args) -> dict:
     results = C.run_interleaved(__file__, [{"name": n, "config": model} for n in names],
                                 args.repeats, verbose=args.verbose, cold_jit=args.cold_jit,
                                 log=lambda s: print(s, file=sys.stderr, flush=True))
-    ns, skipped, cpc, versions = {}, {}, {}, {}
+    ns, ns_cpu, skipped, cpc, versions = {}, {}, {}, {}, {}
     for name in names:
         r = results[name]
         short = name.split("-")[0]
@@ -630,23 +632,31 @@ def cortical_case(args) -> dict:
         cpc[short] = r["setup"]["info"].get("compartments_per_cell")
         n_comp = model["n_cells"] * cpc[short]
         ns[short] = min(r["walls_s"]) / (n_comp * n_steps) * 1e9
+        cpus = [c for c in r.get("cpus_s", []) if c is not None]
+        if cpus:
+            ns_cpu[short] = min(cpus) / (n_comp * n_steps) * 1e9
         versions.update(r["setup"]["versions"])
     ratios = {peer: C.ratio(ns.get(peer), ns.get("cosim")) for peer in ("neuron", "arbor")}
+    ratios_cpu = {peer: C.ratio(ns_cpu.get(peer), ns_cpu.get("cosim"))
+                  for peer in ("neuron", "arbor")}
     agreement = {}
     if "cosim" in ns and "neuron" in ns:
         agreement["cosim-neuron"] = compare_spikes(
             results["cosim-cortical"]["arrays"]["spikes_cell0_ms"],
             results["neuron-cortical"]["arrays"]["spikes_cell0_ms"], model["dt_ms"])
-    rows = [[s, ns.get(s, "skipped"), ratios.get(s) if s != "cosim" else 1.0, cpc.get(s)]
+    rows = [[s, ns.get(s, "skipped"), ratios.get(s) if s != "cosim" else 1.0,
+             ns_cpu.get(s), ratios_cpu.get(s) if s != "cosim" else 1.0, cpc.get(s)]
             for s in ("cosim", "neuron", "arbor") if f"{s}-cortical" in names]
-    C.print_table(["simulator", "ns/comp-step", "peer÷ours", "comp/cell"], rows)
+    C.print_table(["simulator", "ns/comp-step", "peer÷ours", "CPU ns/comp-step", "CPU peer÷ours",
+                   "comp/cell"], rows)
     for name, reason in skipped.items():
         print(f"  {name}: skipped — {reason}")
     for pair, a in agreement.items():
         print(f"agreement {pair:<26} cell-0 spikes {a['counts'][0]} vs {a['counts'][1]}, "
               f"max |Δt| {a['max_abs_dt_ms']:.3f} ms → {'AGREE' if a['agree'] else 'DISAGREE'}")
     targets = C.check_targets(ratios, TARGETS, at_least={"neuron"})
-    return {"ratios": ratios, "ns_per_compartment_step": ns, "agreement": agreement,
+    return {"ratios": ratios, "ns_per_compartment_step": ns, "ratios_cpu": ratios_cpu,
+            "ns_per_compartment_step_cpu": ns_cpu, "agreement": agreement,
             "arbor_model": "bbp catalogue channels of the same kinds and densities (other "
                            "equations); same morphology, CVs within 3 %, dt, clamp",
             "targets_met": targets, "skipped": skipped, "model": model,

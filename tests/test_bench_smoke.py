@@ -181,6 +181,7 @@ def test_multicompartment_cortical_cell_case(multicompartment):
     if "neuron" in c["skipped"]:
         pytest.skip(f"neuron: {c['skipped']['neuron']}")
     assert _positive(c["ratios"]["neuron"])
+    assert _positive(c["ratios_cpu"]["neuron"]) and _positive(c["ns_per_compartment_step_cpu"]["cosim"])
     a = c["agreement"]["cosim-neuron"]
     assert a["counts"][0] == a["counts"][1] >= 1 and a["agree"], a   # same .mod files, same spikes
     assert c["compartments_per_cell"]["cosim"] == c["compartments_per_cell"]["neuron"]

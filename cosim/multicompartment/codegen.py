@@ -13,23 +13,31 @@ Per step, as NEURON's fixed step (``secondorder = 0``):
 
 * *currents* (before the Hines solve, at ``v_n`` with the states of the last update):
   ion currents restart from 0 and reversal potentials follow the concentrations where a
-  mechanism writes them; each mechanism's BREAKPOINT (without its SOLVE) runs at
-  ``v + 0.001`` and at ``v``; the current at ``v`` (mA/cm² · area → nA) goes to the
-  right-hand side and the slope ``(i(v+0.001) − i(v))/0.001`` to the diagonal; written ion
-  currents are summed into the node's ion;
+  mechanism writes them; each mechanism's BREAKPOINT (without its SOLVE) gives the
+  current at ``v`` (mA/cm² · area → nA, to the right-hand side) and its conductance
+  ``∂i/∂v`` (to the diagonal); written ion currents are summed into the node's ion.  The
+  conductance: when the BREAKPOINT's currents are linear in ``v`` (straight-line
+  assignments of degree ≤ 1 in ``v``, checked on the syntax tree: ``i = g·(v − e)`` with
+  ``g`` free of ``v`` — every shipped channel) it is the derivative taken on the syntax
+  tree, and the BREAKPOINT runs once; otherwise (a GHK current, a Mg block, an ``if``) it
+  runs at ``v + 0.001`` and at ``v`` and the slope is ``(i(v+0.001) − i(v))/0.001``,
+  NEURON's rule (:func:`conductance_method`).  For a linear current the two agree to
+  rounding (the finite difference loses ≈ ε·|v − e|/0.001 ≈ 1e-11 relative);
 * *states* (after ``v_{n+1}`` is known): each SOLVE of the BREAKPOINT, in order:
-  ``cnexp`` — an equation ``x' = f`` linear in ``x`` (checked on the syntax tree) is
-  ``x' = a + b·x`` with ``a = f(x=0)``, ``b = f(x=1) − a``, advanced exactly over ``dt``:
-  ``x += (1 − exp(b·dt))·(−a/b − x)`` (``x += a·dt`` when b = 0), as nocmodl writes it;
+  ``cnexp`` — an equation ``x' = f`` linear in ``x`` (checked on the syntax tree),
+  advanced exactly over ``dt``: of the form ``x' = (x∞ − x)/τ`` it is
+  ``x += (x∞ − x)·(1 − exp(−dt/τ))`` (one division, one exp); else ``x' = a + b·x`` with
+  ``a = f(x=0)``, ``b = f(x=1) − a``: ``x += (1 − exp(b·dt))·(−a/b − x)`` (``x += a·dt``
+  when b = 0), as nocmodl writes it — the two forms agree to rounding;
   ``derivimplicit`` — backward Euler ``y = y_n + dt·f(y)`` solved by Newton's method
   (numerical Jacobian, to a relative 1e-10); a PROCEDURE without METHOD is called.
   Concentrations written by a mechanism go back to the node's ion afterwards.
 
 With ``integrator = "crank_nicolson"`` (``kernel_module(..., second_order=True)``, NEURON's
 ``secondorder = 2``) the *currents* step also sums each written ion current's slope
-``(i(v+0.001) − i(v))/0.001`` into the ion (row ``ION_DIDV``), and after the solve the ion
-currents move to the half step, ``i += (∂i/∂v)·Δv`` (``ion_half_step``), before the
-*states* read them.  Backward Euler's module is generated without these lines.
+(symbolic or ``(i(v+0.001) − i(v))/0.001`` as above) into the ion (row ``ION_DIDV``), and
+after the solve the ion currents move to the half step, ``i += (∂i/∂v)·Δv``
+(``ion_half_step``), before the *states* read them.  Backward Euler's module is generated without these lines.
 
 Kernels do not allocate; the instance arrays are ``k int64[n]`` (flat node index),
 ``fac float64[n]`` (area·1e-2: mA/cm² → nA), ``P float64[n_params, n]``, ``S float64[n_states,
@@ -39,20 +47,29 @@ ion is ``float64[5, n_nodes]`` (:data:`.mechanism.ION_ROWS`).
 Speed.  Per instance the work is NEURON's (the same rate functions and exponentials); it
 is made cheap by letting LLVM vectorise it over instances (4 doubles per AVX2 operation):
 
-* the ``cur`` and ``state`` kernels of a mechanism that writes no concentration and solves
-  with ``cnexp`` run as three loops: a gather of ``v`` and the ion values read into scratch
-  rows of ``A``, the BREAKPOINT / DERIVATIVE arithmetic over contiguous rows only (no
-  indirect access, no branch: ``cnexp`` is :func:`.fastexp.cnexp_step`), and (``cur``) a
-  scatter of node current, conductance and ion currents to the nodes;
-* NMODL ``exp`` is :func:`.fastexp.fexp` (relative error ≈ 2e-16, vectorisable; libm's is a
-  scalar call), PROCEDUREs and FUNCTIONs are inlined into the kernels;
+* the ``cur`` and ``state`` kernels of a mechanism that solves with ``cnexp`` run as three
+  loops: a gather of ``v``, the ion values read and the concentrations written into
+  scratch rows of ``A``, the BREAKPOINT / DERIVATIVE arithmetic over contiguous rows only
+  (no indirect access, no branch: ``cnexp`` is :func:`.fastexp.cnexp_step` or the
+  relaxation form), and a scatter of node current, conductance and ion currents (``cur``)
+  or of the concentrations (``state``) to the nodes;
+* a kernel loads and stores only what it reads and writes; ASSIGNED variables that every
+  block writes before reading them (:attr:`_MechGen.temporaries`: a gate's ``minf``,
+  ``mtau``) are not stored back by ``cur``/``state``; a mechanism without currents has
+  an empty ``cur``; an ion whose concentrations no mechanism writes only has its currents
+  reset each step;
+* NMODL ``exp``, ``log`` and ``pow`` / ``^`` are :func:`.fastexp.fexp`, :func:`.fastexp.flog`
+  and :func:`.fastexp.fpow` (≈ 1–2 ulp, vectorisable; libm's are scalar calls, and one
+  ``pow`` per instance — SK's ``(0.00043/cai)^4.8`` — kept its whole loop scalar),
+  PROCEDUREs and FUNCTIONs are inlined into the kernels;
 * GLOBAL parameters are read once per call (one value for all instances, as in NEURON;
   :func:`global_params`), so temperature factors like ``q10^((celsius − 36)/10)`` are
   loop-invariant and computed once per call.
 
-These change results by rounding only (FMA contraction, ``fexp`` ≈ 1 ulp); no reassociation
-or finite-math assumptions.  ``derivimplicit`` mechanisms and those writing concentrations
-keep the one-loop form.  The built-in ``hh``/``pas`` path (:mod:`.cable`) is not touched.
+These change results by rounding only (FMA contraction, ``fexp``/``flog``/``fpow`` ≈ 1–2
+ulp, the symbolic conductance, the relaxation form of ``cnexp``); no reassociation or
+finite-math assumptions.  ``derivimplicit`` mechanisms keep the one-loop form.  The
+built-in ``hh``/``pas`` path (:mod:`.cable`) is not touched.
 """
 
 from __future__ import annotations
@@ -61,6 +78,7 @@ import hashlib
 import importlib.util
 import inspect
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -72,7 +90,7 @@ from .nmodl import MATH_FUNCTIONS, SPECIAL, NmodlError
 _DEPENDENCIES = ("cable", "channels", "compartments", "fastexp", "stp", "synapses", "mechanism")
 NEWTON_TOL = 1e-10
 #: NMODL functions computed by a vectorisable kernel instead of libm (see :mod:`.fastexp`).
-_FAST_MATH = {"exp": "fexp"}
+_FAST_MATH = {"exp": "fexp", "log": "flog", "pow": "fpow"}
 #: Extra numba flags of a vectorised state kernel: FMA contraction only (no reassociation,
 #: no assumptions about NaN/inf), which changes results by rounding only.
 _VEC_FLAGS = ", fastmath={'contract'}"
@@ -177,12 +195,80 @@ def _homogeneous(e, w: str) -> bool:
     return False
 
 
+def _v_degree(e, deg: dict, touches) -> int:
+    """Polynomial degree in ``v`` of expression ``e`` (2 stands for 'not linear'), where
+    ``deg`` gives the degree of the names assigned so far (``v`` itself: 1) and
+    ``touches(f)`` the instance names function ``f`` reads."""
+    kind = e[0]
+    if kind == "num":
+        return 0
+    if kind == "name":
+        return deg.get(e[1], 0)
+    if kind == "neg":
+        return _v_degree(e[1], deg, touches)
+    if kind == "not":
+        return 2 if _v_degree(e[1], deg, touches) else 0
+    if kind == "call":
+        varying = {n for n, d in deg.items() if d}
+        if any(_v_degree(a, deg, touches) for a in e[2]) or touches(e[1]) & varying:
+            return 2
+        return 0
+    op, a, b = e[1], _v_degree(e[2], deg, touches), _v_degree(e[3], deg, touches)
+    if op in ("+", "-"):
+        return max(a, b)
+    if op == "*":
+        return min(a + b, 2)
+    if op == "/":
+        return a if b == 0 else 2
+    return 0 if a == b == 0 else 2
+
+
+def _relaxation(e, x: str, touches):
+    """``(x∞, τ)`` when ``e`` is ``(x∞ − x)/τ`` with ``x∞`` and ``τ`` free of ``x``, else
+    None (the form of every gate written with a steady state and a time constant)."""
+    if e[0] != "bin" or e[1] != "/" or e[2][0] != "bin" or e[2][1] != "-" or e[2][3] != ("name", x):
+        return None
+    inf, tau = e[2][2], e[3]
+    if _degree(inf, x, touches) or _degree(tau, x, touches):
+        return None
+    return inf, tau
+
+
+_ASSIGN_RE = re.compile(r"^\s*([A-Za-z_][\w\s,]*?)\s*[-+*/]?=(?!=)")
+_X_RE = re.compile(r"\bx_\w+")
+
+
+def _targets(lines) -> set:
+    """The ``x_…`` names assigned by generated lines."""
+    out = set()
+    for ln in lines:
+        m = _ASSIGN_RE.match(ln)
+        if m:
+            out.update(t.strip() for t in m.group(1).split(",") if t.strip().startswith("x_"))
+    return out
+
+
+def _prune(loads, body, stores, keep_stores=()):
+    """Drop the stores of names ``body`` does not assign and the loads of names neither
+    ``body`` nor the remaining stores read: a kernel moves only what it uses (the same
+    bits in memory — an unassigned name would be stored back unchanged)."""
+    written = _targets(body)
+    stores = [ln for ln in stores
+              if not (m := _X_RE.search(ln.split("=", 1)[1])) or m.group(0) in written]
+    used = set(_X_RE.findall("\n".join(list(body) + stores + list(keep_stores))))
+    loads = [ln for ln in loads
+             if not (m := _ASSIGN_RE.match(ln)) or not m.group(1).strip().startswith("x_")
+             or m.group(1).strip() in used]
+    return loads, stores
+
+
 class _MechGen:
     """Python source of one mechanism's kernels."""
 
-    def __init__(self, mech: Mechanism, second_order: bool = False):
+    def __init__(self, mech: Mechanism, second_order: bool = False, numerical_didv: bool = False):
         self.m = mech
         self.second_order = second_order      # also d(ion current)/dv (Crank–Nicolson)
+        self.numerical_didv = numerical_didv  # NEURON's two evaluations even when linear
         self.mod = mech.mod
         self.path = mech.path
         self.tag = mech.name
@@ -261,7 +347,9 @@ class _MechGen:
                 return f"{_FAST_MATH.get(fn, MATH_FUNCTIONS[fn])}({', '.join(args)})"
             raise self.fail(f"unknown function {fn}()", line)
         op, a, b = e[1], self.expr(e[2], scope, line, subst), self.expr(e[3], scope, line, subst)
-        py = {"^": "**", "and": "and", "or": "or"}.get(op, op)
+        if op == "^":
+            return f"fpow({a}, {b})"
+        py = {"and": "and", "or": "or"}.get(op, op)
         return f"({a} {py} {b})"
 
     def ref(self, n: str, scope: set, line: int) -> str:
@@ -369,24 +457,23 @@ class _MechGen:
 
     def gathered(self) -> list[tuple[str, str]]:
         """``(name, source)`` of the node values a vectorised kernel copies into its scratch
-        rows first: ``v`` and the ion variables it reads."""
+        rows first: ``v``, the ion variables it reads and the concentrations it writes
+        (which its state kernel copies back to the nodes at the end)."""
         out = [("v", "v[kk]")]
         for ion in self.ions:
             u = self.m.ions[ion]
             for n, row in ((f"e{ion}", ION_E), (f"i{ion}", ION_I), (f"{ion}i", ION_CI),
                            (f"{ion}o", ION_CO)):
-                if n in u["read"] and n not in u["write"]:
+                if (n in u["read"] and n not in u["write"]) or (
+                        n in u["write"] and row in (ION_CI, ION_CO)):
                     out.append((n, f"ion_{ion}[{row}, kk]"))
         return out
 
     @property
     def vectorised_state(self) -> bool:
-        """The state kernel runs as a gather loop and a loop without indirect memory access
-        (which LLVM vectorises): when it writes no node value (no concentration) and every
+        """The state kernel runs as a gather loop, a loop without indirect memory access
+        (which LLVM vectorises) and a scatter of the concentrations it writes: when every
         SOLVE is ``cnexp`` or a PROCEDURE (Newton's loop does not vectorise)."""
-        if any(n in self.m.ions[ion]["write"] for ion in self.ions
-               for n in (f"{ion}i", f"{ion}o")):
-            return False
         for st in self.mod.breakpoint:
             if st[0] == "solve":
                 c = self.callables.get(st[1])
@@ -418,7 +505,9 @@ class _MechGen:
                 out.append(f"{ind}x_{s} = x_{s0}" if s0 in m.param_names else f"{ind}x_{s} = 0.0")
             else:
                 out.append(f"{ind}x_{s} = S[{i}, j]")
-        out += [f"{ind}x_{a} = A[{i}, j]" for i, a in enumerate(m.assigned)]
+        tmp = self.temporaries if (hoist and not init) else set()   # cur and state kernels
+        out += [f"{ind}x_{a} = A[{i}, j]" if a not in tmp else f"{ind}x_{a} = 0.0"
+                for i, a in enumerate(m.assigned)]
         for ion in self.ions:
             u = m.ions[ion]
             for n, row in ((f"e{ion}", ION_E), (f"i{ion}", ION_I), (f"{ion}i", ION_CI),
@@ -438,12 +527,68 @@ class _MechGen:
         return ["    if k.size == 0:", "        return"] + [
             f"    x_{p} = P[{i}, 0]" for i, p in g]
 
-    def store(self, ind: str, states=True) -> list[str]:
+    def _rw(self, stmts, W: set, R: set, inst: set, own: set):
+        """Accesses of the instance names ``inst`` in order: ``R`` gets those read while not
+        yet certainly written, ``W`` those certainly written (both branches of an ``if``)."""
+        def reads(e):
+            names, calls = set(), set()
+            _walk_expr(e, names, calls)
+            R.update((names & inst) - own - W)
+            for f in calls:
+                if f in self.callables:
+                    self._rw_callable(f, W, R, inst)
+        for st in stmts:
+            kind = st[0]
+            if kind in ("assign", "deriv"):
+                reads(st[2])
+                if kind == "deriv" and st[1] not in W:
+                    R.add(st[1])
+                if st[1] in inst and st[1] not in own:
+                    W.add(st[1])
+            elif kind == "call":
+                for a in st[2]:
+                    reads(a)
+                if st[1] in self.callables:
+                    self._rw_callable(st[1], W, R, inst)
+            elif kind == "solve":
+                if st[1] in self.callables:
+                    self._rw_callable(st[1], W, R, inst)
+            elif kind == "if":
+                reads(st[1])
+                W1, W2 = set(W), set(W)
+                self._rw(st[2], W1, R, inst, own)
+                self._rw(st[3], W2, R, inst, own)
+                W |= W1 & W2
+
+    def _rw_callable(self, name, W, R, inst):
+        c = self.callables[name]
+        own = set(c.args) | self.locals_of(c.body) | ({name} if c.kind == "FUNCTION" else set())
+        self._rw(c.body, W, R, inst, own)
+
+    @property
+    def temporaries(self) -> set:
+        """ASSIGNED names no kernel reads before writing them (a gate's ``minf``, ``mtau``:
+        set by its rates PROCEDURE, then used): the ``cur`` and ``state`` kernels do not
+        store them (``init`` does), their row in ``A`` is never read afterwards."""
+        if not hasattr(self, "_temporaries"):
+            inst = set(self.m.assigned)
+            R = set()
+            blocks = [self.mod.initial, self.breakpoint_body(),
+                      [st for st in self.mod.breakpoint if st[0] == "solve"]]
+            if self.mod.net_receive is not None:
+                blocks.append(self.mod.net_receive.body)
+            for body in blocks:
+                self._rw(body, set(), R, inst, self.locals_of(body))
+            self._temporaries = inst - R
+        return self._temporaries
+
+    def store(self, ind: str, states=True, temporaries=True) -> list[str]:
         m = self.m
         out = []
         if states:
             out += [f"{ind}S[{i}, j] = x_{s}" for i, s in enumerate(m.states)]
-        out += [f"{ind}A[{i}, j] = x_{a}" for i, a in enumerate(m.assigned)]
+        out += [f"{ind}A[{i}, j] = x_{a}" for i, a in enumerate(m.assigned)
+                if temporaries or a not in self.temporaries]
         out += [f"{ind}P[{i}, j] = x_{p}" for i, p in enumerate(m.param_names)
                 if p in self.written_params]
         return out
@@ -480,54 +625,138 @@ class _MechGen:
     def written_currents(self) -> list[str]:
         return [c for c in self.m.currents if c.startswith("i") and c[1:] in self.m.ions]
 
-    def cur_src(self) -> list[str]:
-        """BREAKPOINT at ``v + 0.001`` and ``v``.  Vectorised (see :attr:`vectorised_state`):
-        a gather loop, the loop of the two evaluations writing the node current, conductance
-        and ion currents into scratch rows, and a loop adding these to the nodes."""
+    def linear_current(self):
+        """The BREAKPOINT (without SOLVE) as ``[(name, expression, degree in v, line)]`` when its
+        currents are linear in ``v`` — straight-line assignments, every expression of
+        degree ≤ 1 in ``v`` (through the names assigned before it), no name read before
+        the body assigns it, no call whose value depends on ``v`` — so ``g = ∂i/∂v`` is
+        exact from the syntax tree and one evaluation gives ``i`` and ``g``; else None
+        (e.g. a GHK current: the numerical ``(i(v + 0.001) − i(v))/0.001``)."""
+        body = [st for st in self.breakpoint_body() if st[0] != "local"]
+        if any(st[0] != "assign" for st in body):
+            return None
+        assigned = {st[1] for st in body}
+        if "v" in assigned:
+            return None
+        deg, seen, out = {"v": 1}, set(), []
+        for _, w, e, line in body:
+            names, calls = set(), set()
+            _walk_expr(e, names, calls)
+            for f in calls:
+                names |= self.touches(f)
+            if (names & assigned) - seen:
+                return None
+            d = _v_degree(e, deg, self.touches)
+            if d > 1:
+                return None
+            deg[w] = d
+            seen.add(w)
+            out.append((w, e, d, line))
+        return out
+
+    def dv_expr(self, e, deg: dict, scope: set, line: int):
+        """Source of ``∂e/∂v`` for an expression ``e`` of degree ≤ 1 in ``v`` (None: 0);
+        a name ``n`` of degree 1 assigned before has the derivative ``_dv_n``."""
+        kind = e[0]
+        if kind == "name":
+            if e[1] == "v":
+                return "1.0"
+            return f"_dv_{e[1]}" if deg.get(e[1], 0) else None
+        if kind == "neg":
+            a = self.dv_expr(e[1], deg, scope, line)
+            return None if a is None else f"(-{a})"
+        if kind != "bin" or _v_degree(e, deg, self.touches) == 0:
+            return None
+        op = e[1]
+        da, db = (self.dv_expr(x, deg, scope, line) for x in (e[2], e[3]))
+        if op in ("+", "-"):
+            if da is None:
+                return db if op == "+" or db is None else f"(-{db})"
+            return da if db is None else f"({da} {op} {db})"
+        if op == "*":       # one factor is free of v
+            if da is None:
+                a = self.expr(e[2], scope, line)
+                return a if db == "1.0" else f"({a} * {db})"
+            b = self.expr(e[3], scope, line)
+            return b if da == "1.0" else f"({da} * {b})"
+        return f"({da} / {self.expr(e[3], scope, line)})"        # "/": denominator free of v
+
+    def cur_src(self, numerical: bool = False) -> list[str]:
+        """The BREAKPOINT's currents and conductance.  Currents linear in ``v``
+        (:meth:`linear_current`): one evaluation at ``v``, ``g = ∂i/∂v`` from the syntax
+        tree; otherwise (or ``numerical``) NEURON's two evaluations, at ``v + 0.001`` and
+        ``v``, and ``g = (i(v + 0.001) − i(v))/0.001``.  The linear case is a few products
+        per instance, so it is one loop reading and adding to the nodes directly (no
+        scratch rows: the traffic would cost more than vectorising saves); the numerical
+        one, vectorised (see :attr:`vectorised_state`), is a gather loop, the loop of the
+        evaluations writing the node current, conductance and ion currents into scratch
+        rows, and a loop adding these to the nodes."""
         m = self.m
         body = self.breakpoint_body()
         scope = self.locals_of(body)
         ind = "        "
-        vec = self.vectorised_state
+        linear = None if numerical else self.linear_current()
+        vec = self.vectorised_state and linear is None
         written_i = self.written_currents()
         na, ng = len(m.assigned), len(self.gathered())
         lines = ["", "", f"@njit(cache=True, error_model='numpy'{_VEC_FLAGS if vec else ''})",
-                 self.signature("cur")] + self.head()
+                 self.signature("cur")]
+        if not m.currents:      # e.g. a concentration pool: nothing to add to the nodes
+            return lines + ["    return"]
+        lines += self.head()
+        gather = []
         if vec:
-            lines += ["    for j in range(k.size):", "        kk = k[j]"]
-            lines += [f"        A[{na + r}, j] = {src}" for r, (_, src) in enumerate(self.gathered())]
-        lines += ["    for j in range(k.size):"]
-        lines += self.load(ind, False, scratch=vec)
-        lines += [f"{ind}l_{n} = 0.0" for n in sorted(scope)]
+            gather = [f"        A[{na + r}, j] = {src}"
+                      for r, (n, src) in enumerate(self.gathered())]
+        loads = self.load(ind, False, scratch=vec)
+        code = [f"{ind}l_{n} = 0.0" for n in sorted(scope)]
         total = " + ".join(f"x_{c}" for c in m.currents) or "0.0"
-        lines.append(f"{ind}_v0 = x_v")
-        lines.append(f"{ind}x_v = _v0 + 0.001")
-        lines += self.stmts(body, scope, ind)
-        lines.append(f"{ind}_g = {total}")
         so = self.second_order
         nw = len(written_i)
-        if so:        # NEURON's _ion_di<ion>dv: (i(v + 0.001) − i(v)) / 0.001
-            lines += [f"{ind}_d_{c} = x_{c}" for c in written_i]
-        lines.append(f"{ind}x_v = _v0")
-        lines += [f"{ind}x_{c} = 0.0" for c in written_i]
-        lines += self.stmts(body, scope, ind)
-        lines.append(f"{ind}_i = {total}")
-        lines.append(f"{ind}_g = (_g - _i) / 0.001")
-        if vec:
-            lines.append(f"{ind}A[{na + ng}, j] = _i * fac[j]")
-            lines.append(f"{ind}A[{na + ng + 1}, j] = _g * fac[j]")
-            for q, c in enumerate(written_i):
-                lines.append(f"{ind}A[{na + ng + 2 + q}, j] = x_{c}")
-                if so:
-                    lines.append(f"{ind}A[{na + ng + 2 + nw + q}, j] = (_d_{c} - x_{c}) / 0.001")
+        if linear is not None:
+            deg = {"v": 1}
+            for w, e, dg, line in linear:
+                code.append(f"{ind}{self.target(w, scope, line)} = {self.expr(e, scope, line)}")
+                if dg:
+                    code.append(f"{ind}_dv_{w} = {self.dv_expr(e, deg, scope, line)}")
+                deg[w] = dg
+            slope = {c: f"_dv_{c}" if deg.get(c, 0) else "0.0" for c in m.currents}
+            code.append(f"{ind}_i = {total}")
+            code.append(f"{ind}_g = {' + '.join(slope[c] for c in m.currents) or '0.0'}")
         else:
-            lines.append(f"{ind}rhs[kk] -= _i * fac[j]")
-            lines.append(f"{ind}d[kk] += _g * fac[j]")
-            for c in written_i:
-                lines.append(f"{ind}ion_{c[1:]}[{ION_I}, kk] += x_{c}")
+            code.append(f"{ind}_v0 = x_v")
+            code.append(f"{ind}x_v = _v0 + 0.001")
+            code += self.stmts(body, scope, ind)
+            code.append(f"{ind}_g = {total}")
+            if so:        # NEURON's _ion_di<ion>dv: (i(v + 0.001) − i(v)) / 0.001
+                code += [f"{ind}_d_{c} = x_{c}" for c in written_i]
+            code.append(f"{ind}x_v = _v0")
+            code += [f"{ind}x_{c} = 0.0" for c in written_i]
+            code += self.stmts(body, scope, ind)
+            code.append(f"{ind}_i = {total}")
+            code.append(f"{ind}_g = (_g - _i) / 0.001")
+            slope = {c: f"(_d_{c} - x_{c}) / 0.001" for c in written_i}
+        if vec:
+            code.append(f"{ind}A[{na + ng}, j] = _i * fac[j]")
+            code.append(f"{ind}A[{na + ng + 1}, j] = _g * fac[j]")
+            for q, c in enumerate(written_i):
+                code.append(f"{ind}A[{na + ng + 2 + q}, j] = x_{c}")
                 if so:
-                    lines.append(f"{ind}ion_{c[1:]}[{ION_DIDV}, kk] += (_d_{c} - x_{c}) / 0.001")
-        lines += self.store(ind)
+                    code.append(f"{ind}A[{na + ng + 2 + nw + q}, j] = {slope[c]}")
+        else:
+            code.append(f"{ind}rhs[kk] -= _i * fac[j]")
+            code.append(f"{ind}d[kk] += _g * fac[j]")
+            for c in written_i:
+                code.append(f"{ind}ion_{c[1:]}[{ION_I}, kk] += x_{c}")
+                if so:
+                    code.append(f"{ind}ion_{c[1:]}[{ION_DIDV}, kk] += {slope[c]}")
+        loads, stores = _prune(loads, code, self.store(ind, temporaries=False))
+        if vec:
+            used = set(_X_RE.findall("\n".join(loads)))
+            gather = [g for g, (n, _) in zip(gather, self.gathered()) if f"x_{n}" in used]
+            if gather:
+                lines += ["    for j in range(k.size):", "        kk = k[j]"] + gather
+        lines += ["    for j in range(k.size):"] + loads + code + stores
         if vec:
             lines += ["    for j in range(k.size):", "        kk = k[j]",
                       f"        rhs[kk] -= A[{na + ng}, j]", f"        d[kk] += A[{na + ng + 1}, j]"]
@@ -542,12 +771,9 @@ class _MechGen:
         vec = self.vectorised_state
         lines = ["", "", f"@njit(cache=True, error_model='numpy'{_VEC_FLAGS if vec else ''})",
                  self.signature("state")] + self.head()
-        if vec:
-            na = len(self.m.assigned)
-            lines += ["    for j in range(k.size):", "        kk = k[j]"]
-            lines += [f"        A[{na + r}, j] = {src}" for r, (_, src) in enumerate(self.gathered())]
-        lines += ["    for j in range(k.size):"]
-        lines += self.load(ind, False, scratch=vec)
+        na = len(self.m.assigned)
+        loads = self.load(ind, False, scratch=vec)
+        code = []
         for st in self.mod.breakpoint:
             if st[0] != "solve":
                 continue
@@ -556,15 +782,32 @@ class _MechGen:
                 raise self.fail(f"SOLVE {block}: no such block", line)
             c = self.callables[block]
             if c.kind == "PROCEDURE" and not method:
-                lines += self.call_stmt(("call", block, [], line), set(), ind)
+                code += self.call_stmt(("call", block, [], line), set(), ind)
             elif c.kind == "DERIVATIVE" and method == "cnexp":
-                lines += self.cnexp(c, ind)
+                code += self.cnexp(c, ind)
             elif c.kind == "DERIVATIVE" and method == "derivimplicit":
-                lines += self.derivimplicit(c, ind)
+                code += self.derivimplicit(c, ind)
             else:
                 raise self.fail(f"SOLVE {block} METHOD {method or '(none)'} is not supported "
                                 "(cnexp and derivimplicit are)", line)
-        lines += self.store(ind) + self.conc_writes(ind)
+        conc = self.conc_writes(ind)
+        scatter = []
+        if vec and conc:        # written concentrations: to their scratch rows, then the nodes
+            rows = {n: na + r for r, (n, _) in enumerate(self.gathered())}
+            written = [(ion, n, row) for ion in self.ions
+                       for n, row in ((f"{ion}i", ION_CI), (f"{ion}o", ION_CO))
+                       if n in self.m.ions[ion]["write"]]
+            conc = [f"{ind}A[{rows[n]}, j] = x_{n}" for _, n, _ in written]
+            scatter = ["    for j in range(k.size):", "        kk = k[j]"] + [
+                f"        ion_{ion}[{row}, kk] = A[{rows[n]}, j]" for ion, n, row in written]
+        loads, stores = _prune(loads, code, self.store(ind, temporaries=False), keep_stores=conc)
+        if vec:
+            used = set(_X_RE.findall("\n".join(loads)))
+            gather = [f"        A[{na + r}, j] = {src}"
+                      for r, (n, src) in enumerate(self.gathered()) if f"x_{n}" in used]
+            if gather:
+                lines += ["    for j in range(k.size):", "        kk = k[j]"] + gather
+        lines += ["    for j in range(k.size):"] + loads + code + stores + conc + scatter
         return lines
 
     def deriv_states(self, c) -> list[str]:
@@ -594,9 +837,13 @@ class _MechGen:
             s, e, line = st[1], st[2], st[3]
             if _degree(e, s, self.touches) > 1:
                 raise self.fail(f"METHOD cnexp needs {s}' linear in {s}; use derivimplicit", line)
+            x = self.target(s, scope, line)
+            relax = _relaxation(e, s, self.touches)
+            if relax is not None:      # x' = (x∞ − x)/τ: x += (x∞ − x)(1 − e^{−dt/τ})
+                inf, tau = (self.expr(q, scope, line) for q in relax)
+                return [f"{ind2}{x} = {x} + ({inf} - {x}) * (1.0 - fexp(-dt / {tau}))"]
             a = self.expr(e, scope, line, {s: "0.0"})
             b = self.expr(e, scope, line, {s: "1.0"})
-            x = self.target(s, scope, line)
             return [f"{ind2}_a = {a}", f"{ind2}_b = {b} - _a",
                     f"{ind2}{x} = cnexp_step({x}, _a, _b, dt)"]
         self.deriv_states(c)
@@ -712,10 +959,17 @@ class _MechGen:
         for c in self.callables.values():
             if c.kind != "DERIVATIVE":
                 out += self.callable_src(c)
-        kern = self.init_src() + self.cur_src() + self.state_src()
+        kern = self.init_src() + self.cur_src(self.numerical_didv) + self.state_src()
         if self.mod.net_receive is not None:
             kern += self.net_receive_src()
         return out + self.extra_functions + kern
+
+
+def conductance_method(mech: Mechanism) -> str:
+    """How the kernels get a mechanism's conductance: ``"symbolic"`` (currents linear in
+    ``v``, ``g = ∂i/∂v`` from the syntax tree, one evaluation) or ``"numerical"`` (NEURON's
+    ``(i(v + 0.001) − i(v))/0.001``, two evaluations; e.g. a GHK current)."""
+    return "numerical" if _MechGen(mech).linear_current() is None else "symbolic"
 
 
 def check_mechanism(mech: Mechanism) -> None:
@@ -736,30 +990,37 @@ def _template() -> str:
     return src.replace(head, "stims, rec, celsius, mechs, ions, pp):", 1)
 
 
-def module_source(mechs: list[Mechanism], ions: list[str], second_order: bool = False) -> str:
+def module_source(mechs: list[Mechanism], ions: list[str], second_order: bool = False,
+                  numerical_didv: bool = False) -> str:
     """The kernel module of ``mechs`` (in this order) over the ions ``ions``;
-    ``second_order``: for Crank–Nicolson, with the ion currents moved to the half step."""
+    ``second_order``: for Crank–Nicolson, with the ion currents moved to the half step;
+    ``numerical_didv``: every conductance by NEURON's two evaluations (for comparisons)."""
     from .mechanism import ION_DEFAULTS
     lines = ['"""Generated by cosim.multicompartment.codegen — do not edit."""', "",
              "import math", "from numba import njit",
-             "from cosim.multicompartment.fastexp import fexp, cnexp_step",
+             "from cosim.multicompartment.fastexp import fexp, flog, fpow, cnexp_step",
              "from cosim.multicompartment import cable as _cable",
              "globals().update({k: getattr(_cable, k) for k in dir(_cable) if not k.startswith('__')})"]
     for m in mechs:
-        lines += _MechGen(m, second_order).source()
+        lines += _MechGen(m, second_order, numerical_didv).source()
     valence = {}
     for m in mechs:
         for ion, u in m.ions.items():
             valence[ion] = u["valence"]
-    # ion restart at each step
+    # ion restart at each step: currents to 0; where a mechanism writes a concentration,
+    # e by Nernst (libm's log at the flagged nodes only: measured 3× faster than a
+    # branch-free loop computing flog at every node); an ion whose concentrations nobody
+    # writes only restarts its currents
+    from .nmodl import FARADAY, GAS_CONSTANT
+    zero = [f"        ion[{ION_I}, q] = 0.0"] + ([f"        ion[{ION_DIDV}, q] = 0.0"]
+                                                   if second_order else [])
+    lines += ["", "", "@njit(cache=True, error_model='numpy')",
+              "def ion_zero(ion, z, celsius):",
+              "    for q in range(ion.shape[1]):"] + zero
     lines += ["", "", "@njit(cache=True, error_model='numpy')",
               "def ion_start(ion, z, celsius):",
-              "    ktf = 1000.0 * %r * (celsius + 273.15) / %r / z" % (
-                  __import__("cosim.multicompartment.nmodl", fromlist=["x"]).GAS_CONSTANT,
-                  __import__("cosim.multicompartment.nmodl", fromlist=["x"]).FARADAY),
-              "    for q in range(ion.shape[1]):",
-              f"        ion[{ION_I}, q] = 0.0"] + ([
-              f"        ion[{ION_DIDV}, q] = 0.0"] if second_order else []) + [
+              "    ktf = 1000.0 * %r * (celsius + 273.15) / %r / z" % (GAS_CONSTANT, FARADAY),
+              "    for q in range(ion.shape[1]):"] + zero + [
               f"        if ion[{ION_NERNST}, q] != 0.0:",
               f"            ci = ion[{ION_CI}, q]",
               f"            co = ion[{ION_CO}, q]",
@@ -769,6 +1030,8 @@ def module_source(mechs: list[Mechanism], ions: list[str], second_order: bool = 
               f"                ion[{ION_E}, q] = -1e6",
               "            else:",
               f"                ion[{ION_E}, q] = ktf * math.log(co / ci)"]
+    nernst_ions = {ion for m in mechs for ion in m.writes_concentration}
+    start = ["ion_start" if x in nernst_ions else "ion_zero" for x in ions]
 
     def calls(kind, ind, v="v"):
         out = []
@@ -789,13 +1052,13 @@ def module_source(mechs: list[Mechanism], ions: list[str], second_order: bool = 
             out.append(f"{ind}{kind}_{m.name}({', '.join(head + a + ia + ['celsius', 'dt', tt])})")
         return out
     z = [valence.get(x, ION_DEFAULTS.get(x, {}).get("z", 1.0)) for x in ions]
-    cur = [f"ion_start(ions[{q}], {z[q]!r}, celsius)" for q in range(len(ions))]
+    cur = [f"{start[q]}(ions[{q}], {z[q]!r}, celsius)" for q in range(len(ions))]
     cur += calls("cur", "")
     state = calls("state", "")
     events = calls("net", "")
     lines += ["", "", "@njit(cache=True, error_model='numpy')",
               "def init_mechanisms(v, celsius, dt, mechs, ions):"]
-    lines += [f"    ion_start(ions[{q}], {z[q]!r}, celsius)" for q in range(len(ions))]
+    lines += [f"    {start[q]}(ions[{q}], {z[q]!r}, celsius)" for q in range(len(ions))]
     lines += calls("init", "    ") or ["    pass"]
     tmpl = _template()
     out_t = []
@@ -830,9 +1093,10 @@ def _dependency_hash() -> bytes:
     return h.digest()
 
 
-def kernel_module(mechs: list[Mechanism], ions: list[str], second_order: bool = False):
+def kernel_module(mechs: list[Mechanism], ions: list[str], second_order: bool = False,
+                  numerical_didv: bool = False):
     """The imported kernel module of ``mechs`` over ``ions`` (written and cached on first use)."""
-    src = module_source(mechs, ions, second_order)
+    src = module_source(mechs, ions, second_order, numerical_didv)
     key = hashlib.sha256(src.encode() + _dependency_hash()).hexdigest()[:20]
     if key in _LOADED:
         return _LOADED[key]
