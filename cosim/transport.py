@@ -472,29 +472,26 @@ class MPITransport(Transport):
         naming the coordinator (rank 0) — it hears from every part every window with the
         shortest timeout and names a silent part first, so a part still waiting for the
         vote waits for it."""
-        req, _, recv = handle
-        t0 = time.perf_counter()
-        nap = 0.0
-        while True:
-            try:
-                if req.Test():
-                    break
-            except self.MPI.Exception as exc:      # a rank died (the watchdog names it)
-                raise PartnerLost(0, self.labels.get(0, "the coordinator"),
-                                  str(exc).splitlines()[0]) from None
-            self._check_errors()
-            if self.idle is not None:
-                self.idle()
-            now = time.perf_counter()
-            if self.timeout_s and now - t0 > self.timeout_s:
-                raise Stalled(0, self.labels.get(0, "the coordinator"), self.timeout_s)
-            if now - t0 > 20e-6:
-                nap = min(100e-6, nap + 10e-6)
-                time.sleep(nap)
-        self.wait_s += time.perf_counter() - t0
-        return int(recv[0])
+        def stalled() -> int:
+            return 0
+        return self._complete_vote(handle, stalled, grace=False)
 
     def vote_wait(self, handle, unanswered) -> int:
+        """The coordinator completes a vote: an error a rank reported is raised after
+        :attr:`ERROR_GRACE_S` (the windows before the failed one complete meanwhile); on
+        the timeout ``unanswered(guess)`` names the silent rank — the notices' chain ends
+        at a rank that sent none: silent, or itself waiting in this vote for the silent
+        one, so the chain's end is only the guess and the ping tells them apart."""
+        def stalled() -> int:
+            waits = [r for r in self._drain_notices().values() if r >= 0]
+            return unanswered(self._silent(waits[0]) if waits else None)
+        return self._complete_vote(handle, stalled, grace=True)
+
+    def _complete_vote(self, handle, stalled, *, grace: bool) -> int:
+        """Poll a vote's request until it completes (spin ~20 µs, then naps of up to
+        100 µs); a dead rank raises :class:`PartnerLost`, the timeout :class:`Stalled`
+        naming ``stalled()``; errors reported to this rank are raised at once, or with
+        ``grace`` after :attr:`ERROR_GRACE_S`."""
         req, _, recv = handle
         t0 = time.perf_counter()
         nap = 0.0
@@ -507,16 +504,19 @@ class MPITransport(Transport):
                 raise PartnerLost(0, self.labels.get(0, "the coordinator"),
                                   str(exc).splitlines()[0]) from None
             now = time.perf_counter()
-            if t_err is None and self._error_waiting():
-                t_err = now
-            if t_err is not None and now - t_err > self.ERROR_GRACE_S:
-                self._check_errors()      # the windows before the failed one are done
+            if not grace:
+                self._check_errors()
+                if self.idle is not None:
+                    self.idle()
+            else:
+                if t_err is None and self._error_waiting():
+                    t_err = now
+                if t_err is not None and now - t_err > self.ERROR_GRACE_S:
+                    self._check_errors()      # the windows before the failed one are done
             if self.timeout_s and now - t0 > self.timeout_s:
-                # the notices' chain ends at a rank that sent none: silent, or itself
-                # waiting in this vote for the silent one — the ping tells them apart
-                waits = [r for r in self._drain_notices().values() if r >= 0]
-                silent = unanswered(self._silent(waits[0]) if waits else None)
-                raise Stalled(silent, self.labels.get(silent, "a partner"), self.timeout_s)
+                silent = stalled()
+                label = self.labels.get(silent, "the coordinator" if silent == 0 else "a partner")
+                raise Stalled(silent, label, self.timeout_s)
             if now - t0 > 20e-6:
                 nap = min(100e-6, nap + 10e-6)
                 time.sleep(nap)
