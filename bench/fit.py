@@ -228,7 +228,8 @@ def run_cosim_slurm(cfg: dict, folder: Path, partition: str, mpi: dict) -> dict:
     path = folder / "cosim_fit.toml"
     out = folder / "cosim-fit-slurm"
     cmd = [sys.executable, "-m", "cosim", "fit", str(path), "--out", str(out), "--slurm",
-           "--partition", partition, "--mem-per-cpu", "1G", "--time", "30"]
+           "--partition", partition, "--mem-per-cpu", "1G", "--time", "30",
+           "--log", str(out / "%x-%A_%a.out")]     # the tasks' logs in the fit folder
     tic = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True,
                           env=dict(os.environ, **C.SINGLE_THREAD_ENV))
