@@ -151,27 +151,7 @@ def _walk(stmts, reads: set, writes: set, calls: set, locals_: set):
 
 def _degree(e, x: str, touches) -> int:
     """Polynomial degree of expression ``e`` in ``x`` (2 stands for 'not linear')."""
-    kind = e[0]
-    if kind == "num":
-        return 0
-    if kind == "name":
-        return 1 if e[1] == x else 0
-    if kind == "neg":
-        return _degree(e[1], x, touches)
-    if kind == "not":
-        return 2 if _degree(e[1], x, touches) else 0
-    if kind == "call":
-        if any(_degree(a, x, touches) for a in e[2]) or x in touches(e[1]):
-            return 2
-        return 0
-    op, a, b = e[1], _degree(e[2], x, touches), _degree(e[3], x, touches)
-    if op in ("+", "-"):
-        return max(a, b)
-    if op == "*":
-        return min(a + b, 2)
-    if op == "/":
-        return a if b == 0 else 2
-    return 0 if a == b == 0 else 2
+    return _v_degree(e, {x: 1}, touches)
 
 
 def _homogeneous(e, w: str) -> bool:
