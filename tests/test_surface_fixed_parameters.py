@@ -141,3 +141,27 @@ def test_compile_parameters_is_a_scenario_key(tmp_path, capsys):
     assert main(["validate", str(c)]) == 2
     line = capsys.readouterr().err.strip()
     assert "\n" not in line and line.startswith("bad.toml: engines.cortex.compile_parameters: ")
+
+
+@pytest.mark.mpi
+def test_bad_compile_parameters_under_mpiexec_is_one_line_every_rank_exits_2(tmp_path):
+    """The same bad value under ``mpiexec -n 3``: every rank validates and exits 2, rank 0
+    alone prints the one line, nothing is written."""
+    import os
+    import subprocess
+    import sys
+
+    from cosim.launch import find_mpiexec
+    from test_neural_surface import _short
+    text = _short(tmp_path).read_text()
+    (tmp_path / "bad.toml").write_text(
+        text.replace('geometry = "surface"\n', 'geometry = "surface"\ncompile_parameters = "yes"\n'))
+    rank_cmd = f'"{sys.executable}" -m cosim run bad.toml -o out.h5; rc=$?; echo "exit $rc"; exit $rc'
+    env = {k: v for k, v in os.environ.items() if k != "COSIM_DEBUG"}
+    r = subprocess.run([find_mpiexec(), "-n", "3", "sh", "-c", rank_cmd], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stderr
+    assert r.stdout.split("\n") == ["exit 2"] * 3 + [""], r.stdout + r.stderr
+    assert r.stderr.count("\n") == 1, r.stderr
+    assert r.stderr.startswith("bad.toml: engines.cortex.compile_parameters: "), r.stderr
+    assert not (tmp_path / "out.h5").exists()
