@@ -65,10 +65,47 @@ def spike_bins(times_ms, t0_ms: float, bin_ms: float) -> np.ndarray:
     int64 array of ``times_ms``'s shape; indices outside ``[0, n_bins)`` are spikes
     outside the window, for the caller to drop or keep for later.
     """
-    q = (np.asarray(times_ms, dtype=np.float64) - float(t0_ms)) / float(bin_ms)
+    q = np.asarray(times_ms, dtype=np.float64)
+    return _spike_bins(q.ravel(), float(t0_ms), float(bin_ms)).reshape(q.shape)
+
+
+@njit(cache=True)
+def bin_of(t, t0_ms, bin_ms):
+    """The bin index of one spike time (the rule of :func:`spike_bins`; compiled)."""
+    q = (t - t0_ms) / bin_ms
     k = np.rint(q)
-    q = np.where(np.abs(q - k) <= EDGE_RTOL * np.maximum(1.0, np.abs(k)), k, q)
-    return np.ceil(q).astype(np.int64) - 1
+    if abs(q - k) <= EDGE_RTOL * max(1.0, abs(k)):
+        q = k
+    return np.int64(math.ceil(q)) - 1
+
+
+@njit(cache=True)
+def _spike_bins(times, t0_ms, bin_ms):
+    out = np.empty(times.size, dtype=np.int64)
+    for i in range(times.size):
+        out[i] = bin_of(times[i], t0_ms, bin_ms)
+    return out
+
+
+@njit(cache=True)
+def _count_spikes(gids, times, t0_ms, bin_ms, pop_of_gid, counts):
+    """Add the spikes to ``counts`` (n_bins, n_pops); returns how many were counted."""
+    n_bins = counts.shape[0]
+    kept = 0
+    for i in range(gids.size):
+        g = gids[i]
+        if g < 0 or g >= pop_of_gid.size:
+            continue
+        p = pop_of_gid[g]
+        if p < 0:
+            continue
+        if p >= counts.shape[1]:
+            raise ValueError("a population index is past the counts' columns")
+        b = bin_of(times[i], t0_ms, bin_ms)
+        if 0 <= b < n_bins:
+            counts[b, p] += 1
+            kept += 1
+    return kept
 
 
 def count_spikes(gids, times_ms, t0_ms: float, bin_ms: float, n_bins: int,
@@ -92,16 +129,43 @@ def count_spikes(gids, times_ms, t0_ms: float, bin_ms: float, n_bins: int,
     ``(counts, dropped)``: ``counts`` int64 ``(n_bins, n_pops)``; ``dropped`` the number of
     spikes outside ``(t0, t0 + n_bins·bin]`` or of uncounted cells.
     """
-    gids = np.asarray(gids, dtype=np.int64).ravel()
-    b = spike_bins(np.ravel(times_ms), t0_ms, bin_ms)
-    pop_of_gid = np.asarray(pop_of_gid, dtype=np.int64)
-    known = (gids >= 0) & (gids < pop_of_gid.size)
-    p = np.full(gids.size, -1, dtype=np.int64)
-    p[known] = pop_of_gid[gids[known]]
-    keep = (b >= 0) & (b < n_bins) & (p >= 0)
+    gids = np.ascontiguousarray(gids, dtype=np.int64).ravel()
+    times = np.ascontiguousarray(times_ms, dtype=np.float64).ravel()
+    if gids.size != times.size:
+        raise ValueError(f"{gids.size} spike ids but {times.size} spike times")
     counts = np.zeros((int(n_bins), int(n_pops)), dtype=np.int64)
-    np.add.at(counts, (b[keep], p[keep]), 1)
-    return counts, int(gids.size - keep.sum())
+    kept = _count_spikes(gids, times, float(t0_ms), float(bin_ms),
+                         np.ascontiguousarray(pop_of_gid, dtype=np.int64), counts)
+    return counts, int(gids.size - kept)
+
+
+@njit(cache=True)
+def bin_group(pending, ids, times, first_id, stop_id, t0_ms, bin_ms, emitted, counts):
+    """One group's spikes into bins, for a monitor that emits bins as windows end.
+
+    ``pending``: the group's times kept from before; ``ids``/``times``: this window's
+    spikes, of which those with ``first_id ≤ id < stop_id`` (``stop_id < 0``: no upper
+    bound) are the group's.  Bin ``emitted + j`` (by :func:`bin_of`) adds to ``counts[j]``
+    for ``0 ≤ j < counts.size``; earlier spikes are dropped; later ones are returned, in
+    the order pending first, then this window's (what is kept for the next call)."""
+    m = counts.size
+    later = np.empty(pending.size + times.size)
+    n = 0
+    for i in range(pending.size + times.size):
+        if i < pending.size:
+            t = pending[i]
+        else:
+            j = i - pending.size
+            if ids[j] < first_id or (stop_id >= 0 and ids[j] >= stop_id):
+                continue
+            t = times[j]
+        b = bin_of(t, t0_ms, bin_ms) - emitted
+        if b >= m:
+            later[n] = t
+            n += 1
+        elif b >= 0:
+            counts[b] += 1
+    return later[:n].copy()
 
 
 @njit(cache=True)

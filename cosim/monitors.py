@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
-from adapters.spikes_to_rate import spike_bins
+from adapters.spikes_to_rate import bin_group
 
 from .analysis.hemodynamics import BalloonIntegrator, BalloonParams, bold_signal
 from .engines.base import RecordSpec
@@ -34,6 +34,8 @@ from .models import jansen_rit as _jr
 from .monitor_params import BOLD_STEP, BOLD_TR
 
 _RTOL = 1e-9
+_NO_IDS = np.zeros(0, dtype=np.int64)
+_NO_TIMES = np.zeros(0)
 _JR_E0, _JR_V0, _JR_R = _jr.RATE.parameters
 
 
@@ -453,7 +455,8 @@ class SpikeRateMonitor(Monitor):
         self.groups = list(groups)
         self.bin_ms = float(bin_ms)
         self.start_ms = float(start_ms)
-        self._pending: list[list[np.ndarray]] = [[] for _ in self.groups]
+        #: each group's spike times not yet in an emitted bin
+        self._pending: list[np.ndarray] = [_NO_TIMES for _ in self.groups]
         self._emitted = 0                      # bins already returned
         names = tuple(g.name for g in self.groups)
         self.spec = RecordSpec(dataset, names, ("Hz",) * len(names), (region,), self.bin_ms,
@@ -464,31 +467,22 @@ class SpikeRateMonitor(Monitor):
     def update_spikes(self, spikes: dict[str, tuple], t_end_ms: float) -> np.ndarray:
         """Add this window's spikes (population → ``(node_ids, times_ms)``) and return the
         rates of the bins that end at or before ``t_end_ms``: ``(m, group, 1)``."""
-        for k, g in enumerate(self.groups):
-            if g.population not in spikes:
-                continue
-            ids, times = spikes[g.population]
-            ids = np.asarray(ids).ravel()
-            times = np.asarray(times, dtype=np.float64).ravel()
-            mine = ids >= g.first_id
-            if g.stop_id is not None:
-                mine &= ids < g.stop_id
-            if mine.any():
-                self._pending[k].append(times[mine])
         n_done = int(math.floor((t_end_ms - self.start_ms) / self.bin_ms * (1 + _RTOL) + _RTOL))
-        m = n_done - self._emitted
-        if m <= 0:
-            return np.empty((0, len(self.groups), 1))
+        m = max(n_done - self._emitted, 0)
         out = np.zeros((m, len(self.groups), 1))
+        counts = np.zeros(m, dtype=np.int64)
         for k, g in enumerate(self.groups):
-            times = np.concatenate(self._pending[k]) if self._pending[k] else np.zeros(0)
-            # bins (start + b·bin, start + (b+1)·bin], as on the bus
-            b = spike_bins(times, self.start_ms, self.bin_ms) - self._emitted
-            counts = np.bincount(b[(b >= 0) & (b < m)], minlength=m)
-            out[:, k, 0] = counts / (g.n_neurons * self.bin_ms / 1000.0)
-            later = times[b >= m]
-            self._pending[k] = [later] if later.size else []
-        self._emitted = n_done
+            ids, times = spikes.get(g.population, (_NO_IDS, _NO_TIMES))
+            counts[:] = 0
+            self._pending[k] = bin_group(
+                self._pending[k], np.ascontiguousarray(ids, dtype=np.int64).ravel(),
+                np.ascontiguousarray(times, dtype=np.float64).ravel(), g.first_id,
+                -1 if g.stop_id is None else g.stop_id, self.start_ms, self.bin_ms,
+                self._emitted, counts)
+            if m:
+                out[:, k, 0] = counts / (g.n_neurons * self.bin_ms / 1000.0)
+        if m:
+            self._emitted = n_done
         return out
 
     def update(self, samples):  # pragma: no cover - spikes use update_spikes
@@ -497,10 +491,10 @@ class SpikeRateMonitor(Monitor):
     def state(self):
         out = {"emitted": np.array(self._emitted)}
         for k, g in enumerate(self.groups):
-            out[f"pending/{g.name}"] = (np.concatenate(self._pending[k]) if self._pending[k]
-                                        else np.zeros(0))
+            out[f"pending/{g.name}"] = self._pending[k].copy()
         return out
 
     def restore(self, saved):
         self._emitted = int(saved["emitted"])
-        self._pending = [[np.asarray(saved[f"pending/{g.name}"])] for g in self.groups]
+        self._pending = [np.array(saved[f"pending/{g.name}"], dtype=np.float64).ravel()
+                         for g in self.groups]
