@@ -131,6 +131,7 @@ def _run_worker(scen: str, out_json: str) -> None:
 
     sc = load_scenario(scen)
     out = Path(out_json).with_suffix(".h5")
+    ops = _count_coordinator_ops() if os.environ.get("COSIM_SCALE_COUNT_OPS") else None
     from cosim.launch import launcher_world_size
     size = launcher_world_size()
     if size and size > 1:
@@ -151,7 +152,47 @@ def _run_worker(scen: str, out_json: str) -> None:
     Path(out_json).write_text(json.dumps({
         "traffic": summary.traffic, "timing": np.asarray(summary.timing).tolist(),
         "wall_s": summary.wall_s, "simulated_ms": summary.simulated_ms,
-        "n_ranks": summary.n_ranks, "compute_s": summary.compute_s}))
+        "n_ranks": summary.n_ranks, "compute_s": summary.compute_s,
+        "coordinator_ops_per_window": ops[0] / ops[1] if ops and ops[1] else None}))
+
+
+def _count_coordinator_ops() -> list[int]:
+    """Count the operations of the coordinator's per-window work
+    (:meth:`cosim.runtime.Hub.window`, on rank 0): Python bytecodes executed (so a Python
+    loop over the ranks would show) plus C functions called, ``[operations, windows]``,
+    filled as the run goes.  A count does not depend on what else the machine runs, so it
+    shows whether rank 0's work grows with P where oversubscribed wall times cannot
+    (work inside one C call, e.g. numpy on a P-long array, is one operation)."""
+    from cosim import runtime
+
+    counts = [0, 0]
+    window = runtime.Hub.window
+
+    def opcode(frame, event, arg):
+        if event == "opcode":
+            counts[0] += 1
+        return opcode
+
+    def trace(frame, event, arg):
+        frame.f_trace_opcodes = True
+        return opcode
+
+    def prof(frame, event, arg):
+        if event == "c_call":
+            counts[0] += 1
+
+    def counted(self, k, n):
+        sys.settrace(trace)
+        sys.setprofile(prof)
+        try:
+            return window(self, k, n)
+        finally:
+            sys.setprofile(None)
+            sys.settrace(None)
+            counts[1] += 1
+
+    runtime.Hub.window = counted
+    return counts
 
 
 def _pingpong(out_json: str, small: int = 8, large: int = 1 << 22) -> None:
@@ -220,6 +261,7 @@ def figures(result: dict) -> dict:
         "rank0_messages": ranks[0]["messages"], "rank0_bytes": ranks[0]["bytes"],
         "rank0_received_messages": ranks[0]["received_messages"],
         "rank0_work_s": float(np.median(steady[:, 0, 0] + steady[:, 0, 1])),
+        "rank0_ops_per_window": result.get("coordinator_ops_per_window"),
         "part_compute_s": float(np.median(steady[:, 1:, 0])) if timing.shape[1] > 1
         else float(np.median(steady[:, 0, 0])),
         "steady_windows": result["traffic"][0]["steady_windows"],
@@ -236,7 +278,8 @@ ISSUE20_COORDINATOR_PER_PART_S = 100e-6
 def model(fig: dict[int, dict], pp: dict, targets=MODEL_NP) -> dict:
     """Extrapolate the busiest rank's messages and bytes and rank 0's work linearly in P
     (least squares over the measured P ≥ 5), add the stop vote's tree messages, and cost
-    them with (a) the ping-pong's latency and bandwidth and the measured rank-0 work, (b) :data:`INTERCONNECT` and issue 20's
+    them with (a) the ping-pong's latency and bandwidth and rank 0's work (its counted
+    operations per window, fitted, times its seconds per operation at the smallest P), (b) :data:`INTERCONNECT` and issue 20's
     per-part coordinator work, charged per message rank 0 receives per window (one per part
     with the star; what is left of them after the distributed bus) — see the README."""
     ps = np.array(sorted(fig), dtype=float)
@@ -251,12 +294,21 @@ def model(fig: dict[int, dict], pp: dict, targets=MODEL_NP) -> dict:
         return float(slope), float(icept)
 
     fits = {k: fit(k) for k in ("max_messages", "max_bytes", "rank0_work_s",
-                                "rank0_received_messages")}
+                                "rank0_received_messages", "rank0_ops_per_window")}
+    # rank 0's work, modelled as its operations per window (a count of bytecodes and C
+    # calls, fitted in P) times the seconds per operation at the smallest P (the least
+    # oversubscribed run): oversubscribed
+    # wall times grow with P through preemption, whatever the work (see the README)
+    p0 = min(fig)
+    per_op = fig[p0]["rank0_work_s"] / max(fig[p0]["rank0_ops_per_window"], 1.0)
+    ops = fits["rank0_ops_per_window"]
+    fits["rank0_work_from_ops_s"] = (per_op * ops[0], per_op * ops[1])
     part = float(np.mean([fig[int(q)]["part_compute_s"] for q in ps]))
     # the interconnect case: issue 20's work per part's OUTPUT rank 0 receives per window
     per_msg = ISSUE20_COORDINATOR_PER_PART_S
     r0 = fits["rank0_received_messages"]
-    cases = {"measured": (pp["latency_s"], pp["bandwidth_bytes_per_s"], fits["rank0_work_s"]),
+    cases = {"measured": (pp["latency_s"], pp["bandwidth_bytes_per_s"],
+                          fits["rank0_work_from_ops_s"]),
              "interconnect": (INTERCONNECT["latency_s"], INTERCONNECT["bandwidth_bytes_per_s"],
                               (per_msg * r0[0], per_msg * r0[1]))}
     out = {"fits_slope_intercept": fits, "pingpong": pp, "interconnect": INTERCONNECT,
@@ -331,6 +383,10 @@ def main(argv=None) -> int:
         for n in args.np:
             t = time.perf_counter()
             fig[n] = figures(measure(n, tmp, args.duration_ms, args.regions_per_part, env))
+            # a second run counts rank 0's operations (tracing slows it: not timed)
+            fig[n]["rank0_ops_per_window"] = measure(
+                n, tmp, args.duration_ms, args.regions_per_part,
+                dict(env, COSIM_SCALE_COUNT_OPS="1"))["coordinator_ops_per_window"]
             print(f"P = {n}: {time.perf_counter() - t:.1f} s", file=sys.stderr, flush=True)
         wall = {}
         if args.wall_ms > 0:
@@ -349,10 +405,10 @@ def main(argv=None) -> int:
         rows.append([n, nm, s, f["max_messages"], f["max_bytes"], f["busiest_rank"],
                      f["rank0_messages"], f["rank0_bytes"], f["max_messages_besides_rank0"],
                      f["max_bytes_besides_rank0"], f["rank0_work_s"] * 1e6,
-                     f["part_compute_s"] * 1e6])
+                     f["rank0_ops_per_window"], f["part_compute_s"] * 1e6])
     print_table(["P", "NM parts", "spiking", "max msgs/rank/win", "max bytes/rank/win",
                  "busiest", "rank0 msgs", "rank0 bytes", "others' max msgs", "others' max bytes",
-                 "rank0 work µs", "part compute µs"], rows)
+                 "rank0 work µs", "rank0 ops/win", "part compute µs"], rows)
     mod = model(fig, pp)
     print(f"ping-pong: latency {pp['latency_s'] * 1e6:.2f} µs, "
           f"bandwidth {pp['bandwidth_bytes_per_s'] / 1e9:.2f} GB/s")
@@ -374,6 +430,7 @@ def main(argv=None) -> int:
         "rank0_messages_per_window": {str(n): fig[n]["rank0_messages"] for n in args.np},
         "rank0_bytes_per_window": {str(n): fig[n]["rank0_bytes"] for n in args.np},
         "rank0_work_s_per_window": {str(n): fig[n]["rank0_work_s"] for n in args.np},
+        "rank0_ops_per_window": {str(n): fig[n]["rank0_ops_per_window"] for n in args.np},
         "max_messages_besides_rank0": {str(n): fig[n]["max_messages_besides_rank0"] for n in args.np},
         "max_bytes_besides_rank0": {str(n): fig[n]["max_bytes_besides_rank0"] for n in args.np},
         "per_rank": {str(n): fig[n]["ranks"] for n in args.np},

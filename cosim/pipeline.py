@@ -32,21 +32,22 @@ class RecordPipeline:
         #: engines whose parts write their own records (cosim.rank_output)
         self.written_by_parts = set(parallel.engines) if parallel is not None else set()
         self._records: dict[str, dict[int, dict]] = {g.name: {} for g in plan.groups}
-        #: latest rate-monitor samples for live monitoring: engine → {region: Hz}
-        self.live_rates: dict[str, dict[str, float]] = {}
+        #: the engines whose records come here (not the parts' own): a window's work is
+        #: theirs, however many engines write their own
+        self._merged = [g for g in plan.groups if g.name not in self.written_by_parts]
+        #: latest rate-monitor sample per engine, for live monitoring: (regions, values)
+        self._live: dict[str, tuple] = {}
         self._rate_specs: dict[str, list] = {}       # engine → its rate monitors' specs
 
     def take(self, key, records: dict) -> None:
-        self._records[key[0]][key[1]] = records
+        if key[0] not in self.written_by_parts:      # (those are in the parts' rank files)
+            self._records[key[0]][key[1]] = records
 
     def finish(self, k: int, t1: float, timing: np.ndarray) -> None:
         """Merge window ``k``'s records, apply monitors, hand them to the recorder."""
         outputs = {}
-        for g in self.groups:
+        for g in self._merged:
             by_part = self._records[g.name]
-            if g.name in self.written_by_parts:
-                by_part.clear()
-                continue
             recs = self.engines[g.name].merge_records([by_part[p] for p in range(g.n_parts)])
             by_part.clear()
             if g.name in self.monitors:
@@ -66,8 +67,13 @@ class RecordPipeline:
             if spec.dataset in records:
                 x = records[spec.dataset]
                 if x.shape[0]:
-                    self.live_rates[engine] = {str(r): float(v)
-                                               for r, v in zip(spec.regions, x[-1, 0])}
+                    self._live[engine] = (spec.regions, x[-1, 0])
+
+    @property
+    def live_rates(self) -> dict[str, dict[str, float]]:
+        """The latest rate-monitor samples: engine → {region: Hz} (built when asked)."""
+        return {engine: {str(r): float(v) for r, v in zip(regions, x)}
+                for engine, (regions, x) in self._live.items()}
 
     def state(self) -> dict[str, np.ndarray]:
         st = {}

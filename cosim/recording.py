@@ -394,7 +394,7 @@ class Recorder:
                     raise KeyError(f"engine {engine!r} recorded undeclared dataset {dataset!r}")
         if timing is not None and self._own is not None:
             self._own.end_window(-1, np.asarray(timing, dtype=np.float64).reshape(
-                self.n_ranks, len(PHASES))[0])
+                -1, len(PHASES))[0])                # the coordinator's row (rank 0)
         elif timing is not None:
             self._timing.append(np.array(timing, dtype=np.float64).reshape(self.n_ranks, len(PHASES)))
         self._windows_buffered += 1

@@ -179,6 +179,12 @@ class Hub:
         written = recorder.parallel.engines if self.reporting.quiet else ()
         self.quiet = [key for key in self.keys if key[0] in written]
         self.loud = [key for key in self.keys if key[0] not in written]
+        #: the ranks a window with quiet parts hears from (the coordinator's and the loud
+        #: parts'): such a window's timing rows are these ranks' only, so the coordinator's
+        #: per-window work does not grow with the number of ranks; :meth:`adopt` fills
+        #: the quiet parts' rows in at the end
+        self._heard = sorted({BUS_RANK} | {self.rank[key] for key in self.loud})
+        self._row_of = {r: i for i, r in enumerate(self._heard)}
         self.stop_at: int | None = None      # quiet: the window the parts' @stop comes at
         self._commit_at_end: int | None = None
         self.timing = np.zeros((plan.world_size, 3))
@@ -204,7 +210,6 @@ class Hub:
         tr = self.transport
         c0, w0 = tr.comm_s, tr.wait_s
         tic = time.perf_counter()
-        timing = self.timing
         keys = (self.keys if not self.quiet or k == self.stop_at
                 or self.reporting.status_due(k) else self.loud)
         msgs = [tr.recv(key, Kind.OUTPUT, BUS) for key in keys]
@@ -215,8 +220,12 @@ class Hub:
                                    f"before window {k}")
             self.stop_after, self.signum = k, max(stops)
             return True
-        rows = [[0.0, 0.0, 0.0] for _ in range(timing.shape[0])]   # Python floats: the same
-        compute = self.engine_compute                               # sums, without numpy calls
+        # one row per rank, or per rank heard from (_heard) in a window with quiet parts;
+        # Python floats: the same sums, without numpy calls
+        row_of = None if keys is self.keys else self._row_of
+        rows = [[0.0, 0.0, 0.0] for _ in range(self.plan.world_size if row_of is None
+                                                else len(self._heard))]
+        compute = self.engine_compute
         for key, msg in zip(keys, msgs):
             if type(msg) is Output:                 # in one process: handed over as is
                 live, records, t = msg.exports, msg.records, msg.timing
@@ -224,7 +233,8 @@ class Hub:
             else:
                 live, records, t = decode_output(msg)
                 c, m, w = t.tolist()[:3]
-            row = rows[self.rank[key]]
+            r = self.rank[key]
+            row = rows[r if row_of is None else row_of[r]]
             row[0] += c
             row[1] += m
             row[2] += w
@@ -234,11 +244,13 @@ class Hub:
             self.pipeline.take(key, records)
         t1 = (k + 1) * self.sc.simulation.sync_interval_ms
         spent = time.perf_counter() - tic - (tr.comm_s - c0) - (tr.wait_s - w0)
-        row = rows[BUS_RANK]
+        row = rows[BUS_RANK if row_of is None else row_of[BUS_RANK]]
         row[0] += spent
         row[1] += tr.comm_s - c0
         row[2] += tr.wait_s - w0
         timing = self.timing = np.array(rows)       # a new array: kept in all_timing as is
+        # (rows (world_size, 3), or (len(_heard), 3) in a window with quiet parts: the
+        # recorder takes row 0, the coordinator's, which both begin with)
         self.pipeline.finish(k, t1, timing)
         if self.ck.due(k):
             if self.quiet and k + 1 == n_windows:   # no vote after the last window: the
@@ -249,7 +261,7 @@ class Hub:
         tr.flush_sends()
         self.progress.update(t1)
         if self.on_window is not None:
-            self.on_window(k, t1, lambda: self.live_payload(timing))
+            self.on_window(k, t1, lambda: self.live_payload(self._full(timing)))
         return False
 
     def follow_vote(self, k: int, vote) -> None:
@@ -286,12 +298,20 @@ class Hub:
             return guess
         return silent[0] if silent else BUS_RANK
 
+    def _full(self, timing: np.ndarray) -> np.ndarray:
+        """A window's timing rows as ``(world_size, 3)`` (zeros where nothing was heard)."""
+        if timing.shape[0] == self.plan.world_size:
+            return timing
+        full = np.zeros((self.plan.world_size, timing.shape[1]))
+        full[self._heard] = timing
+        return full
+
     def adopt(self, reports: list[dict]) -> None:
         """The quiet parts' timing, gathered once at the end of the run (one report per
         rank): their rows of the summary's timing table and their engines' compute."""
         if not self.quiet or not self.all_timing:
             return
-        table = np.array(self.all_timing)
+        table = np.array([self._full(t) for t in self.all_timing])
         for g in {key[0] for key in self.quiet}:
             self.engine_compute[g] = 0.0
         for key in self.quiet:

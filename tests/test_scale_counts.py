@@ -161,3 +161,21 @@ def test_per_rank_counts_do_not_grow_with_the_number_of_processes(tmp_path):
     r0 = {n: (f["rank0_messages"], f["rank0_bytes"]) for n, f in fig.items()}
     assert r0[9][0] - r0[5][0] <= tree and r0[9][1] <= 1.5 * r0[5][1] + 256, (
         f"rank 0's (messages, bytes) per window grow with P: {r0}")
+
+
+@pytest.mark.mpi
+def test_coordinator_operations_per_window_do_not_grow_with_the_number_of_processes(tmp_path):
+    """Rank 0's per-window work (``Hub.window``), counted as Python bytecodes executed plus C
+    functions called (``bench/scale.py``'s count: independent of the machine's load, unlike
+    oversubscribed wall times), is the same at P = 3 and P = 9 to within 2 %.  (Before the
+    coordinator kept the timing rows of the ranks it hears from only, it grew by ≈ 7
+    operations per rank: 436 → 478 → 646 at P = 3, 9, 33.)"""
+    import os
+
+    scale = _scale()
+    env = dict(os.environ, OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1", COSIM_SCALE_COUNT_OPS="1")
+    ops = {n: scale.measure(n, tmp_path, 6.0, 4, env, timeout=300)["coordinator_ops_per_window"]
+           for n in (3, 9)}
+    assert ops[3] > 100, ops                       # the count sees the window's work
+    assert abs(ops[9] - ops[3]) <= 0.02 * ops[3], (
+        f"rank 0's operations per window grow with P: {ops}")
