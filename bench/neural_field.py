@@ -17,8 +17,8 @@ steps per second and the cost per step divided by N log₂ N (flat when the FFT 
 Every simulator runs in a worker process of its own, one thread, interleaved rounds,
 minimum over ``--repeats`` (see ``_common``).  The ratio is TVB ÷ cosim of wall seconds per
 simulated second; target ≥ 10.  ``--cosim-threads 1 2`` (the default) also times cosim's
-surface on 2 numba threads (``threads = 2``: the same bits; worker ``cosim-2threads``, with
-``OMP_NUM_THREADS=2 OMP_WAIT_POLICY=passive``) against
+surface on 2 numba threads (``threads = 2``: the same bits; worker ``cosim-2threads``, numba's
+OpenMP layer as :func:`cosim.numba_threads.choose` picks it, ``OMP_NUM_THREADS=2``) against
 the same one-thread TVB: ``ratios_cosim_threads`` in the JSON; ``ratios.tvb`` stays the
 one-thread-each ratio.
 
@@ -63,9 +63,11 @@ class CosimSurfaceRunner:
         return {"cosim": cosim.__version__, "numba": version("numba")}
 
     def _engine(self):
+        from cosim import numba_threads
         from cosim.connectome import load_connectome
         from cosim.engines.neural_surface import NeuralSurfaceEngine
         c = self.c
+        numba_threads.choose({"neural_field"})      # as the runtime does for this process
         eng = NeuralSurfaceEngine("cortex", "generic_2d_oscillator",
                                   load_connectome("tvb:connectivity_76"), coupling="linear",
                                   coupling_parameters={"G": c["G"]},
@@ -272,11 +274,11 @@ def main(argv=None) -> int:
     threaded = {f"cosim-{t}threads": t for t in args.cosim_threads if t > 1}
     plan = [{"name": "cosim", "config": surf},
             {"name": "tvb", "config": surf, "before_setup": initial_from_cosim}]
-    # numba's OpenMP layer: t threads that sleep rather than spin at the barriers (with
-    # OMP_NUM_THREADS=1 and spinning, one round here was 12× slower than one thread)
+    # numba's OpenMP layer (cosim.numba_threads.choose) with t threads and OpenMP's default
+    # wait policy (spin a little, then sleep): with OMP_WAIT_POLICY=passive a step was 2.3×
+    # slower, with the workqueue layer 3× (bench/README.md)
     plan += [{"name": n, "config": dict(surf, threads=t),
-              "env": {"NUMBA_NUM_THREADS": str(t), "OMP_NUM_THREADS": str(t),
-                      "OMP_WAIT_POLICY": "passive"}}
+              "env": {"NUMBA_NUM_THREADS": str(t), "OMP_NUM_THREADS": str(t)}}
              for n, t in threaded.items()]
     for n in args.grids:
         steps = max(5, round(args.sheet_steps * 64 ** 2 / n ** 2))

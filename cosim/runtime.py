@@ -60,6 +60,7 @@ from typing import Callable, TextIO
 
 import numpy as np
 
+from . import numba_threads
 from .checkpoint import Checkpointer, fingerprint
 from .coupling_layout import coupling_layout
 from .exchange import exchange_pattern
@@ -538,6 +539,7 @@ def _build(scenario, layout, plan: Plan, keys, ck: Checkpointer, k_start: int, r
     bus (:mod:`cosim.exchange`); a new run exchanges the initial history, a resumed one
     restores what each part keeps."""
     pattern = exchange_pattern(scenario, layout, plan)
+    numba_threads.choose({scenario.engines[key[0]].type_name for key in keys})
     parts = {}
     for key in keys:
         part = make_part(scenario, layout, plan, key,

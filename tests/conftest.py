@@ -10,6 +10,7 @@ launch MPI or SLURM fails the test (``_util.launch_kind``, ``tests/README.md``).
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 import textwrap
 from collections.abc import Mapping
@@ -17,8 +18,14 @@ from pathlib import Path
 
 import pytest
 
-from _util import launch_kind
-from cosim.toml_writer import dumps
+# numba's threading layer for this process and the runs it starts: workqueue.  The suite
+# runs threaded surface kernels and NEST/NEURON in one process, and cosim.numba_threads'
+# choice of numba's OpenMP layer next to their own OpenMP runtime would crash; that
+# choice is tested in fresh interpreters (tests/test_numba_threads.py).
+os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
+
+from _util import launch_kind  # noqa: E402
+from cosim.toml_writer import dumps  # noqa: E402
 
 
 @contextlib.contextmanager

@@ -38,18 +38,10 @@ import hashlib
 import importlib.util
 from pathlib import Path
 
-import os
-
-import numba
 import numpy as np
 from numba import njit, prange
 
-# numba's threads without an OpenMP runtime of its own: NEST (and NEURON) bring theirs into
-# the same process, and two OpenMP runtimes in one process crash (nest.ResetKernel after a
-# parallel kernel ran).  A user's NUMBA_THREADING_LAYER still wins.
-if "NUMBA_THREADING_LAYER" not in os.environ:
-    numba.config.THREADING_LAYER = "workqueue"
-
+from .. import numba_threads  # noqa: F401  (numba's threading layer: workqueue unless chosen)
 from ..errors import CosimError
 from ..integrators import _FLAGS, _inlined, _rebound, _source_hash
 from .specialise import fixed_parameters, parameter_key
@@ -328,7 +320,15 @@ def _t_window_par(n_steps, step, heun, dt, every, x, xs, k1, k2, qq, hist, net, 
     k = 0
     for m in range(n_steps):
         n = step + m
-        region_input(hist, n, ptr, src, dly, w, xr, cvar, cp, rowsum, s, cr)
+        h0 = n % H                       # region_input's arithmetic, a prange over regions
+        for r in prange(R):
+            for a in range(s.shape[1]):
+                acc = 0.0
+                for e in range(ptr[r], ptr[r + 1]):
+                    i = h0 - dly[e]
+                    acc += w[e] * hist[i + H * (i < 0), a, src[e]]
+                s[r, a] = acc
+            coupling_post(s, xr, cvar, rowsum, cp, r, cr)
         if heun:
             for v in prange(V):
                 vertex_deriv(x, q1, cr, region_of, L, lin, p, c, k1, v)
