@@ -308,23 +308,30 @@ def test_excluded_regions_need_an_engine(tmp_path, capsys):
 
 
 def test_fixed_width_rows_are_the_csr_sums():
-    """``ell_split``: the local product over fixed-width rows + remainder equals scipy's
-    CSR product bit for bit (same entries, same order; padding adds 0) — rows shorter and
-    longer than the width, empty rows, the shipped 16k matrix's width."""
+    """``ell_split``: the local product as the kernels form it — each row's first ``width``
+    entries summed in column order (padding adds 0), plus the sum of the rest in column
+    order (the long rows' remainder, summed before the pass) — equals that sum of scipy's
+    CSR entries bit for bit, and scipy's product to rounding; rows shorter and longer
+    than the width, empty rows, the shipped 16k matrix's width."""
     import scipy.sparse as sp
     from numba import njit
     from cosim.fields.surface import ell_split, load_local_connectivity
 
     @njit
     def product(L, q, out):
-        fi, fv, xp, xi, xv = L
+        fi, fv, xp, xi, xv, lr, ex = L
+        ex[:] = 0.0
+        for t in range(lr.size):
+            v = lr[t]
+            acc = 0.0
+            for e in range(xp[v], xp[v + 1]):
+                acc += xv[e] * q[xi[e]]
+            ex[v] = acc
         for v in range(q.size):
             acc = 0.0
             for e in range(fi.shape[1]):
                 acc += fv[v, e] * q[fi[v, e]]
-            for e in range(xp[v], xp[v + 1]):
-                acc += xv[e] * q[xi[e]]
-            out[v] = acc
+            out[v] = acc + ex[v]
 
     rng = np.random.default_rng(2)
     m = sp.random(300, 300, density=0.03, random_state=3, format="csr")
@@ -340,8 +347,14 @@ def test_fixed_width_rows_are_the_csr_sums():
         L = ell_split(m, width)
         out = np.empty(300)
         product(L, q, out)
-        ref = np.array([sum((m.data[e] * q[m.indices[e]] for e in range(m.indptr[v], m.indptr[v + 1])), 0.0)
-                        for v in range(300)])
+        k = L[0].shape[1]                                  # the fixed width
+
+        def part(v, lo, hi):
+            e0 = m.indptr[v]
+            return sum((m.data[e] * q[m.indices[e]]
+                        for e in range(e0 + lo, min(e0 + hi, m.indptr[v + 1]))), 0.0)
+        ref = np.array([part(v, 0, k) + part(v, k, m.shape[1] + 1) for v in range(300)])
+        assert (L[5] == np.nonzero(np.diff(m.indptr) > k)[0]).all()
         np.testing.assert_array_equal(out, ref)
         np.testing.assert_allclose(out, m @ q, rtol=1e-12, atol=1e-12)
     assert ell_split(load_local_connectivity("tvb:local_connectivity_16384"))[0].shape == (16384, 8)

@@ -202,6 +202,9 @@ class NeuralSurfaceEngine(Engine):
         self.region_of = np.ascontiguousarray(self.region_of[self.kept])
         self.n_vertices = int(self.region_of.size)
         self.counts = np.bincount(self.region_of, minlength=n_reg).astype(np.float64)
+        #: the kernels' copy of region_of, as narrow as fits (uint16 for the connectomes'
+        #: tens to hundreds of regions: a quarter of the bytes each pass streams)
+        self._rk = np.ascontiguousarray(self.region_of, dtype=sf.index_dtype(n_reg))
         # the regions with vertices are the engine's; the others belong to other engines
         self.region_indices = np.flatnonzero(self.counts > 0).astype(np.int64)
         self.external = np.flatnonzero(self.counts == 0).astype(np.int64)
@@ -493,7 +496,7 @@ class NeuralSurfaceEngine(Engine):
             self._window_par = sf.surface_window_parallel(
                 self.model.name, dfun, self.coupling, width, self.model.n_state, self._fixed(),
                 self.model.bounds(), local=self._local, cvar=self._cvar)
-        self._region_average(self._x, self.region_of, self.counts, self._cvar,
+        self._region_average(self._x, self._rk, self.counts, self._cvar,
                              self.coupling_params, self._xr, self._aff, self._hist, 0)
         self._hist[:] = self._hist[0]             # constant history for t ≤ 0
         self._own = self.part_regions(self.part, self.n_parts)
@@ -536,7 +539,7 @@ class NeuralSurfaceEngine(Engine):
         self._region_input(self._hist, n, ptr, src, dly, w, self._xr, self._cvar,
                            self.coupling_params, self._rowsum, self._s, self._cr)
         self._local_q(x, lp, lm, self._q)
-        self._derivs(x, self._q, self._cr, self.region_of, self._L, lin,
+        self._derivs(x, self._q, self._cr, self._rk, self._L, lin,
                      self.v0, self.v1, self._p, self._c, self._k1)
         if self.integrator == "euler":
             sf.euler_update(x, self._k1, self.dt_ms, self.v0, self.v1, self._lo, self._hi, x)
@@ -544,12 +547,12 @@ class NeuralSurfaceEngine(Engine):
             sf.euler_update(x, self._k1, self.dt_ms, self.v0, self.v1, self._lo, self._hi, xs)
             self._join(xs)
             self._local_q(xs, lp, lm, self._q)
-            self._derivs(xs, self._q, self._cr, self.region_of, self._L, lin,
+            self._derivs(xs, self._q, self._cr, self._rk, self._L, lin,
                          self.v0, self.v1, self._p, self._c, self._k2)
             sf.heun_update(x, self._k1, self._k2, self.dt_ms, self.v0, self.v1, self._lo, self._hi)
         self._join(x)
         self.step = n + 1
-        self._region_average(x, self.region_of, self.counts, self._cvar, self.coupling_params,
+        self._region_average(x, self._rk, self.counts, self._cvar, self.coupling_params,
                              self._xr, self._aff, self._hist, self.step % self.H)
 
     def advance(self, t0_ms: float, t1_ms: float, inputs=None) -> WindowOutput:
@@ -578,7 +581,7 @@ class NeuralSurfaceEngine(Engine):
                     self._window_par(
                         m, step0 + done, self.integrator == "heun", self.dt_ms, every, self._x,
                         self._xs, self._k1, self._k2, self._qq, self._hist, self._net,
-                        self._L, self._local, (self.region_of, self.counts),
+                        self._L, self._local, (self._rk, self.counts),
                         self._members, self._cvar, self.coupling_params, self._rowsum, self._p,
                         self._lo, self._hi, (self._xr, self._aff, self._s, self._cr, self._c),
                         self._rec_rows, rec[k:])
@@ -586,7 +589,7 @@ class NeuralSurfaceEngine(Engine):
                     self._window(m, step0 + done, self.integrator == "heun", self.dt_ms, every,
                                  self._x, self._xs, self._k1, self._k2, self._qq, self._hist,
                                  self._net, self._L, self._local,
-                                 (self.region_of, self.counts), self._members, self._cvar,
+                                 (self._rk, self.counts), self._members, self._cvar,
                                  self.coupling_params, self._rowsum, self._p, self._lo,
                                  self._hi, (self._xr, self._aff, self._s, self._cr, self._c),
                                  self._rec_rows, rec[k:])
@@ -600,7 +603,7 @@ class NeuralSurfaceEngine(Engine):
             for _ in range(n_steps):
                 self._one_step()
                 if self.step % every == 0:
-                    self._region_mean(self._x, self.region_of, self.counts, self._rec_rows, rec[k])
+                    self._region_mean(self._x, self._rk, self.counts, self._rec_rows, rec[k])
                     self._project(sens, k)
                     k += 1
         check_finite(self.name, self._x[self.v0:self.v1],
@@ -671,7 +674,7 @@ class NeuralSurfaceEngine(Engine):
         self._x[...] = np.asarray(state["x"])
         self.step = int(np.asarray(state["step"]))
         # the region averages of the restored state (the same numbers as at the save)
-        self._region_average(self._x, self.region_of, self.counts, self._cvar,
+        self._region_average(self._x, self._rk, self.counts, self._cvar,
                              self.coupling_params, self._xr, self._aff, self._hist,
                              self.step % self.H)
         self._hist[...] = np.asarray(state["history"])

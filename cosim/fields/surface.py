@@ -155,26 +155,40 @@ def _t_local_q(x, lp, lm, q):
         q[v] = x[v, lp] - (x[v, lm] if lm >= 0 else 0.0)
 
 
+def _t_long_rows(q, L):
+    """The remainder sums of the rows longer than the fixed width (:func:`ell_split`), for
+    the local variable ``q`` of the coming pass: ``ex[v] = Σ_{e ≥ width} L_ve q_e``."""
+    fi, fv, xp, xi, xv, lr, ex = L
+    for t in range(lr.size):
+        v = lr[t]
+        acc = 0.0
+        for e in range(xp[v], xp[v + 1]):
+            acc += xv[e] * q[xi[e]]
+        ex[v] = acc
+
+
 def _t_vertex_deriv(x, q, cr, region_of, L, lin, p, c, dx, v):
     """``dx[v]`` with input ``c[v] = c_{r(v)}`` plus the local term ``Σ_e L_ve q_e``
-    (``L``: :func:`ell_split` of ``κ`` times the local connectivity — the row's entries in
-    column order, padding adds 0; ``ELL_WIDTH``, the fixed width, is a compile-time
-    constant of the specialised kernel, so that loop is unrolled)."""
-    fi, fv, xp, xi, xv = L
+    (``L``: :func:`ell_split` of ``κ`` times the local connectivity: the row's first
+    ``ELL_WIDTH`` entries in column order — a compile-time constant of the specialised
+    kernel, so that loop is unrolled; padding adds 0 — plus ``ex[v]``, the sum of the rest
+    in column order, which :func:`_t_long_rows` left for this pass; 0 for the other rows.
+    No loop of variable length in the vertex loop: its branch cost a quarter of the pass)."""
+    fi, fv, xp, xi, xv, lr, ex = L
     acc = 0.0
     for e in range(ELL_WIDTH):
         acc += fv[v, e] * q[fi[v, e]]
-    for e in range(xp[v], xp[v + 1]):
-        acc += xv[e] * q[xi[e]]
+    acc += ex[v]
     r = region_of[v]
-    for a in range(c.shape[1]):
-        c[v, a] = cr[r, a]
+    for a in range(N_IN):                # the coupling's inputs, compiled in (no loop of
+        c[v, a] = cr[r, a]               # variable length in the vertex loop)
     c[v, lin] = cr[r, lin] + acc         # not `+=`: no reload of the value just stored
     model_dfun(x, c, p, v, dx)
 
 
 def _t_derivs(x, q, cr, region_of, L, lin, v0, v1, p, c, dx):
-    """``dx`` of vertices ``v0 … v1 − 1`` (:func:`_t_vertex_deriv`)."""
+    """``dx`` of vertices ``v0 … v1 − 1`` (:func:`_t_vertex_deriv`; ``q`` complete)."""
+    long_rows(q, L)
     for v in range(v0, v1):
         vertex_deriv(x, q, cr, region_of, L, lin, p, c, dx, v)
 
@@ -270,11 +284,13 @@ def _t_window(n_steps, step, heun, dt, every, x, xs, k1, k2, qq, hist, net, L, l
             for kk in range(nc):
                 xr[r, CVAR[kk]] = 0.0
         if heun:
+            long_rows(q1, L)
             for v in range(V):
                 vertex_deriv(x, q1, cr, region_of, L, lin, p, c, k1, v)
                 for j in range(NS):
                     xs[v, j] = min(max(x[v, j] + dt * k1[v, j], LO[j]), HI[j])
                 q2[v] = xs[v, lp] - (xs[v, lm] if lm >= 0 else 0.0)
+            long_rows(q2, L)
             for v in range(V):
                 vertex_deriv(xs, q2, cr, region_of, L, lin, p, c, k2, v)
                 for j in range(NS):
@@ -284,6 +300,7 @@ def _t_window(n_steps, step, heun, dt, every, x, xs, k1, k2, qq, hist, net, L, l
                 for kk in range(nc):
                     xr[r, CVAR[kk]] += x[v, CVAR[kk]]
         else:
+            long_rows(q1, L)
             for v in range(V):
                 vertex_deriv(x, q1, cr, region_of, L, lin, p, c, k1, v)
                 for j in range(NS):
@@ -330,17 +347,20 @@ def _t_window_par(n_steps, step, heun, dt, every, x, xs, k1, k2, qq, hist, net, 
                 s[r, a] = acc
             coupling_post(s, xr, cvar, rowsum, cp, r, cr)
         if heun:
+            long_rows(q1, L)
             for v in prange(V):
                 vertex_deriv(x, q1, cr, region_of, L, lin, p, c, k1, v)
                 for j in range(NS):
                     xs[v, j] = min(max(x[v, j] + dt * k1[v, j], LO[j]), HI[j])
                 q2[v] = xs[v, lp] - (xs[v, lm] if lm >= 0 else 0.0)
+            long_rows(q2, L)
             for v in prange(V):
                 vertex_deriv(xs, q2, cr, region_of, L, lin, p, c, k2, v)
                 for j in range(NS):
                     x[v, j] = min(max(x[v, j] + dt * 0.5 * (k1[v, j] + k2[v, j]), LO[j]), HI[j])
                 q1[v] = x[v, lp] - (x[v, lm] if lm >= 0 else 0.0)
         else:
+            long_rows(q1, L)
             for v in prange(V):
                 vertex_deriv(x, q1, cr, region_of, L, lin, p, c, k1, v)
                 for j in range(NS):
@@ -379,13 +399,15 @@ def _t_region_mean(x, region_of, counts, rows, out):
 
 
 def ell_split(m, width: int | None = None):
-    """A CSR matrix as ``(fi, fv, xp, xi, xv)``: the first ``width`` entries of every row in
-    fixed-width arrays ``(row, width)`` (short rows padded with weight 0 on the row's own
-    index) and the rest of long rows in a CSR remainder ``(xp, xi, xv)`` — the same entries
-    in the same order, so a row's sum has the same value; the fixed trip count keeps the
-    loop's branches predictable (rows of 3 … 11 entries in CSR cost a mispredicted loop
-    exit each: ~10× slower on the 16k cortex).  ``width``: the 95th percentile of the row
-    lengths (at least 1).  Column indices: :func:`index_dtype`."""
+    """A CSR matrix as ``(fi, fv, xp, xi, xv, lr, ex)``: the first ``width`` entries of every
+    row in fixed-width arrays ``(row, width)`` (short rows padded with weight 0 on the row's
+    own index) and the rest of long rows in a CSR remainder ``(xp, xi, xv)``, in column
+    order; ``lr`` the long rows, ``ex`` a row-length scratch for their remainder sums
+    (:func:`_t_long_rows`).  A row's product is its fixed-width sum plus its remainder's
+    sum.  The fixed trip count keeps the loop's branches predictable (rows of 3 … 11
+    entries in CSR cost a mispredicted loop exit each: ~10× slower on the 16k cortex).
+    ``width``: the 95th percentile of the row lengths (at least 1).  Column indices:
+    :func:`index_dtype`."""
     n = m.shape[0]
     deg = np.diff(m.indptr)
     K = int(width) if width is not None else max(1, int(np.percentile(deg, 95)) if n else 1)
@@ -398,7 +420,9 @@ def ell_split(m, width: int | None = None):
     fi[rows[head], pos[head]] = m.indices[head]
     fv[rows[head], pos[head]] = m.data[head]
     xp = np.concatenate([[0], np.cumsum(np.maximum(deg - K, 0))]).astype(np.int64)
-    return (fi, fv, xp, m.indices[~head].astype(idx), m.data[~head].astype(np.float64))
+    long = np.nonzero(deg > K)[0].astype(np.int64)
+    return (fi, fv, xp, m.indices[~head].astype(idx), m.data[~head].astype(np.float64), long,
+            np.zeros(n))
 
 
 def index_dtype(n: int):
@@ -481,15 +505,16 @@ def surface_kernels(model_name: str, dfun, coupling, width: int, n_state: int, p
     if key in _SURFACE_KERNELS:
         return _SURFACE_KERNELS[key]
     digest = _source_hash(dfun, coupling.afferent, coupling.post, _t_vertex_deriv, _t_derivs,
-                          _t_region_input, _t_region_finish, _t_region_average, _t_window,
+                          _t_long_rows, _t_region_input, _t_region_finish, _t_region_average, _t_window,
                           _t_member_sums, _t_member_means, euler_update, fixed_parameters)
     tag = f"{model_name}__{coupling.name}__w{width}s{n_state}__{digest}{ptag}{btag}{ltag}"
     glb = dict(globals())
     glb.update(model_dfun=_inlined(model), coupling_afferent=_inlined(coupling.afferent),
                coupling_post=_inlined(coupling.post), ELL_WIDTH=width, NS=n_state, LO=lo, HI=hi,
-               LOCAL_IDX=li, CVAR=cv)
-    for t in (_t_vertex_deriv, _t_local_q, _t_derivs, _t_region_input, _t_region_finish,
-              _t_region_average, _t_region_mean, _t_member_sums, _t_member_means):
+               LOCAL_IDX=li, CVAR=cv, N_IN=coupling.n_inputs(cv.size))
+    for t in (_t_vertex_deriv, _t_long_rows, _t_local_q, _t_derivs, _t_region_input,
+              _t_region_finish, _t_region_average, _t_region_mean, _t_member_sums,
+              _t_member_means):
         glb[t.__name__[3:]] = _inlined(_rebound(t, glb))
     glb.update(euler_update_=_inlined(euler_update), heun_update_=_inlined(heun_update))
     out = tuple(njit(cache=True, **_FLAGS)(_rebound(t, glb, f"{t.__name__[3:]}__{tag}"))
@@ -513,13 +538,14 @@ def surface_window_parallel(model_name: str, dfun, coupling, width: int, n_state
     if key in _SURFACE_KERNELS:
         return _SURFACE_KERNELS[key]
     digest = _source_hash(dfun, coupling.afferent, coupling.post, _t_vertex_deriv,
-                          _t_region_input, _t_region_finish, _t_window_par, fixed_parameters)
+                          _t_long_rows, _t_region_input, _t_region_finish, _t_window_par,
+                          fixed_parameters)
     tag = f"{model_name}__{coupling.name}__w{width}s{n_state}__{digest}{ptag}{btag}{ltag}"
     glb = dict(globals())
     glb.update(model_dfun=_inlined(model), coupling_afferent=_inlined(coupling.afferent),
                coupling_post=_inlined(coupling.post), ELL_WIDTH=width, NS=n_state, LO=lo, HI=hi,
-               LOCAL_IDX=li, CVAR=cv)
-    for t in (_t_vertex_deriv, _t_region_input, _t_region_finish):
+               LOCAL_IDX=li, CVAR=cv, N_IN=coupling.n_inputs(cv.size))
+    for t in (_t_vertex_deriv, _t_long_rows, _t_region_input, _t_region_finish):
         glb[t.__name__[3:]] = _inlined(_rebound(t, glb))
     out = njit(cache=True, parallel=True, **_FLAGS)(
         _rebound(_t_window_par, glb, f"window_par__{tag}"))
