@@ -15,14 +15,16 @@ over the *steady* windows: every window but the first and the last, so no start-
 close), gathered once at the end of the run (:attr:`cosim.progress.RunSummary.traffic`).
 Reported per P: the largest per-rank messages and bytes per window (sent + received), the
 coordinator's (rank 0), and rank 0's per-window work (compute + communicate, waiting
-excluded: the median over the steady windows of ``/timing``'s phases).
+excluded: the median over the steady windows of ``/timing``'s phases), and — from a second,
+traced run per P — rank 0's per-window *operations* (``Hub.window``'s Python bytecodes and C
+calls: a count, which oversubscription cannot inflate the way it inflates wall times).
 
 A ping-pong (``mpiexec -n 2``, mpi4py buffers) measures the per-message latency (8-byte
 messages) and the bandwidth (4 MiB messages) of this machine's MPI; with them a model of
 weak scaling to 256 and 1024 ranks (see bench/README.md for its assumptions):
 per-window time of the busiest rank = messages × latency + bytes / bandwidth + the
-coordinator's per-part work, each extrapolated linearly in P from the measured points
-(P ≥ 5), plus the stop vote (an ``Iallreduce`` the counters leave out: 2⌈log₂ P⌉ messages).  Wall-time figures (one process and ``--wall-np``, 3 by default) are taken
+coordinator's work (its operations per window × its seconds per operation at the smallest
+P), each extrapolated linearly in P from the measured points (P ≥ 5), plus the stop vote (an ``Iallreduce`` the counters leave out: 2⌈log₂ P⌉ messages).  Wall-time figures (one process and ``--wall-np``, 3 by default) are taken
 with ``--wall-ms`` of simulated time.
 
     python bench/scale.py [--np 3 5 9 17 33] [--duration-ms 8] [--json out.json]
