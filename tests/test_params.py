@@ -134,7 +134,9 @@ def test_one_sigmoid_everywhere():
     dx = np.zeros_like(x)
     for i in range(v.size):
         dfun(x, np.zeros((v.size, 1)), params, i, dx)
-    np.testing.assert_array_equal(dx[:, 3], p["A"] * p["a"] * s)
+    # to 1 ulp: numpy's exp over an array takes its SIMD path on AVX-512 machines, which
+    # differs from libm's (the compiled dfun's) in the last bit at some points
+    np.testing.assert_allclose(dx[:, 3], p["A"] * p["a"] * s, rtol=4e-16, atol=0)
 
     # the coupling with the model's constants
     cp = np.tile(SIGMOIDAL_JANSEN_RIT.default_parameters(), (v.size, 1))
