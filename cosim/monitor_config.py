@@ -122,6 +122,14 @@ class EngineMonitors:
                 raise ValueError(f"monitor dataset {n!r} of engine {engine!r} is not unique")
 
     @property
+    def chunk_invariant(self) -> bool:
+        """Whether :meth:`apply` gives the same numbers for any split of the records in
+        time (several windows' records at once, or one by one): every monitor's own
+        declaration (:attr:`cosim.monitors.Monitor.chunk_invariant`)."""
+        mons = [m for _, m in self.series] + ([self.spike_rate] if self.spike_rate else [])
+        return all(m.chunk_invariant for m in mons)
+
+    @property
     def passthrough(self) -> bool:
         """True when nothing is changed (no monitors, raw samples kept)."""
         return self.raw and not self.series and self.spike_rate is None

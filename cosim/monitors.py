@@ -93,6 +93,12 @@ class Monitor:
 
     kind = "monitor"
     spec: RecordSpec
+    #: whether the output is the same, bit for bit, however the input is split in time
+    #: (one window's samples at a time, or several windows' at once): per-sample
+    #: arithmetic only — the record pipeline then hands it several windows at once
+    #: (:class:`cosim.pipeline.RecordPipeline`); ``tests/test_monitor_batches.py`` checks
+    #: every monitor that says so
+    chunk_invariant = False
 
     def __init__(self, k: int):
         self.k = int(k)
@@ -227,6 +233,8 @@ class AverageMonitor(Monitor):
     ``period_ms`` must be a whole multiple of the source period.
     """
 
+    chunk_invariant = True
+
     def __init__(self, source: RecordSpec, period_ms: float, *, mode: str = "average",
                  variables: list[str] | None = None, dataset: str | None = None):
         k = whole_ratio(period_ms, source.period_ms)
@@ -280,6 +288,7 @@ class BoldMonitor(Monitor):
     """
 
     kind = "bold"
+    chunk_invariant = True
 
     def __init__(self, source: RecordSpec, signal: Signal, *, tr_ms: float = BOLD_TR.default,
                  params: BalloonParams = BalloonParams(), scale: float = 1.0,
@@ -369,6 +378,9 @@ class EegMonitor(Monitor):
                 raise ValueError(f"{len(sensors)} sensor names for a lead field of "
                                  f"{lf.shape[0]} rows")
             regions = tuple(sensors)
+        #: a lead field is a matrix product over the samples at hand (BLAS may sum a row
+        #: in another order for another number of rows)
+        self.chunk_invariant = self.leadfield is None
         self.spec = replace(source, dataset=dataset, variables=("eeg",),
                             units=(unit or (self.signal.unit if self.leadfield is None else "a.u."),),
                             regions=tuple(regions), period_ms=k * source.period_ms,
@@ -395,6 +407,7 @@ class RateMonitor(Monitor):
     maximal rate), optionally averaged over ``period_ms`` blocks."""
 
     kind = "rate"
+    chunk_invariant = True
 
     def __init__(self, source: RecordSpec, signal: Signal, *, period_ms: float | None = None,
                  dataset: str = "rate"):
@@ -443,6 +456,7 @@ class SpikeRateMonitor(Monitor):
     """
 
     kind = "rate"
+    chunk_invariant = True
 
     def __init__(self, groups: list[SpikeGroup], bin_ms: float, *, region: str = "spiking",
                  start_ms: float = 0.0, dataset: str = "rate"):

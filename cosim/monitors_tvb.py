@@ -43,6 +43,7 @@ class SpatialAverageMonitor(Monitor):
     """
 
     kind = "spatial_average"
+    chunk_invariant = True
 
     def __init__(self, source: RecordSpec, groups: Sequence[tuple[str, Sequence[int]]], *,
                  variables: Sequence[str] | None = None, period_ms: float | None = None,
@@ -105,6 +106,7 @@ class ExpressionMonitor(Monitor):
     optionally block-averaged over ``period_ms``."""
 
     kind = "expression"
+    chunk_invariant = True
 
     def __init__(self, source: RecordSpec, expressions: dict[str, str], *,
                  units: dict[str, str] | None = None, period_ms: float | None = None,
@@ -151,6 +153,7 @@ class VolterraBoldMonitor(Monitor):
     """
 
     kind = "bold"
+    chunk_invariant = True
 
     def __init__(self, source: RecordSpec, signal: Signal, *, kernel: str = "first_order_volterra",
                  kernel_parameters: dict | None = None, tr_ms: float = 2000.0,

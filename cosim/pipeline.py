@@ -22,7 +22,7 @@ class _Out:
 class RecordPipeline:
     """Merging, monitors and the recorder of one run (on the bus node)."""
 
-    def __init__(self, scenario, plan, recorder):
+    def __init__(self, scenario, plan, recorder, batch: bool = False):
         self.engines = scenario.engines
         self.monitors = scenario.monitors
         self.groups = plan.groups
@@ -38,24 +38,57 @@ class RecordPipeline:
         #: latest rate-monitor sample per engine, for live monitoring: (regions, values)
         self._live: dict[str, tuple] = {}
         self._rate_specs: dict[str, list] = {}       # engine → its rate monitors' specs
+        #: windows merged but not yet through the monitors and the recorder (``batch``):
+        #: they go together at the next flush, checkpoint or end, so the per-window Python
+        #: of the monitors and the recorder is paid once per batch.  Only where every
+        #: monitor gives the same numbers for any split of its input in time
+        #: (``chunk_invariant``), so the file is the one written window by window.
+        self.batch = batch and all(m.chunk_invariant for m in self.monitors.values())
+        self._held: list[tuple] = []
 
     def take(self, key, records: dict) -> None:
         if key[0] not in self.written_by_parts:      # (those are in the parts' rank files)
             self._records[key[0]][key[1]] = records
 
-    def finish(self, k: int, t1: float, timing: np.ndarray) -> None:
-        """Merge window ``k``'s records, apply monitors, hand them to the recorder."""
-        outputs = {}
+    def finish(self, k: int, t1: float, timing: np.ndarray, hold: bool = False) -> None:
+        """Merge window ``k``'s records, apply monitors, hand them to the recorder.
+        ``hold``: the window may wait for the next one (:attr:`batch`; no checkpoint and
+        no end after it) unless the recorder flushes with it."""
+        merged = {}
         for g in self._merged:
             by_part = self._records[g.name]
-            recs = self.engines[g.name].merge_records([by_part[p] for p in range(g.n_parts)])
+            merged[g.name] = self.engines[g.name].merge_records([by_part[p] for p in range(g.n_parts)])
             by_part.clear()
-            if g.name in self.monitors:
-                recs = self.monitors[g.name].apply(recs, t1)
-                self._note_rates(g.name, recs)
-            outputs[g.name] = _Out(recs)
-        t0 = k * self.sync_interval_ms
-        self.recorder.write_window(outputs, timing, t_end_ms=t1, t_start_ms=t0)
+        span = (k * self.sync_interval_ms, t1)
+        if not self.batch:
+            self._write(merged, [timing], [span])
+            return
+        self._held.append((merged, timing, span))
+        if not hold or self.recorder.windows_buffered + len(self._held) >= self.recorder.flush_every:
+            self.drain()
+
+    def drain(self) -> None:
+        """The held windows through the monitors and into the recorder (before a
+        checkpoint, a flush or the output's close)."""
+        held, self._held = self._held, []
+        if not held:
+            return
+        merged = held[0][0] if len(held) == 1 else {
+            name: join_records([h[0][name] for h in held]) for name in held[0][0]}
+        self._write(merged, [h[1] for h in held], [h[2] for h in held])
+
+    def _write(self, merged: dict, timings: list, spans: list) -> None:
+        t1 = spans[-1][1]
+        outputs = {}
+        for name, recs in merged.items():
+            if name in self.monitors:
+                recs = self.monitors[name].apply(recs, t1)
+                self._note_rates(name, recs)
+            outputs[name] = _Out(recs)
+        if len(spans) == 1:
+            self.recorder.write_window(outputs, timings[0], t_end_ms=t1, t_start_ms=spans[0][0])
+        else:
+            self.recorder.write_windows(outputs, timings, spans)
 
     def _note_rates(self, engine: str, records: dict) -> None:
         """Remember the last sample of a rate monitor (``[record.<engine>.rate]``)."""
@@ -85,6 +118,21 @@ class RecordPipeline:
         for n, m in self.monitors.items():
             prefix = f"monitor:{n}:"
             m.restore({k[len(prefix):]: v for k, v in st.items() if k.startswith(prefix)})
+
+
+def join_records(windows: list[dict]) -> dict:
+    """Consecutive windows' records of one engine as one window's: arrays joined along
+    time (axis 0), spike pairs ``(ids, times)`` one after the other (so still by window,
+    then by time)."""
+    out = {}
+    for ds in windows[0]:
+        values = [w[ds] for w in windows if ds in w]
+        if isinstance(values[0], tuple):
+            out[ds] = (np.concatenate([np.asarray(v[0], dtype=np.int64).ravel() for v in values]),
+                       np.concatenate([np.asarray(v[1], dtype=np.float64).ravel() for v in values]))
+        else:
+            out[ds] = np.concatenate([np.asarray(v) for v in values], axis=0)
+    return out
 
 
 def record_specs(scenario) -> dict:

@@ -41,7 +41,10 @@ Spikes: one SONATA population per cell group, written by :mod:`cosim.sonata`.
 
 Data are buffered in memory and written every ``flush_every`` windows (and at the end), each
 write followed by an HDF5 flush, so a crash loses at most the last ``flush_every`` windows and
-leaves a readable file whose ``windows_completed`` attribute says how far it got.
+leaves a readable file whose ``windows_completed`` attribute says how far it got.  The
+coordinator's record pipeline may hand the windows up to the next flush or checkpoint over
+together (:meth:`Recorder.write_windows`, :class:`cosim.pipeline.RecordPipeline`); the file
+is the same.
 
 Output safety (:mod:`cosim.output_guard`): the recorder locks ``<output>.lock`` first, so a
 second run on the same output is refused and touches nothing; it writes the new file under a
@@ -381,6 +384,36 @@ class Recorder:
         ``t_start_ms`` and ``t_end_ms`` the stimuli of the window are recorded too."""
         if t_start_ms is not None and t_end_ms is not None:
             self._stimuli.add_window(t_start_ms, t_end_ms)
+        self._buffer_records(outputs)
+        if timing is not None:
+            self._buffer_timing(timing)
+        self._windows_buffered += 1
+        if t_end_ms is not None:
+            self._t_end = t_end_ms
+        if self._windows_buffered >= self.flush_every:
+            self.flush()
+
+    def write_windows(self, outputs: dict, timings: list, spans: list[tuple[float, float]]) -> None:
+        """Buffer ``len(spans)`` consecutive windows at once (``spans``: each window's
+        ``(t_start_ms, t_end_ms)``): ``outputs`` hold their records joined in time order,
+        ``timings`` their timing rows, one per window.  The same file as
+        :meth:`write_window` called per window, as long as no flush falls inside the span."""
+        for t0, t1 in spans:
+            self._stimuli.add_window(t0, t1)
+        self._buffer_records(outputs)
+        for timing in timings:
+            self._buffer_timing(timing)
+        self._windows_buffered += len(spans)
+        self._t_end = spans[-1][1]
+        if self._windows_buffered >= self.flush_every:
+            self.flush()
+
+    @property
+    def windows_buffered(self) -> int:
+        """Windows given to :meth:`write_window` since the last flush."""
+        return self._windows_buffered
+
+    def _buffer_records(self, outputs: dict) -> None:
         for engine, out in outputs.items():
             for dataset, value in out.records.items():
                 key = (engine, dataset)
@@ -392,16 +425,13 @@ class Recorder:
                     self._spikes.add(key, value)
                 else:
                     raise KeyError(f"engine {engine!r} recorded undeclared dataset {dataset!r}")
-        if timing is not None and self._own is not None:
+
+    def _buffer_timing(self, timing) -> None:
+        if self._own is not None:
             self._own.end_window(-1, np.asarray(timing, dtype=np.float64).reshape(
                 -1, len(PHASES))[0])                # the coordinator's row (rank 0)
-        elif timing is not None:
+        else:
             self._timing.append(np.array(timing, dtype=np.float64).reshape(self.n_ranks, len(PHASES)))
-        self._windows_buffered += 1
-        if t_end_ms is not None:
-            self._t_end = t_end_ms
-        if self._windows_buffered >= self.flush_every:
-            self.flush()
 
     def flush(self) -> None:
         """Write buffered windows to disk and flush the HDF5 file.

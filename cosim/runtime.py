@@ -171,7 +171,9 @@ class Hub:
         self.progress = progress
         self.on_window = on_window
         self.stop = stop
-        self.pipeline = RecordPipeline(scenario, plan, recorder)
+        # without a live monitor, windows reach the monitors and the recorder in batches
+        # (each flush, checkpoint and the end): the same file, less Python per window
+        self.pipeline = RecordPipeline(scenario, plan, recorder, batch=on_window is None)
         self.keys = [(g.name, p) for g in plan.groups for p in range(g.n_parts)]
         self.rank = {(g.name, p): r for g in plan.groups for p, r in enumerate(g.ranks)}
         #: parallel output: the parts of an engine its parts write send the coordinator no
@@ -252,8 +254,9 @@ class Hub:
         timing = self.timing = np.array(rows)       # a new array: kept in all_timing as is
         # (rows (world_size, 3), or (len(_heard), 3) in a window with quiet parts: the
         # recorder takes row 0, the coordinator's, which both begin with)
-        self.pipeline.finish(k, t1, timing)
-        if self.ck.due(k):
+        due = self.ck.due(k)
+        self.pipeline.finish(k, t1, timing, hold=not due and k + 1 < n_windows)
+        if due:
             if self.quiet and k + 1 == n_windows:   # no vote after the last window: the
                 self._commit_at_end = k + 1          # parts' DONE says their states are saved
             else:
@@ -324,6 +327,7 @@ class Hub:
 
     def commit(self, window: int) -> None:
         """Flush the output and write the coordinator checkpoint (the commit point)."""
+        self.pipeline.drain()
         self.recorder.flush()
         state = self.pipeline.state()
         if self._fingerprint is None:
@@ -341,6 +345,7 @@ class Hub:
                 self.transport.recv(key, Kind.DONE, BUS)
             if self._commit_at_end is not None:
                 self.commit(self._commit_at_end)
+        self.pipeline.drain()
         if stopped:                  # the parts' final checkpoints are saved (window())
             if self.ck.every:
                 self.commit(self.stop_after)
@@ -491,6 +496,17 @@ def _flush_on_abort(transport, key, writer) -> None:
     raise _Quiet()
 
 
+def _drain(hub) -> None:
+    """After a failure, before the output closes: the windows the record pipeline still
+    holds are complete, so they are written as well (best effort: the failure may be the
+    pipeline's own)."""
+    if hub is not None:
+        try:
+            hub.pipeline.drain()
+        except BaseException:
+            pass
+
+
 def _collect_flushes(transport, plan: Plan, recorder, exc) -> None:
     """A failed multi-process run with parallel output: every part but the failed one
     flushes its rank file (``@abort``) before the coordinator joins them, so the output
@@ -574,6 +590,7 @@ def run_scenario(scenario, *, output: Path | None = None, overwrite: bool = Fals
     out_path = out_path_of(scenario, output)
     ck = Checkpointer(out_path, sim.checkpoint_every_windows)
     transport = InProcessTransport()
+    hub = None
     with StopFlag() as stop:
         k_start, cstate, recorder = _open_output(scenario, plan, ck, out_path, overwrite, resume)
         try:
@@ -590,6 +607,7 @@ def run_scenario(scenario, *, output: Path | None = None, overwrite: bool = Fals
                 progress.update(sim.duration_ms, force=True)
             hub.end(stopped)
         except BaseException as exc:
+            _drain(hub)
             recorder.close("terminated" if stop.signum else "failed", f"{type(exc).__name__}: {exc}")
             raise
     return _summary(hub, out_path, k_start, wall, build_s, stopped, [transport.traffic()])
@@ -775,6 +793,7 @@ def _run_bus(scenario, layout, plan, transport, out_path, overwrite, progress_st
         raise
     reporting = Reporting.of(scenario, recorder, on_window)
     _start_parts(transport, plan, k_start, recorder.parallel is not None, reporting.status_every)
+    hub = None
     try:
         progress = Progress(sim.duration_ms, progress_stream, start_ms=k_start * sim.sync_interval_ms)
         hub = Hub(scenario, plan, layout, transport, recorder, ck, progress, on_window, stop)
@@ -790,6 +809,7 @@ def _run_bus(scenario, layout, plan, transport, out_path, overwrite, progress_st
         transport.close()
     except BaseException as exc:
         _collect_flushes(transport, plan, recorder, exc)
+        _drain(hub)
         recorder.close("terminated" if stop.signum else "failed", f"{type(exc).__name__}: {exc}")
         raise
     reports = comm.gather({"traffic": transport.traffic()}, root=BUS_RANK)  # once per run

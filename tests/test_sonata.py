@@ -28,7 +28,7 @@ def hybrid_run(tmp_path_factory):
     data["record"]["v1"]["rate"] = {"bin": 5.0}
     sc = load_scenario(write(tmp / "h.toml", data), output=tmp / "h.h5")
     seen: list = []
-    original = recording.Recorder.write_window
+    original = recording.Recorder._buffer_records   # (one window's, or a batch's)
 
     def spy(self, outputs, *a, **k):
         if "v1" in outputs and "spikes" in outputs["v1"].records:
@@ -36,11 +36,11 @@ def hybrid_run(tmp_path_factory):
             seen.append((np.array(g), np.array(t)))
         return original(self, outputs, *a, **k)
 
-    recording.Recorder.write_window = spy
+    recording.Recorder._buffer_records = spy
     try:
         run_scenario(sc, progress_stream=None)
     finally:
-        recording.Recorder.write_window = original
+        recording.Recorder._buffer_records = original
     g = np.concatenate([s[0] for s in seen])
     t = np.concatenate([s[1] for s in seen])
     return tmp / "h.h5", sc.engines["v1"].populations(), g, t
