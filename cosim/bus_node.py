@@ -24,7 +24,7 @@ class RegionRate:
         self.spec = spec
         self.conv = c = SpikesToRate({"pooled": np.arange(n_cells)}, bin_ms, spec.kernel,
                                      spec.tau_ms)
-        self.last_rate_hz = 0.0
+        self._rate = np.zeros(0)             # the last window's pooled rate (Hz)
         # SpikesToRate.from_counts of the pooled counts, in one kernel call: the same
         # divisor (count / (N · bin / 1000) Hz) and filter, so the same numbers
         self._divisor = float(c.sizes[0] * (c.bin_ms / 1000.0))
@@ -39,9 +39,15 @@ class RegionRate:
         rate = np.empty(counts.shape[0])
         c = self.conv
         _pooled_rate(counts, self._divisor, c._kind, c._a, self._h_over_tau, c._y, c._z, rate)
-        # = rate.mean(): numpy's mean is this sum over the size
-        self.last_rate_hz = float(np.add.reduce(rate)) / rate.size if rate.size else 0.0
+        self._rate = rate
         return self.spec.map(rate)
+
+    @property
+    def last_rate_hz(self) -> float:
+        """The last window's mean pooled rate (Hz), computed when a live monitor asks."""
+        r = self._rate
+        # = r.mean(): numpy's mean is this sum over the size
+        return float(np.add.reduce(r)) / r.size if r.size else 0.0
 
     def state(self) -> dict:
         return self.conv.state()

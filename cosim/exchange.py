@@ -207,7 +207,6 @@ class PartLink:
         self.H = pattern.ring
         self.rate = rate
         self.label = label
-        self.live_rate_hz = 0.0
         n_reads = r.reads.size
         self._initial = np.zeros((self.L, self.n_aff, n_reads))
         self._counts = None
@@ -224,6 +223,11 @@ class PartLink:
             self._w = np.asarray(weights[R, r.reads], dtype=np.float64).copy()
         self._ones = np.ones((1, self.n_aff, 1))
         self._recv = [(src, pos, _runs(pos)) for src, pos in r.recv]
+
+    @property
+    def live_rate_hz(self) -> float:
+        """A spiking region's head: its last window's mean pooled rate (Hz; live monitor)."""
+        return self.rate.last_rate_hz if self.rate is not None else 0.0
 
     # -- set-up ------------------------------------------------------------------------
     def send_initial(self, transport, initial: dict) -> None:
@@ -288,7 +292,6 @@ class PartLink:
         if not r.rate:
             return
         aff = self.rate.afferent(c)                                          # (S,)
-        self.live_rate_hz = self.rate.last_rate_hz
         a = aff.reshape(-1, 1, 1) * self._ones
         for dest, idx in r.send:
             transport.send(dest, Kind.AFFERENT, {"a": a[:, :, idx]}, self.key)

@@ -6,6 +6,9 @@ died.  Rank 0 therefore starts one small *watchdog* process outside the job (its
 session, so the launcher's clean-up does not reach it) that holds a ``pidfd`` of every rank
 and sleeps in ``poll``.  The kernel wakes it the moment the first rank has exited; that rank
 died first (the others die only after the launcher noticed, and took time to tear down).
+Where it may (root, or an ``RLIMIT_RTPRIO``), it waits at real-time priority, so on a loaded
+machine it runs the moment the first rank has exited, before the launcher kills the rest —
+otherwise it could wake to find several ended at once and have to guess (the lowest rank).
 
 Ranks that end on purpose — a normal end, or an error that cosim itself reports with its
 one line — first write ``<notes>/rank<r>.ok``; the watchdog stays silent when the first rank
@@ -88,12 +91,28 @@ def _line(rank: str, e: dict) -> str:
             f"launcher stopped the other ranks")
 
 
+def _first_to_run(on: bool) -> None:
+    """While it waits, the watchdog runs before the ranks and the launcher when it may
+    (real-time priority: root, or a ``RLIMIT_RTPRIO``): woken by the first exit, it looks
+    before the launcher has killed the others, so on a loaded machine it does not find
+    several ranks ended at once.  Without the privilege it waits at normal priority."""
+    try:
+        if on:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
+        else:
+            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+    except (AttributeError, OSError):
+        pass
+
+
 def watch(notes: Path, table: dict[str, dict]) -> int:
+    _first_to_run(True)
     fds = {}
     for rank, e in table.items():
         try:
             fds[os.pidfd_open(int(e["pid"]))] = rank
         except OSError:               # already gone before we looked
+            _first_to_run(False)
             if not (notes / f"rank{rank}.ok").exists():
                 print(_line(rank, e), file=sys.stderr, flush=True)
                 return 0
@@ -112,6 +131,7 @@ def watch(notes: Path, table: dict[str, dict]) -> int:
             if not quiet:
                 print(_line(first, table[first]), file=sys.stderr, flush=True)
                 sys.stderr.close()      # let the launcher's stdio close
+            _first_to_run(False)        # (the join after the run is ordinary work)
         for fd in ready:
             p.unregister(fd)
             os.close(fd)

@@ -1,0 +1,87 @@
+"""The watchdog (cosim.watchdog) on its own: it names the process that ended first without
+a word, stays silent for one that said it ends on purpose, and waits at real-time priority
+where it may, so that it looks before a launcher has killed the rest."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+
+@contextlib.contextmanager
+def _watched(n: int):
+    """``n`` sleeping processes as ranks and their watchdog, which has had a second to open
+    its pidfds: ``(processes, notes folder, watchdog, rank table)``."""
+    procs = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+             for _ in range(n)]
+    notes = Path(tempfile.mkdtemp(prefix="cosim-watch-test-"))
+    table = {str(r): {"pid": p.pid, "host": socket.gethostname(), "role": f"engine e{r}"}
+             for r, p in enumerate(procs)}
+    w = subprocess.Popen([sys.executable, "-m", "cosim.watchdog", str(notes), json.dumps(table)],
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1.0)
+        yield procs, notes, w, table
+    finally:
+        for p in procs:
+            p.kill()
+        w.kill()
+
+
+def _policy(pid: int) -> int:
+    """The scheduling policy of ``pid`` (field 41 of /proc/<pid>/stat)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat[stat.rindex(")") + 2:].split()[38])
+
+
+def _may_use_fifo() -> bool:
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
+    except (AttributeError, OSError):
+        return False
+    os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+    return True
+
+
+@pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="pidfds are Linux ≥ 5.3")
+def test_the_watchdog_names_the_first_to_end_and_waits_first_in_line():
+    with _watched(3) as (procs, notes, w, table):
+        if _may_use_fifo():
+            assert _policy(w.pid) == os.SCHED_FIFO
+        else:
+            assert _policy(w.pid) == os.SCHED_OTHER
+        procs[2].send_signal(signal.SIGKILL)
+        procs[2].wait()
+        time.sleep(0.3)
+        for p in procs[:2]:                        # the launcher's clean-up, later
+            p.kill()
+            p.wait()
+        _, err = w.communicate(timeout=20)
+    e = table["2"]
+    assert err.splitlines() == [f"cosim: rank 2 ({e['role']}, pid {e['pid']} on {e['host']}) "
+                                f"ended first without a word (killed or crashed); the "
+                                f"launcher stopped the other ranks"]
+    assert w.returncode == 0 and not notes.exists()
+
+
+@pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="pidfds are Linux ≥ 5.3")
+def test_the_watchdog_is_silent_when_the_first_to_end_said_so():
+    with _watched(2) as (procs, notes, w, _):
+        (notes / "rank1.ok").write_text("")        # watchdog.ending_on_purpose(1)
+        procs[1].terminate()
+        procs[1].wait()
+        time.sleep(0.3)
+        procs[0].kill()
+        procs[0].wait()
+        _, err = w.communicate(timeout=20)
+    assert err == "" and w.returncode == 0
