@@ -11,11 +11,16 @@ wait).  Reports
   imbalance, not communication) and reported separately as ``wait_fraction``;
 * ``latency_us``: exchange latency per window — the median over windows of the bus rank's
   communicate time for one window (all messages of the window in and out);
-* wall seconds per simulated second, and the same scenario in one process for reference.
+* wall seconds per simulated second, and the same scenario in one process for reference;
+* ``one_process``: the same scenario run in this process at each ``--sync-ms`` (1 and 5 ms
+  by default), the loop's time besides the engines — (loop wall − Σ the parts'
+  ``Part.step``) ÷ windows ÷ parts, µs per part per window (issue 20: ≤ 50) — and its share
+  of the loop; min and median of ``--repeats`` runs after a warm-up run.
 
 Target: communication < 5 % of wall time.
 
-    python bench/cosim_overhead.py [--np 3] [--duration-ms 2000] [--json out.json]
+    python bench/cosim_overhead.py [--np 3] [--duration-ms 2000] [--sync-ms 1 5] [--json out.json]
+    python bench/cosim_overhead.py --one-process-only --duration-ms 400 --sync-ms 1
 """
 
 from __future__ import annotations
@@ -47,6 +52,34 @@ def _scenario(src: Path, duration_ms: float | None, tmp: Path) -> Path:
     return out
 
 
+def one_process(src: Path, sync_ms: float, duration_ms: float, repeats: int, tmp: Path) -> dict:
+    """The scenario at ``sync_ms`` in this process: non-compute µs per part per window."""
+    import re
+
+    from cosim.runtime import run_scenario
+    from cosim.scenario import load_scenario
+
+    text = src.read_text()
+    text = re.sub(r"(?m)^duration\s*=.*$", f"duration = {float(duration_ms)}", text, count=1)
+    text = re.sub(r"(?m)^sync_interval\s*=.*$", f"sync_interval = {float(sync_ms)}", text, count=1)
+    path = tmp / f"sync{sync_ms:g}.toml"
+    path.write_text(text)
+    per, share = [], []
+    for r in range(repeats + 1):                 # run 0 warms the caches (numba, data)
+        s = run_scenario(load_scenario(path, output=tmp / f"sync{sync_ms:g}.h5"), overwrite=True,
+                         progress_stream=None)
+        if r == 0:
+            continue
+        windows = s.simulated_ms / sync_ms
+        other = s.wall_s - sum(s.compute_s.values())
+        per.append(1e6 * other / windows / len(s.compute_s))
+        share.append(other / s.wall_s)
+    return {"non_compute_us_per_part_per_window": {"min": min(per), "median": float(np.median(per))},
+            "share_of_loop": {"min": min(share), "median": float(np.median(share))},
+            "loop_us_per_window": 1e6 * s.wall_s / windows, "parts": len(s.compute_s),
+            "windows": int(round(windows)), "repeats": repeats}
+
+
 def _run(cmd: list[str], env: dict) -> float:
     t = time.perf_counter()
     r = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -61,7 +94,26 @@ def main(argv=None) -> int:
     p.add_argument("--np", type=int, default=3, help="MPI processes (default 3)")
     p.add_argument("--duration-ms", type=float, default=None, help="override the duration")
     p.add_argument("--json", help="write the results as JSON to this path")
+    p.add_argument("--sync-ms", type=float, nargs="+", default=[1.0, 5.0],
+                   help="sync intervals of the one-process runs (default 1 5)")
+    p.add_argument("--repeats", type=int, default=3, help="one-process runs per interval")
+    p.add_argument("--one-process-only", action="store_true",
+                   help="only the one-process figures (no mpiexec run)")
     args = p.parse_args(argv)
+    ones = {}
+    with tempfile.TemporaryDirectory() as d:
+        for sync in args.sync_ms:
+            r = ones[f"{sync:g}"] = one_process(Path(args.scenario), sync, args.duration_ms or 400.0,
+                                                args.repeats, Path(d))
+            q = r["non_compute_us_per_part_per_window"]
+            print(f"one process, sync {sync:g} ms: besides the engines {q['min']:.1f} µs per part "
+                  f"per window (median {q['median']:.1f}; issue 20: ≤ 50), "
+                  f"{100 * r['share_of_loop']['median']:.1f} % of the loop "
+                  f"({r['loop_us_per_window']:.0f} µs per window, {r['parts']} parts)")
+    if args.one_process_only:
+        if args.json:
+            Path(args.json).write_text(json.dumps({"one_process": ones}, indent=2))
+        return 0
 
     import h5py
 
@@ -95,6 +147,7 @@ def main(argv=None) -> int:
         "wall_s_per_simulated_s": {"mpi_loop": float(loop_wall) / sim_s,
                                    "mpi_process": mpi_wall / sim_s,
                                    "one_process": one_wall / sim_s},
+        "one_process": ones,
         "per_rank_seconds": {f"rank {r}": dict(zip(("compute", "communicate", "wait"),
                                                    map(float, per_rank[r])))
                              for r in range(per_rank.shape[0])},
