@@ -53,7 +53,8 @@ def _scenario(src: Path, duration_ms: float | None, tmp: Path) -> Path:
 
 
 def one_process(src: Path, sync_ms: float, duration_ms: float, repeats: int, tmp: Path) -> dict:
-    """The scenario at ``sync_ms`` in this process: non-compute µs per part per window."""
+    """The scenario at ``sync_ms`` in this process (one part per engine): non-compute µs
+    per part per window."""
     import re
 
     from cosim.runtime import run_scenario
@@ -100,6 +101,8 @@ def main(argv=None) -> int:
     p.add_argument("--one-process-only", action="store_true",
                    help="only the one-process figures (no mpiexec run)")
     args = p.parse_args(argv)
+    if args.repeats < 1:
+        p.error("--repeats must be at least 1")
     ones = {}
     with tempfile.TemporaryDirectory() as d:
         for sync in args.sync_ms:

@@ -69,7 +69,11 @@ class RecordPipeline:
 
     def drain(self) -> None:
         """The held windows through the monitors and into the recorder (before a
-        checkpoint, a flush or the output's close)."""
+        checkpoint, a flush or the output's close).  If a monitor or the recorder fails
+        here, the held windows go with the failure (their monitor state has moved on): a
+        failure of the pipeline itself may cost up to ``flush_every − 1`` windows, where
+        one window at a time it cost that window.  Memory: up to ``flush_every`` windows
+        of the engines' records (raw, before the monitors) are held."""
         held, self._held = self._held, []
         if not held:
             return
@@ -125,7 +129,7 @@ def join_records(windows: list[dict]) -> dict:
     time (axis 0), spike pairs ``(ids, times)`` one after the other (so still by window,
     then by time)."""
     out = {}
-    for ds in windows[0]:
+    for ds in dict.fromkeys(ds for w in windows for ds in w):   # every window's, in order
         values = [w[ds] for w in windows if ds in w]
         if isinstance(values[0], tuple):
             out[ds] = (np.concatenate([np.asarray(v[0], dtype=np.int64).ravel() for v in values]),

@@ -286,29 +286,21 @@ class Hub:
         """A vote did not complete within the timeout: ping every part; one that does not
         answer within 2 s (a part that waits answers from its transport's idle hook) is the
         silent one — ``guess`` (where the parts' waiting notices lead) if it is among
-        them, else the first.  While more than one is silent, the others get up to
-        :attr:`PING_MORE_S` more: on a loaded machine a part that waits may be slow to
-        answer, a stopped one never answers.  A part waiting in the vote sends no notice,
-        so the notices' chain may end at a part that answers."""
+        them, else the first.  A part waiting in the vote sends no notice, so the notices'
+        chain may end at a part that answers."""
         tr = self.transport
         for key in self.keys:
             tr.send(key, Kind.INPUT, {"@ping": np.array(1)}, BUS)
         tr.flush_sends()
         pending = list(self.keys)
-        t0 = time.perf_counter()
-        while pending:
-            now = time.perf_counter() - t0
-            if now > 2.0 + self.PING_MORE_S or (now > 2.0 and len(pending) == 1):
-                break
+        t_end = time.perf_counter() + 2.0
+        while pending and time.perf_counter() < t_end:
             pending = [key for key in pending if tr.poll(key, Kind.OUTPUT, BUS) is None]
             time.sleep(1e-3)
         silent = [self.rank[key] for key in pending]
         if guess in silent or (not silent and guess is not None):
             return guess
         return silent[0] if silent else BUS_RANK
-
-    #: seconds more for the pings' answers while several parts are silent
-    PING_MORE_S = 4.0
 
     def _full(self, timing: np.ndarray) -> np.ndarray:
         """A window's timing rows as ``(world_size, 3)`` (zeros where nothing was heard)."""
@@ -389,9 +381,6 @@ def window_loop(scenario, transport, parts: dict[tuple[str, int], Part], hub: Hu
     links = [part.link for _, part in items if part.link is not None]
     done: list = [None] * len(items)
     hands_over = transport.hands_over   # in one process an OUTPUT goes unencoded (Output)
-    # the spiking regions' live rate: for a live monitor (in one process the coordinator
-    # says whether there is one; a part on its own rank cannot know)
-    wants_live = not (hands_over and hub is not None and hub.on_window is None)
     vote = None                 # the parts' vote of the previous window
     open_votes: list = []       # the coordinator alone: votes it joined, not yet complete
     stopped = 0
@@ -447,7 +436,7 @@ def window_loop(scenario, transport, parts: dict[tuple[str, int], Part], hub: Hu
             timing = (spent, transport.comm_s - c0, transport.wait_s - w0, stop.signum)
             live = ({"live_rate_hz": link.live_rate_hz if hands_over   # (a float, in process)
                      else np.array(link.live_rate_hz)}
-                    if link is not None and link.rate is not None and wants_live else {})
+                    if link is not None and link.rate is not None else {})
             if writer is not None:          # parallel output: the part writes its records
                 records = writer.take(key[0], records)
                 writer.end_window(k, timing, flush=due)

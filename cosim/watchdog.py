@@ -107,12 +107,18 @@ def _first_to_run(on: bool) -> None:
 
 def watch(notes: Path, table: dict[str, dict]) -> int:
     _first_to_run(True)
+    try:
+        return _watch(notes, table)
+    finally:
+        _first_to_run(False)    # (also when the line cannot be written: the join is ordinary work)
+
+
+def _watch(notes: Path, table: dict[str, dict]) -> int:
     fds = {}
     for rank, e in table.items():
         try:
             fds[os.pidfd_open(int(e["pid"]))] = rank
         except OSError:               # already gone before we looked
-            _first_to_run(False)
             if not (notes / f"rank{rank}.ok").exists():
                 print(_line(rank, e), file=sys.stderr, flush=True)
                 return 0
