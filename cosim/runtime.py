@@ -697,8 +697,9 @@ def run_mpi(scenario, comm, *, output: Path | None = None, overwrite: bool = Fal
             k_start = int(start["k_start"])
             if k_start < 0:                # the bus could not start (it reports why)
                 raise _Quiet()
-            exchange = (_allgather_exchange(ecomm, transport) if plan.group(name).n_parts > 1
-                        else None)
+            exchange = (_allgather_exchange(ecomm, transport, [r for r in plan.group(name).ranks
+                                                               if r != rank])
+                        if plan.group(name).n_parts > 1 else None)
             parts = _build(scenario, layout, plan, [key], ck, k_start, resume, transport,
                            lambda _k: exchange)
             writer = (_rank_writer(scenario, plan, out_path, rank, k_start if resume else None)
@@ -880,23 +881,37 @@ def _announce_ranks(transport, plan: Plan, rank: int, output: Path, stream) -> N
                   flush=True)
 
 
-def _allgather_exchange(ecomm, transport=None):
+def _allgather_exchange(ecomm, transport=None, partners=()):
     """``exchange(gids, times)`` for a split spiking region: Allgatherv over ``ecomm``.
     Counted on ``transport`` (kind ``"allgather"``) as the point-to-point messages it
-    stands for: the count, the gids and the times to and from each of the other members."""
+    stands for: the count, the gids and the times to and from each of the other members.
+    With ``transport`` the collectives are non-blocking and waited for by
+    :meth:`~cosim.transport.MPITransport.wait_collective` (``partners``: the other
+    members' world ranks): a member waiting for a stopped partner still answers the
+    coordinator's ping and times out, instead of blocking inside MPI."""
     from mpi4py import MPI
 
     others = ecomm.Get_size() - 1
+    partner = partners[0] if len(partners) else 0
+
+    def wait(req):
+        if transport is None:
+            req.Wait()
+        else:
+            transport.wait_collective(req, partner)
+
+    sizes = np.empty(ecomm.Get_size(), dtype=np.int64)
 
     def exchange(gids, times):
         gids = np.ascontiguousarray(gids, dtype=np.int64)
         times = np.ascontiguousarray(times, dtype=np.float64)
-        counts = np.array(ecomm.allgather(gids.size), dtype=np.int64)
+        wait(ecomm.Iallgather(np.array([gids.size], dtype=np.int64), sizes))
+        counts = sizes.copy()
         displ = np.concatenate([[0], np.cumsum(counts)[:-1]])
         all_g = np.empty(counts.sum(), dtype=np.int64)
         all_t = np.empty(counts.sum(), dtype=np.float64)
-        ecomm.Allgatherv(gids, [all_g, counts, displ, MPI.INT64_T])
-        ecomm.Allgatherv(times, [all_t, counts, displ, MPI.DOUBLE])
+        wait(ecomm.Iallgatherv(gids, [all_g, counts, displ, MPI.INT64_T]))
+        wait(ecomm.Iallgatherv(times, [all_t, counts, displ, MPI.DOUBLE]))
         if transport is not None:
             mine = 8 + 16 * gids.size
             transport.count("allgather", 3 * others, others * mine)

@@ -355,18 +355,40 @@ class MPITransport(Transport):
         self.comm_s += t2 - t1
         return msg
 
+    def wait_collective(self, req, partner: int) -> None:
+        """Complete a non-blocking collective of an engine's own communicator (a split
+        region's spike exchange) the way :meth:`recv` waits (:meth:`_poll`): the idle hook
+        runs (a part answers the coordinator's ping while it waits, so the coordinator can
+        tell it from a partner that stopped), an error reported to this rank is raised
+        after the grace, the coordinator hears whom it waits for (``partner``: the world
+        rank of a member it waits with), and the exchange timeout raises :class:`Stalled`.
+        (Not counted in ``wait_s``: the engine's exchange is its compute, as the blocking
+        collective was.)"""
+        def done():
+            try:
+                return True if req.Test() else None
+            except self.MPI.Exception as exc:      # a member died (the watchdog names it)
+                raise PartnerLost(partner, self.labels.get(partner, "a partner"),
+                                  str(exc).splitlines()[0]) from None
+        self._poll(done, partner, time.perf_counter())
+
     def _wait_for(self, source: int, tag: int, status, t0: float):
-        """Matched probe that waits without burning a core: poll ``Improbe``, spinning for
-        the first ~20 µs (a message that is about to arrive), then sleeping with a backoff
-        of up to 100 µs — ranks often share cores with the engines they wait for, and a
-        busy-waiting MPI receive would take the CPU the partner needs.  Raises
-        :class:`TimeoutError` after ``timeout_s`` (a partner that died without the launcher
-        noticing), so no rank waits forever."""
+        """Matched probe that waits without burning a core (:meth:`_poll` of ``Improbe``)."""
+        return self._poll(lambda: self.comm.Improbe(source=source, tag=tag, status=status),
+                          source, t0)
+
+    def _poll(self, ready, source: int, t0: float):
+        """Poll ``ready()`` until it returns something, spinning for the first ~20 µs (a
+        message that is about to arrive), then sleeping with a backoff of up to 100 µs —
+        ranks often share cores with the engines they wait for, and a busy-waiting MPI
+        receive would take the CPU the partner needs.  Raises :class:`Stalled` after
+        ``timeout_s`` (a partner that died without the launcher noticing), so no rank
+        waits forever; ``source``: the rank waited for."""
         nap = 0.0
         t_err = None
         told = False
         while True:
-            m = self.comm.Improbe(source=source, tag=tag, status=status)
+            m = ready()
             if m is not None:
                 if told:
                     self._notice(-1)

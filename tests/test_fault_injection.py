@@ -104,6 +104,29 @@ def straight(tmp_path_factory):
     return h5_data(d / "straight.h5")
 
 
+def _launch(cmd: list[str], out: Path):
+    """Start ``cmd`` in a session of its own; wait for its ranks table: ``(proc, table)``."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    ranks_json = Path(str(out) + ".ranks.json")
+    t0 = time.monotonic()
+    while not ranks_json.exists() and proc.poll() is None and time.monotonic() - t0 < 120:
+        time.sleep(0.02)
+    assert ranks_json.exists(), proc.communicate()
+    return proc, json.loads(ranks_json.read_text())
+
+
+def _left_after(table: dict, what: str) -> None:
+    """No rank of ``table`` alive 5 s after its launcher ended (9 ranks on 2 loaded cores
+    may take a few seconds to be reaped)."""
+    t_end = time.monotonic() + 5.0
+    left = [r for r, e in table.items() if _alive(e["pid"])]
+    while left and time.monotonic() < t_end:
+        time.sleep(0.1)
+        left = [r for r, e in table.items() if _alive(e["pid"])]
+    assert not left, f"{what}: ranks {left} left running 5 s after the launcher ended"
+
+
 def _labels(scen: Path, n_proc: int) -> dict[int, str]:
     """Rank → what the plan runs there, as the job's lines name it."""
     plan = make_plan(load_scenario(scen), n_proc)
@@ -163,14 +186,7 @@ def test_random_faults(tmp_path, cpu_load, straight, n_proc):
         args = ["run", str(scen), "-o", str(out), "-q"]
         cmd = ([sys.executable, "-m", "cosim", *args, "--np", str(n_proc)] if launcher == "np"
                else [str(MPIEXEC), "-n", str(n_proc), sys.executable, "-m", "cosim", *args])
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                start_new_session=True)
-        ranks_json = Path(str(out) + ".ranks.json")
-        t0 = time.monotonic()
-        while not ranks_json.exists() and proc.poll() is None and time.monotonic() - t0 < 120:
-            time.sleep(0.02)
-        assert ranks_json.exists(), proc.communicate()
-        table = json.loads(ranks_json.read_text())
+        proc, table = _launch(cmd, out)
         if at_ms is None:
             time.sleep(delay)
             when = f"{delay:.2f} s after start-up"
@@ -207,14 +223,7 @@ def test_random_faults(tmp_path, cpu_load, straight, n_proc):
         else:
             assert len(ours) == 1 and ours[0].startswith(
                 f"cosim: {labels[target]} (rank {target}) stopped responding"), f"{what}\n{err}"
-        # the launcher has ended: its ranks go with it (9 ranks on 2 loaded cores may take
-        # a few seconds to be reaped)
-        t_end = time.monotonic() + 5.0
-        left = [r for r, e in table.items() if _alive(e["pid"])]
-        while left and time.monotonic() < t_end:
-            time.sleep(0.1)
-            left = [r for r, e in table.items() if _alive(e["pid"])]
-        assert not left, f"{what}: ranks {left} left running 5 s after the launcher ended"
+        _left_after(table, what)             # the launcher has ended: its ranks go with it
         assert not _alive(proc.pid)
         ck = Path(str(out) + ".checkpoint") / "coordinator.npz"
         if not out.exists():                  # ended before the output was created
@@ -241,3 +250,29 @@ def test_random_faults(tmp_path, cpu_load, straight, n_proc):
         report.append(f"{what} — ended in {took:.1f} s, {done} windows kept{resumed}")
     print("\n".join(report))
     assert sum("finished first" not in r for r in report) >= n_runs * 0.8
+
+
+@pytest.mark.parametrize("member", [0, 1])
+def test_a_stopped_member_of_a_split_spiking_region_is_the_one_named(tmp_path, member):
+    """SIGSTOP to one of rV1's two parts at P = 9: its partner waits for it inside the
+    region's spike exchange (a collective of the region's own communicator), and must still
+    answer the coordinator's ping there, or the coordinator would find two silent parts and
+    name the first of them."""
+    scen = _scenario(tmp_path)
+    labels = _labels(scen, 9)
+    target = [r for r in sorted(labels) if labels[r] == "engine v1"][member]
+    out = tmp_path / "stop.h5"
+    proc, table = _launch([str(MPIEXEC), "-n", "9", sys.executable, "-m", "cosim", "run",
+                           str(scen), "-o", str(out), "-q"], out)
+    _wait_simulated(out, 150.0, proc)
+    assert proc.poll() is None
+    os.kill(table[str(target)]["pid"], signal.SIGSTOP)
+    try:
+        _, err = proc.communicate(timeout=TIMEOUT_S + 60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        pytest.fail(f"SIGSTOP to rank {target}: still running after {TIMEOUT_S + 60:g} s")
+    ours = [ln for ln in err.splitlines() if ln.startswith("cosim:")]
+    assert len(ours) == 1 and ours[0].startswith(
+        f"cosim: engine v1 (rank {target}) stopped responding"), err
+    _left_after(table, f"SIGSTOP to rank {target}")
