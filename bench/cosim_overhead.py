@@ -42,12 +42,17 @@ sys.path.insert(0, str(REPO / "bench"))
 from _common import mpiexec  # noqa: E402
 
 
-def _scenario(src: Path, duration_ms: float | None, tmp: Path) -> Path:
+def _scenario(src: Path, duration_ms: float | None, tmp: Path,
+              sync_ms: float | None = None) -> Path:
+    import re
+
     text = src.read_text()
     if duration_ms is not None:
-        import re
         text = re.sub(r"(?m)^duration\s*=.*$", f"duration = {float(duration_ms)}", text, count=1)
-    out = tmp / src.name
+    if sync_ms is not None:
+        text = re.sub(r"(?m)^sync_interval\s*=.*$", f"sync_interval = {float(sync_ms)}", text,
+                      count=1)
+    out = tmp / (src.name if sync_ms is None else f"sync{sync_ms:g}-{src.name}")
     out.write_text(text)
     return out
 
@@ -55,16 +60,10 @@ def _scenario(src: Path, duration_ms: float | None, tmp: Path) -> Path:
 def one_process(src: Path, sync_ms: float, duration_ms: float, repeats: int, tmp: Path) -> dict:
     """The scenario at ``sync_ms`` in this process (one part per engine): non-compute µs
     per part per window."""
-    import re
-
     from cosim.runtime import run_scenario
     from cosim.scenario import load_scenario
 
-    text = src.read_text()
-    text = re.sub(r"(?m)^duration\s*=.*$", f"duration = {float(duration_ms)}", text, count=1)
-    text = re.sub(r"(?m)^sync_interval\s*=.*$", f"sync_interval = {float(sync_ms)}", text, count=1)
-    path = tmp / f"sync{sync_ms:g}.toml"
-    path.write_text(text)
+    path = _scenario(src, duration_ms, tmp, sync_ms)
     per, share = [], []
     for r in range(repeats + 1):                 # run 0 warms the caches (numba, data)
         s = run_scenario(load_scenario(path, output=tmp / f"sync{sync_ms:g}.h5"), overwrite=True,

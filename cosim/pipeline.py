@@ -89,10 +89,7 @@ class RecordPipeline:
                 recs = self.monitors[name].apply(recs, t1)
                 self._note_rates(name, recs)
             outputs[name] = _Out(recs)
-        if len(spans) == 1:
-            self.recorder.write_window(outputs, timings[0], t_end_ms=t1, t_start_ms=spans[0][0])
-        else:
-            self.recorder.write_windows(outputs, timings, spans)
+        self.recorder.write_windows(outputs, timings, spans)
 
     def _note_rates(self, engine: str, records: dict) -> None:
         """Remember the last sample of a rate monitor (``[record.<engine>.rate]``)."""

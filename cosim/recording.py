@@ -382,29 +382,26 @@ class Recorder:
         """Buffer one window: ``outputs[engine].records[dataset]`` arrays and timing
         ``(n_ranks, 3)`` seconds; writes to disk every ``flush_every`` windows.  With
         ``t_start_ms`` and ``t_end_ms`` the stimuli of the window are recorded too."""
-        if t_start_ms is not None and t_end_ms is not None:
-            self._stimuli.add_window(t_start_ms, t_end_ms)
-        self._buffer_records(outputs)
-        if timing is not None:
-            self._buffer_timing(timing)
-        self._windows_buffered += 1
-        if t_end_ms is not None:
-            self._t_end = t_end_ms
-        if self._windows_buffered >= self.flush_every:
-            self.flush()
+        spans = [(t_start_ms, t_end_ms)] if t_start_ms is not None and t_end_ms is not None else []
+        self._buffer(outputs, [] if timing is None else [timing], spans, 1, t_end_ms)
 
     def write_windows(self, outputs: dict, timings: list, spans: list[tuple[float, float]]) -> None:
         """Buffer ``len(spans)`` consecutive windows at once (``spans``: each window's
         ``(t_start_ms, t_end_ms)``): ``outputs`` hold their records joined in time order,
         ``timings`` their timing rows, one per window.  The same file as
         :meth:`write_window` called per window, as long as no flush falls inside the span."""
+        self._buffer(outputs, timings, spans, len(spans), spans[-1][1])
+
+    def _buffer(self, outputs: dict, timings: list, spans: list, n_windows: int,
+                t_end_ms: float | None) -> None:
         for t0, t1 in spans:
             self._stimuli.add_window(t0, t1)
         self._buffer_records(outputs)
         for timing in timings:
             self._buffer_timing(timing)
-        self._windows_buffered += len(spans)
-        self._t_end = spans[-1][1]
+        self._windows_buffered += n_windows
+        if t_end_ms is not None:
+            self._t_end = t_end_ms
         if self._windows_buffered >= self.flush_every:
             self.flush()
 

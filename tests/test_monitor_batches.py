@@ -158,7 +158,7 @@ def _run(path: Path, out: Path, monkeypatch, batch: bool, **kw):
 def test_a_batched_run_writes_the_file_of_one_window_at_a_time(tmp_path, monkeypatch):
     path = _scenario(tmp_path)
     _, made, spans = _run(path, tmp_path / "one.h5", monkeypatch, batch=False)
-    assert not made[0].batch and not spans
+    assert not made[0].batch and len(spans) == 60 and set(spans) == {1}   # one by one
     _, made, spans = _run(path, tmp_path / "many.h5", monkeypatch, batch=True)
     assert made[0].batch
     # flushes every 7 windows, checkpoints every 11 (each commit flushes): every window
