@@ -286,8 +286,8 @@ class Hub:
         """A vote did not complete within the timeout: ping every part; one that does not
         answer within 2 s (a part that waits answers from its transport's idle hook) is the
         silent one — ``guess`` (where the parts' waiting notices lead) if it is among
-        them, else the first.  A part waiting in the vote sends no notice, so the notices'
-        chain may end at a part that answers."""
+        them, else the first.  A part waiting in the vote says only that (it waits for no
+        one rank), so the notices may lead to a part that answers."""
         tr = self.transport
         for key in self.keys:
             tr.send(key, Kind.INPUT, {"@ping": np.array(1)}, BUS)

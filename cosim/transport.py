@@ -108,6 +108,9 @@ class RemoteError(RuntimeError):
 
 TAG_ERROR = int(Kind.ERROR)
 TAG_WAITING = TAG_ERROR + 2        # "I am waiting for rank r" (to the coordinator)
+#: the notices' values besides a rank: no longer waiting; waiting in the stop vote (for
+#: whichever rank has not joined it or stopped half-way through its rounds)
+NOT_WAITING, IN_VOTE = -1, -2
 
 
 class Transport:
@@ -391,7 +394,7 @@ class MPITransport(Transport):
             m = ready()
             if m is not None:
                 if told:
-                    self._notice(-1)
+                    self._notice(NOT_WAITING)
                 return m
             if self.idle is not None:
                 self.idle()
@@ -405,8 +408,7 @@ class MPITransport(Transport):
             if self.timeout_s and now - t0 > self.timeout_s:
                 silent = self._silent(source)
                 raise Stalled(silent, self.labels.get(silent, "a partner"), self.timeout_s)
-            if (not told and self.rank != 0 and source != 0
-                    and now - t0 > min(1.0, self.timeout_s / 2 or 1.0)):
+            if not told and source != 0 and self._notice_due(now - t0):
                 # tell the coordinator whom this rank waits for (and, once it arrives, that
                 # it no longer does): on its own timeout it follows such notices to the
                 # rank that is really silent
@@ -415,6 +417,11 @@ class MPITransport(Transport):
             if now - t0 > 20e-6:
                 nap = min(100e-6, nap + 10e-6)
                 time.sleep(nap)
+
+    def _notice_due(self, waited_s: float) -> bool:
+        """Whether a part has waited long enough to tell the coordinator (1 s, or half a
+        shorter timeout)."""
+        return self.rank != 0 and waited_s > min(1.0, self.timeout_s / 2 or 1.0)
 
     def _drain_notices(self) -> dict[int, int]:
         """The coordinator: read the waiting notices that came in (latest per rank)."""
@@ -439,13 +446,22 @@ class MPITransport(Transport):
 
     def _silent(self, source: int) -> int:
         """The rank a silent ``source`` is itself waiting for, followed to the end (the
-        notices of :meth:`_wait_for`); ``source`` without notices."""
+        notices of :meth:`_poll`); ``source`` without notices.  A chain that ends at a
+        part waiting in the stop vote ends at no one: the vote waits for every rank, and
+        one that stopped may have joined it and stopped inside its rounds, so that some
+        ranks complete it and others wait.  The silent rank is then one of the parts that
+        do not say they wait — first one that another part waits for."""
         waits = self._drain_notices()
         seen = {source}
-        while source in waits and waits[source] not in seen and waits[source] >= 0:
+        while waits.get(source, NOT_WAITING) >= 0 and waits[source] not in seen:
             source = waits[source]
             seen.add(source)
-        return source
+        if waits.get(source) != IN_VOTE:
+            return source
+        quiet = [r for r in range(1, self.comm.Get_size())
+                 if waits.get(r, NOT_WAITING) == NOT_WAITING]
+        awaited = [r for r in quiet if r in waits.values()]
+        return (awaited or quiet or [source])[0]
 
     def poll(self, src, kind: Kind, dest=None) -> Message | None:
         if self.comm.Iprobe(source=self.rank_of[src], tag=int(kind)):
@@ -505,8 +521,10 @@ class MPITransport(Transport):
         at a rank that sent none: silent, or itself waiting in this vote for the silent
         one, so the chain's end is only the guess and the ping tells them apart."""
         def stalled() -> int:
-            waits = [r for r in self._drain_notices().values() if r >= 0]
-            return unanswered(self._silent(waits[0]) if waits else None)
+            notices = self._drain_notices()
+            start = next((w for w in notices.values() if w >= 0),
+                         next((r for r, w in notices.items() if w == IN_VOTE), None))
+            return unanswered(None if start is None else self._silent(start))
         return self._complete_vote(handle, stalled, grace=True)
 
     def _complete_vote(self, handle, stalled, *, grace: bool) -> int:
@@ -518,9 +536,12 @@ class MPITransport(Transport):
         t0 = time.perf_counter()
         nap = 0.0
         t_err = None
+        told = False
         while True:
             try:
                 if req.Test():
+                    if told:
+                        self._notice(NOT_WAITING)
                     break
             except self.MPI.Exception as exc:      # a rank died (the watchdog names it)
                 raise PartnerLost(0, self.labels.get(0, "the coordinator"),
@@ -535,6 +556,9 @@ class MPITransport(Transport):
                     t_err = now
                 if t_err is not None and now - t_err > self.ERROR_GRACE_S:
                     self._check_errors()      # the windows before the failed one are done
+            if not told and self._notice_due(now - t0):
+                told = True                 # a part waits in the vote: the coordinator
+                self._notice(IN_VOTE)       # follows no chain through it (:meth:`_silent`)
             if self.timeout_s and now - t0 > self.timeout_s:
                 silent = stalled()
                 label = self.labels.get(silent, "the coordinator" if silent == 0 else "a partner")
