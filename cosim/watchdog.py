@@ -6,9 +6,17 @@ died.  Rank 0 therefore starts one small *watchdog* process outside the job (its
 session, so the launcher's clean-up does not reach it) that holds a ``pidfd`` of every rank
 and sleeps in ``poll``.  The kernel wakes it the moment the first rank has exited; that rank
 died first (the others die only after the launcher noticed, and took time to tear down).
+
+A pidfd is readable only when the process has *finished* exiting, and the first step of a
+large rank's exit (freeing its memory) can take tens of milliseconds — long enough for a
+partner to see it vanish inside MPI, have the job aborted and die first.  Where the
+kernel's *taskstats* exit events may be read (``CAP_NET_ADMIN``, e.g. root), the watchdog
+therefore also listens to them: the kernel sends one as each thread *begins* to exit,
+before its memory is freed, so the rank whose exit began first is the one named.
 Where it may (root, or an ``RLIMIT_RTPRIO``), it waits at real-time priority, so on a loaded
-machine it runs the moment the first rank has exited, before the launcher kills the rest —
-otherwise it could wake to find several ended at once and have to guess (the lowest rank).
+machine it runs the moment the first rank's exit is known, before the launcher kills the
+rest — otherwise it could wake to find several ended at once and have to guess (the lowest
+rank).
 
 Ranks that end on purpose — a normal end, or an error that cosim itself reports with its
 one line — first write ``<notes>/rank<r>.ok``; the watchdog stays silent when the first rank
@@ -28,10 +36,12 @@ launcher killed them all), so the file shows every window all ranks flushed
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import select
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -114,6 +124,7 @@ def watch(notes: Path, table: dict[str, dict]) -> int:
 
 
 def _watch(notes: Path, table: dict[str, dict]) -> int:
+    exits = ExitEvents.open()         # before the pidfds: no exit falls between the two
     fds = {}
     for rank, e in table.items():
         try:
@@ -122,27 +133,175 @@ def _watch(notes: Path, table: dict[str, dict]) -> int:
             if not (notes / f"rank{rank}.ok").exists():
                 print(_line(rank, e), file=sys.stderr, flush=True)
                 return 0
+    rank_of = {int(e["pid"]): rank for rank, e in table.items()}
     p = select.poll()
     for fd in fds:
         p.register(fd, select.POLLIN)
+    if exits is not None:
+        p.register(exits.fileno(), select.POLLIN)
     first = None
     while fds:
         ready = [fd for fd, _ in p.poll()]
         if first is None:
-            # the earliest exit; several at once (an overloaded machine) → the lowest rank
-            # that did not end on purpose
-            ended = sorted((fds[fd] for fd in ready), key=int)
-            quiet = [r for r in ended if (notes / f"rank{r}.ok").exists()]
-            first = quiet[0] if quiet else ended[0]
-            if not quiet:
-                print(_line(first, table[first]), file=sys.stderr, flush=True)
-                sys.stderr.close()      # let the launcher's stdio close
-            _first_to_run(False)        # (the join after the run is ordinary work)
+            # the earliest exit (begun: taskstats; or finished: pidfd); several at once (an
+            # overloaded machine) → the lowest rank that did not end on purpose
+            ended = {fds[fd] for fd in ready if fd in fds}
+            if exits is not None and exits.fileno() in ready:
+                ended |= {rank_of[pid] for pid in exits.ending(rank_of)}
+            if ended:
+                ended = sorted(ended, key=int)
+                quiet = [r for r in ended if (notes / f"rank{r}.ok").exists()]
+                first = quiet[0] if quiet else ended[0]
+                if not quiet:
+                    print(_line(first, table[first]), file=sys.stderr, flush=True)
+                    sys.stderr.close()      # let the launcher's stdio close
+                _first_to_run(False)        # (the join after the run is ordinary work)
+                if exits is not None:
+                    p.unregister(exits.fileno())
+                    exits.close()
+                    exits = None
         for fd in ready:
-            p.unregister(fd)
-            os.close(fd)
-            del fds[fd]
+            if fd in fds:
+                p.unregister(fd)
+                os.close(fd)
+                del fds[fd]
+    if exits is not None:
+        exits.close()
     return 0
+
+
+class ExitEvents:
+    """The kernel's taskstats exit events (generic netlink, family ``TASKSTATS``): one
+    message per exiting thread, sent from ``do_exit`` before the thread's memory is freed
+    (``Documentation/accounting/taskstats.rst``).  Listening to every CPU needs
+    ``CAP_NET_ADMIN``; :meth:`open` returns ``None`` where it is refused or missing."""
+
+    _CTRL, _GETFAMILY, _FAMILY_ID, _FAMILY_NAME = 0x10, 3, 1, 2      # genetlink control
+    _GET, _REGISTER = 1, 3      # TASKSTATS_CMD_GET, TASKSTATS_CMD_ATTR_REGISTER_CPUMASK
+    _AGGR_PID, _AGGR_TGID, _PID, _TGID = 4, 5, 1, 2                  # TASKSTATS_TYPE_*
+    _ERROR = 2                                                       # NLMSG_ERROR
+
+    def __init__(self, sock):
+        self.sock = sock
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def close(self) -> None:
+        self.sock.close()
+
+    @classmethod
+    def open(cls) -> "ExitEvents | None":
+        import socket
+
+        try:
+            cpus = Path("/sys/devices/system/cpu/possible").read_text().strip()
+            sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 16)   # NETLINK_GENERIC
+        except (OSError, AttributeError):
+            return None
+        try:
+            sock.bind((0, 0))
+            sock.settimeout(2.0)
+            sock.send(cls._request(cls._CTRL, cls._GETFAMILY,
+                                   cls._attr(cls._FAMILY_NAME, b"TASKSTATS\0")))
+            kind, body = cls._split(sock.recv(65536))
+            if kind == cls._ERROR:
+                raise OSError("no taskstats")
+            family = struct.unpack_from("H", cls._attrs(body[4:])[cls._FAMILY_ID][0])[0]
+            sock.send(cls._request(family, cls._GET,
+                                   cls._attr(cls._REGISTER, cpus.encode() + b"\0"), ack=True))
+            for _ in range(1000):          # (exit events may come before the answer)
+                kind, body = cls._split(sock.recv(65536))
+                if kind == cls._ERROR:
+                    break
+            if kind != cls._ERROR or struct.unpack_from("i", body)[0] != 0:
+                raise OSError("taskstats refused")           # (EPERM without CAP_NET_ADMIN)
+            sock.setblocking(False)
+        except (OSError, KeyError, struct.error):
+            sock.close()
+            return None
+        return cls(sock)
+
+    def ending(self, pids) -> set[int]:
+        """The processes of ``pids`` whose exit began, among the events read now: a
+        thread of one that exits while the process lives on (a pool's worker, say) does not
+        count — the thread must be its main thread, or the process must be going (a kill
+        pending for it, or its exit code set)."""
+        out = set()
+        while True:
+            try:
+                data = self.sock.recv(65536)
+            except (BlockingIOError, InterruptedError):
+                return out
+            except OSError as exc:         # ENOBUFS: events were dropped; read on
+                if exc.errno == errno.ENOBUFS:
+                    continue
+                return out
+            while len(data) >= 16:
+                length = struct.unpack_from("I", data)[0]
+                kind, body = self._split(data[:length])
+                data = data[(length + 3) & ~3:]
+                if kind < 0x10 or len(body) < 4:
+                    continue
+                attrs = self._attrs(body[4:])
+                for nested in attrs.get(self._AGGR_PID, []) + attrs.get(self._AGGR_TGID, []):
+                    for key in (self._PID, self._TGID):
+                        for v in self._attrs(nested).get(key, []):
+                            tid = struct.unpack_from("I", v)[0]
+                            pid = tid if tid in pids else _tgid(tid)
+                            if pid in pids and (tid == pid or _going(pid)):
+                                out.add(pid)
+
+    @staticmethod
+    def _attr(kind: int, data: bytes) -> bytes:
+        n = 4 + len(data)
+        return struct.pack("HH", n, kind) + data + b"\0" * (-n % 4)
+
+    @staticmethod
+    def _attrs(buf: bytes) -> dict[int, list[bytes]]:
+        out: dict[int, list[bytes]] = {}
+        while len(buf) >= 4:
+            n, kind = struct.unpack_from("HH", buf)
+            if n < 4:
+                break
+            out.setdefault(kind & 0x3FFF, []).append(buf[4:n])
+            buf = buf[(n + 3) & ~3:]
+        return out
+
+    @classmethod
+    def _request(cls, family: int, cmd: int, attrs: bytes, ack: bool = False) -> bytes:
+        payload = struct.pack("BBH", cmd, 1, 0) + attrs
+        flags = 1 | (4 if ack else 0)                       # NLM_F_REQUEST | NLM_F_ACK
+        return struct.pack("IHHII", 16 + len(payload), family, flags, 1, 0) + payload
+
+    @staticmethod
+    def _split(msg: bytes) -> tuple[int, bytes]:
+        return struct.unpack_from("H", msg, 4)[0], msg[16:]
+
+
+def _tgid(tid: int) -> int:
+    """The process a thread belongs to (0 when it is gone)."""
+    try:
+        for line in Path(f"/proc/{tid}/status").read_text().splitlines():
+            if line.startswith("Tgid:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def _going(pid: int) -> bool:
+    """Whether process ``pid`` is exiting as a whole: a SIGKILL pending for it or for its
+    main thread (a kill from outside, or the group exit of a crash), or its exit code set."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return True                   # gone already
+    for line in status.splitlines():
+        if line.startswith(("SigPnd:", "ShdPnd:")) and int(line.split()[1], 16) & (1 << 8):
+            return True
+    return stat[0] in "ZX" or stat[-1] != "0"
 
 
 def main(argv=None) -> int:

@@ -89,3 +89,51 @@ def test_the_watchdog_is_silent_when_the_first_to_end_said_so():
         procs[0].wait()
         _, err = w.communicate(timeout=20)
     assert err == "" and w.returncode == 0
+
+
+@pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="pidfds are Linux ≥ 5.3")
+def test_the_rank_whose_exit_began_first_is_named():
+    """A pidfd is readable once a process has *finished* exiting, and a large process
+    spends long freeing its memory first: rank 0 (1.5 GB touched) is killed, rank 1 (small)
+    5 ms later — rank 1's pidfd is readable first (by ~0.1–0.6 s here), as when a partner
+    sees a dying rank vanish inside MPI, the job is aborted and the partner dies first.
+    The taskstats exit events (sent as an exit begins) name rank 0."""
+    from cosim.watchdog import ExitEvents
+
+    events = ExitEvents.open()
+    if events is None:
+        assert os.geteuid() != 0, "taskstats refused to root"
+        pytest.skip("taskstats exit events need CAP_NET_ADMIN")
+    events.close()
+    big = ("import sys, time\nx = bytearray(1_500_000_000)\n"
+           "for i in range(0, len(x), 4096):\n    x[i] = 1\nprint('ready', flush=True)\n"
+           "time.sleep(60)")
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+             for code in (big, "import time; print('ready', flush=True); time.sleep(60)")]
+    notes = Path(tempfile.mkdtemp(prefix="cosim-watch-test-"))
+    table = {str(r): {"pid": p.pid, "host": socket.gethostname(), "role": f"engine e{r}"}
+             for r, p in enumerate(procs)}
+    w = None
+    try:
+        for p in procs:
+            assert p.stdout.readline() == "ready\n"
+        w = subprocess.Popen([sys.executable, "-m", "cosim.watchdog", str(notes),
+                              json.dumps(table)], stderr=subprocess.PIPE, text=True)
+        t_end = time.monotonic() + 20.0
+        while _policy(w.pid) != os.SCHED_FIFO and time.monotonic() < t_end:
+            time.sleep(0.05)
+        time.sleep(1.0)                            # listening, its pidfds open
+        procs[0].kill()
+        time.sleep(0.005)
+        procs[1].kill()
+        _, err = w.communicate(timeout=30)
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+        if w is not None:
+            w.kill()
+    e = table["0"]
+    assert err.splitlines() == [f"cosim: rank 0 ({e['role']}, pid {e['pid']} on {e['host']}) "
+                                f"ended first without a word (killed or crashed); the "
+                                f"launcher stopped the other ranks"], err
