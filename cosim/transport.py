@@ -108,9 +108,12 @@ class RemoteError(RuntimeError):
 
 TAG_ERROR = int(Kind.ERROR)
 TAG_WAITING = TAG_ERROR + 2        # "I am waiting for rank r" (to the coordinator)
-#: the notices' values besides a rank: no longer waiting; waiting in the stop vote (for
-#: whichever rank has not joined it or stopped half-way through its rounds)
+#: the notices' values besides a rank (0: the coordinator): no longer waiting; waiting in
+#: the stop vote (for whichever rank has not joined it or stopped half-way through its rounds)
 NOT_WAITING, IN_VOTE = -1, -2
+#: a waiting part repeats its notice this often; one not repeated for 2 periods is stale
+#: (the part stopped while it waited)
+NOTICE_S = 1.0
 
 
 class Transport:
@@ -389,11 +392,11 @@ class MPITransport(Transport):
         waits forever; ``source``: the rank waited for."""
         nap = 0.0
         t_err = None
-        told = False
+        told = None
         while True:
             m = ready()
             if m is not None:
-                if told:
+                if told is not None:
                     self._notice(NOT_WAITING)
                 return m
             if self.idle is not None:
@@ -408,37 +411,42 @@ class MPITransport(Transport):
             if self.timeout_s and now - t0 > self.timeout_s:
                 silent = self._silent(source)
                 raise Stalled(silent, self.labels.get(silent, "a partner"), self.timeout_s)
-            if not told and source != 0 and self._notice_due(now - t0):
-                # tell the coordinator whom this rank waits for (and, once it arrives, that
-                # it no longer does): on its own timeout it follows such notices to the
-                # rank that is really silent
-                told = True
+            if self._notice_due(now - t0, told):
+                # tell the coordinator whom this rank waits for, every NOTICE_S (and, once
+                # it arrives, that it no longer does): on its own timeout it follows such
+                # notices to the rank that is really silent
+                told = now
                 self._notice(source)
             if now - t0 > 20e-6:
                 nap = min(100e-6, nap + 10e-6)
                 time.sleep(nap)
 
-    def _notice_due(self, waited_s: float) -> bool:
-        """Whether a part has waited long enough to tell the coordinator (1 s, or half a
-        shorter timeout)."""
-        return self.rank != 0 and waited_s > min(1.0, self.timeout_s / 2 or 1.0)
+    def _notice_due(self, waited_s: float, told: float | None) -> bool:
+        """Whether a part tells the coordinator that it waits: after 1 s (or half a shorter
+        timeout), then every :data:`NOTICE_S` (``told``: when it last did)."""
+        return (self.rank != 0 and waited_s > min(NOTICE_S, self.timeout_s / 2 or NOTICE_S)
+                and (told is None or time.perf_counter() - told >= NOTICE_S))
 
     def _drain_notices(self) -> dict[int, int]:
-        """The coordinator: read the waiting notices that came in (latest per rank)."""
+        """The coordinator: read the waiting notices that came in (latest per rank; when
+        each was sent, wall-clock seconds, in ``_sent_at``)."""
         waits = self.__dict__.setdefault("_waits", {})
+        sent_at = self.__dict__.setdefault("_sent_at", {})
         st = self.MPI.Status()
         while self.comm.Iprobe(source=self.MPI.ANY_SOURCE, tag=TAG_WAITING, status=st):
-            note = np.empty(1, dtype=np.int64)
-            self.comm.Recv([note, self.MPI.INT64_T], source=st.Get_source(), tag=TAG_WAITING)
+            note = np.empty(2, dtype=np.float64)
+            self.comm.Recv([note, self.MPI.DOUBLE], source=st.Get_source(), tag=TAG_WAITING)
             waits[st.Get_source()] = int(note[0])
+            sent_at[st.Get_source()] = float(note[1])
         return waits
 
     def _notice(self, source: int) -> None:
         """Fire and forget: the coordinator reads notices only on a timeout, so they are
-        not waited for (:meth:`close` frees what is still pending)."""
-        note = np.array([source], dtype=np.int64)
+        not waited for (:meth:`close` frees what is still pending).  Stamped with the wall
+        clock (ranks on other nodes: as close as their clocks)."""
+        note = np.array([source, time.time()], dtype=np.float64)
         self._notes = [n for n in getattr(self, "_notes", []) if not n[0].Test()]
-        self._notes.append((self.comm.Isend([note, self.MPI.INT64_T], dest=0, tag=TAG_WAITING),
+        self._notes.append((self.comm.Isend([note, self.MPI.DOUBLE], dest=0, tag=TAG_WAITING),
                             note))
 
     #: after a rank reported an error, how long a receive still waits for its message
@@ -446,22 +454,32 @@ class MPITransport(Transport):
 
     def _silent(self, source: int) -> int:
         """The rank a silent ``source`` is itself waiting for, followed to the end (the
-        notices of :meth:`_poll`); ``source`` without notices.  A chain that ends at a
-        part waiting in the stop vote ends at no one: the vote waits for every rank, and
-        one that stopped may have joined it and stopped inside its rounds, so that some
-        ranks complete it and others wait.  The silent rank is then one of the parts that
-        do not say they wait — first one that another part waits for."""
+        notices of :meth:`_poll`); ``source`` without notices.  A part whose notice is
+        stale (not repeated for 2 × :data:`NOTICE_S`) stopped while it waited: it is the
+        one.  A chain that ends at a part waiting in the stop vote (or for the
+        coordinator) ends at no one: the vote waits for every rank, and one that stopped
+        may have joined it and stopped inside its rounds, so that some ranks complete it
+        and others wait.  The silent rank is then a part whose notice is stale, else one
+        that does not say it waits — first one that another part waits for."""
         waits = self._drain_notices()
+        sent_at = self.__dict__.get("_sent_at", {})
+        now = time.time()
+
+        def stale(r: int) -> bool:
+            return waits.get(r, NOT_WAITING) != NOT_WAITING and now - sent_at[r] > 2 * NOTICE_S
+
         seen = {source}
-        while waits.get(source, NOT_WAITING) >= 0 and waits[source] not in seen:
+        while not stale(source) and waits.get(source, NOT_WAITING) > 0:
+            if waits[source] in seen:
+                break
             source = waits[source]
             seen.add(source)
-        if waits.get(source) != IN_VOTE:
+        if stale(source) or waits.get(source, NOT_WAITING) == NOT_WAITING:
             return source
-        quiet = [r for r in range(1, self.comm.Get_size())
-                 if waits.get(r, NOT_WAITING) == NOT_WAITING]
+        parts = range(1, self.comm.Get_size())
+        quiet = [r for r in parts if waits.get(r, NOT_WAITING) == NOT_WAITING]
         awaited = [r for r in quiet if r in waits.values()]
-        return (awaited or quiet or [source])[0]
+        return ([r for r in parts if stale(r)] or awaited or quiet or [source])[0]
 
     def poll(self, src, kind: Kind, dest=None) -> Message | None:
         if self.comm.Iprobe(source=self.rank_of[src], tag=int(kind)):
@@ -522,8 +540,8 @@ class MPITransport(Transport):
         one, so the chain's end is only the guess and the ping tells them apart."""
         def stalled() -> int:
             notices = self._drain_notices()
-            start = next((w for w in notices.values() if w >= 0),
-                         next((r for r, w in notices.items() if w == IN_VOTE), None))
+            start = next((w for w in notices.values() if w > 0),
+                         next((r for r, w in notices.items() if w in (IN_VOTE, 0)), None))
             return unanswered(None if start is None else self._silent(start))
         return self._complete_vote(handle, stalled, grace=True)
 
@@ -536,11 +554,11 @@ class MPITransport(Transport):
         t0 = time.perf_counter()
         nap = 0.0
         t_err = None
-        told = False
+        told = None
         while True:
             try:
                 if req.Test():
-                    if told:
+                    if told is not None:
                         self._notice(NOT_WAITING)
                     break
             except self.MPI.Exception as exc:      # a rank died (the watchdog names it)
@@ -556,8 +574,8 @@ class MPITransport(Transport):
                     t_err = now
                 if t_err is not None and now - t_err > self.ERROR_GRACE_S:
                     self._check_errors()      # the windows before the failed one are done
-            if not told and self._notice_due(now - t0):
-                told = True                 # a part waits in the vote: the coordinator
+            if self._notice_due(now - t0, told):
+                told = now                  # a part waits in the vote: the coordinator
                 self._notice(IN_VOTE)       # follows no chain through it (:meth:`_silent`)
             if self.timeout_s and now - t0 > self.timeout_s:
                 silent = stalled()

@@ -145,11 +145,12 @@ def _watch(notes: Path, table: dict[str, dict]) -> int:
         if first is None:
             # the earliest exit (begun: taskstats; or finished: pidfd); several at once (an
             # overloaded machine) → the lowest rank that did not end on purpose
-            ended = {fds[fd] for fd in ready if fd in fds}
+            ended = sorted({fds[fd] for fd in ready if fd in fds}, key=int)
             if exits is not None and exits.fileno() in ready:
-                ended |= {rank_of[pid] for pid in exits.ending(rank_of)}
+                began = exits.first_ending(rank_of)
+                if began is not None:           # the order the exits began in
+                    ended = [rank_of[began]]
             if ended:
-                ended = sorted(ended, key=int)
                 quiet = [r for r in ended if (notes / f"rank{r}.ok").exists()]
                 first = quiet[0] if quiet else ended[0]
                 if not quiet:
@@ -174,11 +175,12 @@ class ExitEvents:
     """The kernel's taskstats exit events (generic netlink, family ``TASKSTATS``): one
     message per exiting thread, sent from ``do_exit`` before the thread's memory is freed
     (``Documentation/accounting/taskstats.rst``).  Listening to every CPU needs
-    ``CAP_NET_ADMIN``; :meth:`open` returns ``None`` where it is refused or missing."""
+    ``CAP_NET_ADMIN`` in the initial namespaces; :meth:`open` returns ``None`` where it is
+    refused or missing."""
 
     _CTRL, _GETFAMILY, _FAMILY_ID, _FAMILY_NAME = 0x10, 3, 1, 2      # genetlink control
     _GET, _REGISTER = 1, 3      # TASKSTATS_CMD_GET, TASKSTATS_CMD_ATTR_REGISTER_CPUMASK
-    _AGGR_PID, _AGGR_TGID, _PID, _TGID = 4, 5, 1, 2                  # TASKSTATS_TYPE_*
+    _PID, _TGID, _STATS, _AGGR_PID, _AGGR_TGID = 1, 2, 3, 4, 5       # TASKSTATS_TYPE_*
     _ERROR = 2                                                       # NLMSG_ERROR
 
     def __init__(self, sock):
@@ -222,35 +224,54 @@ class ExitEvents:
             return None
         return cls(sock)
 
-    def ending(self, pids) -> set[int]:
-        """The processes of ``pids`` whose exit began, among the events read now: a
-        thread of one that exits while the process lives on (a pool's worker, say) does not
-        count — the thread must be its main thread, or the process must be going (a kill
-        pending for it, or its exit code set)."""
-        out = set()
+    def first_ending(self, pids) -> int | None:
+        """The first process of ``pids``, in the order of the events read now, whose exit
+        began; ``None`` for none (or when the events cannot be read).  A thread's exit
+        counts when its exit code (``ac_exitcode``, set before the event) is not 0: the
+        whole process is going (a kill, a crash, ``exit_group``) — a thread that ends
+        while its process lives on (a pool's worker) exits with 0."""
         while True:
             try:
                 data = self.sock.recv(65536)
             except (BlockingIOError, InterruptedError):
-                return out
+                return None
             except OSError as exc:         # ENOBUFS: events were dropped; read on
                 if exc.errno == errno.ENOBUFS:
                     continue
-                return out
-            while len(data) >= 16:
-                length = struct.unpack_from("I", data)[0]
-                kind, body = self._split(data[:length])
-                data = data[(length + 3) & ~3:]
-                if kind < 0x10 or len(body) < 4:
+                return None
+            try:
+                pid = self._first(data, pids)
+            except (struct.error, ValueError, IndexError):
+                pid = None                 # a message not understood: the pidfds remain
+            if pid is not None:
+                return pid
+
+    def _first(self, data: bytes, pids) -> int | None:
+        while len(data) >= 16:
+            length = struct.unpack_from("I", data)[0]
+            if length < 16 or length > len(data):
+                return None
+            kind, body = self._split(data[:length])
+            data = data[(length + 3) & ~3:]
+            if kind < 0x10 or len(body) < 4:         # (control messages)
+                continue
+            attrs = self._attrs(body[4:])
+            for nested in attrs.get(self._AGGR_PID, []):
+                a = self._attrs(nested)
+                if self._PID not in a or self._STATS not in a:
                     continue
-                attrs = self._attrs(body[4:])
-                for nested in attrs.get(self._AGGR_PID, []) + attrs.get(self._AGGR_TGID, []):
-                    for key in (self._PID, self._TGID):
-                        for v in self._attrs(nested).get(key, []):
-                            tid = struct.unpack_from("I", v)[0]
-                            pid = tid if tid in pids else _tgid(tid)
-                            if pid in pids and (tid == pid or _going(pid)):
-                                out.add(pid)
+                tid = struct.unpack_from("I", a[self._PID][0])[0]
+                if struct.unpack_from("I", a[self._STATS][0], 4)[0] == 0:   # ac_exitcode
+                    continue
+                pid = tid if tid in pids else _tgid(tid)
+                if pid in pids:
+                    return pid
+            for nested in attrs.get(self._AGGR_TGID, []):   # the last thread of a process
+                for v in self._attrs(nested).get(self._TGID, []):
+                    pid = struct.unpack_from("I", v)[0]
+                    if pid in pids:
+                        return pid
+        return None
 
     @staticmethod
     def _attr(kind: int, data: bytes) -> bytes:
@@ -288,20 +309,6 @@ def _tgid(tid: int) -> int:
     except (OSError, ValueError):
         pass
     return 0
-
-
-def _going(pid: int) -> bool:
-    """Whether process ``pid`` is exiting as a whole: a SIGKILL pending for it or for its
-    main thread (a kill from outside, or the group exit of a crash), or its exit code set."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return True                   # gone already
-    for line in status.splitlines():
-        if line.startswith(("SigPnd:", "ShdPnd:")) and int(line.split()[1], 16) & (1 << 8):
-            return True
-    return stat[0] in "ZX" or stat[-1] != "0"
 
 
 def main(argv=None) -> int:
