@@ -140,12 +140,16 @@ def _watch(notes: Path, table: dict[str, dict]) -> int:
     if exits is not None:
         p.register(exits.fileno(), select.POLLIN)
     first = None
+    # ranks whose exit began before the events were heard (killed during start-up): they
+    # come first
+    already = sorted((r for r, e in table.items() if _exiting(int(e["pid"]))), key=int)
     while fds:
-        ready = [fd for fd, _ in p.poll()]
+        ready = [] if already else [fd for fd, _ in p.poll()]
         if first is None:
             # the earliest exit (begun: taskstats; or finished: pidfd); several at once (an
             # overloaded machine) → the lowest rank that did not end on purpose
-            ended = sorted({fds[fd] for fd in ready if fd in fds}, key=int)
+            ended = already or sorted({fds[fd] for fd in ready if fd in fds}, key=int)
+            already = []
             if exits is not None and exits.fileno() in ready:
                 began = exits.first_ending(rank_of)
                 if began is not None:           # the order the exits began in
@@ -298,6 +302,16 @@ class ExitEvents:
     @staticmethod
     def _split(msg: bytes) -> tuple[int, bytes]:
         return struct.unpack_from("H", msg, 4)[0], msg[16:]
+
+
+def _exiting(pid: int) -> bool:
+    """Whether process ``pid``'s exit has begun: gone, a zombie, or its exit code set (the
+    kernel sets it as ``do_exit`` begins, before the memory is freed)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return True
+    return stat[0] in ("Z", "X") or (len(stat) >= 50 and stat[-1] != "0")
 
 
 def _tgid(tid: int) -> int:

@@ -141,3 +141,44 @@ def test_the_rank_whose_exit_began_first_is_named():
     assert err.splitlines() == [f"cosim: rank 0 ({e['role']}, pid {e['pid']} on {e['host']}) "
                                 f"ended first without a word (killed or crashed); the "
                                 f"launcher stopped the other ranks"], err
+
+
+@pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="pidfds are Linux ≥ 5.3")
+def test_a_rank_whose_exit_began_before_the_watchdog_listened_is_named(monkeypatch):
+    """A kill in the start-up, before the watchdog listens: rank 0 (1 GB touched) is
+    killed and still freeing its memory when the watching begins; rank 1 (small) is killed
+    5 ms into it and is gone long before rank 0 — rank 0, whose exit began first (its
+    exit code is set as the exit begins), is named."""
+    from cosim import watchdog
+
+    big = ("import time\nx = bytearray(1_000_000_000)\n"
+           "for i in range(0, len(x), 4096):\n    x[i] = 1\nprint('ready', flush=True)\n"
+           "time.sleep(60)")
+    small = "import time; print('ready', flush=True); time.sleep(60)"
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+             for code in (big, small)]
+    notes = Path(tempfile.mkdtemp(prefix="cosim-watch-test-"))
+    table = {str(r): {"pid": p.pid, "host": socket.gethostname(), "role": f"engine e{r}"}
+             for r, p in enumerate(procs)}
+    try:
+        for p in procs:
+            assert p.stdout.readline() == "ready\n"
+        procs[0].kill()
+        import threading
+
+        import io
+
+        err = io.StringIO()
+        err.close = lambda: None                  # (the watchdog closes its stderr)
+        monkeypatch.setattr(sys, "stderr", err)
+        threading.Timer(0.005, procs[1].kill).start()
+        watchdog._watch(notes, table)
+        monkeypatch.undo()
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+    e = table["0"]
+    assert err.getvalue().splitlines() == [
+        f"cosim: rank 0 ({e['role']}, pid {e['pid']} on {e['host']}) ended first without a "
+        f"word (killed or crashed); the launcher stopped the other ranks"]
