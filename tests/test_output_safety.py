@@ -142,9 +142,14 @@ def test_a_refused_second_run_leaves_the_running_jobs_file_intact(tmp_path):
                    cwd=tmp_path)
     try:
         _wait_for_windows(out, 20, first)
-        second = run_cli("run", str(sc), "-o", str(out), "--overwrite", "-q", "--no-monitor",
-                         cwd=tmp_path)
-        assert first.poll() is None, "the first run ended before the second was tried"
+        # held still while the second is tried: the test does not race the first run's end
+        first.send_signal(signal.SIGSTOP)
+        try:
+            second = run_cli("run", str(sc), "-o", str(out), "--overwrite", "-q",
+                             "--no-monitor", cwd=tmp_path)
+            assert first.poll() is None, "the first run ended before the second was tried"
+        finally:
+            first.send_signal(signal.SIGCONT)
         stdout, stderr = first.communicate(timeout=300)
     finally:
         if first.poll() is None:
