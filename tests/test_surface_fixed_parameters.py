@@ -165,3 +165,90 @@ def test_bad_compile_parameters_under_mpiexec_is_one_line_every_rank_exits_2(tmp
     assert r.stderr.count("\n") == 1, r.stderr
     assert r.stderr.startswith("bad.toml: engines.cortex.compile_parameters: "), r.stderr
     assert not (tmp_path / "out.h5").exists()
+
+
+def _flat_call(fn, x, c, i, dx):
+    """``fn`` (a flat dfun) on the flat views of the 2-D arrays."""
+    try:
+        fn(x.reshape(-1), c.reshape(-1), None, i, dx.reshape(-1))
+    except (ArithmeticError, ValueError) as exc:
+        return type(exc)
+    return dx.copy()
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_flat_dfun_equals_row_dfun(name):
+    """The flat rewrite (``x[i, k]`` → ``x[i·NS + k]``, the parameters compiled in) of every
+    model that has one gives the 2-D row-reading dfun's numbers at every node."""
+    model = MODELS[name]
+    rng = np.random.default_rng(7 + len(name))
+    row = model.default_parameters() * (1.0 + 0.1 * rng.random(len(model.parameters)))
+    row = row + 0.01 * (row == 0)
+    n, ns, nc = 4, model.n_state, 3
+    lo = np.array([v.range[0] for v in model.state_variables])
+    hi = np.array([v.range[1] for v in model.state_variables])
+    for opts, dfun in model.dfuns.items():
+        flat = fixed_parameters(dfun, row, flat=(ns, nc))
+        if flat is None:
+            continue
+        x = lo + (hi - lo) * rng.random((n, ns))
+        c = rng.standard_normal((n, nc))
+        p = np.broadcast_to(row, (n, row.size))
+        for i in range(n):
+            a = _call(dfun.py_func, x, c, p, i, np.zeros((n, ns)))
+            b = _flat_call(flat, x, c, i, np.zeros((n, ns)))
+            if isinstance(a, type):
+                assert a is b, (name, opts)
+            else:
+                np.testing.assert_array_equal(a, b, err_msg=f"{name} {opts}")
+
+
+def _calls_exp(x, c, p, i, dx):
+    dx[i, 0] = np.exp(x[i, 0]) * p[i, 0]
+
+
+def _passes_x_on(x, c, p, i, dx):
+    dx[i, 0] = _first(x, i)
+
+
+def _first(x, i):
+    return x[i, 0]
+
+
+def _whole_row(x, c, p, i, dx):
+    dx[i] = x[i] * p[i, 0]
+
+
+def _arithmetic(x, c, p, i, dx):
+    V = x[i, 0]
+    dx[i, 0] = p[i, 0] * V - max(V, 0.5) * abs(c[i, 1])
+    dx[i, 1] = -x[i, 1]
+
+
+def test_only_arithmetic_dfuns_are_flat():
+    """A call per node (no vectorised loop), an array handed on or indexed otherwise: no
+    flat dfun (the window keeps its fused pass); abs/min/max are kept."""
+    row = np.array([2.0])
+    for f in (_calls_exp, _passes_x_on, _whole_row):
+        assert fixed_parameters(f, row, flat=(2, 2)) is None, f.__name__
+    g = fixed_parameters(_arithmetic, row, flat=(2, 3))
+    x, c, dx = np.array([0.25, -1.0, 3.0, 4.0]), np.array([0, -3.0, 0, 0, 7.0, 0]), np.zeros(4)
+    g(x, c, None, 1, dx)
+    assert dx[2] == 2.0 * 3.0 - 3.0 * 7.0 and dx[3] == -4.0
+    assert dx[0] == dx[1] == 0.0
+    assert {m for m in ("generic_2d_oscillator", "linear", "jansen_rit")
+            if fixed_parameters(MODELS[m].dfun(next(iter(MODELS[m].dfuns))),
+                                MODELS[m].default_parameters(), flat=(MODELS[m].n_state, 1))
+            } == {"generic_2d_oscillator", "linear"}         # jansen_rit's sigmoid calls exp
+
+
+def test_the_one_part_window_is_the_flat_one_where_the_dfun_allows():
+    """So the window tests above run the flat window (generic_2d_oscillator), and the fused
+    one for a dfun with calls (jansen_rit)."""
+    for model, coupling, window in (("generic_2d_oscillator", "linear", "window_flat__"),
+                                    ("jansen_rit", "sigmoidal_jansen_rit", "window__")):
+        eng = NeuralSurfaceEngine("cortex", model, load_connectome("tvb:connectivity_76"),
+                                  coupling=coupling, local_coupling_strength=0.02,
+                                  random_initial=True, seed=1)
+        eng.build()
+        assert eng._window.py_func.__name__.startswith(window), model

@@ -315,6 +315,77 @@ def _t_window(n_steps, step, heun, dt, every, x, xs, k1, k2, qq, hist, net, L, l
             k += 1
 
 
+def _t_flat_inputs(q, L, cr, region_of, lin, cf):
+    """Every vertex's coupling input (:func:`_t_vertex_deriv`'s, the same arithmetic and
+    order) into the flat ``cf`` (row length ``N_IN``), for :func:`_t_window_flat`."""
+    long_rows(q, L)
+    fi, fv, xp, xi, xv, lr, ex = L
+    for v in range(fi.shape[0]):
+        acc = 0.0
+        for e in range(ELL_WIDTH):
+            acc += fv[v, e] * q[fi[v, e]]
+        acc += ex[v]
+        r = region_of[v]
+        for a in range(N_IN):
+            cf[v * N_IN + a] = cr[r, a]
+        cf[v * N_IN + lin] = cr[r, lin] + acc
+
+
+def _t_window_flat(n_steps, step, heun, dt, every, x, xs, k1, k2, qq, hist, net, L, local,
+                   region, members, cvar, cp, rowsum, p, lo, hi, work, rec_rows, rec):
+    """:func:`_t_window` for a model whose dfun is arithmetic only, rewritten for flat arrays
+    (``model_flat``: :func:`cosim.fields.specialise.fixed_parameters` with ``flat``).  Each
+    stage is three passes over the vertices: the inputs (the local product and the region's
+    input: gathers, :func:`_t_flat_inputs`), the model, then the update with the next local
+    variable — the last two without a gather and with compile-time strides, so LLVM
+    vectorises them across vertices (in :func:`_t_window` one gather in the pass keeps the
+    whole pass scalar).  Region sums by region (``members``, as :func:`_t_window_par`).  Per
+    vertex the arithmetic and its order are :func:`_t_window`'s and the split parts': the
+    same bits."""
+    ptr, src, dly, w = net
+    lp, lm, lin = LOCAL_IDX              # compiled in: ``local`` is not read
+    region_of, counts = region
+    mptr, mv = members
+    xr, aff, s, cr, c = work
+    V = x.shape[0]
+    H = hist.shape[0]
+    q1, q2 = qq[0], qq[1]
+    xf, xsf, cf = x.reshape(x.size), xs.reshape(xs.size), c.reshape(c.size)
+    k1f, k2f = k1.reshape(k1.size), k2.reshape(k2.size)
+    local_q(x, lp, lm, q1)
+    k = 0
+    for m in range(n_steps):
+        n = step + m
+        region_input(hist, n, ptr, src, dly, w, xr, cvar, cp, rowsum, s, cr)
+        flat_inputs(q1, L, cr, region_of, lin, cf)
+        for v in range(V):
+            model_flat(xf, cf, p, v, k1f)
+        if heun:
+            for v in range(V):
+                for j in range(NS):
+                    xsf[v * NS + j] = min(max(xf[v * NS + j] + dt * k1f[v * NS + j], LO[j]), HI[j])
+                q2[v] = xsf[v * NS + lp] - (xsf[v * NS + lm] if lm >= 0 else 0.0)
+            flat_inputs(q2, L, cr, region_of, lin, cf)
+            for v in range(V):
+                model_flat(xsf, cf, p, v, k2f)
+            for v in range(V):
+                for j in range(NS):
+                    xf[v * NS + j] = min(max(xf[v * NS + j] + dt * 0.5 * (k1f[v * NS + j]
+                                                                         + k2f[v * NS + j]),
+                                             LO[j]), HI[j])
+                q1[v] = xf[v * NS + lp] - (xf[v * NS + lm] if lm >= 0 else 0.0)
+        else:
+            for v in range(V):
+                for j in range(NS):
+                    xf[v * NS + j] = min(max(xf[v * NS + j] + dt * k1f[v * NS + j], LO[j]), HI[j])
+                q1[v] = xf[v * NS + lp] - (xf[v * NS + lm] if lm >= 0 else 0.0)
+        member_sums(x, mptr, mv, cvar, xr)
+        region_finish(xr, counts, cvar, cp, aff, hist, (n + 1) % H)
+        if (n + 1) % every == 0:
+            member_means(x, mptr, mv, counts, rec_rows, rec[k])
+            k += 1
+
+
 def _t_window_par(n_steps, step, heun, dt, every, x, xs, k1, k2, qq, hist, net, L, local,
                   region, members, cvar, cp, rowsum, p, lo, hi, work, rec_rows, rec):
     """:func:`_t_window` on numba's threads (``parallel=True``): each stage's per-vertex
@@ -452,6 +523,7 @@ def heun_update(x, k1, k2, h, v0, v1, lo, hi):
 
 _SURFACE_KERNELS: dict = {}
 _FIXED: dict = {}         # (dfun, parameter key) → the dfun with them compiled in, or None
+_FLAT: dict = {}          # (dfun, parameter key, NS, NC) → … and flat indexing, or None
 
 
 def _model(dfun, params):
@@ -467,6 +539,15 @@ def _model(dfun, params):
         if _FIXED[dfun, key] is not None:
             return _FIXED[dfun, key], key, "__p" + hashlib.sha256(key.encode()).hexdigest()[:12]
     return dfun, None, ""
+
+
+def _flat_model(dfun, params, n_state: int, n_in: int):
+    """The dfun with ``params`` compiled in and flat indexing (:func:`fixed_parameters` with
+    ``flat``) for :func:`_t_window_flat`, or None (a dfun that is not arithmetic only)."""
+    key = (dfun, parameter_key(params), n_state, n_in)
+    if key not in _FLAT:
+        _FLAT[key] = fixed_parameters(dfun, params, flat=(n_state, n_in))
+    return _FLAT[key]
 
 
 def _bounds(bounds, n_state):
@@ -504,22 +585,29 @@ def surface_kernels(model_name: str, dfun, coupling, width: int, n_state: int, p
     key = (model_name, dfun, coupling.afferent, coupling.post, width, n_state, pkey, bkey, ltag)
     if key in _SURFACE_KERNELS:
         return _SURFACE_KERNELS[key]
+    n_in = coupling.n_inputs(cv.size)
+    # the window's model passes vectorised where the dfun allows (_t_window_flat)
+    flat = (_flat_model(dfun, params, n_state, n_in) if pkey is not None else None)
+    window = _t_window_flat if flat is not None else _t_window
     digest = _source_hash(dfun, coupling.afferent, coupling.post, _t_vertex_deriv, _t_derivs,
                           _t_long_rows, _t_region_input, _t_region_finish, _t_region_average, _t_window,
-                          _t_member_sums, _t_member_means, euler_update, fixed_parameters)
+                          _t_window_flat, _t_flat_inputs, _t_member_sums, _t_member_means,
+                          euler_update, fixed_parameters)
     tag = f"{model_name}__{coupling.name}__w{width}s{n_state}__{digest}{ptag}{btag}{ltag}"
     glb = dict(globals())
     glb.update(model_dfun=_inlined(model), coupling_afferent=_inlined(coupling.afferent),
                coupling_post=_inlined(coupling.post), ELL_WIDTH=width, NS=n_state, LO=lo, HI=hi,
-               LOCAL_IDX=li, CVAR=cv, N_IN=coupling.n_inputs(cv.size))
+               LOCAL_IDX=li, CVAR=cv, N_IN=n_in)
+    if flat is not None:
+        glb.update(model_flat=_inlined(flat))
     for t in (_t_vertex_deriv, _t_long_rows, _t_local_q, _t_derivs, _t_region_input,
               _t_region_finish, _t_region_average, _t_region_mean, _t_member_sums,
-              _t_member_means):
+              _t_member_means, _t_flat_inputs):
         glb[t.__name__[3:]] = _inlined(_rebound(t, glb))
     glb.update(euler_update_=_inlined(euler_update), heun_update_=_inlined(heun_update))
     out = tuple(njit(cache=True, **_FLAGS)(_rebound(t, glb, f"{t.__name__[3:]}__{tag}"))
                 for t in (_t_local_q, _t_derivs, _t_region_input, _t_region_average,
-                          _t_region_mean, _t_window))
+                          _t_region_mean, window))
     _SURFACE_KERNELS[key] = out
     return out
 
