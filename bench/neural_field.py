@@ -98,10 +98,12 @@ class CosimSurfaceRunner:
                 "n_vertices": self.eng.n_vertices, "floor_us_per_step": self.floor()}
 
     def floor(self, reps=50):
-        """µs per step of cosim's irreducible work: the two derivative passes of a Heun
-        step (fixed-width local product + region input + model, the split parts' kernel),
-        best of ``reps``; a bound for the window kernel, which adds the updates, the region
-        sums and the delay ring."""
+        """µs per step of the split parts' per-step path: the two derivative passes of a
+        Heun step (fixed-width local product + region input + model in one scalar pass per
+        vertex), best of ``reps``.  The one-part window of a flat (arithmetic-only) dfun
+        runs the model vectorised (``cosim.fields.surface._t_window_flat``) and may be
+        faster than this, updates and region sums included; for a fused window it is a
+        bound."""
         e = self.eng
         lp, lm, lin = e._local
         e._local_q(e._x, lp, lm, e._q)
@@ -307,8 +309,8 @@ def main(argv=None) -> int:
             sps[name] = min(r["walls_s"]) / (dur / 1000.0)
     ratios = {"tvb": C.ratio(sps.get("tvb"), sps.get("cosim"))}
     ratios_threads = {n: C.ratio(sps.get("tvb"), sps.get(n)) for n in threaded if n in sps}
-    # per-step floors (see the runners' floor()): TVB's sparse products, cosim's two
-    # derivative passes; the bound on the one-thread ratio is TVB's step ÷ cosim's floor
+    # per-step floors (see the runners' floor()): TVB's sparse products, cosim's split-part
+    # derivative passes (a bound on a fused window, not on the flat one)
     floors = {n: results[n]["setup"]["info"].get("floor_us_per_step")
               for n in ("cosim", "tvb") if n in sps}
     steps_per_s = 1000.0 / SURFACE["dt_ms"]
@@ -340,9 +342,9 @@ def main(argv=None) -> int:
                       [[k, v["points"], v["steps_per_second"], v["ns_per_point_log2N"]]
                        for k, v in sheet.items()])
     if "bound_tvb_step_over_cosim_floor" in floors:
-        print(f"\nper step: cosim {floors['cosim_step_us']:.0f} µs (floor: its two derivative "
-              f"passes {floors['cosim']:.0f} µs), TVB {floors['tvb_step_us']:.0f} µs (its two "
-              f"sparse products alone {floors['tvb']:.0f} µs); TVB step ÷ cosim floor "
+        print(f"\nper step: cosim {floors['cosim_step_us']:.0f} µs (its split parts' two "
+              f"derivative passes {floors['cosim']:.0f} µs), TVB {floors['tvb_step_us']:.0f} µs (its two "
+              f"sparse products alone {floors['tvb']:.0f} µs); TVB step ÷ those passes "
               f"{floors['bound_tvb_step_over_cosim_floor']:.1f}×")
     for name, reason in skipped.items():
         print(f"  {name}: skipped — {reason}")
