@@ -767,7 +767,9 @@ class _Quiet(Exception):
 def _die(comm, line: str | None, code: int):
     from . import watchdog
 
-    watchdog.ending_on_purpose(comm.Get_rank())
+    # a rank that said why announces the abort: every exit from now on is its doing; one
+    # that ends quietly (a partner died: the watchdog names it) does not
+    watchdog.ending_on_purpose(comm.Get_rank(), aborting=line is not None)
     if line:
         print(line, file=sys.stderr, flush=True)
     time.sleep(0.5)           # let the launcher forward the line before it kills us

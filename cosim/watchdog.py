@@ -20,7 +20,10 @@ rank).
 
 Ranks that end on purpose — a normal end, or an error that cosim itself reports with its
 one line — first write ``<notes>/rank<r>.ok``; the watchdog stays silent when the first rank
-to end had written one.  Otherwise it writes one line to the job's stderr (it inherited
+to end had written one.  A rank that reports an error and then aborts the job writes
+``abort`` into its note: from then on every exit is the abort's doing (the launcher kills
+the ranks in no set order, and a stopped or hung rank may die before the reporting one), so
+the watchdog stays silent whichever rank it sees end first.  Otherwise it writes one line to the job's stderr (it inherited
 rank 0's)::
 
     cosim: rank 2 (engine v1, pid 1234 on node7) ended first without a word (killed or
@@ -86,13 +89,28 @@ def active() -> bool:
     return _NOTES is not None
 
 
-def ending_on_purpose(rank: int) -> None:
-    """Before a deliberate exit (a normal end, or after cosim printed the failure line)."""
+def ending_on_purpose(rank: int, aborting: bool = False) -> None:
+    """Before a deliberate exit (a normal end, or after cosim printed the failure line);
+    ``aborting``: this rank is about to abort the whole job (``MPI_Abort``)."""
     if _NOTES is not None:
         try:
-            (_NOTES / f"rank{rank}.ok").write_text("")
+            (_NOTES / f"rank{rank}.ok").write_text(ABORT if aborting else "")
         except OSError:
             pass
+
+
+ABORT = "abort"
+
+
+def _announced(notes: Path, ranks) -> bool:
+    """Whether a rank said it aborts the job (after its one line)."""
+    for r in ranks:
+        try:
+            if (notes / f"rank{r}.ok").read_text() == ABORT:
+                return True
+        except OSError:
+            pass
+    return False
 
 
 def _line(rank: str, e: dict) -> str:
@@ -130,7 +148,7 @@ def _watch(notes: Path, table: dict[str, dict]) -> int:
         try:
             fds[os.pidfd_open(int(e["pid"]))] = rank
         except OSError:               # already gone before we looked
-            if not (notes / f"rank{rank}.ok").exists():
+            if not (notes / f"rank{rank}.ok").exists() and not _announced(notes, table):
                 print(_line(rank, e), file=sys.stderr, flush=True)
                 return 0
     rank_of = {int(e["pid"]): rank for rank, e in table.items()}
@@ -157,7 +175,7 @@ def _watch(notes: Path, table: dict[str, dict]) -> int:
             if ended:
                 quiet = [r for r in ended if (notes / f"rank{r}.ok").exists()]
                 first = quiet[0] if quiet else ended[0]
-                if not quiet:
+                if not quiet and not _announced(notes, table):
                     print(_line(first, table[first]), file=sys.stderr, flush=True)
                     sys.stderr.close()      # let the launcher's stdio close
                 _first_to_run(False)        # (the join after the run is ordinary work)

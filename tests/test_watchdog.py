@@ -92,6 +92,32 @@ def test_the_watchdog_is_silent_when_the_first_to_end_said_so():
 
 
 @pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="pidfds are Linux ≥ 5.3")
+def test_the_watchdog_is_silent_once_a_rank_announced_the_abort():
+    """Rank 1 printed why (a partner stopped answering) and aborts the job; the launcher
+    kills the ranks in no set order, and the stopped rank 0 ends first: the abort's doing,
+    not a death to name.  A plain note (a normal end) does not silence it."""
+    from cosim.watchdog import ABORT
+
+    with _watched(3) as (procs, notes, w, _):
+        (notes / "rank1.ok").write_text(ABORT)      # ending_on_purpose(1, aborting=True)
+        for p in procs:                            # the launcher's kill, rank 0 first
+            p.kill()
+            p.wait()
+        _, err = w.communicate(timeout=20)
+    assert err == "" and w.returncode == 0
+    with _watched(3) as (procs, notes, w, table):
+        (notes / "rank1.ok").write_text("")         # ending_on_purpose(1): a normal end
+        for p in procs:
+            p.kill()
+            p.wait()
+        _, err = w.communicate(timeout=20)
+    e = table["0"]
+    assert err.splitlines() == [f"cosim: rank 0 ({e['role']}, pid {e['pid']} on {e['host']}) "
+                                f"ended first without a word (killed or crashed); the "
+                                f"launcher stopped the other ranks"]
+
+
+@pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="pidfds are Linux ≥ 5.3")
 def test_the_rank_whose_exit_began_first_is_named():
     """A pidfd is readable once a process has *finished* exiting, and a large process
     spends long freeing its memory first: rank 0 (1 GB touched) is killed, rank 1 (small)
