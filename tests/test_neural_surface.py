@@ -355,3 +355,88 @@ def test_fixed_width_rows_are_the_csr_sums():
         np.testing.assert_array_equal(out, ref)
         np.testing.assert_allclose(out, m @ q, rtol=1e-12, atol=1e-12)
     assert ell_split(load_local_connectivity("tvb:local_connectivity_16384"))[0].shape == (16384, 8)
+
+
+def _grouped_inputs(width, bits, n_in):
+    """The one-part flat window's input pass (``grouped_inputs``) as the kernels inline it,
+    with ``n_in`` inputs per vertex."""
+    from numba import njit
+    import cosim.fields.surface as sf
+    from cosim.integrators import _FLAGS, _inlined, _rebound
+
+    glb = dict(vars(sf), N_IN=n_in)
+    glb["emit"] = _inlined(_rebound(sf._t_emit, glb))
+    return njit(**_FLAGS)(sf._grouped_inputs(width, bits, glb))
+
+
+def test_rows_grouped_by_length_give_the_fixed_width_sums():
+    """``grouped_rows`` + ``grouped_inputs`` (the flat window's local product, rows grouped
+    by length, indices packed four or two to a word): every vertex's inputs are its
+    region's row with the local sum added to input ``lin`` — that sum the fixed-width
+    one's bit for bit (first ``width`` entries in column order, then the rest's sum), and
+    scipy's product to rounding; rows of every length up to and beyond the width, empty
+    rows, 16- and 32-bit indices; and on the shipped 16k matrix the same bits as
+    ``ell_split``'s product."""
+    import scipy.sparse as sp
+    from numba import njit
+    from cosim.fields.surface import (_t_long_rows, ell_split, grouped_rows,
+                                      load_local_connectivity, row_index_bits)
+
+    rng = np.random.default_rng(5)
+    n = 300
+    m = sp.random(n, n, density=0.02, random_state=4, format="csr")
+    m.data -= 0.5
+    m = m.tolil()
+    m[7, :] = 0
+    m[11, :40] = rng.standard_normal(40)                  # one long row
+    m = m.tocsr()
+    m.eliminate_zeros()
+    m.sort_indices()
+    q = rng.standard_normal(n)
+    region_of = rng.integers(0, 5, n).astype(np.uint16)
+    cr = rng.standard_normal((5, 2))
+    lengths = set(np.diff(m.indptr).tolist())
+    assert {0, 1, 2, 3, 4, 5} <= lengths and max(lengths) > 12
+    for width in (1, 4, 12):
+        for bits in (16, 32):
+            f = _grouped_inputs(width, bits, 2)
+            G = grouped_rows(m, width, region_of, bits)
+            cf = np.full(2 * n, np.nan)
+            f(q, G, cr, 1, cf)
+
+            def part(v, lo, hi):
+                e0 = m.indptr[v]
+                return sum((m.data[e] * q[m.indices[e]]
+                            for e in range(e0 + lo, min(e0 + hi, m.indptr[v + 1]))), 0.0)
+            local = np.array([part(v, 0, width) + part(v, width, n + 1) for v in range(n)])
+            np.testing.assert_array_equal(cf[0::2], cr[region_of, 0])
+            np.testing.assert_array_equal(cf[1::2], cr[region_of, 1] + local)
+            np.testing.assert_allclose(cf[1::2] - cr[region_of, 1], m @ q, rtol=1e-12,
+                                       atol=1e-12)
+    # the 16k cortex: the grouped product against the fixed-width one, bit for bit
+    lc = load_local_connectivity("tvb:local_connectivity_16384").tocsr()
+    lc.sort_indices()
+    assert row_index_bits(lc.shape[0]) == 16 and row_index_bits(70_000) == 32
+    L = ell_split(lc)
+    long_rows = njit(_t_long_rows)
+
+    @njit
+    def fixed(L, q, out):
+        fi, fv, xp, xi, xv, lr, ex = L
+        ex[:] = 0.0
+        long_rows(q, L)
+        for v in range(q.size):
+            acc = 0.0
+            for e in range(fi.shape[1]):
+                acc += fv[v, e] * q[fi[v, e]]
+            out[v] = acc + ex[v]
+
+    q = rng.standard_normal(lc.shape[0])
+    ref = np.empty_like(q)
+    fixed(L, q, ref)
+    cf = np.full(lc.shape[0], np.nan)
+    zero = np.zeros((1, 1))
+    _grouped_inputs(L[0].shape[1], 16, 1)(q, grouped_rows(lc, L[0].shape[1],
+                                                          np.zeros(lc.shape[0], np.uint16)),
+                                          zero, 0, cf)
+    np.testing.assert_array_equal(cf, ref)

@@ -446,9 +446,12 @@ class NeuralSurfaceEngine(Engine):
         width = self._L[0].shape[1]
         self._cvar = np.asarray(self.model.coupling_indices(), dtype=np.int64)
         (self._local_q, self._derivs, self._region_input, self._region_average,
-         self._region_mean, self._window) = sf.surface_kernels(
+         self._region_mean, self._window, grouped) = sf.surface_kernels(
             self.model.name, dfun, self.coupling, width, self.model.n_state, self._fixed(),
-            self.model.bounds(), local=self._local, cvar=self._cvar)
+            self.model.bounds(), local=self._local, cvar=self._cvar,
+            index_bits=sf.row_index_bits(lc.shape[0]))
+        # the one-part window's form of the matrix: rows grouped by length, or as _L
+        self._Lw = sf.grouped_rows(lc, width, self._rk) if grouped else self._L
         V, ns, R = self.n_vertices, self.model.n_state, len(self.all_labels)
         # one parameter row for every vertex: a stride-0 view, read by the model's dfun
         self._p = np.broadcast_to(np.ascontiguousarray(self.param_row), (V, self.param_row.size))
@@ -588,7 +591,7 @@ class NeuralSurfaceEngine(Engine):
                 else:
                     self._window(m, step0 + done, self.integrator == "heun", self.dt_ms, every,
                                  self._x, self._xs, self._k1, self._k2, self._qq, self._hist,
-                                 self._net, self._L, self._local,
+                                 self._net, self._Lw, self._local,
                                  (self._rk, self.counts), self._members, self._cvar,
                                  self.coupling_params, self._rowsum, self._p, self._lo,
                                  self._hi, (self._xr, self._aff, self._s, self._cr, self._c),

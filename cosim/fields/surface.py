@@ -315,28 +315,123 @@ def _t_window(n_steps, step, heun, dt, every, x, xs, k1, k2, qq, hist, net, L, l
             k += 1
 
 
-def _t_flat_inputs(q, L, cr, region_of, lin, cf):
-    """Every vertex's coupling input (:func:`_t_vertex_deriv`'s, the same arithmetic and
-    order) into the flat ``cf`` (row length ``N_IN``), for :func:`_t_window_flat`."""
-    long_rows(q, L)
-    fi, fv, xp, xi, xv, lr, ex = L
-    for v in range(fi.shape[0]):
-        acc = 0.0
-        for e in range(ELL_WIDTH):
-            acc += fv[v, e] * q[fi[v, e]]
-        acc += ex[v]
-        r = region_of[v]
-        for a in range(N_IN):
-            cf[v * N_IN + a] = cr[r, a]
-        cf[v * N_IN + lin] = cr[r, lin] + acc
+def _t_emit(v, r, acc, cr, lin, cf):
+    """Vertex ``v``'s coupling input into the flat ``cf``: its region's row ``cr[r]``, the
+    local sum ``acc`` added to input ``lin`` (:func:`_t_vertex_deriv`'s arithmetic).  The
+    index in unsigned arithmetic (``v`` is unsigned): numba then adds no negative-index
+    wraparound, and each input is stored once (a fifth of the product's time otherwise).
+    ``v``, ``r``: uint64."""
+    base = v * np.uint64(N_IN)
+    for a in range(N_IN):
+        cf[base + np.uint64(a)] = cr[r, a] + acc if a == lin else cr[r, a]
+
+
+def row_index_bits(n: int) -> int:
+    """Bits of one packed column index in :func:`grouped_rows` (16: four per 64-bit word on
+    the 16k cortex; 32 above 65 536 vertices)."""
+    return 16 if n <= 1 << 16 else 32
+
+
+def grouped_rows(m, width: int, region_of, bits: int | None = None):
+    """The local matrix for :func:`_t_window_flat`: its rows grouped by their number of
+    entries ``ℓ`` — ``exact[ℓ]`` for ``ℓ = 0 … width`` and ``long`` for rows longer than
+    ``width`` — each group ``(meta, cols, weights)``: ``meta`` = row | region << 32 (one
+    load for both), ``weights`` of shape ``(group size, ℓ)`` and ``cols`` the column
+    indices packed into 64-bit words (:func:`row_index_bits` each, the first in the low
+    bits); ``long`` has ``width`` columns and a CSR remainder ``(xp, xi, xv)`` per long
+    row.  Entries in column order.  The product's loop then reads no padding (the
+    fixed-width rows of :func:`ell_split` carry a third of padding on the 16k cortex: rows
+    of 3 … 11 entries, width 8), has a compile-time trip count per group and loads a
+    quarter of the indices (:func:`grouped_inputs_source`): 3 loads per entry were its
+    bound.  ``region_of``: each row's region; ``bits``: the kernel's (default
+    :func:`row_index_bits` of the row count)."""
+    n = m.shape[0]
+    K = int(width)
+    bits = row_index_bits(n) if bits is None else int(bits)
+    if n > 1 << bits:
+        raise ValueError(f"{n} columns do not fit {bits}-bit indices")
+    per = 64 // bits
+    deg = np.diff(m.indptr)
+    region_of = np.asarray(region_of)
+
+    def part(rows, ell):
+        at = m.indptr[rows][:, None] + np.arange(ell)[None, :]
+        cols = np.zeros((rows.size, -(-ell // per) * per), dtype=np.uint64)
+        cols[:, :ell] = m.indices[at].reshape(rows.size, ell)
+        words = np.zeros((rows.size, max(1, cols.shape[1] // per)), dtype=np.uint64)
+        for j in range(per):
+            words[:, :cols.shape[1] // per] |= cols[:, j::per] << np.uint64(bits * j)
+        meta = rows.astype(np.uint64) | (region_of[rows].astype(np.uint64) << np.uint64(32))
+        return (meta, words,
+                np.ascontiguousarray(m.data[at], dtype=np.float64).reshape(rows.size, ell))
+    exact = tuple(part(np.flatnonzero(deg == ell), ell) for ell in range(K + 1))
+    lr = np.flatnonzero(deg > K)
+    xp = np.concatenate([[0], np.cumsum(deg[lr] - K)]).astype(np.int64)
+    at = np.concatenate([np.arange(m.indptr[v] + K, m.indptr[v + 1]) for v in lr]
+                        ).astype(np.int64) if lr.size else np.zeros(0, np.int64)
+    return exact, part(lr, K) + (xp, m.indices[at].astype(np.uint32),
+                                 np.ascontiguousarray(m.data[at], dtype=np.float64))
+
+
+def grouped_inputs_source(width: int, bits: int) -> str:
+    """The source of ``grouped_inputs(q, G, cr, lin, cf)``: every vertex's coupling input
+    (:func:`_t_emit`) from the local product over :func:`grouped_rows` ``G`` — one loop per
+    row length, each entry written out (a trip count read at run time costs a quarter
+    more on the 16k cortex), the column indices unpacked from their words by shifts.  Per
+    row the sum is :func:`_t_vertex_deriv`'s: the first ``width`` entries in column order,
+    then the sum of the rest (0.0 for a short row) added; the padding of :func:`ell_split`
+    (weight 0 on the row's own entry) adds a signed zero, which leaves every finite sum as
+    it is — the same bits while the state is finite."""
+    K, per = int(width), 64 // int(bits)
+
+    def entries(ell):
+        out = []
+        for j in range(ell):
+            if j % per == 0:
+                out.append(f"        wd = cols[t, {j // per}]")
+            sh = int(bits) * (j % per)
+            if sh == 0:
+                ix = "wd & MASK"
+            elif j % per == per - 1:            # the word's last: nothing above it
+                ix = f"wd >> np.uint64({sh})"
+            else:
+                ix = f"(wd >> np.uint64({sh})) & MASK"
+            out.append(f"        acc += ww[t, {j}] * q[{ix}]")
+        return out
+    out = ["def grouped_inputs(q, G, cr, lin, cf):", "    exact, long = G",
+           f"    MASK = np.uint64({(1 << int(bits)) - 1})", "    LOW = np.uint64(0xFFFFFFFF)"]
+    for ell in range(K + 1):
+        out += [f"    meta, cols, ww = exact[{ell}]",
+                "    for t in range(meta.size):",
+                "        acc = 0.0"] + entries(ell) + [
+                "        acc += 0.0",
+                "        emit(meta[t] & LOW, meta[t] >> np.uint64(32), acc, cr, lin, cf)"]
+    out += ["    meta, cols, ww, xp, xi, xv = long",
+            "    for t in range(meta.size):",
+            "        acc = 0.0"] + entries(K) + [
+            "        rest = 0.0",
+            "        for e in range(xp[t], xp[t + 1]):",
+            "            rest += xv[e] * q[xi[e]]",
+            "        acc += rest",
+            "        emit(meta[t] & LOW, meta[t] >> np.uint64(32), acc, cr, lin, cf)"]
+    return "\n".join(out) + "\n"
+
+
+def _grouped_inputs(width: int, bits: int, glb: dict):
+    """:func:`grouped_inputs_source` compiled with the kernels' globals ``glb`` (a copy)."""
+    ns = dict(glb)
+    exec(compile(grouped_inputs_source(width, bits),
+                 f"<cosim grouped rows, width {width}, {bits}-bit indices>", "exec"), ns)
+    return ns["grouped_inputs"]
 
 
 def _t_window_flat(n_steps, step, heun, dt, every, x, xs, k1, k2, qq, hist, net, L, local,
                    region, members, cvar, cp, rowsum, p, lo, hi, work, rec_rows, rec):
     """:func:`_t_window` for a model whose dfun is arithmetic only, rewritten for flat arrays
-    (``model_flat``: :func:`cosim.fields.specialise.fixed_parameters` with ``flat``).  Each
-    stage is three passes over the vertices: the inputs (the local product and the region's
-    input: gathers, :func:`_t_flat_inputs`), the model, then the update with the next local
+    (``model_flat``: :func:`cosim.fields.specialise.fixed_parameters` with ``flat``) and
+    ``L`` the local matrix as :func:`grouped_rows`.  Each stage is three passes over the
+    vertices: the inputs (the local product and the region's input: gathers,
+    :func:`grouped_inputs_source`), the model, then the update with the next local
     variable — the last two without a gather and with compile-time strides, so LLVM
     vectorises them across vertices (in :func:`_t_window` one gather in the pass keeps the
     whole pass scalar).  Region sums by region (``members``, as :func:`_t_window_par`).  Per
@@ -357,7 +452,7 @@ def _t_window_flat(n_steps, step, heun, dt, every, x, xs, k1, k2, qq, hist, net,
     for m in range(n_steps):
         n = step + m
         region_input(hist, n, ptr, src, dly, w, xr, cvar, cp, rowsum, s, cr)
-        flat_inputs(q1, L, cr, region_of, lin, cf)
+        grouped_inputs(q1, L, cr, lin, cf)
         for v in range(V):
             model_flat(xf, cf, p, v, k1f)
         if heun:
@@ -365,7 +460,7 @@ def _t_window_flat(n_steps, step, heun, dt, every, x, xs, k1, k2, qq, hist, net,
                 for j in range(NS):
                     xsf[v * NS + j] = min(max(xf[v * NS + j] + dt * k1f[v * NS + j], LO[j]), HI[j])
                 q2[v] = xsf[v * NS + lp] - (xsf[v * NS + lm] if lm >= 0 else 0.0)
-            flat_inputs(q2, L, cr, region_of, lin, cf)
+            grouped_inputs(q2, L, cr, lin, cf)
             for v in range(V):
                 model_flat(xsf, cf, p, v, k2f)
             for v in range(V):
@@ -569,20 +664,25 @@ def _columns(local, cvar):
 
 
 def surface_kernels(model_name: str, dfun, coupling, width: int, n_state: int, params=None,
-                    bounds=None, *, local, cvar):
-    """``(local_q, derivs, region_input, region_average, region_mean, window)`` for one
-    model (``n_state`` state variables, compiled in as ``NS``: the update loops unrolled),
+                    bounds=None, *, local, cvar, index_bits: int = 16):
+    """``(local_q, derivs, region_input, region_average, region_mean, window, grouped)`` for
+    one model (``n_state`` state variables, compiled in as ``NS``: the update loops unrolled),
     coupling and fixed row width of the local connectivity (:func:`ell_split`:
     ``fi.shape[1]``, compiled in as ``ELL_WIDTH``); ``params``: the parameter row of every
     vertex, compiled in (:func:`_model`; the kernels still take the row ``p``, unread);
     ``bounds``: the model's state bounds ``(lo, hi)``, compiled into the window (None:
     unbounded); ``local`` (``lp, lm, lin``: the engine's local variable and the input it
-    joins) and ``cvar`` (the coupling variables), compiled into the window."""
+    joins) and ``cvar`` (the coupling variables), compiled into the window.  ``grouped``:
+    whether ``window`` is :func:`_t_window_flat`, which takes the local matrix as
+    :func:`grouped_rows` (else as :func:`ell_split`), its column indices packed at
+    ``index_bits`` (:func:`row_index_bits` of the vertex count)."""
     width, n_state = int(width), int(n_state)
     model, pkey, ptag = _model(dfun, params)
     lo, hi, bkey, btag = _bounds(bounds, n_state)
     li, cv, ltag = _columns(local, cvar)
-    key = (model_name, dfun, coupling.afferent, coupling.post, width, n_state, pkey, bkey, ltag)
+    bits = int(index_bits)
+    key = (model_name, dfun, coupling.afferent, coupling.post, width, n_state, pkey, bkey, ltag,
+           bits)
     if key in _SURFACE_KERNELS:
         return _SURFACE_KERNELS[key]
     n_in = coupling.n_inputs(cv.size)
@@ -591,9 +691,10 @@ def surface_kernels(model_name: str, dfun, coupling, width: int, n_state: int, p
     window = _t_window_flat if flat is not None else _t_window
     digest = _source_hash(dfun, coupling.afferent, coupling.post, _t_vertex_deriv, _t_derivs,
                           _t_long_rows, _t_region_input, _t_region_finish, _t_region_average, _t_window,
-                          _t_window_flat, _t_flat_inputs, _t_member_sums, _t_member_means,
-                          euler_update, fixed_parameters)
-    tag = f"{model_name}__{coupling.name}__w{width}s{n_state}__{digest}{ptag}{btag}{ltag}"
+                          _t_window_flat, _t_emit, grouped_inputs_source, _t_member_sums,
+                          _t_member_means, euler_update, fixed_parameters)
+    tag = (f"{model_name}__{coupling.name}__w{width}s{n_state}i{bits}__{digest}{ptag}{btag}"
+           f"{ltag}")
     glb = dict(globals())
     glb.update(model_dfun=_inlined(model), coupling_afferent=_inlined(coupling.afferent),
                coupling_post=_inlined(coupling.post), ELL_WIDTH=width, NS=n_state, LO=lo, HI=hi,
@@ -602,12 +703,14 @@ def surface_kernels(model_name: str, dfun, coupling, width: int, n_state: int, p
         glb.update(model_flat=_inlined(flat))
     for t in (_t_vertex_deriv, _t_long_rows, _t_local_q, _t_derivs, _t_region_input,
               _t_region_finish, _t_region_average, _t_region_mean, _t_member_sums,
-              _t_member_means, _t_flat_inputs):
+              _t_member_means, _t_emit):
         glb[t.__name__[3:]] = _inlined(_rebound(t, glb))
+    if flat is not None:
+        glb["grouped_inputs"] = _inlined(_grouped_inputs(width, bits, glb))
     glb.update(euler_update_=_inlined(euler_update), heun_update_=_inlined(heun_update))
     out = tuple(njit(cache=True, **_FLAGS)(_rebound(t, glb, f"{t.__name__[3:]}__{tag}"))
                 for t in (_t_local_q, _t_derivs, _t_region_input, _t_region_average,
-                          _t_region_mean, window))
+                          _t_region_mean, window)) + (flat is not None,)
     _SURFACE_KERNELS[key] = out
     return out
 
