@@ -6,8 +6,10 @@ Control is separate from data (as in Arbor's co-simulation API and MUSIC):
 kind          direction                  payload
 ============  =========================  ==============================================
 ``HELLO``     part → bus, once           its pid and host (the bus writes the rank table)
+``WATCH``     bus → part, once           the watchdog's notes folder (sent before the rank
+                                         table is written: from then on a part that ends
+                                         the job can say so, :mod:`cosim.watchdog`)
 ``START``     bus → part, once           the first window (``k_start``; −1: do not start)
-                                         and the watchdog's notes folder
 ``HISTORY``   owner → reader, once       initial afferent history of the columns it reads
 ``AFFERENT``  owner → reader, window k   window k's afferent samples of those columns
 ``COUNTS``    part → region head, k      spike counts of a part of a split spiking region
@@ -49,6 +51,7 @@ class Kind(enum.IntEnum):
     COUNTS = 16
     HISTORY = 17
     AFFERENT = 18
+    WATCH = 19
     ERROR = 99
 
 

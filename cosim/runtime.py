@@ -693,7 +693,6 @@ def run_mpi(scenario, comm, *, output: Path | None = None, overwrite: bool = Fal
             start = transport.recv(BUS, Kind.START, key)
             from . import watchdog
 
-            watchdog.attach(_text(start["notes"]) or None)
             k_start = int(start["k_start"])
             if k_start < 0:                # the bus could not start (it reports why)
                 raise _Quiet()
@@ -823,10 +822,7 @@ def _run_bus(scenario, layout, plan, transport, out_path, overwrite, progress_st
 
 def _start_parts(transport, plan: Plan, k_start: int, rank_files: bool = False,
                  status_every: int = 0) -> None:
-    from . import watchdog
-
-    notes = _bytes(watchdog.notes() or "")
-    msg = {"k_start": np.array(k_start), "notes": notes, "rank_files": np.array(int(rank_files)),
+    msg = {"k_start": np.array(k_start), "rank_files": np.array(int(rank_files)),
            "status_every": np.array(status_every)}
     for g in plan.groups:
         for p in range(g.n_parts):
@@ -848,10 +844,13 @@ def _bytes(text: str) -> np.ndarray:
 
 
 def _announce_ranks(transport, plan: Plan, rank: int, output: Path, stream) -> None:
-    """Every part sends its pid and host (``HELLO``); the bus writes
-    ``<output>.ranks.json``, prints one line per rank (so that a launcher's report of a
-    PID names its engine) and starts the watchdog (:mod:`cosim.watchdog`).  Point-to-point
-    with the exchange timeout, so a rank stopped at start-up is named, not waited for."""
+    """Every part sends its pid and host (``HELLO``); the bus starts the watchdog
+    (:mod:`cosim.watchdog`), tells every part its notes folder (``WATCH``), then writes
+    ``<output>.ranks.json`` and prints one line per rank (so that a launcher's report of a
+    PID names its engine).  Point-to-point with the exchange timeout, so a rank stopped at
+    start-up is named, not waited for.  Once the table exists every part knows the notes
+    folder (or will: the message is on its way), so a part that ends the job for a rank
+    stopped after it can say so before any rank's exit."""
     import json
     import socket
 
@@ -861,6 +860,8 @@ def _announce_ranks(transport, plan: Plan, rank: int, output: Path, stream) -> N
     if rank != BUS_RANK:
         key = next((g.name, p) for g in plan.groups for p, r in enumerate(g.ranks) if r == rank)
         transport.send(BUS, Kind.HELLO, {"pid": np.array(me["pid"]), "host": _bytes(me["host"])}, key)
+        transport.flush_sends()
+        watchdog.attach(_text(transport.recv(BUS, Kind.WATCH, key)["notes"]) or None)
         return
     table = {str(BUS_RANK): {**me, "role": "bus"}}
     for g in plan.groups:
@@ -870,6 +871,11 @@ def _announce_ranks(transport, plan: Plan, rank: int, output: Path, stream) -> N
             table[str(r)] = {"pid": int(msg["pid"]), "host": _text(msg["host"]), "role": role}
     table = dict(sorted(table.items(), key=lambda kv: int(kv[0])))
     watchdog.attach(watchdog.start(table, output))
+    notes = {"notes": _bytes(watchdog.notes() or "")}
+    for g in plan.groups:
+        for p in range(g.n_parts):
+            transport.send((g.name, p), Kind.WATCH, notes, BUS)
+    transport.flush_sends()
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
         tmp = ranks_file(output).with_name(ranks_file(output).name + ".tmp")
