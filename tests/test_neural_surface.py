@@ -307,17 +307,14 @@ def test_excluded_regions_need_an_engine(tmp_path, capsys):
                    "simulates it"), err
 
 
-def test_fixed_width_rows_are_the_csr_sums():
-    """``ell_split``: the local product as the kernels form it — each row's first ``width``
-    entries summed in column order (padding adds 0), plus the sum of the rest in column
-    order (the long rows' remainder, summed before the pass) — equals that sum of scipy's
-    CSR entries bit for bit, and scipy's product to rounding; rows shorter and longer
-    than the width, empty rows, the shipped 16k matrix's width."""
-    import scipy.sparse as sp
+def _fixed_width_product():
+    """The fixed-width rows' product as the kernels form it (``ell_split``): each row's
+    first ``width`` entries in column order, plus the long rows' remainder (the kernels'
+    own remainder pass, ``_t_long_rows``)."""
     from numba import njit
-    from cosim.fields.surface import _t_long_rows, ell_split, load_local_connectivity
+    from cosim.fields.surface import _t_long_rows
 
-    long_rows = njit(_t_long_rows)          # the kernels' remainder pass, as they inline it
+    long_rows = njit(_t_long_rows)
 
     @njit
     def product(L, q, out):
@@ -329,7 +326,19 @@ def test_fixed_width_rows_are_the_csr_sums():
             for e in range(fi.shape[1]):
                 acc += fv[v, e] * q[fi[v, e]]
             out[v] = acc + ex[v]
+    return product
 
+
+def test_fixed_width_rows_are_the_csr_sums():
+    """``ell_split``: the local product as the kernels form it — each row's first ``width``
+    entries summed in column order (padding adds 0), plus the sum of the rest in column
+    order (the long rows' remainder, summed before the pass) — equals that sum of scipy's
+    CSR entries bit for bit, and scipy's product to rounding; rows shorter and longer
+    than the width, empty rows, the shipped 16k matrix's width."""
+    import scipy.sparse as sp
+    from cosim.fields.surface import ell_split, load_local_connectivity
+
+    product = _fixed_width_product()
     rng = np.random.default_rng(2)
     m = sp.random(300, 300, density=0.03, random_state=3, format="csr")
     m.data -= 0.5
@@ -375,12 +384,11 @@ def test_rows_grouped_by_length_give_the_fixed_width_sums():
     region's row with the local sum added to input ``lin`` — that sum the fixed-width
     one's bit for bit (first ``width`` entries in column order, then the rest's sum), and
     scipy's product to rounding; rows of every length up to and beyond the width, empty
-    rows, 16- and 32-bit indices; and on the shipped 16k matrix the same bits as
-    ``ell_split``'s product."""
+    rows, 16- and 32-bit indices (too many columns for the bits: refused); and on the
+    shipped 16k matrix the same bits as ``ell_split``'s product."""
     import scipy.sparse as sp
-    from numba import njit
-    from cosim.fields.surface import (_t_long_rows, ell_split, grouped_rows,
-                                      load_local_connectivity, row_index_bits)
+    from cosim.fields.surface import (ell_split, grouped_rows, load_local_connectivity,
+                                      row_index_bits)
 
     rng = np.random.default_rng(5)
     n = 300
@@ -417,23 +425,12 @@ def test_rows_grouped_by_length_give_the_fixed_width_sums():
     lc = load_local_connectivity("tvb:local_connectivity_16384").tocsr()
     lc.sort_indices()
     assert row_index_bits(lc.shape[0]) == 16 and row_index_bits(70_000) == 32
+    with pytest.raises(ValueError, match="70000 columns do not fit 16-bit indices"):
+        grouped_rows(sp.csr_matrix((70_000, 70_000)), 8, np.zeros(70_000, np.uint16), 16)
     L = ell_split(lc)
-    long_rows = njit(_t_long_rows)
-
-    @njit
-    def fixed(L, q, out):
-        fi, fv, xp, xi, xv, lr, ex = L
-        ex[:] = 0.0
-        long_rows(q, L)
-        for v in range(q.size):
-            acc = 0.0
-            for e in range(fi.shape[1]):
-                acc += fv[v, e] * q[fi[v, e]]
-            out[v] = acc + ex[v]
-
     q = rng.standard_normal(lc.shape[0])
     ref = np.empty_like(q)
-    fixed(L, q, ref)
+    _fixed_width_product()(L, q, ref)
     cf = np.full(lc.shape[0], np.nan)
     zero = np.zeros((1, 1))
     _grouped_inputs(L[0].shape[1], 16, 1)(q, grouped_rows(lc, L[0].shape[1],

@@ -38,6 +38,13 @@ def _watched(n: int):
         w.kill()
 
 
+def _named(rank: str, table: dict) -> str:
+    """The watchdog's line for ``rank`` of ``table`` (the text users read, written out)."""
+    e = table[rank]
+    return (f"cosim: rank {rank} ({e['role']}, pid {e['pid']} on {e['host']}) ended first "
+            f"without a word (killed or crashed); the launcher stopped the other ranks")
+
+
 def _policy(pid: int) -> int:
     """The scheduling policy of ``pid`` (field 41 of /proc/<pid>/stat)."""
     stat = Path(f"/proc/{pid}/stat").read_text()
@@ -71,10 +78,7 @@ def test_the_watchdog_names_the_first_to_end_and_waits_first_in_line():
             p.kill()
             p.wait()
         _, err = w.communicate(timeout=20)
-    e = table["2"]
-    assert err.splitlines() == [f"cosim: rank 2 ({e['role']}, pid {e['pid']} on {e['host']}) "
-                                f"ended first without a word (killed or crashed); the "
-                                f"launcher stopped the other ranks"]
+    assert err.splitlines() == [_named("2", table)]
     assert w.returncode == 0 and not notes.exists()
 
 
@@ -111,10 +115,7 @@ def test_the_watchdog_is_silent_once_a_rank_announced_the_abort():
             p.kill()
             p.wait()
         _, err = w.communicate(timeout=20)
-    e = table["0"]
-    assert err.splitlines() == [f"cosim: rank 0 ({e['role']}, pid {e['pid']} on {e['host']}) "
-                                f"ended first without a word (killed or crashed); the "
-                                f"launcher stopped the other ranks"]
+    assert err.splitlines() == [_named("0", table)]
 
 
 @pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="pidfds are Linux ≥ 5.3")
@@ -163,10 +164,7 @@ def test_the_rank_whose_exit_began_first_is_named():
             p.wait()
         if w is not None:
             w.kill()
-    e = table["0"]
-    assert err.splitlines() == [f"cosim: rank 0 ({e['role']}, pid {e['pid']} on {e['host']}) "
-                                f"ended first without a word (killed or crashed); the "
-                                f"launcher stopped the other ranks"], err
+    assert err.splitlines() == [_named("0", table)], err
 
 
 @pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="pidfds are Linux ≥ 5.3")
@@ -204,7 +202,4 @@ def test_a_rank_whose_exit_began_before_the_watchdog_listened_is_named(monkeypat
         for p in procs:
             p.kill()
             p.wait()
-    e = table["0"]
-    assert err.getvalue().splitlines() == [
-        f"cosim: rank 0 ({e['role']}, pid {e['pid']} on {e['host']}) ended first without a "
-        f"word (killed or crashed); the launcher stopped the other ranks"]
+    assert err.getvalue().splitlines() == [_named("0", table)]
