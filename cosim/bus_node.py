@@ -42,6 +42,22 @@ class RegionRate:
         self._rate = rate
         return self.spec.map(rate)
 
+    def afferent_block(self, counts: np.ndarray, width: int) -> np.ndarray:
+        """:meth:`afferent` as the block the bus carries, ``(S, width, 1)`` (the afferent
+        in each of ``width`` variables); a linear map in the same kernel call — the same
+        numbers (``gain · r + offset``, rounded twice as numpy does)."""
+        m = self.spec.map
+        if m.kind != "linear":
+            return self.afferent(counts).reshape(-1, 1, 1) * np.ones((1, width, 1))
+        counts = np.asarray(counts, dtype=np.int64)
+        rate = np.empty(counts.shape[0])
+        out = np.empty((counts.shape[0], width, 1))
+        c = self.conv
+        _pooled_afferent(counts, self._divisor, c._kind, c._a, self._h_over_tau, c._y, c._z,
+                         float(m.gain), float(m.offset), rate, out)
+        self._rate = rate
+        return out
+
     @property
     def last_rate_hz(self) -> float:
         """The last window's mean pooled rate (Hz), computed when a live monitor asks."""
@@ -68,3 +84,13 @@ def _pooled_rate(counts, divisor, kind, a, h_over_tau, y, z, out):
     _filter(x, kind, a, h_over_tau, y, z)
     for n in range(x.shape[0]):
         out[n] = x[n, 0]
+
+
+@njit(cache=True)
+def _pooled_afferent(counts, divisor, kind, a, h_over_tau, y, z, gain, offset, rate, out):
+    """:func:`_pooled_rate` into ``rate``, then ``out[n, :, 0] = gain · rate[n] + offset``."""
+    _pooled_rate(counts, divisor, kind, a, h_over_tau, y, z, rate)
+    for n in range(rate.shape[0]):
+        v = gain * rate[n] + offset
+        for i in range(out.shape[1]):
+            out[n, i, 0] = v

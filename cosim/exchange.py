@@ -111,6 +111,12 @@ def _as_index(pos: np.ndarray):
     return pos
 
 
+def _columns(a: np.ndarray, idx) -> np.ndarray:
+    """``a[:, :, idx]``: a slice's view, or an index array's columns by ``take`` (the same
+    copy as fancy indexing, at half its cost)."""
+    return a[:, :, idx] if type(idx) is slice else a.take(idx, axis=2)
+
+
 def _runs(pos, most: int = 4):
     """``pos`` as ``[(destination slice, source slice)]`` of contiguous runs (a few slice
     copies are cheaper than one fancy-indexed assignment), or ``None`` for many runs."""
@@ -222,6 +228,8 @@ class PartLink:
             self._delays = np.asarray(steps[R, r.reads], dtype=np.int64).copy()
             self._w = np.asarray(weights[R, r.reads], dtype=np.float64).copy()
         self._ones = np.ones((1, self.n_aff, 1))
+        #: an adapter that gives the afferent block itself (RegionRate.afferent_block)
+        self._block = getattr(rate, "afferent_block", None)
         self._recv = [(src, pos, _runs(pos)) for src, pos in r.recv]
 
     @property
@@ -245,7 +253,7 @@ class PartLink:
                                    f"the bus needs {self.L}")
             a = a[a.shape[0] - self.L:]
         for dest, idx in r.send:
-            transport.send(dest, Kind.HISTORY, {"a": a[:, :, idx]}, self.key)
+            transport.send(dest, Kind.HISTORY, {"a": _columns(a, idx)}, self.key)
 
     def recv_initial(self, transport) -> None:
         for src, pos in self.route.recv:
@@ -273,7 +281,7 @@ class PartLink:
         if "afferent" in exports:
             a = exports["afferent"]
             for dest, idx in r.send:
-                transport.send(dest, Kind.AFFERENT, {"a": a[:, :, idx]}, self.key)
+                transport.send(dest, Kind.AFFERENT, {"a": _columns(a, idx)}, self.key)
         elif "counts" in exports:
             if r.head == self.key:
                 self._counts = exports["counts"]
@@ -291,10 +299,12 @@ class PartLink:
         self._counts = None
         if not r.rate:
             return
-        aff = self.rate.afferent(c)                                          # (S,)
-        a = aff.reshape(-1, 1, 1) * self._ones
+        if self._block is not None:                           # (S, n_aff, 1) in one call
+            a = self._block(c, self.n_aff)
+        else:
+            a = self.rate.afferent(c).reshape(-1, 1, 1) * self._ones          # (S,) → block
         for dest, idx in r.send:
-            transport.send(dest, Kind.AFFERENT, {"a": a[:, :, idx]}, self.key)
+            transport.send(dest, Kind.AFFERENT, {"a": _columns(a, idx)}, self.key)
 
     def receive(self, k: int, transport) -> None:
         """Phase 3: window ``k``'s columns from every owner into what the part keeps."""

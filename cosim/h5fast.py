@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import h5py
 import numpy as np
-from h5py import h5a, h5s
+from h5py import h5a, h5s, h5t
 
 
 def length(d: h5py.Dataset) -> int:
@@ -39,10 +39,25 @@ def append(d: h5py.Dataset, block: np.ndarray, n0: int | None = None) -> int:
         return n0
     if n1 != shape[0]:
         did.set_extent((n1,) + tuple(shape[1:]))
-    fs = did.get_space()
+        shape = (n1,) + tuple(shape[1:])
+    # the file's dataspace: the dataset's extent, made here rather than fetched (H5Dget_space
+    # costs as much again); the memory space and the memory type once per shape and dtype —
+    # the type is the one h5py makes when none is given (h5t.py_create), so the same write
+    fs = h5s.create_simple(shape)
     fs.select_hyperslab((n0,) + (0,) * (block.ndim - 1), block.shape)
-    did.write(h5s.create_simple(block.shape), fs, block)
+    ms = _MSPACES.get(block.shape)
+    if ms is None:
+        ms = _MSPACES[block.shape] = h5s.create_simple(block.shape)
+    mt = _MTYPES.get(block.dtype)
+    if mt is None:
+        mt = _MTYPES[block.dtype] = h5t.py_create(block.dtype)
+    did.write(ms, fs, block, mtype=mt)
     return n1
+
+
+#: memory dataspaces by block shape, memory types by dtype (small: a run's few shapes)
+_MSPACES: dict = {}
+_MTYPES: dict = {}
 
 
 class Attrs:

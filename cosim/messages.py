@@ -110,7 +110,9 @@ class Output:
         n = 8 * len(self.timing)
         for part in (self.exports, self.records):
             for value in part.values():
-                if isinstance(value, tuple):            # (gids, times): int64, float64
+                if type(value) is np.ndarray:
+                    n += value.nbytes
+                elif isinstance(value, tuple):          # (gids, times): int64, float64
                     for a in value[:2]:
                         n += 8 * (a.size if type(a) is np.ndarray else np.size(a))
                 elif type(value) is float:          # a 0-d float64 array once encoded

@@ -188,6 +188,7 @@ class Hub:
         #: the quiet parts' rows in at the end
         self._heard = sorted({BUS_RANK} | {self.rank[key] for key in self.loud})
         self._row_of = {r: i for i, r in enumerate(self._heard)}
+        self._dt_sync = scenario.simulation.sync_interval_ms
         self.stop_at: int | None = None      # quiet: the window the parts' @stop comes at
         self._commit_at_end: int | None = None
         self.timing = np.zeros((plan.world_size, 3))
@@ -216,7 +217,7 @@ class Hub:
         keys = (self.keys if not self.quiet or k == self.stop_at
                 or self.reporting.status_due(k) else self.loud)
         msgs = [tr.recv(key, Kind.OUTPUT, BUS) for key in keys]
-        stops = [int(m["@stop"]) for m in msgs if "@stop" in m]
+        stops = [int(m["@stop"]) for m in msgs if type(m) is not Output and "@stop" in m]
         if stops:
             if len(stops) != len(msgs):
                 raise RuntimeError(f"protocol error: {len(stops)} of {len(msgs)} parts stopped "
@@ -245,7 +246,7 @@ class Hub:
             if "live_rate_hz" in live:
                 self.live_rates[key[0]] = {self._rate_label[key[0]]: float(live["live_rate_hz"])}
             self.pipeline.take(key, records)
-        t1 = (k + 1) * self.sc.simulation.sync_interval_ms
+        t1 = (k + 1) * self._dt_sync
         spent = time.perf_counter() - tic - (tr.comm_s - c0) - (tr.wait_s - w0)
         row = rows[BUS_RANK if row_of is None else row_of[BUS_RANK]]
         row[0] += spent
@@ -381,6 +382,8 @@ def window_loop(scenario, transport, parts: dict[tuple[str, int], Part], hub: Hu
     links = [part.link for _, part in items if part.link is not None]
     done: list = [None] * len(items)
     hands_over = transport.hands_over   # in one process an OUTPUT goes unencoded (Output)
+    # the live rate is for a live monitor: in one process without one, nobody reads it
+    live_rates = not hands_over or (hub is not None and hub.on_window is not None)
     vote = None                 # the parts' vote of the previous window
     open_votes: list = []       # the coordinator alone: votes it joined, not yet complete
     stopped = 0
@@ -436,7 +439,7 @@ def window_loop(scenario, transport, parts: dict[tuple[str, int], Part], hub: Hu
             timing = (spent, transport.comm_s - c0, transport.wait_s - w0, stop.signum)
             live = ({"live_rate_hz": link.live_rate_hz if hands_over   # (a float, in process)
                      else np.array(link.live_rate_hz)}
-                    if link is not None and link.rate is not None else {})
+                    if live_rates and link is not None and link.rate is not None else {})
             if writer is not None:          # parallel output: the part writes its records
                 records = writer.take(key[0], records)
                 writer.end_window(k, timing, flush=due)

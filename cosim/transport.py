@@ -202,6 +202,7 @@ class Transport:
              "window_max": {node: [...]}, "window_min": {node: [...]}}  # all kinds, per window
         """
         w = self._windows or _WindowTraffic()
+        w.settle()
         steady = {}
         if w.n:
             a, b = self._by_key(w.first), self._by_key(w.prev)
@@ -269,7 +270,12 @@ class InProcessTransport(Transport):
     hands_over = True
 
     def send(self, dest, kind: Kind, msg: Message, src=None) -> None:
-        n = msg.nbytes if type(msg) is Output else payload_nbytes(msg)
+        if type(msg) is Output:
+            n = msg.nbytes
+        elif len(msg) == 1 and type(v := next(iter(msg.values()))) is np.ndarray:
+            n = v.nbytes                                       # (a bus message: one array)
+        else:
+            n = payload_nbytes(msg)
         ch = self._chans.get((src, dest, kind))
         if ch is None:
             self.count(kind, 1, n, src)                        # makes the sender's slot
@@ -683,13 +689,16 @@ class _WindowTraffic:
     """Per-window figures from the cumulative counters: the steady windows are every
     window but the first and the last (their sums, and each node's largest and smallest
     window over all kinds).  Per window: one copy of the flat counters
-    (:attr:`Transport._flat`), a few subtractions per node."""
+    (:attr:`Transport._flat`); the windows' differences are taken every :attr:`BATCH`
+    windows, in one array operation (and before the figures are read: :meth:`settle`)."""
+
+    BATCH = 64
 
     def __init__(self):
         self.n = 0
         self.first: list | None = None   # the counters at the end of the first window
-        self.prev: list | None = None    # … of the window before the one just done
-        self.held: list | None = None    # … of the window just done (committed by the next)
+        self.prev: list | None = None    # … of the last window committed (or the first)
+        self.pending: list = []          # … of the windows since (the last one held back)
         self.nodes: dict = {}            # node → position of its totals
         self.max: dict = {}
         self.min: dict = {}
@@ -697,32 +706,38 @@ class _WindowTraffic:
     def done(self, flat: list, nodes: dict) -> None:
         self.nodes = nodes
         if self.first is None:
-            self.first = self.held = flat
+            self.first = self.prev = flat
             return
-        if self.prev is not None:        # the window ending at ``held`` was not the first
-            self._commit(self.prev, self.held)
-        self.prev, self.held = self.held, flat
+        self.pending.append(flat)
+        if len(self.pending) > self.BATCH:
+            self.settle()
 
-    def _commit(self, a: list, b: list) -> None:
-        na, nb = len(a), len(b)
+    def settle(self) -> None:
+        """Commit every pending window but the latest (it may be the last window)."""
+        if len(self.pending) < 2:
+            return
+        snaps = [self.prev, *self.pending]       # window i's counters: snaps[i] − snaps[i − 1]
+        lengths = [len(x) for x in snaps[:-1]]
+        if lengths[0] == lengths[-1]:            # (the usual case: no node came in between)
+            a = np.array(snaps[:-1], dtype=np.int64)
+        else:
+            a = np.zeros((len(lengths), lengths[-1]), dtype=np.int64)
+            for i, x in enumerate(snaps[:-1]):
+                a[i, :len(x)] = x
+        d = np.diff(a, axis=0)                   # the windows committed now, one per row
+        lengths = np.array(lengths[1:])          # each window's counter count at its end
         for node, j in self.nodes.items():
-            if j >= nb:                  # (a node that came later: not in this window)
+            rows = d[lengths > j, j:j + 4]       # (a node that came later: not before it)
+            if not rows.shape[0]:
                 continue
-            if j < na:
-                d = [b[j] - a[j], b[j + 1] - a[j + 1], b[j + 2] - a[j + 2], b[j + 3] - a[j + 3]]
-            else:
-                d = b[j:j + 4]
-            hi = self.max.get(node)
-            if hi is None:
-                self.max[node], self.min[node] = d, list(d)
-                continue
-            lo = self.min[node]
-            for i in range(4):
-                if d[i] > hi[i]:
-                    hi[i] = d[i]
-                if d[i] < lo[i]:
-                    lo[i] = d[i]
-        self.n += 1
+            hi, lo = rows.max(axis=0).tolist(), rows.min(axis=0).tolist()
+            if node in self.max:
+                hi = [max(x, y) for x, y in zip(hi, self.max[node])]
+                lo = [min(x, y) for x, y in zip(lo, self.min[node])]
+            self.max[node], self.min[node] = hi, lo
+        self.n += d.shape[0]
+        self.prev = snaps[-2]
+        self.pending = snaps[-1:]
 
     def known(self, key, slots: dict) -> bool:
         """Whether ``key`` had counters by the end of the last steady window."""

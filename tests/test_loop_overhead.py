@@ -1,7 +1,8 @@
 """The one-process loop's cheaper paths give the numbers of the plain ones (bitwise):
 
-* :class:`cosim.bus_node.RegionRate` (one kernel call) against
-  :meth:`adapters.SpikesToRate.from_counts` of the pooled counts, its mean and map;
+* :class:`cosim.bus_node.RegionRate` (one kernel call, and the bus's block with a linear
+  map in the same call) against :meth:`adapters.SpikesToRate.from_counts` of the pooled
+  counts, its mean and map;
 * :class:`cosim.sonata.SpikeBuffers` filing every buffered window at the flush against
   filing each window on its own (stable sort by time, split by population);
 * :func:`cosim.messages.decode_output` (a plan per key set) inverting
@@ -26,15 +27,20 @@ from cosim.sonata import SpikeBuffers, create_population
                                       RateMap("inverse_sigmoid", e0=0.0025, v0=6.0, r=0.56)])
 def test_region_rate_is_from_counts_bitwise(kernel, rate_map):
     spec = SpikesToRateSpec("out", "s0", None, kernel, 5.0, rate_map)
-    fast, ref = RegionRate(spec, 37, 0.1), RegionRate(spec, 37, 0.1)
+    fast, block, ref = (RegionRate(spec, 37, 0.1) for _ in range(3))
     rng = np.random.default_rng(1)
     for _ in range(50):
         counts = rng.integers(0, 6, (10, 3))
         got = fast.afferent(counts)
+        got_block = block.afferent_block(counts, 2)     # the bus's (S, n_aff, 1) block
         rate = ref.conv.from_counts(counts.sum(axis=1, keepdims=True))[:, 0]
-        assert np.array_equal(got, ref.spec.map(rate))
-        assert fast.last_rate_hz == float(rate.mean())
-    assert all(np.array_equal(fast.state()[k], ref.conv.state()[k]) for k in ("y", "z"))
+        want = ref.spec.map(rate)
+        assert np.array_equal(got, want)
+        assert got_block.shape == (10, 2, 1)
+        assert np.array_equal(got_block, want.reshape(-1, 1, 1) * np.ones((1, 2, 1)))
+        assert fast.last_rate_hz == block.last_rate_hz == float(rate.mean())
+    for r in (fast, block):
+        assert all(np.array_equal(r.state()[k], ref.conv.state()[k]) for k in ("y", "z"))
 
 
 def _filed_one_by_one(windows, lo_hi):
@@ -166,3 +172,32 @@ def test_output_handed_over_counts_and_decodes_as_the_encoded_message():
                 else:
                     assert np.array_equal(w, v)
             assert {k: float(v) for k, v in out.exports.items()} == {k: float(v) for k, v in x.items()}
+
+
+def test_h5fast_append_writes_what_h5py_writes(tmp_path):
+    """:func:`cosim.h5fast.append` (its dataspaces and memory types made once per shape and
+    dtype) against h5py's ``d.resize`` + ``d[a:b] = x``: the same stored values, shapes and
+    dtypes, with conversions (float32 → float64, int64 → uint64), narrower blocks and blocks
+    of a shape seen before."""
+    from cosim import h5fast
+
+    rng = np.random.default_rng(3)
+    cases = [("f8", (4,), np.float32), ("f8", (2, 5), np.float64), ("u8", (), np.int64),
+             ("f8", (), np.float64)]
+    with h5py.File(tmp_path / "fast.h5", "w", rdcc_nbytes=0) as fast, \
+            h5py.File(tmp_path / "ref.h5", "w") as ref:
+        for i, (dtype, tail, src) in enumerate(cases):
+            kw = dict(shape=(0,) + tail, maxshape=(None,) + tail, chunks=(7,) + tail, dtype=dtype)
+            a, b = fast.create_dataset(f"d{i}", **kw), ref.create_dataset(f"d{i}", **kw)
+            n = 0
+            for rows in (3, 5, 3, 0, 9, 3):
+                width = tail[:1] and (tail[0] - (rows % 2),)     # sometimes narrower
+                block = (rng.random((rows,) + width + tail[1:]) * 1000).astype(src)
+                assert h5fast.append(a, block) == n + rows
+                b.resize(n + rows, axis=0)
+                b[(slice(n, n + rows),) + tuple(slice(0, w) for w in block.shape[1:])] = block
+                n += rows
+        for i in range(len(cases)):
+            x, y = fast[f"d{i}"], ref[f"d{i}"]
+            assert x.shape == y.shape and x.dtype == y.dtype
+            assert np.array_equal(x[()], y[()])

@@ -81,6 +81,39 @@ def test_in_process_counts_a_known_sequence():
     assert payload_nbytes({"a": np.zeros((2, 3), dtype=np.int16), "b": 1.5}) == 12 + 8
 
 
+def test_per_window_figures_over_several_batches():
+    """The per-window largest and smallest figures are taken in batches of windows
+    (``_WindowTraffic.BATCH``): over 3½ batches of random traffic, with a node that first
+    sends in window 100, they are those of each steady window's own counts."""
+    from cosim.transport import _WindowTraffic
+
+    rng = np.random.default_rng(7)
+    tr = InProcessTransport()
+    a, late = ("cortex", 0), ("v1", 0)
+    n = int(3.5 * _WindowTraffic.BATCH)
+    per_window = {a: [], late: []}
+    for k in range(n):
+        m = int(rng.integers(1, 4))
+        for _ in range(m):
+            tr.send(late if k >= 100 else a, Kind.OUTPUT, {"x": np.zeros(int(rng.integers(1, 9)))}, a)
+        while tr.poll(a, Kind.OUTPUT, late if k >= 100 else a) is not None:
+            pass
+        c = tr.counters()
+        for node in (a, late):
+            per_window[node].append(c.get((node, "OUTPUT"), [0, 0, 0, 0]))
+        tr.window_done(k)
+    t = tr.traffic()
+    assert t["steady_windows"] == n - 2
+    for node, first in ((a, 1), (late, 100)):      # the late node: from its first window
+        cum = np.array(per_window[node])
+        d = np.diff(cum, axis=0)[first - 1:-1]     # windows … n − 2 (the last left out)
+        name = "/".join(map(str, node))
+        assert t["window_max"][name] == d.max(axis=0).tolist()
+        assert t["window_min"][name] == d.min(axis=0).tolist()
+        assert t["steady"][name]["OUTPUT"] == (cum[-2] - cum[0]).tolist()
+    assert t["window_min"]["v1/0"][2] >= 1 and t["window_max"]["cortex/0"][2] >= 1
+
+
 def test_a_run_conserves_messages_and_bytes(tmp_path):
     """One process, the family's P = 5 scenario: over the run, for every kind, the messages
     and bytes the nodes sent are those the nodes received (whatever the protocol); every
