@@ -59,6 +59,7 @@ from .bus_node import RegionRate
 from .engines.base import Export, Take
 from .errors import CosimError
 from .messages import Kind
+from .transport import payload_nbytes
 
 Key = tuple[str, int]
 
@@ -231,6 +232,7 @@ class PartLink:
         #: an adapter that gives the afferent block itself (RegionRate.afferent_block)
         self._block = getattr(rate, "afferent_block", None)
         self._recv = [(src, pos, _runs(pos)) for src, pos in r.recv]
+        self._tr = None                          # the transport the lanes below are of
 
     @property
     def live_rate_hz(self) -> float:
@@ -264,6 +266,17 @@ class PartLink:
                 self.hist[(i - (L - 1)) % self.H] = self._initial[i]
 
     # -- per window --------------------------------------------------------------------
+    def _bind(self, transport) -> None:
+        """This part's per-window lanes (:meth:`cosim.transport.Transport.lane`), once."""
+        self._tr = transport
+        r, me = self.route, self.key
+        self._out = [(transport.lane(me, dest, Kind.AFFERENT), idx) for dest, idx in r.send]
+        self._in = [(transport.lane(src, me, Kind.AFFERENT), pos, runs)
+                    for src, pos, runs in self._recv]
+        self._to_head = (transport.lane(me, r.head, Kind.COUNTS)
+                         if r.head is not None and r.head != me else None)
+        self._from = [transport.lane(f, me, Kind.COUNTS) for f in r.followers]
+
     def input(self, k: int) -> dict:
         """What the part's engine takes in window ``k``."""
         r = self.route
@@ -277,25 +290,30 @@ class PartLink:
 
     def send(self, k: int, exports: dict, transport) -> None:
         """Phase 1: the afferent columns to each reader, or the spike counts to the head."""
-        r = self.route
+        if self._tr is not transport:
+            self._bind(transport)
         if "afferent" in exports:
             a = exports["afferent"]
-            for dest, idx in r.send:
-                transport.send(dest, Kind.AFFERENT, {"a": _columns(a, idx)}, self.key)
+            for lane, idx in self._out:
+                x = _columns(a, idx)
+                lane.put({"a": x}, x.nbytes)
         elif "counts" in exports:
-            if r.head == self.key:
+            if self.route.head == self.key:
                 self._counts = exports["counts"]
-            elif r.head is not None:
-                transport.send(r.head, Kind.COUNTS, {"c": exports["counts"]}, self.key)
+            elif self._to_head is not None:
+                msg = {"c": exports["counts"]}
+                self._to_head.put(msg, payload_nbytes(msg))
 
     def combine(self, k: int, transport) -> None:
         """Phase 2 (a head): the region's counts, summed in part order → its afferent."""
         r = self.route
         if r.head != self.key:
             return
+        if self._tr is not transport:
+            self._bind(transport)
         c = self._counts
-        for f in r.followers:
-            c = c + transport.recv(f, Kind.COUNTS, self.key)["c"]
+        for lane in self._from:
+            c = c + lane.get()["c"]
         self._counts = None
         if not r.rate:
             return
@@ -303,16 +321,19 @@ class PartLink:
             a = self._block(c, self.n_aff)
         else:
             a = self.rate.afferent(c).reshape(-1, 1, 1) * self._ones          # (S,) → block
-        for dest, idx in r.send:
-            transport.send(dest, Kind.AFFERENT, {"a": _columns(a, idx)}, self.key)
+        for lane, idx in self._out:
+            x = _columns(a, idx)
+            lane.put({"a": x}, x.nbytes)
 
     def receive(self, k: int, transport) -> None:
         """Phase 3: window ``k``'s columns from every owner into what the part keeps."""
         r = self.route
         self._started = True
+        if self._tr is not transport:
+            self._bind(transport)
         if r.takes is Take.SOURCES:
-            for src, pos, runs in self._recv:
-                a = transport.recv(src, Kind.AFFERENT, self.key)["a"]
+            for lane, pos, runs in self._in:
+                a = lane.get()["a"]
                 if runs is None:
                     self.block[:, :, pos] = a
                 else:
@@ -322,8 +343,8 @@ class PartLink:
             s0 = (k * self.S + 1) % self.H
             split = min(self.S, self.H - s0)
             hist = self.hist
-            for src, pos, runs in self._recv:
-                a = transport.recv(src, Kind.AFFERENT, self.key)["a"]
+            for lane, pos, runs in self._in:
+                a = lane.get()["a"]
                 if runs is None:
                     hist[s0:s0 + split, :, pos] = a[:split]
                     if split < self.S:

@@ -189,6 +189,7 @@ class Hub:
         self._heard = sorted({BUS_RANK} | {self.rank[key] for key in self.loud})
         self._row_of = {r: i for i, r in enumerate(self._heard)}
         self._dt_sync = scenario.simulation.sync_interval_ms
+        self._lanes = {key: transport.lane(key, BUS, Kind.OUTPUT) for key in self.keys}
         self.stop_at: int | None = None      # quiet: the window the parts' @stop comes at
         self._commit_at_end: int | None = None
         self.timing = np.zeros((plan.world_size, 3))
@@ -216,7 +217,8 @@ class Hub:
         tic = time.perf_counter()
         keys = (self.keys if not self.quiet or k == self.stop_at
                 or self.reporting.status_due(k) else self.loud)
-        msgs = [tr.recv(key, Kind.OUTPUT, BUS) for key in keys]
+        lanes = self._lanes
+        msgs = [lanes[key].get() for key in keys]
         stops = [int(m["@stop"]) for m in msgs if type(m) is not Output and "@stop" in m]
         if stops:
             if len(stops) != len(msgs):
@@ -384,6 +386,7 @@ def window_loop(scenario, transport, parts: dict[tuple[str, int], Part], hub: Hu
     hands_over = transport.hands_over   # in one process an OUTPUT goes unencoded (Output)
     # the live rate is for a live monitor: in one process without one, nobody reads it
     live_rates = not hands_over or (hub is not None and hub.on_window is not None)
+    out_lanes = [transport.lane(key, BUS, Kind.OUTPUT) for key, _ in items]
     vote = None                 # the parts' vote of the previous window
     open_votes: list = []       # the coordinator alone: votes it joined, not yet complete
     stopped = 0
@@ -445,8 +448,11 @@ def window_loop(scenario, transport, parts: dict[tuple[str, int], Part], hub: Hu
                 writer.end_window(k, timing, flush=due)
                 transport.idle()
             if not reporting.quiet:
-                transport.send(BUS, Kind.OUTPUT, Output(live, records, timing) if hands_over
-                               else encode_output(live, records, timing), key)
+                if hands_over:
+                    out = Output(live, records, timing)
+                    out_lanes[i].put(out, out.nbytes)
+                else:
+                    transport.send(BUS, Kind.OUTPUT, encode_output(live, records, timing), key)
                 continue
             reporting.timing.append(timing[:3])
             if reporting.status_due(k):       # a live monitor: timing and live rate

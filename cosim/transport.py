@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections import defaultdict, deque
+from collections import deque
 
 import numpy as np
 
@@ -221,6 +221,13 @@ class Transport:
     def flush_sends(self) -> None:
         pass
 
+    def lane(self, src, dest, kind: Kind):
+        """The messages from node ``src`` to node ``dest`` of ``kind``, held by one end for
+        its per-window messages: ``put(msg, n)`` (``n``: the payload bytes,
+        :func:`payload_nbytes`) and ``get()`` — here the transport's ``send`` and ``recv``;
+        in one process the queue itself (:class:`_Lane`)."""
+        return _Relay(self, src, dest, kind)
+
     def poll(self, src, kind: Kind, dest=None) -> Message | None:
         """A message of ``kind`` from ``src`` if one has arrived, else ``None`` (never waits)."""
         return None
@@ -257,17 +264,84 @@ class Transport:
         pass
 
 
+class _Lane:
+    """The messages of one ``(src, dest, kind)`` in one process, queued with their sizes,
+    and the two ends' counter slots (made at the first send and at the first receive).  A
+    part's bus messages go through the lane it holds (:meth:`Transport.lane`), so a
+    message costs no lookup."""
+
+    __slots__ = ("tr", "src", "dest", "kind", "q", "out", "into")
+
+    def __init__(self, tr, src, dest, kind):
+        self.tr, self.src, self.dest, self.kind = tr, src, dest, kind
+        self.q: deque = deque()
+        self.out = self.into = None
+
+    def put(self, msg, n: int) -> None:
+        """Send ``msg`` of ``n`` payload bytes."""
+        self.q.append((msg, n))
+        if self.out is None:
+            tr = self.tr
+            tr.count(self.kind, 1, n, self.src)               # makes the sender's slot
+            self.out = tr._slot[(tr.node if self.src is None else self.src, self.kind)]
+            return
+        i, j = self.out
+        f = self.tr._flat
+        f[i] += 1
+        f[i + 1] += n
+        f[j] += 1
+        f[j + 1] += n
+
+    def get(self):
+        """The oldest message (never waits: in one process it was sent before)."""
+        if not self.q:
+            raise RuntimeError(f"protocol error: node {self.dest!r} waits for a {self.kind.name} "
+                               f"message from {self.src!r} that was never sent")
+        msg, n = self.q.popleft()
+        if self.into is None:
+            tr = self.tr
+            tr.count(self.kind, 1, n, self.dest, received=True)   # the receiver's slot
+            self.into = tr._slot[(tr.node if self.dest is None else self.dest, self.kind)]
+            return msg
+        i, j = self.into
+        f = self.tr._flat
+        f[i + 2] += 1
+        f[i + 3] += n
+        f[j + 2] += 1
+        f[j + 3] += n
+        return msg
+
+
+class _Relay:
+    """:meth:`Transport.lane` of a transport without lanes: its ``send`` and ``recv``."""
+
+    __slots__ = ("tr", "src", "dest", "kind")
+
+    def __init__(self, tr, src, dest, kind):
+        self.tr, self.src, self.dest, self.kind = tr, src, dest, kind
+
+    def put(self, msg, n: int) -> None:
+        self.tr.send(self.dest, self.kind, msg, self.src)
+
+    def get(self):
+        return self.tr.recv(self.src, self.kind, self.dest)
+
+
 class InProcessTransport(Transport):
     """Every node in this process: messages are queued and handed over unchanged."""
 
     def __init__(self):
-        self._queues: dict = defaultdict(deque)
-        #: (src, dest, kind) → [queue, sender's counter slot, receiver's (at its first recv)]
-        self._chans: dict = {}
+        self._lanes: dict = {}              # (src, dest, kind) → _Lane
 
     #: the receiver gets the sender's object (the window loop hands over an OUTPUT as a
     #: :class:`~cosim.messages.Output`, unencoded)
     hands_over = True
+
+    def lane(self, src, dest, kind: Kind) -> _Lane:
+        ln = self._lanes.get((src, dest, kind))
+        if ln is None:
+            ln = self._lanes[(src, dest, kind)] = _Lane(self, src, dest, kind)
+        return ln
 
     def send(self, dest, kind: Kind, msg: Message, src=None) -> None:
         if type(msg) is Output:
@@ -276,42 +350,18 @@ class InProcessTransport(Transport):
             n = v.nbytes                                       # (a bus message: one array)
         else:
             n = payload_nbytes(msg)
-        ch = self._chans.get((src, dest, kind))
-        if ch is None:
-            self.count(kind, 1, n, src)                        # makes the sender's slot
-            ch = self._chans[(src, dest, kind)] = [self._queues[(src, dest, kind)],
-                                                   self._slot[(self.node if src is None else src,
-                                                               kind)], None]
-            ch[0].append((msg, n))                             # its size, counted once
-            return
-        ch[0].append((msg, n))
-        i, j = ch[1]
-        f = self._flat
-        f[i] += 1
-        f[i + 1] += n
-        f[j] += 1
-        f[j + 1] += n
+        self.lane(src, dest, kind).put(msg, n)
 
     def recv(self, src, kind: Kind, dest=None) -> Message:
-        ch = self._chans.get((src, dest, kind))
-        if ch is None or not ch[0]:
+        ln = self._lanes.get((src, dest, kind))
+        if ln is None:
             raise RuntimeError(f"protocol error: node {dest!r} waits for a {kind.name} message "
                                f"from {src!r} that was never sent")
-        msg, n = ch[0].popleft()
-        if ch[2] is None:
-            self.count(kind, 1, n, dest, received=True)        # makes the receiver's slot
-            ch[2] = self._slot[(self.node if dest is None else dest, kind)]
-            return msg
-        i, j = ch[2]
-        f = self._flat
-        f[i + 2] += 1
-        f[i + 3] += n
-        f[j + 2] += 1
-        f[j + 3] += n
-        return msg
+        return ln.get()
 
     def poll(self, src, kind: Kind, dest=None) -> Message | None:
-        return self.recv(src, kind, dest) if self._queues.get((src, dest, kind)) else None
+        ln = self._lanes.get((src, dest, kind))
+        return ln.get() if ln is not None and ln.q else None
 
 
 class MPITransport(Transport):
