@@ -212,3 +212,25 @@ def test_coordinator_operations_per_window_do_not_grow_with_the_number_of_proces
     assert ops[3] > 100, ops                       # the count sees the window's work
     assert abs(ops[9] - ops[3]) <= 0.02 * ops[3], (
         f"rank 0's operations per window grow with P: {ops}")
+
+
+def test_a_lane_is_the_transports_queue():
+    """``Transport.lane`` in one process: what a lane puts, ``recv`` gets (and the reverse),
+    in order, counted once with the size given; an empty lane or an unknown channel is a
+    protocol error naming both ends, never a hang."""
+    tr = InProcessTransport()
+    a, b = ("cortex", 0), ("v1", 0)
+    lane = tr.lane(a, b, Kind.AFFERENT)
+    assert tr.lane(a, b, Kind.AFFERENT) is lane
+    x, y = {"a": np.zeros((2, 1, 3))}, {"a": np.ones((2, 1, 3))}
+    lane.put(x, 48)
+    tr.send(b, Kind.AFFERENT, y, a)
+    assert tr.recv(a, Kind.AFFERENT, b) is x and lane.get() is y
+    assert tr.counters()[(a, "AFFERENT")] == [2, 96, 0, 0]
+    assert tr.counters()[(b, "AFFERENT")] == [0, 0, 2, 96]
+    with pytest.raises(RuntimeError, match=r"node \('v1', 0\) waits for a AFFERENT message "
+                                           r"from \('cortex', 0\) that was never sent"):
+        lane.get()
+    with pytest.raises(RuntimeError, match="protocol error"):
+        tr.recv(b, Kind.COUNTS, a)
+    assert tr.poll(a, Kind.AFFERENT, b) is None
