@@ -740,23 +740,46 @@ class _WindowTraffic:
     window but the first and the last (their sums, and each node's largest and smallest
     window over all kinds).  Per window: one copy of the flat counters
     (:attr:`Transport._flat`); the windows' differences are taken every :attr:`BATCH`
-    windows, in one array operation (and before the figures are read: :meth:`settle`)."""
+    windows, in one array operation, and before any figure is read (:attr:`n`, :attr:`max`,
+    :attr:`min`, :attr:`prev` settle first)."""
 
     BATCH = 64
 
     def __init__(self):
-        self.n = 0
+        self._n = 0
         self.first: list | None = None   # the counters at the end of the first window
-        self.prev: list | None = None    # … of the last window committed (or the first)
+        self._prev: list | None = None   # … of the last window committed (or the first)
         self.pending: list = []          # … of the windows since (the last one held back)
         self.nodes: dict = {}            # node → position of its totals
-        self.max: dict = {}
-        self.min: dict = {}
+        self._max: dict = {}
+        self._min: dict = {}
+
+    @property
+    def n(self) -> int:
+        """Steady windows so far (every window but the first and the latest)."""
+        self.settle()
+        return self._n
+
+    @property
+    def prev(self) -> list | None:
+        """The counters at the end of the last steady window (or the first window)."""
+        self.settle()
+        return self._prev
+
+    @property
+    def max(self) -> dict:
+        self.settle()
+        return self._max
+
+    @property
+    def min(self) -> dict:
+        self.settle()
+        return self._min
 
     def done(self, flat: list, nodes: dict) -> None:
         self.nodes = nodes
         if self.first is None:
-            self.first = self.prev = flat
+            self.first = self._prev = flat
             return
         self.pending.append(flat)
         if len(self.pending) > self.BATCH:
@@ -766,7 +789,7 @@ class _WindowTraffic:
         """Commit every pending window but the latest (it may be the last window)."""
         if len(self.pending) < 2:
             return
-        snaps = [self.prev, *self.pending]       # window i's counters: snaps[i] − snaps[i − 1]
+        snaps = [self._prev, *self.pending]       # window i's counters: snaps[i] − snaps[i − 1]
         lengths = [len(x) for x in snaps[:-1]]
         if lengths[0] == lengths[-1]:            # (the usual case: no node came in between)
             a = np.array(snaps[:-1], dtype=np.int64)
@@ -781,12 +804,12 @@ class _WindowTraffic:
             if not rows.shape[0]:
                 continue
             hi, lo = rows.max(axis=0).tolist(), rows.min(axis=0).tolist()
-            if node in self.max:
-                hi = [max(x, y) for x, y in zip(hi, self.max[node])]
-                lo = [min(x, y) for x, y in zip(lo, self.min[node])]
-            self.max[node], self.min[node] = hi, lo
-        self.n += d.shape[0]
-        self.prev = snaps[-2]
+            if node in self._max:
+                hi = [max(x, y) for x, y in zip(hi, self._max[node])]
+                lo = [min(x, y) for x, y in zip(lo, self._min[node])]
+            self._max[node], self._min[node] = hi, lo
+        self._n += d.shape[0]
+        self._prev = snaps[-2]
         self.pending = snaps[-1:]
 
     def known(self, key, slots: dict) -> bool:
