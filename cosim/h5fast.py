@@ -47,6 +47,8 @@ def append(d: h5py.Dataset, block: np.ndarray, n0: int | None = None) -> int:
     fs.select_hyperslab((n0,) + (0,) * (block.ndim - 1), block.shape)
     ms = _MSPACES.get(block.shape)
     if ms is None:
+        if len(_MSPACES) >= 64:          # (spike blocks differ in length every flush)
+            _MSPACES.clear()
         ms = _MSPACES[block.shape] = h5s.create_simple(block.shape)
     mt = _MTYPES.get(block.dtype)
     if mt is None:
@@ -55,7 +57,7 @@ def append(d: h5py.Dataset, block: np.ndarray, n0: int | None = None) -> int:
     return n1
 
 
-#: memory dataspaces by block shape, memory types by dtype (small: a run's few shapes)
+#: memory dataspaces by block shape (at most 64 kept), memory types by dtype
 _MSPACES: dict = {}
 _MTYPES: dict = {}
 

@@ -201,8 +201,7 @@ class Transport:
              "steady_windows": n,                   # windows but the first and the last
              "window_max": {node: [...]}, "window_min": {node: [...]}}  # all kinds, per window
         """
-        w = self._windows or _WindowTraffic()
-        w.settle()
+        w = self._windows or _WindowTraffic()     # (its figures settle when read)
         steady = {}
         if w.n:
             a, b = self._by_key(w.first), self._by_key(w.prev)
