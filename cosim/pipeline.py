@@ -32,9 +32,12 @@ class RecordPipeline:
         #: engines whose parts write their own records (cosim.rank_output)
         self.written_by_parts = set(parallel.engines) if parallel is not None else set()
         self._records: dict[str, dict[int, dict]] = {g.name: {} for g in plan.groups}
-        #: the engines whose records come here (not the parts' own): a window's work is
-        #: theirs, however many engines write their own
-        self._merged = [g for g in plan.groups if g.name not in self.written_by_parts]
+        #: the engines whose records come here (not the parts' own; a window's work is
+        #: theirs, however many engines write their own): (engine, its records by part,
+        #: its parts, its merge — None: unsplit, its records as they are)
+        self._merge = [(g.name, self._records[g.name], range(g.n_parts),
+                        self.engines[g.name].merge_records if g.n_parts > 1 else None)
+                       for g in plan.groups if g.name not in self.written_by_parts]
         #: latest rate-monitor sample per engine, for live monitoring: (regions, values)
         self._live: dict[str, tuple] = {}
         self._rate_specs: dict[str, list] = {}       # engine → its rate monitors' specs
@@ -55,9 +58,9 @@ class RecordPipeline:
         ``hold``: the window may wait for the next one (:attr:`batch`; no checkpoint and
         no end after it) unless the recorder flushes with it."""
         merged = {}
-        for g in self._merged:
-            by_part = self._records[g.name]
-            merged[g.name] = self.engines[g.name].merge_records([by_part[p] for p in range(g.n_parts)])
+        for name, by_part, parts, merge in self._merge:
+            merged[name] = (by_part.pop(0) if merge is None
+                            else merge([by_part[p] for p in parts]))
             by_part.clear()
         span = (k * self.sync_interval_ms, t1)
         if not self.batch:

@@ -192,7 +192,9 @@ class Engine(ABC):
 
     def merge_records(self, by_part: Sequence[dict]) -> dict:
         """One window's records of every partition (in part order) → the one-process
-        layout.  Called on the description (never on a built partition)."""
+        layout.  Called on the description (never on a built partition), and only for an
+        engine split in two or more: one partition's records are the one-process layout
+        as they are (the record pipeline takes them so)."""
         if len(by_part) == 1:
             return by_part[0]
         raise NotImplementedError(f"engine type {self.type_name!r} cannot be split")
