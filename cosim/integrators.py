@@ -483,12 +483,14 @@ def get_kernels(model_name: str, option_values: tuple[str, ...], dfun: Callable,
                coupling_post=_inlined(coupling.post), far_value=_inlined(far_value))
     for helper in _HELPERS:
         glb[helper.__name__] = _inlined(_rebound(helper, glb))
+    # the window kernels release the GIL (nogil): the output's writes behind the run
+    # (cosim.recording) overlap them
     kernels = Kernels(
-        step=njit(cache=True, **_FLAGS)(_rebound(_t_integrate, glb, f"kernel__{tag}")),
+        step=njit(cache=True, nogil=True, **_FLAGS)(_rebound(_t_integrate, glb, f"kernel__{tag}")),
         fill=njit(cache=True, **_FLAGS)(_rebound(_t_fill_history, glb, f"fill__{tag}")),
         tag=tag,
-        adaptive=njit(cache=True, **_FLAGS)(_rebound(_t_integrate_adaptive, glb,
-                                                    f"adaptive__{tag}")))
+        adaptive=njit(cache=True, nogil=True, **_FLAGS)(_rebound(_t_integrate_adaptive, glb,
+                                                                f"adaptive__{tag}")))
     _KERNELS[key] = kernels
     return kernels
 

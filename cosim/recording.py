@@ -41,7 +41,10 @@ Spikes: one SONATA population per cell group, written by :mod:`cosim.sonata`.
 
 Data are buffered in memory and written every ``flush_every`` windows (and at the end), each
 write followed by an HDF5 flush, so a crash loses at most the last ``flush_every`` windows and
-leaves a readable file whose ``windows_completed`` attribute says how far it got.  The
+leaves a readable file whose ``windows_completed`` attribute says how far it got.  In one
+process the periodic writes go behind the run, on a thread of the recorder's own, while the
+next windows compute (:class:`_Behind`; a write takes a few ms, so a crash then may cost
+the windows it was writing as well); a checkpoint, a failure and the close wait for them.  The
 coordinator's record pipeline may hand the windows up to the next flush or checkpoint over
 together (:meth:`Recorder.write_windows`, :class:`cosim.pipeline.RecordPipeline`); the file
 is the same.
@@ -59,12 +62,15 @@ cache on, HDF5 fails inside its metadata flush and leaves a file no reader can o
 
 from __future__ import annotations
 
+import atexit
 import datetime as _dt
 import functools
 import os
 import platform
+import queue
 import shutil
 import sys
+import threading
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -149,8 +155,14 @@ class Recorder:
 
     def __init__(self, path: Path, scenario, specs: dict[str, list[RecordSpec]], *,
                  n_ranks: int = 1, flush_every: int = 100, overwrite: bool = False,
-                 resume_lengths: dict[str, int] | None = None, parallel=None):
+                 resume_lengths: dict[str, int] | None = None, parallel=None,
+                 background: bool = False):
         self.path = Path(path)
+        #: the periodic flushes write behind (on a thread of their own, :class:`_Behind`)
+        #: while the run goes on; :meth:`flush` and :meth:`close` wait for them
+        self.background = bool(background)
+        self._behind: _Behind | None = None
+        self._writer: _Writer | None = None
         #: :class:`cosim.rank_output.OutputLayout` of a multi-process run, else None
         self.parallel = parallel if parallel is not None and parallel.world_size > 1 else None
         self._own = None            # this rank's (the coordinator's) rank file
@@ -403,7 +415,7 @@ class Recorder:
         if t_end_ms is not None:
             self._t_end = t_end_ms
         if self._windows_buffered >= self.flush_every:
-            self.flush()
+            self._flush(behind=self.background)
 
     @property
     def windows_buffered(self) -> int:
@@ -431,13 +443,20 @@ class Recorder:
             self._timing.append(np.array(timing, dtype=np.float64).reshape(self.n_ranks, len(PHASES)))
 
     def flush(self) -> None:
-        """Write buffered windows to disk and flush the HDF5 file.
+        """Write buffered windows to disk and flush the HDF5 file; on return every window
+        buffered is on disk (a flush still writing behind is waited for first).
 
         Out of disk space (checked first, or a failed write): the file is cut back to the
         last flushed window and closed, and :class:`CosimError` ``disk full …`` is raised.
         """
+        self._flush(behind=False)
+
+    def _flush(self, behind: bool) -> None:
+        """:meth:`flush`; ``behind`` (:attr:`background`): the HDF5 writes go on a thread
+        of their own while the run goes on (:class:`_Behind`)."""
         if self.f is None:
             return
+        self._catch_up()
         need = self._bytes_to_write()
         free = guard.free_bytes(self.path)
         if need + FLUSH_MARGIN_BYTES > free:
@@ -446,19 +465,50 @@ class Recorder:
         try:
             if self._own is not None:
                 self._own.flush()
-            self._write_buffers()
-            self.f.flush()
+            writes = self._take_writes()
         except (OSError, RuntimeError) as exc:
-            why = ("disk full while writing the output" if is_disk_full(exc) else
-                   f"cannot write the output ({str(exc).split(' (')[0]})")
-            self._abandon(why)
+            self._abandon(_why(exc))
         except CosimError as exc:           # the coordinator's rank file
             self._abandon(exc.reason)
-        self.windows_completed += self._windows_buffered
+        n, t_end = self._windows_buffered, self._t_end
         self._windows_buffered = 0
-        self._good = self._extents()
-        if self._t_end is not None:             # what _write_buffers wrote
-            self._t_good = self._t_end
+        if behind:
+            if self._writer is None:
+                self._writer = _Writer()
+            self._behind = self._writer.submit(_Behind((self._write, writes, n, t_end), n, t_end))
+            return
+        try:
+            self._done(self._write(writes, n, t_end), n, t_end)
+        except (OSError, RuntimeError) as exc:
+            self._abandon(_why(exc))
+
+    def _stop_writer(self) -> None:
+        if self._writer is not None:
+            self._writer.stop()
+            self._writer = None
+
+    def _catch_up(self) -> None:
+        """Wait for the flush writing behind, if any; its failure ends the run here as a
+        failed write of :meth:`flush` does."""
+        behind = self._behind
+        if behind is None:
+            return
+        try:
+            extents = behind.wait()     # (interrupted, it stays to be waited for again)
+        except Exception as exc:
+            self._behind = None
+            if isinstance(exc, (OSError, RuntimeError)):
+                self._abandon(_why(exc))
+            raise
+        self._behind = None
+        self._done(extents, behind.n, behind.t_end)
+
+    def _done(self, extents: list[int], n: int, t_end: float | None) -> None:
+        """A flush of ``n`` windows (up to ``t_end`` ms) is on disk."""
+        self.windows_completed += n
+        self._good = extents
+        if t_end is not None:
+            self._t_good = t_end
 
     def _bytes_to_write(self) -> int:
         """Bytes the buffered windows add to the file (whole new chunks)."""
@@ -483,6 +533,12 @@ class Recorder:
     def _abandon(self, why: str) -> None:
         """Stop writing: cut every dataset back to the last flushed window, close the file
         with status ``failed``, release the lock and raise :class:`CosimError`."""
+        if self._behind is not None:            # (its failure is this one, or comes after)
+            try:
+                self._done(self._behind.wait(), self._behind.n, self._behind.t_end)
+            except Exception:
+                pass
+            self._behind = None
         kept = self.windows_completed
         msg = (f"{why}: the file keeps the {kept} windows ({self._t_good:g} ms) flushed "
                "before; free some space and run again")
@@ -507,34 +563,49 @@ class Recorder:
             except Exception:
                 pass
         self.f = None
+        self._stop_writer()
         self._lock.release()
         raise CosimError(msg, file=str(self.path))
 
-    def _write_buffers(self) -> None:
-        # low-level appends (cosim.h5fast): one extent change and one write per dataset,
-        # no file flush in between — flush() flushes the file once, after them all
+    def _take_writes(self) -> list[tuple]:
+        """The buffered windows as appends ``(dataset, rows, first row)``, the buffers
+        emptied: every array made here, so the writes may go on another thread."""
+        writes = []
         for (engine, dataset), s in self._series.items():
             if not s.chunks:
                 continue
             block = np.concatenate(s.chunks, axis=0)
             s.chunks.clear()
             n0, n1 = s.n_written, s.n_written + block.shape[0]
-            h5fast.append(s.data, block, n0)
-            h5fast.append(s.time, s.spec.start_ms + s.spec.period_ms * np.arange(n0 + 1, n1 + 1), n0)
+            writes += [(s.data, block, n0),
+                       (s.time, s.spec.start_ms + s.spec.period_ms * np.arange(n0 + 1, n1 + 1), n0)]
             if s.bin_start is not None:
-                h5fast.append(s.bin_start, s.spec.start_ms + s.spec.period_ms * np.arange(n0, n1), n0)
+                writes.append((s.bin_start, s.spec.start_ms + s.spec.period_ms * np.arange(n0, n1),
+                               n0))
             s.n_written = n1
-        self._spikes.write(self.f)
-        self._stimuli.write()
+        writes += self._spikes.writes(self.f)
+        writes += self._stimuli.writes()
         if self._timing and self._timing_ds is not None:
             block = np.stack(self._timing)
             self._timing.clear()
-            h5fast.append(self._timing_ds, block)     # ranks a resumed run lacks stay NaN
+            # (ranks a resumed run lacks stay NaN)
+            writes.append((self._timing_ds, block, h5fast.length(self._timing_ds)))
+        return writes
+
+    def _write(self, writes: list[tuple], n: int, t_end: float | None) -> list[int]:
+        """Make ``writes`` (a flush of ``n`` windows, up to ``t_end`` ms), set the progress
+        attributes, flush the file; returns the extents it leaves.  Low-level appends
+        (cosim.h5fast): one extent change and one write per dataset, no file flush in
+        between — the file is flushed once, after them all."""
+        for d, block, n0 in writes:
+            h5fast.append(d, block, n0)
         if self._attrs is None:
             self._attrs = h5fast.Attrs(self.f)
-        self._attrs.set("windows_completed", self.windows_completed + self._windows_buffered)
-        if self._t_end is not None:
-            self._attrs.set("t_completed_ms", self._t_end)
+        self._attrs.set("windows_completed", self.windows_completed + n)
+        if t_end is not None:
+            self._attrs.set("t_completed_ms", t_end)
+        self.f.flush()
+        return self._extents()
 
     def close(self, status: str = "completed", message: str = "") -> None:
         """Flush what is buffered, set the status attribute and close the file.
@@ -558,6 +629,7 @@ class Recorder:
         self._close_own(status)
         self.f.close()
         self.f = None
+        self._stop_writer()
         self._lock.release()
 
     def _close_own(self, status: str) -> None:
@@ -577,6 +649,75 @@ class Recorder:
         except (OSError, RuntimeError, KeyError, ValueError) as exc:
             self.f.attrs["message"] = (f"{self.f.attrs.get('message', '')}; the rank files "
                                        f"could not be joined ({exc}): run cosim join")
+
+
+def _why(exc: BaseException) -> str:
+    """A failed write of the output, as the line that ends the run says it."""
+    return ("disk full while writing the output" if is_disk_full(exc) else
+            f"cannot write the output ({str(exc).split(' (')[0]})")
+
+
+class _Behind:
+    """One flush's HDF5 writes, made by the recorder's writer thread (:class:`_Writer`)
+    while the run goes on (:attr:`Recorder.background`).
+
+    The engines' window kernels release the GIL (numba ``nogil``), and h5py releases it
+    inside its dataset calls, so the writes overlap the next windows' compute instead of
+    stopping the loop.  Nothing else touches the file meanwhile: the recorder waits for
+    them (:meth:`wait`) before its next flush, a checkpoint's commit, a failure's cut-back
+    and the close — so a failed write ends the run at the next of those, with the file
+    cut back to the flush before."""
+
+    __slots__ = ("args", "n", "t_end", "result", "error", "done")
+
+    def __init__(self, args: tuple, n: int, t_end: float | None):
+        self.args, self.n, self.t_end = args, n, t_end
+        self.result = self.error = None
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        write, *args = self.args
+        try:
+            self.result = write(*args)
+        except BaseException as exc:            # (raised again by wait, on the run's thread)
+            self.error = exc
+        finally:
+            self.args = None
+            self.done.set()
+
+    def wait(self) -> list[int]:
+        """The extents the writes left; their exception, if they failed."""
+        self.done.wait()
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+class _Writer:
+    """The thread that makes a recorder's :class:`_Behind` writes, one at a time (started
+    at the first; a thread per flush would cost its start-up every flush).  A daemon that
+    an exiting interpreter waits for (``atexit``) while it writes; :meth:`stop` ends it."""
+
+    def __init__(self):
+        self._q: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._loop, name="cosim-flush", daemon=True)
+        self._thread.start()
+        atexit.register(self.stop)
+
+    def _loop(self) -> None:
+        while (job := self._q.get()) is not None:
+            job.run()
+
+    def submit(self, job: _Behind) -> _Behind:
+        self._q.put(job)
+        return job
+
+    def stop(self) -> None:
+        """Let the write in hand finish, end the thread."""
+        atexit.unregister(self.stop)
+        if self._thread.is_alive():
+            self._q.put(None)
+            self._thread.join()
 
 
 def default_output_path(scenario) -> Path:

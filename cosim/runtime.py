@@ -192,8 +192,8 @@ class Hub:
         self._lanes = {key: transport.lane(key, BUS, Kind.OUTPUT) for key in self.keys}
         self.stop_at: int | None = None      # quiet: the window the parts' @stop comes at
         self._commit_at_end: int | None = None
-        self.timing = np.zeros((plan.world_size, 3))
-        self.all_timing: list[np.ndarray] = []
+        #: each window's timing rows, ``(ranks heard, 3)`` seconds (lists of floats)
+        self.all_timing: list[list] = []
         self.engine_compute = {g.name: 0.0 for g in plan.groups}
         self.stop_after: int | None = None
         self.signum = 0
@@ -254,9 +254,10 @@ class Hub:
         row[0] += spent
         row[1] += tr.comm_s - c0
         row[2] += tr.wait_s - w0
-        timing = self.timing = np.array(rows)       # a new array: kept in all_timing as is
-        # (rows (world_size, 3), or (len(_heard), 3) in a window with quiet parts: the
-        # recorder takes row 0, the coordinator's, which both begin with)
+        # the rows as they are, (world_size, 3) or (len(_heard), 3) in a window with quiet
+        # parts (the recorder takes row 0, the coordinator's, which both begin with); an
+        # array is made of them once, in the recorder's batch and at the end
+        timing = rows
         due = self.ck.due(k)
         self.pipeline.finish(k, t1, timing, hold=not due and k + 1 < n_windows)
         if due:
@@ -305,8 +306,9 @@ class Hub:
             return guess
         return silent[0] if silent else BUS_RANK
 
-    def _full(self, timing: np.ndarray) -> np.ndarray:
+    def _full(self, timing) -> np.ndarray:
         """A window's timing rows as ``(world_size, 3)`` (zeros where nothing was heard)."""
+        timing = np.asarray(timing, dtype=np.float64)
         if timing.shape[0] == self.plan.world_size:
             return timing
         full = np.zeros((self.plan.world_size, timing.shape[1]))
@@ -635,7 +637,8 @@ def _open_output(scenario, plan: Plan, ck: Checkpointer, out_path, overwrite: bo
         parallel = resume_layout(out_path, parallel, k_start)
     recorder = Recorder(out_path, scenario, specs, n_ranks=plan.world_size,
                         flush_every=scenario.record.flush_every, overwrite=overwrite,
-                        resume_lengths=lengths, parallel=parallel)
+                        resume_lengths=lengths, parallel=parallel,
+                        background=plan.world_size == 1)    # (one process: behind the compute)
     if grew:
         recorder.extend(scenario)
     if not resume:

@@ -155,7 +155,14 @@ class SpikeBuffers:
 
     def write(self, f: h5py.File) -> None:
         """Append the buffered spikes to their populations and empty the buffers."""
+        for d, arr, n0 in self.writes(f):                  # (no file flush in between)
+            h5fast.append(d, arr, n0)
+
+    def writes(self, f: h5py.File) -> list[tuple]:
+        """:meth:`write` as its appends ``(dataset, rows, first row)``, the buffers emptied
+        (the recorder may make them on another thread)."""
         self._settle()
+        out = []
         for name, parts in self._parts.items():
             if not parts:
                 continue
@@ -164,8 +171,8 @@ class SpikeBuffers:
             parts.clear()
             d_ts, d_ids = self._handles(f, name)
             n0 = h5fast.length(d_ts)
-            for d, arr in ((d_ts, ts), (d_ids, ids)):     # (no file flush in between)
-                h5fast.append(d, arr, n0)
+            out += [(d_ts, ts, n0), (d_ids, ids, n0)]
+        return out
 
     def names(self) -> list[str]:
         return list(self._parts)

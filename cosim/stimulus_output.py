@@ -61,7 +61,10 @@ class StimulusWriter:
             need += 2 * (chunked_bytes(n1, CHUNK, 8) - chunked_bytes(n0, CHUNK, 8))
         return need
 
-    def write(self) -> None:
+    def writes(self) -> list[tuple]:
+        """The buffered stimulus times and values as appends ``(dataset, rows, first row)``
+        (the recorder makes them, with no file flush in between); the buffers emptied."""
+        out = []
         for name, chunks in self._chunks.items():
             if not chunks:
                 continue
@@ -70,5 +73,6 @@ class StimulusWriter:
             u = self.records[name].pattern(t)
             v, ts = self._values[name], self._times[name]
             n0 = h5fast.length(v)
-            h5fast.append(v, np.broadcast_to(np.asarray(u, dtype=np.float64), t.shape), n0)  # no flush
-            h5fast.append(ts, np.asarray(t, dtype=np.float64), n0)
+            out += [(v, np.broadcast_to(np.asarray(u, dtype=np.float64), t.shape), n0),
+                    (ts, np.asarray(t, dtype=np.float64), n0)]
+        return out

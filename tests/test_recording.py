@@ -109,6 +109,87 @@ def test_failed_run_keeps_every_flushed_window(tmp_path):
         np.testing.assert_allclose(f["engines/clock/timeseries"][:, 0, 0], np.sin(OMEGA * t), atol=1e-15)
 
 
+def _appends_by_thread(monkeypatch, fail=None):
+    """Record every data append of the recorder (cosim.h5fast) with the thread it ran on;
+    ``fail(dataset name, n0)`` true: that append raises ENOSPC."""
+    import errno
+    import threading
+
+    from cosim import h5fast
+
+    real, seen = h5fast.append, []
+
+    def append(d, block, n0=None):
+        seen.append((threading.current_thread().name, d.name, n0, len(block)))
+        if fail is not None and fail(d.name, n0):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(d, block, n0)
+    monkeypatch.setattr(h5fast, "append", append)
+    return seen
+
+
+def test_periodic_flushes_write_behind_the_run_and_the_close_waits(tmp_path, monkeypatch):
+    """One process: each periodic flush's appends are made on the recorder's writer thread
+    while the windows go on, one flush after the other (rows contiguous); the close writes
+    the rest on the run's thread, after the last one finished — the file is the one of
+    the synchronous writes (the clock's analytic samples, every window)."""
+    seen = _appends_by_thread(monkeypatch)
+    sc = _scenario(tmp_path, ClockEngine(), flush_every=7)
+    out = tmp_path / "o.h5"
+    run_scenario(sc, output=out, progress_stream=None)
+    series = [(th, n0, n) for th, name, n0, n in seen if name == "/engines/clock/timeseries"]
+    # 100 windows, flushes after 7, 14, … 98 (behind), then the close (2 windows)
+    assert [th for th, _, _ in series] == ["cosim-flush"] * 14 + ["MainThread"]
+    assert [n0 for _, n0, _ in series] == [14 * i for i in range(15)]
+    assert [n for _, _, n in series] == [14] * 14 + [4]
+    with h5py.File(out) as f:
+        assert f.attrs["status"] == "completed" and f.attrs["windows_completed"] == 100
+        t = f["engines/clock/timeseries_time_ms"][:]
+        np.testing.assert_array_equal(t, 0.5 * np.arange(1, 201))
+        np.testing.assert_allclose(f["engines/clock/timeseries"][:, 0, 0], np.sin(OMEGA * t),
+                                   rtol=0, atol=1e-15)
+        np.testing.assert_array_equal(f["spikes/clock.exc/timestamps"][:], 2.5 * np.arange(40))
+        assert f["timing/window_seconds"].shape == (100, 1, 3)
+
+
+def test_a_failed_write_behind_ends_the_run_cut_back_to_the_flush_before(tmp_path, monkeypatch):
+    """The writer thread's append fails (ENOSPC at the 3rd flush, windows 15–21): the run
+    ends at its next flush with the one line of a failed write, the file cut back to the
+    14 windows flushed before, closed ``failed``, the lock released."""
+    seen = _appends_by_thread(monkeypatch, fail=lambda name, n0: (
+        name == "/engines/clock/timeseries" and n0 == 28))
+    sc = _scenario(tmp_path, ClockEngine(), flush_every=7)
+    out = tmp_path / "o.h5"
+    with pytest.raises(CosimError) as err:
+        run_scenario(sc, output=out, progress_stream=None)
+    assert [th for th, name, n0, _ in seen if n0 == 28 and name.endswith("timeseries")] == [
+        "cosim-flush"]
+    assert err.value.message().startswith("o.h5: disk full while writing the output: the file "
+                                          "keeps the 14 windows (14 ms) flushed before")
+    with h5py.File(out) as f:
+        assert f.attrs["status"] == "failed" and f.attrs["windows_completed"] == 14
+        assert f["engines/clock/timeseries"].shape == (28, 1, 2)
+        assert f["engines/clock/timeseries_time_ms"][-1] == 14.0
+        assert f["spikes/clock.exc/timestamps"][-1] < 14.0
+    assert not (tmp_path / "o.h5.lock").exists()
+
+
+def test_the_window_kernels_release_the_gil():
+    """The writes behind overlap the compute only if the engines' window kernels let go
+    of the GIL: the cable's window and the neural-mass integrators are ``nogil``."""
+    from cosim.coupling import COUPLINGS
+    from cosim.integrators import get_kernels
+    from cosim.models import get_model
+    from cosim.multicompartment import cable, codegen
+
+    assert cable.run_window.targetoptions.get("nogil") is True
+    assert "nogil=True" in codegen._template().split("def run_window")[0]   # (its mechanisms' too)
+    model = get_model("jansen_rit")
+    k = get_kernels(model.name, (), model.dfun(()), COUPLINGS["sigmoidal_jansen_rit"])
+    assert k.step.targetoptions.get("nogil") is True
+    assert k.adaptive.targetoptions.get("nogil") is True
+
+
 def test_existing_output_is_not_overwritten(tmp_path):
     out = tmp_path / "o.h5"
     out.write_bytes(b"precious")

@@ -101,7 +101,9 @@ def add_events(ring, slots, sites, weights):
         ring[0, slots[i], sites[i]] += weights[i]
 
 
-@njit(cache=True, fastmath={"contract"}, error_model="numpy")
+# nogil: the GIL is released while a window runs, so the output's writes behind the run
+# (cosim.recording) overlap it
+@njit(cache=True, fastmath={"contract"}, error_model="numpy", nogil=True)
 def run_window(n_steps, step0, dt, vfac, q10, tmpl, batches, state, work, syn, ring, conn,
                detect, spikes, stims, rec):
     """Advance ``n_steps`` steps starting at global step ``step0`` (t = step0·dt ms).
