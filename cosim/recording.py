@@ -409,8 +409,11 @@ class Recorder:
         for t0, t1 in spans:
             self._stimuli.add_window(t0, t1)
         self._buffer_records(outputs)
-        for timing in timings:
-            self._buffer_timing(timing)
+        if len(timings) > 1 and self._own is None:
+            self._buffer_timings(timings)
+        else:
+            for timing in timings:
+                self._buffer_timing(timing)
         self._windows_buffered += n_windows
         if t_end_ms is not None:
             self._t_end = t_end_ms
@@ -434,6 +437,18 @@ class Recorder:
                     self._spikes.add(key, value)
                 else:
                     raise KeyError(f"engine {engine!r} recorded undeclared dataset {dataset!r}")
+
+    def _buffer_timings(self, timings: list) -> None:
+        """:meth:`_buffer_timing` of each, made one array at once when they are alike."""
+        try:
+            block = np.array(timings, dtype=np.float64)
+        except ValueError:                          # (rows of different shapes)
+            block = None
+        if block is None or block.size != len(timings) * self.n_ranks * len(PHASES):
+            for timing in timings:
+                self._buffer_timing(timing)
+            return
+        self._timing.extend(block.reshape(len(timings), self.n_ranks, len(PHASES)))
 
     def _buffer_timing(self, timing) -> None:
         if self._own is not None:

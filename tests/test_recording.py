@@ -200,3 +200,19 @@ def test_existing_output_is_not_overwritten(tmp_path):
     run_scenario(sc, output=out, overwrite=True, progress_stream=None)
     with h5py.File(out) as f:
         assert f.attrs["status"] == "completed"
+
+
+def test_a_batch_of_timing_rows_is_stored_as_each_window_alone(tmp_path):
+    """write_windows' timing rows (the coordinator's lists, or arrays) made one array at
+    once: the table holds each window's rows as given; rows of the wrong size are refused
+    as one window's are."""
+    sc = _scenario(tmp_path, ClockEngine())
+    rec = Recorder(tmp_path / "o.h5", sc, {"clock": ClockEngine().record_specs()}, n_ranks=2)
+    rows = [[[0.1 * k, 0.2, 0.3], [0.4, 0.5 + k, 0.6]] for k in range(5)]
+    rec.write_windows({}, rows[:3], [(k, k + 1.0) for k in range(3)])
+    rec.write_windows({}, [np.array(r) for r in rows[3:]], [(k, k + 1.0) for k in range(3, 5)])
+    with pytest.raises(ValueError):
+        rec.write_windows({}, [[[1.0, 2.0, 3.0]], [[1.0, 2.0, 3.0]]], [(5, 6.0), (6, 7.0)])
+    rec.close()
+    with h5py.File(tmp_path / "o.h5") as f:
+        np.testing.assert_array_equal(f["timing/window_seconds"][()], np.array(rows))
