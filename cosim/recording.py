@@ -490,7 +490,7 @@ class Recorder:
         if behind:
             if self._writer is None:
                 self._writer = _Writer()
-            self._behind = self._writer.submit(_Behind((self._write, writes, n, t_end), n, t_end))
+            self._behind = self._writer.submit(_Behind(self._write, writes, n, t_end))
             return
         try:
             self._done(self._write(writes, n, t_end), n, t_end)
@@ -505,18 +505,26 @@ class Recorder:
     def _catch_up(self) -> None:
         """Wait for the flush writing behind, if any; its failure ends the run here as a
         failed write of :meth:`flush` does."""
+        exc = self._collect()
+        if isinstance(exc, (OSError, RuntimeError)):
+            self._abandon(_why(exc))
+        if exc is not None:
+            raise exc
+
+    def _collect(self) -> Exception | None:
+        """Wait for the flush writing behind, if any: count it if it succeeded, else
+        return its exception.  (Interrupted, it stays to be waited for again.)"""
         behind = self._behind
         if behind is None:
-            return
+            return None
         try:
-            extents = behind.wait()     # (interrupted, it stays to be waited for again)
+            extents = behind.wait()
         except Exception as exc:
             self._behind = None
-            if isinstance(exc, (OSError, RuntimeError)):
-                self._abandon(_why(exc))
-            raise
+            return exc
         self._behind = None
         self._done(extents, behind.n, behind.t_end)
+        return None
 
     def _done(self, extents: list[int], n: int, t_end: float | None) -> None:
         """A flush of ``n`` windows (up to ``t_end`` ms) is on disk."""
@@ -548,12 +556,7 @@ class Recorder:
     def _abandon(self, why: str) -> None:
         """Stop writing: cut every dataset back to the last flushed window, close the file
         with status ``failed``, release the lock and raise :class:`CosimError`."""
-        if self._behind is not None:            # (its failure is this one, or comes after)
-            try:
-                self._done(self._behind.wait(), self._behind.n, self._behind.t_end)
-            except Exception:
-                pass
-            self._behind = None
+        self._collect()             # a write behind: counted, or its failure is this one
         kept = self.windows_completed
         msg = (f"{why}: the file keeps the {kept} windows ({self._t_good:g} ms) flushed "
                "before; free some space and run again")
@@ -683,21 +686,22 @@ class _Behind:
     and the close — so a failed write ends the run at the next of those, with the file
     cut back to the flush before."""
 
-    __slots__ = ("args", "n", "t_end", "result", "error", "done")
+    __slots__ = ("write", "writes", "n", "t_end", "result", "error", "done")
 
-    def __init__(self, args: tuple, n: int, t_end: float | None):
-        self.args, self.n, self.t_end = args, n, t_end
+    def __init__(self, write, writes: list, n: int, t_end: float | None):
+        """``write(writes, n, t_end)`` (:meth:`Recorder._write`): a flush of ``n``
+        windows, up to ``t_end`` ms."""
+        self.write, self.writes, self.n, self.t_end = write, writes, n, t_end
         self.result = self.error = None
         self.done = threading.Event()
 
     def run(self) -> None:
-        write, *args = self.args
         try:
-            self.result = write(*args)
+            self.result = self.write(self.writes, self.n, self.t_end)
         except BaseException as exc:            # (raised again by wait, on the run's thread)
             self.error = exc
         finally:
-            self.args = None
+            self.writes = None
             self.done.set()
 
     def wait(self) -> list[int]:

@@ -254,9 +254,9 @@ class Hub:
         row[0] += spent
         row[1] += tr.comm_s - c0
         row[2] += tr.wait_s - w0
-        # the rows as they are, (world_size, 3) or (len(_heard), 3) in a window with quiet
-        # parts (the recorder takes row 0, the coordinator's, which both begin with); an
-        # array is made of them once, in the recorder's batch and at the end
+        # the timing rows as they are, (world_size, 3) or (len(_heard), 3) in a window with
+        # quiet parts (the recorder takes row 0, the coordinator's, which both begin with);
+        # an array is made of them once, in the recorder's batch and at the end
         timing = rows
         due = self.ck.due(k)
         self.pipeline.finish(k, t1, timing, hold=not due and k + 1 < n_windows)

@@ -109,9 +109,9 @@ def test_failed_run_keeps_every_flushed_window(tmp_path):
         np.testing.assert_allclose(f["engines/clock/timeseries"][:, 0, 0], np.sin(OMEGA * t), atol=1e-15)
 
 
-def _appends_by_thread(monkeypatch, fail=None):
+def _appends_by_thread(monkeypatch, fail=None, error=None):
     """Record every data append of the recorder (cosim.h5fast) with the thread it ran on;
-    ``fail(dataset name, n0)`` true: that append raises ENOSPC."""
+    ``fail(dataset name, n0)`` true: that append raises ``error`` (default ENOSPC)."""
     import errno
     import threading
 
@@ -122,7 +122,7 @@ def _appends_by_thread(monkeypatch, fail=None):
     def append(d, block, n0=None):
         seen.append((threading.current_thread().name, d.name, n0, len(block)))
         if fail is not None and fail(d.name, n0):
-            raise OSError(errno.ENOSPC, "No space left on device")
+            raise error or OSError(errno.ENOSPC, "No space left on device")
         return real(d, block, n0)
     monkeypatch.setattr(h5fast, "append", append)
     return seen
@@ -152,11 +152,17 @@ def test_periodic_flushes_write_behind_the_run_and_the_close_waits(tmp_path, mon
         assert f["timing/window_seconds"].shape == (100, 1, 3)
 
 
-def test_a_failed_write_behind_ends_the_run_cut_back_to_the_flush_before(tmp_path, monkeypatch):
-    """The writer thread's append fails (ENOSPC at the 3rd flush, windows 15–21): the run
-    ends at its next flush with the one line of a failed write, the file cut back to the
-    14 windows flushed before, closed ``failed``, the lock released."""
-    seen = _appends_by_thread(monkeypatch, fail=lambda name, n0: (
+@pytest.mark.parametrize("error, why", [
+    (None, "disk full while writing the output"),
+    (RuntimeError("Can't write data (file write failed: errno = 5)"),
+     "cannot write the output (Can't write data)")])
+def test_a_failed_write_behind_ends_the_run_cut_back_to_the_flush_before(tmp_path, monkeypatch,
+                                                                        error, why):
+    """The writer thread's append fails (ENOSPC, or HDF5's own write error, at the 3rd
+    flush, windows 15–21): the run ends at its next flush with the one line of a failed
+    write, the file cut back to the 14 windows flushed before, closed ``failed``, the lock
+    released."""
+    seen = _appends_by_thread(monkeypatch, error=error, fail=lambda name, n0: (
         name == "/engines/clock/timeseries" and n0 == 28))
     sc = _scenario(tmp_path, ClockEngine(), flush_every=7)
     out = tmp_path / "o.h5"
@@ -164,8 +170,8 @@ def test_a_failed_write_behind_ends_the_run_cut_back_to_the_flush_before(tmp_pat
         run_scenario(sc, output=out, progress_stream=None)
     assert [th for th, name, n0, _ in seen if n0 == 28 and name.endswith("timeseries")] == [
         "cosim-flush"]
-    assert err.value.message().startswith("o.h5: disk full while writing the output: the file "
-                                          "keeps the 14 windows (14 ms) flushed before")
+    assert err.value.message().startswith(f"o.h5: {why}: the file keeps the 14 windows "
+                                          "(14 ms) flushed before")
     with h5py.File(out) as f:
         assert f.attrs["status"] == "failed" and f.attrs["windows_completed"] == 14
         assert f["engines/clock/timeseries"].shape == (28, 1, 2)
