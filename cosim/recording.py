@@ -54,7 +54,9 @@ second run on the same output is refused and touches nothing; it writes the new 
 temporary name and renames it over the old one (never truncating it); it checks free space
 before the run and before every flush.  A disk that fills anyway (another process) makes a
 write fail cleanly: the datasets are cut back to the last flushed window, the file is closed
-with status ``failed`` and the run ends with ``disk full while writing …`` (exit 2).  The
+with status ``failed`` and the run ends with ``disk full while writing …`` (exit 2).  A write
+that fails for any other reason is cut back the same way before its error ends the run (an
+I/O error: ``cannot write the output (…)``, exit 2; a fault of cosim's: that error).  The
 raw-data chunk cache is off (``rdcc_nbytes=0``), so data reach the disk at the write and a
 failed write raises there, before the metadata that describe it are flushed — with the
 cache on, HDF5 fails inside its metadata flush and leaves a file no reader can open.
@@ -494,8 +496,8 @@ class Recorder:
             return
         try:
             self._done(self._write(writes, n, t_end), n, t_end)
-        except (OSError, RuntimeError) as exc:
-            self._abandon(_why(exc))
+        except Exception as exc:            # (any failed write: the file is cut back)
+            self._abandon(_why(exc), exc)
 
     def _stop_writer(self) -> None:
         if self._writer is not None:
@@ -506,10 +508,8 @@ class Recorder:
         """Wait for the flush writing behind, if any; its failure ends the run here as a
         failed write of :meth:`flush` does."""
         exc = self._collect()
-        if isinstance(exc, (OSError, RuntimeError)):
-            self._abandon(_why(exc))
         if exc is not None:
-            raise exc
+            self._abandon(_why(exc), exc)
 
     def _collect(self) -> Exception | None:
         """Wait for the flush writing behind, if any: count it if it succeeded, else
@@ -553,13 +553,16 @@ class Recorder:
             need += chunked_bytes(n0 + len(self._timing), 256, row) - chunked_bytes(n0, 256, row)
         return need
 
-    def _abandon(self, why: str) -> None:
+    def _abandon(self, why: str, exc: BaseException | None = None) -> None:
         """Stop writing: cut every dataset back to the last flushed window, close the file
-        with status ``failed``, release the lock and raise :class:`CosimError`."""
+        with status ``failed``, release the lock and raise :class:`CosimError` — or, when
+        the write failed with ``exc`` that is no I/O error (a fault of cosim's, not of the
+        disk), ``exc`` itself, once the file is cut back: the rows of the failed write are
+        never left half-written or as fill values under a later flush."""
         self._collect()             # a write behind: counted, or its failure is this one
         kept = self.windows_completed
-        msg = (f"{why}: the file keeps the {kept} windows ({self._t_good:g} ms) flushed "
-               "before; free some space and run again")
+        msg = (f"{why}: the file keeps the {kept} windows ({self._t_good:g} ms) flushed before"
+               + ("; free some space and run again" if why.startswith("disk full") else ""))
         for s in self._series.values():
             s.chunks.clear()
         self._spikes.clear()
@@ -583,6 +586,8 @@ class Recorder:
         self.f = None
         self._stop_writer()
         self._lock.release()
+        if exc is not None and not isinstance(exc, (OSError, RuntimeError)):
+            raise exc
         raise CosimError(msg, file=str(self.path))
 
     def _take_writes(self) -> list[tuple]:
@@ -670,7 +675,10 @@ class Recorder:
 
 
 def _why(exc: BaseException) -> str:
-    """A failed write of the output, as the line that ends the run says it."""
+    """A failed write of the output, as the line that ends the run says it (and, for an
+    error that is no I/O error, the file's message: its type named)."""
+    if not isinstance(exc, (OSError, RuntimeError)):
+        return f"cannot write the output ({type(exc).__name__}: {exc})"
     return ("disk full while writing the output" if is_disk_full(exc) else
             f"cannot write the output ({str(exc).split(' (')[0]})")
 

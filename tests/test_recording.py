@@ -180,6 +180,40 @@ def test_a_failed_write_behind_ends_the_run_cut_back_to_the_flush_before(tmp_pat
     assert not (tmp_path / "o.h5.lock").exists()
 
 
+@pytest.mark.parametrize("behind", [True, False])
+def test_a_write_failing_with_no_io_error_leaves_the_file_cut_back(tmp_path, monkeypatch,
+                                                                  behind):
+    """An append that fails with an error of cosim's own (here a ValueError at the 3rd
+    flush, windows 15–21), on the writer thread or on the run's: that error ends the run
+    (an internal error, not a disk's), and the file is cut back to the 14 windows flushed
+    before and says why — no later flush writes on past the rows the failed one left
+    unwritten (they would read as zeros under a larger ``windows_completed``)."""
+    seen = _appends_by_thread(monkeypatch, error=ValueError("rows out of place"),
+                              fail=lambda name, n0: name == "/engines/clock/timeseries"
+                              and n0 == 28)
+    if not behind:                  # (as the coordinator of an MPI run writes)
+        init = Recorder.__init__
+        monkeypatch.setattr(Recorder, "__init__", lambda self, *a, **kw: init(
+            self, *a, **{**kw, "background": False}))
+    sc = _scenario(tmp_path, ClockEngine(), flush_every=7)
+    out = tmp_path / "o.h5"
+    with pytest.raises(ValueError, match="rows out of place"):
+        run_scenario(sc, output=out, progress_stream=None)
+    assert [th for th, name, n0, _ in seen if n0 == 28 and name.endswith("timeseries")] == [
+        "cosim-flush" if behind else "MainThread"]
+    with h5py.File(out) as f:
+        assert f.attrs["status"] == "failed" and f.attrs["windows_completed"] == 14
+        assert f.attrs["message"] == ("cannot write the output (ValueError: rows out of place): "
+                                      "the file keeps the 14 windows (14 ms) flushed before")
+        assert f["engines/clock/timeseries"].shape == (28, 1, 2)
+        t = f["engines/clock/timeseries_time_ms"][:]
+        np.testing.assert_array_equal(t, 0.5 * np.arange(1, 29))
+        np.testing.assert_allclose(f["engines/clock/timeseries"][:, 0, 0], np.sin(OMEGA * t),
+                                   rtol=0, atol=1e-15)
+        assert f["timing/window_seconds"].shape[0] == 14
+    assert not (tmp_path / "o.h5.lock").exists()
+
+
 def test_the_window_kernels_release_the_gil():
     """The writes behind overlap the compute only if the engines' window kernels let go
     of the GIL: the cable's window and the neural-mass integrators are ``nogil``."""
@@ -210,8 +244,8 @@ def test_existing_output_is_not_overwritten(tmp_path):
 
 def test_a_batch_of_timing_rows_is_stored_as_each_window_alone(tmp_path):
     """write_windows' timing rows (the coordinator's lists, or arrays) made one array at
-    once: the table holds each window's rows as given; rows of the wrong size are refused
-    as one window's are."""
+    once: the table holds each window's rows as given; rows of the wrong size, or of
+    different sizes, are refused as one window's are."""
     sc = _scenario(tmp_path, ClockEngine())
     rec = Recorder(tmp_path / "o.h5", sc, {"clock": ClockEngine().record_specs()}, n_ranks=2)
     rows = [[[0.1 * k, 0.2, 0.3], [0.4, 0.5 + k, 0.6]] for k in range(5)]
@@ -219,6 +253,8 @@ def test_a_batch_of_timing_rows_is_stored_as_each_window_alone(tmp_path):
     rec.write_windows({}, [np.array(r) for r in rows[3:]], [(k, k + 1.0) for k in range(3, 5)])
     with pytest.raises(ValueError):
         rec.write_windows({}, [[[1.0, 2.0, 3.0]], [[1.0, 2.0, 3.0]]], [(5, 6.0), (6, 7.0)])
+    with pytest.raises(ValueError):         # ragged: no one array, each window's refused
+        rec.write_windows({}, [[[1.0, 2.0, 3.0]], rows[0]], [(5, 6.0), (6, 7.0)])
     rec.close()
     with h5py.File(tmp_path / "o.h5") as f:
         np.testing.assert_array_equal(f["timing/window_seconds"][()], np.array(rows))
