@@ -92,6 +92,11 @@ from .stimulus_output import StimulusWriter
 
 FORMAT_VERSION = 2          # 2: one SONATA population per cell group
 PHASES = ("compute", "communicate", "wait")
+#: the errors of a failed write to the file (the disk's, the OS's, HDF5's); any other is
+#: a fault of cosim's, raised as it is once the file is cut back (:meth:`Recorder._abandon`)
+IO_ERRORS = (OSError, RuntimeError)
+#: how a full disk ends the run (the hint to free space follows it alone)
+DISK_FULL = "disk full while writing the output"
 def package_versions() -> dict[str, str]:
     """Versions of cosim and the libraries whose behaviour shapes the numbers."""
     return dict(_package_versions())
@@ -231,7 +236,7 @@ class Recorder:
                 self.f = None
             if new:
                 tmp.unlink(missing_ok=True)
-            if not isinstance(exc, (OSError, RuntimeError)):
+            if not isinstance(exc, IO_ERRORS):
                 raise
             what = "create" if new else "reopen (to resume)"
             why = "disk full" if is_disk_full(exc) else str(exc).split(" (")[0]
@@ -477,16 +482,16 @@ class Recorder:
         need = self._bytes_to_write()
         free = guard.free_bytes(self.path)
         if need + FLUSH_MARGIN_BYTES > free:
-            self._abandon(f"disk full while writing the output ({format_size(need)} to write, "
+            self._abandon(f"{DISK_FULL} ({format_size(need)} to write, "
                           f"{format_size(free)} free)")
         try:
             if self._own is not None:
                 self._own.flush()
             writes = self._take_writes()
-        except (OSError, RuntimeError) as exc:
-            self._abandon(_why(exc))
         except CosimError as exc:           # the coordinator's rank file
             self._abandon(exc.reason)
+        except Exception as exc:            # (the buffers part taken: cut back as well)
+            self._abandon(_why(exc), exc)
         n, t_end = self._windows_buffered, self._t_end
         self._windows_buffered = 0
         if behind:
@@ -562,7 +567,7 @@ class Recorder:
         self._collect()             # a write behind: counted, or its failure is this one
         kept = self.windows_completed
         msg = (f"{why}: the file keeps the {kept} windows ({self._t_good:g} ms) flushed before"
-               + ("; free some space and run again" if why.startswith("disk full") else ""))
+               + ("; free some space and run again" if why.startswith(DISK_FULL) else ""))
         for s in self._series.values():
             s.chunks.clear()
         self._spikes.clear()
@@ -586,7 +591,7 @@ class Recorder:
         self.f = None
         self._stop_writer()
         self._lock.release()
-        if exc is not None and not isinstance(exc, (OSError, RuntimeError)):
+        if exc is not None and not isinstance(exc, IO_ERRORS):
             raise exc
         raise CosimError(msg, file=str(self.path))
 
@@ -677,9 +682,9 @@ class Recorder:
 def _why(exc: BaseException) -> str:
     """A failed write of the output, as the line that ends the run says it (and, for an
     error that is no I/O error, the file's message: its type named)."""
-    if not isinstance(exc, (OSError, RuntimeError)):
+    if not isinstance(exc, IO_ERRORS):
         return f"cannot write the output ({type(exc).__name__}: {exc})"
-    return ("disk full while writing the output" if is_disk_full(exc) else
+    return (DISK_FULL if is_disk_full(exc) else
             f"cannot write the output ({str(exc).split(' (')[0]})")
 
 

@@ -132,3 +132,62 @@ def test_engine_error_on_one_part_at_p9_names_engine_and_rank_and_keeps_every_wi
     # it through the coupling, later and damped)
     last = np.abs(x[-1, 0])
     assert last.argmax() == k and last[k] > 1e100, (last[k], np.delete(last, k).max())
+
+
+#: ``python -c`` under mpiexec: the coordinator's 3rd append to the cortex series fails with
+#: an error of cosim's own (no I/O error), then ``cosim`` runs as the CLI does
+FAULTY_APPEND = """
+import sys
+from cosim import h5fast
+real, calls = h5fast.append, []
+def append(d, block, n0=None):
+    if d.name == "/engines/cortex/timeseries":
+        calls.append(1)
+        if len(calls) == 3:
+            raise ValueError("rows out of place")
+    return real(d, block, n0)
+h5fast.append = append
+from cosim.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.skipif(not MPIEXEC.exists(), reason="no mpiexec (pip install -e .[mpi])")
+def test_a_coordinator_write_failing_with_no_io_error_ends_the_job_cut_back(tmp_path):
+    """Under ``mpiexec -n 3`` the coordinator writes the monitored series itself, at once
+    (no write behind); its 3rd flush (windows 41–60) fails with a ValueError: the job ends
+    with exit 1 and one line naming the bus, and the file holds exactly the 40 windows
+    flushed before — the straight run's, every series and the spikes before 40 ms — with
+    no rows of the failed flush under a later one."""
+    from _util import small_default
+
+    sc = small_default(tmp_path, "h.toml", **{
+        "duration = 2000.0": "duration = 300.0",
+        "[record]\nperiod = 1.0": "[record]\nperiod = 1.0\nflush_every = 20"})
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env.pop("COSIM_DEBUG", None)
+    run = [str(MPIEXEC), "-n", "3", sys.executable]
+    args = ["run", str(sc), "--quiet", "--no-monitor", "--output"]
+    r = subprocess.run([*run, "-c", FAULTY_APPEND, *args, "bad.h5"], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1, r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert lines == ["cosim: bus (rank 0) failed: ValueError: rows out of place"], r.stderr
+    good = subprocess.run([*run, "-m", "cosim", *args, "good.h5"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert good.returncode == 0, good.stderr
+    with h5py.File(tmp_path / "bad.h5") as f, h5py.File(tmp_path / "good.h5") as g:
+        assert f.attrs["status"] == "failed" and f.attrs["windows_completed"] == 40
+        assert f.attrs["message"] == ("cannot write the output (ValueError: rows out of "
+                                      "place): the file keeps the 40 windows (40 ms) flushed "
+                                      "before")
+        np.testing.assert_array_equal(f["engines/cortex/timeseries_time_ms"][()],
+                                      np.arange(1.0, 41.0))
+        for ds in ("engines/cortex/timeseries", "engines/cortex/rate", "engines/v1/rate"):
+            assert f[ds].shape[0] == 40, ds
+            np.testing.assert_array_equal(f[ds][()], g[ds][:40], err_msg=ds)
+        for pop in ("v1.exc", "v1.inh"):
+            t = g[f"spikes/{pop}/timestamps"][()]
+            assert np.array_equal(np.sort(f[f"spikes/{pop}/timestamps"][()]), np.sort(t[t < 40.0]))
+        assert f["timing/window_seconds"].shape[0] == 40
+    assert not (tmp_path / "bad.h5.lock").exists()

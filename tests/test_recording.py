@@ -180,17 +180,30 @@ def test_a_failed_write_behind_ends_the_run_cut_back_to_the_flush_before(tmp_pat
     assert not (tmp_path / "o.h5.lock").exists()
 
 
-@pytest.mark.parametrize("behind", [True, False])
+@pytest.mark.parametrize("behind, where", [(True, "append"), (False, "append"),
+                                           (True, "take")])
 def test_a_write_failing_with_no_io_error_leaves_the_file_cut_back(tmp_path, monkeypatch,
-                                                                  behind):
-    """An append that fails with an error of cosim's own (here a ValueError at the 3rd
-    flush, windows 15–21), on the writer thread or on the run's: that error ends the run
-    (an internal error, not a disk's), and the file is cut back to the 14 windows flushed
-    before and says why — no later flush writes on past the rows the failed one left
-    unwritten (they would read as zeros under a larger ``windows_completed``)."""
+                                                                  behind, where):
+    """A flush that fails with an error of cosim's own (here a ValueError at the 3rd
+    flush, windows 15–21) — in an append on the writer thread or on the run's, or while
+    the buffers are taken, the time series' already: that error ends the run (an internal
+    error, not a disk's), and the file is cut back to the 14 windows flushed before and
+    says why — no later flush writes on past the rows the failed one left unwritten (they
+    would read as zeros under a larger ``windows_completed``)."""
+    from cosim.sonata import SpikeBuffers
+
     seen = _appends_by_thread(monkeypatch, error=ValueError("rows out of place"),
-                              fail=lambda name, n0: name == "/engines/clock/timeseries"
-                              and n0 == 28)
+                              fail=lambda name, n0: where == "append" and n0 == 28
+                              and name == "/engines/clock/timeseries")
+    if where == "take":
+        real, calls = SpikeBuffers.writes, []
+
+        def writes(self, f):
+            calls.append(1)
+            if len(calls) == 3:
+                raise ValueError("rows out of place")
+            return real(self, f)
+        monkeypatch.setattr(SpikeBuffers, "writes", writes)
     if not behind:                  # (as the coordinator of an MPI run writes)
         init = Recorder.__init__
         monkeypatch.setattr(Recorder, "__init__", lambda self, *a, **kw: init(
@@ -199,8 +212,8 @@ def test_a_write_failing_with_no_io_error_leaves_the_file_cut_back(tmp_path, mon
     out = tmp_path / "o.h5"
     with pytest.raises(ValueError, match="rows out of place"):
         run_scenario(sc, output=out, progress_stream=None)
-    assert [th for th, name, n0, _ in seen if n0 == 28 and name.endswith("timeseries")] == [
-        "cosim-flush" if behind else "MainThread"]
+    assert [th for th, name, n0, _ in seen if n0 == 28 and name.endswith("timeseries")] == (
+        [] if where == "take" else ["cosim-flush" if behind else "MainThread"])
     with h5py.File(out) as f:
         assert f.attrs["status"] == "failed" and f.attrs["windows_completed"] == 14
         assert f.attrs["message"] == ("cannot write the output (ValueError: rows out of place): "
