@@ -15,7 +15,13 @@ wait).  Reports
 * ``one_process``: the same scenario run in this process at each ``--sync-ms`` (1 and 5 ms
   by default), the loop's time besides the engines — (loop wall − Σ the parts'
   ``Part.step``) ÷ windows ÷ parts, µs per part per window (issue 20: ≤ 50) — and its share
-  of the loop; min and median of ``--repeats`` runs after a warm-up run.
+  of the loop; min and median of ``--repeats`` runs after a warm-up run.  ``--split``
+  adds where that time goes, from per-call timers in further runs: the bus (the parts'
+  links: inputs, sends, the spiking heads' combine, arrivals; and the traffic figures), the
+  coordinator's records and output (``Hub.window``: the parts' outputs taken, the record
+  pipeline's batches, the flushes' part on the run's thread), and the loop's own steps (the
+  rest) — each in µs per window and as a share of the untimed loop; the timers' own cost,
+  measured on an empty call, is taken off.
 
 Target: communication < 5 % of wall time.
 
@@ -80,6 +86,71 @@ def one_process(src: Path, sync_ms: float, duration_ms: float, repeats: int, tmp
             "windows": int(round(windows)), "repeats": repeats}
 
 
+#: ``--split``: what each timed call is part of
+SPLIT = {"bus": [("cosim.exchange", "PartLink", m) for m in ("input", "send", "combine", "arrive",
+                                                               "catch_up")]
+         + [("cosim.transport", "Transport", "window_done")],
+         "records and output": [("cosim.runtime", "Hub", "window")]}
+
+
+def split(src: Path, sync_ms: float, duration_ms: float, repeats: int, tmp: Path,
+          untimed: dict) -> dict:
+    """Per-call timers on the calls of :data:`SPLIT` (``repeats`` runs, medians): µs per
+    window of each, less the timers' own cost; ``loop`` is the rest of the untimed runs'
+    time besides the engines."""
+    import importlib
+
+    from cosim.runtime import run_scenario
+    from cosim.scenario import load_scenario
+
+    spent = {cat: 0.0 for cat in SPLIT}
+    calls = {cat: 0 for cat in SPLIT}
+
+    def timed(f, cat):
+        def call(*a, **kw):
+            tic = time.perf_counter()
+            try:
+                return f(*a, **kw)
+            finally:
+                spent[cat] += time.perf_counter() - tic
+                calls[cat] += 1
+        return call
+
+    # the timers' own cost inside what they time: one timed empty call
+    probe = timed(lambda: None, "bus")
+    for _ in range(100_000):
+        probe()
+    per_call = spent["bus"] / calls["bus"]
+    spent["bus"], calls["bus"] = 0.0, 0
+
+    originals = []
+    for cat, names in SPLIT.items():
+        for mod, cls, meth in names:
+            owner = getattr(importlib.import_module(mod), cls)
+            originals.append((owner, meth, getattr(owner, meth)))
+            setattr(owner, meth, timed(getattr(owner, meth), cat))
+    path = _scenario(src, duration_ms, tmp, sync_ms)
+    per = {cat: [] for cat in SPLIT}
+    try:
+        for _ in range(repeats):
+            for cat in SPLIT:
+                spent[cat], calls[cat] = 0.0, 0
+            s = run_scenario(load_scenario(path, output=tmp / f"split{sync_ms:g}.h5"),
+                             overwrite=True, progress_stream=None)
+            windows = s.simulated_ms / sync_ms
+            for cat in SPLIT:
+                per[cat].append(1e6 * (spent[cat] - calls[cat] * per_call) / windows)
+    finally:
+        for owner, meth, f in originals:
+            setattr(owner, meth, f)
+    loop_us = untimed["loop_us_per_window"]
+    other = untimed["non_compute_us_per_part_per_window"]["median"] * untimed["parts"]
+    out = {cat: float(np.median(v)) for cat, v in per.items()}
+    out["loop"] = other - sum(out.values())
+    return {"us_per_window": out, "share_of_loop": {c: v / loop_us for c, v in out.items()},
+            "timer_us_per_call": 1e6 * per_call}
+
+
 def _run(cmd: list[str], env: dict) -> float:
     t = time.perf_counter()
     r = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -99,6 +170,8 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=3, help="one-process runs per interval")
     p.add_argument("--one-process-only", action="store_true",
                    help="only the one-process figures (no mpiexec run)")
+    p.add_argument("--split", action="store_true",
+                   help="also where the one-process time besides the engines goes (timed runs)")
     args = p.parse_args(argv)
     if args.repeats < 1:
         p.error("--repeats must be at least 1")
@@ -112,6 +185,12 @@ def main(argv=None) -> int:
                   f"per window (median {q['median']:.1f}; issue 20: ≤ 50), "
                   f"{100 * r['share_of_loop']['median']:.1f} % of the loop "
                   f"({r['loop_us_per_window']:.0f} µs per window, {r['parts']} parts)")
+            if args.split:
+                sp = r["split"] = split(Path(args.scenario), sync, args.duration_ms or 400.0,
+                                        args.repeats, Path(d), r)
+                print("  of which, µs per window (share of the loop): " + "; ".join(
+                    f"{c} {sp['us_per_window'][c]:.1f} ({100 * sp['share_of_loop'][c]:.1f} %)"
+                    for c in sp["us_per_window"]))
     if args.one_process_only:
         if args.json:
             Path(args.json).write_text(json.dumps({"one_process": ones}, indent=2))

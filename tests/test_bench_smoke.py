@@ -258,3 +258,38 @@ def test_exchange_overhead_bench_times_both_buses_on_the_same_inputs(tmp_path):
         assert r["inputs_agree"] is True
         assert _positive(r["distributed_us_per_window"]) and _positive(r["central_us_per_window"])
     assert d["results"]["9"]["parts"] == 8 and d["results"]["1"]["parts"] == 2
+
+
+def test_cosim_overhead_split_parts_the_one_process_time(tmp_path):
+    """bench/cosim_overhead.py --one-process-only --split at toy size: the time besides the
+    engines, and where it goes: the bus and the coordinator's records each cost something
+    once the timers' own cost is taken off."""
+    out = tmp_path / "overhead.json"
+    proc = subprocess.run([sys.executable, str(BENCH / "cosim_overhead.py"), "--one-process-only",
+                           "--split", "--duration-ms", "40", "--sync-ms", "1", "--repeats", "1",
+                           "--json", str(out)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    r = json.loads(out.read_text())["one_process"]["1"]
+    assert r["windows"] == 40 and r["parts"] == 2
+    sp = r["split"]
+    assert set(sp["us_per_window"]) == {"bus", "records and output", "loop"}
+    assert _positive(sp["us_per_window"]["bus"]) and _positive(sp["us_per_window"]["records and output"])
+    assert 0 < sp["timer_us_per_call"] < 5
+
+
+def test_second_thread_bench_times_work_inline_and_on_a_thread(tmp_path):
+    """bench/second_thread.py at toy size: both kinds of work calibrated to the size asked
+    for, all four modes timed, and work done inline lengthens the loop."""
+    out = tmp_path / "thread.json"
+    proc = subprocess.run([sys.executable, str(BENCH / "second_thread.py"), "--work-us", "300",
+                           "--duration-ms", "60", "--rounds", "1", "--json", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    d = json.loads(out.read_text())
+    assert d["engine"] == "v1"
+    assert set(d["loop_us_per_work_us"]) == {f"{h} {k}" for h in ("inline", "thread")
+                                             for k in ("nogil", "python")}
+    for kind in ("nogil", "python"):
+        assert 150 < d["work_us"][kind] < 600, d["work_us"]
+        assert d["loop_us_per_work_us"][f"inline {kind}"] > 0.3, d
+    assert _positive(d["loop_us_per_window"]["none"])
