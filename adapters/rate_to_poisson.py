@@ -22,6 +22,8 @@ correlation of any two synapses is ``c``.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit
 
@@ -56,23 +58,28 @@ def _time_at(cum, target, t0, bin_ms):
 
 
 @njit(cache=True)
-def _independent(cum, t0, bin_ms, syn_ids, residual, counter, k0, k1, out_syn, out_t):
-    """Events of every synapse in the window; returns how many were written."""
+def _independent(cum, t0, bin_ms, syn_ids, residual, counter, k0, k1, out_syn, out_t, i0, n0):
+    """Events of synapses ``i0, i0 + 1, …`` in the window, written from ``out[n0]`` on;
+    returns ``(events written in all, the synapse to go on from)`` — ``syn_ids.size`` when
+    every synapse is done, else the first whose events did not fit (its stream left as it
+    was: the caller grows the buffers and goes on from it, so nothing is drawn twice)."""
     total = cum[cum.size - 1]
-    n = 0
-    for i in range(syn_ids.size):
-        need = residual[i]
+    n = n0
+    for i in range(i0, syn_ids.size):
+        need, drawn, start = residual[i], counter[i], n
         used = 0.0
         while need <= total - used:
+            if n == out_syn.size:                 # no room: this synapse again, later
+                counter[i] = drawn                # (residual[i] is written only at its end)
+                return start, i
             used += need
-            if n < out_syn.size:
-                out_syn[n] = syn_ids[i]
-                out_t[n] = _time_at(cum, used, t0, bin_ms)
+            out_syn[n] = syn_ids[i]
+            out_t[n] = _time_at(cum, used, t0, bin_ms)
             n += 1
             need = exponential(counter[i], syn_ids[i], k0, k1)
             counter[i] += 1
         residual[i] = need - (total - used)
-    return n
+    return n, syn_ids.size
 
 
 @njit(cache=True)
@@ -104,6 +111,19 @@ def _copy_events(mother_t, mother_index0, c, syn_ids, k0, k1, out_syn, out_t):
                 out_t[n] = mother_t[m]
                 n += 1
     return n
+
+
+@njit(cache=True)
+def _by_time(out_syn, out_t, n):
+    """The first ``n`` events sorted by time, ties in the order they were made (a stable
+    sort): ``(synapse ids as int64, times)``."""
+    order = np.argsort(out_t[:n], kind="mergesort")
+    syn = np.empty(n, dtype=np.int64)
+    t = np.empty(n)
+    for j in range(n):
+        syn[j] = np.int64(out_syn[order[j]])
+        t[j] = out_t[order[j]]
+    return syn, t
 
 
 @njit(cache=True)
@@ -146,6 +166,10 @@ class RateToPoisson:
         self._key_mother = rng.key("rate_to_poisson.mother", engine, adapter)
         self._key_copy = rng.key("rate_to_poisson.copy", engine, adapter)
         n = self.syn_ids.size
+        #: ids ascending: the events are made in (synapse, time) order by both methods
+        #: (correlated: by mother event, then synapse), so a stable sort by time puts ties
+        #: by synapse id
+        self._ascending = bool(np.all(self.syn_ids[1:] > self.syn_ids[:-1]))
         self._counter = np.ones(n, dtype=np.uint64)
         self._residual = np.empty(n)
         _first_residuals(self.syn_ids, self._key[0], self._key[1], self._residual)
@@ -153,7 +177,8 @@ class RateToPoisson:
                                              self._key_mother[1]), 1.0])
 
     def generate(self, t0_ms: float, rate_hz: np.ndarray, bin_ms: float) -> tuple[np.ndarray, np.ndarray]:
-        """Events for the window starting at ``t0_ms`` with per-bin rates ``rate_hz`` (Hz).
+        """Events for the window starting at ``t0_ms`` with per-bin rates ``rate_hz`` (Hz;
+        a negative rate counts as 0).
 
         Returns ``(syn_ids, times_ms)`` sorted by time (ties by synapse id).
         """
@@ -162,17 +187,18 @@ class RateToPoisson:
         c = self.correlation
         if c == 0.0:
             _cumulative(rate, bin_ms, 1.0, cum)
-            cap = int(cum[-1] * self.syn_ids.size + 10 * np.sqrt(cum[-1] * self.syn_ids.size + 1) + 16)
-            while True:
-                snapshot = (self._residual.copy(), self._counter.copy())
-                out_syn = np.empty(cap, dtype=np.uint64)
-                out_t = np.empty(cap)
-                n = _independent(cum, float(t0_ms), float(bin_ms), self.syn_ids, self._residual,
-                                 self._counter, self._key[0], self._key[1], out_syn, out_t)
-                if n <= cap:
-                    break
-                self._residual, self._counter = snapshot  # rare: buffer too small, redo
-                cap = n
+            mean = float(cum[-1]) * self.syn_ids.size
+            cap = int(mean + 10.0 * math.sqrt(mean + 1.0) + 16)
+            out_syn = np.empty(cap, dtype=np.uint64)
+            out_t = np.empty(cap)
+            n, i = _independent(cum, float(t0_ms), float(bin_ms), self.syn_ids, self._residual,
+                                self._counter, self._key[0], self._key[1], out_syn, out_t, 0, 0)
+            while i < self.syn_ids.size:           # rare: the buffers too small, go on
+                out_syn = np.concatenate((out_syn, np.empty(out_syn.size, dtype=np.uint64)))
+                out_t = np.concatenate((out_t, np.empty(out_t.size)))
+                n, i = _independent(cum, float(t0_ms), float(bin_ms), self.syn_ids,
+                                    self._residual, self._counter, self._key[0], self._key[1],
+                                    out_syn, out_t, i, n)
         else:
             _cumulative(rate, bin_ms, 1.0 / c, cum)
             cap_m = int(cum[-1] + 10 * np.sqrt(cum[-1] + 1) + 16)
@@ -190,6 +216,8 @@ class RateToPoisson:
             out_t = np.empty(m * self.syn_ids.size)
             n = _copy_events(mother_t[:m], np.uint64(first), c, self.syn_ids,
                              self._key_copy[0], self._key_copy[1], out_syn, out_t)
+        if self._ascending:          # made in id order: a stable sort by time is the order
+            return _by_time(out_syn, out_t, n)
         syn, t = out_syn[:n].astype(np.int64), out_t[:n]
         order = np.lexsort((syn, t))
         return syn[order], t[order]

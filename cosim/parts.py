@@ -93,8 +93,8 @@ class Part:
             if self.generators:
                 lines, times = [], []
                 for spec, gen in self.generators:
-                    rate = np.maximum(0.0, spec.gain * drive[:, 0] + spec.offset)
-                    ln, tt = gen.generate(t0, rate, self.bus_dt_ms)
+                    # (a negative rate counts as 0: the generator's own rule)
+                    ln, tt = gen.generate(t0, spec.gain * drive[:, 0] + spec.offset, self.bus_dt_ms)
                     lines.append(ln)
                     times.append(tt)
                 out["events"] = (np.concatenate(lines), np.concatenate(times))

@@ -101,6 +101,67 @@ def test_streams_do_not_depend_on_partition_or_windowing():
     np.testing.assert_array_equal(a[1], b[1])
 
 
+def test_independent_trains_go_on_where_the_buffer_ran_out():
+    """The generator's buffers are sized for the mean count plus ten standard deviations; a
+    window with more events goes on from the first synapse that did not fit, its stream left
+    as it was.  Forced here with buffers of 7 events: the same events, in the same order, and
+    the same per-synapse residuals and counters as one call with room for all of them."""
+    from adapters.rate_to_poisson import _cumulative, _independent
+
+    ids = np.arange(3, 203, dtype=np.uint64)
+    g = RateToPoisson(ids, 4, "r", "ampa")
+    cum = np.empty(6)
+    _cumulative(np.array([80.0, 0.0, 400.0, 20.0, 150.0]), 0.5, 1.0, cum)
+    whole = (g._residual.copy(), g._counter.copy(), np.empty(5000, np.uint64), np.empty(5000))
+    n_all, done = _independent(cum, 3.0, 0.5, ids, whole[0], whole[1], g._key[0], g._key[1],
+                               whole[2], whole[3], 0, 0)
+    assert done == ids.size and 30 < n_all < 110      # (Poisson, mean 65)
+    res, cnt = g._residual.copy(), g._counter.copy()
+    out_s, out_t = np.empty(7, np.uint64), np.empty(7)
+    n, i, calls = 0, 0, 0
+    while i < ids.size:
+        n, i = _independent(cum, 3.0, 0.5, ids, res, cnt, g._key[0], g._key[1], out_s, out_t, i, n)
+        calls += 1
+        if i < ids.size:
+            assert n <= out_s.size
+            out_s = np.concatenate((out_s, np.empty(7, np.uint64)))
+            out_t = np.concatenate((out_t, np.empty(7)))
+    assert calls > 5 and n == n_all
+    np.testing.assert_array_equal(out_s[:n], whole[2][:n_all])
+    np.testing.assert_array_equal(out_t[:n], whole[3][:n_all])
+    np.testing.assert_array_equal(res, whole[0])
+    np.testing.assert_array_equal(cnt, whole[1])
+
+
+@pytest.mark.parametrize("ids", [np.arange(40), np.arange(40)[::-1].copy()], ids=["ascending", "descending"])
+def test_events_are_sorted_by_time_then_synapse(ids):
+    """Both orders of the ids give the events by time, ties by synapse id (as
+    ``np.lexsort((ids, times))``): correlation 1 makes every synapse copy every mother
+    event, so each time is shared by all 40 synapses."""
+    s, t = RateToPoisson(ids, 5, "r", "ampa", correlation=1.0).generate(0.0, np.full(10, 400.0), 0.5)
+    assert s.dtype == np.int64 and s.size == 40 * np.unique(t).size > 0
+    order = np.lexsort((s, t))
+    np.testing.assert_array_equal(order, np.arange(s.size))
+    np.testing.assert_array_equal(s[:40], np.arange(40))
+
+
+@pytest.mark.parametrize("correlation", [0.0, 0.4])
+def test_a_negative_rate_counts_as_zero(correlation):
+    """The rate → Poisson adapter's rate ``gain · drive + offset`` may go below 0; such a
+    bin makes no events and draws nothing: the same events and stream state as 0 Hz."""
+    rates = np.array([-50.0, 1200.0, -1e-9, 3000.0, -7.0])
+    a = RateToPoisson(np.arange(60), 3, "r", "ampa", correlation)
+    b = RateToPoisson(np.arange(60), 3, "r", "ampa", correlation)
+    for w in range(3):
+        ea = a.generate(2.5 * w, rates, 0.5)
+        eb = b.generate(2.5 * w, np.maximum(rates, 0.0), 0.5)
+        assert ea[0].size > 0
+        np.testing.assert_array_equal(ea[0], eb[0])
+        np.testing.assert_array_equal(ea[1], eb[1])
+    for k, v in a.state().items():
+        np.testing.assert_array_equal(v, b.state()[k])
+
+
 def test_inhomogeneous_rate_follows_the_profile():
     # rate 0 in the first half of each window, 80 Hz in the second: no events in the first half
     syn, t = _trains(0.0, n_syn=1, duration_ms=1.0)  # warm the kernels
