@@ -262,63 +262,92 @@ def _spinning_thread():
     return count, stop
 
 
-def test_another_thread_runs_while_the_engines_advance(tmp_path, monkeypatch):
-    """What the flags promise, seen running: while each engine of the small hybrid default
-    advances (the cable window, the Jansen–Rit integrator), a Python thread counting on the
-    other core keeps most of its own pace — it could not while a kernel held the GIL, as
-    the control (the same count during a compiled loop without ``nogil``) shows."""
+def test_another_thread_runs_while_the_engines_kernels_run(tmp_path, monkeypatch):
+    """What the flags promise, seen running: while the engines' window kernels of the
+    hybrid default run (the cable network's window, the Jansen–Rit integrator), a Python
+    thread counting on the other core keeps its pace.  The controls, in calls as long as
+    each kernel's and measured right after it: a compiled loop that lets go of the GIL (the
+    pace to keep: ≥ 75 % of it) and one that keeps it (≈ 10–25 % here, so the test can tell
+    them apart; if every core is busy it cannot, and says so)."""
+    import dataclasses
     import sys
     import time
 
     from numba import njit
 
-    from cosim.parts import Part
+    from cosim.engines.neural_mass import NeuralMassEngine
+    from cosim.multicompartment.network import Network
     from cosim.scenario import load_scenario
 
     from _util import small_default
 
-    @njit(cache=False)
-    def held(n):                       # a compiled loop that keeps the GIL
+    def spin(n):
         x = 0.0
         for i in range(n):
             x += (i % 7) * 0.5
         return x
 
+    free, held = njit(nogil=True)(spin), njit(spin)
+    free(10), held(10)
+    # the default's rV1 at full size and Jansen–Rit at dt = 0.025 ms: each kernel call of a
+    # 5-ms window lasts milliseconds, so the Python between calls counts for little
     path = small_default(tmp_path, **{"sync_interval = 5.0": "sync_interval = 5.0",
-                                      "duration = 2000.0": "duration = 60.0"})
+                                      "duration = 2000.0": "duration = 60.0",
+                                      "\nn = 240\n": "\nn = 240\n", "\nn = 60\n": "\nn = 60\n",
+                                      "dt = 0.1\nintegrator": "dt = 0.025\nintegrator"})
     run_scenario(load_scenario(path, output=tmp_path / "warm.h5"), progress_stream=None)  # (JIT)
-    held(10)
     during: dict[str, list] = {}
-    step = Part.step
 
-    def counted(self, k, t0, t1, inputs):
-        c0, tic = count[0], time.perf_counter()
-        out = step(self, k, t0, t1, inputs)
-        d = during.setdefault(self.key[0], [0, 0.0])
-        d[0] += count[0] - c0
-        d[1] += time.perf_counter() - tic
-        return out
+    def timed(name, f):
+        def call(*a, **kw):
+            c0, tic = count[0], time.perf_counter()
+            try:
+                return f(*a, **kw)
+            finally:
+                d = during.setdefault(name, [0, 0.0, 0])
+                d[0] += count[0] - c0
+                d[1] += time.perf_counter() - tic
+                d[2] += 1
+        call.timed = True
+        return call
 
-    monkeypatch.setattr(Part, "step", counted)
+    monkeypatch.setattr(Network, "advance", timed("cable window", Network.advance))
+    nm_advance = NeuralMassEngine.advance
+
+    def nm(self, *a, **kw):
+        k = self._kernels
+        if not getattr(k.step, "timed", False):
+            self._kernels = dataclasses.replace(k, step=timed("Jansen–Rit", k.step),
+                                                adaptive=timed("Jansen–Rit", k.adaptive))
+        return nm_advance(self, *a, **kw)
+
+    monkeypatch.setattr(NeuralMassEngine, "advance", nm)
     interval = sys.getswitchinterval()
     sys.setswitchinterval(1e-4)       # (the counting thread hands the GIL back quickly)
     count, stop = _spinning_thread()
     try:
-        c0 = count[0]
-        time.sleep(0.3)
-        alone = (count[0] - c0) / 0.3                  # its pace with the GIL to itself
         run_scenario(load_scenario(path, output=tmp_path / "o.h5"), progress_stream=None)
-        c0, tic = count[0], time.perf_counter()
-        while time.perf_counter() - tic < 0.2:
-            held(2_000_000)
-        control = (count[0] - c0) / (time.perf_counter() - tic) / alone
+        # each kernel's controls in calls as long as its own (as many GIL hand-overs)
+        for name, (_, seconds, calls) in list(during.items()):
+            n = 100_000
+            for _ in range(3):
+                tic = time.perf_counter()
+                free(n)
+                n = max(1000, int(n * seconds / calls / (time.perf_counter() - tic)))
+            for control, f in (("free", free), ("held", held)):
+                tic = time.perf_counter()
+                while time.perf_counter() - tic < 0.15:
+                    timed(f"{control} {name}", f)(n)
     finally:
         stop()
         sys.setswitchinterval(interval)
-    pace = {name: n / seconds / alone for name, (n, seconds) in during.items()}
-    assert set(pace) == {"cortex", "v1"}
-    assert control < 0.2, (control, pace)
-    assert min(pace.values()) > 0.5, (pace, control)
+    pace = {name: n / seconds for name, (n, seconds, _) in during.items()}
+    for name in ("cable window", "Jansen–Rit"):
+        free_pace, held_pace = pace[f"free {name}"], pace[f"held {name}"]
+        if held_pace > 0.6 * free_pace:     # (every core busy: the controls look alike)
+            pytest.skip(f"the machine is too busy to tell a kernel that lets go of the GIL "
+                        f"from one that keeps it ({name}: {held_pace / free_pace:.2f})")
+        assert pace[name] > 0.75 * free_pace, (name, pace)
 
 
 def test_existing_output_is_not_overwritten(tmp_path):
