@@ -191,14 +191,16 @@ class RateToPoisson:
             cap = int(mean + 10.0 * math.sqrt(mean + 1.0) + 16)
             out_syn = np.empty(cap, dtype=np.uint64)
             out_t = np.empty(cap)
-            n, i = _independent(cum, float(t0_ms), float(bin_ms), self.syn_ids, self._residual,
-                                self._counter, self._key[0], self._key[1], out_syn, out_t, 0, 0)
-            while i < self.syn_ids.size:           # rare: the buffers too small, go on
-                out_syn = np.concatenate((out_syn, np.empty(out_syn.size, dtype=np.uint64)))
-                out_t = np.concatenate((out_t, np.empty(out_t.size)))
+            n, i = 0, 0
+            while True:
                 n, i = _independent(cum, float(t0_ms), float(bin_ms), self.syn_ids,
                                     self._residual, self._counter, self._key[0], self._key[1],
                                     out_syn, out_t, i, n)
+                if i == self.syn_ids.size:
+                    break
+                # rare: the buffers too small — twice the room, on from synapse i
+                out_syn = np.concatenate((out_syn, np.empty(out_syn.size, dtype=np.uint64)))
+                out_t = np.concatenate((out_t, np.empty(out_t.size)))
         else:
             _cumulative(rate, bin_ms, 1.0 / c, cum)
             cap_m = int(cum[-1] + 10 * np.sqrt(cum[-1] + 1) + 16)

@@ -133,6 +133,28 @@ def test_independent_trains_go_on_where_the_buffer_ran_out():
     np.testing.assert_array_equal(cnt, whole[1])
 
 
+def test_generate_grows_its_buffers_without_drawing_twice(monkeypatch):
+    """:meth:`RateToPoisson.generate` with its first buffers forced to 16 events (every
+    window overflows them): the same events and streams as a generator with room."""
+    import types
+
+    from adapters import rate_to_poisson
+
+    ids, rates = np.arange(300), np.full(5, 300.0)
+    roomy = RateToPoisson(ids, 5, "r", "ampa")
+    expected = [roomy.generate(w * 1.0, rates, 0.2) for w in range(10)]
+    # the buffer size is mean + 10·sqrt(mean + 1) + 16: with this sqrt it is 16
+    monkeypatch.setattr(rate_to_poisson, "math", types.SimpleNamespace(sqrt=lambda x: -(x - 1.0) / 10))
+    tight = RateToPoisson(ids, 5, "r", "ampa")
+    for w, (s_ref, t_ref) in enumerate(expected):
+        s, t = tight.generate(w * 1.0, rates, 0.2)
+        assert s.size > 16
+        np.testing.assert_array_equal(s, s_ref)
+        np.testing.assert_array_equal(t, t_ref)
+    for k, v in tight.state().items():
+        np.testing.assert_array_equal(v, roomy.state()[k])
+
+
 @pytest.mark.parametrize("ids", [np.arange(40), np.arange(40)[::-1].copy()], ids=["ascending", "descending"])
 def test_events_are_sorted_by_time_then_synapse(ids):
     """Both orders of the ids give the events by time, ties by synapse id (as
